@@ -1,0 +1,187 @@
+"""The `movierec` command: database migrations, data import and, later, training and serving."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from api.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+class CommandError(Exception):
+    """An error the user can fix; printed as one line, exit status 1."""
+
+
+def alembic_config(settings: Settings):  # type: ignore[no-untyped-def]
+    """Return the Alembic configuration of the repository, pointed at the settings' database."""
+    from alembic.config import Config
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", settings.resolved_database_url.replace("%", "%%"))
+    return config
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from alembic import command
+
+    command.upgrade(alembic_config(settings), args.revision)
+    print(f"database at {args.revision} ({_safe_url(settings)})")
+    return 0
+
+
+def cmd_db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from alembic import command
+
+    command.downgrade(alembic_config(settings), args.revision)
+    print(f"database downgraded to {args.revision}")
+    return 0
+
+
+def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from api.dataimport.service import import_dataset, total_rows
+    from api.dataimport.sources import resolve_source
+    from api.db import make_engine, make_session_factory
+    from ml.movielens import load_dataset
+    from ml.movielens.download import DownloadError
+
+    try:
+        source = resolve_source(args.source, settings)
+    except (DownloadError, FileNotFoundError) as error:
+        raise CommandError(str(error)) from error
+    if source.notice:
+        print(source.notice)
+    print(f"reading {source.description}")
+    dataset = load_dataset(source.directory)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with (
+            tqdm(total=total_rows(dataset), unit="rows", desc="importing", disable=args.quiet) as bar,
+            make_session_factory(engine).begin() as session,
+        ):
+            counts = import_dataset(
+                session=session, dataset=dataset, batch_size=settings.import_batch_size, progress=bar.update
+            )
+    finally:
+        engine.dispose()
+    summary = (
+        f"{counts.users} users, {counts.movies} movies, {counts.ratings} ratings, {counts.genres} genres"
+    )
+    print(f"imported: {summary}")
+    return 0
+
+
+def cmd_data_sample(args: argparse.Namespace, _settings: Settings) -> int:
+    from ml.movielens.synthetic import write_synthetic
+
+    out = write_synthetic(Path(args.out), users=args.users, movies=args.movies, seed=args.seed)
+    print(f"wrote a synthetic sample to {out}")
+    return 0
+
+
+def cmd_summary(_args: argparse.Namespace, settings: Settings) -> int:
+    from api.dataimport.service import count_rows
+    from api.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            counts = count_rows(session=session)
+    finally:
+        engine.dispose()
+    print(f"database: {_safe_url(settings)}")
+    print(f"  {counts.users} users, {counts.movies} movies, {counts.ratings} ratings, {counts.genres} genres")
+    print(f"milvus:   {settings.resolved_milvus_uri}")
+    return 0
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="movierec",
+        description="Movie recommendations from a Paddle two-tower model, Milvus and MySQL. "
+        "Settings come from MOVIEREC_* environment variables or a .env file.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database schema (Alembic migrations)")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    up = db_commands.add_parser("upgrade", help="migrate the database to the latest schema (alembic upgrade)")
+    up.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    up.set_defaults(handler=cmd_db_upgrade)
+    down = db_commands.add_parser("downgrade", help="migrate the database back (alembic downgrade)")
+    down.add_argument("revision", help="target revision, e.g. base or -1")
+    down.set_defaults(handler=cmd_db_downgrade)
+
+    data = commands.add_parser("data", help="MovieLens data: import, synthetic sample")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    imp = data_commands.add_parser(
+        "import",
+        help="import users, movies and ratings (idempotent: a re-run changes nothing)",
+        description="Import MovieLens-format data in one transaction: a failure leaves nothing behind, "
+        "a re-run completes an interrupted import without duplicates.",
+    )
+    imp.add_argument(
+        "--source",
+        default="auto",
+        help="ml-1m (download the official archive), sample (synthetic), a directory with "
+        "users.dat/movies.dat/ratings.dat, or auto (default: MOVIEREC_DATA_DIR, else ml-1m, "
+        "else the sample)",
+    )
+    imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(handler=cmd_data_import)
+    sample = data_commands.add_parser("sample", help="write a synthetic dataset in the ML-1M format")
+    sample.add_argument("--out", required=True, help="directory to write users.dat, movies.dat, ratings.dat")
+    sample.add_argument("--users", type=int, default=1000, help="number of users (default 1000)")
+    sample.add_argument("--movies", type=int, default=600, help="number of movies (default 600)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.set_defaults(handler=cmd_data_sample)
+
+    summary = commands.add_parser("summary", help="print what the database holds")
+    summary.set_defaults(handler=cmd_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    from ml.movielens import MalformedDataError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"movierec: invalid settings: {error.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    handler: Command = args.handler
+    try:
+        return handler(args, settings)
+    except (CommandError, MalformedDataError) as error:
+        print(f"movierec: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("movierec: interrupted; nothing was half-written (re-run to complete)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Bulk import of MovieLens-format data into the database."""

@@ -1,0 +1,34 @@
+"""A portable batched upsert: insert rows, or update them when their key exists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.sql import Insert
+
+
+def upsert_statement(
+    connection: Connection, table: Table, key: Sequence[str], update: Sequence[str]
+) -> Insert:
+    """Return an INSERT that updates `update` columns of an existing row with the same `key`.
+
+    With no `update` columns an existing row is left as it is. Unlike INSERT IGNORE, no other
+    error (a CHECK or foreign-key violation) is turned into a warning.
+    """
+    dialect = connection.dialect.name
+    if dialect == "mysql":
+        my = mysql.insert(table)
+        values = {c: my.inserted[c] for c in update} or {key[0]: table.c[key[0]]}
+        return my.on_duplicate_key_update(values)
+    if dialect in ("sqlite", "postgresql"):
+        module: Any = sqlite if dialect == "sqlite" else postgresql
+        lite = module.insert(table)
+        if not update:
+            return lite.on_conflict_do_nothing(index_elements=list(key))
+        return lite.on_conflict_do_update(
+            index_elements=list(key), set_={c: lite.excluded[c] for c in update}
+        )
+    raise NotImplementedError(f"upsert is not implemented for the {dialect} dialect")

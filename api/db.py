@@ -1,0 +1,97 @@
+"""The declarative base with its naming convention, and engine and session factories."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, func
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.types import JSON, TypeEngine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# InnoDB with full Unicode on MySQL/MariaDB; ignored by SQLite.
+MYSQL_TABLE_ARGS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_unicode_ci",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class CreatedAtMixin:
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, server_default=func.current_timestamp(), nullable=False
+    )
+
+
+def utcnow() -> datetime:
+    """Return the current UTC time as a naive datetime, as the database stores it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def from_epoch(seconds: int) -> datetime:
+    """Return a naive UTC datetime for seconds since the epoch."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Return an engine for url: SQLite with foreign keys on, MySQL in utf8mb4 with pre-ping."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", 3600)
+    return create_engine(parsed, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    # pysqlite's own transaction handling skips BEGIN before DDL and breaks SAVEPOINT; let
+    # SQLAlchemy emit BEGIN itself (the recipe in SQLAlchemy's SQLite dialect notes).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker:
+    """Return the session factory that the edges (requests, commands) open sessions from."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def compare_type(
+    _context: object,
+    _inspected_column: object,
+    _metadata_column: object,
+    inspected_type: TypeEngine,
+    metadata_type: TypeEngine,
+) -> bool | None:
+    """Alembic type comparison: MariaDB reflects JSON as LONGTEXT, which is no difference."""
+    if isinstance(metadata_type, JSON) and type(inspected_type).__name__ in {"LONGTEXT", "JSON"}:
+        return False
+    return None

@@ -1,0 +1,11 @@
+"""Every ORM model, imported in one place so the metadata is complete (Alembic reads it)."""
+
+from api.db import Base
+from api.movies.models import Genre, Movie, movie_genres
+from api.ratings.models import Rating
+from api.users.models import Occupation, User
+from api.versions.models import ModelVersion
+
+metadata = Base.metadata
+
+__all__ = ["Genre", "ModelVersion", "Movie", "Occupation", "Rating", "User", "metadata", "movie_genres"]

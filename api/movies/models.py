@@ -1,0 +1,38 @@
+"""ORM rows for movies, genres and the many-to-many between them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, SmallInteger, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
+
+movie_genres = Table(
+    "movie_genres",
+    Base.metadata,
+    # A movie's genre links belong to the movie; a genre still in use cannot be deleted.
+    Column("movie_id", ForeignKey("movies.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "genre_id", SmallInteger, ForeignKey("genres.id", ondelete="RESTRICT"), primary_key=True, index=True
+    ),
+    **MYSQL_TABLE_ARGS,
+)
+
+
+class Genre(Base):
+    __tablename__ = "genres"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+
+
+class Movie(CreatedAtMixin, Base):
+    __tablename__ = "movies"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(255), index=True)
+    year: Mapped[int | None] = mapped_column(SmallInteger, index=True)
+
+    genres: Mapped[list[Genre]] = relationship(secondary=movie_genres, lazy="raise", order_by=Genre.name)

@@ -1,0 +1,1 @@
+"""Users' star ratings of movies."""

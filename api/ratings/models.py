@@ -1,0 +1,28 @@
+"""ORM row for a rating: one per (user, movie), 1-5 stars."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, SmallInteger
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db import MYSQL_TABLE_ARGS, Base
+
+
+class Rating(Base):
+    __tablename__ = "ratings"
+    __table_args__ = (
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+        # "a user's latest ratings": the user tower reads them on every recommendation.
+        Index("ix_ratings_user_id_rated_at", "user_id", "rated_at"),
+        # "a movie's ratings": average rating and counts.
+        Index("ix_ratings_movie_id_rating", "movie_id", "rating"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    # Deleting a user or a movie that has ratings is refused rather than losing the ratings.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), primary_key=True)
+    movie_id: Mapped[int] = mapped_column(ForeignKey("movies.id", ondelete="RESTRICT"), primary_key=True)
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    rated_at: Mapped[datetime] = mapped_column(DateTime)

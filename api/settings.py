@@ -1,0 +1,73 @@
+"""The one typed settings object, read from MOVIEREC_* environment variables and an optional .env."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_PASSWORDS = frozenset({"", "change-me", "changeme", "admin", "password", "secret"})
+
+
+class SettingsError(ValueError):
+    """Settings that cannot run the service."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MOVIEREC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="development allows a missing admin password; test and production do not"
+    )
+    var_dir: Path = Field(Path("var"), description="where embedded databases, models and caches live")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means an embedded SQLite file under var_dir"
+    )
+    milvus_uri: str = Field(
+        "", description="Milvus URI; empty means an embedded Milvus Lite file under var_dir"
+    )
+    data_dir: Path | None = Field(
+        None, description="an existing MovieLens 1M directory (users.dat, movies.dat, ratings.dat)"
+    )
+    model_dir: Path | None = Field(None, description="where trained model versions are written")
+    admin_password: SecretStr = Field(SecretStr(""), description="dashboard password")
+    import_batch_size: int = Field(20_000, ge=100, description="rows per INSERT batch when importing")
+
+    @model_validator(mode="after")
+    def _require_password_outside_development(self) -> Settings:
+        if self.environment != "development" and (
+            self.admin_password.get_secret_value().strip().lower() in PLACEHOLDER_PASSWORDS
+        ):
+            raise SettingsError(
+                "MOVIEREC_ADMIN_PASSWORD must be set to a real password outside development "
+                "(only MOVIEREC_ENVIRONMENT=development runs without one)"
+            )
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to SQLite under var_dir."""
+        return self.database_url or f"sqlite:///{(self.var_dir / 'movierec.db').as_posix()}"
+
+    @cached_property
+    def resolved_milvus_uri(self) -> str:
+        """Return the Milvus URI, defaulting to a Milvus Lite file under var_dir."""
+        return self.milvus_uri or str(self.var_dir / "milvus.db")
+
+    @cached_property
+    def resolved_model_dir(self) -> Path:
+        """Return the directory of trained model versions."""
+        return self.model_dir or self.var_dir / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Return the directory for downloads."""
+        return self.var_dir / "cache"

@@ -1,0 +1,37 @@
+"""ORM rows for users and the ML-1M occupations."""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
+
+AGE_BUCKET_VALUES = (1, 18, 25, 35, 45, 50, 56)
+
+
+class Occupation(Base):
+    __tablename__ = "occupations"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class User(CreatedAtMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("gender IN ('F', 'M')", name="gender"),
+        CheckConstraint(f"age IN {AGE_BUCKET_VALUES}", name="age_bucket"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gender: Mapped[str] = mapped_column(String(1))
+    age: Mapped[int] = mapped_column(SmallInteger)
+    occupation_id: Mapped[int] = mapped_column(
+        SmallInteger, ForeignKey("occupations.id", ondelete="RESTRICT"), index=True
+    )
+    zip_code: Mapped[str] = mapped_column(String(10))
+
+    occupation: Mapped[Occupation] = relationship(lazy="raise")

@@ -1,0 +1,1 @@
+"""Trained model versions: training runs, their metrics and which one serves."""

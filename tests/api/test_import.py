@@ -1,0 +1,169 @@
+"""Import: counts, idempotence, all-or-nothing on bad files and interruptions."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from api.cli import main
+from api.dataimport.service import count_rows, import_dataset
+from api.db import make_engine, make_session_factory
+from ml.movielens import load_dataset
+from tests.conftest import DatabaseFactory, upgrade
+
+
+def _fingerprint(session: Session) -> str:
+    """Return a digest of every imported row, to compare whole database states."""
+    digest = hashlib.sha256()
+    for query in (
+        "SELECT id, gender, age, occupation_id, zip_code FROM users ORDER BY id",
+        "SELECT id, title, year FROM movies ORDER BY id",
+        "SELECT movie_id, genre_id FROM movie_genres ORDER BY movie_id, genre_id",
+        "SELECT user_id, movie_id, rating, rated_at FROM ratings ORDER BY user_id, movie_id",
+    ):
+        for row in session.execute(text(query)):
+            digest.update(repr(tuple(row)).encode())
+    return digest.hexdigest()
+
+
+def test_import_counts_match_the_files(session: Session, sample_dir: Path) -> None:
+    dataset = load_dataset(sample_dir)
+    counts = import_dataset(session=session, dataset=dataset, batch_size=500)
+    assert (counts.users, counts.movies, counts.ratings) == (
+        len(dataset.users),
+        len(dataset.movies),
+        len(dataset.ratings),
+    )
+    links = session.execute(text("SELECT COUNT(*) FROM movie_genres")).scalar_one()
+    assert links == sum(len(m.genres) for m in dataset.movies)
+
+
+def test_import_values_round_trip(session: Session, sample_dir: Path) -> None:
+    dataset = load_dataset(sample_dir)
+    import_dataset(session=session, dataset=dataset)
+    movie = dataset.movies[0]
+    row = session.execute(text("SELECT title, year FROM movies WHERE id = :id"), {"id": movie.id}).one()
+    assert tuple(row) == (movie.title, movie.year)
+    genres = session.execute(
+        text(
+            "SELECT g.name FROM genres g JOIN movie_genres mg ON mg.genre_id = g.id WHERE mg.movie_id = :id"
+        ),
+        {"id": movie.id},
+    ).scalars()
+    assert sorted(genres) == sorted(movie.genres)
+    first = session.execute(
+        text("SELECT rating FROM ratings WHERE user_id = :u AND movie_id = :m"),
+        {"u": int(dataset.ratings.user_id[0]), "m": int(dataset.ratings.movie_id[0])},
+    ).scalar_one()
+    assert first == int(dataset.ratings.rating[0])
+
+
+def test_second_import_changes_nothing(session: Session, sample_dir: Path) -> None:
+    dataset = load_dataset(sample_dir)
+    first_counts = import_dataset(session=session, dataset=dataset, batch_size=700)
+    first = _fingerprint(session)
+    second_counts = import_dataset(session=session, dataset=dataset, batch_size=300)
+    assert second_counts == first_counts
+    assert _fingerprint(session) == first
+
+
+def _fresh(database_factory: DatabaseFactory) -> str:
+    url = database_factory.new_url()
+    upgrade(url)
+    return url
+
+
+def test_interrupted_import_leaves_nothing_and_a_rerun_completes(
+    database_factory: DatabaseFactory, sample_dir: Path
+) -> None:
+    url = _fresh(database_factory)
+    dataset = load_dataset(sample_dir)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    written = 0
+
+    def interrupt_midway(rows: int) -> None:
+        nonlocal written
+        written += rows
+        if written > len(dataset.ratings) // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), sessions.begin() as session:
+        import_dataset(session=session, dataset=dataset, batch_size=200, progress=interrupt_midway)
+    with sessions() as session:
+        assert count_rows(session=session).ratings == 0
+        assert count_rows(session=session).users == 0
+    with sessions.begin() as session:
+        counts = import_dataset(session=session, dataset=dataset, batch_size=200)
+    assert counts.ratings == len(dataset.ratings)
+    engine.dispose()
+
+
+def _use_database(monkeypatch: pytest.MonkeyPatch, url: str, var_dir: Path) -> None:
+    monkeypatch.setenv("MOVIEREC_DATABASE_URL", url)
+    monkeypatch.setenv("MOVIEREC_VAR_DIR", str(var_dir))
+    monkeypatch.delenv("MOVIEREC_DATA_DIR", raising=False)
+
+
+def test_command_imports_a_directory_twice_with_identical_counts(
+    database_factory: DatabaseFactory,
+    sample_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = _fresh(database_factory)
+    _use_database(monkeypatch, url, tmp_path)
+    dataset = load_dataset(sample_dir)
+    expected = (
+        f"imported: {len(dataset.users)} users, {len(dataset.movies)} movies, {len(dataset.ratings)} ratings"
+    )
+    for _ in range(2):
+        assert main(["data", "import", "--source", str(sample_dir), "--quiet"]) == 0
+        assert expected in capsys.readouterr().out
+
+
+def test_malformed_file_is_one_error_line_and_imports_nothing(
+    database_factory: DatabaseFactory,
+    sample_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = _fresh(database_factory)
+    _use_database(monkeypatch, url, tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("users.dat", "movies.dat", "ratings.dat"):
+        (broken / name).write_bytes((sample_dir / name).read_bytes())
+    lines = (broken / "ratings.dat").read_text(encoding="latin-1").splitlines()
+    user, movie, _rating, stamp = lines[41].split("::")
+    lines[41] = f"{user}::{movie}::6::{stamp}"
+    (broken / "ratings.dat").write_text("\n".join(lines) + "\n", encoding="latin-1")
+
+    assert main(["data", "import", "--source", str(broken), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"{broken / 'ratings.dat'}:42:" in err[0] and "rating 6" in err[0]
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        counts = count_rows(session=session)
+    engine.dispose()
+    assert (counts.users, counts.movies, counts.ratings) == (0, 0, 0)
+
+
+def test_sample_source_needs_no_network(
+    database_factory: DatabaseFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = _fresh(database_factory)
+    _use_database(monkeypatch, url, tmp_path)
+    assert main(["data", "import", "--source", "sample", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic sample" in out and "imported: 1000 users, 600 movies" in out
