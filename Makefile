@@ -1,0 +1,38 @@
+# movierec: `make demo` runs the service's main job, `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export KMP_BLOCKTIME ?= 0
+
+.PHONY: install demo test check format bench-import clean
+
+$(BIN)/movierec: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/movierec  ## virtual environment with the project and its dev tools
+
+demo: install  ## migrate, import (ML-1M, MOVIEREC_DATA_DIR or the synthetic sample) and summarise
+	$(BIN)/movierec db upgrade
+	$(BIN)/movierec data import
+	$(BIN)/movierec summary
+
+test: install  ## the test suite on SQLite and MySQL (MOVIEREC_TEST_MYSQL_URL; skipped when unreachable unless CI=true)
+	$(BIN)/pytest
+
+check: install  ## lint and type checks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench-import: install  ## import speed into MySQL (MOVIEREC_BENCH_MYSQL_URL) from MOVIEREC_DATA_DIR
+	$(BIN)/python bench/import_speed.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

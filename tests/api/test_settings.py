@@ -1,0 +1,69 @@
+"""Settings: embedded defaults, MOVIEREC_* overrides, a real admin password outside development."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from api.cli import main
+from api.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in ("ENVIRONMENT", "DATABASE_URL", "MILVUS_URI", "DATA_DIR", "MODEL_DIR", "ADMIN_PASSWORD", "VAR_DIR"):
+        monkeypatch.delenv(f"MOVIEREC_{key}", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults_are_embedded_files_under_var() -> None:
+    settings = Settings()
+    assert settings.resolved_database_url == "sqlite:///var/movierec.db"
+    assert settings.resolved_milvus_uri == "var/milvus.db"
+    assert settings.resolved_model_dir == Path("var/models")
+
+
+def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOVIEREC_DATABASE_URL", "mysql+pymysql://u:p@db:3306/movierec")
+    monkeypatch.setenv("MOVIEREC_MILVUS_URI", "http://milvus:19530")
+    monkeypatch.setenv("MOVIEREC_DATA_DIR", "/data/ml-1m")
+    settings = Settings()
+    assert settings.resolved_database_url == "mysql+pymysql://u:p@db:3306/movierec"
+    assert settings.resolved_milvus_uri == "http://milvus:19530"
+    assert settings.data_dir == Path("/data/ml-1m")
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("MOVIEREC_MILVUS_URI=http://from-dotenv:19530\n")
+    assert Settings().resolved_milvus_uri == "http://from-dotenv:19530"
+
+
+@pytest.mark.parametrize("password", ["", "change-me", "admin"])
+def test_production_refuses_a_missing_or_placeholder_password(password: str) -> None:
+    with pytest.raises(ValidationError, match="MOVIEREC_ADMIN_PASSWORD"):
+        Settings(environment="production", admin_password=password)
+
+
+def test_production_accepts_a_real_password_and_hides_it() -> None:
+    settings = Settings(environment="production", admin_password="k3ep-it-s3cret")
+    assert "k3ep-it-s3cret" not in repr(settings)
+
+
+def test_command_line_reports_bad_settings_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOVIEREC_ENVIRONMENT", "production")
+    assert main(["summary"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MOVIEREC_ADMIN_PASSWORD" in err[0]
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("db", "data", "summary"):
+        assert command in out
