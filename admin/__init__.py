@@ -1,0 +1,1 @@
+"""movierec's admin dashboard (server-rendered, Jinja2)."""
