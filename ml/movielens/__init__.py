@@ -1,5 +1,6 @@
 """MovieLens 1M data: the file format, the official download and a synthetic generator."""
 
+from ml.movielens.download import DownloadError, download_ml1m
 from ml.movielens.format import (
     AGE_BUCKETS,
     GENRES,
@@ -14,18 +15,22 @@ from ml.movielens.format import (
     read_ratings,
     read_users,
 )
+from ml.movielens.synthetic import write_synthetic
 
 __all__ = [
     "AGE_BUCKETS",
     "GENRES",
     "OCCUPATIONS",
     "Dataset",
+    "DownloadError",
     "MalformedDataError",
     "Movie",
     "Ratings",
     "User",
+    "download_ml1m",
     "load_dataset",
     "read_movies",
     "read_ratings",
     "read_users",
+    "write_synthetic",
 ]

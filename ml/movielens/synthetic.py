@@ -1,0 +1,274 @@
+"""Deterministic synthetic data in the ML-1M file format, with taste structure a model can learn."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.movielens.format import AGE_BUCKETS, ENCODING, GENRES, OCCUPATIONS, SEPARATOR
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+TASTE_DIM = 8  # size of the hidden user and movie taste vectors
+FIRST_TIMESTAMP = 956_703_932  # 2000-04-25, the first rating in ML-1M
+LAST_TIMESTAMP = 1_046_454_590  # 2003-02-28, the last rating in ML-1M
+
+# Shares observed in ML-1M (counts of users, movies or ratings), in the order of the format constants.
+_FEMALE_SHARE = 0.283
+_AGE_COUNTS = (222, 1103, 2096, 1193, 550, 496, 380)
+_OCCUPATION_COUNTS = (
+    711, 528, 267, 173, 759, 112, 236, 679, 17, 92, 195, 129, 388, 142, 302, 144, 241, 502, 70, 72, 281,
+)  # fmt: skip
+_GENRE_COUNTS = (503, 283, 105, 251, 1200, 211, 127, 1603, 68, 44, 343, 114, 106, 471, 276, 492, 143, 68)
+_GENRES_PER_MOVIE = (0.55, 0.33, 0.12)  # share of movies with 1, 2 and 3 genres
+_STAR_SHARES = (0.056, 0.108, 0.261, 0.349, 0.226)
+
+# Genres a group leans towards: these shift the group's taste vectors towards those genres' vectors.
+_GENDER_LEANINGS: dict[str, dict[str, float]] = {
+    "F": {"Romance": 1.0, "Drama": 0.5, "Musical": 0.6, "Children's": 0.3},
+    "M": {"Action": 0.8, "Sci-Fi": 0.7, "War": 0.5, "Western": 0.4, "Horror": 0.3},
+}
+_AGE_LEANINGS: dict[int, dict[str, float]] = {
+    1: {"Animation": 1.0, "Children's": 1.0, "Comedy": 0.5},
+    18: {"Comedy": 0.6, "Horror": 0.6, "Action": 0.4},
+    25: {"Comedy": 0.3, "Thriller": 0.4, "Sci-Fi": 0.3},
+    35: {"Drama": 0.3, "Crime": 0.3, "Thriller": 0.3},
+    45: {"Drama": 0.5, "Mystery": 0.4},
+    50: {"Drama": 0.6, "War": 0.4, "Film-Noir": 0.4},
+    56: {"Drama": 0.6, "War": 0.6, "Western": 0.6, "Film-Noir": 0.6, "Musical": 0.4},
+}
+
+_ADJECTIVES = (
+    "Silent", "Last", "Broken", "Golden", "Dark", "Hidden", "Lonely", "Crimson", "Wild", "Frozen",
+    "Secret", "Burning", "Quiet", "Distant", "Lost", "Electric", "Midnight", "Savage", "Bitter", "Endless",
+    "Little", "Sweet", "Fallen", "Iron", "Velvet", "Hollow", "Eternal", "Restless", "Brave", "Strange",
+)  # fmt: skip
+_NOUNS = (
+    "Harbor", "River", "Kingdom", "Stranger", "Road", "Garden", "Summer", "City", "Heart", "Storm",
+    "Island", "Mirror", "Shadow", "Train", "Highway", "Witness", "Empire", "Dream", "Game", "Season",
+    "Promise", "Night", "Circus", "Letter", "Frontier", "Machine", "Ghost", "Hunter", "Sister", "Tide",
+    "Café", "Señor", "Fiancée", "Matador",
+)  # fmt: skip
+_TITLE_FORMS = ("{a} {n}", "The {a} {n}", "{a} {n}, The", "{n} of the {m}", "{n} in the {m}")
+
+_USER_CHUNK = 512  # users whose choice keys are drawn at once; bounds memory at chunk x movies floats
+_CHOICE_TASTE = 1.5  # weight of taste against log popularity when a user picks the next movie
+
+
+def write_synthetic(
+    directory: Path,
+    *,
+    users: int = 600,
+    movies: int = 400,
+    ratings_per_user: tuple[int, int] = (20, 120),
+    seed: int = 0,
+) -> Path:
+    """Write users.dat, movies.dat and ratings.dat in the ML-1M format into directory and return it."""
+    low, high = ratings_per_user
+    if users < 1 or movies < 1:
+        raise ValueError(f"need at least one user and one movie, not {users} users and {movies} movies")
+    if not 1 <= low <= high:
+        raise ValueError(
+            f"ratings_per_user must be (low, high) with 1 <= low <= high, not {ratings_per_user}"
+        )
+    if low > movies:
+        raise ValueError(f"each user must rate {low} distinct movies but there are only {movies}")
+    high = min(high, movies)
+    rng = np.random.default_rng(seed)
+
+    gender, age, occupation, zips = _demographics(rng, users)
+    years, member = _catalogue(rng, movies)
+    titles = _titles(rng, years)
+    movie_ids = np.sort(rng.choice(np.arange(1, movies + movies // 64 + 1), size=movies, replace=False))
+    user_taste, movie_taste = _tastes(rng, gender, age, occupation, member)
+
+    # Popularity is Zipf-like over a random order, with recent films a little more popular.
+    popularity_order = np.argsort(rng.normal(size=movies) + 0.04 * (years - 1990))[::-1]
+    log_popularity = np.empty(movies)
+    log_popularity[popularity_order] = -0.7 * np.log1p(np.arange(movies))
+    counts = low + np.floor((high - low + 1) * rng.beta(0.7, 2.0, size=users)).astype(np.int64)
+    counts = np.minimum(counts, high)
+    rater, movie = _choices(rng, user_taste, movie_taste, log_popularity, counts)
+    stars = _stars(rng, user_taste, movie_taste, log_popularity, rater, movie)
+    timestamps = _timestamps(rng, counts)
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    user_lines = (
+        SEPARATOR.join((str(i + 1), "FM"[g], str(a), str(o), z))
+        for i, (g, a, o, z) in enumerate(
+            zip(gender.tolist(), age.tolist(), occupation.tolist(), zips, strict=True)
+        )
+    )
+    _write(directory / "users.dat", user_lines)
+    genre_names = np.asarray(GENRES)
+    movie_lines = (
+        SEPARATOR.join((str(mid), title, "|".join(genre_names[row])))
+        for mid, title, row in zip(movie_ids.tolist(), titles, member, strict=True)
+    )
+    _write(directory / "movies.dat", movie_lines)
+    # Like ML-1M, the file is grouped by user but not in time order: readers must sort by timestamp.
+    order = np.lexsort((movie_ids[movie], rater))
+    columns = (rater[order] + 1, movie_ids[movie][order], stars[order], timestamps[order])
+    rating_lines = (f"{u}::{m}::{r}::{t}" for u, m, r, t in zip(*(c.tolist() for c in columns), strict=True))
+    _write(directory / "ratings.dat", rating_lines)
+    return directory
+
+
+def _write(path: Path, lines: Iterable[str]) -> None:
+    """Write lines, each ended by a newline, in the ML-1M encoding."""
+    text = "".join(f"{line}\n" for line in lines)
+    path.write_bytes(text.encode(ENCODING))
+
+
+def _shares(counts: tuple[int, ...] | tuple[float, ...]) -> FloatArray:
+    """Return counts scaled to probabilities."""
+    array = np.asarray(counts, dtype=np.float64)
+    return array / array.sum()
+
+
+def _demographics(rng: np.random.Generator, n: int) -> tuple[IntArray, IntArray, IntArray, list[str]]:
+    """Return gender (0 F, 1 M), age bucket, occupation and zip code of n users."""
+    gender = (rng.random(n) >= _FEMALE_SHARE).astype(np.int64)
+    age = np.asarray(list(AGE_BUCKETS))[rng.choice(len(AGE_BUCKETS), size=n, p=_shares(_AGE_COUNTS))]
+    occupation = rng.choice(len(OCCUPATIONS), size=n, p=_shares(_OCCUPATION_COUNTS))
+    # Occupation follows age where ML-1M shows it: children at school, the oldest retired.
+    override = rng.random(n)
+    occupation = np.where((age == 1) & (override < 0.6), 10, occupation)
+    occupation = np.where((age == 56) & (override < 0.4), 13, occupation)
+    occupation = np.where((age != 1) & (occupation == 10), 4, occupation)
+    zips = [f"{z:05d}" for z in rng.integers(0, 100_000, size=n).tolist()]
+    return gender, age, occupation, zips
+
+
+def _catalogue(rng: np.random.Generator, n: int) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """Return release years (1920-2000, mostly recent) and a (movies, genres) membership matrix."""
+    years = 2000 - np.floor(rng.exponential(11.0, size=n)).astype(np.int64) % 81
+    per_movie = 1 + rng.choice(len(_GENRES_PER_MOVIE), size=n, p=_shares(_GENRES_PER_MOVIE))
+    # Gumbel top-k: each movie's genres are drawn without replacement, weighted by ML-1M frequency.
+    keys = np.log(_shares(_GENRE_COUNTS)) + rng.gumbel(size=(n, len(GENRES)))
+    rank = np.argsort(np.argsort(-keys, axis=1), axis=1)
+    return years, rank < per_movie[:, None]
+
+
+def _titles(rng: np.random.Generator, years: IntArray) -> list[str]:
+    """Return one title per movie, "Silent Harbor, The (1987)" style, unique within the catalogue."""
+    n = int(years.shape[0])
+    forms = rng.integers(0, len(_TITLE_FORMS), size=n).tolist()
+    adjectives = rng.integers(0, len(_ADJECTIVES), size=n).tolist()
+    nouns = rng.integers(0, len(_NOUNS), size=n).tolist()
+    others = rng.integers(0, len(_NOUNS), size=n).tolist()
+    titles: list[str] = []
+    seen: dict[str, int] = {}
+    for form, a, n1, n2, year in zip(forms, adjectives, nouns, others, years.tolist(), strict=True):
+        name = _TITLE_FORMS[form].format(a=_ADJECTIVES[a], n=_NOUNS[n1], m=_NOUNS[n2])
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:  # a repeated name becomes a sequel
+            name = f"{name} {seen[name]}"
+        titles.append(f"{name} ({year})")
+    return titles
+
+
+def _leaning_vector(leanings: dict[str, float]) -> FloatArray:
+    """Return a genre-weight vector for one group's leanings."""
+    return np.asarray([leanings.get(genre, 0.0) for genre in GENRES])
+
+
+def _tastes(
+    rng: np.random.Generator,
+    gender: IntArray,
+    age: IntArray,
+    occupation: IntArray,
+    member: npt.NDArray[np.bool_],
+) -> tuple[FloatArray, FloatArray]:
+    """Return (users, TASTE_DIM) and (movies, TASTE_DIM) taste vectors tied to genres and demographics."""
+    genre_taste = rng.normal(size=(len(GENRES), TASTE_DIM))  # (genres, dim)
+    movie_taste = member @ genre_taste / member.sum(axis=1, keepdims=True)
+    movie_taste += 0.5 * rng.normal(size=movie_taste.shape)  # (movies, dim)
+    gender_shift = np.stack([_leaning_vector(_GENDER_LEANINGS[g]) for g in "FM"]) @ genre_taste
+    age_index = np.searchsorted(np.asarray(list(AGE_BUCKETS)), age)
+    age_shift = np.stack([_leaning_vector(_AGE_LEANINGS[a]) for a in AGE_BUCKETS]) @ genre_taste
+    occupation_shift = 0.3 * rng.normal(size=(len(OCCUPATIONS), TASTE_DIM))
+    user_taste = gender_shift[gender] + age_shift[age_index] + occupation_shift[occupation]
+    user_taste += rng.normal(size=user_taste.shape)  # (users, dim)
+    return user_taste, movie_taste
+
+
+def _affinity_scale(user_taste: FloatArray, movie_taste: FloatArray) -> tuple[float, float]:
+    """Return the mean and standard deviation of user . movie over all pairs, without the full matrix."""
+    mean = float(user_taste.mean(axis=0) @ movie_taste.mean(axis=0))
+    second = float(np.trace((user_taste.T @ user_taste) @ (movie_taste.T @ movie_taste)))
+    second /= user_taste.shape[0] * movie_taste.shape[0]
+    return mean, math.sqrt(max(second - mean * mean, 1e-12))
+
+
+def _choices(
+    rng: np.random.Generator,
+    user_taste: FloatArray,
+    movie_taste: FloatArray,
+    log_popularity: FloatArray,
+    counts: IntArray,
+) -> tuple[IntArray, IntArray]:
+    """Return (user index, movie index) of each rating, each user's movies in the order they were watched.
+
+    A user picks movie after movie, each time among the unseen ones with odds popularity x exp(affinity):
+    the Gumbel top-k of those weights, in key order, is exactly that sequence of draws.
+    """
+    mean, scale = _affinity_scale(user_taste, movie_taste)
+    n_movies = movie_taste.shape[0]
+    raters: list[IntArray] = []
+    picks: list[IntArray] = []
+    for start in range(0, user_taste.shape[0], _USER_CHUNK):
+        stop = min(start + _USER_CHUNK, user_taste.shape[0])
+        affinity = (user_taste[start:stop] @ movie_taste.T - mean) / scale  # (chunk, movies)
+        keys = log_popularity + _CHOICE_TASTE * affinity + rng.gumbel(size=affinity.shape)
+        most = int(counts[start:stop].max())
+        top = np.argpartition(-keys, most - 1, axis=1)[:, :most] if most < n_movies else np.argsort(-keys)
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1)
+        taken = np.arange(most) < counts[start:stop, None]
+        picks.append(top[taken])
+        raters.append(np.repeat(np.arange(start, stop), counts[start:stop]))
+    return np.concatenate(raters), np.concatenate(picks)
+
+
+def _stars(
+    rng: np.random.Generator,
+    user_taste: FloatArray,
+    movie_taste: FloatArray,
+    log_popularity: FloatArray,
+    rater: IntArray,
+    movie: IntArray,
+) -> IntArray:
+    """Return 1-5 stars from taste match, user and movie biases and noise, with ML-1M's star shares."""
+    mean, scale = _affinity_scale(user_taste, movie_taste)
+    affinity = (np.einsum("ij,ij->i", user_taste[rater], movie_taste[movie]) - mean) / scale
+    user_bias: FloatArray = 0.4 * rng.normal(size=int(user_taste.shape[0]))
+    quality: FloatArray = 0.5 * rng.normal(size=int(movie_taste.shape[0]))
+    quality += 0.1 * (log_popularity - log_popularity.mean())  # popular films are a little better liked
+    score = affinity + user_bias[rater] + quality[movie] + 0.8 * rng.normal(size=rater.shape[0])
+    thresholds = np.quantile(score, np.cumsum(_STAR_SHARES)[:-1])
+    return 1 + np.searchsorted(thresholds, score).astype(np.int64)
+
+
+def _timestamps(rng: np.random.Generator, counts: IntArray) -> IntArray:
+    """Return strictly increasing timestamps within each user's run of counts, in bursty sessions."""
+    users = counts.shape[0]
+    span = LAST_TIMESTAMP - FIRST_TIMESTAMP
+    start = FIRST_TIMESTAMP + np.floor(span * rng.beta(0.6, 4.0, size=users)).astype(np.int64)
+    room = LAST_TIMESTAMP - start - counts
+    duration = np.minimum(np.floor(rng.exponential(60 * 86_400, size=users)).astype(np.int64), room)
+    gaps = rng.pareto(1.2, size=int(counts.sum()))  # heavy-tailed: many quick ratings, a few long pauses
+    ends = np.cumsum(counts)
+    firsts = ends - counts
+    total = np.cumsum(gaps)
+    before = np.concatenate(([0.0], total))[firsts]
+    per_user = total[ends - 1] - before
+    rater = np.repeat(np.arange(users), counts)
+    fraction = (total - np.repeat(before, counts)) / np.repeat(per_user, counts)
+    position = np.arange(total.shape[0]) - np.repeat(firsts, counts)
+    return start[rater] + np.floor(fraction * duration[rater]).astype(np.int64) + position
