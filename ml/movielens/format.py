@@ -198,7 +198,9 @@ def read_ratings(path: Path) -> Ratings:
         try:
             u, m, r, t = int(uid), int(mid), int(rating), int(ts)
         except ValueError:
-            raise MalformedDataError(path, number, "user, movie, rating and timestamp must be integers") from None
+            raise MalformedDataError(
+                path, number, "user, movie, rating and timestamp must be integers"
+            ) from None
         if not 1 <= r <= 5:
             raise MalformedDataError(path, number, f"rating {r} is outside 1-5")
         if u <= 0 or m <= 0 or t < 0:
@@ -225,7 +227,9 @@ def load_dataset(directory: Path) -> Dataset:
     paths = {name: directory / f"{name}.dat" for name in ("users", "movies", "ratings")}
     for path in paths.values():
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: a MovieLens directory needs users.dat, movies.dat and ratings.dat")
+            raise FileNotFoundError(
+                f"{path} not found: a MovieLens directory needs users.dat, movies.dat and ratings.dat"
+            )
     users = read_users(paths["users"])
     movies = read_movies(paths["movies"])
     ratings = read_ratings(paths["ratings"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,19 +46,10 @@ def test_sizes_follow_the_arguments(tmp_path: Path) -> None:
     assert per_user.min() < per_user.max()  # counts vary between users
 
 
-def test_default_size_is_fast(tmp_path: Path) -> None:
-    started = time.perf_counter()
-    write_synthetic(tmp_path)
-    assert time.perf_counter() - started < 1.0
-
-
-def test_ml1m_size_is_fast(tmp_path: Path) -> None:
-    started = time.perf_counter()
+def test_ml1m_size_is_reached(tmp_path: Path) -> None:
     directory = write_synthetic(tmp_path, users=6040, movies=3900, ratings_per_user=(20, 700))
-    elapsed = time.perf_counter() - started
     lines = (directory / "ratings.dat").read_bytes().count(b"\n")
     assert 900_000 < lines < 1_400_000
-    assert elapsed < 10.0
 
 
 def test_users_may_rate_every_movie(tmp_path: Path) -> None:
