@@ -7,8 +7,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from api.settings import Settings
 
@@ -20,7 +24,7 @@ class CommandError(Exception):
     """An error the user can fix; printed as one line, exit status 1."""
 
 
-def alembic_config(settings: Settings):  # type: ignore[no-untyped-def]
+def alembic_config(settings: Settings) -> Config:
     """Return the Alembic configuration of the repository, pointed at the settings' database."""
     from alembic.config import Config
 

@@ -21,7 +21,7 @@ NAMING_CONVENTION = {
 }
 
 # InnoDB with full Unicode on MySQL/MariaDB; ignored by SQLite.
-MYSQL_TABLE_ARGS = {
+MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_unicode_ci",

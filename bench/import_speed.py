@@ -53,8 +53,12 @@ def drop_database(server_url: str, name: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default=os.environ.get("MOVIEREC_DATA_DIR", "../shared/datasets/ml-1m-head"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("MOVIEREC_DATA_DIR", "../shared/datasets/ml-1m-head")
+    )
     parser.add_argument(
         "--mysql-url",
         default=os.environ.get("MOVIEREC_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
@@ -105,7 +109,12 @@ def main() -> None:
         for i in range(rows):
             connection.execute(
                 text("INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES (:u, :m, :r, :t)"),
-                {"u": int(r.user_id[i]), "m": int(r.movie_id[i]), "r": int(r.rating[i]), "t": from_epoch(int(r.timestamp[i]))},
+                {
+                    "u": int(r.user_id[i]),
+                    "m": int(r.movie_id[i]),
+                    "r": int(r.rating[i]),
+                    "t": from_epoch(int(r.timestamp[i])),
+                },
             )
     baseline_s = time.perf_counter() - started
     engine.dispose()
@@ -131,8 +140,10 @@ def main() -> None:
     print(f"{'method':<28} {'ratings/s':>12}")
     print(f"{'batched upsert (median)':<28} {rate:>12,.0f}")
     print(f"{'one INSERT per rating':<28} {baseline_rate:>12,.0f}")
-    print(f"speed-up {rate / baseline_rate:.1f}x; whole import (parse + write) {parse_s + median:.1f} s; "
-          f"idempotent re-run {rerun_s:.1f} s")
+    print(
+        f"speed-up {rate / baseline_rate:.1f}x; whole import (parse + write) {parse_s + median:.1f} s; "
+        f"idempotent re-run {rerun_s:.1f} s"
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "import_speed.json").write_text(json.dumps(result, indent=2) + "\n")
 
@@ -143,8 +154,10 @@ def _without_ratings(dataset):  # type: ignore[no-untyped-def]
     from ml.movielens import Dataset, Ratings
 
     empty = Ratings(
-        user_id=np.empty(0, np.int32), movie_id=np.empty(0, np.int32),
-        rating=np.empty(0, np.int8), timestamp=np.empty(0, np.int64),
+        user_id=np.empty(0, np.int32),
+        movie_id=np.empty(0, np.int32),
+        rating=np.empty(0, np.int8),
+        timestamp=np.empty(0, np.int64),
     )
     return Dataset(users=dataset.users, movies=dataset.movies, ratings=empty)
 

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import yaml
 
-
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, SmallInteger, String, Table
+from sqlalchemy import Column, ForeignKey, Integer, SmallInteger, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
@@ -11,7 +11,7 @@ movie_genres = Table(
     "movie_genres",
     Base.metadata,
     # A movie's genre links belong to the movie; a genre still in use cannot be deleted.
-    Column("movie_id", ForeignKey("movies.id", ondelete="CASCADE"), primary_key=True),
+    Column("movie_id", Integer, ForeignKey("movies.id", ondelete="CASCADE"), primary_key=True),
     Column(
         "genre_id", SmallInteger, ForeignKey("genres.id", ondelete="RESTRICT"), primary_key=True, index=True
     ),

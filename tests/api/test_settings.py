@@ -13,7 +13,15 @@ from api.settings import Settings
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in ("ENVIRONMENT", "DATABASE_URL", "MILVUS_URI", "DATA_DIR", "MODEL_DIR", "ADMIN_PASSWORD", "VAR_DIR"):
+    for key in (
+        "ENVIRONMENT",
+        "DATABASE_URL",
+        "MILVUS_URI",
+        "DATA_DIR",
+        "MODEL_DIR",
+        "ADMIN_PASSWORD",
+        "VAR_DIR",
+    ):
         monkeypatch.delenv(f"MOVIEREC_{key}", raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
