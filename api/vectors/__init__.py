@@ -1,0 +1,1 @@
+"""Movie vectors in Milvus: one collection per model version."""

@@ -1,0 +1,180 @@
+"""The typed Milvus adapter: collections of movie vectors, searched by inner product."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pymilvus import DataType, MilvusClient, MilvusException
+
+log = logging.getLogger(__name__)
+
+MAX_GENRES = 18
+UNKNOWN_YEAR = 0  # Milvus Lite has no nullable scalars: year 0 stands for "not known"
+INSERT_BATCH = 2_000
+
+
+class VectorStoreError(RuntimeError):
+    """Milvus could not be reached or refused an operation."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    movie_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    name: str
+    row_count: int
+    dim: int
+    metric: str
+    index_type: str
+    index_params: dict[str, Any] = field(default_factory=dict)
+    load_state: str = "unknown"
+
+
+def is_embedded(uri: str) -> bool:
+    """Return whether uri names a Milvus Lite file rather than a server."""
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+class VectorStore:
+    """One Milvus client; collections hold movie_id, a float vector, genres and year."""
+
+    def __init__(self, uri: str, *, token: str = "", timeout: float = 10.0) -> None:
+        self.uri = uri
+        self.timeout = timeout
+        # Milvus Lite builds FLAT whatever it is asked; a server gets HNSW (graph search, high recall).
+        self.index_type, self.index_params = (
+            ("FLAT", {}) if is_embedded(uri) else ("HNSW", {"M": 16, "efConstruction": 200})
+        )
+        try:
+            self._client = MilvusClient(uri=uri, token=token, timeout=timeout)
+        except MilvusException as error:
+            raise VectorStoreError(f"cannot connect to Milvus at {uri}: {error}") from error
+
+    def close(self) -> None:
+        self._client.close()
+
+    def exists(self, name: str) -> bool:
+        return bool(self._call(self._client.has_collection, name))
+
+    def create(self, name: str, *, dim: int) -> None:
+        """Create an empty collection called name (dropping a leftover one of that name)."""
+        if self.exists(name):
+            self.drop(name)
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("movie_id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field(
+            "genres", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_GENRES, max_length=32
+        )
+        schema.add_field("year", DataType.INT64)
+        index = self._client.prepare_index_params()
+        index.add_index(
+            field_name="vector", index_type=self.index_type, metric_type="IP", params=self.index_params
+        )
+        self._call(self._client.create_collection, name, schema=schema, index_params=index)
+
+    def upsert(
+        self,
+        name: str,
+        movie_ids: Sequence[int] | npt.NDArray[np.int64],
+        vectors: npt.NDArray[np.float32],
+        genres: Sequence[Sequence[str]],
+        years: Sequence[int | None],
+    ) -> None:
+        """Insert or replace the vectors of the given movies, in batches."""
+        if not (len(movie_ids) == len(vectors) == len(genres) == len(years)):
+            raise ValueError("movie_ids, vectors, genres and years must have the same length")
+        for start in range(0, len(movie_ids), INSERT_BATCH):
+            stop = start + INSERT_BATCH
+            rows = [
+                {
+                    "movie_id": int(m),
+                    "vector": v.astype(np.float32).tolist(),
+                    "genres": list(g)[:MAX_GENRES],
+                    "year": int(y) if y is not None else UNKNOWN_YEAR,
+                }
+                for m, v, g, y in zip(
+                    movie_ids[start:stop],
+                    vectors[start:stop],
+                    genres[start:stop],
+                    years[start:stop],
+                    strict=True,
+                )
+            ]
+            self._call(self._client.upsert, name, rows)
+
+    def search(self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = "") -> list[Hit]:
+        """Return the limit movies of highest inner product with vector that satisfy expr."""
+        results = self._call(
+            self._client.search,
+            name,
+            data=[vector.astype(np.float32).tolist()],
+            limit=limit,
+            filter=expr,
+            search_params={"metric_type": "IP"},
+        )
+        return [Hit(movie_id=int(hit["id"]), score=float(hit["distance"])) for hit in results[0]]
+
+    def vectors(self, name: str, movie_ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
+        """Return the stored vectors of the given movies (absent ids are left out)."""
+        if not movie_ids:
+            return {}
+        rows = self._call(self._client.get, name, ids=[int(i) for i in movie_ids], output_fields=["vector"])
+        return {int(row["movie_id"]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
+
+    def count(self, name: str) -> int:
+        stats = self._call(self._client.get_collection_stats, name)
+        return int(stats.get("row_count", 0))
+
+    def stats(self, name: str) -> CollectionStats:
+        """Return the figures the dashboard shows for a collection."""
+        description = self._call(self._client.describe_collection, name)
+        dim = next(int(f["params"]["dim"]) for f in description["fields"] if f["name"] == "vector")
+        index = self._call(self._client.describe_index, name, "vector") or {}
+        state = self._call(self._client.get_load_state, name).get("state")
+        reserved = {
+            "index_type",
+            "metric_type",
+            "field_name",
+            "index_name",
+            "dim",
+            "total_rows",
+            "indexed_rows",
+            "pending_index_rows",
+            "state",
+        }
+        return CollectionStats(
+            name=name,
+            row_count=self.count(name),
+            dim=dim,
+            metric=str(index.get("metric_type", "IP")),
+            index_type=str(index.get("index_type", self.index_type)),
+            index_params={k: v for k, v in index.items() if k not in reserved},
+            load_state=getattr(state, "name", str(state)),
+        )
+
+    def drop(self, name: str) -> None:
+        self._call(self._client.drop_collection, name)
+
+    def ping(self) -> bool:
+        """Return whether Milvus answers."""
+        try:
+            self._client.list_collections(timeout=self.timeout)
+        except Exception:  # any failure means "not reachable"
+            return False
+        return True
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, timeout=self.timeout, **kwargs)
+        except MilvusException as error:
+            raise VectorStoreError(f"Milvus {method.__name__} failed: {error.message}") from error

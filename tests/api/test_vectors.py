@@ -1,0 +1,106 @@
+"""The Milvus adapter against a real Milvus Lite, and filter expressions against injection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from api.vectors.filters import FilterError, build_filter
+from api.vectors.store import VectorStore
+
+GENRES = {"Action", "Children's", "Comedy", "Drama", "Sci-Fi"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorStore]:
+    store = VectorStore(str(tmp_path_factory.mktemp("milvus") / "milvus.db"))
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def movies(store: VectorStore) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((50, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store.create("movies_test", dim=16)
+    genres = [["Action"] if i % 2 else ["Comedy", "Children's"] for i in range(50)]
+    years = [1950 + i for i in range(49)] + [None]
+    store.upsert("movies_test", np.arange(1, 51), vectors, genres, years)
+    return vectors
+
+
+def test_search_ranks_by_inner_product(store: VectorStore, movies: np.ndarray) -> None:
+    query = movies[7]
+    hits = store.search("movies_test", query, limit=5)
+    expected = np.argsort(-(movies @ query))[:5] + 1
+    assert [h.movie_id for h in hits] == expected.tolist()
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_filters_restrict_genres_years_and_exclusions(store: VectorStore, movies: np.ndarray) -> None:
+    expr = build_filter(
+        genres=["Action"], known_genres=GENRES, year_from=1960, year_to=1980, exclude_ids=[12]
+    )
+    hits = store.search("movies_test", movies[0], limit=50, expr=expr)
+    ids = {h.movie_id for h in hits}
+    # movie i+1 has year 1950+i and is Action when i is odd
+    expected = {i + 1 for i in range(50) if i % 2 and 1960 <= 1950 + i <= 1980} - {12}
+    assert ids == expected
+
+
+def test_unknown_year_is_kept_out_of_year_filters(store: VectorStore, movies: np.ndarray) -> None:
+    hits = store.search(
+        "movies_test", movies[49], limit=50, expr=build_filter(known_genres=GENRES, year_from=1800)
+    )
+    assert 50 not in {h.movie_id for h in hits}
+
+
+def test_vectors_and_stats(store: VectorStore, movies: np.ndarray) -> None:
+    got = store.vectors("movies_test", [3, 4, 999])
+    assert set(got) == {3, 4}
+    np.testing.assert_allclose(got[3], movies[2], rtol=1e-6)
+    stats = store.stats("movies_test")
+    assert (stats.row_count, stats.dim, stats.metric, stats.index_type) == (50, 16, "IP", "FLAT")
+    assert stats.load_state == "Loaded"
+
+
+def test_upsert_replaces_a_movie(store: VectorStore, movies: np.ndarray) -> None:
+    flipped = -movies[5]
+    store.upsert("movies_test", [6], flipped[None, :], [["Drama"]], [2000])
+    assert store.search("movies_test", flipped, limit=1)[0].movie_id == 6
+    assert store.count("movies_test") == 50
+    store.upsert("movies_test", [6], movies[5][None, :], [["Action"]], [1955])
+
+
+INJECTIONS = [
+    'Action"]) or movie_id > 0 or ARRAY_CONTAINS_ANY(genres, ["',
+    "Action) or (1 == 1",
+    "Drama\\",
+    "",
+]
+
+
+@pytest.mark.parametrize("genre", [*INJECTIONS, "Horror"])
+def test_genres_outside_the_vocabulary_are_refused(genre: str) -> None:
+    with pytest.raises(FilterError, match="unknown genre"):
+        build_filter(genres=[genre], known_genres=GENRES)
+
+
+@pytest.mark.parametrize("genre", INJECTIONS)
+def test_unsafe_text_is_refused_even_if_a_caller_lets_it_into_the_vocabulary(genre: str) -> None:
+    with pytest.raises(FilterError):
+        build_filter(genres=[genre], known_genres=GENRES | {genre})
+
+
+def test_years_must_be_plain_integers_in_range() -> None:
+    for bad in (-5, 99999, True):
+        with pytest.raises(FilterError):
+            build_filter(known_genres=GENRES, year_from=bad)
+
+
+def test_filter_quotes_known_genres() -> None:
+    expr = build_filter(genres=["Children's", "Action"], known_genres=GENRES, year_to=1999)
+    assert expr == 'ARRAY_CONTAINS_ANY(genres, ["Action", "Children\'s"]) and year <= 1999'
