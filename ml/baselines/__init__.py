@@ -1,0 +1,1 @@
+"""Baselines the two-tower model is measured against: popularity, the seed model, matrix factorisation."""

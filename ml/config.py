@@ -1,0 +1,59 @@
+"""Hyperparameters of the two-tower model and its training, saved with every model version."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- model ---
+    embedding_dim: int = 64  # width of every id / feature embedding inside the towers
+    hidden_dim: int = 256  # width of the hidden layer of each tower's MLP
+    output_dim: int = 256  # width of the L2-normalised user and movie vectors (Milvus dim)
+    history_length: int = 30  # most recent ratings the user tower pools (long-term taste)
+    recent_length: int = 5  # of those, the newest pooled again separately (current intent)
+    zip_prefix_length: int = 2  # leading zip-code characters used as a coarse region feature
+    title_min_count: int = 2  # a title word needs this many movies to get its own embedding
+    id_dropout: float = (
+        0.1  # chance a training example hides its user / movie id (trains the feature-only path)
+    )
+    # --- loss ---
+    temperature: float = 0.07  # softmax temperature over inner products of unit vectors
+    logq_correction: bool = True  # subtract log(sampling probability) of in-batch negatives (popularity bias)
+    min_rating: int = (
+        1  # ratings at or above this are training positives (1 = every rating is implicit feedback)
+    )
+    # --- optimisation ---
+    batch_size: int = 512  # positives per step; the other positives of the batch are the negatives
+    learning_rate: float = 3e-3  # Adam step size
+    weight_decay: float = 0.0  # L2 penalty on all parameters (Adam's coupled form)
+    epochs: int = 12  # upper bound on passes over the training events
+    patience: int = 2  # epochs without validation improvement before early stopping
+    seed: int = 0  # seeds parameter init, shuffling, id dropout and evaluation negatives
+    num_threads: int = 1  # CPU threads for Paddle's kernels (two barely beat one at this size)
+    # --- evaluation ---
+    eval_negatives: int = 99  # sampled unrated movies per user in the NCF protocol
+    eval_seed: int = 0  # seeds those negatives; fixed so every model and training seed faces the same ones
+    monitor: str = "ndcg@10"  # validation metric that picks the best epoch and drives early stopping
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Return the config stored by to_dict, ignoring keys this version does not know."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def __post_init__(self) -> None:
+        if self.recent_length > self.history_length:
+            raise ValueError("recent_length cannot exceed history_length")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be at least 2: in-batch negatives need a batch")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError("id_dropout must be in [0, 1)")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be positive")

@@ -1,0 +1,121 @@
+"""Serving-side API: load a model version once, then encode users and new movies per request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.config import TrainConfig
+from ml.export import FORMAT
+from ml.features import Arrays, FeatureVocabularies
+from ml.inputs import to_tensors
+from ml.model import TwoTower
+from ml.paddle_setup import paddle
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One of the user's past ratings."""
+
+    movie_id: int
+    rating: int  # 1-5 stars
+    timestamp: int  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class UserFeatures:
+    gender: str  # "F" or "M"
+    age: int  # an ML-1M age bucket (1, 18, 25, 35, 45, 50, 56)
+    occupation: int  # 0-20
+    zip_code: str
+    user_id: int | None = None  # None or unknown to training: demographics and history only
+
+
+@dataclass(frozen=True)
+class MovieFeatures:
+    title: str  # as in movies.dat, "(year)" suffix optional
+    year: int | None
+    genres: tuple[str, ...]
+    movie_id: int | None = None  # None or unknown to training: genres, year and title only
+
+
+class ModelVersion:
+    """A loaded model version: movie vectors plus a user encoder; load once per process."""
+
+    def __init__(
+        self,
+        *,
+        model: TwoTower,
+        config: TrainConfig,
+        vocabs: FeatureVocabularies,
+        metrics: dict[str, float],
+        movie_ids: npt.NDArray[np.int64],
+        movie_vectors: npt.NDArray[np.float32],
+    ) -> None:
+        self.model, self.config, self.vocabs, self.metrics = model, config, vocabs, metrics
+        self.movie_ids, self.movie_vectors = movie_ids, movie_vectors
+        self.dim = int(movie_vectors.shape[1])
+        self.history_length = config.history_length
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelVersion:
+        """Return the version saved in a directory by ml.export.save_version."""
+        directory = Path(directory)
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"{directory} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
+        config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text(encoding="utf-8")))
+        vocabs = FeatureVocabularies.from_json(
+            json.loads((directory / "vocabularies.json").read_text("utf-8"))
+        )
+        metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
+        model = TwoTower(config, manifest["sizes"])
+        model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
+        model.eval()
+        return cls(
+            model=model,
+            config=config,
+            vocabs=vocabs,
+            metrics=metrics,
+            movie_ids=np.load(directory / "movie_ids.npy"),
+            movie_vectors=np.load(directory / "movie_vectors.npy"),
+        )
+
+    def encode_user(self, user: UserFeatures, history: Sequence[HistoryItem]) -> npt.NDArray[np.float32]:
+        """Return the user's (dim,) unit vector from demographics and their ratings (any order)."""
+        return self.encode_users([(user, history)])[0]
+
+    def encode_users(
+        self, users: Sequence[tuple[UserFeatures, Sequence[HistoryItem]]]
+    ) -> npt.NDArray[np.float32]:
+        """Return (len(users), dim) unit vectors, one per (features, history) pair."""
+        arrays = self.vocabs.user_arrays(
+            [u.user_id for u, _ in users], [u.gender for u, _ in users], [u.age for u, _ in users],
+            [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
+        )  # fmt: skip
+        arrays.update(self._history([h for _, h in users]))
+        with paddle.no_grad():
+            return self.model.encode_users(to_tensors(arrays)).numpy()
+
+    def encode_movie(self, movie: MovieFeatures) -> npt.NDArray[np.float32]:
+        """Return the (dim,) unit vector of a movie, e.g. one added after training."""
+        arrays = self.vocabs.movie_arrays([movie.movie_id], [movie.title], [movie.year], [movie.genres])
+        with paddle.no_grad():
+            return self.model.encode_movies(to_tensors(arrays)).numpy()[0]
+
+    def _history(self, histories: Sequence[Sequence[HistoryItem]]) -> Arrays:
+        length = self.history_length
+        movies = np.zeros((len(histories), length), dtype=np.int64)
+        stars = np.zeros((len(histories), length), dtype=np.int64)
+        for row, history in enumerate(histories):
+            # oldest first (ties keep the given order, as in training), then newest first
+            newest = sorted(history, key=lambda h: h.timestamp)[::-1][:length]
+            movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
+            stars[row, : len(newest)] = np.clip([h.rating for h in newest], 1, 5) if newest else []
+        stars[movies == 0] = 0
+        return {"history": movies, "history_rating": stars}

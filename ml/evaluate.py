@@ -1,0 +1,137 @@
+"""Ranking metrics (pure functions) and the two evaluation protocols, for any score function.
+
+A score function maps event positions of the timeline (the moment being predicted: the user
+state is everything before it) to scores of every movie row, shape (len(positions), n_movies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.split import Timeline
+
+ScoreFn = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.floating]]
+METRIC_KEYS = ("hr@10", "ndcg@10", "recall@10", "recall@20", "ndcg@20")
+_CHUNK = 1024
+
+
+def hr_at_k(ranks: npt.ArrayLike, k: int) -> float:
+    """Return the share of queries whose held-out item ranks in the top k (ranks are 0-based)."""
+    r = np.asarray(ranks)
+    return float(np.mean(r < k)) if r.size else 0.0
+
+
+def ndcg_at_k(ranks: npt.ArrayLike, k: int) -> float:
+    """Return the mean NDCG@k of one relevant item per query: 1 / log2(rank + 2) inside the top k, else 0."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if not r.size:
+        return 0.0
+    return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)))
+
+
+def recall_at_k(ranked: npt.ArrayLike, relevant: list[set[int]], k: int) -> float:
+    """Return the mean over queries of |top-k ∩ relevant| / |relevant|, skipping empty relevant sets."""
+    rows = np.asarray(ranked)
+    values = [
+        len(set(row[:k].tolist()) & rel) / len(rel) for row, rel in zip(rows, relevant, strict=True) if rel
+    ]
+    return float(np.mean(values)) if values else 0.0
+
+
+def rank_of_target(scores: npt.NDArray[np.floating], target: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Return each row's 0-based rank of the target column; ties count against the target, NaN ranks last."""
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    picked = np.take_along_axis(scores, target[:, None], axis=1)
+    return (scores >= picked).sum(axis=1) - 1
+
+
+def sample_negatives(
+    timeline: Timeline,
+    positions: npt.NDArray[np.int64],
+    candidates: npt.NDArray[np.int64],
+    count: int,
+    seed: int,
+) -> npt.NDArray[np.int64]:
+    """Return (len(positions), count) movie rows each user never rated, drawn with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((positions.size, count), dtype=np.int64)
+    for i, p in enumerate(positions):
+        pool = np.setdiff1d(candidates, timeline.rated_by_user(int(p)), assume_unique=False)
+        if pool.size < count:
+            raise ValueError(f"user has only {pool.size} unrated movies; {count} negatives requested")
+        out[i] = rng.choice(pool, size=count, replace=False)
+    return out
+
+
+def ncf_metrics(
+    score_fn: ScoreFn, positions: npt.NDArray[np.int64], targets: npt.NDArray[np.int64], negatives: np.ndarray
+) -> dict[str, float]:
+    """Return HR@10 and NDCG@10 of each target ranked against its sampled negatives (He et al. 2017)."""
+    ranks = []
+    for s in range(0, positions.size, _CHUNK):
+        scores = score_fn(positions[s : s + _CHUNK])
+        cand = np.concatenate([targets[s : s + _CHUNK, None], negatives[s : s + _CHUNK]], axis=1)
+        ranks.append(
+            rank_of_target(np.take_along_axis(scores, cand, axis=1), np.zeros(len(cand), dtype=np.int64))
+        )
+    r = np.concatenate(ranks)
+    return {"hr@10": hr_at_k(r, 10), "ndcg@10": ndcg_at_k(r, 10)}
+
+
+def full_ranking_metrics(
+    score_fn: ScoreFn, timeline: Timeline, positions: npt.NDArray[np.int64], candidates: npt.NDArray[np.int64]
+) -> dict[str, float]:
+    """Return Recall and NDCG at 10 and 20 of each target against every candidate the user had not rated."""
+    ranks = []
+    for s in range(0, positions.size, _CHUNK):
+        chunk = positions[s : s + _CHUNK]
+        scores = np.array(score_fn(chunk), dtype=np.float64)
+        allowed = np.zeros(scores.shape[1], dtype=bool)
+        allowed[candidates] = True
+        scores[:, ~allowed] = -np.inf
+        for i, p in enumerate(chunk):
+            scores[i, timeline.rated_before(int(p))] = -np.inf
+        ranks.append(rank_of_target(scores, timeline.movie_row[chunk]))
+    r = np.concatenate(ranks)
+    return {
+        "recall@10": hr_at_k(r, 10),  # one held-out item per user: recall@k is the hit rate
+        "recall@20": hr_at_k(r, 20),
+        "ndcg@10": ndcg_at_k(r, 10),
+        "ndcg@20": ndcg_at_k(r, 20),
+    }
+
+
+class Protocol:
+    """The held-out queries of one split (test or validation) with negatives fixed once by seed."""
+
+    def __init__(
+        self, timeline: Timeline, positions: npt.NDArray[np.int64], *, negatives: int, seed: int
+    ) -> None:
+        self.timeline, self.positions = timeline, positions
+        self.candidates = np.unique(timeline.movie_row)  # every movie anyone rated
+        self.targets = timeline.movie_row[positions]
+        self.negatives = sample_negatives(timeline, positions, self.candidates, negatives, seed)
+
+    def evaluate(self, score_fn: ScoreFn) -> dict[str, float]:
+        """Return hr@10, ndcg@10 (NCF protocol) and recall@10/20, ndcg@20 (full ranking)."""
+        ncf = ncf_metrics(score_fn, self.positions, self.targets, self.negatives)
+        full = full_ranking_metrics(score_fn, self.timeline, self.positions, self.candidates)
+        return {
+            "hr@10": ncf["hr@10"],
+            "ndcg@10": ncf["ndcg@10"],
+            "recall@10": full["recall@10"],
+            "recall@20": full["recall@20"],
+            "ndcg@20": full["ndcg@20"],
+            "full_ndcg@10": full["ndcg@10"],  # NDCG@10 of the full ranking (ndcg@10 is the NCF one)
+        }
+
+
+def evaluate_model(
+    score_fn: ScoreFn, timeline: Timeline, *, negatives: int = 99, seed: int = 0, split: str = "test"
+) -> dict[str, float]:
+    """Return the metrics of a score function on the test (latest) or validation (second-latest) ratings."""
+    positions = timeline.test if split == "test" else timeline.valid
+    return Protocol(timeline, positions, negatives=negatives, seed=seed).evaluate(score_fn)

@@ -1,0 +1,109 @@
+"""Model version directories: parameters, vocabularies, config, metrics and every movie's vector.
+
+Layout of a version directory (written atomically: into a hidden sibling, then renamed):
+    manifest.json       format, model kind, dim, history_length, embedding table sizes
+    config.json         the TrainConfig
+    vocabularies.json   every feature vocabulary (index 0 = unknown)
+    metrics.json        test and validation metrics, training seconds and examples/s
+    model.pdparams      the TwoTower state dict (paddle.save)
+    movie_ids.npy       int64 (n,) MovieLens ids
+    movie_vectors.npy   float32 (n, dim), L2-normalised, row i belongs to movie_ids[i]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ml.inputs import to_tensors
+from ml.model import TwoTower
+from ml.movielens.format import Dataset
+from ml.paddle_setup import paddle
+from ml.train import TrainedModel
+
+if TYPE_CHECKING:
+    from ml.encoder import ModelVersion
+
+FORMAT = "movierec-two-tower/1"
+_CHUNK = 4096
+
+
+def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> Path:
+    """Write a model version to a new directory and return its path; nothing is left on failure.
+
+    Vectors are computed for every movie of `dataset` (movies unknown to training use features
+    only). Raises FileExistsError if the directory exists and ValueError if a vector is not finite.
+    """
+    directory = Path(directory)
+    if not isinstance(model.model, TwoTower):
+        raise TypeError("only the two-tower model can be exported as a model version")
+    if directory.exists():
+        raise FileExistsError(f"{directory} exists; model versions are never overwritten")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    movie_ids, vectors = dataset_movie_vectors(model, dataset)
+    if not np.isfinite(vectors).all():
+        raise ValueError("movie vectors contain NaN or infinity; the model is broken and was not saved")
+    metrics = {**model.metrics, **{f"valid_{k}": v for k, v in model.validation.items()}}
+    metrics.update(
+        train_seconds=model.train_seconds,
+        examples_per_second=model.examples_per_second,
+        epochs_run=float(model.result.epochs_run),
+        best_epoch=float(model.result.best_epoch),
+    )
+    manifest = {
+        "format": FORMAT,
+        "model": "two-tower",
+        "dim": int(vectors.shape[1]),
+        "history_length": model.config.history_length,
+        "sizes": model.prepared.sizes(),
+        "movies": int(movie_ids.size),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
+    try:
+        _write_json(tmp / "manifest.json", manifest)
+        _write_json(tmp / "config.json", model.config.to_dict())
+        _write_json(tmp / "vocabularies.json", model.vocabs.to_json())
+        _write_json(tmp / "metrics.json", metrics)
+        paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
+        np.save(tmp / "movie_ids.npy", movie_ids)
+        np.save(tmp / "movie_vectors.npy", vectors)
+        tmp.rename(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_version(directory: Path) -> ModelVersion:
+    """Return the model version stored in a directory written by save_version."""
+    from ml.encoder import ModelVersion
+
+    return ModelVersion.load(directory)
+
+
+def dataset_movie_vectors(model: TrainedModel, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Return (movie ids (n,), vectors (n, dim)) for every movie of the dataset."""
+    ms = dataset.movies
+    arrays = model.vocabs.movie_arrays([m.id for m in ms], [m.title for m in ms], [m.year for m in ms],
+                                       [m.genres for m in ms])  # fmt: skip
+    model.model.eval()
+    with paddle.no_grad():
+        parts = [
+            model.model.encode_movies(to_tensors({k: v[s : s + _CHUNK] for k, v in arrays.items()})).numpy()
+            for s in range(0, len(ms), _CHUNK)
+        ]
+    vectors = (
+        np.concatenate(parts).astype(np.float32)
+        if parts
+        else np.zeros((0, model.config.output_dim), np.float32)
+    )
+    return np.asarray([m.id for m in ms], dtype=np.int64), vectors
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

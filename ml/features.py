@@ -1,0 +1,195 @@
+"""Feature vocabularies (index 0 = unknown) and the integer feature arrays the towers read."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset
+
+MAX_GENRES = 6  # ML-1M movies have at most 6 genres
+MAX_TITLE_WORDS = 12
+_WORD_RE = re.compile(r"[a-z0-9']+")
+_YEAR_SUFFIX_RE = re.compile(r"\s*\(\d{4}\)\s*$")
+
+Arrays = dict[str, npt.NDArray[np.int64]]
+
+
+class Vocab:
+    """A mapping from keys to indices 1..n; every unknown key maps to 0."""
+
+    def __init__(self, keys: Iterable[Any]) -> None:
+        self.keys: list[Any] = list(dict.fromkeys(keys))
+        self._index = {k: i + 1 for i, k in enumerate(self.keys)}
+
+    def __len__(self) -> int:
+        """Return the table size an embedding needs: known keys plus the unknown slot."""
+        return len(self.keys) + 1
+
+    def index(self, key: Any) -> int:
+        """Return the index of a key, 0 if unknown."""
+        return self._index.get(key, 0)
+
+    def indices(self, keys: Iterable[Any]) -> npt.NDArray[np.int64]:
+        """Return the indices of many keys."""
+        get = self._index.get
+        return np.fromiter((get(k, 0) for k in keys), dtype=np.int64)
+
+
+def title_words(title: str) -> list[str]:
+    """Return the lower-case words of a title without its "(1995)" suffix."""
+    return _WORD_RE.findall(_YEAR_SUFFIX_RE.sub("", title).lower())
+
+
+def year_bucket(year: int) -> int:
+    """Return the bucket of a release year: decades before 1970, 5 years to 1990, then single years."""
+    if year < 1970:
+        return max(year // 10 * 10, 1920)
+    if year < 1990:
+        return year // 5 * 5
+    return year
+
+
+def zip_prefix(zip_code: str, length: int) -> str:
+    """Return the leading characters of a zip code, the coarse region the user tower reads."""
+    return zip_code.strip()[:length]
+
+
+@dataclass
+class FeatureVocabularies:
+    """Every vocabulary the towers need, built from training data and saved with the model."""
+
+    user_id: Vocab
+    movie_id: Vocab
+    gender: Vocab
+    age: Vocab
+    occupation: Vocab
+    zip_prefix: Vocab
+    genre: Vocab
+    title_word: Vocab
+    year: Vocab
+    zip_prefix_length: int
+
+    @classmethod
+    def build(
+        cls,
+        dataset: Dataset,
+        *,
+        train_user_ids: Iterable[int],
+        train_movie_ids: Iterable[int],
+        zip_prefix_length: int,
+        title_min_count: int,
+    ) -> FeatureVocabularies:
+        """Return vocabularies: ids seen in training events, features from the user and movie lists."""
+        words = Counter(w for m in dataset.movies for w in set(title_words(m.title)))
+        years = sorted({year_bucket(m.year) for m in dataset.movies if m.year is not None})
+        return cls(
+            user_id=Vocab(sorted(int(i) for i in set(train_user_ids))),
+            movie_id=Vocab(sorted(int(i) for i in set(train_movie_ids))),
+            gender=Vocab(["F", "M"]),
+            age=Vocab(sorted(AGE_BUCKETS)),
+            occupation=Vocab(sorted(OCCUPATIONS)),
+            zip_prefix=Vocab(sorted({zip_prefix(u.zip_code, zip_prefix_length) for u in dataset.users})),
+            genre=Vocab(GENRES),
+            title_word=Vocab(sorted(w for w, c in words.items() if c >= title_min_count)),
+            year=Vocab(years),
+            zip_prefix_length=zip_prefix_length,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the vocabularies as JSON-ready lists of keys."""
+        names = (
+            "user_id",
+            "movie_id",
+            "gender",
+            "age",
+            "occupation",
+            "zip_prefix",
+            "genre",
+            "title_word",
+            "year",
+        )
+        data: dict[str, Any] = {name: getattr(self, name).keys for name in names}
+        data["zip_prefix_length"] = self.zip_prefix_length
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeatureVocabularies:
+        """Return the vocabularies saved by to_json."""
+        length = int(data["zip_prefix_length"])
+        vocabs = {k: Vocab(v) for k, v in data.items() if k != "zip_prefix_length"}
+        return cls(**vocabs, zip_prefix_length=length)
+
+    def year_index(self, year: int | None) -> int:
+        """Return the year bucket index; years past either end use the nearest known bucket."""
+        if year is None or not self.year.keys:
+            return 0
+        bucket = min(max(year_bucket(year), self.year.keys[0]), self.year.keys[-1])
+        found = self.year.index(bucket)
+        if found:
+            return found
+        earlier = [k for k in self.year.keys if k <= bucket]
+        return self.year.index(earlier[-1]) if earlier else 1
+
+    def user_arrays(
+        self,
+        user_ids: Sequence[int | None],
+        genders: Sequence[str],
+        ages: Sequence[int],
+        occupations: Sequence[int],
+        zip_codes: Sequence[str],
+    ) -> Arrays:
+        """Return the static user features, one row per user: each (n,)."""
+        return {
+            "user_id": self.user_id.indices(user_ids),
+            "gender": self.gender.indices(genders),
+            "age": self.age.indices(ages),
+            "occupation": self.occupation.indices(occupations),
+            "zip": self.zip_prefix.indices(zip_prefix(z, self.zip_prefix_length) for z in zip_codes),
+        }
+
+    def movie_arrays(
+        self,
+        movie_ids: Sequence[int | None],
+        titles: Sequence[str],
+        years: Sequence[int | None],
+        genres: Sequence[Sequence[str]],
+    ) -> Arrays:
+        """Return the movie features, one row per movie: ids (n,), genres (n, 6), title (n, 12), year (n,)."""
+        n = len(titles)
+        genre = np.zeros((n, MAX_GENRES), dtype=np.int64)
+        title = np.zeros((n, MAX_TITLE_WORDS), dtype=np.int64)
+        for row in range(n):
+            g = [i for i in self.genre.indices(genres[row]) if i][:MAX_GENRES]
+            genre[row, : len(g)] = g
+            w = [i for i in self.title_word.indices(title_words(titles[row])) if i][:MAX_TITLE_WORDS]
+            title[row, : len(w)] = w
+        return {
+            "movie_id": self.movie_id.indices(movie_ids),
+            "genres": genre,
+            "title": title,
+            "year": np.asarray([self.year_index(y) for y in years], dtype=np.int64),
+        }
+
+
+def dataset_user_arrays(vocabs: FeatureVocabularies, dataset: Dataset) -> Arrays:
+    """Return user features for every row of dataset.users."""
+    us = dataset.users
+    return vocabs.user_arrays(
+        [u.id for u in us], [u.gender for u in us], [u.age for u in us], [u.occupation for u in us],
+        [u.zip_code for u in us],
+    )  # fmt: skip
+
+
+def dataset_movie_arrays(vocabs: FeatureVocabularies, dataset: Dataset) -> Arrays:
+    """Return movie features for every row of dataset.movies."""
+    ms = dataset.movies
+    return vocabs.movie_arrays(
+        [m.id for m in ms], [m.title for m in ms], [m.year for m in ms], [m.genres for m in ms]
+    )

@@ -1,0 +1,91 @@
+"""Training inputs: the time-ordered events, their feature tables, and the batches built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.config import TrainConfig
+from ml.features import Arrays, FeatureVocabularies, dataset_movie_arrays, dataset_user_arrays
+from ml.movielens.format import Dataset
+from ml.paddle_setup import paddle
+from ml.split import MIN_TRAIN_EVENTS, InsufficientDataError, Timeline, build_timeline
+
+
+@dataclass
+class Prepared:
+    """A dataset turned into index arrays: events by time, per-user and per-movie feature rows."""
+
+    timeline: Timeline
+    vocabs: FeatureVocabularies
+    users: Arrays  # static user features, indexed by row of dataset.users
+    movies: Arrays  # movie features, indexed by row of dataset.movies
+    movie_ids: npt.NDArray[np.int64]  # MovieLens id of each movie row
+    positives: npt.NDArray[np.int64]  # training event positions used as positives
+    log_q: npt.NDArray[np.float32]  # log sampling probability of each movie row among positives
+
+    def sizes(self) -> dict[str, int]:
+        """Return the embedding table size of every feature."""
+        v = self.vocabs
+        return {
+            "user_id": len(v.user_id), "gender": len(v.gender), "age": len(v.age),
+            "occupation": len(v.occupation), "zip": len(v.zip_prefix), "movie_id": len(v.movie_id),
+            "genres": len(v.genre), "title": len(v.title_word), "year": len(v.year),
+        }  # fmt: skip
+
+    def user_inputs(self, positions: npt.NDArray[np.int64], history_length: int) -> Arrays:
+        """Return the user tower's inputs for the user state just before each event position."""
+        t = self.timeline
+        rows = t.user_row[positions]
+        inputs = {k: v[rows] for k, v in self.users.items()}
+        hist = t.history(positions, history_length)  # (batch, length), -1 padded
+        valid = hist >= 0
+        inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
+        inputs["history_rating"] = np.where(valid, t.rating[hist], 0)
+        return inputs
+
+    def movie_inputs(self, movie_rows: npt.NDArray[np.int64]) -> Arrays:
+        """Return the movie tower's inputs for these movie rows."""
+        return {k: v[movie_rows] for k, v in self.movies.items()}
+
+
+def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
+    """Return the dataset split by time and encoded with vocabularies built from its training events.
+
+    Raises InsufficientDataError (a ValueError) before any training when the data is too small.
+    """
+    timeline = build_timeline(dataset)
+    positives = timeline.train[timeline.rating[timeline.train] >= config.min_rating]
+    if positives.size < MIN_TRAIN_EVENTS:
+        raise InsufficientDataError(
+            f"only {positives.size} training ratings of {config.min_rating} stars or more; "
+            f"at least {MIN_TRAIN_EVENTS} are needed"
+        )
+    user_ids = np.asarray([u.id for u in dataset.users], dtype=np.int64)
+    movie_ids = np.asarray([m.id for m in dataset.movies], dtype=np.int64)
+    vocabs = FeatureVocabularies.build(
+        dataset,
+        train_user_ids=user_ids[np.unique(timeline.user_row[timeline.train])],
+        train_movie_ids=movie_ids[np.unique(timeline.movie_row[timeline.train])],
+        zip_prefix_length=config.zip_prefix_length,
+        title_min_count=config.title_min_count,
+    )
+    counts = np.bincount(timeline.movie_row[positives], minlength=len(dataset.movies)).astype(np.float64)
+    log_q = np.log(np.maximum(counts, 1.0) / positives.size).astype(np.float32)
+    return Prepared(
+        timeline=timeline,
+        vocabs=vocabs,
+        users=dataset_user_arrays(vocabs, dataset),
+        movies=dataset_movie_arrays(vocabs, dataset),
+        movie_ids=movie_ids,
+        positives=positives,
+        log_q=log_q,
+    )
+
+
+def to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, paddle.Tensor]:
+    """Return the arrays as Paddle tensors (int64 ids stay int64)."""
+    return {k: paddle.to_tensor(v) for k, v in arrays.items()}

@@ -1,0 +1,113 @@
+"""The two-tower model: one Tower class turns named integer features into an L2-normalised vector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ml.config import TrainConfig
+from ml.paddle_setup import paddle
+
+nn = paddle.nn
+Tensor = paddle.Tensor
+
+
+def l2_normalise(x: Tensor) -> Tensor:
+    """Return rows scaled to unit length (rsqrt form: F.normalize's backward is ~4 ms slower a call)."""
+    return x * paddle.rsqrt((x * x).sum(axis=-1, keepdim=True) + 1e-12)
+
+
+class IdField(nn.Layer):
+    """One categorical value per row; index 0 (unknown) has its own learned vector."""
+
+    def __init__(self, key: str, size: int, dim: int) -> None:
+        super().__init__()
+        self.key, self.out_dim = key, dim
+        self.table = nn.Embedding(size, dim)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        return self.table(inputs[self.key])  # (batch, dim)
+
+
+class BagField(nn.Layer):
+    """A padded set of values per row (genres, title words), mean-pooled; index 0 is padding."""
+
+    def __init__(self, key: str, size: int, dim: int) -> None:
+        super().__init__()
+        self.key, self.out_dim = key, dim
+        self.table = nn.Embedding(size, dim, padding_idx=0)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        ids = inputs[self.key]  # (batch, n)
+        count = (ids > 0).astype("float32").sum(axis=1, keepdim=True).clip(min=1.0)  # (batch, 1)
+        return self.table(ids).sum(axis=1) / count  # (batch, dim)
+
+
+class HistoryField(nn.Layer):
+    """The user's most recent rated movies, newest first, each scaled by a learned per-star gate.
+
+    Pooled twice: over the whole window (taste) and over the newest `recent` (current intent).
+    """
+
+    def __init__(self, size: int, dim: int, recent: int) -> None:
+        super().__init__()
+        self.out_dim, self.recent = 2 * dim, recent
+        self.table = nn.Embedding(size, dim, padding_idx=0)
+        self.gate = nn.Embedding(6, dim, weight_attr=nn.initializer.Constant(1.0))  # one per star, 0 unused
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        movies, stars = inputs["history"], inputs["history_rating"]  # (batch, length) each
+        mask = (movies > 0).astype("float32").unsqueeze(-1)  # (batch, length, 1)
+        items = self.table(movies) * self.gate(stars)  # (batch, length, dim); padding rows are 0
+        whole = items.sum(axis=1) / mask.sum(axis=1).clip(min=1.0)  # (batch, dim)
+        recent = items[:, : self.recent].sum(axis=1) / mask[:, : self.recent].sum(axis=1).clip(min=1.0)
+        return paddle.concat([whole, recent], axis=-1)  # (batch, 2 * dim)
+
+
+class Tower(nn.Layer):
+    """Concatenated field embeddings -> MLP -> unit vector."""
+
+    def __init__(self, fields: Sequence[nn.Layer], hidden_dim: int, output_dim: int) -> None:
+        super().__init__()
+        self.fields = nn.LayerList(fields)
+        width = sum(f.out_dim for f in fields)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, output_dim))
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        x = paddle.concat([f(inputs) for f in self.fields], axis=-1)  # (batch, sum of field dims)
+        return l2_normalise(self.mlp(x))  # (batch, output_dim)
+
+
+class TwoTower(nn.Layer):
+    """User tower over id, demographics and rating history; movie tower over id, genres, year, title."""
+
+    def __init__(self, config: TrainConfig, sizes: Mapping[str, int]) -> None:
+        super().__init__()
+        d = config.embedding_dim
+        self.user_tower = Tower(
+            [
+                IdField("user_id", sizes["user_id"], d),
+                IdField("gender", sizes["gender"], d),
+                IdField("age", sizes["age"], d),
+                IdField("occupation", sizes["occupation"], d),
+                IdField("zip", sizes["zip"], d),
+                HistoryField(sizes["movie_id"], d, config.recent_length),
+            ],
+            config.hidden_dim,
+            config.output_dim,
+        )
+        self.movie_tower = Tower(
+            [
+                IdField("movie_id", sizes["movie_id"], d),
+                BagField("genres", sizes["genres"], d),
+                BagField("title", sizes["title"], d),
+                IdField("year", sizes["year"], d),
+            ],
+            config.hidden_dim,
+            config.output_dim,
+        )
+
+    def encode_users(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        return self.user_tower(inputs)  # (batch, output_dim)
+
+    def encode_movies(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        return self.movie_tower(inputs)  # (batch, output_dim)

@@ -1,0 +1,24 @@
+"""Import Paddle with the CPU settings this library was measured with; import paddle from here.
+
+Paddle's OpenMP threads spin after each kernel; with the default block time the CPU kernels
+ran about 3x slower after the first optimizer step on a 2-core machine. KMP_BLOCKTIME=0
+only works when set before paddle is first imported in the process.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KMP_BLOCKTIME", "0")
+
+import paddle
+
+paddle.set_device("cpu")
+
+
+def set_threads(count: int) -> None:
+    """Use this many CPU threads in Paddle's kernels."""
+    paddle.base.core.set_num_threads(count)
+
+
+__all__ = ["paddle", "set_threads"]

@@ -1,0 +1,106 @@
+"""Time-ordered rating events and the leave-latest-out split (test = latest, validation = the one before)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.movielens.format import Dataset
+
+MIN_EVAL_USERS = 5  # fewer users with three ratings cannot give a meaningful metric
+MIN_TRAIN_EVENTS = 20
+MIN_MOVIES = 10
+
+
+class InsufficientDataError(ValueError):
+    """The dataset is empty or too small to train and evaluate on."""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Every rating as an event, sorted by user then time (ties keep file order).
+
+    Arrays are indexed by event position. A user's events occupy [start[p], p] so the
+    history of the event at p is the events before it in [user_start[p], p).
+    """
+
+    user_row: npt.NDArray[np.int64]  # row of the user in dataset.users
+    movie_row: npt.NDArray[np.int64]  # row of the movie in dataset.movies
+    rating: npt.NDArray[np.int64]  # 1-5 stars
+    timestamp: npt.NDArray[np.int64]
+    user_start: npt.NDArray[np.int64]  # position of the user's first event, per event
+    train: npt.NDArray[np.int64]  # positions of training events (not validation or test)
+    valid: npt.NDArray[np.int64]  # positions of each user's second-latest event
+    test: npt.NDArray[np.int64]  # positions of each user's latest event
+
+    def __len__(self) -> int:
+        return int(self.user_row.shape[0])
+
+    def history(self, positions: npt.NDArray[np.int64], length: int) -> npt.NDArray[np.int64]:
+        """Return (len(positions), length) event positions of the history, newest first, -1 padded."""
+        offsets = positions[:, None] - 1 - np.arange(length)[None, :]
+        return np.where(offsets >= self.user_start[positions][:, None], offsets, -1)
+
+    def rated_before(self, position: int) -> npt.NDArray[np.int64]:
+        """Return the movie rows the user of this event rated before it."""
+        return self.movie_row[self.user_start[position] : position]
+
+    def rated_by_user(self, position: int) -> npt.NDArray[np.int64]:
+        """Return every movie row the user of this event ever rated."""
+        start = int(self.user_start[position])
+        end = int(np.searchsorted(self.user_row, self.user_row[position], side="right"))
+        return self.movie_row[start:end]
+
+
+def build_timeline(dataset: Dataset) -> Timeline:
+    """Return the dataset's events sorted by user and time, split by leaving out each user's latest two.
+
+    Users with fewer than three ratings contribute training events only. Raises
+    InsufficientDataError when too little is left to train or evaluate.
+    """
+    ratings = dataset.ratings
+    if len(ratings) == 0 or not dataset.users or not dataset.movies:
+        raise InsufficientDataError("the dataset has no ratings, users or movies: nothing to train on")
+    user_index = {u.id: i for i, u in enumerate(dataset.users)}
+    movie_index = {m.id: i for i, m in enumerate(dataset.movies)}
+    user_row = _rows(ratings.user_id, user_index, "user")
+    movie_row = _rows(ratings.movie_id, movie_index, "movie")
+    order = np.lexsort((np.arange(len(ratings)), ratings.timestamp, user_row))
+    user_row, movie_row = user_row[order], movie_row[order]
+    rating = ratings.rating[order].astype(np.int64)
+    timestamp = ratings.timestamp[order].astype(np.int64)
+
+    n = user_row.shape[0]
+    first = np.flatnonzero(np.r_[True, user_row[1:] != user_row[:-1]])
+    counts = np.diff(np.r_[first, n])
+    user_start = np.repeat(first, counts)
+    last = first + counts - 1
+    evaluable = counts >= 3
+    test = last[evaluable]
+    valid = test - 1
+    is_train = np.ones(n, dtype=bool)
+    is_train[test] = False
+    is_train[valid] = False
+    train = np.flatnonzero(is_train)
+
+    if test.size < MIN_EVAL_USERS:
+        raise InsufficientDataError(
+            f"only {test.size} users have three or more ratings; at least {MIN_EVAL_USERS} are needed "
+            "to hold out a validation and a test rating each"
+        )
+    if train.size < MIN_TRAIN_EVENTS:
+        raise InsufficientDataError(f"only {train.size} training ratings; at least {MIN_TRAIN_EVENTS} needed")
+    if np.unique(movie_row).size < MIN_MOVIES:
+        raise InsufficientDataError(f"fewer than {MIN_MOVIES} distinct rated movies")
+    return Timeline(user_row, movie_row, rating, timestamp, user_start, train, valid, test)
+
+
+def _rows(ids: npt.NDArray[np.integer], index: dict[int, int], kind: str) -> npt.NDArray[np.int64]:
+    unique, inverse = np.unique(ids, return_inverse=True)
+    try:
+        rows = np.asarray([index[int(i)] for i in unique], dtype=np.int64)
+    except KeyError as error:
+        raise ValueError(f"a rating refers to {kind} id {error.args[0]}, which the dataset lacks") from None
+    return rows[inverse.reshape(-1)]

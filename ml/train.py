@@ -1,0 +1,162 @@
+"""Train the two-tower model with in-batch sampled softmax, and score any vector model for evaluation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from ml.config import TrainConfig
+from ml.evaluate import Protocol, ScoreFn
+from ml.features import FeatureVocabularies
+from ml.inputs import Prepared, prepare, to_tensors
+from ml.model import TwoTower
+from ml.movielens.format import Dataset
+from ml.paddle_setup import paddle, set_threads
+from ml.trainer import FitResult, LossFn, ProgressEvent, TrainingError, fit
+
+log = logging.getLogger(__name__)
+F = paddle.nn.functional
+_ENCODE_CHUNK = 4096
+
+__all__ = ["ProgressEvent", "TrainedModel", "TrainingError", "train"]
+
+
+@dataclass
+class TrainedModel:
+    """A trained vector model with everything needed to export it and the metrics it reached."""
+
+    model: paddle.nn.Layer  # has encode_users(inputs) and encode_movies(inputs)
+    config: TrainConfig
+    prepared: Prepared
+    metrics: dict[str, float]  # on each user's latest (held-out) rating
+    validation: dict[str, float]  # on each user's second-latest rating, best epoch
+    result: FitResult
+    setup_seconds: float = 0.0  # vocabularies and feature arrays, before the first step
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def vocabs(self) -> FeatureVocabularies:
+        return self.prepared.vocabs
+
+    @property
+    def train_seconds(self) -> float:
+        return self.result.train_seconds
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.result.examples_per_second
+
+
+def seed_everything(config: TrainConfig) -> None:
+    """Fix Paddle's seed and thread count so a config reproduces its metrics."""
+    set_threads(config.num_threads)
+    paddle.seed(config.seed)
+
+
+def train(
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    callback: Callable[[ProgressEvent], None] | None = None,
+    progress: bool = True,
+) -> TrainedModel:
+    """Return the two-tower model trained on every rating but each user's latest two, with test metrics.
+
+    Raises InsufficientDataError before training on too little data and TrainingError on a NaN loss.
+    """
+    started = time.perf_counter()
+    seed_everything(config)
+    prepared = prepare(dataset, config)
+    model = TwoTower(config, prepared.sizes())
+    return fit_vector_model(
+        model, prepared, config, callback=callback, progress=progress, setup=time.perf_counter() - started
+    )
+
+
+def fit_vector_model(
+    model: paddle.nn.Layer,
+    prepared: Prepared,
+    config: TrainConfig,
+    *,
+    callback: Callable[[ProgressEvent], None] | None = None,
+    progress: bool = True,
+    setup: float = 0.0,
+    loss: LossFn | None = None,
+) -> TrainedModel:
+    """Return any model with encode_users / encode_movies trained (sampled softmax unless loss is given)."""
+    t = prepared.timeline
+    valid = Protocol(t, t.valid, negatives=config.eval_negatives, seed=config.eval_seed)
+    result = fit(
+        model,
+        prepared.positives,
+        loss or softmax_loss(model, prepared, config),
+        config,
+        validate=lambda: valid.evaluate(vector_scorer(model, prepared, config)),
+        monitor=config.monitor,
+        callback=callback,
+        progress=progress,
+    )
+    test = Protocol(t, t.test, negatives=config.eval_negatives, seed=config.eval_seed)
+    metrics = test.evaluate(vector_scorer(model, prepared, config))
+    log.info("test metrics %s", {k: round(v, 4) for k, v in metrics.items()})
+    return TrainedModel(model, config, prepared, metrics, result.best_metrics, result, setup)
+
+
+def softmax_loss(
+    model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig
+) -> Callable[[npt.NDArray[np.int64], np.random.Generator], paddle.Tensor]:
+    """Return the batch loss: softmax over the batch's movies, logQ-corrected, duplicates masked."""
+    t = prepared.timeline
+
+    def loss(batch: npt.NDArray[np.int64], rng: np.random.Generator) -> paddle.Tensor:
+        movies = t.movie_row[batch]
+        users_in = prepared.user_inputs(batch, config.history_length)
+        movies_in = prepared.movie_inputs(movies)
+        if config.id_dropout:
+            users_in["user_id"] = np.where(rng.random(batch.size) < config.id_dropout, 0, users_in["user_id"])
+            movies_in["movie_id"] = np.where(
+                rng.random(batch.size) < config.id_dropout, 0, movies_in["movie_id"]
+            )
+        same = movies[None, :] == movies[:, None]
+        np.fill_diagonal(same, False)
+        bias = np.where(same, -1e4, 0.0).astype(
+            np.float32
+        )  # another row's copy of my positive is no negative
+        if config.logq_correction:
+            bias -= prepared.log_q[movies][None, :]
+        users = model.encode_users(to_tensors(users_in))  # (batch, dim)
+        items = model.encode_movies(to_tensors(movies_in))  # (batch, dim)
+        logits = paddle.matmul(users, items, transpose_y=True) / config.temperature + paddle.to_tensor(bias)
+        labels = paddle.arange(batch.size, dtype="int64")
+        return F.cross_entropy(logits, labels)  # (batch, batch) logits -> scalar
+
+    return loss
+
+
+def movie_vectors(model: paddle.nn.Layer, prepared: Prepared) -> npt.NDArray[np.float32]:
+    """Return (n_movies, dim) vectors of every movie row."""
+    rows = np.arange(prepared.movie_ids.size)
+    with paddle.no_grad():
+        parts = [
+            model.encode_movies(to_tensors(prepared.movie_inputs(rows[s : s + _ENCODE_CHUNK]))).numpy()
+            for s in range(0, rows.size, _ENCODE_CHUNK)
+        ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def vector_scorer(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig) -> ScoreFn:
+    """Return a score function: inner products of user states (at event positions) with all movie vectors."""
+    model.eval()
+    items = movie_vectors(model, prepared)
+
+    def score(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        with paddle.no_grad():
+            users = model.encode_users(to_tensors(prepared.user_inputs(positions, config.history_length)))
+        return users.numpy() @ items.T
+
+    return score

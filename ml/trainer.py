@@ -1,0 +1,134 @@
+"""A model-agnostic training loop: shuffled batches, Adam, progress reports, early stopping, NaN guard."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from ml.config import TrainConfig
+from ml.paddle_setup import paddle
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (the loss became NaN or infinite)."""
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One report to the dashboard: where training is, the running loss, and the latest metrics."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based within the epoch
+    steps: int  # steps per epoch
+    loss: float  # mean loss of the epoch so far
+    percent: float  # 0-100 of the planned steps
+    metrics: dict[str, float] = field(default_factory=dict)  # validation metrics, set at epoch end
+
+
+@dataclass
+class FitResult:
+    """What the loop did: epochs run, the best validation metrics, and its speed."""
+
+    epochs_run: int
+    best_epoch: int
+    best_metrics: dict[str, float]
+    history: list[dict[str, float]]
+    train_seconds: float
+    examples_per_second: float
+
+
+LossFn = Callable[[npt.NDArray[np.int64], np.random.Generator], paddle.Tensor]
+
+
+def fit(
+    model: paddle.nn.Layer,
+    examples: npt.NDArray[np.int64],
+    loss_fn: LossFn,
+    config: TrainConfig,
+    *,
+    validate: Callable[[], dict[str, float]] | None = None,
+    monitor: str = "ndcg@10",
+    callback: Callable[[ProgressEvent], None] | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Train on shuffled batches of example ids, keep the parameters of the best validation epoch.
+
+    loss_fn(batch_ids, rng) returns the scalar loss of a batch. Raises TrainingError when the
+    loss is not finite; the model is then left as it was at the best epoch so far.
+    """
+    rng = np.random.default_rng(config.seed)
+    optimizer = paddle.optimizer.Adam(
+        learning_rate=config.learning_rate,
+        parameters=model.parameters(),
+        weight_decay=config.weight_decay or None,
+    )
+    steps = math.ceil(examples.size / config.batch_size)
+    total = steps * config.epochs
+    best_score, best_epoch, best_state = -math.inf, 0, None
+    best_metrics: dict[str, float] = {}
+    history: list[dict[str, float]] = []
+    seen, train_seconds = 0, 0.0
+    bar = tqdm(total=total, disable=not progress, unit="step", desc="train", leave=False)
+    epoch = 0
+    try:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            started = time.perf_counter()
+            order = rng.permutation(examples)
+            running = 0.0
+            for step in range(1, steps + 1):
+                batch = order[(step - 1) * config.batch_size : step * config.batch_size]
+                if batch.size < 2:
+                    continue
+                loss = loss_fn(batch, rng)
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise TrainingError(
+                        f"the loss became {value} at epoch {epoch} step {step}; "
+                        "lower the learning rate or raise the temperature"
+                    )
+                loss.backward()
+                optimizer.step()
+                optimizer.clear_grad()
+                running += value
+                seen += batch.size
+                done = (epoch - 1) * steps + step
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{running / step:.4f}")
+                if callback is not None and (step % 20 == 0 or step == steps):
+                    callback(
+                        ProgressEvent(epoch, config.epochs, step, steps, running / step, 100.0 * done / total)
+                    )
+            train_seconds += time.perf_counter() - started
+            metrics = {"loss": running / steps}
+            if validate is not None:
+                model.eval()
+                metrics.update(validate())
+            history.append(metrics)
+            log.info("epoch %d/%d %s", epoch, config.epochs, {k: round(v, 4) for k, v in metrics.items()})
+            if callback is not None:
+                pct = 100.0 * epoch * steps / total
+                callback(ProgressEvent(epoch, config.epochs, steps, steps, metrics["loss"], pct, metrics))
+            score = metrics.get(monitor, -metrics["loss"])
+            if score > best_score:
+                best_score, best_epoch, best_metrics = score, epoch, metrics
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            elif epoch - best_epoch >= config.patience:
+                log.info("early stop at epoch %d: %s peaked at epoch %d", epoch, monitor, best_epoch)
+                break
+    finally:
+        bar.close()
+        if best_state is not None:
+            model.set_state_dict(best_state)
+        model.eval()
+    return FitResult(epoch, best_epoch, best_metrics, history, train_seconds, seen / max(train_seconds, 1e-9))
