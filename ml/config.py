@@ -22,12 +22,16 @@ class TrainConfig:
     # --- loss ---
     temperature: float = 0.07  # softmax temperature over inner products of unit vectors
     logq_correction: bool = True  # subtract log(sampling probability) of in-batch negatives (popularity bias)
+    uniform_negatives: int = (
+        0  # extra negatives per batch drawn uniformly from all trained movies (mixed negatives)
+    )
     min_rating: int = (
         1  # ratings at or above this are training positives (1 = every rating is implicit feedback)
     )
     # --- optimisation ---
     batch_size: int = 512  # positives per step; the other positives of the batch are the negatives
     learning_rate: float = 3e-3  # Adam step size
+    lr_decay: bool = True  # cosine decay of the step size to 10% over the planned epochs
     weight_decay: float = 0.0  # L2 penalty on all parameters (Adam's coupled form)
     epochs: int = 12  # upper bound on passes over the training events
     patience: int = 2  # epochs without validation improvement before early stopping

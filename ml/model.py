@@ -43,24 +43,35 @@ class BagField(nn.Layer):
 
 
 class HistoryField(nn.Layer):
-    """The user's most recent rated movies, newest first, each scaled by a learned per-star gate.
+    """The user's most recent rated movies, newest first, pooled with learned per-star weights.
 
-    Pooled twice: over the whole window (taste) and over the newest `recent` (current intent).
+    Two poolings: over the whole window (taste) and over the newest `recent` (current intent).
+    Each star value has a learned weight per pooling, so a 1-star rating can push away.
     """
 
-    def __init__(self, size: int, dim: int, recent: int) -> None:
+    def __init__(self, size: int, dim: int, length: int, recent: int) -> None:
         super().__init__()
-        self.out_dim, self.recent = 2 * dim, recent
+        self.out_dim = 2 * dim
         self.table = nn.Embedding(size, dim, padding_idx=0)
-        self.gate = nn.Embedding(6, dim, weight_attr=nn.initializer.Constant(1.0))  # one per star, 0 unused
+        self.star_weight = nn.Embedding(6, 2, weight_attr=nn.initializer.Constant(1.0))  # (star, pooling)
+        # per-position weights of the two poolings, learned; start as "all" and "newest `recent`"
+        self.window = self.create_parameter(
+            [length, 2],
+            default_initializer=nn.initializer.Assign(
+                [[1.0, 1.0 if i < recent else 0.0] for i in range(length)]
+            ),
+        )
+        start = paddle.to_tensor([[1.0, 1.0 if i < recent else 0.0] for i in range(length)])  # (length, 2)
+        self.register_buffer("start", start, persistable=False)  # counts for the mean: fixed, not learned
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         movies, stars = inputs["history"], inputs["history_rating"]  # (batch, length) each
-        mask = (movies > 0).astype("float32").unsqueeze(-1)  # (batch, length, 1)
-        items = self.table(movies) * self.gate(stars)  # (batch, length, dim); padding rows are 0
-        whole = items.sum(axis=1) / mask.sum(axis=1).clip(min=1.0)  # (batch, dim)
-        recent = items[:, : self.recent].sum(axis=1) / mask[:, : self.recent].sum(axis=1).clip(min=1.0)
-        return paddle.concat([whole, recent], axis=-1)  # (batch, 2 * dim)
+        present = (movies > 0).astype("float32").unsqueeze(-1)  # (batch, length, 1)
+        count = (present * self.start).sum(axis=1, keepdim=True).clip(min=1.0)  # (batch, 1, 2)
+        weights = present * self.window * self.star_weight(stars) / count  # (batch, length, 2)
+        weights = weights.transpose([0, 2, 1])  # (batch, 2, length)
+        pooled = paddle.bmm(weights, self.table(movies))  # (batch, 2, dim)
+        return pooled.flatten(start_axis=1)  # (batch, 2 * dim)
 
 
 class Tower(nn.Layer):
@@ -90,7 +101,7 @@ class TwoTower(nn.Layer):
                 IdField("age", sizes["age"], d),
                 IdField("occupation", sizes["occupation"], d),
                 IdField("zip", sizes["zip"], d),
-                HistoryField(sizes["movie_id"], d, config.recent_length),
+                HistoryField(sizes["movie_id"], d, config.history_length, config.recent_length),
             ],
             config.hidden_dim,
             config.output_dim,

@@ -110,30 +110,38 @@ def fit_vector_model(
 def softmax_loss(
     model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig
 ) -> Callable[[npt.NDArray[np.int64], np.random.Generator], paddle.Tensor]:
-    """Return the batch loss: softmax over the batch's movies, logQ-corrected, duplicates masked."""
+    """Return the batch loss: softmax over the batch's movies (plus uniform negatives), logQ-corrected.
+
+    A movie's correction is the log of its expected count among the candidates: batch_size times
+    its share of the positives, plus uniform_negatives over the number of trained movies.
+    """
     t = prepared.timeline
+    trained = np.flatnonzero(prepared.movies["movie_id"] > 0)  # movie rows with a trained id
+    share = np.exp(prepared.log_q.astype(np.float64))
+    log_q = np.log(config.batch_size * share + config.uniform_negatives / trained.size).astype(np.float32)
 
     def loss(batch: npt.NDArray[np.int64], rng: np.random.Generator) -> paddle.Tensor:
         movies = t.movie_row[batch]
+        negatives = (
+            rng.choice(trained, size=config.uniform_negatives) if config.uniform_negatives else movies[:0]
+        )
+        candidates = np.concatenate([movies, negatives])  # (batch + uniform,) movie rows
         users_in = prepared.user_inputs(batch, config.history_length)
-        movies_in = prepared.movie_inputs(movies)
+        movies_in = prepared.movie_inputs(candidates)
         if config.id_dropout:
             users_in["user_id"] = np.where(rng.random(batch.size) < config.id_dropout, 0, users_in["user_id"])
-            movies_in["movie_id"] = np.where(
-                rng.random(batch.size) < config.id_dropout, 0, movies_in["movie_id"]
-            )
-        same = movies[None, :] == movies[:, None]
-        np.fill_diagonal(same, False)
-        bias = np.where(same, -1e4, 0.0).astype(
-            np.float32
-        )  # another row's copy of my positive is no negative
+            hide = rng.random(candidates.size) < config.id_dropout
+            movies_in["movie_id"] = np.where(hide, 0, movies_in["movie_id"])
+        same = candidates[None, :] == movies[:, None]  # (batch, candidates)
+        same[np.arange(batch.size), np.arange(batch.size)] = False
+        bias = np.where(same, -1e4, 0.0).astype(np.float32)  # another copy of my positive is no negative
         if config.logq_correction:
-            bias -= prepared.log_q[movies][None, :]
+            bias -= log_q[candidates][None, :]
         users = model.encode_users(to_tensors(users_in))  # (batch, dim)
-        items = model.encode_movies(to_tensors(movies_in))  # (batch, dim)
+        items = model.encode_movies(to_tensors(movies_in))  # (candidates, dim)
         logits = paddle.matmul(users, items, transpose_y=True) / config.temperature + paddle.to_tensor(bias)
         labels = paddle.arange(batch.size, dtype="int64")
-        return F.cross_entropy(logits, labels)  # (batch, batch) logits -> scalar
+        return F.cross_entropy(logits, labels)  # (batch, candidates) logits -> scalar
 
     return loss
 

@@ -67,13 +67,20 @@ def fit(
     loss is not finite; the model is then left as it was at the best epoch so far.
     """
     rng = np.random.default_rng(config.seed)
+    steps = math.ceil(examples.size / config.batch_size)
+    total = steps * config.epochs
+    schedule = (
+        paddle.optimizer.lr.CosineAnnealingDecay(
+            config.learning_rate, T_max=total, eta_min=config.learning_rate / 10
+        )
+        if config.lr_decay
+        else None
+    )
     optimizer = paddle.optimizer.Adam(
-        learning_rate=config.learning_rate,
+        learning_rate=schedule or config.learning_rate,
         parameters=model.parameters(),
         weight_decay=config.weight_decay or None,
     )
-    steps = math.ceil(examples.size / config.batch_size)
-    total = steps * config.epochs
     best_score, best_epoch, best_state = -math.inf, 0, None
     best_metrics: dict[str, float] = {}
     history: list[dict[str, float]] = []
@@ -100,6 +107,8 @@ def fit(
                 loss.backward()
                 optimizer.step()
                 optimizer.clear_grad()
+                if schedule is not None:
+                    schedule.step()
                 running += value
                 seen += batch.size
                 done = (epoch - 1) * steps + step

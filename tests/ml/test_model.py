@@ -47,8 +47,10 @@ def test_towers_give_unit_vectors_of_output_width() -> None:
 
 def test_user_vector_depends_on_history_and_star_rating() -> None:
     model = _model()
-    gate = model.user_tower.fields[5].gate.weight  # per-star gates start equal; training separates them
-    gate.set_value(np.linspace(-1, 1, 6)[:, None].repeat(CONFIG.embedding_dim, 1).astype("float32"))
+    weight = model.user_tower.fields[
+        5
+    ].star_weight.weight  # per-star weights start equal; training separates them
+    weight.set_value(np.linspace(-1, 1, 6)[:, None].repeat(2, 1).astype("float32"))
     users = model.encode_users(
         to_tensors(
             _users(

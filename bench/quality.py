@@ -1,0 +1,183 @@
+"""Train the two-tower model and its baselines on one dataset and print one quality table.
+
+    .venv/bin/python bench/quality.py --data-dir ../shared/datasets/ml-1m-head [--seeds 0 1 2]
+
+Writes bench/results/quality.md and bench/results/quality.json. Every model is evaluated on the
+same held-out ratings (each user's latest) with the same 99 sampled negatives (eval_seed 0).
+With several seeds the two-tower row is the mean, with the spread (sample std and range) beside it;
+the baselines are trained once, with the first seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("KMP_BLOCKTIME", "0")  # before paddle is imported: see ml/paddle_setup.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from ml.baselines.mf import train_mf
+from ml.baselines.popularity import popularity_scorer
+from ml.baselines.seed_model import train_seed_model
+from ml.config import TrainConfig
+from ml.encoder import HistoryItem, UserFeatures
+from ml.evaluate import Protocol
+from ml.export import load_version, save_version
+from ml.movielens.format import Dataset, load_dataset
+from ml.train import TrainedModel, train
+
+COLUMNS = ("hr@10", "ndcg@10", "recall@20", "ndcg@20")
+SEED_MODEL = TrainConfig(batch_size=512, learning_rate=1e-3, epochs=5, patience=2)
+MF = TrainConfig(embedding_dim=64, learning_rate=3e-3, epochs=12, patience=2)
+
+
+def _row(name: str, metrics: dict[str, float], seconds: float, speed: float) -> dict[str, object]:
+    row: dict[str, object] = {"model": name}
+    row.update({k: round(metrics[k], 4) for k in (*COLUMNS, "recall@10")})
+    row.update(train_seconds=round(seconds, 1), examples_per_second=round(speed))
+    return row
+
+
+def _encode_latency(model: TrainedModel, dataset: Dataset, samples: int = 2000) -> dict[str, float]:
+    """Return p50 / p99 milliseconds of ModelVersion.encode_user for test users, one user per call."""
+    t = model.prepared.timeline
+    with tempfile.TemporaryDirectory() as tmp:  # the version holds data-derived vectors: never kept
+        version = load_version(save_version(model, Path(tmp) / "version", dataset=dataset))
+        requests = []
+        for position in t.test[:samples]:
+            u = dataset.users[int(t.user_row[position])]
+            past = range(int(t.user_start[position]), int(position))
+            history = [
+                HistoryItem(dataset.movies[int(t.movie_row[p])].id, int(t.rating[p]), int(t.timestamp[p]))
+                for p in past
+            ]
+            requests.append((UserFeatures(u.gender, u.age, u.occupation, u.zip_code, u.id), history))
+        for user, history in requests[:50]:
+            version.encode_user(user, history)  # warm up
+        times = []
+        for user, history in requests:
+            started = time.perf_counter()
+            version.encode_user(user, history)
+            times.append((time.perf_counter() - started) * 1e3)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def _markdown(result: dict) -> str:
+    lines = [
+        f"# Quality on {result['dataset']}",
+        "",
+        f"Seeds {result['seeds']}; HR@10 and NDCG@10: NCF protocol (latest rating vs 99 sampled "
+        "unrated movies); Recall@20 and NDCG@20: full ranking against every movie the user had not rated.",
+        "",
+        "| model | HR@10 | NDCG@10 | Recall@20 | NDCG@20 | train s | examples/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        cells = []
+        for key in COLUMNS:
+            spread = row.get(f"{key}_std")
+            cells.append(f"{row[key]:.4f}" + (f" ± {spread:.4f}" if spread is not None else ""))
+        seconds = f"{row['train_seconds']:.0f}" if row["train_seconds"] else "-"
+        speed = f"{row['examples_per_second']:,}" if row["examples_per_second"] else "-"
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + f" | {seconds} | {speed} |")
+    lines += ["", f"two-tower per seed: {json.dumps(result['two_tower_per_seed'])}", ""]
+    enc = result["encode_user"]
+    lines.append(
+        f"encode_user (ModelVersion, one user a call, {enc['samples']} test users with full history, "
+        f"dygraph, 1 thread): p50 {enc['p50_ms']:.3f} ms, p99 {enc['p99_ms']:.3f} ms"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, required=True, help="directory with users/movies/ratings.dat"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds for the two-tower")
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--skip-baselines", action="store_true", help="train only the two-tower model")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="FIELD=VALUE", help="override TrainConfig fields"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    dataset = load_dataset(args.data_dir)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    base = dataclasses.replace(TrainConfig(), **overrides)
+    rows: list[dict[str, object]] = []
+    per_seed: list[dict[str, object]] = []
+    first: TrainedModel | None = None
+    for seed in args.seeds:
+        started = time.perf_counter()
+        model = train(dataset, dataclasses.replace(base, seed=seed), progress=sys.stderr.isatty())
+        wall = time.perf_counter() - started
+        first = first or model
+        row = _row("two-tower", model.metrics, model.train_seconds, model.examples_per_second)
+        row.update(seed=seed, wall_seconds=round(wall, 1), epochs_run=model.result.epochs_run)
+        per_seed.append(row)
+        print(json.dumps(row), flush=True)
+    assert first is not None
+    mean: dict[str, object] = {"model": "two-tower"}
+    for key in (*COLUMNS, "recall@10", "train_seconds", "examples_per_second", "wall_seconds"):
+        values = [float(r[key]) for r in per_seed]  # type: ignore[arg-type]
+        mean[key] = round(statistics.fmean(values), 4)
+        if len(values) > 1 and key in (*COLUMNS, "recall@10"):
+            mean[f"{key}_std"] = round(statistics.stdev(values), 4)
+            mean[f"{key}_range"] = [round(min(values), 4), round(max(values), 4)]
+    mean["examples_per_second"] = round(float(mean["examples_per_second"]))  # type: ignore[arg-type]
+    rows.append(mean)
+
+    if not args.skip_baselines:
+        seed = args.seeds[0]
+        t = first.prepared.timeline
+        test = Protocol(t, t.test, negatives=base.eval_negatives, seed=base.eval_seed)
+        rows.append(_row("popularity", test.evaluate(popularity_scorer(t, len(dataset.movies))), 0.0, 0.0))
+        mf = train_mf(dataset, dataclasses.replace(MF, seed=seed), progress=sys.stderr.isatty())
+        rows.append(_row("mf (ids, same loss)", mf.metrics, mf.train_seconds, mf.examples_per_second))
+        print(json.dumps(rows[-1]), flush=True)
+        sm = train_seed_model(
+            dataset, dataclasses.replace(SEED_MODEL, seed=seed), progress=sys.stderr.isatty()
+        )
+        rows.append(
+            _row("seed model (PaddleRec recall, MSE)", sm.metrics, sm.train_seconds, sm.examples_per_second)
+        )
+        print(json.dumps(rows[-1]), flush=True)
+
+    encode = _encode_latency(first, dataset)
+    result = {
+        "dataset": str(args.data_dir),
+        "seeds": args.seeds,
+        "config": base.to_dict(),
+        "rows": rows,
+        "two_tower_per_seed": per_seed,
+        "encode_user": {
+            **{k: round(v, 4) for k, v in encode.items()},
+            "samples": min(2000, len(first.prepared.timeline.test)),
+        },
+        "ratings": len(dataset.ratings),
+        "training_events": int(first.prepared.positives.size),
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "quality.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    table = _markdown(result)
+    (args.out_dir / "quality.md").write_text(table, encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
