@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from ml.config import TrainConfig
 from ml.paddle_setup import paddle
 
@@ -54,15 +56,13 @@ class HistoryField(nn.Layer):
         self.out_dim = 2 * dim
         self.table = nn.Embedding(size, dim, padding_idx=0)
         self.star_weight = nn.Embedding(6, 2, weight_attr=nn.initializer.Constant(1.0))  # (star, pooling)
+        windows = np.stack([np.ones(length), np.arange(length) < recent], axis=1).astype(
+            "float32"
+        )  # (length, 2)
         # per-position weights of the two poolings, learned; start as "all" and "newest `recent`"
-        self.window = self.create_parameter(
-            [length, 2],
-            default_initializer=nn.initializer.Assign(
-                [[1.0, 1.0 if i < recent else 0.0] for i in range(length)]
-            ),
-        )
-        start = paddle.to_tensor([[1.0, 1.0 if i < recent else 0.0] for i in range(length)])  # (length, 2)
-        self.register_buffer("start", start, persistable=False)  # counts for the mean: fixed, not learned
+        self.window = self.create_parameter([length, 2], default_initializer=nn.initializer.Assign(windows))
+        # the mean divides by how many positions each pooling covers: fixed, not learned
+        self.register_buffer("start", paddle.to_tensor(windows), persistable=False)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         movies, stars = inputs["history"], inputs["history_rating"]  # (batch, length) each
