@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,7 @@ class TrainedModel:
     validation: dict[str, float]  # on each user's second-latest rating, best epoch
     result: FitResult
     setup_seconds: float = 0.0  # vocabularies and feature arrays, before the first step
-    extra: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0  # the whole train() call: features, epochs, validation, test evaluation
 
     @property
     def vocabs(self) -> FeatureVocabularies:
@@ -45,6 +45,7 @@ class TrainedModel:
 
     @property
     def train_seconds(self) -> float:
+        """Seconds spent in training steps (no feature building or validation)."""
         return self.result.train_seconds
 
     @property
@@ -89,6 +90,7 @@ def fit_vector_model(
     loss: LossFn | None = None,
 ) -> TrainedModel:
     """Return any model with encode_users / encode_movies trained (sampled softmax unless loss is given)."""
+    started = time.perf_counter()
     t = prepared.timeline
     valid = Protocol(t, t.valid, negatives=config.eval_negatives, seed=config.eval_seed)
     result = fit(
@@ -104,7 +106,8 @@ def fit_vector_model(
     test = Protocol(t, t.test, negatives=config.eval_negatives, seed=config.eval_seed)
     metrics = test.evaluate(vector_scorer(model, prepared, config))
     log.info("test metrics %s", {k: round(v, 4) for k, v in metrics.items()})
-    return TrainedModel(model, config, prepared, metrics, result.best_metrics, result, setup)
+    wall = setup + time.perf_counter() - started
+    return TrainedModel(model, config, prepared, metrics, result.best_metrics, result, setup, wall)
 
 
 def softmax_loss(
