@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.orm import sessionmaker
 
 from api.settings import Settings
 
@@ -108,6 +109,120 @@ def cmd_summary(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _sessions(settings: Settings) -> sessionmaker:
+    from api.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(settings.resolved_database_url))
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from api.versions.training import run_training
+    from ml.config import TrainConfig
+    from ml.inputs import InsufficientDataError
+    from ml.trainer import TrainingError
+
+    overrides = {
+        k: getattr(args, k) for k in ("epochs", "learning_rate", "batch_size", "embedding_dim", "seed")
+    }
+    try:
+        config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except (TypeError, ValueError) as error:
+        raise CommandError(f"bad hyperparameters: {error}") from error
+    sessions = _sessions(settings)
+    try:
+        version_id = run_training(
+            sessions=sessions,
+            model_dir=settings.resolved_model_dir,
+            config=config,
+            started_by=f"cli:{getpass.getuser()}",
+            progress_bar=not args.quiet,
+            on_started=lambda v: print(f"training model version {v}"),
+        )
+    except (InsufficientDataError, TrainingError) as error:
+        raise CommandError(str(error)) from error
+    with sessions() as session:
+        from api.versions.service import get_version
+
+        metrics = get_version(session=session, version_id=version_id).metrics or {}
+    print(
+        f"version {version_id} trained: "
+        + ", ".join(
+            f"{k} {metrics[k]:.4f}" for k in ("hr@10", "ndcg@10", "recall@20", "ndcg@20") if k in metrics
+        )
+    )
+    if args.activate:
+        _activate(settings, sessions, version_id)
+    return 0
+
+
+def _activate(settings: Settings, sessions: sessionmaker, version_id: int) -> None:
+    from api.vectors.store import VectorStore
+    from api.versions.activation import activate
+
+    store = VectorStore(settings.resolved_milvus_uri)
+    try:
+        name = activate(sessions=sessions, store=store, version_id=version_id)
+    finally:
+        store.close()
+    print(f"version {version_id} is active (Milvus collection {name})")
+
+
+def cmd_versions_list(_args: argparse.Namespace, settings: Settings) -> int:
+    from api.versions.service import list_versions
+
+    with _sessions(settings)() as session:
+        versions = list_versions(session=session)
+    if not versions:
+        print("no model versions yet; run `movierec train`")
+    for v in versions:
+        m = v.metrics or {}
+        figures = f"HR@10 {m['hr@10']:.4f} NDCG@10 {m['ndcg@10']:.4f}" if "hr@10" in m else ""
+        active = "*" if v.is_active else " "
+        started = f"{v.started_at:%Y-%m-%d %H:%M}" if v.started_at else ""
+        print(f"{active} v{v.id:<4} {v.status:<10} {started}  {figures}  {v.error or ''}".rstrip())
+    return 0
+
+
+def cmd_versions_activate(args: argparse.Namespace, settings: Settings) -> int:
+    from api.errors import ServiceError
+
+    try:
+        _activate(settings, _sessions(settings), args.version)
+    except ServiceError as error:
+        raise CommandError(str(error)) from error
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    print(f"serving GraphQL on http://{args.host}:{args.port}/graphql")
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info" if args.verbose else "warning",
+        access_log=args.verbose,
+    )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, _settings: Settings) -> int:
+    from api.graphql.schema import build_schema
+
+    sdl = build_schema().as_str() + "\n"
+    if args.out:
+        Path(args.out).write_text(sdl, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(sdl, end="")
+    return 0
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -156,6 +271,43 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--movies", type=int, default=600, help="number of movies (default 600)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sample.set_defaults(handler=cmd_data_sample)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model version on the database's ratings and (by default) activate it",
+        description="Train the two-tower model on every rating in the database (each user's latest two "
+        "held out for validation and test), save the version under the model dir, record it in "
+        "model_versions and build its Milvus collection.",
+    )
+    train.add_argument("--epochs", type=int, help="upper bound on epochs (early stopping may end sooner)")
+    train.add_argument("--learning-rate", type=float, help="Adam step size")
+    train.add_argument("--batch-size", type=int, help="positives per step (the in-batch negatives)")
+    train.add_argument("--embedding-dim", type=int, help="width of the id and feature embeddings")
+    train.add_argument("--seed", type=int, help="random seed")
+    train.add_argument("--no-activate", dest="activate", action="store_false", help="do not make it active")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    versions = commands.add_parser("versions", help="model versions: list, activate")
+    version_commands = versions.add_subparsers(dest="versions_command", required=True, metavar="ACTION")
+    version_commands.add_parser("list", help="every training run, newest first (* = active)").set_defaults(
+        handler=cmd_versions_list
+    )
+    act = version_commands.add_parser("activate", help="build the version's Milvus collection and serve it")
+    act.add_argument("version", type=int, help="version id")
+    act.set_defaults(handler=cmd_versions_activate)
+
+    serve = commands.add_parser("serve", help="serve the GraphQL API with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.set_defaults(handler=cmd_serve)
+
+    schema = commands.add_parser(
+        "schema", help="print the GraphQL schema (SDL) for front ends' code generation"
+    )
+    schema.add_argument("--out", help="write it to this file (the repository keeps schema.graphql)")
+    schema.set_defaults(handler=cmd_schema)
 
     summary = commands.add_parser("summary", help="print what the database holds")
     summary.set_defaults(handler=cmd_summary)

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     )
     model_dir: Path | None = Field(None, description="where trained model versions are written")
     admin_password: SecretStr = Field(SecretStr(""), description="dashboard password")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to call the API (none by default)"
+    )
+    max_body_bytes: int = Field(65_536, ge=1024, description="largest request body the API accepts")
     import_batch_size: int = Field(20_000, ge=100, description="rows per INSERT batch when importing")
 
     @model_validator(mode="after")

@@ -1,0 +1,66 @@
+"""Activate a model version: build (or reuse) its Milvus collection, then switch in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.errors import BadUserInput
+from api.movies.models import Movie
+from api.movies.service import genres_by_movie
+from api.vectors.store import VectorStore
+from api.versions.service import collection_name, get_version, set_active
+from ml.encoder import ModelVersion, MovieFeatures
+
+log = logging.getLogger(__name__)
+
+
+def build_collection(*, session: Session, store: VectorStore, version_id: int, model: ModelVersion) -> str:
+    """Return the name of the version's collection, holding a vector for every movie in the database.
+
+    Movies added after training get a vector from their features. A complete existing collection is
+    reused; an incomplete one (an interrupted build) is rebuilt.
+    """
+    name = collection_name(version_id)
+    movies = list(session.execute(select(Movie).order_by(Movie.id)).scalars())
+    if store.exists(name) and store.count(name) == len(movies):
+        return name
+    genres = genres_by_movie(session=session, ids=[m.id for m in movies])
+    rows = {int(m): i for i, m in enumerate(model.movie_ids.tolist())}
+    vectors = np.empty((len(movies), model.dim), dtype=np.float32)
+    for i, movie in enumerate(movies):
+        row = rows.get(movie.id)
+        if row is not None:
+            vectors[i] = model.movie_vectors[row]
+        else:
+            features = MovieFeatures(movie.title, movie.year, tuple(genres.get(movie.id, ())), movie.id)
+            vectors[i] = model.encode_movie(features)
+    store.create(name, dim=model.dim)
+    store.upsert(
+        name,
+        [m.id for m in movies],
+        vectors,
+        [genres.get(m.id, []) for m in movies],
+        [m.year for m in movies],
+    )
+    log.info("built collection %s with %d movies", name, len(movies))
+    return name
+
+
+def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> str:
+    """Make version_id the active version and return its collection's name."""
+    with sessions() as session:
+        version = get_version(session=session, version_id=version_id)
+        if version.status != "succeeded" or not version.artifact_path:
+            raise BadUserInput(
+                f"model version {version_id} is {version.status}; only a succeeded version can serve"
+            )
+        model = ModelVersion.load(Path(version.artifact_path))
+        name = build_collection(session=session, store=store, version_id=version_id, model=model)
+    with sessions.begin() as session:
+        set_active(session=session, version_id=version_id, collection=name)
+    return name

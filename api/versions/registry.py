@@ -1,0 +1,87 @@
+"""The serving process's view of the active model: loaded once, swapped when the active version changes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.versions.models import ModelVersion as VersionRow
+from ml.encoder import ModelVersion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    version_id: int
+    collection: str
+    model: ModelVersion
+    trained_at: datetime | None
+    metrics: dict[str, Any]
+    rows: dict[int, int] = field(repr=False)  # movie id -> row of model.movie_vectors
+
+    def vector_of(self, movie_id: int) -> npt.NDArray[np.float32] | None:
+        """Return the trained vector of a movie, or None for a movie added after training."""
+        row = self.rows.get(movie_id)
+        return None if row is None else self.model.movie_vectors[row]
+
+
+def load_active_model(row: VersionRow) -> ActiveModel:
+    """Return the loaded model of a version row that has an artifact and a collection."""
+    if not row.artifact_path or not row.collection_name:
+        raise ValueError(f"model version {row.id} has no artifact or collection")
+    model = ModelVersion.load(Path(row.artifact_path))
+    return ActiveModel(
+        version_id=row.id,
+        collection=row.collection_name,
+        model=model,
+        trained_at=row.finished_at,
+        metrics=dict(row.metrics or {}),
+        rows={int(m): i for i, m in enumerate(model.movie_ids.tolist())},
+    )
+
+
+class ModelRegistry:
+    """Answers "which model serves now?", re-reading the database at most every check_interval seconds.
+
+    Switching versions is a single-row change in MySQL; every API process picks it up within
+    check_interval without a restart, and a request always uses one consistent version.
+    """
+
+    def __init__(self, *, check_interval: float = 1.0) -> None:
+        self.check_interval = check_interval
+        self._current: ActiveModel | None = None
+        self._checked_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self, session: Session) -> ActiveModel | None:
+        """Return the active model (None when no version is active)."""
+        if time.monotonic() - self._checked_at < self.check_interval:
+            return self._current
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self.check_interval:
+                self._refresh(session)
+        return self._current
+
+    def invalidate(self) -> None:
+        """Make the next get() re-read the database (after this process activated a version)."""
+        self._checked_at = float("-inf")
+
+    def _refresh(self, session: Session) -> None:
+        row = session.execute(select(VersionRow).where(VersionRow.is_active.is_(True))).scalar_one_or_none()
+        if row is None:
+            self._current = None
+        elif self._current is None or self._current.version_id != row.id:
+            log.info("loading model version %d from %s", row.id, row.artifact_path)
+            self._current = load_active_model(row)
+        self._checked_at = time.monotonic()
