@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, FromClause
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.sql import Insert
+from sqlalchemy.sql import Insert, TableClause
 
 
 def upsert_statement(
-    connection: Connection, table: Table, key: Sequence[str], update: Sequence[str]
+    connection: Connection, table: FromClause, key: Sequence[str], update: Sequence[str]
 ) -> Insert:
     """Return an INSERT that updates `update` columns of an existing row with the same `key`.
 
     With no `update` columns an existing row is left as it is. Unlike INSERT IGNORE, no other
     error (a CHECK or foreign-key violation) is turned into a warning.
     """
+    target = cast(TableClause, table)  # ORM models expose __table__ as a FromClause
     dialect = connection.dialect.name
     if dialect == "mysql":
-        my = mysql.insert(table)
-        values = {c: my.inserted[c] for c in update} or {key[0]: table.c[key[0]]}
+        my = mysql.insert(target)
+        values = {c: my.inserted[c] for c in update} or {key[0]: target.c[key[0]]}
         return my.on_duplicate_key_update(values)
     if dialect in ("sqlite", "postgresql"):
         module: Any = sqlite if dialect == "sqlite" else postgresql
-        lite = module.insert(table)
+        lite = module.insert(target)
         if not update:
             return lite.on_conflict_do_nothing(index_elements=list(key))
         return lite.on_conflict_do_update(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +14,8 @@ import numpy.typing as npt
 from pymilvus import DataType, MilvusClient, MilvusException
 
 log = logging.getLogger(__name__)
+# milvus-lite 2.5 imports pkg_resources, deprecated by setuptools; the warning says nothing to operators.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 MAX_GENRES = 18
 UNKNOWN_YEAR = 0  # Milvus Lite has no nullable scalars: year 0 stands for "not known"
@@ -55,7 +59,11 @@ class VectorStore:
             ("FLAT", {}) if is_embedded(uri) else ("HNSW", {"M": 16, "efConstruction": 200})
         )
         try:
-            self._client = MilvusClient(uri=uri, token=token, timeout=timeout)
+            # An alias of its own: pymilvus shares one connection per URI otherwise, and closing
+            # one store would cut every other store of the process on the same Milvus.
+            self._client = MilvusClient(
+                uri=uri, token=token, timeout=timeout, alias=f"movierec-{uuid.uuid4().hex}"
+            )
         except MilvusException as error:
             raise VectorStoreError(f"cannot connect to Milvus at {uri}: {error}") from error
 

@@ -1,0 +1,142 @@
+"""The app factory: GraphQL at /graphql, health at /healthz and /readyz; resources live in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from api.db import make_engine, make_session_factory
+from api.graphql.context import Context
+from api.graphql.errors import process_result
+from api.graphql.schema import build_schema
+from api.settings import Settings
+from api.state import AppState
+from api.vectors.store import VectorStore
+from api.versions.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+class GraphQLApp(GraphQL):
+    async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
+        return Context(state=request.state.movierec)
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        return process_result(result)
+
+
+class BodyLimit:
+    """Refuses request bodies above a size with 413, before anything reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                response = JSONResponse(
+                    {
+                        "errors": [
+                            {
+                                "message": f"request body larger than {self.max_bytes} bytes",
+                                "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                            }
+                        ]
+                    },
+                    status_code=413,
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_state(settings: Settings) -> AppState:
+    """Return the shared resources: engine, session factory, Milvus client and model registry."""
+    engine = make_engine(settings.resolved_database_url)
+    if settings.var_dir and not settings.milvus_uri:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        store=VectorStore(settings.resolved_milvus_uri),
+        models=ModelRegistry(),
+    )
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state: AppState = request.state.movierec
+    checks: dict[str, str] = {}
+    try:
+        with state.sessions() as session:
+            session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            checks["model"] = "ok" if state.models.get(session) is not None else "no active model"
+    except Exception as error:  # any failure means "not ready"
+        log.warning("readiness: database check failed: %s", error)
+        checks["database"] = "unavailable"
+        checks.setdefault("model", "unknown")
+    checks["milvus"] = "ok" if state.store.ping() else "unavailable"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Return the movierec web app; nothing connects until the lifespan starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, AppState]]:
+        state = build_state(settings)
+        try:
+            yield {"movierec": state}
+        finally:
+            state.store.close()
+            state.engine.dispose()
+
+    graphql = GraphQLApp(
+        build_schema(),
+        graphql_ide="graphiql" if settings.environment == "development" else None,
+        allow_queries_via_get=False,
+    )
+    middleware = [
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(GZipMiddleware, minimum_size=1024),
+    ]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["content-type", "authorization"],
+            )
+        )
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,26 @@
+"""Errors a client may see. Services raise them; the GraphQL layer turns each into a message and
+its `extensions.code`. Anything else is logged and shown only as an internal error."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """An error meant for the client: its message is safe to show."""
+
+    code = "INTERNAL_SERVER_ERROR"
+
+
+class NotFound(ServiceError):
+    code = "NOT_FOUND"
+
+
+class BadUserInput(ServiceError):
+    code = "BAD_USER_INPUT"
+
+
+class ModelNotReady(ServiceError):
+    code = "MODEL_NOT_READY"
+
+
+class Unavailable(ServiceError):
+    code = "UNAVAILABLE"

@@ -1,0 +1,1 @@
+"""The GraphQL schema: Strawberry types, resolvers, context and limits."""

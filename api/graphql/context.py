@@ -1,0 +1,57 @@
+"""The per-operation context: one database session, the shared state and fresh DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from sqlalchemy.orm import Session
+
+from api.graphql.loaders import Loaders
+from api.state import AppState
+from api.versions.registry import ActiveModel
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@dataclass
+class Context:
+    state: AppState
+    _session: Session | None = field(default=None, repr=False)
+    _loaders: Loaders | None = field(default=None, repr=False)
+
+    @property
+    def session(self) -> Session:
+        """Return this operation's session, opened on first use."""
+        if self._session is None:
+            self._session = self.state.sessions()
+        return self._session
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders(self.session)
+        return self._loaders
+
+    def active_model(self) -> ActiveModel | None:
+        return self.state.models.get(self.session)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+Info = strawberry.Info[Context, Any]
+
+
+class SessionPerOperation(strawberry.extensions.SchemaExtension):
+    """Closes the operation's session when the operation ends, whatever happened."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context.context
+        if isinstance(context, Context):
+            context.close()

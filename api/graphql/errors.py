@@ -1,0 +1,63 @@
+"""Every error leaves with a safe message and an `extensions.code`; nothing else reaches a client."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from graphql import GraphQLError
+from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import process_result as strawberry_process_result
+from strawberry.types import ExecutionResult
+
+from api.errors import ServiceError
+from api.vectors.store import VectorStoreError
+
+log = logging.getLogger("api.graphql")
+
+_TOO_EXPENSIVE = re.compile(r"exceeds maximum operation depth|aliases found|more than \d+ tokens")
+
+
+def _code_and_message(error: GraphQLError) -> tuple[str, str]:
+    original = error.original_error
+    if isinstance(original, ServiceError):
+        return original.code, str(original)
+    if isinstance(original, (OperationalError, TimeoutError)) or (
+        isinstance(original, DBAPIError) and original.connection_invalidated
+    ):
+        return "UNAVAILABLE", "the database is unavailable; try again shortly"
+    if isinstance(original, VectorStoreError):
+        return "UNAVAILABLE", "the vector search is unavailable; try again shortly"
+    if original is None or isinstance(original, GraphQLError):
+        # Raised by GraphQL itself: syntax, validation, variable coercion and the cost limits.
+        if _TOO_EXPENSIVE.search(error.message):
+            return "QUERY_TOO_EXPENSIVE", error.message
+        if error.message.startswith(("Variable", "Int cannot represent", "Expected value")):
+            return "BAD_USER_INPUT", error.message
+        if error.message.startswith("Syntax Error"):
+            return "GRAPHQL_PARSE_FAILED", error.message
+        return "GRAPHQL_VALIDATION_FAILED", error.message
+    log.error("unexpected error in %s", error.path, exc_info=original)
+    return "INTERNAL_SERVER_ERROR", "internal server error"
+
+
+def with_code(error: GraphQLError) -> GraphQLError:
+    """Return the error as a client may see it: a safe message and an `extensions.code`."""
+    code, message = _code_and_message(error)
+    return GraphQLError(
+        message=message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions={"code": code},
+    )
+
+
+def process_result(result: ExecutionResult) -> GraphQLHTTPResponse:
+    """Return the HTTP body of a result, every error rewritten by with_code (parse errors included)."""
+    if result.errors:
+        result.errors = [with_code(e) for e in result.errors]
+    return strawberry_process_result(result)

@@ -1,0 +1,70 @@
+"""Cursor pagination: opaque cursors, page-size bounds and the Relay-style connection types."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Generic, TypeVar
+
+import strawberry
+
+from api.errors import BadUserInput
+
+MAX_PAGE = 100  # bounds every first and limit argument
+Node = TypeVar("Node")
+
+
+def check_bound(value: int, name: str) -> int:
+    """Return value, or raise BadUserInput when it is outside 1..MAX_PAGE."""
+    if not 1 <= value <= MAX_PAGE:
+        raise BadUserInput(f"{name} must be between 1 and {MAX_PAGE}")
+    return value
+
+
+def encode_cursor(kind: str, value: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
+
+
+def decode_cursor(kind: str, cursor: str | None) -> str | None:
+    """Return the value inside a cursor of this kind, or raise BadUserInput for a foreign or broken one."""
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise BadUserInput("after is not a valid cursor") from None
+    prefix, _, value = text.partition(":")
+    if prefix != kind or not value:
+        raise BadUserInput("after is not a valid cursor for this list")
+    return value
+
+
+def decode_id_cursor(kind: str, cursor: str | None) -> int | None:
+    value = decode_cursor(kind, cursor)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadUserInput("after is not a valid cursor for this list")
+    return int(value)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[Node]):
+    cursor: str
+    node: Node
+
+
+@strawberry.type
+class Connection(Generic[Node]):
+    edges: list[Edge[Node]]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[Node]:
+        return [edge.node for edge in self.edges]

@@ -1,0 +1,269 @@
+"""The GraphQL schema: every query and mutation, the limits on cost, and the error codes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import ExecutionContext
+
+from api.errors import BadUserInput, NotFound
+from api.graphql.context import Info, SessionPerOperation
+from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
+from api.movies import service as movies
+from api.movies.types import Movie
+from api.ratings import service as ratings
+from api.ratings.types import Rating
+from api.recommend.service import Filters, recommend_for_profile
+from api.recommend.types import (
+    ModelInfo,
+    Recommendation,
+    similar_movies_field,
+    to_types,
+    user_recommendations,
+)
+from api.users import service as users
+from api.users.types import User
+from ml.encoder import MovieFeatures
+
+MAX_DEPTH = 8
+MAX_ALIASES = 30
+MAX_TOKENS = 2_000
+
+
+@strawberry.type(description="A page of movies.")
+class MovieConnection(Connection[Movie]):
+    pass
+
+
+@strawberry.type(description="A page of users.")
+class UserConnection(Connection[User]):
+    pass
+
+
+@strawberry.input
+class RatedMovieInput:
+    movie_id: int
+    rating: int
+
+
+@strawberry.input
+class CreateUserInput:
+    gender: str
+    age: int
+    occupation: int
+    zip_code: str
+
+
+@strawberry.input
+class CreateMovieInput:
+    title: str
+    year: int | None = None
+    genres: list[str] = strawberry.field(default_factory=list)
+
+
+def _movie(info: Info, movie_id: int) -> Movie:
+    row = movies.movies_by_ids(session=info.context.session, ids=[movie_id]).get(movie_id)
+    if row is None:
+        raise NotFound(f"movie {movie_id} does not exist")
+    return Movie.from_row(row)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A movie by id.")
+    def movie(self, info: Info, id: int) -> Movie:
+        return _movie(info, id)
+
+    @strawberry.field(description="Movies by id, filtered by title words, genre and years; paginated.")
+    def movies(
+        self,
+        info: Info,
+        search: str | None = None,
+        genre: str | None = None,
+        year_from: int | None = None,
+        year_to: int | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> MovieConnection:
+        check_bound(first, "first")
+        if search is not None and len(search) > 200:
+            raise BadUserInput("search must be at most 200 characters")
+        rows = movies.list_movies(
+            session=info.context.session,
+            first=first,
+            after_id=decode_id_cursor("movie", after),
+            search=search,
+            genre=genre,
+            year_from=year_from,
+            year_to=year_to,
+        )
+        edges = [Edge(cursor=encode_cursor("movie", str(r.id)), node=Movie.from_row(r)) for r in rows[:first]]
+        return MovieConnection(edges=edges, page_info=_page(edges, len(rows) > first))
+
+    @strawberry.field(description="A user by id.")
+    def user(self, info: Info, id: int) -> User:
+        return User.from_row(users.get_user(session=info.context.session, user_id=id))
+
+    @strawberry.field(description="Users by id; paginated.")
+    def users(self, info: Info, first: int = 20, after: str | None = None) -> UserConnection:
+        check_bound(first, "first")
+        rows = users.list_users(
+            session=info.context.session, first=first, after_id=decode_id_cursor("user", after)
+        )
+        edges = [Edge(cursor=encode_cursor("user", str(r.id)), node=User.from_row(r)) for r in rows[:first]]
+        return UserConnection(edges=edges, page_info=_page(edges, len(rows) > first))
+
+    @strawberry.field(description="Every genre name.")
+    def genres(self, info: Info) -> list[str]:
+        return movies.genre_names(session=info.context.session)
+
+    @strawberry.field(description="A user's top movies, read from their latest ratings at request time.")
+    def recommendations(
+        self,
+        info: Info,
+        user_id: int,
+        limit: int = 10,
+        genres: list[str] | None = None,
+        year_from: int | None = None,
+        year_to: int | None = None,
+        exclude_rated: bool = True,
+    ) -> list[Recommendation]:
+        return user_recommendations(
+            info,
+            user_id=user_id,
+            limit=check_bound(limit, "limit"),
+            filters=Filters(genres, year_from, year_to),
+            exclude_rated=exclude_rated,
+        )
+
+    @strawberry.field(description="Movies closest to a movie in the active model.")
+    async def similar_movies(self, info: Info, movie_id: int, limit: int = 10) -> list[Recommendation]:
+        return await similar_movies_field(info, movie_id, check_bound(limit, "limit"))
+
+    @strawberry.field(
+        description="Top movies for a visitor without an account: demographics and a few ratings."
+    )
+    def recommendations_for_profile(
+        self,
+        info: Info,
+        gender: str,
+        age: int,
+        occupation: int,
+        rated_movies: list[RatedMovieInput],
+        limit: int = 10,
+        genres: list[str] | None = None,
+        year_from: int | None = None,
+        year_to: int | None = None,
+    ) -> list[Recommendation]:
+        context = info.context
+        found = recommend_for_profile(
+            session=context.session,
+            store=context.state.store,
+            active=context.active_model(),
+            gender=gender,
+            age=age,
+            occupation=occupation,
+            rated=[(r.movie_id, r.rating) for r in rated_movies],
+            limit=check_bound(limit, "limit"),
+            filters=Filters(genres, year_from, year_to),
+        )
+        return to_types(found)
+
+    @strawberry.field(description="The model version that serves, or null before the first training.")
+    def model_info(self, info: Info) -> ModelInfo | None:
+        active = info.context.active_model()
+        if active is None:
+            return None
+        m = active.metrics
+        return ModelInfo(
+            version=active.version_id,
+            trained_at=active.trained_at,
+            collection=active.collection,
+            metrics=m,  # type: ignore[arg-type]  # JSON is a scalar alias of any JSON value
+            hr_at_10=m.get("hr@10"),
+            ndcg_at_10=m.get("ndcg@10"),
+            recall_at_20=m.get("recall@20"),
+        )
+
+
+def _page(edges: Sequence[Edge[Any]], has_next: bool) -> PageInfo:
+    return PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create a user from demographics.")
+    def create_user(self, info: Info, input: CreateUserInput) -> User:
+        session = info.context.session
+        row = users.create_user(
+            session=session,
+            gender=input.gender,
+            age=input.age,
+            occupation=input.occupation,
+            zip_code=input.zip_code,
+        )
+        session.commit()
+        return User.from_row(row)
+
+    @strawberry.mutation(description="Rate a movie 1-5 stars (replaces an earlier rating of it).")
+    def rate_movie(self, info: Info, user_id: int, movie_id: int, rating: int) -> Rating:
+        session = info.context.session
+        row = ratings.rate_movie(session=session, user_id=user_id, movie_id=movie_id, rating=rating)
+        session.commit()
+        return Rating.from_row(row)
+
+    @strawberry.mutation(description="Delete a user's rating of a movie; true when it existed.")
+    def delete_rating(self, info: Info, user_id: int, movie_id: int) -> bool:
+        session = info.context.session
+        ratings.delete_rating(session=session, user_id=user_id, movie_id=movie_id)
+        session.commit()
+        return True
+
+    @strawberry.mutation(description="Add a movie; it is recommendable at once when a model is active.")
+    def create_movie(self, info: Info, input: CreateMovieInput) -> Movie:
+        context = info.context
+        session = context.session
+        if input.year is not None and not 1800 <= input.year <= 2100:
+            raise BadUserInput("year must be between 1800 and 2100")
+        row = movies.create_movie(session=session, title=input.title, year=input.year, genres=input.genres)
+        active = context.active_model()
+        if active is not None:
+            # The vector goes in before the commit: a Milvus failure leaves no movie without a vector.
+            genres = movies.check_genres(session=session, genres=input.genres)
+            vector = active.model.encode_movie(MovieFeatures(row.title, row.year, tuple(genres), row.id))
+            context.state.store.upsert(active.collection, [row.id], vector[None, :], [genres], [row.year])
+        session.commit()
+        return Movie.from_row(row)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Log nothing here: api.graphql.errors logs unexpected errors; client errors are not the server's."""
+
+
+def build_schema() -> strawberry.Schema:
+    """Return the schema with its limits, caches and error handling."""
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            SessionPerOperation,
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            ParserCache,
+            ValidationCache,
+        ],
+    )

@@ -1,0 +1,119 @@
+"""Queries and writes for movies and genres."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from api.errors import BadUserInput
+from api.movies.models import Genre, Movie, movie_genres
+from api.ratings.models import Rating
+
+
+@dataclass(frozen=True)
+class RatingStats:
+    average: float | None
+    count: int
+
+
+def genre_names(*, session: Session) -> list[str]:
+    """Return every genre name, alphabetically."""
+    return list(session.execute(select(Genre.name).order_by(Genre.name)).scalars())
+
+
+def check_genres(*, session: Session, genres: Sequence[str]) -> list[str]:
+    """Return genres de-duplicated, or raise BadUserInput naming the first unknown one."""
+    known = set(genre_names(session=session))
+    for genre in genres:
+        if genre not in known:
+            raise BadUserInput(f"unknown genre {genre!r}; known genres: {', '.join(sorted(known))}")
+    return list(dict.fromkeys(genres))
+
+
+def movies_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, Movie]:
+    """Return the movies with the given ids, by id (absent ids are left out)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Movie).where(Movie.id.in_(set(ids)))).scalars()
+    return {movie.id: movie for movie in rows}
+
+
+def genres_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
+    """Return each movie's genre names, alphabetically."""
+    result: dict[int, list[str]] = defaultdict(list)
+    if ids:
+        rows = session.execute(
+            select(movie_genres.c.movie_id, Genre.name)
+            .join(Genre, Genre.id == movie_genres.c.genre_id)
+            .where(movie_genres.c.movie_id.in_(set(ids)))
+            .order_by(Genre.name)
+        )
+        for movie_id, name in rows:
+            result[movie_id].append(name)
+    return result
+
+
+def rating_stats_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, RatingStats]:
+    """Return the average rating and the number of ratings of each movie."""
+    stats = {i: RatingStats(None, 0) for i in ids}
+    if ids:
+        rows = session.execute(
+            select(Rating.movie_id, func.avg(Rating.rating), func.count())
+            .where(Rating.movie_id.in_(set(ids)))
+            .group_by(Rating.movie_id)
+        )
+        for movie_id, average, count in rows:
+            stats[movie_id] = RatingStats(round(float(average), 4), int(count))
+    return stats
+
+
+def list_movies(
+    *,
+    session: Session,
+    first: int,
+    after_id: int | None = None,
+    search: str | None = None,
+    genre: str | None = None,
+    year_from: int | None = None,
+    year_to: int | None = None,
+) -> list[Movie]:
+    """Return up to first + 1 movies by id after after_id that match (one more tells of a next page)."""
+    query = select(Movie).order_by(Movie.id).limit(first + 1)
+    if after_id is not None:
+        query = query.where(Movie.id > after_id)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Movie.title.ilike(f"%{escaped}%", escape="\\"))
+    if genre:
+        check_genres(session=session, genres=[genre])
+        query = query.where(
+            Movie.id.in_(
+                select(movie_genres.c.movie_id)
+                .join(Genre, Genre.id == movie_genres.c.genre_id)
+                .where(Genre.name == genre)
+            )
+        )
+    if year_from is not None:
+        query = query.where(Movie.year >= year_from)
+    if year_to is not None:
+        query = query.where(Movie.year <= year_to)
+    return list(session.execute(query).scalars())
+
+
+def create_movie(*, session: Session, title: str, year: int | None, genres: Sequence[str]) -> Movie:
+    """Insert a movie with its genres and return it (the caller commits)."""
+    title = title.strip()
+    if not title or len(title) > 255:
+        raise BadUserInput("title must be 1 to 255 characters")
+    genres = check_genres(session=session, genres=genres)
+    movie = Movie(title=title, year=year)
+    session.add(movie)
+    session.flush()
+    ids = dict(session.execute(select(Genre.name, Genre.id).where(Genre.name.in_(genres))).all())
+    if genres:
+        session.execute(insert(movie_genres), [{"movie_id": movie.id, "genre_id": ids[g]} for g in genres])
+    return movie

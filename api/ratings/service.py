@@ -1,0 +1,75 @@
+"""Queries and writes for ratings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.orm import Session
+
+from api.dataimport.upsert import upsert_statement
+from api.db import utcnow
+from api.errors import BadUserInput, NotFound
+from api.movies.models import Movie
+from api.ratings.models import Rating
+from api.users.service import get_user
+
+
+def latest_ratings(*, session: Session, user_id: int, limit: int) -> list[Rating]:
+    """Return the user's newest ratings first (the user tower's input)."""
+    query = (
+        select(Rating)
+        .where(Rating.user_id == user_id)
+        .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars())
+
+
+def rated_movie_ids(*, session: Session, user_id: int) -> set[int]:
+    """Return the ids of every movie the user has rated."""
+    return set(session.execute(select(Rating.movie_id).where(Rating.user_id == user_id)).scalars())
+
+
+def ratings_page(
+    *, session: Session, user_id: int, first: int, after: tuple[datetime, int] | None = None
+) -> list[Rating]:
+    """Return up to first + 1 of the user's ratings, newest first, after the (rated_at, movie_id) cursor."""
+    query = (
+        select(Rating)
+        .where(Rating.user_id == user_id)
+        .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
+        .limit(first + 1)
+    )
+    if after is not None:
+        query = query.where(tuple_(Rating.rated_at, Rating.movie_id) < tuple_(*after))
+    return list(session.execute(query).scalars())
+
+
+def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: int) -> Rating:
+    """Insert or update the user's rating of the movie and return it (the caller commits)."""
+    if type(rating) is not int or not 1 <= rating <= 5:
+        raise BadUserInput("rating must be a whole number of stars from 1 to 5")
+    get_user(session=session, user_id=user_id)
+    if session.get(Movie, movie_id) is None:
+        raise NotFound(f"movie {movie_id} does not exist")
+    values = {
+        "user_id": user_id,
+        "movie_id": movie_id,
+        "rating": rating,
+        "rated_at": utcnow().replace(microsecond=0),
+    }
+    statement = upsert_statement(
+        session.connection(), Rating.__table__, ["user_id", "movie_id"], ["rating", "rated_at"]
+    )
+    session.execute(statement, [values])
+    return Rating(**values)
+
+
+def delete_rating(*, session: Session, user_id: int, movie_id: int) -> bool:
+    """Delete the user's rating of the movie; raise NotFound when there is none."""
+    result = session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"user {user_id} has not rated movie {movie_id}")
+    return True

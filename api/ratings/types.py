@@ -1,0 +1,64 @@
+"""GraphQL types for ratings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from api.errors import BadUserInput
+from api.graphql.context import Info
+from api.graphql.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor
+from api.movies.types import Movie
+from api.ratings.models import Rating as RatingRow
+from api.ratings.service import ratings_page
+
+CURSOR = "rating"
+
+
+@strawberry.type(description="A user's star rating of a movie.")
+class Rating:
+    user_id: int
+    movie_id: int
+    rating: int = strawberry.field(description="1 to 5 stars.")
+    rated_at: datetime = strawberry.field(description="When it was rated (UTC).")
+
+    @classmethod
+    def from_row(cls, row: RatingRow) -> Rating:
+        return cls(user_id=row.user_id, movie_id=row.movie_id, rating=row.rating, rated_at=row.rated_at)
+
+    @strawberry.field
+    async def movie(self, info: Info) -> Movie:
+        row = await info.context.loaders.movie.load(self.movie_id)
+        assert row is not None  # a foreign key guarantees it
+        return Movie.from_row(row)
+
+
+@strawberry.type(description="A page of ratings.")
+class RatingConnection(Connection[Rating]):
+    pass
+
+
+def _cursor(row: RatingRow) -> str:
+    return encode_cursor(CURSOR, f"{row.rated_at.isoformat()}|{row.movie_id}")
+
+
+def _after(cursor: str | None) -> tuple[datetime, int] | None:
+    value = decode_cursor(CURSOR, cursor)
+    if value is None:
+        return None
+    stamp, _, movie = value.partition("|")
+    try:
+        return datetime.fromisoformat(stamp), int(movie)
+    except ValueError:
+        raise BadUserInput("after is not a valid cursor for this list") from None
+
+
+def ratings_connection(info: Info, user_id: int, first: int, after: str | None) -> RatingConnection:
+    rows = ratings_page(session=info.context.session, user_id=user_id, first=first, after=_after(after))
+    page = rows[:first]
+    edges = [Edge(cursor=_cursor(r), node=Rating.from_row(r)) for r in page]
+    return RatingConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None),
+    )

@@ -1,0 +1,187 @@
+"""Recommendation queries: for a user, for an anonymous profile, and movies similar to a movie."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.errors import BadUserInput, ModelNotReady, NotFound
+from api.movies.models import Movie
+from api.movies.service import genre_names
+from api.ratings.service import latest_ratings, rated_movie_ids
+from api.users.service import check_demographics, get_user
+from api.vectors.filters import FilterError, build_filter
+from api.vectors.store import VectorStore
+from api.versions.registry import ActiveModel
+from ml.encoder import HistoryItem, UserFeatures
+
+LIKED = 4  # stars from which a rated movie can explain a recommendation ("because you liked")
+BECAUSE_MAX = 2
+PROFILE_MAX_RATINGS = 200
+SEARCH_MAX = 16_384  # Milvus's top-k ceiling
+
+
+@dataclass(frozen=True)
+class Recommended:
+    movie_id: int
+    score: float
+    because: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Filters:
+    genres: Sequence[str] | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+
+
+NO_FILTERS = Filters()
+
+
+def require_model(active: ActiveModel | None) -> ActiveModel:
+    if active is None:
+        raise ModelNotReady("no model has been trained and activated yet; run `movierec train`")
+    return active
+
+
+def recommend_for_user(
+    *,
+    session: Session,
+    store: VectorStore,
+    active: ActiveModel | None,
+    user_id: int,
+    limit: int,
+    filters: Filters = NO_FILTERS,
+    exclude_rated: bool = True,
+) -> list[Recommended]:
+    """Return the user's top movies from their demographics and latest ratings, read now."""
+    model = require_model(active)
+    user = get_user(session=session, user_id=user_id)
+    history = [
+        HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
+        for r in latest_ratings(session=session, user_id=user_id, limit=model.model.history_length)
+    ]
+    features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user.id)
+    vector = model.model.encode_user(features, history)
+    exclude = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()
+    liked = [h.movie_id for h in history if h.rating >= LIKED]
+    return _search(session, store, model, vector, limit, filters, exclude, liked)
+
+
+def recommend_for_profile(
+    *,
+    session: Session,
+    store: VectorStore,
+    active: ActiveModel | None,
+    gender: str,
+    age: int,
+    occupation: int,
+    rated: Sequence[tuple[int, int]],
+    limit: int,
+    filters: Filters = NO_FILTERS,
+) -> list[Recommended]:
+    """Return top movies for a visitor described by demographics and (movie, stars) in the order rated."""
+    model = require_model(active)
+    check_demographics(session=session, gender=gender, age=age, occupation=occupation)
+    if len(rated) > PROFILE_MAX_RATINGS:
+        raise BadUserInput(f"ratedMovies holds at most {PROFILE_MAX_RATINGS} ratings")
+    for _movie_id, stars in rated:
+        if not 1 <= stars <= 5:
+            raise BadUserInput("every rating must be a whole number of stars from 1 to 5")
+    ids = [m for m, _ in rated]
+    known = set(session.execute(select(Movie.id).where(Movie.id.in_(ids))).scalars()) if ids else set()
+    missing = [m for m in ids if m not in known]
+    if missing:
+        raise NotFound(f"movie {missing[0]} does not exist")
+    now = int(time.time())
+    history = [HistoryItem(m, s, now - (len(rated) - i)) for i, (m, s) in enumerate(rated)]
+    vector = model.model.encode_user(UserFeatures(gender, age, occupation, "", None), history)
+    liked = [m for m, s in reversed(rated) if s >= LIKED]
+    return _search(session, store, model, vector, limit, filters, set(ids), liked)
+
+
+def similar_movies(
+    *, session: Session, store: VectorStore, active: ActiveModel | None, movie_id: int, limit: int
+) -> list[Recommended]:
+    """Return the movies whose vectors are closest to the movie's own."""
+    model = require_model(active)
+    if session.get(Movie, movie_id) is None:
+        raise NotFound(f"movie {movie_id} does not exist")
+    vector = _vectors(store, model, [movie_id]).get(movie_id)
+    if vector is None:
+        raise NotFound(f"movie {movie_id} has no vector in the active model")
+    hits = store.search(model.collection, vector, limit=limit + 1)
+    return [Recommended(h.movie_id, h.score) for h in hits if h.movie_id != movie_id][:limit]
+
+
+def _search(
+    session: Session,
+    store: VectorStore,
+    model: ActiveModel,
+    vector: npt.NDArray[np.float32],
+    limit: int,
+    filters: Filters,
+    exclude: set[int],
+    liked: list[int],
+) -> list[Recommended]:
+    try:
+        expr = build_filter(
+            genres=filters.genres,
+            known_genres=set(genre_names(session=session)),
+            year_from=filters.year_from,
+            year_to=filters.year_to,
+        )
+    except FilterError as error:
+        raise BadUserInput(str(error)) from None
+    if filters.year_from is not None and filters.year_to is not None and filters.year_from > filters.year_to:
+        raise BadUserInput("yearFrom must not be after yearTo")
+    # Over-fetch by the number of excluded movies rather than sending their ids to Milvus.
+    hits = store.search(model.collection, vector, limit=min(limit + len(exclude), SEARCH_MAX), expr=expr)
+    chosen = [h for h in hits if h.movie_id not in exclude][:limit]
+    reasons = _because(store, model, [h.movie_id for h in chosen], liked)
+    return [Recommended(h.movie_id, h.score, reasons.get(h.movie_id, [])) for h in chosen]
+
+
+def _because(
+    store: VectorStore, model: ActiveModel, movie_ids: list[int], liked: list[int]
+) -> dict[int, list[int]]:
+    """Return, for each movie, up to two liked movies whose vectors are closest to it."""
+    if not movie_ids or not liked:
+        return {}
+    vectors = _vectors(store, model, list(dict.fromkeys(movie_ids + liked)))
+    liked = [m for m in liked if m in vectors]
+    if not liked:
+        return {}
+    liked_matrix = np.stack([vectors[m] for m in liked])  # (n_liked, dim)
+    result = {}
+    for movie_id in movie_ids:
+        if movie_id not in vectors:
+            continue
+        similarity = liked_matrix @ vectors[movie_id]  # (n_liked,)
+        best = np.argsort(-similarity)[:BECAUSE_MAX]
+        result[movie_id] = [liked[i] for i in best if similarity[i] > 0]
+    return result
+
+
+def _vectors(
+    store: VectorStore, model: ActiveModel, movie_ids: list[int]
+) -> dict[int, npt.NDArray[np.float32]]:
+    """Return movie vectors from the loaded model, asking Milvus only for movies added after training."""
+    found: dict[int, npt.NDArray[np.float32]] = {}
+    missing = []
+    for movie_id in movie_ids:
+        vector = model.vector_of(movie_id)
+        if vector is None:
+            missing.append(movie_id)
+        else:
+            found[movie_id] = vector
+    if missing:
+        found.update(store.vectors(model.collection, missing))
+    return found

@@ -1,0 +1,61 @@
+"""Queries and writes for users."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.errors import BadUserInput, NotFound
+from api.users.models import AGE_BUCKET_VALUES, Occupation, User
+
+
+def users_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, User]:
+    """Return the users with the given ids, by id (absent ids are left out)."""
+    if not ids:
+        return {}
+    return {u.id: u for u in session.execute(select(User).where(User.id.in_(set(ids)))).scalars()}
+
+
+def get_user(*, session: Session, user_id: int) -> User:
+    """Return the user, or raise NotFound."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return user
+
+
+def occupation_names(*, session: Session) -> dict[int, str]:
+    """Return every occupation's name by id."""
+    return {o.id: o.name for o in session.execute(select(Occupation)).scalars()}
+
+
+def list_users(*, session: Session, first: int, after_id: int | None = None) -> list[User]:
+    """Return up to first + 1 users by id after after_id."""
+    query = select(User).order_by(User.id).limit(first + 1)
+    if after_id is not None:
+        query = query.where(User.id > after_id)
+    return list(session.execute(query).scalars())
+
+
+def check_demographics(*, session: Session, gender: str, age: int, occupation: int) -> None:
+    """Raise BadUserInput unless gender, age bucket and occupation are ML-1M values."""
+    if gender not in ("F", "M"):
+        raise BadUserInput("gender must be F or M")
+    if age not in AGE_BUCKET_VALUES:
+        raise BadUserInput(f"age must be one of the buckets {', '.join(map(str, AGE_BUCKET_VALUES))}")
+    if occupation not in occupation_names(session=session):
+        raise BadUserInput("occupation must be an id from 0 to 20")
+
+
+def create_user(*, session: Session, gender: str, age: int, occupation: int, zip_code: str) -> User:
+    """Insert a user and return it (the caller commits)."""
+    check_demographics(session=session, gender=gender, age=age, occupation=occupation)
+    zip_code = zip_code.strip()
+    if not 1 <= len(zip_code) <= 10 or not zip_code.replace("-", "").isalnum():
+        raise BadUserInput("zipCode must be 1 to 10 letters, digits or dashes")
+    user = User(gender=gender, age=age, occupation_id=occupation, zip_code=zip_code)
+    session.add(user)
+    session.flush()
+    return user

@@ -1,0 +1,50 @@
+"""GraphQL types for users."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from api.graphql.context import Info
+from api.graphql.pagination import check_bound
+from api.users.models import User as UserRow
+
+if TYPE_CHECKING:
+    from api.ratings.types import RatingConnection
+    from api.recommend.types import Recommendation
+
+
+@strawberry.type(description="A MovieLens user and their demographics.")
+class User:
+    id: int
+    gender: str = strawberry.field(description="F or M.")
+    age: int = strawberry.field(description="ML-1M age bucket: 1, 18, 25, 35, 45, 50 or 56.")
+    occupation_id: int = strawberry.field(description="ML-1M occupation id, 0-20.")
+    zip_code: str
+
+    @classmethod
+    def from_row(cls, row: UserRow) -> User:
+        return cls(
+            id=row.id, gender=row.gender, age=row.age, occupation_id=row.occupation_id, zip_code=row.zip_code
+        )
+
+    @strawberry.field(description="Occupation name, e.g. 'programmer'.")
+    def occupation(self, info: Info) -> str:
+        return info.context.loaders.occupation_name(self.occupation_id)
+
+    @strawberry.field(description="The user's ratings, newest first.")
+    def ratings(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Annotated[RatingConnection, strawberry.lazy("api.ratings.types")]:
+        from api.ratings.types import ratings_connection
+
+        return ratings_connection(info, self.id, check_bound(first, "first"), after)
+
+    @strawberry.field(description="Recommendations for this user, as the top-level query gives them.")
+    def recommendations(
+        self, info: Info, limit: int = 10
+    ) -> list[Annotated[Recommendation, strawberry.lazy("api.recommend.types")]]:
+        from api.recommend.types import user_recommendations
+
+        return user_recommendations(info, user_id=self.id, limit=check_bound(limit, "limit"))

@@ -1,0 +1,136 @@
+"""The whole stack for API tests: a migrated database with synthetic data, a model trained on it with
+real Paddle, its vectors in a real Milvus Lite, and the app running its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.dataimport.service import import_dataset
+from api.db import make_engine, make_session_factory
+from api.settings import Settings
+from api.vectors.store import VectorStore
+from api.versions.activation import activate
+from api.versions.training import run_training
+from ml.config import TrainConfig
+from ml.movielens import Dataset, load_dataset
+from ml.movielens.synthetic import write_synthetic
+from tests.conftest import DatabaseFactory, upgrade
+
+TINY = TrainConfig(
+    embedding_dim=16, hidden_dim=32, output_dim=32, epochs=2, batch_size=128, learning_rate=5e-3
+)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    dataset: Dataset
+    version_id: int | None
+
+
+def make_settings(url: str, root: Path) -> Settings:
+    return Settings(
+        environment="test",
+        admin_password="test-password-1",
+        database_url=url,
+        milvus_uri=str(root / "milvus.db"),
+        model_dir=root / "models",
+        var_dir=root,
+    )
+
+
+def build_stack(factory: DatabaseFactory, root: Path, *, train: bool) -> Stack:
+    url = factory.new_url()
+    upgrade(url)
+    dataset = load_dataset(
+        write_synthetic(root / "data", users=120, movies=300, ratings_per_user=(20, 60), seed=7)
+    )
+    settings = make_settings(url, root)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        import_dataset(session=session, dataset=dataset)
+    version_id = None
+    if train:
+        version_id = run_training(
+            sessions=sessions,
+            model_dir=settings.resolved_model_dir,
+            config=TINY,
+            started_by="tests",
+            progress_bar=False,
+        )
+        store = VectorStore(settings.resolved_milvus_uri)
+        activate(sessions=sessions, store=store, version_id=version_id)
+        store.close()
+    engine.dispose()
+    return Stack(settings, dataset, version_id)
+
+
+@pytest.fixture(scope="session")
+def stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """Return settings of a database and Milvus Lite file holding data and an active trained model."""
+    return build_stack(database_factory, tmp_path_factory.mktemp("stack"), train=True)
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> Iterator[TestClient]:
+    with TestClient(create_app(stack.settings)) as client:
+        yield client
+
+
+class GraphQL:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
+        """Return the response body of a GraphQL request; the HTTP status must be 200."""
+        response = self.client.post("/graphql", json={"query": query, "variables": variables})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def data(self, query: str, **variables: Any) -> dict[str, Any]:
+        """Return the data of a request that must succeed."""
+        body = self(query, **variables)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def error_code(self, query: str, **variables: Any) -> str:
+        """Return the code of the single error a request must fail with."""
+        body = self(query, **variables)
+        assert len(body.get("errors", [])) == 1, body
+        error = body["errors"][0]
+        assert "Traceback" not in error["message"]
+        code: str = error["extensions"]["code"]
+        return code
+
+
+@pytest.fixture(scope="session")
+def gql(client: TestClient) -> GraphQL:
+    return GraphQL(client)
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, *_args: Any) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def statements() -> Iterator[StatementCounter]:
+    """Count the SQL statements every engine executes during the test."""
+    counter = StatementCounter()
+    event.listen(Engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(Engine, "before_cursor_execute", counter)

@@ -1,0 +1,117 @@
+"""Mutations through the real app: users, ratings and movies, and their effect on recommendations."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import GraphQL, Stack
+
+CREATE_USER = """mutation($g: String!) { createUser(input: {gender: $g, age: 25, occupation: 12, zipCode: "02139"}) {
+    id gender age occupation zipCode } }"""
+RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating ratedAt movie { id } } }"
+RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score movie { id } because { id } } }"
+
+
+def _new_user(gql: GraphQL) -> int:
+    user: int = gql.data(CREATE_USER, g="F")["createUser"]["id"]
+    return user
+
+
+def test_created_user_gets_recommendations_from_demographics_alone(gql: GraphQL) -> None:
+    created = gql.data(CREATE_USER, g="M")["createUser"]
+    assert (created["gender"], created["age"], created["occupation"]) == ("M", 25, "programmer")
+    recs = gql.data(RECS, u=created["id"])["recommendations"]
+    assert len(recs) == 10 and all(r["because"] == [] for r in recs)
+
+
+@pytest.mark.parametrize(
+    "input_",
+    [
+        '{gender: "X", age: 25, occupation: 1, zipCode: "1"}',
+        '{gender: "F", age: 3, occupation: 1, zipCode: "1"}',
+        '{gender: "F", age: 25, occupation: 21, zipCode: "1"}',
+        '{gender: "F", age: 25, occupation: 1, zipCode: "; DROP"}',
+    ],
+)
+def test_bad_user_input_is_refused(gql: GraphQL, input_: str) -> None:
+    assert gql.error_code(f"mutation {{ createUser(input: {input_}) {{ id }} }}") == "BAD_USER_INPUT"
+
+
+def test_a_new_rating_changes_the_next_recommendations_at_once(gql: GraphQL, stack: Stack) -> None:
+    user = _new_user(gql)
+    before = [r["movie"]["id"] for r in gql.data(RECS, u=user)["recommendations"]]
+    for movie in stack.dataset.movies[40:45]:
+        assert gql.data(RATE, u=user, m=movie.id, r=5)["rateMovie"]["rating"] == 5
+    after = gql.data(RECS, u=user)["recommendations"]
+    assert [r["movie"]["id"] for r in after] != before
+    rated = {m.id for m in stack.dataset.movies[40:45]}
+    assert not {r["movie"]["id"] for r in after} & rated
+    assert {b["id"] for r in after for b in r["because"]} <= rated
+
+
+def test_rating_again_updates_and_delete_removes(gql: GraphQL, stack: Stack) -> None:
+    user = _new_user(gql)
+    movie = stack.dataset.movies[7].id
+    gql.data(RATE, u=user, m=movie, r=2)
+    gql.data(RATE, u=user, m=movie, r=4)
+    ratings = gql.data("query($u: Int!) { user(id: $u) { ratings { nodes { movieId rating } } } }", u=user)
+    assert ratings["user"]["ratings"]["nodes"] == [{"movieId": movie, "rating": 4}]
+    assert gql.data("mutation($u: Int!, $m: Int!) { deleteRating(userId: $u, movieId: $m) }", u=user, m=movie)
+    ratings = gql.data("query($u: Int!) { user(id: $u) { ratings { nodes { movieId } } } }", u=user)
+    assert ratings["user"]["ratings"]["nodes"] == []
+    again = "mutation($u: Int!, $m: Int!) { deleteRating(userId: $u, movieId: $m) }"
+    assert gql.error_code(again, u=user, m=movie) == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("rating", "code"), [(0, "BAD_USER_INPUT"), (6, "BAD_USER_INPUT"), (-1, "BAD_USER_INPUT")]
+)
+def test_ratings_outside_1_to_5_are_refused(gql: GraphQL, stack: Stack, rating: int, code: str) -> None:
+    user = _new_user(gql)
+    assert gql.error_code(RATE, u=user, m=stack.dataset.movies[0].id, r=rating) == code
+    nodes = gql.data("query($u: Int!) { user(id: $u) { ratings { nodes { movieId } } } }", u=user)
+    assert nodes["user"]["ratings"]["nodes"] == []
+
+
+def test_rating_unknown_users_or_movies_is_not_found(gql: GraphQL, stack: Stack) -> None:
+    assert gql.error_code(RATE, u=999999, m=stack.dataset.movies[0].id, r=3) == "NOT_FOUND"
+    assert gql.error_code(RATE, u=stack.dataset.users[0].id, m=999999, r=3) == "NOT_FOUND"
+
+
+def test_a_created_movie_is_recommendable_at_once(gql: GraphQL, stack: Stack) -> None:
+    query = """mutation { createMovie(input: {title: "Brand New Picture (2001)", year: 2001, genres: ["Sci-Fi", "Drama"]})
+        { id title year genres averageRating ratingsCount } }"""
+    movie = gql.data(query)["createMovie"]
+    assert (movie["year"], movie["genres"], movie["ratingsCount"], movie["averageRating"]) == (
+        2001,
+        ["Drama", "Sci-Fi"],
+        0,
+        None,
+    )
+    similar = gql.data(
+        "query($m: Int!) { similarMovies(movieId: $m, limit: 5) { movie { id } } }", m=movie["id"]
+    )
+    assert len(similar["similarMovies"]) == 5
+    # Recommendations restricted to its year can reach it: it is in the active collection.
+    user = _new_user(gql)
+    recs = gql.data(
+        "query($u: Int!) { recommendations(userId: $u, limit: 100, yearFrom: 2001, yearTo: 2001) { movie { id } } }",
+        u=user,
+    )["recommendations"]
+    assert movie["id"] in {r["movie"]["id"] for r in recs}
+
+
+def test_created_movie_input_is_validated(gql: GraphQL) -> None:
+    assert gql.error_code('mutation { createMovie(input: {title: "  "}) { id } }') == "BAD_USER_INPUT"
+    assert (
+        gql.error_code('mutation { createMovie(input: {title: "X", genres: ["Bogus"]}) { id } }')
+        == "BAD_USER_INPUT"
+    )
+    assert (
+        gql.error_code('mutation { createMovie(input: {title: "X", year: 3000}) { id } }') == "BAD_USER_INPUT"
+    )
+    long_title = "x" * 256
+    assert (
+        gql.error_code(f'mutation {{ createMovie(input: {{title: "{long_title}"}}) {{ id }} }}')
+        == "BAD_USER_INPUT"
+    )

@@ -1,0 +1,181 @@
+"""GraphQL queries through the real app: catalogue, users, pagination, limits and error codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import GraphQL, Stack, StatementCounter
+
+MOVIE_FIELDS = "id title year genres averageRating ratingsCount"
+
+
+def test_movie_by_id_matches_the_data(gql: GraphQL, stack: Stack) -> None:
+    movie = stack.dataset.movies[3]
+    got = gql.data(f"query($id: Int!) {{ movie(id: $id) {{ {MOVIE_FIELDS} }} }}", id=movie.id)["movie"]
+    ratings = stack.dataset.ratings
+    mine = ratings.rating[ratings.movie_id == movie.id]
+    assert (got["id"], got["title"], got["year"]) == (movie.id, movie.title, movie.year)
+    assert got["genres"] == sorted(movie.genres)
+    assert got["ratingsCount"] == mine.size
+    assert got["averageRating"] == pytest.approx(mine.mean(), abs=1e-3)
+
+
+def test_unknown_movie_and_user_are_not_found(gql: GraphQL) -> None:
+    assert gql.error_code("{ movie(id: 987654) { title } }") == "NOT_FOUND"
+    assert gql.error_code("{ user(id: -3) { id } }") == "NOT_FOUND"
+
+
+def test_movies_paginate_without_gaps_or_repeats(gql: GraphQL, stack: Stack) -> None:
+    query = "query($after: String) { movies(first: 40, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } } }"
+    seen: list[int] = []
+    after = None
+    while True:
+        page = gql.data(query, after=after)["movies"]
+        seen += [n["id"] for n in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == sorted(set(seen))  # increasing: no repeats, no reordering
+    assert {m.id for m in stack.dataset.movies} <= set(seen)  # no gaps (other tests may add movies)
+
+
+def test_movies_filter_by_search_genre_and_years(gql: GraphQL, stack: Stack) -> None:
+    query = """query { movies(first: 100, genre: "Drama", yearFrom: 1970, yearTo: 1995) {
+        nodes { title year genres } } }"""
+    nodes = gql.data(query)["movies"]["nodes"]
+    expected = [m for m in stack.dataset.movies if "Drama" in m.genres and m.year and 1970 <= m.year <= 1995]
+    assert len(nodes) == min(100, len(expected)) > 0
+    assert all("Drama" in n["genres"] and 1970 <= n["year"] <= 1995 for n in nodes)
+    word = stack.dataset.movies[0].title.split()[0]
+    found = gql.data(
+        "query($s: String) { movies(first: 100, search: $s) { nodes { title } } }", s=word.lower()
+    )
+    assert found["movies"]["nodes"] and all(
+        word.lower() in n["title"].lower() for n in found["movies"]["nodes"]
+    )
+
+
+def test_search_text_is_not_a_pattern(gql: GraphQL) -> None:
+    assert gql.data('{ movies(search: "%") { nodes { id } } }')["movies"]["nodes"] == []
+    assert gql.data('{ movies(search: "_") { nodes { id } } }')["movies"]["nodes"] == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ movies(first: 0) { nodes { id } } }",
+        "{ movies(first: 101) { nodes { id } } }",
+        '{ movies(after: "not-a-cursor") { nodes { id } } }',
+        '{ movies(after: "dXNlcjox") { nodes { id } } }',  # a user cursor
+        '{ movies(genre: "Noir") { nodes { id } } }',
+        "{ users(first: -1) { nodes { id } } }",
+        "{ recommendations(userId: 1, limit: 1000) { score } }",
+        "{ movie(id: 1) { similar(limit: 0) { score } } }",
+    ],
+)
+def test_bad_arguments_are_bad_user_input(gql: GraphQL, query: str) -> None:
+    assert gql.error_code(query) == "BAD_USER_INPUT"
+
+
+def test_users_and_their_ratings_newest_first(gql: GraphQL, stack: Stack) -> None:
+    user = stack.dataset.users[5]
+    query = """query($id: Int!, $after: String) { user(id: $id) { gender age occupationId occupation zipCode
+        ratings(first: 7, after: $after) { nodes { movieId rating ratedAt } pageInfo { hasNextPage endCursor } } } }"""
+    first = gql.data(query, id=user.id)["user"]
+    assert (first["gender"], first["age"], first["occupationId"], first["zipCode"]) == (
+        user.gender,
+        user.age,
+        user.occupation,
+        user.zip_code,
+    )
+    assert first["occupation"]
+    second = gql.data(query, id=user.id, after=first["ratings"]["pageInfo"]["endCursor"])["user"]
+    stamps = [n["ratedAt"] for n in first["ratings"]["nodes"] + second["ratings"]["nodes"]]
+    assert stamps == sorted(stamps, reverse=True)
+    movies = [n["movieId"] for n in first["ratings"]["nodes"] + second["ratings"]["nodes"]]
+    assert len(set(movies)) == 14
+
+
+def test_users_list_and_genres(gql: GraphQL, stack: Stack) -> None:
+    data = gql.data("{ users(first: 3) { nodes { id } } genres }")
+    assert [n["id"] for n in data["users"]["nodes"]] == [u.id for u in stack.dataset.users[:3]]
+    assert len(data["genres"]) == 18 and "Film-Noir" in data["genres"]
+
+
+def test_fifty_movies_with_relations_take_a_constant_number_of_statements(
+    gql: GraphQL, statements: StatementCounter
+) -> None:
+    query = "query($n: Int!) { movies(first: $n) { nodes { id title genres averageRating ratingsCount } } }"
+    gql.data(query, n=5)
+    statements.count = 0
+    gql.data(query, n=5)
+    few = statements.count
+    statements.count = 0
+    data = gql.data(query, n=50)
+    assert len(data["movies"]["nodes"]) == 50
+    assert statements.count == few <= 4
+
+
+def test_depth_and_alias_limits_refuse_expensive_queries(gql: GraphQL) -> None:
+    deep = "{ user(id: 1) { ratings { nodes { movie { similar { movie { similar { movie { similar { movie { title } } } } } } } } } } }"
+    assert gql.error_code(deep) == "QUERY_TOO_EXPENSIVE"
+    aliases = "{ " + " ".join(f"m{i}: movie(id: 1) {{ id }}" for i in range(200)) + " }"
+    assert gql.error_code(aliases) == "QUERY_TOO_EXPENSIVE"
+
+
+def test_malformed_queries_get_codes_not_traces(gql: GraphQL) -> None:
+    assert gql.error_code("{ movie(id: 1) { title ") == "GRAPHQL_PARSE_FAILED"
+    assert gql.error_code("{ movie(id: 1) { nonsense } }") == "GRAPHQL_VALIDATION_FAILED"
+    assert gql.error_code("query($id: Int!) { movie(id: $id) { id } }", id="abc") == "BAD_USER_INPUT"
+    assert gql.error_code("query($id: Int!) { movie(id: $id) { id } }", id=2**40) == "BAD_USER_INPUT"
+
+
+def test_oversized_body_is_refused(gql: GraphQL) -> None:
+    response = gql.client.post("/graphql", json={"query": "{ genres }", "pad": "x" * 100_000})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_health_and_readiness(gql: GraphQL) -> None:
+    assert gql.client.get("/healthz").json() == {"status": "ok"}
+    ready = gql.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "model": "ok", "milvus": "ok"}
+
+
+def test_large_responses_are_gzipped(gql: GraphQL) -> None:
+    response = gql.client.post(
+        "/graphql",
+        json={"query": "{ movies(first: 100) { nodes { id title genres } } }"},
+        headers={"accept-encoding": "gzip"},
+    )
+    assert response.headers.get("content-encoding") == "gzip"
+
+
+def test_graphiql_is_off_outside_development(gql: GraphQL) -> None:
+    response = gql.client.get("/graphql", headers={"accept": "text/html"})
+    assert "graphiql" not in response.text.lower()
+
+
+def test_cors_allows_only_configured_origins(stack: Stack) -> None:
+    from starlette.testclient import TestClient
+
+    from api.app import create_app
+
+    settings = stack.settings.model_copy(update={"cors_origins": ["https://app.example"]})
+    with TestClient(create_app(settings)) as client:
+        allowed = client.options(
+            "/graphql", headers={"origin": "https://app.example", "access-control-request-method": "POST"}
+        )
+        refused = client.options(
+            "/graphql", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
+        )
+    assert allowed.headers.get("access-control-allow-origin") == "https://app.example"
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_no_cors_headers_by_default(gql: GraphQL) -> None:
+    response = gql.client.post(
+        "/graphql", json={"query": "{ genres }"}, headers={"origin": "https://app.example"}
+    )
+    assert "access-control-allow-origin" not in response.headers

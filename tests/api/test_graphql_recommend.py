@@ -1,0 +1,176 @@
+"""Recommendations through the real app: ranking, filters, explanations, and the no-model case."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from tests.api.conftest import GraphQL, Stack, build_stack
+from tests.conftest import DatabaseFactory
+
+RECS = "query($u: Int!, $n: Int!) { recommendations(userId: $u, limit: $n) { score movie { id genres year } because { id } } }"
+
+
+def _rated(stack: Stack, user_id: int) -> dict[int, int]:
+    r = stack.dataset.ratings
+    mask = r.user_id == user_id
+    return dict(zip(r.movie_id[mask].tolist(), r.rating[mask].tolist(), strict=True))
+
+
+def test_recommendations_are_ranked_unrated_and_explained(gql: GraphQL, stack: Stack) -> None:
+    user = stack.dataset.users[10].id
+    recs = gql.data(RECS, u=user, n=10)["recommendations"]
+    assert len(recs) == 10
+    scores = [r["score"] for r in recs]
+    assert scores == sorted(scores, reverse=True)
+    rated = _rated(stack, user)
+    assert not {r["movie"]["id"] for r in recs} & set(rated)
+    liked = {m for m, stars in rated.items() if stars >= 4}
+    because = [b["id"] for r in recs for b in r["because"]]
+    assert because and set(because) <= liked
+    assert all(len(r["because"]) <= 2 for r in recs)
+
+
+def test_excluding_rated_movies_can_be_turned_off(gql: GraphQL, stack: Stack) -> None:
+    user = stack.dataset.users[11].id
+    query = (
+        "query($u: Int!) { recommendations(userId: $u, limit: 100, excludeRated: false) { movie { id } } }"
+    )
+    ids = {r["movie"]["id"] for r in gql.data(query, u=user)["recommendations"]}
+    assert ids & set(_rated(stack, user))
+
+
+def test_genre_and_year_filters_hold_for_every_result(gql: GraphQL, stack: Stack) -> None:
+    query = """query($u: Int!) { recommendations(userId: $u, limit: 20, genres: ["Comedy", "Drama"],
+        yearFrom: 1960, yearTo: 1990) { movie { genres year } } }"""
+    recs = gql.data(query, u=stack.dataset.users[0].id)["recommendations"]
+    assert recs
+    for r in recs:
+        assert {"Comedy", "Drama"} & set(r["movie"]["genres"])
+        assert 1960 <= r["movie"]["year"] <= 1990
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        'genres: ["Comedy\\"]) or movie_id > 0 or ARRAY_CONTAINS_ANY(genres, [\\"x"]',
+        'genres: ["Horror) or (1"]',
+        "yearFrom: 1990, yearTo: 1980",
+        "yearFrom: -4",
+    ],
+)
+def test_filter_injection_and_nonsense_are_bad_user_input(gql: GraphQL, arguments: str) -> None:
+    assert gql.error_code(f"{{ recommendations(userId: 1, {arguments}) {{ score }} }}") == "BAD_USER_INPUT"
+
+
+def test_unknown_user_is_not_found(gql: GraphQL) -> None:
+    assert gql.error_code("{ recommendations(userId: 424242) { score } }") == "NOT_FOUND"
+
+
+def test_user_field_recommendations_equal_the_top_level_query(gql: GraphQL, stack: Stack) -> None:
+    user = stack.dataset.users[3].id
+    top = gql.data(RECS, u=user, n=5)["recommendations"]
+    nested = gql.data(
+        "query($u: Int!) { user(id: $u) { recommendations(limit: 5) { movie { id } } } }", u=user
+    )
+    assert [r["movie"]["id"] for r in nested["user"]["recommendations"]] == [r["movie"]["id"] for r in top]
+
+
+def test_similar_movies_are_closest_first_and_exclude_the_movie(gql: GraphQL, stack: Stack) -> None:
+    movie = stack.dataset.movies[0].id
+    data = gql.data(
+        "query($m: Int!) { similarMovies(movieId: $m, limit: 5) { score movie { id } } "
+        "movie(id: $m) { similar(limit: 5) { movie { id } } } }",
+        m=movie,
+    )
+    ids = [r["movie"]["id"] for r in data["similarMovies"]]
+    assert len(ids) == 5 and movie not in ids
+    assert [r["movie"]["id"] for r in data["movie"]["similar"]] == ids
+    scores = [r["score"] for r in data["similarMovies"]]
+    assert scores == sorted(scores, reverse=True)
+    assert gql.error_code("{ similarMovies(movieId: 999999) { score } }") == "NOT_FOUND"
+
+
+def test_profile_recommendations_follow_the_visitors_ratings(gql: GraphQL, stack: Stack) -> None:
+    query = """query($rated: [RatedMovieInput!]!) { recommendationsForProfile(gender: "F", age: 25,
+        occupation: 4, ratedMovies: $rated, limit: 10) { movie { id } because { id } } }"""
+    liked = [m.id for m in stack.dataset.movies[:3]]
+    recs = gql.data(query, rated=[{"movieId": m, "rating": 5} for m in liked])["recommendationsForProfile"]
+    assert len(recs) == 10 and not {r["movie"]["id"] for r in recs} & set(liked)
+    assert {b["id"] for r in recs for b in r["because"]} <= set(liked)
+    other = gql.data(query, rated=[{"movieId": m.id, "rating": 5} for m in stack.dataset.movies[-3:]])
+    assert [r["movie"]["id"] for r in other["recommendationsForProfile"]] != [r["movie"]["id"] for r in recs]
+    cold = gql.data(query, rated=[])["recommendationsForProfile"]
+    assert len(cold) == 10
+
+
+@pytest.mark.parametrize(
+    ("profile", "rated"),
+    [
+        ('gender: "X", age: 25, occupation: 1', "[]"),
+        ('gender: "F", age: 26, occupation: 1', "[]"),
+        ('gender: "F", age: 25, occupation: 99', "[]"),
+        ('gender: "F", age: 25, occupation: 1', "[{movieId: 1, rating: 9}]"),
+    ],
+)
+def test_profile_input_is_validated(gql: GraphQL, profile: str, rated: str) -> None:
+    query = f"{{ recommendationsForProfile({profile}, ratedMovies: {rated}) {{ score }} }}"
+    assert gql.error_code(query) == "BAD_USER_INPUT"
+
+
+def test_model_info_reports_the_active_version(gql: GraphQL, stack: Stack) -> None:
+    info = gql.data("{ modelInfo { version trainedAt collection hrAt10 ndcgAt10 recallAt20 metrics } }")[
+        "modelInfo"
+    ]
+    assert info["version"] == stack.version_id
+    assert info["collection"] == f"movies_v{stack.version_id}"
+    assert 0.0 <= info["hrAt10"] <= 1.0 and info["metrics"]["hr@10"] == info["hrAt10"]
+
+
+def test_recommendations_are_the_exact_top_inner_products_of_the_user_tower(
+    gql: GraphQL, stack: Stack
+) -> None:
+    from ml.encoder import HistoryItem, ModelVersion, UserFeatures
+
+    model = ModelVersion.load(stack.settings.resolved_model_dir / f"v{stack.version_id}")
+    user = stack.dataset.users[20]
+    r = stack.dataset.ratings
+    mask = r.user_id == user.id
+    history = [
+        HistoryItem(int(m), int(s), int(t))
+        for m, s, t in zip(r.movie_id[mask], r.rating[mask], r.timestamp[mask], strict=True)
+    ]
+    history = sorted(history, key=lambda h: (h.timestamp, h.movie_id))[-model.history_length :]
+    vector = model.encode_user(
+        UserFeatures(user.gender, user.age, user.occupation, user.zip_code, user.id), history
+    )
+    scores = model.movie_vectors @ vector
+    scores[np.isin(model.movie_ids, r.movie_id[mask])] = -np.inf
+    expected = model.movie_ids[np.argsort(-scores)[:5]].tolist()
+
+    recs = gql.data(RECS, u=user.id, n=5)["recommendations"]
+    assert [x["movie"]["id"] for x in recs] == expected
+    assert [x["score"] for x in recs] == pytest.approx(np.sort(scores)[::-1][:5].tolist(), abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def untrained_client(
+    database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    stack = build_stack(database_factory, Path(tmp_path_factory.mktemp("untrained")), train=False)
+    with TestClient(create_app(stack.settings)) as client:
+        yield client
+
+
+def test_without_a_model_recommendations_say_model_not_ready(untrained_client: TestClient) -> None:
+    gql = GraphQL(untrained_client)
+    assert gql.error_code("{ recommendations(userId: 1) { score } }") == "MODEL_NOT_READY"
+    assert gql.data("{ modelInfo { version } }")["modelInfo"] is None
+    assert gql.data("{ movie(id: 1) { id } }")["movie"]["id"] == 1
+    ready = untrained_client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["model"] == "no active model"
