@@ -10,32 +10,31 @@ from typing import Any
 class TrainConfig:
     # --- model ---
     embedding_dim: int = 64  # width of every id / feature embedding inside the towers
-    hidden_dim: int = 256  # width of the hidden layer of each tower's MLP
+    hidden_dim: int = 128  # width of the hidden layer of each tower's MLP
     output_dim: int = 256  # width of the L2-normalised user and movie vectors (Milvus dim)
     history_length: int = 30  # most recent ratings the user tower pools (long-term taste)
     recent_length: int = 5  # of those, the newest pooled again separately (current intent)
     zip_prefix_length: int = 2  # leading zip-code characters used as a coarse region feature
     title_min_count: int = 2  # a title word needs this many movies to get its own embedding
-    id_dropout: float = (
-        0.1  # chance a training example hides its user / movie id (trains the feature-only path)
-    )
+    # chance a training example hides its user id (trains the id-less path; 1.0 = never use user ids)
+    user_id_dropout: float = 0.1
+    # chance a training candidate hides its movie id (trains the feature-only path for new movies)
+    movie_id_dropout: float = 0.1
     # --- loss ---
     temperature: float = 0.07  # softmax temperature over inner products of unit vectors
-    logq_correction: bool = True  # subtract log(sampling probability) of in-batch negatives (popularity bias)
-    uniform_negatives: int = (
-        0  # extra negatives per batch drawn uniformly from all trained movies (mixed negatives)
-    )
-    min_rating: int = (
-        1  # ratings at or above this are training positives (1 = every rating is implicit feedback)
-    )
+    # subtract log(expected count among the candidates) from each logit (popularity bias of in-batch sampling)
+    logq_correction: bool = True
+    # extra negatives per batch drawn uniformly from trained movies (mixed negatives)
+    uniform_negatives: int = 0
+    min_rating: int = 1  # ratings with at least this many stars are positives (1: every rating counts)
     # --- optimisation ---
     batch_size: int = 512  # positives per step; the other positives of the batch are the negatives
     learning_rate: float = 3e-3  # Adam step size
     lr_decay: bool = True  # cosine decay of the step size to 10% over the planned epochs
     weight_decay: float = 0.0  # L2 penalty on all parameters (Adam's coupled form)
-    epochs: int = 12  # upper bound on passes over the training events
+    epochs: int = 8  # upper bound on passes over the training events
     patience: int = 2  # epochs without validation improvement before early stopping
-    seed: int = 0  # seeds parameter init, shuffling, id dropout and evaluation negatives
+    seed: int = 0  # seeds parameter init, shuffling, id dropout (not the evaluation negatives)
     num_threads: int = 1  # CPU threads for Paddle's kernels (two barely beat one at this size)
     # --- evaluation ---
     eval_negatives: int = 99  # sampled unrated movies per user in the NCF protocol
@@ -57,7 +56,7 @@ class TrainConfig:
             raise ValueError("recent_length cannot exceed history_length")
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2: in-batch negatives need a batch")
-        if not 0.0 <= self.id_dropout < 1.0:
-            raise ValueError("id_dropout must be in [0, 1)")
+        if not (0.0 <= self.user_id_dropout <= 1.0 and 0.0 <= self.movie_id_dropout <= 1.0):
+            raise ValueError("id dropout rates must be in [0, 1]")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")

@@ -131,9 +131,11 @@ def softmax_loss(
         candidates = np.concatenate([movies, negatives])  # (batch + uniform,) movie rows
         users_in = prepared.user_inputs(batch, config.history_length)
         movies_in = prepared.movie_inputs(candidates)
-        if config.id_dropout:
-            users_in["user_id"] = np.where(rng.random(batch.size) < config.id_dropout, 0, users_in["user_id"])
-            hide = rng.random(candidates.size) < config.id_dropout
+        if config.user_id_dropout:
+            hide = rng.random(batch.size) < config.user_id_dropout
+            users_in["user_id"] = np.where(hide, 0, users_in["user_id"])
+        if config.movie_id_dropout:
+            hide = rng.random(candidates.size) < config.movie_id_dropout
             movies_in["movie_id"] = np.where(hide, 0, movies_in["movie_id"])
         same = candidates[None, :] == movies[:, None]  # (batch, candidates)
         same[np.arange(batch.size), np.arange(batch.size)] = False

@@ -34,7 +34,7 @@ class MatrixFactorisation(nn.Layer):
 def train_mf(dataset: Dataset, config: TrainConfig, *, progress: bool = True) -> TrainedModel:
     """Return MF trained and evaluated exactly like the two-tower model, minus features and history."""
     started = time.perf_counter()
-    config = dataclasses.replace(config, id_dropout=0.0)  # ids are all MF has
+    config = dataclasses.replace(config, user_id_dropout=0.0, movie_id_dropout=0.0)  # ids are all MF has
     seed_everything(config)
     prepared = prepare(dataset, config)
     sizes = prepared.sizes()

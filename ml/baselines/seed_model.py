@@ -84,7 +84,7 @@ def mse_loss(model: SeedModel, prepared: Prepared, config: TrainConfig) -> LossF
 def train_seed_model(dataset: Dataset, config: TrainConfig, *, progress: bool = True) -> TrainedModel:
     """Return the seed model trained on every training rating (MSE), evaluated like the others."""
     started = time.perf_counter()
-    config = dataclasses.replace(config, min_rating=1, id_dropout=0.0)
+    config = dataclasses.replace(config, min_rating=1, user_id_dropout=0.0, movie_id_dropout=0.0)
     seed_everything(config)
     prepared = prepare(dataset, config)
     model = SeedModel(prepared.sizes())
