@@ -22,8 +22,9 @@ class TrainConfig:
     movie_id_dropout: float = 0.1
     # --- loss ---
     temperature: float = 0.07  # softmax temperature over inner products of unit vectors
-    # subtract log(expected count among the candidates) from each logit (popularity bias of in-batch sampling)
-    logq_correction: bool = True
+    # weight of the logQ correction: each logit loses weight * log(expected count among the candidates),
+    # undoing the popularity bias of in-batch sampling (1 = full correction, 0 = none)
+    logq_weight: float = 1.0
     # extra negatives per batch drawn uniformly from trained movies (mixed negatives)
     uniform_negatives: int = 0
     min_rating: int = 1  # ratings with at least this many stars are positives (1: every rating counts)

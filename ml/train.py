@@ -124,11 +124,12 @@ def softmax_loss(
     log_q = np.log(config.batch_size * share + config.uniform_negatives / trained.size).astype(np.float32)
 
     def loss(batch: npt.NDArray[np.int64], rng: np.random.Generator) -> paddle.Tensor:
-        movies = t.movie_row[batch]
+        positives = t.movie_row[batch]
         negatives = (
-            rng.choice(trained, size=config.uniform_negatives) if config.uniform_negatives else movies[:0]
+            rng.choice(trained, size=config.uniform_negatives) if config.uniform_negatives else positives[:0]
         )
-        candidates = np.concatenate([movies, negatives])  # (batch + uniform,) movie rows
+        # each distinct movie is one column: a row's positive is never its own negative
+        candidates, column = np.unique(np.concatenate([positives, negatives]), return_inverse=True)
         users_in = prepared.user_inputs(batch, config.history_length)
         movies_in = prepared.movie_inputs(candidates)
         if config.user_id_dropout:
@@ -137,15 +138,11 @@ def softmax_loss(
         if config.movie_id_dropout:
             hide = rng.random(candidates.size) < config.movie_id_dropout
             movies_in["movie_id"] = np.where(hide, 0, movies_in["movie_id"])
-        same = candidates[None, :] == movies[:, None]  # (batch, candidates)
-        same[np.arange(batch.size), np.arange(batch.size)] = False
-        bias = np.where(same, -1e4, 0.0).astype(np.float32)  # another copy of my positive is no negative
-        if config.logq_correction:
-            bias -= log_q[candidates][None, :]
+        bias = -config.logq_weight * log_q[candidates][None, :]  # (1, candidates)
         users = model.encode_users(to_tensors(users_in))  # (batch, dim)
         items = model.encode_movies(to_tensors(movies_in))  # (candidates, dim)
         logits = paddle.matmul(users, items, transpose_y=True) / config.temperature + paddle.to_tensor(bias)
-        labels = paddle.arange(batch.size, dtype="int64")
+        labels = paddle.to_tensor(column[: batch.size].reshape(-1).astype(np.int64))
         return F.cross_entropy(logits, labels)  # (batch, candidates) logits -> scalar
 
     return loss
