@@ -62,6 +62,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 3600)
+    # Sessions and connections here always end their transaction (commit, or rollback on close), so
+    # the pool's own ROLLBACK on return would be a second round trip per request for nothing.
+    kwargs.setdefault("pool_reset_on_return", None)
     return create_engine(parsed, **kwargs)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, tuple_
@@ -30,6 +30,24 @@ def latest_ratings(*, session: Session, user_id: int, limit: int) -> list[Rating
 def rated_movie_ids(*, session: Session, user_id: int) -> set[int]:
     """Return the ids of every movie the user has rated."""
     return set(session.execute(select(Rating.movie_id).where(Rating.user_id == user_id)).scalars())
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    movie_id: int
+    rating: int
+    rated_at: datetime
+
+
+def latest_records(*, session: Session, user_id: int, limit: int) -> list[RatingRecord]:
+    """Return the user's newest ratings first as plain records (no ORM objects on the hot path)."""
+    query = (
+        select(Rating.movie_id, Rating.rating, Rating.rated_at)
+        .where(Rating.user_id == user_id)
+        .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
+        .limit(limit)
+    )
+    return [RatingRecord(*row) for row in session.execute(query)]
 
 
 def ratings_page(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.errors import BadUserInput, ModelNotReady, NotFound
 from api.movies.models import Movie
 from api.movies.service import genre_names
-from api.ratings.service import latest_ratings, rated_movie_ids
+from api.ratings.service import latest_records, rated_movie_ids
 from api.users.service import check_demographics, get_user
 from api.vectors.filters import FilterError, build_filter
 from api.vectors.store import VectorStore
@@ -25,7 +25,6 @@ from ml.encoder import HistoryItem, UserFeatures
 LIKED = 4  # stars from which a rated movie can explain a recommendation ("because you liked")
 BECAUSE_MAX = 2
 PROFILE_MAX_RATINGS = 200
-SEARCH_MAX = 16_384  # Milvus's top-k ceiling
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def recommend_for_user(
     user = get_user(session=session, user_id=user_id)
     history = [
         HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
-        for r in latest_ratings(session=session, user_id=user_id, limit=model.model.history_length)
+        for r in latest_records(session=session, user_id=user_id, limit=model.model.history_length)
     ]
     features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user.id)
     vector = model.model.encode_user(features, history)
@@ -131,20 +130,21 @@ def _search(
     exclude: set[int],
     liked: list[int],
 ) -> list[Recommended]:
+    if filters.year_from is not None and filters.year_to is not None and filters.year_from > filters.year_to:
+        raise BadUserInput("yearFrom must not be after yearTo")
+    known = set(genre_names(session=session)) if filters.genres else set()
     try:
+        # Excluded ids are integers from our own database; Milvus filters them cheaper than a bigger top-k.
         expr = build_filter(
             genres=filters.genres,
-            known_genres=set(genre_names(session=session)),
+            known_genres=known,
             year_from=filters.year_from,
             year_to=filters.year_to,
+            exclude_ids=sorted(exclude),
         )
     except FilterError as error:
         raise BadUserInput(str(error)) from None
-    if filters.year_from is not None and filters.year_to is not None and filters.year_from > filters.year_to:
-        raise BadUserInput("yearFrom must not be after yearTo")
-    # Over-fetch by the number of excluded movies rather than sending their ids to Milvus.
-    hits = store.search(model.collection, vector, limit=min(limit + len(exclude), SEARCH_MAX), expr=expr)
-    chosen = [h for h in hits if h.movie_id not in exclude][:limit]
+    chosen = store.search(model.collection, vector, limit=limit, expr=expr)
     reasons = _because(store, model, [h.movie_id for h in chosen], liked)
     return [Recommended(h.movie_id, h.score, reasons.get(h.movie_id, [])) for h in chosen]
 

@@ -1,0 +1,292 @@
+"""Serving throughput: the GraphQL `recommendations` query against a numpy brute-force ceiling.
+
+Builds (or reuses) a MySQL database with the dataset imported and a model trained and active,
+starts the API with uvicorn, drives it with wrk at --connections concurrent connections (random
+known users, limit 10), then does the same to a plain Starlette route that ranks the same movie
+vectors with numpy (bench/baseline_app.py). Also measures Milvus-only search and user-encode
+latency in-process. Needs `wrk` (Debian package). Writes bench/results/serve.json.
+
+    python bench/serve.py --data-dir ../shared/datasets/ml-1m-head
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DB_NAME = "movierec_bench_serve"
+LUA = """
+math.randomseed(42)
+request = function()
+  local body = '{"query":"query($u: Int!) { recommendations(userId: $u, limit: 10) '
+    .. '{ score movie { id title } } }","variables":{"u":' .. math.random(1, %d) .. '}}'
+  return wrk.format("POST", "/graphql", {["Content-Type"] = "application/json"}, body)
+end
+"""
+LUA_BASELINE = """
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/top?user=" .. math.random(1, %d))
+end
+"""
+
+
+def prepare(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """Create the database, import, train and activate unless a previous run left an active model."""
+    server = create_engine(args.mysql_url)
+    with server.begin() as connection:
+        if args.fresh:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {DB_NAME}"))
+        connection.execute(text(f"CREATE DATABASE IF NOT EXISTS {DB_NAME} CHARACTER SET utf8mb4"))
+    server.dispose()
+    movierec = [sys.executable, "-m", "api.cli"]
+    subprocess.run([*movierec, "db", "upgrade"], env=env, check=True, capture_output=True)
+    engine = create_engine(env["MOVIEREC_DATABASE_URL"])
+    with engine.connect() as connection:
+        active = connection.execute(text("SELECT COUNT(*) FROM model_versions WHERE is_active")).scalar_one()
+    engine.dispose()
+    if active and not args.fresh:
+        print("reusing the active model of a previous run (--fresh to rebuild)")
+        return
+    subprocess.run([*movierec, "data", "import", "--source", args.data_dir, "-q"], env=env, check=True)
+    subprocess.run([*movierec, "train", "--epochs", str(args.epochs), "-q"], env=env, check=True)
+
+
+def wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def run_wrk(url: str, script: str, connections: int, duration: int) -> dict[str, float]:
+    """Return req/s, p50 and p99 (ms) and error count of a wrk run."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    os.unlink(handle.name)
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = int(errors.group(1)) if errors else 0
+    if socket_errors:
+        failed += sum(int(g) for g in socket_errors.groups())
+    return {"req_per_s": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "errors": failed}
+
+
+def in_process_latencies(env: dict[str, str], samples: int = 500) -> dict[str, float]:
+    """Return p50/p99 of Milvus-only search and of encoding one user, measured in this process."""
+    from api.db import make_engine, make_session_factory
+    from api.ratings.service import latest_ratings
+    from api.settings import Settings
+    from api.users.models import User
+    from api.vectors.store import VectorStore
+    from api.versions.registry import ModelRegistry
+    from ml.encoder import HistoryItem, UserFeatures
+
+    settings = Settings(database_url=env["MOVIEREC_DATABASE_URL"], milvus_uri=env["MOVIEREC_MILVUS_URI"])
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    rng = np.random.default_rng(0)
+    with sessions() as session:
+        active = ModelRegistry().get(session)
+        assert active is not None
+        ids = list(session.execute(select(User.id).limit(300)).scalars())
+        users = []
+        for uid in rng.choice(ids, size=50, replace=False).tolist():
+            u = session.get(User, uid)
+            history = [
+                HistoryItem(r.movie_id, r.rating, int(r.rated_at.timestamp()))
+                for r in latest_ratings(session=session, user_id=uid, limit=active.model.history_length)
+            ]
+            users.append((UserFeatures(u.gender, u.age, u.occupation_id, u.zip_code, u.id), history))
+    engine.dispose()
+    encode, search = [], []
+    vectors = []
+    for i in range(samples):
+        features, history = users[i % len(users)]
+        started = time.perf_counter()
+        vectors.append(active.model.encode_user(features, history))
+        encode.append(time.perf_counter() - started)
+    store = VectorStore(settings.resolved_milvus_uri)
+    for i in range(samples):
+        started = time.perf_counter()
+        store.search(active.collection, vectors[i], limit=10)
+        search.append(time.perf_counter() - started)
+    store.close()
+
+    def pct(values: list[float], q: float) -> float:
+        return round(float(np.percentile(values, q)) * 1000, 3)
+
+    return {
+        "encode_p50_ms": pct(encode, 50),
+        "encode_p99_ms": pct(encode, 99),
+        "milvus_search_p50_ms": pct(search, 50),
+        "milvus_search_p99_ms": pct(search, 99),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("MOVIEREC_DATA_DIR", "../shared/datasets/ml-1m-head")
+    )
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get("MOVIEREC_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
+    )
+    parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-serve"))
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--duration", type=int, default=20, help="seconds of load per target")
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="epochs of the model served (speed, not quality)"
+    )
+    parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--measure-latencies", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure_latencies:
+        print(json.dumps(in_process_latencies(dict(os.environ))))
+        return
+
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    db_url = make_url(args.mysql_url).set(database=DB_NAME).render_as_string(hide_password=False)
+    env = {
+        **os.environ,
+        "MOVIEREC_DATABASE_URL": db_url,
+        "MOVIEREC_MILVUS_URI": str(work / "milvus.db"),
+        "MOVIEREC_MODEL_DIR": str(work / "models"),
+        "MOVIEREC_VAR_DIR": str(work),
+        "MOVIEREC_ENVIRONMENT": "development",
+        "KMP_BLOCKTIME": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+    prepare(args, env)
+
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        users = connection.execute(text("SELECT MAX(user_id) FROM ratings")).scalar_one()
+        version_dir = connection.execute(
+            text("SELECT artifact_path FROM model_versions WHERE is_active")
+        ).scalar_one()
+    engine.dispose()
+
+    # In a child process: Milvus Lite lets one process at a time open its file, and the server needs it next.
+    latencies = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--measure-latencies"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    results = {}
+    for name, module, url, script in (
+        ("recommendations", "api.app:create_app", f"http://127.0.0.1:{args.port}/graphql", LUA % users),
+        (
+            "baseline",
+            "bench.baseline_app:create_app",
+            f"http://127.0.0.1:{args.port}/top",
+            LUA_BASELINE % users,
+        ),
+    ):
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                module,
+                "--factory",
+                "--port",
+                str(args.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env={**env, "MOVIEREC_BENCH_VERSION_DIR": version_dir},
+            cwd=ROOT,
+        )
+        try:
+            wait_ready(
+                f"http://127.0.0.1:{args.port}/readyz" if name == "recommendations" else f"{url}?user=1"
+            )
+            run_wrk(url, script, args.connections, 3)  # warm-up: caches, JIT-free but lazy imports
+            results[name] = run_wrk(url, script, args.connections, args.duration)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    rec, base = results["recommendations"], results["baseline"]
+    summary = {
+        "dataset": args.data_dir,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "req_per_s": round(rec["req_per_s"], 1),
+        "p50_ms": round(rec["p50_ms"], 2),
+        "p99_ms": round(rec["p99_ms"], 2),
+        "errors": rec["errors"],
+        "baseline_req_per_s": round(base["req_per_s"], 1),
+        "baseline_p50_ms": round(base["p50_ms"], 2),
+        "baseline_p99_ms": round(base["p99_ms"], 2),
+        "ratio": round(rec["req_per_s"] / base["req_per_s"], 3),
+        **latencies,
+    }
+    print(f"\n{'target':<34} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for label, row in (
+        ("GraphQL recommendations (limit 10)", rec),
+        ("numpy brute-force top-10 (ceiling)", base),
+    ):
+        print(
+            f"{label:<34} {row['req_per_s']:>9.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{row['errors']:>7}"
+        )
+    print(f"ratio {summary['ratio']:.3f} (target >= 0.25); p99 {rec['p99_ms']:.1f} ms (target < 25)")
+    print(
+        f"in-process: user encode p50 {latencies['encode_p50_ms']} ms p99 {latencies['encode_p99_ms']} ms; "
+        f"Milvus search p50 {latencies['milvus_search_p50_ms']} ms p99 {latencies['milvus_search_p99_ms']} ms"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serve.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
