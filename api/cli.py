@@ -195,6 +195,22 @@ def cmd_versions_activate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_versions_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from api.errors import ServiceError
+    from api.vectors.store import VectorStore
+    from api.versions.activation import delete_version
+
+    store = VectorStore(settings.resolved_milvus_uri)
+    try:
+        delete_version(sessions=_sessions(settings), store=store, version_id=args.version)
+    except ServiceError as error:
+        raise CommandError(str(error)) from error
+    finally:
+        store.close()
+    print(f"deleted model version {args.version}, its collection and its files")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -288,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train)
 
-    versions = commands.add_parser("versions", help="model versions: list, activate")
+    versions = commands.add_parser("versions", help="model versions: list, activate, delete")
     version_commands = versions.add_subparsers(dest="versions_command", required=True, metavar="ACTION")
     version_commands.add_parser("list", help="every training run, newest first (* = active)").set_defaults(
         handler=cmd_versions_list
@@ -296,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     act = version_commands.add_parser("activate", help="build the version's Milvus collection and serve it")
     act.add_argument("version", type=int, help="version id")
     act.set_defaults(handler=cmd_versions_activate)
+    delete = version_commands.add_parser(
+        "delete", help="delete a version that is not active: row, collection, files"
+    )
+    delete.add_argument("version", type=int, help="version id")
+    delete.set_defaults(handler=cmd_versions_delete)
 
     serve = commands.add_parser("serve", help="serve the GraphQL API with uvicorn")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")

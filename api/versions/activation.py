@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,21 @@ def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> 
     with sessions.begin() as session:
         set_active(session=session, version_id=version_id, collection=name)
     return name
+
+
+def delete_version(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> None:
+    """Delete a version that is neither active nor training: its row, its collection and its directory."""
+    with sessions.begin() as session:
+        version = get_version(session=session, version_id=version_id)
+        if version.is_active:
+            raise BadUserInput(f"model version {version_id} is active; activate another version first")
+        if version.status in ("queued", "running"):
+            raise BadUserInput(f"model version {version_id} is still {version.status}")
+        name = collection_name(version_id)
+        # Milvus first: if it fails, the row stays and a retry finds everything it needs.
+        if store.exists(name):
+            store.drop(name)
+        if version.artifact_path:
+            shutil.rmtree(version.artifact_path, ignore_errors=True)
+        session.delete(version)
+    log.info("deleted model version %d", version_id)
