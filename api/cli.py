@@ -29,7 +29,11 @@ def alembic_config(settings: Settings) -> Config:
     """Return the Alembic configuration of the repository, pointed at the settings' database."""
     from alembic.config import Config
 
-    config = Config(str(REPO_ROOT / "alembic.ini"))
+    candidates = (REPO_ROOT / "alembic.ini", Path.cwd() / "alembic.ini")
+    ini = next((path for path in candidates if path.is_file()), None)
+    if ini is None:  # an installed package without its repository: run from the directory holding it
+        raise CommandError("alembic.ini not found; run movierec from the directory that holds it")
+    config = Config(str(ini))
     config.set_main_option("sqlalchemy.url", settings.resolved_database_url.replace("%", "%%"))
     return config
 

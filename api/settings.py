@@ -22,6 +22,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_ignore_empty=True,  # MOVIEREC_DATA_DIR= (empty) means unset, as compose files pass it
     )
 
     environment: Literal["development", "test", "production"] = Field(
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     )
     model_dir: Path | None = Field(None, description="where trained model versions are written")
     admin_password: SecretStr = Field(SecretStr(""), description="dashboard password")
+    session_secret: SecretStr = Field(
+        SecretStr(""),
+        description="key that signs dashboard session cookies; required outside development "
+        "(development generates one per start, which signs everybody out on restart)",
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to call the API (none by default)"
     )
@@ -53,6 +59,10 @@ class Settings(BaseSettings):
             raise SettingsError(
                 "MOVIEREC_ADMIN_PASSWORD must be set to a real password outside development "
                 "(only MOVIEREC_ENVIRONMENT=development runs without one)"
+            )
+        if self.environment != "development" and len(self.session_secret.get_secret_value()) < 16:
+            raise SettingsError(
+                "MOVIEREC_SESSION_SECRET must be set (16 characters or more) outside development"
             )
         return self
 

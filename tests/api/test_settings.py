@@ -51,12 +51,22 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize("password", ["", "change-me", "admin"])
 def test_production_refuses_a_missing_or_placeholder_password(password: str) -> None:
     with pytest.raises(ValidationError, match="MOVIEREC_ADMIN_PASSWORD"):
-        Settings(environment="production", admin_password=password)
+        Settings(environment="production", admin_password=password, session_secret="s" * 32)
 
 
 def test_production_accepts_a_real_password_and_hides_it() -> None:
-    settings = Settings(environment="production", admin_password="k3ep-it-s3cret")
+    settings = Settings(environment="production", admin_password="k3ep-it-s3cret", session_secret="x" * 32)
     assert "k3ep-it-s3cret" not in repr(settings)
+
+
+def test_production_refuses_a_missing_session_secret() -> None:
+    with pytest.raises(ValidationError, match="MOVIEREC_SESSION_SECRET"):
+        Settings(environment="production", admin_password="k3ep-it-s3cret")
+
+
+def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOVIEREC_DATA_DIR", "")
+    assert Settings().data_dir is None
 
 
 def test_command_line_reports_bad_settings_in_one_line(
