@@ -24,6 +24,7 @@ from api.db import make_engine, make_session_factory
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
+from api.metrics import metrics_endpoint
 from api.settings import Settings
 from api.state import AppState
 from api.vectors.store import VectorStore
@@ -138,5 +139,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

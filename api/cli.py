@@ -215,17 +215,43 @@ def cmd_versions_delete(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def serve_log_config(verbose: bool) -> dict[str, object]:
+    """Return uvicorn's logging config: one JSON line per GraphQL operation on stdout, warnings on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "line": {"format": "%(message)s"},
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        },
+        "handlers": {
+            "access": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stdout"},
+            "default": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+        },
+        "loggers": {
+            "api.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "uvicorn": {"handlers": ["default"], "level": "INFO" if verbose else "WARNING"},
+            "uvicorn.access": {
+                "handlers": ["default"],
+                "level": "INFO" if verbose else "WARNING",
+                "propagate": False,
+            },
+        },
+        "root": {"handlers": ["default"], "level": "DEBUG" if verbose else "WARNING"},
+    }
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    print(f"serving GraphQL on http://{args.host}:{args.port}/graphql")
+    print(f"serving GraphQL on http://{args.host}:{args.port}/graphql", flush=True)
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level="info" if args.verbose else "warning",
+        log_config=serve_log_config(args.verbose),
         access_log=args.verbose,
     )
     return 0

@@ -19,7 +19,7 @@ log = logging.getLogger("api.graphql")
 _TOO_EXPENSIVE = re.compile(r"exceeds maximum operation depth|aliases found|more than \d+ tokens")
 
 
-def _code_and_message(error: GraphQLError) -> tuple[str, str]:
+def code_and_message(error: GraphQLError) -> tuple[str, str]:
     original = error.original_error
     if isinstance(original, ServiceError):
         return original.code, str(original)
@@ -38,13 +38,14 @@ def _code_and_message(error: GraphQLError) -> tuple[str, str]:
         if error.message.startswith("Syntax Error"):
             return "GRAPHQL_PARSE_FAILED", error.message
         return "GRAPHQL_VALIDATION_FAILED", error.message
-    log.error("unexpected error in %s", error.path, exc_info=original)
     return "INTERNAL_SERVER_ERROR", "internal server error"
 
 
 def with_code(error: GraphQLError) -> GraphQLError:
     """Return the error as a client may see it: a safe message and an `extensions.code`."""
-    code, message = _code_and_message(error)
+    code, message = code_and_message(error)
+    if code == "INTERNAL_SERVER_ERROR":
+        log.error("unexpected error in %s", error.path, exc_info=error.original_error)
     return GraphQLError(
         message=message,
         nodes=error.nodes,

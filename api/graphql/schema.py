@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 from api.errors import BadUserInput, NotFound
 from api.graphql.context import Info, SessionPerOperation
 from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
+from api.metrics import RequestMetrics
 from api.movies import service as movies
 from api.movies.types import Movie
 from api.ratings import service as ratings
@@ -262,6 +263,7 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         extensions=[
             SessionPerOperation,
+            RequestMetrics,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(LIMIT_RULES),
             ParserCache,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import BadUserInput, ModelNotReady, NotFound
+from api.metrics import STAGE
 from api.movies.models import Movie
 from api.movies.service import genre_names
 from api.ratings.service import latest_records, rated_movie_ids
@@ -62,14 +63,16 @@ def recommend_for_user(
 ) -> list[Recommended]:
     """Return the user's top movies from their demographics and latest ratings, read now."""
     model = require_model(active)
-    user = get_user(session=session, user_id=user_id)
-    history = [
-        HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
-        for r in latest_records(session=session, user_id=user_id, limit=model.model.history_length)
-    ]
+    with STAGE.labels("database").time():
+        user = get_user(session=session, user_id=user_id)
+        history = [
+            HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
+            for r in latest_records(session=session, user_id=user_id, limit=model.model.history_length)
+        ]
+        exclude = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()
     features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user.id)
-    vector = model.model.encode_user(features, history)
-    exclude = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()
+    with STAGE.labels("encode").time():
+        vector = model.model.encode_user(features, history)
     liked = [h.movie_id for h in history if h.rating >= LIKED]
     return _search(session, store, model, vector, limit, filters, exclude, liked)
 
@@ -144,7 +147,8 @@ def _search(
         )
     except FilterError as error:
         raise BadUserInput(str(error)) from None
-    chosen = store.search(model.collection, vector, limit=limit, expr=expr)
+    with STAGE.labels("vector_search").time():
+        chosen = store.search(model.collection, vector, limit=limit, expr=expr)
     reasons = _because(store, model, [h.movie_id for h in chosen], liked)
     return [Recommended(h.movie_id, h.score, reasons.get(h.movie_id, [])) for h in chosen]
 

@@ -40,6 +40,7 @@ def make_settings(url: str, root: Path) -> Settings:
     return Settings(
         environment="test",
         admin_password="test-password-1",
+        session_secret="test-session-secret-0123456789",
         database_url=url,
         milvus_uri=str(root / "milvus.db"),
         model_dir=root / "models",

@@ -179,3 +179,27 @@ def test_no_cors_headers_by_default(gql: GraphQL) -> None:
         "/graphql", json={"query": "{ genres }"}, headers={"origin": "https://app.example"}
     )
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_metrics_count_operations_and_time_recommendation_stages(gql: GraphQL, stack: Stack) -> None:
+    gql.data("query Recs($u: Int!) { recommendations(userId: $u) { score } }", u=stack.dataset.users[0].id)
+    gql.error_code("{ movie(id: 987654) { id } }")
+    text = gql.client.get("/metrics").text
+    assert 'movierec_graphql_requests_total{operation="recommendations",status="ok"}' in text
+    assert 'movierec_graphql_requests_total{operation="movie",status="error"}' in text
+    for stage in ("database", "encode", "vector_search"):
+        assert f'movierec_recommendation_stage_seconds_count{{stage="{stage}"}}' in text
+    assert f"movierec_active_model_version {float(stack.version_id)}" in text
+    assert 'movierec_training_runs{status="succeeded"}' in text
+
+
+def test_each_operation_writes_one_access_log_line(gql: GraphQL, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="api.access"):
+        gql.error_code("query Missing { movie(id: 987654) { id } }")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "api.access"]
+    assert len(lines) == 1
+    assert lines[0]["operation"] == "movie" and lines[0]["name"] == "Missing"
+    assert lines[0]["status"] == "error" and lines[0]["codes"] == ["NOT_FOUND"] and lines[0]["ms"] > 0

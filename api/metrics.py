@@ -1,0 +1,115 @@
+"""Prometheus metrics (prometheus_client) and the one-line-per-request access log.
+
+With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR so that every worker's samples are
+aggregated (prometheus_client's multiprocess mode); /metrics then reports the sum.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import FieldNode, OperationDefinitionNode
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.extensions import SchemaExtension
+
+from api.graphql.errors import code_and_message
+from api.state import AppState
+from api.versions.models import ModelVersion
+
+access_log = logging.getLogger("api.access")
+
+REQUESTS = Counter("movierec_graphql_requests_total", "GraphQL operations", ["operation", "status"])
+LATENCY = Histogram(
+    "movierec_graphql_request_seconds", "GraphQL operation latency", ["operation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)  # fmt: skip
+STAGE = Histogram(
+    "movierec_recommendation_stage_seconds", "Time of each recommendation stage", ["stage"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)  # fmt: skip
+
+
+def operation_label(context: Any) -> str:
+    """Return the operation's name, or its root fields when it has none (bounded cardinality)."""
+    document = context.graphql_document
+    name = context.operation_name
+    if document is None:
+        return "invalid"
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            name is None or (definition.name is not None and definition.name.value == name)
+        ):
+            fields = [s.name.value for s in definition.selection_set.selections if isinstance(s, FieldNode)]
+            return "+".join(sorted(set(fields))[:3]) or "anonymous"
+    return "unknown"
+
+
+class RequestMetrics(SchemaExtension):
+    """Counts and times every operation and writes one JSON access-log line for it."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - started
+        context = self.execution_context
+        label = operation_label(context)
+        result = context.result
+        errors = getattr(result, "errors", None) or context.pre_execution_errors or []
+        status = "error" if errors else "ok"
+        REQUESTS.labels(label, status).inc()
+        LATENCY.labels(label).observe(elapsed)
+        codes = sorted({code_and_message(e)[0] for e in errors})
+        access_log.info(json.dumps({"operation": label, "name": context.operation_name, "status": status,
+                                    "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip
+
+
+class ModelCollector(Collector):
+    """Reads training runs and the active version from the database at scrape time."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        runs = GaugeMetricFamily("movierec_training_runs", "Training runs by status", labels=["status"])
+        active = GaugeMetricFamily(
+            "movierec_active_model_version", "Id of the active model version (0: none)"
+        )
+        try:
+            with self.state.sessions() as session:
+                counts = session.execute(
+                    select(ModelVersion.status, func.count()).group_by(ModelVersion.status)
+                ).all()
+                version = session.execute(
+                    select(ModelVersion.id).where(ModelVersion.is_active.is_(True))
+                ).scalar()
+        except Exception:  # the database being down must not break the scrape of the other metrics
+            return
+        for status, count in counts:
+            runs.add_metric([status], count)
+        active.add_metric([], version or 0)
+        yield runs
+        yield active
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Serve the metrics in Prometheus's text format."""
+    state: AppState = request.state.movierec
+    registry = CollectorRegistry()
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        MultiProcessCollector(registry)
+    else:
+        for collector in (REQUESTS, LATENCY, STAGE):
+            registry.register(collector)
+    registry.register(ModelCollector(state))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
