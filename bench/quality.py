@@ -37,8 +37,8 @@ from ml.movielens.format import Dataset, load_dataset
 from ml.train import TrainedModel, train
 
 COLUMNS = ("hr@10", "ndcg@10", "recall@20", "ndcg@20")
-SEED_MODEL = TrainConfig(batch_size=512, learning_rate=1e-3, epochs=5, patience=2)
-MF = TrainConfig(embedding_dim=64, learning_rate=3e-3, epochs=12, patience=2)
+SEED_MODEL = TrainConfig(batch_size=512, learning_rate=1e-3, epochs=4, patience=1, lr_decay=False)
+MF = TrainConfig(epochs=12, patience=2)  # the two-tower loss (in-batch + uniform negatives, logQ)
 
 
 def _row(name: str, metrics: dict[str, float], model: TrainedModel | None = None) -> dict[str, object]:

@@ -12,7 +12,7 @@ class TrainConfig:
     embedding_dim: int = 64  # width of every id / feature embedding inside the towers
     hidden_dim: int = 128  # width of the hidden layer of each tower's MLP
     output_dim: int = 256  # width of the L2-normalised user and movie vectors (Milvus dim)
-    history_length: int = 30  # most recent ratings the user tower pools (long-term taste)
+    history_length: int = 50  # most recent ratings the user tower pools (long-term taste)
     recent_length: int = 5  # of those, the newest pooled again separately (current intent)
     zip_prefix_length: int = 2  # leading zip-code characters used as a coarse region feature
     title_min_count: int = 2  # a title word needs this many movies to get its own embedding
@@ -26,7 +26,7 @@ class TrainConfig:
     # undoing the popularity bias of in-batch sampling (1 = full correction, 0 = none)
     logq_weight: float = 1.0
     # extra negatives per batch drawn uniformly from trained movies (mixed negatives)
-    uniform_negatives: int = 0
+    uniform_negatives: int = 256
     min_rating: int = 1  # ratings with at least this many stars are positives (1: every rating counts)
     # --- optimisation ---
     batch_size: int = 512  # positives per step; the other positives of the batch are the negatives
