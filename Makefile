@@ -14,10 +14,8 @@ $(BIN)/movierec: pyproject.toml
 
 install: $(BIN)/movierec  ## virtual environment with the project and its dev tools
 
-demo: install  ## migrate, import (ML-1M, MOVIEREC_DATA_DIR or the synthetic sample) and summarise
-	$(BIN)/movierec db upgrade
-	$(BIN)/movierec data import
-	$(BIN)/movierec summary
+demo: install  ## migrate, import, train and index what is missing, then serve on http://127.0.0.1:8000
+	$(BIN)/movierec up
 
 test: install  ## the test suite on SQLite and MySQL (MOVIEREC_TEST_MYSQL_URL; skipped when unreachable unless CI=true)
 	$(BIN)/pytest

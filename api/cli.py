@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -244,6 +245,12 @@ def serve_log_config(verbose: bool) -> dict[str, object]:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from api.vectors.store import is_embedded
+
+    if args.workers > 1 and is_embedded(settings.resolved_milvus_uri):
+        raise CommandError("Milvus Lite is opened by one process only; several workers need a Milvus server "
+                           "(MOVIEREC_MILVUS_URI=http://host:19530)")  # fmt: skip
+
     print(f"serving GraphQL on http://{args.host}:{args.port}/graphql", flush=True)
     uvicorn.run(
         "api.app:create_app",
@@ -255,6 +262,55 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=args.verbose,
     )
     return 0
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    """Migrate, import, train and index what is missing, then serve: the one command of the README."""
+    import secrets
+
+    from alembic import command
+    from sqlalchemy import func, select
+
+    from api.ratings.models import Rating
+    from api.versions.service import active_version
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(_quiet(alembic_config(settings)), "head")
+    sessions = _sessions(settings)
+    with sessions() as session:
+        ratings = session.execute(select(func.count()).select_from(Rating)).scalar_one()
+    if ratings == 0 or args.reimport:
+        args.source, args.quiet = args.source or "auto", False
+        cmd_data_import(args, settings)
+    else:
+        print(f"data: {ratings} ratings already imported (--reimport to import again)")
+    with sessions() as session:
+        active = active_version(session=session)
+    if active is None or args.retrain:
+        args.epochs = args.epochs if args.retrain else None
+        for name in ("learning_rate", "batch_size", "embedding_dim", "seed"):
+            setattr(args, name, None)
+        args.activate, args.quiet = True, False
+        cmd_train(args, settings)
+    else:
+        print(f"model: version {active.id} is active (--retrain to train a new one)")
+        _activate(settings, sessions, active.id)  # rebuilds its collection only if it is missing
+    password_source = "MOVIEREC_ADMIN_PASSWORD"
+    if not settings.admin_password.get_secret_value():
+        path = settings.var_dir / "admin-password"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(12) + "\n", encoding="utf-8")
+            path.chmod(0o600)
+        os.environ["MOVIEREC_ADMIN_PASSWORD"] = path.read_text(encoding="utf-8").strip()
+        password_source = f"the file {path} (set MOVIEREC_ADMIN_PASSWORD to choose one)"
+    base = f"http://{args.host}:{args.port}"
+    print(f"GraphQL: {base}/graphql\nadmin:   {base}/admin  (password: {password_source})", flush=True)
+    return cmd_serve(args, settings)
+
+
+def _quiet(config: Config) -> Config:
+    config.attributes["configure_logger"] = False
+    return config
 
 
 def cmd_schema(args: argparse.Namespace, _settings: Settings) -> int:
@@ -287,9 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="database schema (Alembic migrations)")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    up = db_commands.add_parser("upgrade", help="migrate the database to the latest schema (alembic upgrade)")
-    up.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
-    up.set_defaults(handler=cmd_db_upgrade)
+    upgrade = db_commands.add_parser(
+        "upgrade", help="migrate the database to the latest schema (alembic upgrade)"
+    )
+    upgrade.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
     down = db_commands.add_parser("downgrade", help="migrate the database back (alembic downgrade)")
     down.add_argument("revision", help="target revision, e.g. base or -1")
     down.set_defaults(handler=cmd_db_downgrade)
@@ -353,6 +411,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     serve.set_defaults(handler=cmd_serve)
+
+    up = commands.add_parser(
+        "up",
+        help="everything to a running service: migrate, import, train and index what is missing, serve",
+        description="Bring the service up with what exists: the schema is migrated, data imported only "
+        "into an empty database, a model trained only when none is active, then the API and dashboard "
+        "are served. A second run starts in seconds.",
+    )
+    up.add_argument("--source", default=None, help="data source for a first import (default: auto)")
+    up.add_argument("--reimport", action="store_true", help="import the data again")
+    up.add_argument("--retrain", action="store_true", help="train and activate a new model version")
+    up.add_argument("--epochs", type=int, help="epochs when training (default: the model's)")
+    up.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    up.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    up.set_defaults(handler=cmd_up)
 
     schema = commands.add_parser(
         "schema", help="print the GraphQL schema (SDL) for front ends' code generation"
