@@ -40,7 +40,7 @@ def build_collection(*, session: Session, store: VectorStore, version_id: int, m
         else:
             features = MovieFeatures(movie.title, movie.year, tuple(genres.get(movie.id, ())), movie.id)
             vectors[i] = model.encode_movie(features)
-    store.create(name, dim=model.dim)
+    store.create(name, dim=model.dim, expected_rows=len(movies))
     store.upsert(
         name,
         [m.id for m in movies],

@@ -104,3 +104,12 @@ def test_years_must_be_plain_integers_in_range() -> None:
 def test_filter_quotes_known_genres() -> None:
     expr = build_filter(genres=["Children's", "Action"], known_genres=GENRES, year_to=1999)
     assert expr == 'ARRAY_CONTAINS_ANY(genres, ["Action", "Children\'s"]) and year <= 1999'
+
+
+def test_index_choice_follows_size_and_deployment() -> None:
+    from api.vectors.store import choose_index
+
+    assert choose_index("var/milvus.db", 3_883).index_type == "FLAT"
+    assert choose_index("var/milvus.db", 1_000_000).index_type == "FLAT"  # Lite: exact, see bench/scale.py
+    assert choose_index("http://milvus:19530", 1_000_000).index_type == "HNSW"
+    assert choose_index("http://milvus:19530", 10).index_type == "FLAT"
