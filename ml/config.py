@@ -14,6 +14,10 @@ class TrainConfig:
     output_dim: int = 256  # width of the L2-normalised user and movie vectors (Milvus dim)
     history_length: int = 50  # most recent ratings the user tower pools (long-term taste)
     recent_length: int = 5  # of those, the newest pooled again separately (current intent)
+    pool_last: bool = True  # pool the newest rating alone too (item-to-item transitions)
+    gap_feature: bool = (
+        False  # user feature: log-bucketed time from the newest rating to the prediction moment
+    )
     zip_prefix_length: int = 2  # leading zip-code characters used as a coarse region feature
     title_min_count: int = 2  # a title word needs this many movies to get its own embedding
     # chance a training example hides its user id (trains the id-less path; 1.0 = never use user ids)
@@ -41,6 +45,14 @@ class TrainConfig:
     eval_negatives: int = 99  # sampled unrated movies per user in the NCF protocol
     eval_seed: int = 0  # seeds those negatives; fixed so every model and training seed faces the same ones
     monitor: str = "ndcg@10"  # validation metric that picks the best epoch and drives early stopping
+
+    def history_windows(self) -> tuple[int, ...]:
+        """Return the window length of each history pooling, longest first."""
+        return (
+            (self.history_length, self.recent_length, 1)
+            if self.pool_last
+            else (self.history_length, self.recent_length)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-ready dict."""

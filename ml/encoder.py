@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.export import FORMAT
-from ml.features import Arrays, FeatureVocabularies
+from ml.features import Arrays, FeatureVocabularies, gap_bucket
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle
@@ -86,19 +87,25 @@ class ModelVersion:
             movie_vectors=np.load(directory / "movie_vectors.npy"),
         )
 
-    def encode_user(self, user: UserFeatures, history: Sequence[HistoryItem]) -> npt.NDArray[np.float32]:
-        """Return the user's (dim,) unit vector from demographics and their ratings (any order)."""
-        return self.encode_users([(user, history)])[0]
+    def encode_user(
+        self, user: UserFeatures, history: Sequence[HistoryItem], *, at: int | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Return the user's (dim,) unit vector from demographics and their ratings (any order).
+
+        `at` is the moment of the request in epoch seconds (default: now); only models trained
+        with gap_feature read it.
+        """
+        return self.encode_users([(user, history)], at=at)[0]
 
     def encode_users(
-        self, users: Sequence[tuple[UserFeatures, Sequence[HistoryItem]]]
+        self, users: Sequence[tuple[UserFeatures, Sequence[HistoryItem]]], *, at: int | None = None
     ) -> npt.NDArray[np.float32]:
         """Return (len(users), dim) unit vectors, one per (features, history) pair."""
         arrays = self.vocabs.user_arrays(
             [u.user_id for u, _ in users], [u.gender for u, _ in users], [u.age for u, _ in users],
             [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
         )  # fmt: skip
-        arrays.update(self._history([h for _, h in users]))
+        arrays.update(self._history([h for _, h in users], int(time.time()) if at is None else at))
         with paddle.no_grad():
             return self.model.encode_users(to_tensors(arrays)).numpy()
 
@@ -108,14 +115,18 @@ class ModelVersion:
         with paddle.no_grad():
             return self.model.encode_movies(to_tensors(arrays)).numpy()[0]
 
-    def _history(self, histories: Sequence[Sequence[HistoryItem]]) -> Arrays:
+    def _history(self, histories: Sequence[Sequence[HistoryItem]], at: int) -> Arrays:
         length = self.history_length
         movies = np.zeros((len(histories), length), dtype=np.int64)
         stars = np.zeros((len(histories), length), dtype=np.int64)
+        newest_time = np.zeros(len(histories), dtype=np.int64)
         for row, history in enumerate(histories):
             # oldest first (ties keep the given order, as in training), then newest first
             newest = sorted(history, key=lambda h: h.timestamp)[::-1][:length]
             movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
             stars[row, : len(newest)] = np.clip([h.rating for h in newest], 1, 5) if newest else []
+            newest_time[row] = newest[0].timestamp if newest else at
         stars[movies == 0] = 0
-        return {"history": movies, "history_rating": stars}
+        has_history = np.asarray([len(h) > 0 for h in histories])
+        gap = gap_bucket(at - newest_time, has_history)
+        return {"history": movies, "history_rating": stars, "gap": gap}

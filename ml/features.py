@@ -56,6 +56,16 @@ def year_bucket(year: int) -> int:
     return year
 
 
+GAP_BUCKETS = 22  # 0 = no history, then log2 buckets of minutes since the newest rating, capped
+
+
+def gap_bucket(seconds: npt.NDArray[np.int64], has_history: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """Return 1 + log2(1 + minutes since the newest rating), capped; 0 for users without history."""
+    minutes = np.maximum(seconds, 0) / 60.0
+    bucket = 1 + np.minimum(np.floor(np.log2(1.0 + minutes)), GAP_BUCKETS - 2).astype(np.int64)
+    return np.where(has_history, bucket, 0)
+
+
 def zip_prefix(zip_code: str, length: int) -> str:
     """Return the leading characters of a zip code, the coarse region the user tower reads."""
     return zip_code.strip()[:length]

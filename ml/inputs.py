@@ -9,7 +9,14 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.config import TrainConfig
-from ml.features import Arrays, FeatureVocabularies, dataset_movie_arrays, dataset_user_arrays
+from ml.features import (
+    GAP_BUCKETS,
+    Arrays,
+    FeatureVocabularies,
+    dataset_movie_arrays,
+    dataset_user_arrays,
+    gap_bucket,
+)
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
 from ml.split import MIN_TRAIN_EVENTS, InsufficientDataError, Timeline, build_timeline
@@ -33,7 +40,7 @@ class Prepared:
         return {
             "user_id": len(v.user_id), "gender": len(v.gender), "age": len(v.age),
             "occupation": len(v.occupation), "zip": len(v.zip_prefix), "movie_id": len(v.movie_id),
-            "genres": len(v.genre), "title": len(v.title_word), "year": len(v.year),
+            "genres": len(v.genre), "title": len(v.title_word), "year": len(v.year), "gap": GAP_BUCKETS,
         }  # fmt: skip
 
     def user_inputs(self, positions: npt.NDArray[np.int64], history_length: int) -> Arrays:
@@ -45,6 +52,8 @@ class Prepared:
         valid = hist >= 0
         inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
         inputs["history_rating"] = np.where(valid, t.rating[hist], 0)
+        newest = hist[:, 0]
+        inputs["gap"] = gap_bucket(t.timestamp[positions] - t.timestamp[newest], newest >= 0)
         return inputs
 
     def movie_inputs(self, movie_rows: npt.NDArray[np.int64]) -> Arrays:

@@ -47,31 +47,33 @@ class BagField(nn.Layer):
 class HistoryField(nn.Layer):
     """The user's most recent rated movies, newest first, pooled with learned per-star weights.
 
-    Two poolings: over the whole window (taste) and over the newest `recent` (current intent).
-    Each star value has a learned weight per pooling, so a 1-star rating can push away.
+    One pooling per window length, e.g. (50, 5, 1): the whole window (taste), the newest few
+    (current intent), the newest one (item-to-item transitions). Each pooling has learned weights
+    per position (initialised to a mean over its window) and per star, so a 1-star rating can
+    push away.
     """
 
-    def __init__(self, size: int, dim: int, length: int, recent: int) -> None:
+    def __init__(self, size: int, dim: int, windows: Sequence[int]) -> None:
         super().__init__()
-        self.out_dim = 2 * dim
+        length, pools = max(windows), len(windows)
+        self.out_dim = pools * dim
         self.table = nn.Embedding(size, dim, padding_idx=0)
-        self.star_weight = nn.Embedding(6, 2, weight_attr=nn.initializer.Constant(1.0))  # (star, pooling)
-        windows = np.stack([np.ones(length), np.arange(length) < recent], axis=1).astype(
+        self.star_weight = nn.Embedding(6, pools, weight_attr=nn.initializer.Constant(1.0))  # (star, pool)
+        cover = np.stack([np.arange(length) < w for w in windows], axis=1).astype(
             "float32"
-        )  # (length, 2)
-        # per-position weights of the two poolings, learned; start as "all" and "newest `recent`"
-        self.window = self.create_parameter([length, 2], default_initializer=nn.initializer.Assign(windows))
+        )  # (length, pools)
+        self.window = self.create_parameter([length, pools], default_initializer=nn.initializer.Assign(cover))
         # the mean divides by how many positions each pooling covers: fixed, not learned
-        self.register_buffer("start", paddle.to_tensor(windows), persistable=False)
+        self.register_buffer("cover", paddle.to_tensor(cover), persistable=False)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         movies, stars = inputs["history"], inputs["history_rating"]  # (batch, length) each
         present = (movies > 0).astype("float32").unsqueeze(-1)  # (batch, length, 1)
-        count = (present * self.start).sum(axis=1, keepdim=True).clip(min=1.0)  # (batch, 1, 2)
-        weights = present * self.window * self.star_weight(stars) / count  # (batch, length, 2)
-        weights = weights.transpose([0, 2, 1])  # (batch, 2, length)
-        pooled = paddle.bmm(weights, self.table(movies))  # (batch, 2, dim)
-        return pooled.flatten(start_axis=1)  # (batch, 2 * dim)
+        count = (present * self.cover).sum(axis=1, keepdim=True).clip(min=1.0)  # (batch, 1, pools)
+        weights = present * self.window * self.star_weight(stars) / count  # (batch, length, pools)
+        weights = weights.transpose([0, 2, 1])  # (batch, pools, length)
+        pooled = paddle.bmm(weights, self.table(movies))  # (batch, pools, dim)
+        return pooled.flatten(start_axis=1)  # (batch, pools * dim)
 
 
 class Tower(nn.Layer):
@@ -94,18 +96,17 @@ class TwoTower(nn.Layer):
     def __init__(self, config: TrainConfig, sizes: Mapping[str, int]) -> None:
         super().__init__()
         d = config.embedding_dim
-        self.user_tower = Tower(
-            [
-                IdField("user_id", sizes["user_id"], d),
-                IdField("gender", sizes["gender"], d),
-                IdField("age", sizes["age"], d),
-                IdField("occupation", sizes["occupation"], d),
-                IdField("zip", sizes["zip"], d),
-                HistoryField(sizes["movie_id"], d, config.history_length, config.recent_length),
-            ],
-            config.hidden_dim,
-            config.output_dim,
-        )
+        user_fields = [
+            IdField("user_id", sizes["user_id"], d),
+            IdField("gender", sizes["gender"], d),
+            IdField("age", sizes["age"], d),
+            IdField("occupation", sizes["occupation"], d),
+            IdField("zip", sizes["zip"], d),
+            HistoryField(sizes["movie_id"], d, config.history_windows()),
+        ]
+        if config.gap_feature:
+            user_fields.append(IdField("gap", sizes["gap"], d))
+        self.user_tower = Tower(user_fields, config.hidden_dim, config.output_dim)
         self.movie_tower = Tower(
             [
                 IdField("movie_id", sizes["movie_id"], d),

@@ -16,7 +16,9 @@ from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel, movie_vectors, train
 
-CONFIG = TrainConfig(embedding_dim=16, hidden_dim=64, epochs=2, batch_size=128, learning_rate=5e-3)
+CONFIG = TrainConfig(
+    embedding_dim=16, hidden_dim=64, epochs=2, batch_size=128, learning_rate=5e-3, gap_feature=True
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +65,10 @@ def test_encoder_matches_the_training_user_state(
         expected = trained.model.encode_users(
             to_tensors(trained.prepared.user_inputs(np.array([position]), CONFIG.history_length))
         ).numpy()[0]
-    got = version.encode_user(
-        UserFeatures(user.gender, user.age, user.occupation, user.zip_code, user.id), history
-    )
+    features = UserFeatures(user.gender, user.age, user.occupation, user.zip_code, user.id)
+    got = version.encode_user(features, history, at=int(t.timestamp[position]))
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    shuffled = version.encode_user(
-        UserFeatures(user.gender, user.age, user.occupation, user.zip_code, user.id), history[::-1]
-    )
+    shuffled = version.encode_user(features, history[::-1], at=int(t.timestamp[position]))
     if len({h.timestamp for h in history}) == len(history):  # order only matters for tied timestamps
         np.testing.assert_allclose(shuffled, got, atol=1e-6)
 

@@ -50,7 +50,7 @@ def test_user_vector_depends_on_history_and_star_rating() -> None:
     weight = model.user_tower.fields[
         5
     ].star_weight.weight  # per-star weights start equal; training separates them
-    weight.set_value(np.linspace(-1, 1, 6)[:, None].repeat(2, 1).astype("float32"))
+    weight.set_value(np.linspace(-1, 1, 6)[:, None].repeat(3, 1).astype("float32"))
     users = model.encode_users(
         to_tensors(
             _users(
