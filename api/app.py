@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cross_web import HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -39,6 +41,46 @@ class GraphQLApp(GraphQL):
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         return process_result(result)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Return the request's JSON object, refusing anything else before GraphQL sees it."""
+        try:
+            body = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise HTTPException(400, "the request body is not UTF-8 JSON") from None
+        if not isinstance(body, dict):
+            raise HTTPException(400, "the request body must be a JSON object")
+        if not isinstance(body.get("variables") or {}, dict):
+            raise HTTPException(400, "variables must be a JSON object")
+        if not isinstance(body.get("operationName") or "", str):
+            raise HTTPException(400, "operationName must be a string")
+        return body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer HTTP-level failures (malformed JSON, no query, bad method) as GraphQL errors too."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
+            response = JSONResponse(
+                {
+                    "errors": [
+                        {"message": "request body is not UTF-8 JSON", "extensions": {"code": "BAD_REQUEST"}}
+                    ]
+                },
+                status_code=400,
+            )
+        except HTTPException as error:
+            code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
+                error.status_code, "BAD_REQUEST"
+            )
+            response = JSONResponse(
+                {"errors": [{"message": error.reason, "extensions": {"code": code}}]},
+                status_code=error.status_code,
+            )
+        await response(scope, receive, send)
 
 
 class BodyLimit:
@@ -136,7 +178,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         )
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql),  # every method: the view answers 405 as a GraphQL error
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),

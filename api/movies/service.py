@@ -107,8 +107,10 @@ def list_movies(
 def create_movie(*, session: Session, title: str, year: int | None, genres: Sequence[str]) -> Movie:
     """Insert a movie with its genres and return it (the caller commits)."""
     title = title.strip()
-    if not title or len(title) > 255:
+    if not 1 <= len(title) <= 255:
         raise BadUserInput("title must be 1 to 255 characters")
+    if not title.isprintable():
+        raise BadUserInput("title must not contain control, format or unassigned characters")
     genres = check_genres(session=session, genres=genres)
     movie = Movie(title=title, year=year)
     session.add(movie)

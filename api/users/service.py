@@ -53,7 +53,11 @@ def create_user(*, session: Session, gender: str, age: int, occupation: int, zip
     """Insert a user and return it (the caller commits)."""
     check_demographics(session=session, gender=gender, age=age, occupation=occupation)
     zip_code = zip_code.strip()
-    if not 1 <= len(zip_code) <= 10 or not zip_code.replace("-", "").isalnum():
+    if (
+        not 1 <= len(zip_code) <= 10
+        or not zip_code.replace("-", "").isascii()
+        or not zip_code.replace("-", "").isalnum()
+    ):
         raise BadUserInput("zipCode must be 1 to 10 letters, digits or dashes")
     user = User(gender=gender, age=age, occupation_id=occupation, zip_code=zip_code)
     session.add(user)

@@ -110,6 +110,9 @@ def test_created_movie_input_is_validated(gql: GraphQL) -> None:
     assert (
         gql.error_code('mutation { createMovie(input: {title: "X", year: 3000}) { id } }') == "BAD_USER_INPUT"
     )
+    control = "mutation($t: String!) { createMovie(input: {title: $t}) { id } }"
+    assert gql.error_code(control, t="Bad\u0000Title") == "BAD_USER_INPUT"
+    assert gql.error_code(control, t="\u200b") == "BAD_USER_INPUT"
     long_title = "x" * 256
     assert (
         gql.error_code(f'mutation {{ createMovie(input: {{title: "{long_title}"}}) {{ id }} }}')
