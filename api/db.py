@@ -60,6 +60,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    # Fail fast when the server is gone: a request errs within seconds instead of hanging.
+    connect_args = kwargs.setdefault("connect_args", {})
+    connect_args.setdefault("connect_timeout", 3)
+    connect_args.setdefault("read_timeout", 30)
+    connect_args.setdefault("write_timeout", 30)
+    kwargs.setdefault("pool_timeout", 5)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 3600)
     # Sessions and connections here always end their transaction (commit, or rollback on close), so
