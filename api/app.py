@@ -17,7 +17,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
@@ -109,6 +109,37 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+class SecurityHeaders:
+    """Adds the headers every response should carry (and a strict CSP outside GraphiQL)."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    )
+    CSP = (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+    def __init__(self, app: ASGIApp, *, strict_csp: bool) -> None:
+        self.app, self.strict_csp = app, strict_csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += self.HEADERS
+                if self.strict_csp:
+                    headers.append(self.CSP)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def build_state(settings: Settings) -> AppState:
     """Return the shared resources: engine, session factory, Milvus client and model registry."""
     engine = make_engine(settings.resolved_database_url)
@@ -165,6 +196,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         allow_queries_via_get=False,
     )
     middleware = [
+        # GraphiQL (development only) loads its scripts from a CDN, so the strict CSP waits for production.
+        Middleware(SecurityHeaders, strict_csp=settings.environment != "development"),
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         Middleware(GZipMiddleware, minimum_size=1024),
     ]

@@ -203,3 +203,10 @@ def test_each_operation_writes_one_access_log_line(gql: GraphQL, caplog: pytest.
     assert len(lines) == 1
     assert lines[0]["operation"] == "movie" and lines[0]["name"] == "Missing"
     assert lines[0]["status"] == "error" and lines[0]["codes"] == ["NOT_FOUND"] and lines[0]["ms"] > 0
+
+
+def test_responses_carry_security_headers(gql: GraphQL) -> None:
+    response = gql.client.post("/graphql", json={"query": "{ genres }"})
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "default-src 'self'" in response.headers["content-security-policy"]
