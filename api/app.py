@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -36,6 +37,18 @@ log = logging.getLogger(__name__)
 
 
 class GraphQLApp(GraphQL):
+    """Strawberry's ASGI view with our context, error codes and admission control.
+
+    Resolvers use synchronous sessions, and operations interleave at every DataLoader await; if
+    more operations were in flight than the pool has connections, a checkout would block the
+    event loop that the connection holders need to finish. At most `max_operations` run at once;
+    the rest wait without blocking.
+    """
+
+    def __init__(self, *args: Any, max_operations: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.admission = asyncio.Semaphore(max_operations)
+
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         return Context(state=request.state.movierec)
 
@@ -62,7 +75,8 @@ class GraphQLApp(GraphQL):
             await super().__call__(scope, receive, send)
             return
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            async with self.admission:
+                response = await self.run(Request(scope=scope, receive=receive))
         except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
             response = JSONResponse(
                 {
@@ -140,9 +154,15 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+GRAPHQL_CONCURRENCY = 8  # operations in flight per process; each holds one pooled connection
+POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside the GraphQL operations
+
+
 def build_state(settings: Settings) -> AppState:
     """Return the shared resources: engine, session factory, Milvus client and model registry."""
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(
+        settings.resolved_database_url, pool_size=GRAPHQL_CONCURRENCY + POOL_HEADROOM, max_overflow=4
+    )
     if settings.var_dir and not settings.milvus_uri:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
     return AppState(
@@ -194,6 +214,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         build_schema(),
         graphql_ide="graphiql" if settings.environment == "development" else None,
         allow_queries_via_get=False,
+        max_operations=GRAPHQL_CONCURRENCY,
     )
     middleware = [
         # GraphiQL (development only) loads its scripts from a CDN, so the strict CSP waits for production.

@@ -1,0 +1,162 @@
+"""Soak: mixed traffic for a minute against the running API; errors, lost writes and memory growth.
+
+80% recommendations, 15% movie and user reads, 5% rateMovie, at --connections concurrent clients
+for --duration seconds against the database and model that bench/serve.py prepares (run it once
+first). Every acknowledged rateMovie is looked up in MySQL afterwards; the server's resident
+memory is read at the start (after a warm-up) and at the end. Writes bench/results/soak.json.
+
+    python bench/serve.py --duration 5      # once: database, import, model
+    python bench/soak.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.serve import DB_NAME, ROOT, wait_ready
+
+RESULTS = ROOT / "bench" / "results" / "soak.json"
+RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score movie { id title } } }"
+MOVIE = "query($m: Int!) { movie(id: $m) { title genres averageRating ratingsCount } }"
+USER = (
+    "query($u: Int!) { user(id: $u) { occupation ratings(first: 10) { nodes { rating movie { title } } } } }"
+)
+RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+async def soak(url: str, users: list[int], movies: list[int], connections: int, duration: float) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    acknowledged: set[tuple[int, int]] = set()
+    counts = {"recommendations": 0, "reads": 0, "rateMovie": 0}
+    deadline = time.monotonic() + duration
+
+    async def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            while time.monotonic() < deadline:
+                roll = rng.random()
+                if roll < 0.80:
+                    kind, body = "recommendations", {"query": RECS, "variables": {"u": rng.choice(users)}}
+                elif roll < 0.95:
+                    kind = "reads"
+                    body = ({"query": MOVIE, "variables": {"m": rng.choice(movies)}} if rng.random() < 0.5
+                            else {"query": USER, "variables": {"u": rng.choice(users)}})  # fmt: skip
+                else:
+                    kind = "rateMovie"
+                    pair = (rng.choice(users), rng.choice(movies))
+                    body = {"query": RATE, "variables": {"u": pair[0], "m": pair[1], "r": rng.randint(1, 5)}}
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/graphql", json=body)
+                    payload = response.json()
+                except (httpx.HTTPError, ValueError) as error:
+                    errors.append(f"{kind}: {error!r}")
+                    continue
+                latencies.append(time.perf_counter() - started)
+                counts[kind] += 1
+                if response.status_code != 200 or payload.get("errors"):
+                    errors.append(f"{kind}: {response.status_code} {str(payload.get('errors'))[:200]}")
+                elif kind == "rateMovie":
+                    acknowledged.add(pair)
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies), "req_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 2),
+        "errors": len(errors), "error_samples": errors[:5], "counts": counts, "acknowledged": acknowledged,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    default_url = os.environ.get("MOVIEREC_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+    parser.add_argument("--mysql-url", default=default_url)
+    parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-serve"))
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--port", type=int, default=8766)
+    args = parser.parse_args()
+
+    work = Path(args.work_dir)
+    db_url = make_url(args.mysql_url).set(database=DB_NAME).render_as_string(hide_password=False)
+    env = {**os.environ, "MOVIEREC_DATABASE_URL": db_url, "MOVIEREC_MILVUS_URI": str(work / "milvus.db"),
+           "MOVIEREC_MODEL_DIR": str(work / "models"), "MOVIEREC_VAR_DIR": str(work),
+           "MOVIEREC_ENVIRONMENT": "development", "KMP_BLOCKTIME": "0", "PYTHONPATH": str(ROOT)}  # fmt: skip
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        users = list(connection.execute(text("SELECT DISTINCT user_id FROM ratings")).scalars())
+        movies = list(connection.execute(text("SELECT id FROM movies")).scalars())
+        before = connection.execute(text("SELECT COUNT(*) FROM ratings")).scalar_one()
+
+    url = f"http://127.0.0.1:{args.port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(args.port),
+         "--log-level", "warning", "--no-access-log"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_ready(f"{url}/readyz")
+        asyncio.run(soak(url, users, movies, args.connections, 5))  # warm-up: model, caches, pools
+        rss_start = rss_kib(server.pid)
+        result = asyncio.run(soak(url, users, movies, args.connections, args.duration))
+        rss_end = rss_kib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    acknowledged = result.pop("acknowledged")
+    with engine.connect() as connection:
+        present = 0
+        for user, movie in acknowledged:
+            present += connection.execute(
+                text("SELECT COUNT(*) FROM ratings WHERE user_id = :u AND movie_id = :m"),
+                {"u": user, "m": movie},
+            ).scalar_one()
+        after = connection.execute(text("SELECT COUNT(*) FROM ratings")).scalar_one()
+    engine.dispose()
+    summary = {
+        **result, "duration_s": args.duration, "connections": args.connections,
+        "acknowledged_ratings": len(acknowledged), "lost_ratings": len(acknowledged) - present,
+        "ratings_before": before, "ratings_after": after, "rss_start_mib": round(rss_start / 1024, 1),
+        "rss_end_mib": round(rss_end / 1024, 1), "memory_growth": round((rss_end - rss_start) / rss_start, 4),
+    }  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    print(
+        f"\n{summary['req_per_s']} req/s, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, "
+        f"errors {summary['errors']}, lost ratings {summary['lost_ratings']} of {len(acknowledged)}, "
+        f"memory {summary['rss_start_mib']} -> {summary['rss_end_mib']} MiB ({summary['memory_growth']:+.1%})"
+    )
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
