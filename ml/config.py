@@ -37,7 +37,7 @@ class TrainConfig:
     learning_rate: float = 3e-3  # Adam step size
     lr_decay: bool = True  # cosine decay of the step size to 10% over the planned epochs
     weight_decay: float = 0.0  # L2 penalty on all parameters (Adam's coupled form)
-    epochs: int = 8  # upper bound on passes over the training events
+    epochs: int = 7  # upper bound on passes over the training events
     patience: int = 2  # epochs without validation improvement before early stopping
     seed: int = 0  # seeds parameter init, shuffling, id dropout (not the evaluation negatives)
     num_threads: int = 1  # CPU threads for Paddle's kernels (two barely beat one at this size)
