@@ -15,9 +15,8 @@ class TrainConfig:
     history_length: int = 50  # most recent ratings the user tower pools (long-term taste)
     recent_length: int = 5  # of those, the newest pooled again separately (current intent)
     pool_last: bool = True  # pool the newest rating alone too (item-to-item transitions)
-    gap_feature: bool = (
-        False  # user feature: log-bucketed time from the newest rating to the prediction moment
-    )
+    # user feature: log-bucketed time from the newest rating to the prediction moment
+    gap_feature: bool = True
     zip_prefix_length: int = 2  # leading zip-code characters used as a coarse region feature
     title_min_count: int = 2  # a title word needs this many movies to get its own embedding
     # chance a training example hides its user id (trains the id-less path; 1.0 = never use user ids)
