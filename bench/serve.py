@@ -29,7 +29,21 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DB_NAME = "movierec_bench_serve"
-LUA = """
+# Counts responses that carry GraphQL errors (HTTP 200 all the same) across wrk's threads.
+LUA_COUNT_ERRORS = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) graphql_errors = 0 end
+function response(status, headers, body)
+  if string.find(body, '"errors"', 1, true) then graphql_errors = graphql_errors + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("graphql_errors") end
+  io.write(string.format("graphql_errors %d\\n", total))
+end
+"""
+LUA = LUA_COUNT_ERRORS + """
 math.randomseed(42)
 request = function()
   local body = '{"query":"query($u: Int!) { recommendations(userId: $u, limit: 10) '
@@ -37,7 +51,7 @@ request = function()
   return wrk.format("POST", "/graphql", {["Content-Type"] = "application/json"}, body)
 end
 """
-LUA_BASELINE = """
+LUA_BASELINE = LUA_COUNT_ERRORS + """
 math.randomseed(42)
 request = function()
   return wrk.format("GET", "/top?user=" .. math.random(1, %d))
@@ -101,6 +115,8 @@ def run_wrk(url: str, script: str, connections: int, duration: int) -> dict[str,
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     failed = int(errors.group(1)) if errors else 0
+    graphql_errors = re.search(r"graphql_errors (\d+)", out)
+    failed += int(graphql_errors.group(1)) if graphql_errors else 0
     if socket_errors:
         failed += sum(int(g) for g in socket_errors.groups())
     return {"req_per_s": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "errors": failed}
