@@ -115,3 +115,11 @@ def test_broken_model_leaves_no_version(trained: TrainedModel, dataset: Dataset,
     finally:
         table.set_value(saved)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_time_since_the_newest_rating_moves_the_user_vector(version: ModelVersion) -> None:
+    user = UserFeatures("M", 35, 12, "94110", user_id=3)
+    history = [HistoryItem(3, 4, 1_000_000), HistoryItem(9, 5, 1_000_060)]
+    in_session = version.encode_user(user, history, at=1_000_120)
+    a_month_later = version.encode_user(user, history, at=1_000_060 + 30 * 86_400)
+    assert float(in_session @ a_month_later) < 0.9999

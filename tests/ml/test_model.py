@@ -10,7 +10,7 @@ from ml.model import TwoTower
 from ml.paddle_setup import paddle
 
 SIZES = {"user_id": 11, "gender": 3, "age": 8, "occupation": 22, "zip": 5, "movie_id": 21, "genres": 19,
-         "title": 30, "year": 6}  # fmt: skip
+         "title": 30, "year": 6, "gap": 22}  # fmt: skip
 CONFIG = TrainConfig(embedding_dim=8, hidden_dim=16, history_length=4, recent_length=2)
 
 
@@ -19,7 +19,7 @@ def _users(user_ids: list[int], history: list[list[int]], stars: list[list[int]]
     return {
         "user_id": np.array(user_ids), "gender": np.ones(n, np.int64), "age": np.full(n, 3),
         "occupation": np.full(n, 5), "zip": np.full(n, 2),
-        "history": np.array(history), "history_rating": np.array(stars),
+        "history": np.array(history), "history_rating": np.array(stars), "gap": np.full(n, 3),
     }  # fmt: skip
 
 
