@@ -134,6 +134,10 @@ def fit(
                 best_state = {k: v.clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= config.patience:
                 log.info("early stop at epoch %d: %s peaked at epoch %d", epoch, monitor, best_epoch)
+                if callback is not None:  # training is done: tell the dashboard 100%
+                    callback(
+                        ProgressEvent(epoch, config.epochs, steps, steps, metrics["loss"], 100.0, metrics)
+                    )
                 break
     finally:
         bar.close()
