@@ -1,4 +1,5 @@
-"""The app factory: GraphQL at /graphql, health at /healthz and /readyz; resources live in the lifespan."""
+"""The app factory: GraphQL at /graphql, health at /healthz and /readyz, the dashboard at /admin;
+resources live in the lifespan."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from admin.app import create_admin
+from admin.app import on_startup as admin_startup
 from api.db import make_engine, make_session_factory
 from api.graphql.context import Context
 from api.graphql.errors import process_result
@@ -204,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         state = build_state(settings)
+        admin_startup(state)
         try:
             yield {"movierec": state}
         finally:
@@ -236,5 +240,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        Mount("/admin", app=create_admin(settings), name="admin"),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

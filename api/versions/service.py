@@ -27,6 +27,43 @@ def start_version(*, session: Session, params: dict[str, Any], started_by: str) 
     return version
 
 
+def busy_version(*, session: Session, lock: bool = False) -> ModelVersion | None:
+    """Return the queued or running version, if any (lock: hold its rows until the caller commits)."""
+    query = (
+        select(ModelVersion).where(ModelVersion.status.in_(("queued", "running"))).order_by(ModelVersion.id)
+    )
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query.limit(1)).scalar_one_or_none()
+
+
+def queue_version(*, session: Session, params: dict[str, Any], started_by: str) -> ModelVersion:
+    """Insert a queued version and return it (the caller commits); refused while another one trains."""
+    busy = busy_version(session=session, lock=True)
+    if busy is not None:
+        raise BadUserInput(
+            f"model version {busy.id} is {busy.status}; only one training runs at a time, "
+            "wait for it to finish"
+        )
+    version = ModelVersion(
+        status="queued", params=params, started_by=started_by, started_at=utcnow(), progress={"percent": 0.0}
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def mark_running(*, session: Session, version_id: int, progress: dict[str, Any]) -> None:
+    """Move a queued version to running; refused when it is no longer queued (reaped or cancelled)."""
+    done = session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.id == version_id, ModelVersion.status == "queued")
+        .values(status="running", progress=progress)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise BadUserInput(f"model version {version_id} is not queued")
+
+
 def record_progress(*, session: Session, version_id: int, progress: dict[str, Any]) -> None:
     session.execute(update(ModelVersion).where(ModelVersion.id == version_id).values(progress=progress))
 

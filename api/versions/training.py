@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -11,12 +13,17 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from api.versions.service import fail_version, finish_version, record_progress, start_version
+from api.versions.service import fail_version, finish_version, mark_running, record_progress, start_version
 from api.versions.training_data import load_training_data
 from ml.config import TrainConfig
 from ml.trainer import ProgressEvent
 
 log = logging.getLogger(__name__)
+
+
+def worker_identity() -> dict[str, object]:
+    """Return the process that trains, stored with the progress so a dead run can be told from a live one."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
 class ProgressRecorder:
@@ -32,7 +39,12 @@ class ProgressRecorder:
         now = time.monotonic()
         epoch_done = event.step == event.steps
         if epoch_done:
-            self.history.append({"epoch": event.epoch, "loss": event.loss, **event.metrics})
+            entry = {"epoch": event.epoch, "loss": event.loss, **event.metrics}
+            # An epoch's end comes twice (loss, then loss with validation metrics): keep the last.
+            if self.history and self.history[-1]["epoch"] == event.epoch:
+                self.history[-1] = entry
+            else:
+                self.history.append(entry)
         if not epoch_done and now - self.last < self.interval:
             return
         self.last = now
@@ -43,6 +55,7 @@ class ProgressRecorder:
             "elapsed_s": round(elapsed, 1),
             "eta_s": eta and round(eta, 1),
             "history": self.history,
+            **worker_identity(),
         }
         with self.sessions.begin() as session:
             record_progress(session=session, version_id=self.version_id, progress=progress)
@@ -56,17 +69,26 @@ def run_training(
     started_by: str,
     progress_bar: bool = True,
     on_started: Callable[[int], None] | None = None,
+    version_id: int | None = None,
 ) -> int:
     """Train a new version on the database's data and return its id; the run is recorded either way.
 
     A failure (too little data, a NaN loss, an interruption) marks the version failed with the
-    error text and leaves no version directory; the active version never changes here.
+    error text and leaves no version directory; the active version never changes here. With
+    version_id, the run takes over that queued version (one the dashboard queued for its worker).
     """
     from ml.export import save_version
     from ml.train import train
 
     with sessions.begin() as session:
-        version_id = start_version(session=session, params=config.to_dict(), started_by=started_by).id
+        if version_id is None:
+            version = start_version(session=session, params=config.to_dict(), started_by=started_by)
+            version_id = version.id
+            version.progress = {"percent": 0.0, **worker_identity()}
+        else:
+            mark_running(
+                session=session, version_id=version_id, progress={"percent": 0.0, **worker_identity()}
+            )
     if on_started:
         on_started(version_id)
     try:
@@ -85,7 +107,7 @@ def run_training(
             record_progress(
                 session=session,
                 version_id=version_id,
-                progress={"percent": 100.0, "history": recorder.history},
+                progress={"percent": 100.0, "history": recorder.history, **worker_identity()},
             )
             finish_version(
                 session=session, version_id=version_id, metrics=metrics, artifact_path=str(path.resolve())

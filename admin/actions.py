@@ -1,0 +1,91 @@
+"""The dashboard's POSTs: sign in and out, start a retrain, activate a version. Each checks the CSRF token."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from admin import forms
+from admin.auth import USER_KEY, checked_form, csrf_token, password_matches, password_problem
+from admin.views import render, state_of
+from admin.worker import start_training
+from api.errors import ServiceError
+from api.versions.activation import activate
+
+log = logging.getLogger(__name__)
+OPERATOR = "admin"  # one shared password, so one operator name
+
+
+def _to(request: Request, route: str, error: str | None = None, **params: object) -> Response:
+    url = str(request.url_for(route, **params))
+    if error:
+        url += "?error=" + quote(error)
+    return RedirectResponse(url, status_code=303)
+
+
+async def login_page(request: Request) -> Response:
+    csrf_token(request)
+    return render(request, "login.html", problem=password_problem(state_of(request).settings), error=None)
+
+
+async def login(request: Request) -> Response:
+    form = await checked_form(request)
+    settings = state_of(request).settings
+    password = form.get("password")
+    problem = password_problem(settings)
+    if problem or not isinstance(password, str) or not password_matches(settings, password):
+        log.warning("dashboard: failed sign-in from %s", request.client.host if request.client else "?")
+        return render(
+            request,
+            "login.html",
+            status_code=401 if not problem else 403,
+            problem=problem,
+            error=None if problem else "Wrong password.",
+        )
+    request.session.clear()  # a fresh session (and CSRF token) after sign-in
+    request.session[USER_KEY] = OPERATOR
+    csrf_token(request)
+    target = request.query_params.get("next", "")
+    if not target.startswith("/") or target.startswith("//"):
+        target = str(request.url_for("admin:overview"))
+    return RedirectResponse(target, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    request.session.clear()
+    return _to(request, "admin:login")
+
+
+async def retrain(request: Request) -> Response:
+    form = await checked_form(request)
+    state = state_of(request)
+    try:
+        config = forms.parse(form)
+        version_id = await run_in_threadpool(
+            start_training,
+            sessions=state.sessions,
+            settings=state.settings,
+            config=config,
+            started_by=f"dashboard:{request.session.get(USER_KEY)}",
+        )
+    except (forms.FormError, ServiceError) as error:
+        return _to(request, "admin:overview", error=str(error))
+    return _to(request, "admin:run", version_id=version_id)
+
+
+async def activate_version(request: Request) -> Response:
+    await checked_form(request)
+    state = state_of(request)
+    version_id = request.path_params["version_id"]
+    try:
+        # Building a collection takes seconds: off the event loop, which keeps serving the API.
+        await run_in_threadpool(activate, sessions=state.sessions, store=state.store, version_id=version_id)
+    except ServiceError as error:
+        return _to(request, "admin:run", error=str(error), version_id=version_id)
+    state.models.invalidate()
+    return _to(request, "admin:overview")

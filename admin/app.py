@@ -1,0 +1,97 @@
+"""The admin dashboard as a Starlette app, mounted at /admin by api.app.create_app."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from admin import actions, views
+from admin.auth import RequireLogin, csrf_token, signed_in_user
+from admin.worker import reap_interrupted
+from api.settings import Settings, SettingsError
+from api.state import AppState
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+SESSION_HOURS = 8
+
+
+def session_secret(settings: Settings) -> str:
+    """Return the key that signs session cookies; outside production a missing one is generated."""
+    secret = settings.admin_session_secret.get_secret_value()
+    if len(secret) >= 16:
+        return secret
+    if settings.environment == "production":
+        raise SettingsError("MOVIEREC_ADMIN_SESSION_SECRET must be set (16 characters or more) in production")
+    return secrets.token_urlsafe(32)
+
+
+def _context(request: Request) -> dict[str, Any]:
+    return {"csrf_token": csrf_token(request), "user": signed_in_user(request)}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def build_templates() -> Jinja2Templates:
+    environment = Environment(
+        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
+    )
+    environment.filters["duration"] = _duration
+    return Jinja2Templates(env=environment, context_processors=[_context])
+
+
+def create_admin(settings: Settings) -> Starlette:
+    """Return the dashboard app; every route but sign-in and static files needs a signed-in session."""
+    routes = [
+        Route("/", views.overview, name="overview"),
+        Route("/login", actions.login_page, name="login", methods=["GET"]),
+        Route("/login", actions.login, methods=["POST"]),
+        Route("/logout", actions.logout, name="logout", methods=["POST"]),
+        Route("/retrain", actions.retrain, name="retrain", methods=["POST"]),
+        Route("/runs", views.runs, name="runs"),
+        Route("/runs/{version_id:int}", views.run, name="run"),
+        Route("/runs/{version_id:int}/progress", views.run_progress, name="run_progress"),
+        Route("/runs/{version_id:int}/activate", actions.activate_version, name="activate", methods=["POST"]),
+        Route("/playground", views.playground, name="playground"),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=session_secret(settings),
+            session_cookie="movierec_admin",
+            max_age=SESSION_HOURS * 3600,
+            path="/admin",
+            same_site="lax",
+            https_only=settings.environment == "production",
+        ),
+        Middleware(RequireLogin),
+    ]
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.templates = build_templates()
+    return app
+
+
+def on_startup(state: AppState) -> None:
+    """Mark failed the training runs whose worker died with a previous process of the service."""
+    try:
+        reap_interrupted(sessions=state.sessions)
+    except Exception as error:  # a database that is down must not stop the API from starting
+        log.warning("dashboard: could not check for interrupted training runs: %s", error)

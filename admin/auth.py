@@ -1,0 +1,82 @@
+"""Sign-in with the settings' password, a signed session cookie, and a CSRF token on every POST."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.settings import Settings
+
+USER_KEY = "user"
+CSRF_KEY = "csrf"
+
+
+def csrf_token(request: Request) -> str:
+    """Return the session's CSRF token, creating it on first use."""
+    token = request.session.get(CSRF_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session[CSRF_KEY] = token
+    return token
+
+
+async def checked_form(request: Request) -> FormData:
+    """Return the POST's form after checking its CSRF token against the session's (403 otherwise)."""
+    form = await request.form()
+    sent = form.get("csrf_token")
+    expected = request.session.get(CSRF_KEY)
+    if not isinstance(sent, str) or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+        raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
+    return form
+
+
+def password_problem(settings: Settings) -> str | None:
+    """Return why nobody can sign in, or None when a password is set."""
+    if not settings.admin_password.get_secret_value().strip():
+        return "Sign-in is disabled: set MOVIEREC_ADMIN_PASSWORD and restart the service."
+    return None
+
+
+def password_matches(settings: Settings, given: str) -> bool:
+    expected = settings.admin_password.get_secret_value()
+    return bool(expected.strip()) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def signed_in_user(request: Request) -> str | None:
+    user = request.session.get(USER_KEY)
+    return user if isinstance(user, str) else None
+
+
+class RequireLogin:
+    """Redirects every request but the sign-in page and static files to sign-in when nobody is signed in."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if signed_in_user(request) is None and not _is_public(request):
+            response: Response
+            if request.method == "GET":
+                target = request.url_for("admin:login").include_query_params(next=request.url.path)
+                response = RedirectResponse(str(target), status_code=303)
+            else:
+                response = Response("sign in first", status_code=401)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _is_public(request: Request) -> bool:
+    root = request.scope.get("root_path", "")
+    path = request.url.path.removeprefix(root)
+    return path in ("/login", "/login/") or path.startswith("/static/")

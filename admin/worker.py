@@ -1,0 +1,136 @@
+"""Training in a worker process: queue a version, spawn a low-priority process that trains it, and mark
+runs whose worker is gone as interrupted."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from api.db import utcnow
+from api.settings import Settings
+from api.versions.models import ModelVersion
+from api.versions.service import fail_version, queue_version
+from ml.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+NICENESS = 10  # the API keeps the CPU it needs; training takes what is left
+QUEUE_GRACE = timedelta(minutes=2)  # a queued run without a worker after this is given up
+INTERRUPTED = "interrupted: the training worker stopped before the run finished"
+
+
+def start_training(
+    *, sessions: sessionmaker, settings: Settings, config: TrainConfig, started_by: str
+) -> int:
+    """Queue a version, start its worker process and return the version's id.
+
+    Refused (BadUserInput) while another version is queued or running, in any process: the check and
+    the insert share one transaction that locks the busy rows.
+    """
+    config = TrainConfig.from_dict({**config.to_dict(), "num_threads": 1})
+    with sessions.begin() as session:
+        version_id = queue_version(session=session, params=config.to_dict(), started_by=started_by).id
+    # spawn, not fork: the web process holds gRPC (Milvus) and Paddle state a fork would copy half-alive.
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=train_worker,
+        args=(settings.model_dump(), version_id, config.to_dict(), started_by),
+        name=f"movierec-train-v{version_id}",
+        daemon=True,  # stopping the service stops its training; the run is then marked interrupted
+    )
+    try:
+        process.start()
+    except BaseException as error:
+        with sessions.begin() as session:
+            fail_version(session=session, version_id=version_id, error=f"worker did not start: {error}")
+        raise
+    threading.Thread(target=_reap, args=(process, sessions, version_id), daemon=True).start()
+    log.info("training version %d in worker process %s", version_id, process.pid)
+    return version_id
+
+
+def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
+    """Wait for the worker; a run it left queued or running (killed, crashed) is marked failed."""
+    process.join()
+    with sessions.begin() as session:
+        version = session.get(ModelVersion, version_id)
+        if version is not None and version.status in ("queued", "running"):
+            fail_version(
+                session=session, version_id=version_id, error=f"{INTERRUPTED} (exit code {process.exitcode})"
+            )
+
+
+def train_worker(
+    settings_data: dict[str, Any], version_id: int, config_data: dict[str, Any], by: str
+) -> None:
+    """Entry point of the worker process: low priority, one compute thread, its own database engine."""
+    os.nice(NICENESS)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = "1"
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s train-worker %(levelname)s %(message)s")
+
+    from api.db import make_engine, make_session_factory
+    from api.versions.training import run_training
+
+    settings = Settings.model_validate(settings_data)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        run_training(  # records success or failure (with the error text) on the version's row
+            sessions=make_session_factory(engine),
+            model_dir=settings.resolved_model_dir,
+            config=TrainConfig.from_dict(config_data),
+            started_by=by,
+            progress_bar=False,
+            version_id=version_id,
+        )
+    except Exception as error:
+        log.info("training version %d failed: %s", version_id, error)
+    finally:
+        engine.dispose()
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit("terminated")  # run_training marks the version failed on the way out
+
+
+def reap_interrupted(*, sessions: sessionmaker) -> list[int]:
+    """Mark failed every queued or running version whose worker on this host is gone; return their ids."""
+    host = socket.gethostname()
+    reaped = []
+    with sessions.begin() as session:
+        busy = session.execute(
+            select(ModelVersion).where(ModelVersion.status.in_(("queued", "running"))).with_for_update()
+        ).scalars()
+        for version in busy:
+            progress = version.progress or {}
+            pid = progress.get("pid")
+            if progress.get("host", host) != host or (isinstance(pid, int) and _alive(pid)):
+                continue
+            just_queued = version.started_at is not None and utcnow() - version.started_at < QUEUE_GRACE
+            if pid is None and just_queued:
+                continue  # another web process is starting its worker right now
+            fail_version(session=session, version_id=version.id, error=INTERRUPTED)
+            reaped.append(version.id)
+    if reaped:
+        log.warning("marked interrupted training runs as failed: %s", reaped)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

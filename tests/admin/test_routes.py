@@ -1,0 +1,155 @@
+"""The dashboard through the real app: sign-in, CSRF, overview, one training at a time, failures."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.db import make_engine, make_session_factory
+from api.versions.models import ModelVersion
+from api.versions.service import active_version, queue_version
+from ml.config import TrainConfig
+from tests.admin.conftest import PASSWORD, TINY_FORM, csrf_of, sign_in, version_id_of, wait_finished
+from tests.api.conftest import Stack
+
+GET_PAGES = ["/admin/", "/admin/runs", "/admin/runs/1", "/admin/runs/1/progress", "/admin/playground"]
+POSTS = ["/admin/retrain", "/admin/runs/1/activate", "/admin/logout"]
+
+
+@pytest.mark.parametrize("path", GET_PAGES)
+def test_pages_redirect_to_sign_in_when_signed_out(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"].endswith(f"/admin/login?next={path.replace('/', '%2F')}")
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_actions_are_refused_when_signed_out(client: TestClient, path: str) -> None:
+    token = csrf_of(client.get("/admin/login").text)
+    assert client.post(path, data={"csrf_token": token, **TINY_FORM}).status_code == 401
+
+
+def test_wrong_password_is_refused(client: TestClient) -> None:
+    token = csrf_of(client.get("/admin/login").text)
+    response = client.post("/admin/login", data={"password": "nope", "csrf_token": token})
+    assert response.status_code == 401 and "Wrong password" in response.text
+    assert client.get("/admin/").status_code == 303
+
+
+def test_sign_in_needs_the_csrf_token(client: TestClient) -> None:
+    client.get("/admin/login")
+    assert client.post("/admin/login", data={"password": PASSWORD}).status_code == 403
+    assert client.get("/admin/").status_code == 303
+
+
+def test_session_cookie_is_signed_http_only_and_same_site(client: TestClient) -> None:
+    token = csrf_of(client.get("/admin/login").text)
+    response = client.post("/admin/login", data={"password": PASSWORD, "csrf_token": token})
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/admin" in cookie
+
+
+def test_development_without_a_password_refuses_sign_in(admin_stack: Stack) -> None:
+    dev = type(admin_stack.settings).model_validate(
+        {**admin_stack.settings.model_dump(), "environment": "development", "admin_password": ""}
+    )
+    with TestClient(create_app(dev), follow_redirects=False) as client:
+        page = client.get("/admin/login")
+        assert "set MOVIEREC_ADMIN_PASSWORD" in page.text
+        response = client.post("/admin/login", data={"password": "", "csrf_token": csrf_of(page.text)})
+        assert response.status_code == 403
+        assert client.get("/admin/").status_code == 303
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_every_post_checks_the_csrf_token(signed_in: tuple[TestClient, str], path: str) -> None:
+    client, _token = signed_in
+    assert client.post(path, data=TINY_FORM).status_code == 403
+    assert client.post(path, data={**TINY_FORM, "csrf_token": "forged"}).status_code == 403
+    assert client.get("/admin/").status_code == 200  # still signed in: nothing happened
+
+
+def test_sign_out_ends_the_session(signed_in: tuple[TestClient, str]) -> None:
+    client, token = signed_in
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/admin/").status_code == 303
+
+
+def test_overview_shows_counts_model_collection_and_health(
+    signed_in: tuple[TestClient, str], admin_stack: Stack
+) -> None:
+    client, _ = signed_in
+    page = client.get("/admin/").text
+    assert f"<dd>{len(admin_stack.dataset.users):,}</dd>" in page
+    assert f"<dd>{len(admin_stack.dataset.movies):,}</dd>" in page
+    assert f'id="collection-name">movies_v{admin_stack.version_id}<' in page
+    assert 'id="collection-dim">32<' in page
+    assert "Database: ok" in page and "Milvus: ok" in page
+    assert "HR@10" in page and "NDCG@10" in page and "Recall@20" in page
+    assert f'name="epochs" value="{TrainConfig().epochs}"' in page  # the default, filled in
+
+
+def test_playground_shows_ratings_and_recommendations(signed_in: tuple[TestClient, str]) -> None:
+    client, _ = signed_in
+    page = client.get("/admin/playground?user_id=1&movie_id=1").text
+    for section in ('id="recent"', 'id="recommended"', 'id="similar"'):
+        assert section in page
+    assert page.count("<li>") >= 20
+    assert "does not exist" in client.get("/admin/playground?user_id=999999").text
+
+
+def test_one_training_at_a_time_and_a_failed_run_keeps_the_active_version(
+    signed_in: tuple[TestClient, str], admin_stack: Stack
+) -> None:
+    """A run whose version cannot be saved fails with its error shown; a second start meanwhile is refused."""
+    client, token = signed_in
+    model_dir = admin_stack.settings.resolved_model_dir
+    blocked = model_dir / "blocked"
+    blocked.write_text("a file where the worker wants a directory")
+    broken = admin_stack.settings.model_copy(update={"model_dir": blocked})
+    with TestClient(create_app(broken), follow_redirects=False) as broken_client:
+        token = sign_in(broken_client)
+        started = broken_client.post("/admin/retrain", data={**TINY_FORM, "csrf_token": token})
+        assert started.status_code == 303
+        version_id = version_id_of(started.headers["location"])
+        second = client.post(
+            "/admin/retrain", data={**TINY_FORM, "csrf_token": csrf_of(client.get("/admin/").text)}
+        )
+        assert second.status_code == 303
+        overview = client.get(second.headers["location"]).text
+        assert f"model version {version_id} is" in overview and "only one training runs at a time" in overview
+        failed = wait_finished(admin_stack, version_id)
+    assert failed.status == "failed" and failed.error
+    run_page = client.get(f"/admin/runs/{version_id}").text
+    assert "failed" in run_page and failed.error.split(":")[0] in run_page
+    engine = make_engine(admin_stack.settings.resolved_database_url)
+    with make_session_factory(engine)() as session:
+        active = active_version(session=session)
+        assert active is not None and active.id == admin_stack.version_id
+    engine.dispose()
+    assert f"/admin/runs/{admin_stack.version_id}" in client.get("/admin/").text.split('id="active-model"')[1]
+
+
+def test_a_run_whose_worker_died_is_marked_interrupted_at_start(admin_stack: Stack) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    engine = make_engine(admin_stack.settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        version = queue_version(session=session, params={}, started_by="tests")
+        version.status = "running"
+        version.progress = {"percent": 12.0, "pid": int(dead.stdout), "host": socket.gethostname()}
+        version_id = version.id
+    with TestClient(create_app(admin_stack.settings)):
+        pass
+    with sessions() as session:
+        row = session.get(ModelVersion, version_id)
+        assert row is not None and row.status == "failed" and "interrupted" in (row.error or "")
+        assert active_version(session=session).id == admin_stack.version_id  # type: ignore[union-attr]
+    engine.dispose()
