@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export KMP_BLOCKTIME ?= 0
 
-.PHONY: install demo test check format bench-import clean
+.PHONY: install demo test check format bench-import bench-train-load clean
 
 $(BIN)/movierec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ format: install
 
 bench-import: install  ## import speed into MySQL (MOVIEREC_BENCH_MYSQL_URL) from MOVIEREC_DATA_DIR
 	$(BIN)/python bench/import_speed.py
+
+bench-train-load: install  ## API req/s idle and while the dashboard retrains (MySQL, wrk)
+	$(BIN)/python bench/train_load.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
