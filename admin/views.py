@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -120,10 +122,10 @@ def playground(request: Request) -> Response:
     return render(request, "playground.html", **context)
 
 
-def _titles(session: Any, ids: set[int]) -> dict[int, str]:
+def _titles(session: Session, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    rows = session.query(Movie.id, Movie.title).filter(Movie.id.in_(ids))
+    rows = session.execute(select(Movie.id, Movie.title).where(Movie.id.in_(ids)))
     return {movie_id: title for movie_id, title in rows}
 
 

@@ -32,7 +32,7 @@
     svg.appendChild(el("text", { x: L - 4, y: T + 8, "text-anchor": "end" }, y1.toPrecision(3)));
     svg.appendChild(el("text", { x: L - 4, y: H - B, "text-anchor": "end" }, y0.toPrecision(3)));
     svg.appendChild(el("text", { x: L, y: H - 8 }, "epoch " + x0));
-    svg.appendChild(el("text", { x: W - R, y: H - 8, "text-anchor": "end" }, "epoch " + x1));
+    if (Math.max(...xs) > x0) svg.appendChild(el("text", { x: W - R, y: H - 8, "text-anchor": "end" }, "epoch " + x1));
     series.forEach((s, i) => {
       const color = COLORS[i % COLORS.length];
       const pts = s.points.map((p) => sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1)).join(" ");
