@@ -75,24 +75,42 @@ def is_embedded(uri: str) -> bool:
 class VectorStore:
     """One Milvus client; collections hold movie_id, a float vector, genres and year."""
 
-    def __init__(self, uri: str, *, token: str = "", timeout: float = 10.0) -> None:
+    def __init__(self, uri: str, *, token: str = "", timeout: int = 5) -> None:
         self.uri = uri
-        self.timeout = timeout
+        # Whole seconds: pymilvus bounds its retries by the timeout only when it is an int; a float
+        # leaves 75 retries with back-off, minutes of waiting on a dead server.
+        self.timeout = int(timeout)
+        self.token = token
         self._search_params: dict[str, dict[str, Any]] = {}  # per collection, from its index
+        self._client = self._connect()
+
+    def _connect(self) -> MilvusClient:
         try:
             # An alias of its own: pymilvus shares one connection per URI otherwise, and closing
             # one store would cut every other store of the process on the same Milvus.
-            self._client = MilvusClient(
-                uri=uri, token=token, timeout=timeout, alias=f"movierec-{uuid.uuid4().hex}"
+            return MilvusClient(
+                uri=self.uri, token=self.token, timeout=self.timeout, alias=f"movierec-{uuid.uuid4().hex}"
             )
         except MilvusException as error:
-            raise VectorStoreError(f"cannot connect to Milvus at {uri}: {error}") from error
+            raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {error}") from error
+
+    def reconnect(self) -> None:
+        """Replace the client; for Milvus Lite, restart its server process if it died."""
+        try:
+            self._client.close()
+        except Exception:  # the old connection may be as dead as its server
+            log.debug("closing the old Milvus client failed", exc_info=True)
+        if is_embedded(self.uri):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self.uri)
+        self._client = self._connect()
 
     def close(self) -> None:
         self._client.close()
 
     def exists(self, name: str) -> bool:
-        return bool(self._call(self._client.has_collection, name))
+        return bool(self._call("has_collection", name))
 
     def create(self, name: str, *, dim: int, expected_rows: int = 0) -> IndexSpec:
         """Create an empty collection called name (dropping a leftover one) and return its index."""
@@ -108,7 +126,7 @@ class VectorStore:
         spec = choose_index(self.uri, expected_rows)
         index = self._client.prepare_index_params()
         index.add_index(field_name="vector", index_type=spec.index_type, metric_type="IP", params=spec.build)
-        self._call(self._client.create_collection, name, schema=schema, index_params=index)
+        self._call("create_collection", name, schema=schema, index_params=index)
         self._search_params[name] = spec.search
         return spec
 
@@ -140,16 +158,16 @@ class VectorStore:
                     strict=True,
                 )
             ]
-            self._call(self._client.upsert, name, rows)
+            self._call("upsert", name, rows)
 
     def flush(self, name: str) -> None:
         """Seal what was inserted so that Milvus builds the index over it (after a bulk load)."""
-        self._call(self._client.flush, name)
+        self._call("flush", name)
 
     def search(self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = "") -> list[Hit]:
         """Return the limit movies of highest inner product with vector that satisfy expr."""
         results = self._call(
-            self._client.search,
+            "search",
             name,
             data=[vector.astype(np.float32).tolist()],
             limit=limit,
@@ -162,19 +180,19 @@ class VectorStore:
         """Return the stored vectors of the given movies (absent ids are left out)."""
         if not movie_ids:
             return {}
-        rows = self._call(self._client.get, name, ids=[int(i) for i in movie_ids], output_fields=["vector"])
+        rows = self._call("get", name, ids=[int(i) for i in movie_ids], output_fields=["vector"])
         return {int(row["movie_id"]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
 
     def count(self, name: str) -> int:
-        stats = self._call(self._client.get_collection_stats, name)
+        stats = self._call("get_collection_stats", name)
         return int(stats.get("row_count", 0))
 
     def stats(self, name: str) -> CollectionStats:
         """Return the figures the dashboard shows for a collection."""
-        description = self._call(self._client.describe_collection, name)
+        description = self._call("describe_collection", name)
         dim = next(int(f["params"]["dim"]) for f in description["fields"] if f["name"] == "vector")
-        index = self._call(self._client.describe_index, name, "vector") or {}
-        state = self._call(self._client.get_load_state, name).get("state")
+        index = self._call("describe_index", name, "vector") or {}
+        state = self._call("get_load_state", name).get("state")
         reserved = {
             "index_type",
             "metric_type",
@@ -197,13 +215,13 @@ class VectorStore:
         )
 
     def drop(self, name: str) -> None:
-        self._call(self._client.drop_collection, name)
+        self._call("drop_collection", name)
         self._search_params.pop(name, None)
 
     def _params_for(self, name: str) -> dict[str, Any]:
         """Return the search parameters that suit the collection's index (read once per collection)."""
         if name not in self._search_params:
-            index = self._call(self._client.describe_index, name, "vector") or {}
+            index = self._call("describe_index", name, "vector") or {}
             kind = str(index.get("index_type", "FLAT"))
             if kind == "HNSW":
                 self._search_params[name] = {"ef": 128}
@@ -219,8 +237,16 @@ class VectorStore:
             return False
         return True
 
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a client method; when Milvus stopped answering, reconnect once and retry."""
         try:
-            return method(*args, timeout=self.timeout, **kwargs)
+            return getattr(self._client, method)(*args, timeout=self.timeout, **kwargs)
         except MilvusException as error:
-            raise VectorStoreError(f"Milvus {method.__name__} failed: {error.message}") from error
+            if self.ping():
+                raise VectorStoreError(f"Milvus {method} failed: {error.message}") from error
+        log.warning("Milvus at %s stopped answering; reconnecting", self.uri)
+        try:
+            self.reconnect()
+            return getattr(self._client, method)(*args, timeout=self.timeout, **kwargs)
+        except (MilvusException, VectorStoreError) as error:
+            raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {error}") from error

@@ -118,3 +118,45 @@ def test_mysql_outage_fails_fast_then_recovers_without_restart(
         stored = {n["movieId"] for n in rated["user"]["ratings"]["nodes"] if n["rating"] == 4}
         assert set(acknowledged) <= stored
     factory.drop_all()
+
+
+def _milvus_lite_pids(db_file: Path) -> list[int]:
+    """Return the pids of Milvus Lite server processes serving db_file (read from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(arg.endswith(b"/milvus") for arg in argv[:1]) and str(db_file).encode() in argv:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    stack = build_stack(database_factory, tmp_path, train=True)
+    recs = "query($u: Int!) { recommendations(userId: $u, limit: 5) { movie { id } } }"
+    user = stack.dataset.users[1].id
+    with TestClient(create_app(stack.settings)) as client:
+        gql = GraphQL(client)
+        before = [r["movie"]["id"] for r in gql.data(recs, u=user)["recommendations"]]
+        db_file = Path(stack.settings.resolved_milvus_uri).resolve()
+        pids = _milvus_lite_pids(db_file)
+        assert pids, "the app's Milvus Lite server process was not found"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        # The next request either reconnects (restarting Milvus Lite) or says UNAVAILABLE; never a 500.
+        body = gql(recs, u=user)
+        if "errors" in body:
+            assert body["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
+        deadline = time.monotonic() + 30
+        while "errors" in body and time.monotonic() < deadline:
+            time.sleep(0.5)
+            body = gql(recs, u=user)
+        assert [r["movie"]["id"] for r in body["data"]["recommendations"]] == before
+        assert client.get("/readyz").json()["checks"]["milvus"] == "ok"
+        assert _milvus_lite_pids(db_file) and set(_milvus_lite_pids(db_file)).isdisjoint(pids)
