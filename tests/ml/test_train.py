@@ -77,3 +77,26 @@ def test_too_small_dataset_is_refused_before_training(dataset: Dataset) -> None:
     few = Ratings(r.user_id[keep], r.movie_id[keep], r.rating[keep], r.timestamp[keep])
     with pytest.raises(InsufficientDataError, match="three or more ratings"):
         train(Dataset(dataset.users, dataset.movies, few), CONFIG, progress=False)
+
+
+def test_early_stopping_keeps_the_best_epoch_and_reports_done() -> None:
+    layer = paddle.nn.Linear(4, 1)
+    snapshots: list[np.ndarray] = []
+    scores = iter([0.5, 0.9, 0.7, 0.6, 0.8])  # validation peaks at epoch 2
+
+    def validate() -> dict[str, float]:
+        snapshots.append(layer.weight.numpy().copy())
+        return {"ndcg@10": next(scores)}
+
+    def loss(batch: np.ndarray, rng: np.random.Generator) -> paddle.Tensor:
+        return layer(paddle.ones([batch.size, 4])).mean()
+
+    events: list[ProgressEvent] = []
+    config = dataclasses.replace(CONFIG, batch_size=10, epochs=5, patience=2)
+    result = fit(
+        layer, np.arange(50), loss, config, validate=validate, callback=events.append, progress=False
+    )
+    assert (result.epochs_run, result.best_epoch) == (4, 2)
+    assert result.best_metrics["ndcg@10"] == 0.9
+    np.testing.assert_array_equal(layer.weight.numpy(), snapshots[1])  # parameters of epoch 2
+    assert events[-1].percent == 100.0 and events[-1].epoch == 4
