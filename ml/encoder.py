@@ -16,7 +16,7 @@ from ml.export import FORMAT
 from ml.features import Arrays, FeatureVocabularies, gap_bucket
 from ml.inputs import to_tensors
 from ml.model import TwoTower
-from ml.paddle_setup import paddle
+from ml.paddle_setup import paddle, set_threads
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ class ModelVersion:
             json.loads((directory / "vocabularies.json").read_text("utf-8"))
         )
         metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
+        set_threads(config.num_threads)  # one thread: per-request latency, no OpenMP fan-out
         model = TwoTower(config, manifest["sizes"])
         model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
         model.eval()
