@@ -18,7 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from admin import actions, views
 from admin.auth import RequireLogin, csrf_token, signed_in_user
-from admin.worker import reap_interrupted
+from admin.worker import reap_interrupted, stop_training
 from api.settings import Settings, SettingsError
 from api.state import AppState
 
@@ -95,3 +95,8 @@ def on_startup(state: AppState) -> None:
         reap_interrupted(sessions=state.sessions)
     except Exception as error:  # a database that is down must not stop the API from starting
         log.warning("dashboard: could not check for interrupted training runs: %s", error)
+
+
+def on_shutdown() -> None:
+    """Stop training workers: uvicorn re-raises SIGTERM after shutdown, so atexit would not run."""
+    stop_training()

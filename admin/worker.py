@@ -24,6 +24,7 @@ from ml.config import TrainConfig
 log = logging.getLogger(__name__)
 
 NICENESS = 10  # the API keeps the CPU it needs; training takes what is left
+WORKER_PREFIX = "movierec-train-v"
 QUEUE_GRACE = timedelta(minutes=2)  # a queued run without a worker after this is given up
 INTERRUPTED = "interrupted: the training worker stopped before the run finished"
 
@@ -44,7 +45,7 @@ def start_training(
     process = context.Process(
         target=train_worker,
         args=(settings.model_dump(), version_id, config.to_dict(), started_by),
-        name=f"movierec-train-v{version_id}",
+        name=f"{WORKER_PREFIX}{version_id}",
         daemon=True,  # stopping the service stops its training; the run is then marked interrupted
     )
     try:
@@ -56,6 +57,15 @@ def start_training(
     threading.Thread(target=_reap, args=(process, sessions, version_id), daemon=True).start()
     log.info("training version %d in worker process %s", version_id, process.pid)
     return version_id
+
+
+def stop_training(timeout: float = 10.0) -> None:
+    """Stop this process's training workers (the service is stopping); each marks its run failed."""
+    for process in multiprocessing.active_children():
+        if process.name.startswith(WORKER_PREFIX):
+            log.warning("stopping training worker %s", process.name)
+            process.terminate()
+            process.join(timeout)
 
 
 def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
@@ -76,11 +86,15 @@ def train_worker(
     os.nice(NICENESS)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = "1"
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s train-worker %(levelname)s %(message)s")
+    import paddle
 
     from api.db import make_engine, make_session_factory
     from api.versions.training import run_training
+
+    # Paddle's own handlers would end the process on SIGTERM without recording anything.
+    paddle.disable_signal_handler()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     settings = Settings.model_validate(settings_data)
     engine = make_engine(settings.resolved_database_url)

@@ -25,6 +25,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from admin.app import create_admin
+from admin.app import on_shutdown as admin_shutdown
 from admin.app import on_startup as admin_startup
 from api.db import make_engine, make_session_factory
 from api.graphql.context import Context
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield {"movierec": state}
         finally:
+            admin_shutdown()
             state.store.close()
             state.engine.dispose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from starlette.testclient import TestClient
@@ -151,5 +152,25 @@ def test_a_run_whose_worker_died_is_marked_interrupted_at_start(admin_stack: Sta
     with sessions() as session:
         row = session.get(ModelVersion, version_id)
         assert row is not None and row.status == "failed" and "interrupted" in (row.error or "")
+        assert active_version(session=session).id == admin_stack.version_id  # type: ignore[union-attr]
+    engine.dispose()
+
+
+def test_stopping_the_service_interrupts_its_training_and_keeps_the_active_version(
+    admin_stack: Stack,
+) -> None:
+    with TestClient(create_app(admin_stack.settings), follow_redirects=False) as client:
+        token = sign_in(client)
+        form = {**TINY_FORM, "epochs": "100", "patience": "100", "csrf_token": token}
+        started = client.post("/admin/retrain", data=form)
+        version_id = version_id_of(started.headers["location"])
+        deadline = time.monotonic() + 120
+        while not client.get(f"/admin/runs/{version_id}/progress").json()["progress"].get("step"):
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+    stopped = wait_finished(admin_stack, version_id, timeout=30)
+    assert stopped.status == "failed" and "terminated" in (stopped.error or "")
+    engine = make_engine(admin_stack.settings.resolved_database_url)
+    with make_session_factory(engine)() as session:
         assert active_version(session=session).id == admin_stack.version_id  # type: ignore[union-attr]
     engine.dispose()
