@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from admin import forms
 from admin.auth import USER_KEY, checked_form, csrf_token, password_matches, password_problem
+from admin.throttle import SignInThrottle
 from admin.views import render, state_of
 from admin.worker import start_training
 from api.errors import ServiceError
@@ -35,10 +36,20 @@ async def login_page(request: Request) -> Response:
 async def login(request: Request) -> Response:
     form = await checked_form(request)
     settings = state_of(request).settings
+    throttle: SignInThrottle = request.app.state.throttle
+    address = request.client.host if request.client else "?"
+    wait = throttle.retry_after(address)
+    if wait:
+        response = render(request, "login.html", status_code=429, problem=None,
+                          error=f"Too many failed sign-ins; try again in {wait} s.")  # fmt: skip
+        response.headers["Retry-After"] = str(wait)
+        return response
     password = form.get("password")
     problem = password_problem(settings)
     if problem or not isinstance(password, str) or not password_matches(settings, password):
-        log.warning("dashboard: failed sign-in from %s", request.client.host if request.client else "?")
+        log.warning("dashboard: failed sign-in from %s", address)
+        if not problem:
+            throttle.failed(address)
         return render(
             request,
             "login.html",
@@ -46,6 +57,7 @@ async def login(request: Request) -> Response:
             problem=problem,
             error=None if problem else "Wrong password.",
         )
+    throttle.succeeded(address)
     request.session.clear()  # a fresh session (and CSRF token) after sign-in
     request.session[USER_KEY] = OPERATOR
     csrf_token(request)

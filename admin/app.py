@@ -18,8 +18,9 @@ from starlette.templating import Jinja2Templates
 
 from admin import actions, views
 from admin.auth import RequireLogin, csrf_token, signed_in_user
+from admin.throttle import SignInThrottle
 from admin.worker import reap_interrupted, stop_training
-from api.settings import Settings, SettingsError
+from api.settings import Settings
 from api.state import AppState
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,12 @@ SESSION_HOURS = 8
 
 
 def session_secret(settings: Settings) -> str:
-    """Return the key that signs session cookies; outside production a missing one is generated."""
-    secret = settings.admin_session_secret.get_secret_value()
-    if len(secret) >= 16:
-        return secret
-    if settings.environment == "production":
-        raise SettingsError("MOVIEREC_ADMIN_SESSION_SECRET must be set (16 characters or more) in production")
-    return secrets.token_urlsafe(32)
+    """Return the key that signs session cookies; in development a missing one is generated.
+
+    Settings already refuse to start without one outside development.
+    """
+    secret = settings.session_secret.get_secret_value()
+    return secret if len(secret) >= 16 else secrets.token_urlsafe(32)
 
 
 def _context(request: Request) -> dict[str, Any]:
@@ -86,6 +86,7 @@ def create_admin(settings: Settings) -> Starlette:
     ]
     app = Starlette(routes=routes, middleware=middleware)
     app.state.templates = build_templates()
+    app.state.throttle = SignInThrottle()
     return app
 
 

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,6 +81,8 @@ class GraphQLApp(GraphQL):
         try:
             async with self.admission:
                 response = await self.run(Request(scope=scope, receive=receive))
+        except ClientDisconnect:  # the client left before sending its body: nobody to answer
+            return
         except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
             response = JSONResponse(
                 {

@@ -40,11 +40,6 @@ class Settings(BaseSettings):
     )
     model_dir: Path | None = Field(None, description="where trained model versions are written")
     admin_password: SecretStr = Field(SecretStr(""), description="dashboard password")
-    admin_session_secret: SecretStr = Field(
-        SecretStr(""),
-        description="key that signs dashboard session cookies; empty means a random one per process "
-        "(sign-ins then end at restart; required in production)",
-    )
     session_secret: SecretStr = Field(
         SecretStr(""),
         description="key that signs dashboard session cookies; required outside development "

@@ -43,20 +43,26 @@ function done(summary, latency, requests)
   io.write(string.format("graphql_errors %d\\n", total))
 end
 """
-LUA = LUA_COUNT_ERRORS + """
+LUA = (
+    LUA_COUNT_ERRORS
+    + """
 math.randomseed(42)
 request = function()
   local body = '{"query":"query($u: Int!) { recommendations(userId: $u, limit: 10) '
-    .. '{ score movie { id title } } }","variables":{"u":' .. math.random(1, %d) .. '}}'
+    .. '{ score movie { id title } } }","variables":{"u":' .. math.random(1, USERS) .. '}}'
   return wrk.format("POST", "/graphql", {["Content-Type"] = "application/json"}, body)
 end
 """
-LUA_BASELINE = LUA_COUNT_ERRORS + """
+)
+LUA_BASELINE = (
+    LUA_COUNT_ERRORS
+    + """
 math.randomseed(42)
 request = function()
-  return wrk.format("GET", "/top?user=" .. math.random(1, %d))
+  return wrk.format("GET", "/top?user=" .. math.random(1, USERS))
 end
 """
+)
 
 
 def prepare(args: argparse.Namespace, env: dict[str, str]) -> None:
@@ -237,12 +243,17 @@ def main() -> None:
     )
     results = {}
     for name, module, url, script in (
-        ("recommendations", "api.app:create_app", f"http://127.0.0.1:{args.port}/graphql", LUA % users),
+        (
+            "recommendations",
+            "api.app:create_app",
+            f"http://127.0.0.1:{args.port}/graphql",
+            LUA.replace("USERS", str(users)),
+        ),
         (
             "baseline",
             "bench.baseline_app:create_app",
             f"http://127.0.0.1:{args.port}/top",
-            LUA_BASELINE % users,
+            LUA_BASELINE.replace("USERS", str(users)),
         ),
     ):
         server = subprocess.Popen(

@@ -88,7 +88,7 @@ def main() -> None:
         users = connection.execute(text("SELECT MAX(user_id) FROM ratings")).scalar_one()
     engine.dispose()
     base = f"http://127.0.0.1:{args.port}"
-    url, script = f"{base}/graphql", LUA.replace("math.random(1, %d)", f"math.random(1, {users})")
+    url, script = f"{base}/graphql", LUA.replace("USERS", str(users))
     server = subprocess.Popen(
         [
             sys.executable,

@@ -42,6 +42,16 @@ def test_wrong_password_is_refused(client: TestClient) -> None:
     assert client.get("/admin/").status_code == 303
 
 
+def test_repeated_wrong_passwords_are_slowed_down(client: TestClient) -> None:
+    token = csrf_of(client.get("/admin/login").text)
+    for _ in range(5):
+        assert client.post("/admin/login", data={"password": "guess", "csrf_token": token}).status_code == 401
+    blocked = client.post("/admin/login", data={"password": PASSWORD, "csrf_token": token})
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    assert "Too many failed sign-ins" in blocked.text
+    assert client.get("/admin/").status_code == 303  # even the right password was not let in
+
+
 def test_sign_in_needs_the_csrf_token(client: TestClient) -> None:
     client.get("/admin/login")
     assert client.post("/admin/login", data={"password": PASSWORD}).status_code == 403
