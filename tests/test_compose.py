@@ -96,7 +96,9 @@ def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
 
 
 def test_dockerfile_is_slim_non_root_and_caches_dependencies() -> None:
-    lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [
+        line for line in (ROOT / "Dockerfile").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert lines[0].startswith("FROM python:3.11-slim")
     users = [line for line in lines if line.startswith("USER ")]
     assert users and users[-1] != "USER root"
