@@ -19,6 +19,10 @@ class Recommendation:
         description="Inner product of the user and movie vectors (higher is better)."
     )
     because_ids: strawberry.Private[list[int]]
+    source: str = strawberry.field(
+        description="model: ranked by the two-tower model; popularity: the most-rated movies, "
+        "for someone with no ratings yet (demographics alone rank worse than popularity)"
+    )
 
     @strawberry.field
     async def movie(self, info: Info) -> Movie:
@@ -46,7 +50,8 @@ class ModelInfo:
 
 def to_types(found: list[Recommended]) -> list[Recommendation]:
     return [
-        Recommendation(movie_id=r.movie_id, score=round(r.score, 6), because_ids=r.because) for r in found
+        Recommendation(movie_id=r.movie_id, score=round(r.score, 6), because_ids=r.because, source=r.source)
+        for r in found
     ]
 
 

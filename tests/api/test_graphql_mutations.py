@@ -9,7 +9,7 @@ from tests.api.conftest import GraphQL, Stack
 CREATE_USER = """mutation($g: String!) { createUser(input: {gender: $g, age: 25, occupation: 12, zipCode: "02139"}) {
     id gender age occupation zipCode } }"""
 RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating ratedAt movie { id } } }"
-RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score movie { id } because { id } } }"
+RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score source movie { id } because { id } } }"
 
 
 def _new_user(gql: GraphQL) -> int:
@@ -17,11 +17,16 @@ def _new_user(gql: GraphQL) -> int:
     return user
 
 
-def test_created_user_gets_recommendations_from_demographics_alone(gql: GraphQL) -> None:
+def test_a_user_without_ratings_gets_the_most_rated_movies_marked_as_such(gql: GraphQL) -> None:
     created = gql.data(CREATE_USER, g="M")["createUser"]
     assert (created["gender"], created["age"], created["occupation"]) == ("M", 25, "programmer")
-    recs = gql.data(RECS, u=created["id"])["recommendations"]
-    assert len(recs) == 10 and all(r["because"] == [] for r in recs)
+    query = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score source because { id } movie { ratingsCount } } }"
+    recs = gql.data(query, u=created["id"])["recommendations"]
+    assert len(recs) == 10 and all(r["because"] == [] and r["source"] == "popularity" for r in recs)
+    counts = [r["movie"]["ratingsCount"] for r in recs]
+    assert counts == sorted(counts, reverse=True) and recs[0]["score"] == 1.0
+    most = gql.data("{ movies(first: 100) { nodes { ratingsCount } } }")["movies"]["nodes"]
+    assert counts[0] >= max(n["ratingsCount"] for n in most)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +49,7 @@ def test_a_new_rating_changes_the_next_recommendations_at_once(gql: GraphQL, sta
         assert gql.data(RATE, u=user, m=movie.id, r=5)["rateMovie"]["rating"] == 5
     after = gql.data(RECS, u=user)["recommendations"]
     assert [r["movie"]["id"] for r in after] != before
+    assert {r["source"] for r in after} == {"model"}
     rated = {m.id for m in stack.dataset.movies[40:45]}
     assert not {r["movie"]["id"] for r in after} & rated
     assert {b["id"] for r in after for b in r["because"]} <= rated
@@ -94,6 +100,7 @@ def test_a_created_movie_is_recommendable_at_once(gql: GraphQL, stack: Stack) ->
     assert len(similar["similarMovies"]) == 5
     # Recommendations restricted to its year can reach it: it is in the active collection.
     user = _new_user(gql)
+    gql.data(RATE, u=user, m=stack.dataset.movies[0].id, r=4)  # a rating, so the model ranks for them
     recs = gql.data(
         "query($u: Int!) { recommendations(userId: $u, limit: 100, yearFrom: 2001, yearTo: 2001) { movie { id } } }",
         u=user,

@@ -105,8 +105,9 @@ def test_profile_recommendations_follow_the_visitors_ratings(gql: GraphQL, stack
     assert {b["id"] for r in recs for b in r["because"]} <= set(liked)
     other = gql.data(query, rated=[{"movieId": m.id, "rating": 5} for m in stack.dataset.movies[-3:]])
     assert [r["movie"]["id"] for r in other["recommendationsForProfile"]] != [r["movie"]["id"] for r in recs]
-    cold = gql.data(query, rated=[])["recommendationsForProfile"]
-    assert len(cold) == 10
+    cold_query = query.replace("because { id }", "source")
+    cold = gql.data(cold_query, rated=[])["recommendationsForProfile"]
+    assert len(cold) == 10 and {r["source"] for r in cold} == {"popularity"}
 
 
 @pytest.mark.parametrize(
