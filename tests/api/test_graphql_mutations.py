@@ -9,7 +9,9 @@ from tests.api.conftest import GraphQL, Stack
 CREATE_USER = """mutation($g: String!) { createUser(input: {gender: $g, age: 25, occupation: 12, zipCode: "02139"}) {
     id gender age occupation zipCode } }"""
 RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating ratedAt movie { id } } }"
-RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score source movie { id } because { id } } }"
+RECS = (
+    "query($u: Int!) { recommendations(userId: $u, limit: 10) { score source movie { id } because { id } } }"
+)
 
 
 def _new_user(gql: GraphQL) -> int:
