@@ -8,10 +8,15 @@ only works when set before paddle is first imported in the process.
 from __future__ import annotations
 
 import os
+import warnings
 
 os.environ.setdefault("KMP_BLOCKTIME", "0")
 
-import paddle
+# Paddle warns at import that ccache (for compiling custom C++ operators) is missing; this library
+# compiles none, and the line would greet every command and server start.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+    import paddle
 
 paddle.set_device("cpu")
 
