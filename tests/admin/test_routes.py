@@ -184,3 +184,37 @@ def test_stopping_the_service_interrupts_its_training_and_keeps_the_active_versi
     with make_session_factory(engine)() as session:
         assert active_version(session=session).id == admin_stack.version_id  # type: ignore[union-attr]
     engine.dispose()
+
+
+def test_a_worker_killed_mid_run_is_failed_the_active_version_serves_and_a_new_run_starts(
+    admin_stack: Stack,
+) -> None:
+    import os
+    import signal
+
+    with TestClient(create_app(admin_stack.settings), follow_redirects=False) as client:
+        token = sign_in(client)
+        form = {**TINY_FORM, "epochs": "100", "patience": "100", "csrf_token": token}
+        version_id = version_id_of(client.post("/admin/retrain", data=form).headers["location"])
+        deadline = time.monotonic() + 120
+        while not client.get(f"/admin/runs/{version_id}/progress").json()["progress"].get("step"):
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        engine = make_engine(admin_stack.settings.resolved_database_url)
+        with make_session_factory(engine)() as session:
+            row = session.get(ModelVersion, version_id)
+            assert row is not None and row.progress is not None
+            pid = int(row.progress["pid"])  # the worker's own pid, recorded with its progress
+        engine.dispose()
+        os.kill(pid, signal.SIGKILL)  # kill -9: the worker records nothing
+        killed = wait_finished(admin_stack, version_id, timeout=30)
+        assert killed.status == "failed"
+        recs = client.post("/graphql", json={"query": "{ modelInfo { version } }"}).json()
+        assert recs["data"]["modelInfo"]["version"] == admin_stack.version_id
+        again = client.post("/admin/retrain", data={**TINY_FORM, "csrf_token": token})
+        assert again.status_code == 303 and version_id_of(again.headers["location"]) != version_id
+        wait_finished(admin_stack, version_id_of(again.headers["location"]))
+    engine = make_engine(admin_stack.settings.resolved_database_url)
+    with make_session_factory(engine)() as session:
+        assert active_version(session=session).id == admin_stack.version_id  # type: ignore[union-attr]
+    engine.dispose()
