@@ -180,10 +180,9 @@ def in_process_latencies(env: dict[str, str], samples: int = 500) -> dict[str, f
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def stack_parser(doc: str | None) -> argparse.ArgumentParser:
+    """Return a parser with the options every serving benchmark shares (data, database, work dir, load)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--data-dir", default=os.environ.get("MOVIEREC_DATA_DIR", "../shared/datasets/ml-1m-head")
     )
@@ -193,18 +192,11 @@ def main() -> None:
     )
     parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-serve"))
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--duration", type=int, default=20, help="seconds of load per target")
-    parser.add_argument(
-        "--epochs", type=int, default=2, help="epochs of the model served (speed, not quality)"
-    )
-    parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--measure-latencies", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.measure_latencies:
-        print(json.dumps(in_process_latencies(dict(os.environ))))
-        return
+    return parser
 
+
+def stack_env(args: argparse.Namespace, **extra: str) -> tuple[str, dict[str, str]]:
+    """Return the benchmark database's URL and the environment that points movierec at the bench stack."""
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     db_url = make_url(args.mysql_url).set(database=DB_NAME).render_as_string(hide_password=False)
@@ -217,7 +209,26 @@ def main() -> None:
         "MOVIEREC_ENVIRONMENT": "development",
         "KMP_BLOCKTIME": "0",
         "PYTHONPATH": str(ROOT),
+        **extra,
     }
+    return db_url, env
+
+
+def main() -> None:
+    parser = stack_parser(__doc__)
+    parser.add_argument("--duration", type=int, default=20, help="seconds of load per target")
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="epochs of the model served (speed, not quality)"
+    )
+    parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--measure-latencies", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure_latencies:
+        print(json.dumps(in_process_latencies(dict(os.environ))))
+        return
+
+    db_url, env = stack_env(args)
     prepare(args, env)
 
     engine = create_engine(db_url)

@@ -11,10 +11,8 @@ memory is read at the start (after a warm-up) and at the end. Writes bench/resul
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -24,10 +22,9 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.serve import DB_NAME, ROOT, wait_ready
+from bench.serve import ROOT, stack_env, stack_parser, wait_ready
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score movie { id title } } }"
@@ -94,22 +91,12 @@ async def soak(url: str, users: list[int], movies: list[int], connections: int, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    default_url = os.environ.get("MOVIEREC_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-    parser.add_argument("--mysql-url", default=default_url)
-    parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-serve"))
-    parser.add_argument("--connections", type=int, default=16)
+    parser = stack_parser(__doc__)
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
 
-    work = Path(args.work_dir)
-    db_url = make_url(args.mysql_url).set(database=DB_NAME).render_as_string(hide_password=False)
-    env = {**os.environ, "MOVIEREC_DATABASE_URL": db_url, "MOVIEREC_MILVUS_URI": str(work / "milvus.db"),
-           "MOVIEREC_MODEL_DIR": str(work / "models"), "MOVIEREC_VAR_DIR": str(work),
-           "MOVIEREC_ENVIRONMENT": "development", "KMP_BLOCKTIME": "0", "PYTHONPATH": str(ROOT)}  # fmt: skip
+    db_url, env = stack_env(args)
     engine = create_engine(db_url)
     with engine.connect() as connection:
         users = list(connection.execute(text("SELECT DISTINCT user_id FROM ratings")).scalars())

@@ -10,7 +10,6 @@ machine's load average; writes bench/results/train_load.json. Needs `wrk`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -21,10 +20,9 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.serve import DB_NAME, LUA, RESULTS, ROOT, prepare, run_wrk, wait_ready
+from bench.serve import LUA, RESULTS, ROOT, prepare, run_wrk, stack_env, stack_parser, wait_ready
 
 PASSWORD = "bench-password-1"
 
@@ -50,38 +48,14 @@ def progress(client: httpx.Client, version_id: int) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data-dir", default=os.environ.get("MOVIEREC_DATA_DIR", "../shared/datasets/ml-1m-head")
-    )
-    parser.add_argument(
-        "--mysql-url",
-        default=os.environ.get("MOVIEREC_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
-    )
-    parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-serve"))
-    parser.add_argument("--connections", type=int, default=16)
+    parser = stack_parser(__doc__)
     parser.add_argument("--duration", type=int, default=20, help="seconds of load per measurement")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of the served model, when built")
     parser.add_argument("--train-epochs", type=int, default=8, help="epochs of the retrain under load")
     parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
     parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
-    work = Path(args.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    db_url = make_url(args.mysql_url).set(database=DB_NAME).render_as_string(hide_password=False)
-    env = {
-        **os.environ,
-        "MOVIEREC_DATABASE_URL": db_url,
-        "MOVIEREC_MILVUS_URI": str(work / "milvus.db"),
-        "MOVIEREC_MODEL_DIR": str(work / "models"),
-        "MOVIEREC_VAR_DIR": str(work),
-        "MOVIEREC_ENVIRONMENT": "development",
-        "MOVIEREC_ADMIN_PASSWORD": PASSWORD,
-        "KMP_BLOCKTIME": "0",
-        "PYTHONPATH": str(ROOT),
-    }
+    db_url, env = stack_env(args, MOVIEREC_ADMIN_PASSWORD=PASSWORD)
     prepare(args, env)
     engine = create_engine(db_url)
     with engine.connect() as connection:
