@@ -24,8 +24,8 @@ from api.recommend.service import Filters, recommend_for_profile
 from api.recommend.types import (
     ModelInfo,
     Recommendation,
+    recommend,
     similar_movies_field,
-    to_types,
     user_recommendations,
 )
 from api.users import service as users
@@ -168,11 +168,9 @@ class Query:
         year_from: int | None = None,
         year_to: int | None = None,
     ) -> list[Recommendation]:
-        context = info.context
-        found = recommend_for_profile(
-            session=context.session,
-            store=context.state.store,
-            active=context.active_model(),
+        return recommend(
+            info,
+            recommend_for_profile,
             gender=gender,
             age=age,
             occupation=occupation,
@@ -180,7 +178,6 @@ class Query:
             limit=check_bound(limit, "limit"),
             filters=Filters(genres, year_from, year_to),
         )
-        return to_types(found)
 
     @strawberry.field(description="The model version that serves, or null before the first training.")
     def model_info(self, info: Info) -> ModelInfo | None:

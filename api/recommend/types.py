@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -48,7 +50,14 @@ class ModelInfo:
     recall_at_20: float | None = strawberry.field(name="recallAt20")
 
 
-def to_types(found: list[Recommended]) -> list[Recommendation]:
+def recommend(
+    info: Info, service: Callable[..., list[Recommended]], **arguments: Any
+) -> list[Recommendation]:
+    """Return the GraphQL results of a recommendation service, called with the operation's resources."""
+    context = info.context
+    found = service(
+        session=context.session, store=context.state.store, active=context.active_model(), **arguments
+    )
     return [
         Recommendation(movie_id=r.movie_id, score=round(r.score, 6), because_ids=r.because, source=r.source)
         for r in found
@@ -58,26 +67,10 @@ def to_types(found: list[Recommended]) -> list[Recommendation]:
 def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
-    context = info.context
-    found = recommend_for_user(
-        session=context.session,
-        store=context.state.store,
-        active=context.active_model(),
-        user_id=user_id,
-        limit=limit,
-        filters=filters,
-        exclude_rated=exclude_rated,
+    return recommend(
+        info, recommend_for_user, user_id=user_id, limit=limit, filters=filters, exclude_rated=exclude_rated
     )
-    return to_types(found)
 
 
 async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:
-    context = info.context
-    found = similar_movies(
-        session=context.session,
-        store=context.state.store,
-        active=context.active_model(),
-        movie_id=movie_id,
-        limit=limit,
-    )
-    return to_types(found)
+    return recommend(info, similar_movies, movie_id=movie_id, limit=limit)
