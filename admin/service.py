@@ -9,10 +9,9 @@ from datetime import timedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from api.dataimport.service import count_rows
 from api.db import utcnow
-from api.movies.models import Movie
 from api.ratings.models import Rating
-from api.users.models import User
 from api.vectors.store import CollectionStats, VectorStore
 
 log = logging.getLogger(__name__)
@@ -29,10 +28,11 @@ class Counts:
 def counts(*, session: Session) -> Counts:
     """Return the catalogue's sizes and the ratings of the last 24 hours."""
     since = utcnow() - timedelta(days=1)
+    total = count_rows(session=session)
     return Counts(
-        users=session.execute(select(func.count()).select_from(User)).scalar_one(),
-        movies=session.execute(select(func.count()).select_from(Movie)).scalar_one(),
-        ratings=session.execute(select(func.count()).select_from(Rating)).scalar_one(),
+        users=total.users,
+        movies=total.movies,
+        ratings=total.ratings,
         ratings_last_day=session.execute(
             select(func.count()).select_from(Rating).where(Rating.rated_at >= since)
         ).scalar_one(),
