@@ -16,6 +16,7 @@ from api.db import from_epoch
 from api.movies.models import Genre, Movie, movie_genres
 from api.ratings.models import Rating
 from api.users.models import User
+from api.users.service import bump_ratings_version
 from ml.movielens import Dataset
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ def import_dataset(
         batch_size,
         report,
     )
+    # Serving keeps recommendations per ratings version: the imported users' may have changed.
+    bump_ratings_version(session=session, user_ids=np.unique(dataset.ratings.user_id).tolist())
     return count_rows(session=session)
 
 

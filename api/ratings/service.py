@@ -13,7 +13,7 @@ from api.db import utcnow
 from api.errors import BadUserInput, NotFound
 from api.movies.models import Movie
 from api.ratings.models import Rating
-from api.users.service import get_user
+from api.users.service import bump_ratings_version, get_user
 
 
 def latest_ratings(*, session: Session, user_id: int, limit: int) -> list[Rating]:
@@ -82,6 +82,7 @@ def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: int) ->
         session.connection(), Rating.__table__, ["user_id", "movie_id"], ["rating", "rated_at"]
     )
     session.execute(statement, [values])
+    bump_ratings_version(session=session, user_ids=[user_id])
     return Rating(**values)
 
 
@@ -90,4 +91,5 @@ def delete_rating(*, session: Session, user_id: int, movie_id: int) -> bool:
     result = session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"user {user_id} has not rated movie {movie_id}")
+    bump_ratings_version(session=session, user_ids=[user_id])
     return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, SmallInteger, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
@@ -33,5 +33,8 @@ class User(CreatedAtMixin, Base):
         SmallInteger, ForeignKey("occupations.id", ondelete="RESTRICT"), index=True
     )
     zip_code: Mapped[str] = mapped_column(String(10))
+    # Bumped in the same transaction as every change to the user's ratings (rate, delete, import):
+    # serving keeps the user's recommendations while it stays the same.
+    ratings_version: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
 
     occupation: Mapped[Occupation] = relationship(lazy="raise")
