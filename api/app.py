@@ -32,6 +32,8 @@ from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
 from api.metrics import metrics_endpoint
+from api.recommend.freshness import FreshnessReader
+from api.recommend.memo import RecommendationMemo
 from api.settings import Settings
 from api.state import AppState
 from api.vectors.store import VectorStore
@@ -167,7 +169,11 @@ POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside 
 def build_state(settings: Settings) -> AppState:
     """Return the shared resources: engine, session factory, Milvus client and model registry."""
     engine = make_engine(
-        settings.resolved_database_url, pool_size=GRAPHQL_CONCURRENCY + POOL_HEADROOM, max_overflow=4
+        # An operation may hold two connections: its own session, and a worker thread's computing
+        # recommendations (api.recommend.types).
+        settings.resolved_database_url,
+        pool_size=GRAPHQL_CONCURRENCY + POOL_HEADROOM,
+        max_overflow=GRAPHQL_CONCURRENCY,
     )
     if settings.var_dir and not settings.milvus_uri:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -177,6 +183,8 @@ def build_state(settings: Settings) -> AppState:
         sessions=make_session_factory(engine),
         store=VectorStore(settings.resolved_milvus_uri),
         models=ModelRegistry(),
+        freshness=FreshnessReader(settings.resolved_database_url),
+        memo=RecommendationMemo(settings.recommendation_cache_size),
     )
 
 
@@ -217,6 +225,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             admin_shutdown()
             state.store.close()
             state.engine.dispose()
+            if state.freshness is not None:
+                state.freshness.dispose()
 
     graphql = GraphQLApp(
         build_schema(),

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
 from api.graphql.errors import code_and_message
+from api.recommend.memo import LOOKUPS as CACHE_LOOKUPS
 from api.state import AppState
 from api.versions.models import ModelVersion
 
@@ -109,7 +110,7 @@ async def metrics_endpoint(request: Request) -> Response:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         MultiProcessCollector(registry)
     else:
-        for collector in (REQUESTS, LATENCY, STAGE):
+        for collector in (REQUESTS, LATENCY, STAGE, CACHE_LOOKUPS):
             registry.register(collector)
     registry.register(ModelCollector(state))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
+from api.movies.service import MovieCatalogue
+from api.recommend.freshness import FreshnessReader
+from api.recommend.memo import RecommendationMemo
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from api.recommend.service import Recommended
 
 
 @dataclass
@@ -19,3 +26,6 @@ class AppState:
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry
+    freshness: FreshnessReader | None = None
+    memo: RecommendationMemo[list[Recommended]] = field(default_factory=lambda: RecommendationMemo(0))
+    catalogue: MovieCatalogue = field(default_factory=lambda: MovieCatalogue())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.export import FORMAT
-from ml.features import Arrays, FeatureVocabularies, gap_bucket
+from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
@@ -62,6 +63,8 @@ class ModelVersion:
         self.movie_ids, self.movie_vectors = movie_ids, movie_vectors
         self.dim = int(movie_vectors.shape[1])
         self.history_length = config.history_length
+        # Paddle's no_grad switches a process-wide tracer flag: one forward pass at a time.
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, directory: Path) -> ModelVersion:
@@ -107,13 +110,23 @@ class ModelVersion:
             [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
         )  # fmt: skip
         arrays.update(self._history([h for _, h in users], int(time.time()) if at is None else at))
-        with paddle.no_grad():
+        with self._lock, paddle.no_grad():
             return self.model.encode_users(to_tensors(arrays)).numpy()
+
+    def time_key(self, newest_rating: int | None, at: int) -> int:
+        """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating.
+
+        Two encodings of the same user and history with equal time keys are equal; 0 when the
+        model has no gap feature or the user no ratings.
+        """
+        if not self.config.gap_feature or newest_rating is None:
+            return 0
+        return gap_bucket_of(at - newest_rating)
 
     def encode_movie(self, movie: MovieFeatures) -> npt.NDArray[np.float32]:
         """Return the (dim,) unit vector of a movie, e.g. one added after training."""
         arrays = self.vocabs.movie_arrays([movie.movie_id], [movie.title], [movie.year], [movie.genres])
-        with paddle.no_grad():
+        with self._lock, paddle.no_grad():
             return self.model.encode_movies(to_tensors(arrays)).numpy()[0]
 
     def _history(self, histories: Sequence[Sequence[HistoryItem]], at: int) -> Arrays:

@@ -32,7 +32,7 @@ class Context:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self.session)
+            self._loaders = Loaders(self.session, self.state.catalogue)
         return self._loaders
 
     def active_model(self) -> ActiveModel | None:

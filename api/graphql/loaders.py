@@ -8,8 +8,13 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 from strawberry.dataloader import DataLoader
 
-from api.movies.models import Movie
-from api.movies.service import RatingStats, genres_by_movie, movies_by_ids, rating_stats_by_movie
+from api.movies.service import (
+    MovieCatalogue,
+    MovieRecord,
+    RatingStats,
+    genres_by_movie,
+    rating_stats_by_movie,
+)
 from api.users.models import User
 from api.users.service import occupation_names, users_by_ids
 
@@ -28,8 +33,8 @@ def _loader(
 
 
 class Loaders:
-    def __init__(self, session: Session) -> None:
-        self.movie: DataLoader[int, Movie | None] = _loader(session, movies_by_ids, lambda: None)
+    def __init__(self, session: Session, catalogue: MovieCatalogue) -> None:
+        self.movie: DataLoader[int, MovieRecord | None] = _loader(session, catalogue.get_many, lambda: None)
         self.genres: DataLoader[int, list[str]] = _loader(session, genres_by_movie, list)
         self.rating_stats: DataLoader[int, RatingStats] = _loader(
             session, rating_stats_by_movie, lambda: RatingStats(None, 0)

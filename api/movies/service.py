@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -18,6 +20,50 @@ from api.ratings.models import Rating
 class RatingStats:
     average: float | None
     count: int
+
+
+@dataclass(frozen=True)
+class MovieRecord:
+    """What every view of a movie shows: id, title and year."""
+
+    id: int
+    title: str
+    year: int | None
+    read_at: float = field(default=0.0, compare=False)  # time.monotonic() when read from the database
+
+
+class MovieCatalogue:
+    """Titles and years shared by a process's requests, read again after `max_age` seconds.
+
+    The API never changes a stored movie; only a re-import of a corrected movies file can, and
+    that shows within max_age. At most `capacity` movies are kept; the rest are read each time.
+    """
+
+    def __init__(self, *, max_age: float = 60.0, capacity: int = 100_000) -> None:
+        self.max_age, self.capacity = max_age, capacity
+        self._records: dict[int, MovieRecord] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, *, session: Session, ids: Sequence[int]) -> dict[int, MovieRecord]:
+        """Return the movies with the given ids, by id (absent ids are left out)."""
+        now = time.monotonic()
+        found: dict[int, MovieRecord] = {}
+        missing = set()
+        for movie_id in ids:
+            record = self._records.get(movie_id)
+            if record is None or now - record.read_at > self.max_age:
+                missing.add(movie_id)
+            else:
+                found[movie_id] = record
+        if missing:
+            rows = session.execute(select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
+            fresh = {row.id: MovieRecord(row.id, row.title, row.year, now) for row in rows}
+            found.update(fresh)
+            with self._lock:
+                if len(self._records) + len(fresh) > self.capacity:
+                    self._records.clear()
+                self._records.update(fresh)
+        return found
 
 
 def genre_names(*, session: Session) -> list[str]:

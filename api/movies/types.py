@@ -9,6 +9,7 @@ import strawberry
 from api.graphql.context import Info
 from api.graphql.pagination import check_bound
 from api.movies.models import Movie as MovieRow
+from api.movies.service import MovieRecord
 
 if TYPE_CHECKING:
     from api.recommend.types import Recommendation
@@ -23,7 +24,7 @@ class Movie:
     year: int | None = strawberry.field(description="Release year parsed from the title.")
 
     @classmethod
-    def from_row(cls, row: MovieRow) -> Movie:
+    def from_row(cls, row: MovieRow | MovieRecord) -> Movie:
         return cls(id=row.id, title=row.title, year=row.year)
 
     @strawberry.field(description="Genre names, alphabetically.")

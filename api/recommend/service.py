@@ -18,7 +18,9 @@ from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
 from api.ratings.models import Rating
 from api.ratings.service import latest_records, rated_movie_ids
-from api.users.service import check_demographics, get_user
+from api.recommend.freshness import FreshnessReader, UserState, user_state
+from api.recommend.memo import Entry, RecommendationMemo
+from api.users.service import check_demographics
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel
@@ -53,6 +55,28 @@ def require_model(active: ActiveModel | None) -> ActiveModel:
     return active
 
 
+def kept_recommendations(
+    *,
+    memo: RecommendationMemo[list[Recommended]],
+    freshness: FreshnessReader,
+    active: ActiveModel | None,
+    user_id: int,
+    limit: int,
+    filters: Filters = NO_FILTERS,
+    exclude_rated: bool = True,
+) -> list[Recommended] | None:
+    """Return what recommend_for_user would, if the memo holds it; one database round trip.
+
+    None means it must be computed (recommend_for_user with the same memo keeps the result).
+    """
+    model = require_model(active)
+    with STAGE.labels("database").time():
+        fresh = freshness.user_state(user_id)
+    now = int(time.time())
+    key = _memo_key(model, user_id, fresh, limit, filters, exclude_rated)
+    return memo.get(key, lambda newest: model.model.time_key(newest, now))
+
+
 def recommend_for_user(
     *,
     session: Session,
@@ -62,11 +86,17 @@ def recommend_for_user(
     limit: int,
     filters: Filters = NO_FILTERS,
     exclude_rated: bool = True,
+    memo: RecommendationMemo[list[Recommended]] | None = None,
 ) -> list[Recommended]:
-    """Return the user's top movies from their demographics and latest ratings, read now."""
+    """Return the user's top movies from their demographics and latest ratings, read now.
+
+    With a memo, the result is kept for kept_recommendations to answer the next same request.
+    """
     model = require_model(active)
+    now = int(time.time())
     with STAGE.labels("database").time():
-        user = get_user(session=session, user_id=user_id)
+        # One snapshot for the versions and the history: the entry kept is keyed by what it read.
+        user = user_state(session=session, user_id=user_id)
         history = [
             HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
             for r in latest_records(session=session, user_id=user_id, limit=model.model.history_length)
@@ -74,11 +104,27 @@ def recommend_for_user(
         exclude = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()
     if not history:
         return popular_movies(session=session, limit=limit, filters=filters, exclude=exclude)
-    features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user.id)
+    features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user_id)
     with STAGE.labels("encode").time():
-        vector = model.model.encode_user(features, history)
+        vector = model.model.encode_user(features, history, at=now)
     liked = [h.movie_id for h in history if h.rating >= LIKED]
-    return _search(session, store, model, vector, limit, filters, exclude, liked)
+    found = _search(session, store, model, vector, limit, filters, exclude, liked)
+    if memo is not None:
+        newest = max(h.timestamp for h in history)
+        key = _memo_key(model, user_id, user, limit, filters, exclude_rated)
+        memo.put(key, Entry(model.model.time_key(newest, now), newest, found))
+    return found
+
+
+def _memo_key(
+    model: ActiveModel, user_id: int, user: UserState, limit: int, filters: Filters, exclude_rated: bool
+) -> tuple[object, ...]:
+    """Return everything a user's recommendations depend on but the time (api/recommend/memo.py)."""
+    genres = tuple(filters.genres) if filters.genres is not None else None
+    return (
+        model.version_id, user_id, user.ratings_version, user.newest_movie, limit, genres,
+        filters.year_from, filters.year_to, exclude_rated,
+    )  # fmt: skip
 
 
 def popular_movies(*, session: Session, limit: int, filters: Filters, exclude: set[int]) -> list[Recommended]:

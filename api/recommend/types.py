@@ -4,39 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import strawberry
+from anyio import to_thread
 from strawberry.scalars import JSON
 
 from api.graphql.context import Info
 from api.movies.types import Movie
-from api.recommend.service import NO_FILTERS, Filters, Recommended, recommend_for_user, similar_movies
+from api.recommend.service import (
+    NO_FILTERS,
+    Filters,
+    Recommended,
+    kept_recommendations,
+    recommend_for_user,
+    similar_movies,
+)
+from api.state import AppState
+from api.versions.registry import ActiveModel
 
 
 @strawberry.type(description="A recommended movie, its score and why.")
 class Recommendation:
-    movie_id: strawberry.Private[int]
+    movie: Movie
     score: float = strawberry.field(
         description="Inner product of the user and movie vectors (higher is better)."
     )
-    because_ids: strawberry.Private[list[int]]
+    because: list[Movie] = strawberry.field(
+        description="Up to two of the user's highly rated movies closest to this one."
+    )
     source: str = strawberry.field(
         description="model: ranked by the two-tower model; popularity: the most-rated movies, "
         "for someone with no ratings yet (demographics alone rank worse than popularity)"
     )
-
-    @strawberry.field
-    async def movie(self, info: Info) -> Movie:
-        row = await info.context.loaders.movie.load(self.movie_id)
-        if row is None:  # in the collection but deleted from the database since
-            return Movie(id=self.movie_id, title="(removed)", year=None)
-        return Movie.from_row(row)
-
-    @strawberry.field(description="Up to two of the user's highly rated movies closest to this one.")
-    async def because(self, info: Info) -> list[Movie]:
-        rows = await info.context.loaders.movie.load_many(self.because_ids)
-        return [Movie.from_row(r) for r in rows if r is not None]
 
 
 @strawberry.type(description="The model version that serves recommendations.")
@@ -58,18 +59,55 @@ def recommend(
     found = service(
         session=context.session, store=context.state.store, active=context.active_model(), **arguments
     )
+    return results(info, found)
+
+
+def results(info: Info, found: list[Recommended]) -> list[Recommendation]:
+    """Return the GraphQL objects of recommendations, titles from the process's catalogue."""
+    context = info.context
+    ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
+    movies = context.state.catalogue.get_many(session=context.session, ids=list(ids))
+
+    def movie(movie_id: int) -> Movie:
+        row = movies.get(movie_id)
+        if row is None:  # in the collection but deleted from the database since
+            return Movie(id=movie_id, title="(removed)", year=None)
+        return Movie.from_row(row)
+
     return [
-        Recommendation(movie_id=r.movie_id, score=round(r.score, 6), because_ids=r.because, source=r.source)
+        Recommendation(
+            movie=movie(r.movie_id),
+            score=round(r.score, 6),
+            because=[movie(m) for m in r.because if m in movies],
+            source=r.source,
+        )
         for r in found
     ]
 
 
-def user_recommendations(
+async def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
-    return recommend(
-        info, recommend_for_user, user_id=user_id, limit=limit, filters=filters, exclude_rated=exclude_rated
-    )
+    """Answer from the kept lists when nothing changed (one round trip, on the event loop); else
+    compute in a worker thread with a session of its own, so other requests go on meanwhile."""
+    state = info.context.state
+    active = info.context.active_model()
+    arguments: dict[str, Any] = {
+        "user_id": user_id, "limit": limit, "filters": filters, "exclude_rated": exclude_rated
+    }  # fmt: skip
+    found = None
+    if state.freshness is not None and state.memo.capacity > 0:
+        found = kept_recommendations(memo=state.memo, freshness=state.freshness, active=active, **arguments)
+    if found is None:
+        found = await to_thread.run_sync(partial(_compute, state, active, arguments))
+    return results(info, found)
+
+
+def _compute(state: AppState, active: ActiveModel | None, arguments: dict[str, Any]) -> list[Recommended]:
+    with state.sessions() as session:
+        return recommend_for_user(
+            session=session, store=state.store, active=active, memo=state.memo, **arguments
+        )
 
 
 async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:
