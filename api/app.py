@@ -169,11 +169,7 @@ POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside 
 def build_state(settings: Settings) -> AppState:
     """Return the shared resources: engine, session factory, Milvus client and model registry."""
     engine = make_engine(
-        # An operation may hold two connections: its own session, and a worker thread's computing
-        # recommendations (api.recommend.types).
-        settings.resolved_database_url,
-        pool_size=GRAPHQL_CONCURRENCY + POOL_HEADROOM,
-        max_overflow=GRAPHQL_CONCURRENCY,
+        settings.resolved_database_url, pool_size=GRAPHQL_CONCURRENCY + POOL_HEADROOM, max_overflow=4
     )
     if settings.var_dir and not settings.milvus_uri:
         settings.var_dir.mkdir(parents=True, exist_ok=True)

@@ -27,11 +27,6 @@ def latest_ratings(*, session: Session, user_id: int, limit: int) -> list[Rating
     return list(session.execute(query).scalars())
 
 
-def rated_movie_ids(*, session: Session, user_id: int) -> set[int]:
-    """Return the ids of every movie the user has rated."""
-    return set(session.execute(select(Rating.movie_id).where(Rating.user_id == user_id)).scalars())
-
-
 @dataclass(frozen=True)
 class RatingRecord:
     movie_id: int
@@ -46,6 +41,18 @@ def latest_records(*, session: Session, user_id: int, limit: int) -> list[Rating
         .where(Rating.user_id == user_id)
         .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
         .limit(limit)
+    )
+    return [RatingRecord(*row) for row in session.execute(query)]
+
+
+def all_records(*, session: Session, user_id: int) -> list[RatingRecord]:
+    """Return every rating of the user, newest first, as plain records: one statement for both the
+    user tower's history and the movies to leave out of recommendations."""
+    r = Rating.__table__.c
+    query = (
+        select(r.movie_id, r.rating, r.rated_at)
+        .where(r.user_id == user_id)
+        .order_by(r.rated_at.desc(), r.movie_id.desc())
     )
     return [RatingRecord(*row) for row in session.execute(query)]
 

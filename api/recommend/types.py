@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import strawberry
-from anyio import to_thread
 from strawberry.scalars import JSON
 
 from api.graphql.context import Info
@@ -21,8 +19,6 @@ from api.recommend.service import (
     recommend_for_user,
     similar_movies,
 )
-from api.state import AppState
-from api.versions.registry import ActiveModel
 
 
 @strawberry.type(description="A recommended movie, its score and why.")
@@ -85,13 +81,13 @@ def results(info: Info, found: list[Recommended]) -> list[Recommendation]:
     ]
 
 
-async def user_recommendations(
+def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
-    """Answer from the kept lists when nothing changed (one round trip, on the event loop); else
-    compute in a worker thread with a session of its own, so other requests go on meanwhile."""
-    state = info.context.state
-    active = info.context.active_model()
+    """Answer from the kept lists when nothing changed (one round trip), else compute and keep."""
+    context = info.context
+    state = context.state
+    active = context.active_model()
     arguments: dict[str, Any] = {
         "user_id": user_id, "limit": limit, "filters": filters, "exclude_rated": exclude_rated
     }  # fmt: skip
@@ -99,15 +95,10 @@ async def user_recommendations(
     if state.freshness is not None and state.memo.capacity > 0:
         found = kept_recommendations(memo=state.memo, freshness=state.freshness, active=active, **arguments)
     if found is None:
-        found = await to_thread.run_sync(partial(_compute, state, active, arguments))
-    return results(info, found)
-
-
-def _compute(state: AppState, active: ActiveModel | None, arguments: dict[str, Any]) -> list[Recommended]:
-    with state.sessions() as session:
-        return recommend_for_user(
-            session=session, store=state.store, active=active, memo=state.memo, **arguments
+        found = recommend_for_user(
+            session=context.session, store=state.store, active=active, memo=state.memo, **arguments
         )
+    return results(info, found)
 
 
 async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:
