@@ -8,6 +8,10 @@ the baseline. Writes bench/results/scale.json.
 
     python bench/scale.py                    # 10k, 100k and 1M
     python bench/scale.py --sizes 10000 100000
+
+--index replaces the adapter's choice to try another index (results printed, not written):
+
+    python bench/scale.py --sizes 100000 --index IVF_FLAT --build '{"nlist": 1024}' --search '{"nprobe": 128}'
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from api.vectors.store import VectorStore
+from api.vectors import store as store_module
+from api.vectors.store import IndexSpec, VectorStore
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
 DIM = 256
@@ -85,7 +90,13 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--index", help="index type to use instead of the adapter's choice")
+    parser.add_argument("--build", default="{}", help="index-building parameters (JSON), with --index")
+    parser.add_argument("--search", default="{}", help="search parameters (JSON), with --index")
     args = parser.parse_args()
+    if args.index:
+        trial = IndexSpec(args.index, json.loads(args.build), json.loads(args.search))
+        store_module.choose_index = lambda uri, rows: trial  # VectorStore.create asks the module
     rng = np.random.default_rng(0)
     rows = []
     header = ("size", "index", "build s", "p50 ms", "p99 ms", "recall@10", "numpy p50")
@@ -96,6 +107,9 @@ def main() -> None:
             rows.append(row)
             keys = ("size", "index", "build_s", "p50_ms", "p99_ms", "recall@10", "numpy_exact_p50_ms")
             print(" ".join(f"{row[k]!s:>9}" for k in keys), flush=True)
+    if args.index:
+        print(json.dumps(rows, indent=2))
+        return
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
 

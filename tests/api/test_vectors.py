@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from api.vectors import store as store_module
 from api.vectors.filters import FilterError, build_filter
-from api.vectors.store import VectorStore
+from api.vectors.store import VectorStore, VectorStoreError, choose_index
 
 GENRES = {"Action", "Children's", "Comedy", "Drama", "Sci-Fi"}
 
@@ -107,9 +108,29 @@ def test_filter_quotes_known_genres() -> None:
 
 
 def test_index_choice_follows_size_and_deployment() -> None:
-    from api.vectors.store import choose_index
-
     assert choose_index("var/milvus.db", 3_883).index_type == "FLAT"
     assert choose_index("var/milvus.db", 1_000_000).index_type == "FLAT"  # Lite: exact, see bench/scale.py
     assert choose_index("http://milvus:19530", 1_000_000).index_type == "HNSW"
     assert choose_index("http://milvus:19530", 10).index_type == "FLAT"
+
+
+def test_milvus_lite_builds_the_index_chosen_for_it(store: VectorStore) -> None:
+    for rows in (3_883, 1_000_000):
+        spec = store.create("index_choice", dim=16, expected_rows=rows)
+        assert store.stats("index_choice").index_type == spec.index_type == "FLAT"
+    store.drop("index_choice")
+
+
+def test_milvus_lite_refuses_the_graph_index_a_server_gets(
+    store: VectorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Why Lite stays exact (choose_index): should a Lite upgrade accept HNSW, revisit the choice.
+    monkeypatch.setattr(
+        store_module, "choose_index", lambda uri, rows: choose_index("http://milvus:19530", rows)
+    )
+    try:
+        with pytest.raises(VectorStoreError, match="invalid index type: HNSW"):
+            store.create("server_index", dim=16, expected_rows=1_000_000)
+    finally:
+        if store.exists("server_index"):
+            store.drop("server_index")
