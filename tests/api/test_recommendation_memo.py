@@ -16,7 +16,9 @@ from api.recommend.memo import Entry, RecommendationMemo
 from api.users.models import User
 from tests.api.conftest import GraphQL, Stack
 
-RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score movie { id title } because { id } } }"
+RECS = (
+    "query($u: Int!) { recommendations(userId: $u, limit: 10) { score movie { id title } because { id } } }"
+)
 
 
 def _lookups(result: str) -> float:
