@@ -298,9 +298,7 @@ def main() -> None:
                 "warning",
                 "--no-access-log",
             ],
-            # One BLAS thread for numpy in both servers: the ceiling's matrix product ran 3.6x
-            # faster per request so than with OpenBLAS's threads competing with wrk for 2 cores.
-            env={**env, "MOVIEREC_BENCH_VERSION_DIR": version_dir, "OPENBLAS_NUM_THREADS": "1", **extra},
+            env={**env, "MOVIEREC_BENCH_VERSION_DIR": version_dir, **extra},
             cwd=ROOT,
             stderr=log,  # the API's one JSON line per request, and anything that goes wrong
         )
