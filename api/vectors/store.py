@@ -47,7 +47,7 @@ def choose_index(uri: str, rows: int) -> IndexSpec:
     with nlist 100 and nprobe 4 whatever the build and search parameters say (its log, LOG_LEVEL=INFO:
     "origin_index_type=IVF_FLAT, index_type=IVF_FLAT_CC ... nlist 100"). On bench/scale.py's clustered
     256-d vectors that index gave recall@10 0.35 at 100,000 rows (p50 1.7 ms) and 0.34 at 1,000,000
-    (p50 6.6 ms) for every nprobe from 1 to 1,024, where FLAT gives 1.0 at p50 14 ms and 127 ms.
+    (p50 6.6 ms) for every nprobe from 1 to 1,024, where FLAT gives 1.0 at p50 12 ms and 109 ms.
     A Milvus server scans small collections (every movie catalogue) exactly and builds HNSW above
     EXACT_BELOW rows.
     """
