@@ -221,8 +221,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             admin_shutdown()
             state.store.close()
             state.engine.dispose()
-            if state.freshness is not None:
-                state.freshness.dispose()
+            state.freshness.dispose()
 
     graphql = GraphQLApp(
         build_schema(),

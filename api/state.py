@@ -26,6 +26,6 @@ class AppState:
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry
-    freshness: FreshnessReader | None = None
+    freshness: FreshnessReader
     memo: RecommendationMemo[list[Recommended]] = field(default_factory=lambda: RecommendationMemo(0))
     catalogue: MovieCatalogue = field(default_factory=lambda: MovieCatalogue())

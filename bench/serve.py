@@ -141,7 +141,7 @@ def cache_lookups(port: int) -> dict[str, float]:
 def in_process_latencies(env: dict[str, str], samples: int = 500) -> dict[str, float]:
     """Return p50/p99 of Milvus-only search and of encoding one user, measured in this process."""
     from api.db import make_engine, make_session_factory
-    from api.ratings.service import latest_ratings
+    from api.ratings.service import latest_records
     from api.settings import Settings
     from api.users.models import User
     from api.vectors.store import VectorStore
@@ -161,7 +161,7 @@ def in_process_latencies(env: dict[str, str], samples: int = 500) -> dict[str, f
             u = session.get(User, uid)
             history = [
                 HistoryItem(r.movie_id, r.rating, int(r.rated_at.timestamp()))
-                for r in latest_ratings(session=session, user_id=uid, limit=active.model.history_length)
+                for r in latest_records(session=session, user_id=uid, limit=active.model.history_length)
             ]
             users.append((UserFeatures(u.gender, u.age, u.occupation_id, u.zip_code, u.id), history))
     engine.dispose()

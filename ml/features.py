@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -65,12 +64,6 @@ def gap_bucket(seconds: npt.NDArray[np.int64], has_history: npt.NDArray[np.bool_
     minutes = np.maximum(seconds, 0) / 60.0
     bucket = 1 + np.minimum(np.floor(np.log2(1.0 + minutes)), GAP_BUCKETS - 2).astype(np.int64)
     return np.where(has_history, bucket, 0)
-
-
-def gap_bucket_of(seconds: int) -> int:
-    """Return gap_bucket for one user with history, in plain Python (per request, no arrays)."""
-    minutes = max(seconds, 0) / 60.0
-    return 1 + min(math.floor(math.log2(1.0 + minutes)), GAP_BUCKETS - 2)
 
 
 def zip_prefix(zip_code: str, length: int) -> str:

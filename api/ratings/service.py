@@ -16,17 +16,6 @@ from api.ratings.models import Rating
 from api.users.service import bump_ratings_version, get_user
 
 
-def latest_ratings(*, session: Session, user_id: int, limit: int) -> list[Rating]:
-    """Return the user's newest ratings first (the user tower's input)."""
-    query = (
-        select(Rating)
-        .where(Rating.user_id == user_id)
-        .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
-        .limit(limit)
-    )
-    return list(session.execute(query).scalars())
-
-
 @dataclass(frozen=True)
 class RatingRecord:
     movie_id: int
@@ -34,25 +23,14 @@ class RatingRecord:
     rated_at: datetime
 
 
-def latest_records(*, session: Session, user_id: int, limit: int) -> list[RatingRecord]:
-    """Return the user's newest ratings first as plain records (no ORM objects on the hot path)."""
+def latest_records(*, session: Session, user_id: int, limit: int | None = None) -> list[RatingRecord]:
+    """Return the user's newest ratings first (all of them without a limit) as plain records, no
+    ORM objects on the hot path: recommendations read the history and the movies to leave out at once."""
     query = (
         select(Rating.movie_id, Rating.rating, Rating.rated_at)
         .where(Rating.user_id == user_id)
         .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
         .limit(limit)
-    )
-    return [RatingRecord(*row) for row in session.execute(query)]
-
-
-def all_records(*, session: Session, user_id: int) -> list[RatingRecord]:
-    """Return every rating of the user, newest first, as plain records: one statement for both the
-    user tower's history and the movies to leave out of recommendations."""
-    r = Rating.__table__.c
-    query = (
-        select(r.movie_id, r.rating, r.rated_at)
-        .where(r.user_id == user_id)
-        .order_by(r.rated_at.desc(), r.movie_id.desc())
     )
     return [RatingRecord(*row) for row in session.execute(query)]
 

@@ -42,7 +42,10 @@ class UserState:
 
 def user_state(*, session: Session, user_id: int) -> UserState:
     """Return the user's demographics and versions through a session, or raise NotFound."""
-    row = session.execute(USER_STATE, {"user_id": user_id}).one_or_none()
+    return _state_of(user_id, session.execute(USER_STATE, {"user_id": user_id}).one_or_none())
+
+
+def _state_of(user_id: int, row: Any) -> UserState:
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
     return UserState(*row)
@@ -84,9 +87,7 @@ class FreshnessReader:
                     raise Unavailable("the database is unavailable; try again shortly") from error
             finally:
                 connection.close()
-        if row is None:
-            raise NotFound(f"user {user_id} does not exist")
-        return UserState(*row)
+        return _state_of(user_id, row)
 
     def dispose(self) -> None:
         self.engine.dispose()

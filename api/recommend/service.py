@@ -17,7 +17,7 @@ from api.metrics import STAGE
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import all_records
+from api.ratings.service import latest_records
 from api.recommend.freshness import FreshnessReader, UserState, user_state
 from api.recommend.memo import Entry, RecommendationMemo
 from api.users.service import check_demographics
@@ -97,7 +97,7 @@ def recommend_for_user(
     with STAGE.labels("database").time():
         # One snapshot for the versions and the history: the entry kept is keyed by what it read.
         user = user_state(session=session, user_id=user_id)
-        records = all_records(session=session, user_id=user_id)
+        records = latest_records(session=session, user_id=user_id)
         history = [
             HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
             for r in records[: model.model.history_length]

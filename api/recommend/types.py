@@ -92,7 +92,7 @@ def user_recommendations(
         "user_id": user_id, "limit": limit, "filters": filters, "exclude_rated": exclude_rated
     }  # fmt: skip
     found = None
-    if state.freshness is not None and state.memo.capacity > 0:
+    if state.memo.capacity > 0:
         found = kept_recommendations(memo=state.memo, freshness=state.freshness, active=active, **arguments)
     if found is None:
         found = recommend_for_user(
