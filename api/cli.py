@@ -243,24 +243,22 @@ def serve_log_config(verbose: bool) -> dict[str, object]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from api.server import ServeError, serve
 
-    from api.vectors.store import is_embedded
-
-    if args.workers > 1 and is_embedded(settings.resolved_milvus_uri):
-        raise CommandError("Milvus Lite is opened by one process only; several workers need a Milvus server "
-                           "(MOVIEREC_MILVUS_URI=http://host:19530)")  # fmt: skip
-
-    print(f"serving GraphQL on http://{args.host}:{args.port}/graphql", flush=True)
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=serve_log_config(args.verbose),
-        access_log=args.verbose,
-    )
+    if args.workers < 1:
+        raise CommandError("--workers must be at least 1")
+    print(f"serving GraphQL on http://{args.host}:{args.port}/graphql ({args.workers} workers)", flush=True)
+    try:
+        serve(
+            settings,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=serve_log_config(args.verbose),
+            access_log=args.verbose,
+        )
+    except ServeError as error:
+        raise CommandError(str(error)) from None
     return 0
 
 

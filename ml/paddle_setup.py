@@ -19,6 +19,9 @@ with warnings.catch_warnings():
     import paddle
 
 paddle.set_device("cpu")
+# Paddle replaces the SIGTERM/SIGINT handlers with ones that abort and print a C++ trace; a server
+# (uvicorn's graceful shutdown) or a CLI (KeyboardInterrupt) must keep Python's own.
+paddle.disable_signal_handler()
 
 
 def set_threads(count: int) -> None:

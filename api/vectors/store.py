@@ -74,8 +74,9 @@ class CollectionStats:
 
 
 def is_embedded(uri: str) -> bool:
-    """Return whether uri names a Milvus Lite file rather than a server."""
-    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+    """Return whether uri is Milvus Lite: its file, or the unix socket of the Lite server that
+    `movierec serve --workers` starts (api/server.py), rather than a Milvus server."""
+    return uri.startswith("unix:") or not uri.startswith(("http://", "https://", "tcp://"))
 
 
 class VectorStore:
@@ -106,7 +107,7 @@ class VectorStore:
             self._client.close()
         except Exception:  # the old connection may be as dead as its server
             log.debug("closing the old Milvus client failed", exc_info=True)
-        if is_embedded(self.uri):
+        if is_embedded(self.uri) and not self.uri.startswith("unix:"):  # a socket's server is its parent's
             from milvus_lite.server_manager import server_manager_instance
 
             server_manager_instance.release_server(self.uri)

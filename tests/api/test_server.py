@@ -1,0 +1,124 @@
+"""`movierec serve`: listening sockets that keep TCP_NODELAY, and several workers sharing one Milvus Lite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from milvus_lite.server_manager import server_manager_instance
+
+from api.server import ServeError, listen_socket
+from tests.api.conftest import build_stack
+from tests.conftest import DatabaseFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_accepted_connections_get_tcp_nodelay() -> None:
+    """asyncio sets TCP_NODELAY only when the listener says IPPROTO_TCP; without it every keep-alive
+    request after the first waits ~40 ms for a delayed ACK."""
+    sock = listen_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    seen: list[int] = []
+
+    async def run() -> None:
+        async def accepted(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=sock)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(run())
+    assert seen and seen[0] != 0
+
+
+def test_a_taken_port_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ServeError, match=r"cannot listen on 127\.0\.0\.1"):
+            listen_socket("127.0.0.1", taken.getsockname()[1])
+
+
+def _post(url: str, query: str) -> dict:
+    request = urllib.request.Request(
+        url, json.dumps({"query": query}).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_two_workers_share_one_milvus_lite_and_stop_cleanly(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    stack = build_stack(database_factory, tmp_path, train=True)
+    settings = stack.settings
+    # This process started a Lite server for the file while building the stack; the service needs it.
+    server_manager_instance.release_server(settings.resolved_milvus_uri)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MOVIEREC_ENVIRONMENT": "test",
+        "MOVIEREC_DATABASE_URL": settings.resolved_database_url,
+        "MOVIEREC_MILVUS_URI": settings.resolved_milvus_uri,
+        "MOVIEREC_MODEL_DIR": str(settings.resolved_model_dir),
+        "MOVIEREC_VAR_DIR": str(tmp_path),
+        "MOVIEREC_ADMIN_PASSWORD": "test-password-1",
+        "MOVIEREC_SESSION_SECRET": "test-session-secret-0123456789",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        ready = None
+        deadline = time.monotonic() + 120
+        while ready is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                    ready = json.loads(response.read())
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert ready == {"status": "ready", "checks": {"database": "ok", "model": "ok", "milvus": "ok"}}
+        user = stack.dataset.users[0].id
+        # Many connections: the kernel spreads them over both workers; each answers from the one Lite.
+        answers = [
+            _post(
+                f"http://127.0.0.1:{port}/graphql",
+                f"{{ recommendations(userId: {user}) {{ movie {{ id }} }} }}",
+            )
+            for _ in range(20)
+        ]
+        assert all("errors" not in a for a in answers)
+        assert len({json.dumps(a) for a in answers}) == 1  # every worker gives the same list
+        assert len(answers[0]["data"]["recommendations"]) == 10
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0, output
+    assert "serving with 2 workers" in output
+    assert not list(tmp_path.glob(".milvus.db.lock")), "the Lite server was not released"
