@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ from pydantic import ValidationError
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.orm import sessionmaker
+
+    from api.vectors.store import VectorStore
 
 from api.settings import Settings
 
@@ -158,20 +161,71 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         )
     )
     if args.activate:
-        _activate(settings, sessions, version_id)
+        _activate(settings, sessions, version_id, quiet=args.quiet)
     return 0
 
 
-def _activate(settings: Settings, sessions: sessionmaker, version_id: int) -> None:
+def _activate(
+    settings: Settings, sessions: sessionmaker, version_id: int, *, keep: str = "always", quiet: bool = False
+) -> None:
+    """Activate a version, then compute the users' kept lists: "always", or "missing" (none yet)."""
     from api.vectors.store import VectorStore
     from api.versions.activation import activate
 
     store = VectorStore(settings.resolved_milvus_uri)
     try:
         name = activate(sessions=sessions, store=store, version_id=version_id)
+        print(f"version {version_id} is active (Milvus collection {name})")
+        _keep_lists(sessions, store, version_id, only_missing=keep == "missing", quiet=quiet)
     finally:
         store.close()
-    print(f"version {version_id} is active (Milvus collection {name})")
+
+
+def _keep_lists(
+    sessions: sessionmaker, store: VectorStore, version_id: int, *, only_missing: bool, quiet: bool
+) -> None:
+    from sqlalchemy import func, select
+
+    from api.recommend.kept import keep_lists
+    from api.recommend.models import KeptList
+    from api.versions.registry import load_active_model
+    from api.versions.service import get_version
+
+    with sessions() as session:
+        if only_missing:
+            count = select(func.count()).where(KeptList.model_version_id == version_id)
+            if session.execute(count).scalar_one():
+                return
+        model = load_active_model(get_version(session=session, version_id=version_id))
+
+    def progress(done: int, total: int) -> None:
+        if not quiet:
+            print(
+                f"\rkeeping recommendations: {done}/{total} users",
+                end="" if done < total else "\n",
+                flush=True,
+            )
+
+    started = time.monotonic()
+    stored = keep_lists(sessions=sessions, store=store, model=model, progress=progress)
+    print(f"kept the recommendations of {stored} users in {time.monotonic() - started:.1f} s")
+
+
+def cmd_versions_keep(args: argparse.Namespace, settings: Settings) -> int:
+    from api.vectors.store import VectorStore
+    from api.versions.service import active_version
+
+    sessions = _sessions(settings)
+    with sessions() as session:
+        active = active_version(session=session)
+    if active is None:
+        raise CommandError("no version is active; run `movierec train`")
+    store = VectorStore(settings.resolved_milvus_uri)
+    try:
+        _keep_lists(sessions, store, active.id, only_missing=False, quiet=args.quiet)
+    finally:
+        store.close()
+    return 0
 
 
 def cmd_versions_list(_args: argparse.Namespace, settings: Settings) -> int:
@@ -292,7 +346,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         cmd_train(args, settings)
     else:
         print(f"model: version {active.id} is active (--retrain to train a new one)")
-        _activate(settings, sessions, active.id)  # rebuilds its collection only if it is missing
+        # Rebuilds its collection and kept lists only if they are missing.
+        _activate(settings, sessions, active.id, keep="missing")
     password_source = "MOVIEREC_ADMIN_PASSWORD"
     if not settings.admin_password.get_secret_value():
         path = settings.var_dir / "admin-password"
@@ -398,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     act = version_commands.add_parser("activate", help="build the version's Milvus collection and serve it")
     act.add_argument("version", type=int, help="version id")
     act.set_defaults(handler=cmd_versions_activate)
+    keep = version_commands.add_parser(
+        "keep", help="compute every user's recommendations for the active version ahead of requests"
+    )
+    keep.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    keep.set_defaults(handler=cmd_versions_keep)
     delete = version_commands.add_parser(
         "delete", help="delete a version that is not active: row, collection, files"
     )

@@ -3,9 +3,12 @@
 from api.db import Base
 from api.movies.models import Genre, Movie, movie_genres
 from api.ratings.models import Rating
+from api.recommend.models import KeptList
 from api.users.models import Occupation, User
 from api.versions.models import ModelVersion
 
 metadata = Base.metadata
 
-__all__ = ["Genre", "ModelVersion", "Movie", "Occupation", "Rating", "User", "metadata", "movie_genres"]
+__all__ = [
+    "Genre", "KeptList", "ModelVersion", "Movie", "Occupation", "Rating", "User", "metadata", "movie_genres",
+]  # fmt: skip

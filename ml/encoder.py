@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.export import FORMAT
-from ml.features import Arrays, FeatureVocabularies, gap_bucket
+from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
@@ -121,7 +121,7 @@ class ModelVersion:
         """
         if not self.config.gap_feature or newest_rating is None:
             return 0
-        return int(gap_bucket(np.asarray([at - newest_rating]), np.asarray([True]))[0])
+        return gap_bucket_of(at - newest_rating)
 
     def encode_movie(self, movie: MovieFeatures) -> npt.NDArray[np.float32]:
         """Return the (dim,) unit vector of a movie, e.g. one added after training."""

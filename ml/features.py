@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -64,6 +65,17 @@ def gap_bucket(seconds: npt.NDArray[np.int64], has_history: npt.NDArray[np.bool_
     minutes = np.maximum(seconds, 0) / 60.0
     bucket = 1 + np.minimum(np.floor(np.log2(1.0 + minutes)), GAP_BUCKETS - 2).astype(np.int64)
     return np.where(has_history, bucket, 0)
+
+
+def gap_bucket_of(seconds: int) -> int:
+    """Return gap_bucket of one user with history, without numpy's per-call cost (a request's hot path).
+
+    Equal to gap_bucket for whole seconds: one second short of a bucket boundary, log2 is still
+    more than 1e-8 below the integer, far beyond either log2's rounding error (tests/ml compares
+    the two at and around every boundary).
+    """
+    minutes = max(seconds, 0) / 60.0
+    return 1 + min(math.floor(math.log2(1.0 + minutes)), GAP_BUCKETS - 2)
 
 
 def zip_prefix(zip_code: str, length: int) -> str:

@@ -1,9 +1,11 @@
 """The one read a kept recommendation needs: has anything it was computed from changed?
 
-It runs on every `recommendations` request, so it costs one round trip and nothing else: its
-own small pool of autocommit connections (no transaction to roll back when done, no snapshot
-left on a pooled connection), no ping before use (a connection found dead is replaced and the
-read tried once more) and a statement compiled once.
+It reads the user's ratings version, the catalogue's newest movie and the user's kept list
+(api/recommend/models.py) together. It runs on every `recommendations` request, so it costs one
+round trip and nothing else: its own small pool of autocommit connections (no transaction to
+roll back when done, no snapshot left on a pooled connection), no ping before use (a connection
+found dead is replaced and the read tried once more), a statement compiled once, and no column
+the answer does not need (the driver parses a descriptor per column, per request).
 """
 
 from __future__ import annotations
@@ -17,21 +19,46 @@ from sqlalchemy.orm import Session
 from api.db import make_engine
 from api.errors import NotFound, Unavailable
 from api.movies.models import Movie
+from api.recommend.models import KeptList
 from api.users.models import User
 
-_users = User.__table__.c
+_users, _kept = User.__table__.c, KeptList.__table__.c
+NEWEST_MOVIE = select(func.max(Movie.id)).scalar_subquery()
 USER_STATE = select(
-    _users.gender,
-    _users.age,
-    _users.occupation_id,
-    _users.zip_code,
-    _users.ratings_version,
-    select(func.max(Movie.id)).scalar_subquery(),
+    _users.gender, _users.age, _users.occupation_id, _users.zip_code, _users.ratings_version, NEWEST_MOVIE
 ).where(_users.id == bindparam("user_id"))
+FRESHNESS = (
+    select(
+        _users.ratings_version,
+        NEWEST_MOVIE,
+        _kept.model_version_id,
+        _kept.ratings_version,
+        _kept.newest_movie,
+        _kept.time_key,
+        _kept.newest_rating,
+        _kept["items"],  # not .items: that is the column collection's own method
+    )
+    .select_from(User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id))
+    .where(_users.id == bindparam("user_id"))
+)
+
+
+@dataclass(frozen=True)
+class KeptRow:
+    """A user's kept list as stored, and what it was computed from."""
+
+    model_version_id: int
+    ratings_version: int
+    newest_movie: int | None
+    time_key: int
+    newest_rating: int | None
+    items: str  # JSON, parsed only when the row is current
 
 
 @dataclass(frozen=True)
 class UserState:
+    """What a user's recommendations are computed from, besides their ratings."""
+
     gender: str
     age: int
     occupation_id: int
@@ -40,12 +67,18 @@ class UserState:
     newest_movie: int | None  # the catalogue's highest movie id: new movies change it
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """The versions a kept answer is checked against, and the user's kept list."""
+
+    ratings_version: int
+    newest_movie: int | None
+    kept: KeptRow | None
+
+
 def user_state(*, session: Session, user_id: int) -> UserState:
     """Return the user's demographics and versions through a session, or raise NotFound."""
-    return _state_of(user_id, session.execute(USER_STATE, {"user_id": user_id}).one_or_none())
-
-
-def _state_of(user_id: int, row: Any) -> UserState:
+    row = session.execute(USER_STATE, {"user_id": user_id}).one_or_none()
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
     return UserState(*row)
@@ -61,12 +94,12 @@ class FreshnessReader:
             url, pool_size=pool_size, max_overflow=4, pool_pre_ping=False, **options
         )
         self._errors = self.engine.dialect.loaded_dbapi.Error
-        compiled = USER_STATE.compile(dialect=self.engine.dialect)
+        compiled = FRESHNESS.compile(dialect=self.engine.dialect)
         self._sql = str(compiled)
         self._positional = self.engine.dialect.positional
 
-    def user_state(self, user_id: int) -> UserState:
-        """Return the user's demographics and versions; raise NotFound, or Unavailable."""
+    def read(self, user_id: int) -> Freshness:
+        """Return the user's versions and kept list; raise NotFound, or Unavailable."""
         params: Any = (user_id,) if self._positional else {"user_id": user_id}
         for attempt in (1, 2):
             try:
@@ -87,7 +120,10 @@ class FreshnessReader:
                     raise Unavailable("the database is unavailable; try again shortly") from error
             finally:
                 connection.close()
-        return _state_of(user_id, row)
+        if row is None:
+            raise NotFound(f"user {user_id} does not exist")
+        ratings_version, newest_movie, *kept = row
+        return Freshness(ratings_version, newest_movie, KeptRow(*kept) if kept[0] is not None else None)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -17,8 +17,8 @@ from api.metrics import STAGE
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import latest_records
-from api.recommend.freshness import FreshnessReader, UserState, user_state
+from api.ratings.service import RatingRecord, latest_records
+from api.recommend.freshness import Freshness, UserState, user_state
 from api.recommend.memo import Entry, RecommendationMemo
 from api.users.service import check_demographics
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
@@ -55,28 +55,6 @@ def require_model(active: ActiveModel | None) -> ActiveModel:
     return active
 
 
-def kept_recommendations(
-    *,
-    memo: RecommendationMemo[list[Recommended]],
-    freshness: FreshnessReader,
-    active: ActiveModel | None,
-    user_id: int,
-    limit: int,
-    filters: Filters = NO_FILTERS,
-    exclude_rated: bool = True,
-) -> list[Recommended] | None:
-    """Return what recommend_for_user would, if the memo holds it; one database round trip.
-
-    None means it must be computed (recommend_for_user with the same memo keeps the result).
-    """
-    model = require_model(active)
-    with STAGE.labels("database").time():
-        fresh = freshness.user_state(user_id)
-    now = int(time.time())
-    key = _memo_key(model, user_id, fresh, limit, filters, exclude_rated)
-    return memo.get(key, lambda newest: model.model.time_key(newest, now))
-
-
 def recommend_for_user(
     *,
     session: Session,
@@ -98,27 +76,53 @@ def recommend_for_user(
         # One snapshot for the versions and the history: the entry kept is keyed by what it read.
         user = user_state(session=session, user_id=user_id)
         records = latest_records(session=session, user_id=user_id)
-        history = [
-            HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
-            for r in records[: model.model.history_length]
-        ]
-        exclude = {r.movie_id for r in records} if exclude_rated else set()
+    found, newest = rank_for_user(
+        session=session, store=store, model=model, user_id=user_id, user=user, records=records,
+        limit=limit, filters=filters, exclude_rated=exclude_rated, now=now,
+    )  # fmt: skip
+    if memo is not None and newest is not None:
+        key = memo_key(model, user_id, user, limit, filters, exclude_rated)
+        memo.put(key, Entry(model.model.time_key(newest, now), newest, found))
+    return found
+
+
+def rank_for_user(
+    *,
+    session: Session,
+    store: VectorStore,
+    model: ActiveModel,
+    user_id: int,
+    user: UserState,
+    records: Sequence[RatingRecord],
+    limit: int,
+    filters: Filters,
+    exclude_rated: bool,
+    now: int,
+) -> tuple[list[Recommended], int | None]:
+    """Return the user's top movies from their state and ratings (newest first) as read, and the
+    time of their newest rating (None for someone without ratings, who gets the popular movies)."""
+    history = [
+        HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
+        for r in records[: model.model.history_length]
+    ]
+    exclude = {r.movie_id for r in records} if exclude_rated else set()
     if not history:
-        return popular_movies(session=session, limit=limit, filters=filters, exclude=exclude)
+        return popular_movies(session=session, limit=limit, filters=filters, exclude=exclude), None
     features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user_id)
     with STAGE.labels("encode").time():
         vector = model.model.encode_user(features, history, at=now)
     liked = [h.movie_id for h in history if h.rating >= LIKED]
     found = _search(session, store, model, vector, limit, filters, exclude, liked)
-    if memo is not None:
-        newest = max(h.timestamp for h in history)
-        key = _memo_key(model, user_id, user, limit, filters, exclude_rated)
-        memo.put(key, Entry(model.model.time_key(newest, now), newest, found))
-    return found
+    return found, max(h.timestamp for h in history)
 
 
-def _memo_key(
-    model: ActiveModel, user_id: int, user: UserState, limit: int, filters: Filters, exclude_rated: bool
+def memo_key(
+    model: ActiveModel,
+    user_id: int,
+    user: UserState | Freshness,
+    limit: int,
+    filters: Filters,
+    exclude_rated: bool,
 ) -> tuple[object, ...]:
     """Return everything a user's recommendations depend on but the time (api/recommend/memo.py)."""
     genres = tuple(filters.genres) if filters.genres is not None else None

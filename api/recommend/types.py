@@ -10,15 +10,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.graphql.context import Info
+from api.movies.service import MovieRecord
 from api.movies.types import Movie
-from api.recommend.service import (
-    NO_FILTERS,
-    Filters,
-    Recommended,
-    kept_recommendations,
-    recommend_for_user,
-    similar_movies,
-)
+from api.recommend.kept import kept_recommendations
+from api.recommend.service import NO_FILTERS, Filters, Recommended, recommend_for_user, similar_movies
 
 
 @strawberry.type(description="A recommended movie, its score and why.")
@@ -27,13 +22,17 @@ class Recommendation:
     score: float = strawberry.field(
         description="Inner product of the user and movie vectors (higher is better)."
     )
-    because: list[Movie] = strawberry.field(
-        description="Up to two of the user's highly rated movies closest to this one."
-    )
     source: str = strawberry.field(
         description="model: ranked by the two-tower model; popularity: the most-rated movies, "
         "for someone with no ratings yet (demographics alone rank worse than popularity)"
     )
+    because_ids: strawberry.Private[list[int]]
+    movies: strawberry.Private[dict[int, MovieRecord]]
+
+    @strawberry.field(description="Up to two of the user's highly rated movies closest to this one.")
+    def because(self) -> list[Movie]:
+        """Built only when asked for: most queries do not."""
+        return [Movie.from_row(self.movies[m]) for m in self.because_ids if m in self.movies]
 
 
 @strawberry.type(description="The model version that serves recommendations.")
@@ -74,8 +73,9 @@ def results(info: Info, found: list[Recommended]) -> list[Recommendation]:
         Recommendation(
             movie=movie(r.movie_id),
             score=round(r.score, 6),
-            because=[movie(m) for m in r.because if m in movies],
             source=r.source,
+            because_ids=r.because,
+            movies=movies,
         )
         for r in found
     ]
@@ -84,7 +84,8 @@ def results(info: Info, found: list[Recommended]) -> list[Recommendation]:
 def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
-    """Answer from the kept lists when nothing changed (one round trip), else compute and keep."""
+    """Answer from the user's kept list or this process's memo when nothing changed (one round trip),
+    else compute and keep; a cache size of 0 computes every request."""
     context = info.context
     state = context.state
     active = context.active_model()

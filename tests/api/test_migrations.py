@@ -13,7 +13,9 @@ from api.models import metadata
 from api.settings import Settings
 from tests.conftest import DatabaseFactory
 
-TABLES = {"users", "occupations", "movies", "genres", "movie_genres", "ratings", "model_versions"}
+TABLES = {
+    "users", "occupations", "movies", "genres", "movie_genres", "ratings", "model_versions", "kept_recommendations",
+}  # fmt: skip
 
 
 def _tables(url: str) -> set[str]:
