@@ -15,6 +15,7 @@ from admin.throttle import SignInThrottle
 from admin.views import render, state_of
 from admin.worker import start_training
 from api.errors import ServiceError
+from api.recommend.kept import keep_in_background
 from api.versions.activation import activate
 
 log = logging.getLogger(__name__)
@@ -100,4 +101,6 @@ async def activate_version(request: Request) -> Response:
     except ServiceError as error:
         return _to(request, "admin:run", error=str(error), version_id=version_id)
     state.models.invalidate()
+    # Until the new version's lists exist, requests compute; they are ready in seconds to a minute.
+    keep_in_background(sessions=state.sessions, store=state.store, version_id=version_id)
     return _to(request, "admin:overview")

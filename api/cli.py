@@ -186,17 +186,14 @@ def _keep_lists(
 ) -> None:
     from sqlalchemy import func, select
 
-    from api.recommend.kept import keep_lists
+    from api.recommend.kept import keep_version_lists
     from api.recommend.models import KeptList
-    from api.versions.registry import load_active_model
-    from api.versions.service import get_version
 
-    with sessions() as session:
-        if only_missing:
+    if only_missing:
+        with sessions() as session:
             count = select(func.count()).where(KeptList.model_version_id == version_id)
             if session.execute(count).scalar_one():
                 return
-        model = load_active_model(get_version(session=session, version_id=version_id))
 
     def progress(done: int, total: int) -> None:
         if not quiet:
@@ -207,7 +204,7 @@ def _keep_lists(
             )
 
     started = time.monotonic()
-    stored = keep_lists(sessions=sessions, store=store, model=model, progress=progress)
+    stored = keep_version_lists(sessions=sessions, store=store, version_id=version_id, progress=progress)
     print(f"kept the recommendations of {stored} users in {time.monotonic() - started:.1f} s")
 
 

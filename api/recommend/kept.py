@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,7 +33,8 @@ from api.recommend.models import KeptList
 from api.recommend.service import NO_FILTERS, Filters, Recommended, memo_key, rank_for_user, require_model
 from api.users.models import User
 from api.vectors.store import VectorStore
-from api.versions.registry import ActiveModel
+from api.versions.registry import ActiveModel, load_active_model
+from api.versions.service import get_version
 
 log = logging.getLogger(__name__)
 KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the list
@@ -81,6 +83,33 @@ def kept_recommendations(
         return found
     key = memo_key(model, user_id, fresh, limit, filters, exclude_rated)
     return memo.get(key, lambda newest: model.model.time_key(newest, now))
+
+
+def keep_version_lists(
+    *,
+    sessions: sessionmaker,
+    store: VectorStore,
+    version_id: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Load a version's model and keep every user's list for it (keep_lists); return how many were stored."""
+    with sessions() as session:
+        model = load_active_model(get_version(session=session, version_id=version_id))
+    return keep_lists(sessions=sessions, store=store, model=model, progress=progress)
+
+
+def keep_in_background(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> threading.Thread:
+    """Start keep_version_lists in a daemon thread (after the dashboard activates a version)."""
+
+    def run() -> None:
+        try:
+            keep_version_lists(sessions=sessions, store=store, version_id=version_id)
+        except Exception:  # requests compute until the lists exist; nothing is lost
+            log.exception("keeping the recommendations of version %d failed", version_id)
+
+    thread = threading.Thread(target=run, name=f"keep-lists-v{version_id}", daemon=True)
+    thread.start()
+    return thread
 
 
 def keep_lists(

@@ -108,8 +108,31 @@ def test_retrain_watch_activate_in_a_real_browser(server: str, browser_stack: St
             expect(page.locator("#active-model")).to_contain_text(f"Version {version_id}")
             page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
+            assert _kept_lists_appear(browser_stack, version_id), "activation kept no recommendation lists"
+
             page.goto(f"{server}/admin/playground?user_id=1&movie_id=1")
             expect(page.locator("#recommended li")).to_have_count(10)
             page.screenshot(path=str(shots / "playground.png"), full_page=True)
         finally:
             browser.close()
+
+
+def _kept_lists_appear(stack: Stack, version_id: int, timeout: float = 60.0) -> bool:
+    """Return whether the activated version's kept lists are written (in the background) within timeout."""
+    from sqlalchemy import func, select
+
+    from api.db import make_engine
+    from api.recommend.models import KeptList
+
+    engine = make_engine(stack.settings.resolved_database_url)
+    count = select(func.count()).where(KeptList.model_version_id == version_id)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                if connection.execute(count).scalar_one() > 0:
+                    return True
+            time.sleep(0.5)
+        return False
+    finally:
+        engine.dispose()
