@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 from api.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# One API process per core, up to 4 (each holds its own model, about 400 MB).
+DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
+WORKERS_HELP = (
+    f"API processes, sharing the port and one Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
+)
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -464,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the GraphQL API with uvicorn")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=WORKERS_HELP)
     serve.set_defaults(handler=cmd_serve)
 
     up = commands.add_parser(
@@ -480,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--epochs", type=int, help="epochs when training (default: the model's)")
     up.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     up.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    up.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    up.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=WORKERS_HELP)
     up.set_defaults(handler=cmd_up)
 
     schema = commands.add_parser(
