@@ -16,6 +16,7 @@ the workers reach it through its unix socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -130,9 +131,12 @@ def _run_worker(
 ) -> None:
     config = uvicorn.Config(app, factory=True, log_config=log_config, access_log=access_log)
     if loads is None:
-        uvicorn.Server(config).run(sockets=[sock])
+        server, sockets = uvicorn.Server(config), [sock]
     else:
-        BalancedServer(config, listener=sock, loads=loads, index=index).run()
+        server, sockets = BalancedServer(config, listener=sock, loads=loads, index=index), None
+    # uvicorn re-raises Ctrl-C once it has shut down gracefully: nothing is left to do then.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
 
 
 def serve(
@@ -203,6 +207,8 @@ def _supervise(
     try:
         while not stopping:
             time.sleep(0.5)
+            if stopping:  # Ctrl-C reaches the whole process group, the Lite server included
+                break
             if lite is not None and not _lite_alive(lite):
                 log.error("the Milvus Lite server stopped; stopping the workers")
                 raise ServeError("the Milvus Lite server stopped")
