@@ -2,11 +2,14 @@
 
 It loads the same model version's movie vectors and answers GET /top?user=N with the ten movies of
 highest inner product with a query vector, as JSON: no GraphQL, no database, no Milvus.
+
+    python bench/baseline_app.py PORT WORKERS   # served like the API (api/server.py)
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,3 +33,14 @@ def create_app() -> Starlette:
         return JSONResponse([{"movieId": int(ids[i]), "score": float(scores[i])} for i in best])
 
     return Starlette(routes=[Route("/top", top)])
+
+
+if __name__ == "__main__":
+    from api.server import serve
+    from api.settings import Settings
+
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    # A Milvus server URI: the supervisor then starts no Milvus Lite, which this app does not use.
+    settings = Settings(milvus_uri="http://127.0.0.1:1")
+    serve(settings, host="127.0.0.1", port=port, workers=workers, log_config=None, access_log=False,
+          app="bench.baseline_app:create_app")  # fmt: skip

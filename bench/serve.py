@@ -1,12 +1,15 @@
 """Serving throughput: the GraphQL `recommendations` query against a numpy brute-force ceiling.
 
-Builds (or reuses) a MySQL database with the dataset imported and a model trained and active,
-starts the API with uvicorn, drives it with wrk at --connections concurrent connections (random
-known users, limit 10; a 3 s warm-up with other users first), then does the same with the
-recommendation cache off (every request encodes and searches) and to a plain Starlette route that
-ranks the same movie vectors with numpy (bench/baseline_app.py). Reports the share of requests
-answered from kept lists, and Milvus-only search and user-encode latency measured in-process.
-Needs `wrk` (Debian package). Writes bench/results/serve.json; server logs go to the work dir.
+Builds (or reuses) a MySQL database with the dataset imported, a model trained and active and the
+users' kept lists computed, starts the API with `movierec serve --workers N`, drives it with wrk
+at --connections concurrent connections (random known users, limit 10; a 3 s warm-up with other
+users first), then does the same with keeping off (MOVIEREC_RECOMMENDATION_CACHE_SIZE=0: every
+request reads, encodes and searches) and to a plain Starlette route that ranks the same movie
+vectors with numpy (bench/baseline_app.py), served by the same supervisor both as one process
+with numpy's default BLAS threads and as N processes with one thread each; the faster of the two
+is the ceiling. Reports the share of requests answered from kept lists, and Milvus-only search
+and user-encode latency measured in-process. Needs `wrk` (Debian package). Writes
+bench/results/serve.json; server logs go to the work dir.
 
     python bench/serve.py --data-dir ../shared/datasets/ml-1m-head
 """
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +87,15 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> None:
     engine.dispose()
     if active and not args.fresh:
         print("reusing the active model of a previous run (--fresh to rebuild)")
+        engine = create_engine(env["MOVIEREC_DATABASE_URL"])
+        with engine.connect() as connection:
+            kept = connection.execute(
+                text("SELECT COUNT(*) FROM kept_recommendations k "
+                     "JOIN model_versions v ON v.id = k.model_version_id WHERE v.is_active")
+            ).scalar_one()  # fmt: skip
+        engine.dispose()
+        if not kept:
+            subprocess.run([*movierec, "versions", "keep", "-q"], env=env, check=True)
         return
     subprocess.run([*movierec, "data", "import", "--source", args.data_dir, "-q"], env=env, check=True)
     subprocess.run([*movierec, "train", "--epochs", str(args.epochs), "-q"], env=env, check=True)
@@ -135,7 +148,7 @@ def cache_lookups(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text_ = response.read().decode()
     found = re.findall(r'^movierec_recommendation_cache_total\{result="(\w+)"\} ([\d.e+]+)$', text_, re.M)
-    return {"hit": 0.0, "miss": 0.0} | {result: float(count) for result, count in found}
+    return {"hit": 0.0, "kept": 0.0, "miss": 0.0} | {result: float(count) for result, count in found}
 
 
 def in_process_latencies(env: dict[str, str], samples: int = 500) -> dict[str, float]:
@@ -232,6 +245,7 @@ def main() -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
     parser.add_argument("--measure-latencies", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_latencies:
@@ -263,45 +277,35 @@ def main() -> None:
         .splitlines()[-1]
     )
     graphql_url = f"http://127.0.0.1:{args.port}/graphql"
+    top_url = f"http://127.0.0.1:{args.port}/top"
     script = LUA.replace("USERS", str(users))
+    baseline_script = LUA_BASELINE.replace("USERS", str(users))
+    api = [sys.executable, "-m", "api.cli", "serve", "--port", str(args.port), "--workers", str(args.workers)]
+    baseline = [sys.executable, "bench/baseline_app.py", str(args.port)]
+    one_blas_thread = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     targets = (
-        ("recommendations", "api.app:create_app", graphql_url, script, {}),
-        # Every request encodes and searches: no list kept from an earlier request of the same user.
-        (
-            "recommendations_uncached",
-            "api.app:create_app",
-            graphql_url,
-            script,
-            {"MOVIEREC_RECOMMENDATION_CACHE_SIZE": "0"},
-        ),
-        (
-            "baseline",
-            "bench.baseline_app:create_app",
-            f"http://127.0.0.1:{args.port}/top",
-            LUA_BASELINE.replace("USERS", str(users)),
-            {},
-        ),
-    )
+        ("recommendations", api, graphql_url, script, {}),
+        # Every request reads, encodes and searches: no kept list, no memo.
+        ("recommendations_uncached", api, graphql_url, script, {"MOVIEREC_RECOMMENDATION_CACHE_SIZE": "0"}),
+        ("baseline_1_process", [*baseline, "1"], top_url, baseline_script, {}),
+        (f"baseline_{args.workers}_processes", [*baseline, str(args.workers)], top_url, baseline_script,
+         one_blas_thread),
+    )  # fmt: skip
     results = {}
     log = (Path(args.work_dir) / "server.log").open("w")
-    for name, module, url, lua, extra in targets:
+    metrics_dir = Path(args.work_dir) / "metrics"
+    for name, command, url, lua, extra in targets:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                module,
-                "--factory",
-                "--port",
-                str(args.port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env={**env, "MOVIEREC_BENCH_VERSION_DIR": version_dir, **extra},
+            command,
+            # Every worker's counters summed in /metrics (prometheus_client's multiprocess mode).
+            env={**env, "MOVIEREC_BENCH_VERSION_DIR": version_dir,
+                 "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **extra},
             cwd=ROOT,
-            stderr=log,  # the API's one JSON line per request, and anything that goes wrong
-        )
+            stdout=log,  # the API's one JSON line per request, and anything that goes wrong
+            stderr=log,
+        )  # fmt: skip
         try:
             graphql = url == graphql_url
             wait_ready(f"http://127.0.0.1:{args.port}/readyz" if graphql else f"{url}?user=1")
@@ -310,18 +314,25 @@ def main() -> None:
             results[name] = run_wrk(url, lua, args.connections, args.duration, seed=2)
             if graphql:
                 after = cache_lookups(args.port)
-                hits = after["hit"] - before.get("hit", 0)
-                total = hits + after["miss"] - before.get("miss", 0)
-                results[name]["cache_hit_rate"] = round(hits / total, 3) if total else 0.0
+                counts = {k: after[k] - before.get(k, 0) for k in after}
+                total = sum(counts.values())
+                answered = counts["hit"] + counts["kept"]
+                results[name]["cache_hit_rate"] = round(answered / total, 3) if total else 0.0
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            server.wait(timeout=60)
     log.close()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    ceiling = max(
+        ("baseline_1_process", f"baseline_{args.workers}_processes"), key=lambda n: results[n]["req_per_s"]
+    )
+    results["baseline"] = results[ceiling]
 
     rec, cold, base = results["recommendations"], results["recommendations_uncached"], results["baseline"]
     summary = {
         "dataset": args.data_dir,
         "connections": args.connections,
+        "workers": args.workers,
         "duration_s": args.duration,
         "req_per_s": round(rec["req_per_s"], 1),
         "p50_ms": round(rec["p50_ms"], 2),
@@ -335,19 +346,28 @@ def main() -> None:
         "baseline_req_per_s": round(base["req_per_s"], 1),
         "baseline_p50_ms": round(base["p50_ms"], 2),
         "baseline_p99_ms": round(base["p99_ms"], 2),
+        "baseline_best_of": ceiling,
+        "baseline_1_process_req_per_s": round(results["baseline_1_process"]["req_per_s"], 1),
+        f"baseline_{args.workers}_processes_req_per_s": round(
+            results[f"baseline_{args.workers}_processes"]["req_per_s"], 1
+        ),
         "ratio": round(rec["req_per_s"] / base["req_per_s"], 3),
         "uncached_ratio": round(cold["req_per_s"] / base["req_per_s"], 3),
         **latencies,
     }
-    print(f"\n{'target':<44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'kept':>6}")
+    print(f"\n{'target':<48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'kept':>6}")
     for label, row in (
-        ("GraphQL recommendations (limit 10)", rec),
+        (f"GraphQL recommendations (limit 10, {args.workers} workers)", rec),
         ("  the same, every request computed", cold),
-        ("numpy brute-force top-10 (ceiling)", base),
+        ("numpy brute-force top-10, 1 process", results["baseline_1_process"]),
+        (
+            f"numpy brute-force top-10, {args.workers} processes",
+            results[f"baseline_{args.workers}_processes"],
+        ),
     ):
         kept = f"{row['cache_hit_rate']:.0%}" if "cache_hit_rate" in row else ""
         print(
-            f"{label:<44} {row['req_per_s']:>9.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
+            f"{label:<48} {row['req_per_s']:>9.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} "
             f"{row['errors']:>7} {kept:>6}"
         )
     print(
