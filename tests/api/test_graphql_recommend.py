@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from tests.api.conftest import GraphQL, Stack, build_stack
+from tests.api.conftest import GraphQL, Stack, StatementCounter, build_stack
 from tests.conftest import DatabaseFactory
 
 RECS = "query($u: Int!, $n: Int!) { recommendations(userId: $u, limit: $n) { score movie { id genres year } because { id } } }"
@@ -175,3 +175,24 @@ def test_without_a_model_recommendations_say_model_not_ready(untrained_client: T
     assert gql.data("{ movie(id: 1) { id } }")["movie"]["id"] == 1
     ready = untrained_client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["model"] == "no active model"
+
+
+def test_the_most_rated_movies_are_counted_once_a_minute(
+    stack: Stack, statements: StatementCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting every rating is the slow part of a cold user's list; a process reuses the count."""
+    from api.db import make_engine, make_session_factory
+    from api.recommend import service
+    from api.recommend.service import NO_FILTERS, popular_movies
+
+    engine = make_engine(stack.settings.resolved_database_url)
+    with make_session_factory(engine)() as session:
+        first = popular_movies(session=session, limit=10, filters=NO_FILTERS, exclude=set())
+        counted = statements.count
+        again = popular_movies(session=session, limit=4, filters=NO_FILTERS, exclude={first[0].movie_id})
+        assert statements.count == counted  # answered from the count
+        assert [r.movie_id for r in again] == [r.movie_id for r in first[1:5]]
+        monkeypatch.setattr(service, "POPULAR_MAX_AGE_S", -1.0)  # every count is too old
+        assert popular_movies(session=session, limit=10, filters=NO_FILTERS, exclude=set()) == first
+        assert statements.count > counted
+    engine.dispose()
