@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
 from api.movies.service import MovieCatalogue
-from api.recommend.freshness import FreshnessReader
+from api.recommend.freshness import FreshnessBatcher, FreshnessReader
 from api.recommend.memo import RecommendationMemo
 from api.settings import Settings
 from api.vectors.store import VectorStore
@@ -28,4 +28,8 @@ class AppState:
     models: ModelRegistry
     freshness: FreshnessReader
     memo: RecommendationMemo[list[Recommended]] = field(default_factory=lambda: RecommendationMemo(0))
+    freshness_batches: FreshnessBatcher = field(init=False)
     catalogue: MovieCatalogue = field(default_factory=lambda: MovieCatalogue())
+
+    def __post_init__(self) -> None:
+        self.freshness_batches = FreshnessBatcher(self.freshness)

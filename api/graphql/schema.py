@@ -131,7 +131,7 @@ class Query:
         return movies.genre_names(session=info.context.session)
 
     @strawberry.field(description="A user's top movies, read from their latest ratings at request time.")
-    def recommendations(
+    async def recommendations(
         self,
         info: Info,
         user_id: int,
@@ -141,7 +141,7 @@ class Query:
         year_to: int | None = None,
         exclude_rated: bool = True,
     ) -> list[Recommendation]:
-        return user_recommendations(
+        return await user_recommendations(
             info,
             user_id=user_id,
             limit=check_bound(limit, "limit"),

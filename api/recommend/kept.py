@@ -27,7 +27,7 @@ from api.metrics import STAGE
 from api.movies.models import Movie
 from api.ratings.models import Rating
 from api.ratings.service import RatingRecord
-from api.recommend.freshness import Freshness, FreshnessReader, UserState
+from api.recommend.freshness import Freshness, FreshnessBatcher, UserState
 from api.recommend.memo import LOOKUPS, RecommendationMemo
 from api.recommend.models import KeptList
 from api.recommend.service import NO_FILTERS, Filters, Recommended, memo_key, rank_for_user, require_model
@@ -61,10 +61,10 @@ def from_kept(
     return [Recommended(movie_id, score, because) for movie_id, score, because in items]
 
 
-def kept_recommendations(
+async def kept_recommendations(
     *,
     memo: RecommendationMemo[list[Recommended]],
-    freshness: FreshnessReader,
+    freshness: FreshnessBatcher,
     active: ActiveModel | None,
     user_id: int,
     limit: int,
@@ -72,11 +72,12 @@ def kept_recommendations(
     exclude_rated: bool = True,
 ) -> list[Recommended] | None:
     """Return what recommend_for_user would, from the user's kept list or this process's memo; one
-    database round trip. None means it must be computed (recommend_for_user with the same memo keeps it).
+    database round trip, shared with the requests asking at the same moment. None means it must be
+    computed (recommend_for_user with the same memo keeps it).
     """
     model = require_model(active)
     with STAGE.labels("database").time():
-        fresh = freshness.read(user_id)
+        fresh = await freshness.read(user_id)
     now = int(time.time())
     found = from_kept(model, fresh, limit=limit, filters=filters, exclude_rated=exclude_rated, now=now)
     if found is not None:

@@ -81,7 +81,7 @@ def results(info: Info, found: list[Recommended]) -> list[Recommendation]:
     ]
 
 
-def user_recommendations(
+async def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
     """Answer from the user's kept list or this process's memo when nothing changed (one round trip),
@@ -94,7 +94,9 @@ def user_recommendations(
     }  # fmt: skip
     found = None
     if state.memo.capacity > 0:
-        found = kept_recommendations(memo=state.memo, freshness=state.freshness, active=active, **arguments)
+        found = await kept_recommendations(
+            memo=state.memo, freshness=state.freshness_batches, active=active, **arguments
+        )
     if found is None:
         found = recommend_for_user(
             session=context.session, store=state.store, active=active, memo=state.memo, **arguments

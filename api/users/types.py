@@ -42,9 +42,9 @@ class User:
         return ratings_connection(info, self.id, check_bound(first, "first"), after)
 
     @strawberry.field(description="Recommendations for this user, as the top-level query gives them.")
-    def recommendations(
+    async def recommendations(
         self, info: Info, limit: int = 10
     ) -> list[Annotated[Recommendation, strawberry.lazy("api.recommend.types")]]:
         from api.recommend.types import user_recommendations
 
-        return user_recommendations(info, user_id=self.id, limit=check_bound(limit, "limit"))
+        return await user_recommendations(info, user_id=self.id, limit=check_bound(limit, "limit"))

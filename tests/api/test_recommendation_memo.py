@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import select, text
 from api.db import make_engine, make_session_factory
 from api.errors import NotFound
 from api.ratings.service import rate_movie
-from api.recommend.freshness import FreshnessReader
+from api.recommend.freshness import FreshnessBatcher, FreshnessReader
 from api.recommend.memo import Entry, RecommendationMemo
 from api.users.models import User
 from tests.api.conftest import GraphQL, Stack
@@ -115,3 +116,21 @@ def test_the_freshness_read_replaces_a_connection_the_server_closed(
         connection.execute(text(f"KILL {int(connection_id)}"))
     other.dispose()
     assert reader.read(user) == expected
+
+
+def test_reads_asked_in_the_same_moment_share_one_round_trip(reader: FreshnessReader, stack: Stack) -> None:
+    batcher = FreshnessBatcher(reader)
+    users = [stack.dataset.users[i].id for i in (0, 1, 1)]
+
+    def batches() -> tuple[float, float]:
+        count = REGISTRY.get_sample_value("movierec_freshness_batch_users_count") or 0.0
+        return count, REGISTRY.get_sample_value("movierec_freshness_batch_users_sum") or 0.0
+
+    async def ask() -> list[object]:
+        return await asyncio.gather(*(batcher.read(u) for u in [*users, 10**9]), return_exceptions=True)
+
+    before = batches()
+    *found, unknown = asyncio.run(ask())
+    assert batches() == (before[0] + 1, before[1] + 3)  # one read, of three distinct users
+    assert found == [reader.read(u) for u in users]
+    assert isinstance(unknown, NotFound)
