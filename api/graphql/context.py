@@ -36,7 +36,9 @@ class Context:
         return self._loaders
 
     def active_model(self) -> ActiveModel | None:
-        return self.state.models.get(self.session)
+        """Return the active model; a session is opened only when the registry must look again."""
+        models = self.state.models
+        return models.current if models.is_fresh() else models.get(self.session)
 
     def close(self) -> None:
         if self._session is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, select
@@ -44,8 +44,13 @@ class MovieCatalogue:
         self._records: dict[int, MovieRecord] = {}
         self._lock = threading.Lock()
 
-    def get_many(self, *, session: Session, ids: Sequence[int]) -> dict[int, MovieRecord]:
-        """Return the movies with the given ids, by id (absent ids are left out)."""
+    def get_many(
+        self, *, session: Session | Callable[[], Session], ids: Sequence[int]
+    ) -> dict[int, MovieRecord]:
+        """Return the movies with the given ids, by id (absent ids are left out).
+
+        `session` may be a callable giving one, called only if some movie must be read.
+        """
         now = time.monotonic()
         found: dict[int, MovieRecord] = {}
         missing = set()
@@ -56,6 +61,8 @@ class MovieCatalogue:
             else:
                 found[movie_id] = record
         if missing:
+            if not isinstance(session, Session):
+                session = session()
             rows = session.execute(select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
             fresh = {row.id: MovieRecord(row.id, row.title, row.year, now) for row in rows}
             found.update(fresh)

@@ -61,7 +61,7 @@ def results(info: Info, found: list[Recommended]) -> list[Recommendation]:
     """Return the GraphQL objects of recommendations, titles from the process's catalogue."""
     context = info.context
     ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
-    movies = context.state.catalogue.get_many(session=context.session, ids=list(ids))
+    movies = context.state.catalogue.get_many(session=lambda: context.session, ids=list(ids))
 
     def movie(movie_id: int) -> Movie:
         row = movies.get(movie_id)

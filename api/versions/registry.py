@@ -64,9 +64,18 @@ class ModelRegistry:
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
 
+    @property
+    def current(self) -> ActiveModel | None:
+        """The model as last read (what get returns while is_fresh)."""
+        return self._current
+
+    def is_fresh(self) -> bool:
+        """Return whether the database was read within check_interval."""
+        return time.monotonic() - self._checked_at < self.check_interval
+
     def get(self, session: Session) -> ActiveModel | None:
         """Return the active model (None when no version is active)."""
-        if time.monotonic() - self._checked_at < self.check_interval:
+        if self.is_fresh():
             return self._current
         with self._lock:
             if time.monotonic() - self._checked_at >= self.check_interval:
