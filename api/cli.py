@@ -282,7 +282,11 @@ def serve_log_config(verbose: bool) -> dict[str, object]:
             "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         },
         "handlers": {
-            "access": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stdout"},
+            "access": {
+                "class": "api.metrics.BufferedAccessHandler",
+                "formatter": "line",
+                "stream": "ext://sys.stdout",
+            },
             "default": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
         },
         "loggers": {

@@ -6,9 +6,11 @@ aggregated (prometheus_client's multiprocess mode); /metrics then reports the su
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -54,6 +56,46 @@ def operation_label(context: Any) -> str:
             fields = [s.name.value for s in definition.selection_set.selections if isinstance(s, FieldNode)]
             return "+".join(sorted(set(fields))[:3]) or "anonymous"
     return "unknown"
+
+
+class BufferedAccessHandler(logging.StreamHandler):
+    """The access log's handler: lines go through the stream's buffer, flushed at most every
+    `interval` seconds (by a background thread when traffic stops) and on close, as nginx's
+    buffered access_log does. A write per request was about 3% of a worker's time under load;
+    a crash loses at most `interval` seconds of access lines, and warnings are not written here.
+    """
+
+    def __init__(self, stream: Any = None, interval: float = 1.0) -> None:
+        super().__init__(stream)
+        self.interval = interval
+        self._flushed = time.monotonic()
+        self._ticker: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="access-log-flush", daemon=True)
+            self._ticker.start()
+        super().emit(record)
+
+    def flush(self) -> None:  # StreamHandler.emit calls this after every line
+        if time.monotonic() - self._flushed >= self.interval:
+            self.flush_now()
+
+    def flush_now(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            if self.stream is not None and hasattr(self.stream, "flush"):
+                self.stream.flush()
+            self._flushed = time.monotonic()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.flush_now()
+        super().close()
+
+    def _tick(self) -> None:
+        while not self._closed.wait(self.interval):
+            self.flush_now()
 
 
 class RequestMetrics(SchemaExtension):

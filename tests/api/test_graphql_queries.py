@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.api.conftest import GraphQL, Stack, StatementCounter
@@ -210,3 +212,37 @@ def test_responses_carry_security_headers(gql: GraphQL) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+class _CountingStream:
+    def __init__(self) -> None:
+        self.text, self.flushes = "", 0
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_the_access_log_is_flushed_in_batches_and_on_close() -> None:
+    import logging
+
+    from api.cli import serve_log_config
+    from api.metrics import BufferedAccessHandler
+
+    assert serve_log_config(False)["handlers"]["access"]["class"] == "api.metrics.BufferedAccessHandler"
+    stream = _CountingStream()
+    handler = BufferedAccessHandler(stream, interval=3600)
+    for i in range(100):
+        handler.emit(logging.LogRecord("api.access", logging.INFO, __file__, 1, f"line {i}", None, None))
+    assert stream.text.count("\n") == 100 and stream.flushes == 0  # written to the buffer, not flushed
+    handler.close()
+    assert stream.flushes == 1
+    quick = BufferedAccessHandler(stream := _CountingStream(), interval=0.05)
+    quick.emit(logging.LogRecord("api.access", logging.INFO, __file__, 1, "alone", None, None))
+    deadline = time.monotonic() + 5
+    while stream.flushes == 0 and time.monotonic() < deadline:  # no more traffic: the ticker flushes
+        time.sleep(0.01)
+    assert stream.flushes >= 1
+    quick.close()
