@@ -245,7 +245,7 @@ def stack_env(args: argparse.Namespace, **extra: str) -> tuple[str, dict[str, st
 def main() -> None:
     parser = stack_parser(__doc__)
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per target and round")
-    parser.add_argument("--rounds", type=int, default=3, help="turns of API and ceilings (medians reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="turns of API and ceilings (medians reported)")
     parser.add_argument(
         "--epochs", type=int, default=2, help="epochs of the model served (speed, not quality)"
     )
