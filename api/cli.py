@@ -307,7 +307,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
-    print(f"serving GraphQL on http://{args.host}:{args.port}/graphql ({args.workers} workers)", flush=True)
+    banner = f"serving GraphQL on http://{args.host}:{args.port}/graphql ({args.workers} workers)"
     try:
         serve(
             settings,
@@ -316,6 +316,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             log_config=serve_log_config(args.verbose),
             access_log=args.verbose,
+            on_listening=lambda: print(banner, flush=True),
         )
     except ServeError as error:
         raise CommandError(str(error)) from None
@@ -451,12 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train)
 
-    versions = commands.add_parser("versions", help="model versions: list, activate, delete")
+    versions = commands.add_parser("versions", help="model versions: list, activate, keep, delete")
     version_commands = versions.add_subparsers(dest="versions_command", required=True, metavar="ACTION")
     version_commands.add_parser("list", help="every training run, newest first (* = active)").set_defaults(
         handler=cmd_versions_list
     )
-    act = version_commands.add_parser("activate", help="build the version's Milvus collection and serve it")
+    act = version_commands.add_parser(
+        "activate", help="build the version's Milvus collection, serve it and keep its users' lists"
+    )
     act.add_argument("version", type=int, help="version id")
     act.set_defaults(handler=cmd_versions_activate)
     keep = version_commands.add_parser(

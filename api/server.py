@@ -24,7 +24,7 @@ import select
 import signal
 import socket
 import time
-from collections.abc import MutableSequence
+from collections.abc import Callable, MutableSequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -148,9 +148,15 @@ def serve(
     log_config: dict[str, Any] | None,
     access_log: bool,
     app: str = APP,
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
-    """Serve the app factory `app` until interrupted; with workers > 1, restart any worker that dies."""
+    """Serve the app factory `app` until interrupted; with workers > 1, restart any worker that dies.
+
+    on_listening is called once the port is bound (a port already taken raises ServeError before).
+    """
     sock = listen_socket(host, port)
+    if on_listening is not None:
+        on_listening()
     if workers <= 1:
         _run_worker(app, sock, log_config, access_log)
         return

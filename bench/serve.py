@@ -21,6 +21,7 @@ server logs go to the work dir.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -293,8 +294,10 @@ def main() -> None:
     metrics_dir = Path(args.work_dir) / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
 
+    servers_started = itertools.count()
+
     def start(command: list[str], extra: dict[str, str]) -> subprocess.Popen[bytes]:
-        directory = metrics_dir / str(len(list(metrics_dir.glob("*"))) if metrics_dir.exists() else 0)
+        directory = metrics_dir / str(next(servers_started))
         directory.mkdir(parents=True)
         return subprocess.Popen(
             command,
@@ -321,7 +324,7 @@ def main() -> None:
 
     results: dict[str, dict[str, float]] = {}
     rounds: list[dict[str, dict[str, float]]] = []
-    targets: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
+    servers: list[subprocess.Popen[bytes]] = []
     try:
         # Every request reads, encodes and searches: no kept list, no memo. Measured once, on its own.
         uncached = start([*api, str(port)], {"MOVIEREC_RECOMMENDATION_CACHE_SIZE": "0"})
@@ -334,35 +337,30 @@ def main() -> None:
             uncached.wait(timeout=60)
         # The API and both ceilings run side by side, each idle while another is measured; they take
         # turns for --rounds rounds, so a slower or faster minute of the machine falls on all of them.
-        targets |= {
-            "recommendations": (port, start([*api, str(port)], {})),
-            "baseline_1_process": (port + 1, start([*baseline, str(port + 1), "1"], {})),
-            base_n: (port + 2, start([*baseline, str(port + 2), str(args.workers)], one_blas_thread)),
+        servers += [
+            start([*api, str(port)], {}),
+            start([*baseline, str(port + 1), "1"], {}),
+            start([*baseline, str(port + 2), str(args.workers)], one_blas_thread),
+        ]
+        ceilings = {
+            "baseline_1_process": f"http://127.0.0.1:{port + 1}/top",
+            base_n: f"http://127.0.0.1:{port + 2}/top",
         }
         wait_ready(f"http://127.0.0.1:{port}/readyz")
-        for name, (at, _server) in targets.items():
-            if name != "recommendations":
-                wait_ready(f"http://127.0.0.1:{at}/top?user=1")
-            url = (
-                f"http://127.0.0.1:{at}/graphql"
-                if name == "recommendations"
-                else f"http://127.0.0.1:{at}/top"
-            )
-            run_wrk(
-                url, script if name == "recommendations" else baseline_script, args.connections, 3, seed=1
-            )
+        run_wrk(f"http://127.0.0.1:{port}/graphql", script, args.connections, 3, seed=1)
+        for url in ceilings.values():
+            wait_ready(f"{url}?user=1")
+            run_wrk(url, baseline_script, args.connections, 3, seed=1)
         for _ in range(args.rounds):
             turn = {"recommendations": measure_api(port, args.duration)}
-            for name in ("baseline_1_process", base_n):
-                at = targets[name][0]
-                turn[name] = run_wrk(f"http://127.0.0.1:{at}/top", baseline_script, args.connections,
-                                     args.duration, seed=2)  # fmt: skip
+            for name, url in ceilings.items():
+                turn[name] = run_wrk(url, baseline_script, args.connections, args.duration, seed=2)
             turn["ceiling"] = max(turn["baseline_1_process"], turn[base_n], key=lambda r: r["req_per_s"])
             rounds.append(turn)
     finally:
-        for _at, server in targets.values():
+        for server in servers:
             server.terminate()
-        for _at, server in targets.values():
+        for server in servers:
             server.wait(timeout=60)
         log.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -374,15 +372,16 @@ def main() -> None:
 
     for name in ("recommendations", "baseline_1_process", base_n, "ceiling"):
         results[name] = median_of(name)
-    api_runs = [turn["recommendations"] for turn in rounds]
-    lookups = sum(r["lookups"] for r in api_runs)
-    results["recommendations"]["cache_hit_rate"] = (
-        round(sum(r["answered"] for r in api_runs) / lookups, 3) if lookups else 0.0
+
+    def answered_share(runs: list[dict[str, float]]) -> float:
+        lookups = sum(r["lookups"] for r in runs)
+        return round(sum(r["answered"] for r in runs) / lookups, 3) if lookups else 0.0
+
+    results["recommendations"]["cache_hit_rate"] = answered_share(
+        [turn["recommendations"] for turn in rounds]
     )
-    cold_lookups = results["recommendations_uncached"]["lookups"]
-    results["recommendations_uncached"]["cache_hit_rate"] = (
-        round(results["recommendations_uncached"]["answered"] / cold_lookups, 3) if cold_lookups else 0.0
-    )
+    cold = results["recommendations_uncached"]
+    cold["cache_hit_rate"] = answered_share([cold])
     ratios = [turn["recommendations"]["req_per_s"] / turn["ceiling"]["req_per_s"] for turn in rounds]
     uncached_ratio = results["recommendations_uncached"]["req_per_s"] / results["ceiling"]["req_per_s"]
     results["baseline"] = results["ceiling"]

@@ -4,8 +4,9 @@ It reads the user's ratings version, the catalogue's newest movie and the user's
 (api/recommend/models.py) together. It runs on every `recommendations` request, so it costs one
 round trip and nothing else: its own small pool of autocommit connections (no transaction to
 roll back when done, no snapshot left on a pooled connection), no ping before use (a connection
-found dead is replaced and the read tried once more), a statement compiled once, and no column
-the answer does not need (the driver parses a descriptor per column, per request).
+found dead is replaced and the read tried once more), a statement compiled once per number of
+users read together, and no column the answer does not need (the driver parses a descriptor per
+column, per request).
 """
 
 from __future__ import annotations
@@ -32,9 +33,16 @@ BATCH = Histogram(
 )
 _users, _kept = User.__table__.c, KeptList.__table__.c
 NEWEST_MOVIE = select(func.max(Movie.id)).scalar_subquery()
-USER_STATE = select(
-    _users.gender, _users.age, _users.occupation_id, _users.zip_code, _users.ratings_version, NEWEST_MOVIE
-).where(_users.id == bindparam("user_id"))
+# The fields of UserState, in order.
+USER_STATE_COLUMNS = (
+    _users.gender,
+    _users.age,
+    _users.occupation_id,
+    _users.zip_code,
+    _users.ratings_version,
+    NEWEST_MOVIE,
+)
+USER_STATE = select(*USER_STATE_COLUMNS).where(_users.id == bindparam("user_id"))
 FRESHNESS_COLUMNS = (
     _users.id,
     _users.ratings_version,

@@ -19,15 +19,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import sessionmaker
 
 from api.db import utcnow
 from api.metrics import STAGE
-from api.movies.models import Movie
 from api.ratings.models import Rating
 from api.ratings.service import RatingRecord
-from api.recommend.freshness import Freshness, FreshnessBatcher, UserState
+from api.recommend.freshness import USER_STATE_COLUMNS, Freshness, FreshnessBatcher, UserState
 from api.recommend.memo import LOOKUPS, RecommendationMemo
 from api.recommend.models import KeptList
 from api.recommend.service import NO_FILTERS, Filters, Recommended, memo_key, rank_for_user, require_model
@@ -133,12 +132,7 @@ def keep_lists(
         ids = user_ids[start : start + CHUNK]
         now = int(time.time())
         with sessions.begin() as session:
-            newest_movie = session.execute(select(func.max(Movie.id))).scalar_one()
-            users = session.execute(
-                select(User.id, User.gender, User.age, User.occupation_id, User.zip_code)
-                .add_columns(User.ratings_version)
-                .where(User.id.in_(ids))
-            ).all()  # fmt: skip
+            users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
             records: dict[int, list[RatingRecord]] = defaultdict(list)
             rows = session.execute(
                 select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at)
@@ -148,10 +142,10 @@ def keep_lists(
             for user_id, movie_id, stars, rated_at in rows:
                 records[user_id].append(RatingRecord(movie_id, stars, rated_at))
             kept = []
-            for user_id, gender, age, occupation_id, zip_code, ratings_version in users:
+            for user_id, *columns in users:
                 if not records[user_id]:
                     continue  # no ratings: the popular movies, read at request time
-                state = UserState(gender, age, occupation_id, zip_code, ratings_version, newest_movie)
+                state = UserState(*columns)
                 found, newest = rank_for_user(
                     session=session, store=store, model=model, user_id=user_id, user=state,
                     records=records[user_id], limit=KEPT_LIMIT, filters=NO_FILTERS, exclude_rated=True,
@@ -161,8 +155,8 @@ def keep_lists(
                     {
                         "user_id": user_id,
                         "model_version_id": model.version_id,
-                        "ratings_version": ratings_version,
-                        "newest_movie": newest_movie,
+                        "ratings_version": state.ratings_version,
+                        "newest_movie": state.newest_movie,
                         "time_key": model.model.time_key(newest, now),
                         "newest_rating": newest,
                         "items": json.dumps([[r.movie_id, r.score, r.because] for r in found]),
