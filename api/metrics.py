@@ -23,7 +23,6 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.extensions import SchemaExtension
 
 from api.graphql.errors import code_and_message
 from api.recommend.memo import LOOKUPS as CACHE_LOOKUPS
@@ -98,23 +97,17 @@ class BufferedAccessHandler(logging.StreamHandler):
             self.flush_now()
 
 
-class RequestMetrics(SchemaExtension):
-    """Counts and times every operation and writes one JSON access-log line for it."""
-
-    def on_operation(self) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        elapsed = time.perf_counter() - started
-        context = self.execution_context
-        label = operation_label(context)
-        result = context.result
-        errors = getattr(result, "errors", None) or context.pre_execution_errors or []
-        status = "error" if errors else "ok"
-        REQUESTS.labels(label, status).inc()
-        LATENCY.labels(label).observe(elapsed)
-        codes = sorted({code_and_message(e)[0] for e in errors})
-        access_log.info(json.dumps({"operation": label, "name": context.operation_name, "status": status,
-                                    "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip
+def record_operation(context: Any, elapsed: float) -> None:
+    """Count and time a finished operation (a Strawberry execution context) and write its access-log line."""
+    label = operation_label(context)
+    result = context.result
+    errors = getattr(result, "errors", None) or context.pre_execution_errors or []
+    status = "error" if errors else "ok"
+    REQUESTS.labels(label, status).inc()
+    LATENCY.labels(label).observe(elapsed)
+    codes = sorted({code_and_message(e)[0] for e in errors})
+    access_log.info(json.dumps({"operation": label, "name": context.operation_name, "status": status,
+                                "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip
 
 
 class ModelCollector(Collector):

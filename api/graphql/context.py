@@ -1,9 +1,10 @@
-"""The per-operation context: one database session, the shared state and fresh DataLoaders."""
+"""The per-operation context: one database session (closed by api.graphql.operation), the shared
+state and fresh DataLoaders."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import strawberry
 from sqlalchemy.orm import Session
@@ -11,9 +12,6 @@ from sqlalchemy.orm import Session
 from api.graphql.loaders import Loaders
 from api.state import AppState
 from api.versions.registry import ActiveModel
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 
 @dataclass
@@ -47,13 +45,3 @@ class Context:
 
 
 Info = strawberry.Info[Context, Any]
-
-
-class SessionPerOperation(strawberry.extensions.SchemaExtension):
-    """Closes the operation's session when the operation ends, whatever happened."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        context = self.execution_context.context
-        if isinstance(context, Context):
-            context.close()

@@ -6,16 +6,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
-from strawberry.extensions.max_aliases import create_validator as alias_limit
-from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
+from graphql import GraphQLError
 from strawberry.types import ExecutionContext
 
 from api.errors import BadUserInput, NotFound
-from api.graphql.context import Info, SessionPerOperation
+from api.graphql.context import Info
+from api.graphql.operation import OperationHooks
 from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
-from api.metrics import RequestMetrics
 from api.movies import service as movies
 from api.movies.types import Movie
 from api.ratings import service as ratings
@@ -31,16 +28,6 @@ from api.recommend.types import (
 from api.users import service as users
 from api.users.types import User
 from ml.encoder import MovieFeatures
-
-MAX_DEPTH = 8
-MAX_ALIASES = 30
-MAX_TOKENS = 2_000
-# Built once: the validation cache keys on the rule classes, and the stock limiter extensions make
-# new classes per request, which would turn every validation into a miss.
-LIMIT_RULES: list[type[ASTValidationRule]] = [
-    depth_limit(MAX_DEPTH, should_ignore=None),
-    alias_limit(MAX_ALIASES),
-]
 
 
 @strawberry.type(description="A page of movies.")
@@ -258,12 +245,5 @@ def build_schema() -> strawberry.Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[
-            SessionPerOperation,
-            RequestMetrics,
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: AddValidationRules(LIMIT_RULES),
-            ParserCache,
-            ValidationCache,
-        ],
+        extensions=[OperationHooks],
     )

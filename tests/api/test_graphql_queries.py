@@ -123,6 +123,18 @@ def test_depth_and_alias_limits_refuse_expensive_queries(gql: GraphQL) -> None:
     assert gql.error_code(deep) == "QUERY_TOO_EXPENSIVE"
     aliases = "{ " + " ".join(f"m{i}: movie(id: 1) {{ id }}" for i in range(200)) + " }"
     assert gql.error_code(aliases) == "QUERY_TOO_EXPENSIVE"
+    # Within the depth and alias limits, but more tokens than MAX_TOKENS: refused while parsing.
+    tokens = "{ " + " ".join(f"m{i}: movie(id: 1) {{ {' '.join(['id'] * 100)} }}" for i in range(25)) + " }"
+    assert gql.error_code(tokens) == "QUERY_TOO_EXPENSIVE"
+
+
+def test_every_operation_gives_its_database_connection_back(gql: GraphQL) -> None:
+    """The operation's session is closed when it ends: after success, a client error and a refusal."""
+    pool = gql.client.app_state["movierec"].engine.pool
+    gql.data("{ movie(id: 1) { title } genres }")
+    assert gql.error_code("{ movie(id: 999999) { title } }") == "NOT_FOUND"
+    assert gql.error_code("{ movie(id: 1) { nonsense } }") == "GRAPHQL_VALIDATION_FAILED"
+    assert pool.checkedout() == 0
 
 
 def test_malformed_queries_get_codes_not_traces(gql: GraphQL) -> None:
