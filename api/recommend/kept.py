@@ -12,13 +12,13 @@ Exact search returns the top `limit` as the first `limit` of the top KEPT_LIMIT.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
+import orjson
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import sessionmaker
 
@@ -56,7 +56,7 @@ def from_kept(
     ):
         return None
     KEPT.inc()
-    items = json.loads(kept.items)[:limit]
+    items = orjson.loads(kept.items)[:limit]
     return [Recommended(movie_id, score, because) for movie_id, score, because in items]
 
 
@@ -159,7 +159,7 @@ def keep_lists(
                         "newest_movie": state.newest_movie,
                         "time_key": model.model.time_key(newest, now),
                         "newest_rating": newest,
-                        "items": json.dumps([[r.movie_id, r.score, r.because] for r in found]),
+                        "items": orjson.dumps([[r.movie_id, r.score, r.because] for r in found]).decode(),
                         "computed_at": utcnow(),
                     }
                 )
