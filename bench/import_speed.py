@@ -148,7 +148,7 @@ def main() -> None:
     (RESULTS / "import_speed.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
-def _without_ratings(dataset):  # type: ignore[no-untyped-def]
+def _without_ratings(dataset):
     import numpy as np
 
     from ml.movielens import Dataset, Ratings

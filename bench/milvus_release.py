@@ -19,6 +19,7 @@ import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def main() -> None:
         top[np.argsort(-scores[top])]
         numpy_times.append(time.perf_counter() - started)
 
-    row = {
+    row: dict[str, Any] = {
         "milvus_lite": version("milvus-lite"), "pymilvus": version("pymilvus"), "movies": MOVIES, "dim": DIM,
         "insert_s": round(insert_s, 3), "search_p50_ms": percentile_ms(plain, 50),
         "search_p99_ms": percentile_ms(plain, 99), "filtered_p50_ms": percentile_ms(filtered, 50),

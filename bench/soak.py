@@ -2,8 +2,9 @@
 
 80% recommendations, 15% movie and user reads, 5% rateMovie, at --connections concurrent clients
 for --duration seconds against the database and model that bench/serve.py prepares (run it once
-first). Every acknowledged rateMovie is looked up in MySQL afterwards; the server's resident
-memory is read at the start (after a warm-up) and at the end. Writes bench/results/soak.json.
+first), served as deployed (`movierec serve --workers N`). Every acknowledged rateMovie is looked up
+in MySQL afterwards; the resident memory of the server's processes is read at the start (after a
+warm-up) and at the end. Writes bench/results/soak.json.
 
     python bench/serve.py --duration 5      # once: database, import, model
     python bench/soak.py
@@ -36,10 +37,22 @@ RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: 
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    """Return the resident memory of a process and all its descendants (workers, Milvus Lite), in KiB."""
+    children: dict[int, list[int]] = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:  # the process ended meanwhile
+            continue
+        children.setdefault(int(fields["PPid"]), []).append(int(fields["Pid"]))
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        stack.extend(children.get(current, []))
+        for line in Path(f"/proc/{current}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
 
 
 async def soak(url: str, users: list[int], movies: list[int], connections: int, duration: float) -> dict:
@@ -94,6 +107,7 @@ def main() -> None:
     parser = stack_parser(__doc__)
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
     args = parser.parse_args()
 
     db_url, env = stack_env(args)
@@ -105,9 +119,8 @@ def main() -> None:
 
     url = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--port", str(args.port),
-         "--log-level", "warning", "--no-access-log"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "api.cli", "serve", "--workers", str(args.workers), "--port", str(args.port)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL,  # the access log
     )  # fmt: skip
     try:
         wait_ready(f"{url}/readyz")
@@ -130,7 +143,7 @@ def main() -> None:
         after = connection.execute(text("SELECT COUNT(*) FROM ratings")).scalar_one()
     engine.dispose()
     summary = {
-        **result, "duration_s": args.duration, "connections": args.connections,
+        **result, "duration_s": args.duration, "connections": args.connections, "workers": args.workers,
         "acknowledged_ratings": len(acknowledged), "lost_ratings": len(acknowledged) - present,
         "ratings_before": before, "ratings_after": after, "rss_start_mib": round(rss_start / 1024, 1),
         "rss_end_mib": round(rss_end / 1024, 1), "memory_growth": round((rss_end - rss_start) / rss_start, 4),

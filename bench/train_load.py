@@ -1,9 +1,10 @@
 """API throughput while the dashboard retrains: wrk on GraphQL `recommendations`, idle and during training.
 
 Uses the MySQL database and model of bench/serve.py (movierec_bench_serve; built on first use), starts
-the API with uvicorn, measures req/s idle, then signs in to the dashboard, starts a retrain (the real
-worker process) and measures again while it trains. Prints both, the ratio (target >= 0.5) and the
-machine's load average; writes bench/results/train_load.json. Needs `wrk`.
+the API as deployed (`movierec serve --workers N`), measures req/s idle, then signs in to the
+dashboard, starts a retrain (the real training process) and measures again while it trains. Prints
+both, the ratio (target >= 0.5) and the machine's load average; writes
+bench/results/train_load.json. Needs `wrk`.
 
     python bench/train_load.py --data-dir ../shared/datasets/ml-1m-head
 """
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -42,8 +44,8 @@ def start_retrain(base: str, epochs: int) -> tuple[httpx.Client, int]:
     return client, int(match.group(1))
 
 
-def progress(client: httpx.Client, version_id: int) -> dict[str, object]:
-    run: dict[str, object] = client.get(f"/admin/runs/{version_id}/progress").json()
+def progress(client: httpx.Client, version_id: int) -> dict[str, Any]:
+    run: dict[str, Any] = client.get(f"/admin/runs/{version_id}/progress").json()
     return run
 
 
@@ -54,6 +56,7 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=8, help="epochs of the retrain under load")
     parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
     args = parser.parse_args()
     db_url, env = stack_env(args, MOVIEREC_ADMIN_PASSWORD=PASSWORD)
     prepare(args, env)
@@ -64,47 +67,38 @@ def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     url, script = f"{base}/graphql", LUA.replace("USERS", str(users))
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:create_app",
-            "--factory",
-            "--port",
-            str(args.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+        [sys.executable, "-m", "api.cli", "serve", "--workers", str(args.workers), "--port", str(args.port)],
         env=env,
         cwd=ROOT,
+        stdout=subprocess.DEVNULL,  # the access log
     )
     try:
         wait_ready(f"{base}/readyz")
-        run_wrk(url, script, args.connections, 3)  # warm-up
+        run_wrk(url, script, args.connections, 3, seed=1)  # warm-up
         load_idle = os.getloadavg()[0]
-        idle = run_wrk(url, script, args.connections, args.duration)
+        idle = run_wrk(url, script, args.connections, args.duration, seed=2)
         client, version_id = start_retrain(base, args.train_epochs)
         deadline = time.monotonic() + 600
         while True:  # measure once the worker trains (its data loading is over)
             run = progress(client, version_id)
-            step = (run.get("progress") or {}).get("step")  # type: ignore[union-attr]
+            step = (run.get("progress") or {}).get("step")
             if run["status"] == "running" and step:
                 break
             assert run["status"] in ("queued", "running"), run
             assert time.monotonic() < deadline, "training did not start"
             time.sleep(1)
         load_training = os.getloadavg()[0]
-        busy = run_wrk(url, script, args.connections, args.duration)
+        busy = run_wrk(url, script, args.connections, args.duration, seed=3)
         after = progress(client, version_id)
         assert after["status"] == "running", f"training ended during the measurement: {after['status']}"
     finally:
-        server.terminate()  # stops the worker too; the run is recorded as failed (interrupted)
+        server.terminate()  # stops the training too; the run is recorded as failed (interrupted)
         server.wait(timeout=60)
     ratio = busy["req_per_s"] / idle["req_per_s"]
     summary = {
         "dataset": args.data_dir,
         "connections": args.connections,
+        "workers": args.workers,
         "duration_s": args.duration,
         "idle_req_per_s": round(idle["req_per_s"], 1),
         "idle_p99_ms": round(idle["p99_ms"], 2),
@@ -112,7 +106,7 @@ def main() -> None:
         "training_p99_ms": round(busy["p99_ms"], 2),
         "errors": idle["errors"] + busy["errors"],
         "ratio": round(ratio, 3),
-        "training_percent_at_end": (after.get("progress") or {}).get("percent"),  # type: ignore[union-attr]
+        "training_percent_at_end": (after.get("progress") or {}).get("percent"),
         "load_average_1m_before": round(load_idle, 2),
         "load_average_1m_training": round(load_training, 2),
         "cpus": os.cpu_count(),
