@@ -20,6 +20,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import secrets
 import select
 import signal
 import socket
@@ -31,7 +32,7 @@ from typing import Any
 
 import uvicorn
 
-from api.settings import Settings
+from api.settings import MIN_SESSION_SECRET, Settings
 from api.vectors.store import is_embedded
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ def serve(
         _run_worker(app, sock, log_config, access_log)
         return
     sock.listen(BACKLOG)
+    _share_session_secret(settings)
     lite = _start_lite(settings.resolved_milvus_uri)
     try:
         _supervise(app, sock, workers, log_config, access_log, lite)
@@ -170,6 +172,13 @@ def serve(
             from milvus_lite.server_manager import server_manager_instance
 
             server_manager_instance.release_server(lite)
+
+
+def _share_session_secret(settings: Settings) -> None:
+    """Give every worker the same dashboard session key when development generates one: a key per
+    worker would sign a cookie that the other workers refuse, signing operators out at random."""
+    if len(settings.session_secret.get_secret_value()) < MIN_SESSION_SECRET:
+        os.environ["MOVIEREC_SESSION_SECRET"] = secrets.token_urlsafe(32)  # read by the workers' Settings
 
 
 def _start_lite(uri: str) -> str | None:

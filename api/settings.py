@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_SESSION_SECRET = 16  # characters of MOVIEREC_SESSION_SECRET, required outside development
 PLACEHOLDER_PASSWORDS = frozenset({"", "change-me", "changeme", "admin", "password", "secret"})
 
 
@@ -43,7 +44,8 @@ class Settings(BaseSettings):
     session_secret: SecretStr = Field(
         SecretStr(""),
         description="key that signs dashboard session cookies; required outside development "
-        "(development generates one per start, which signs everybody out on restart)",
+        "(development generates one per start, shared by the workers of `movierec serve`, which "
+        "signs everybody out on restart)",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to call the API (none by default)"
@@ -66,9 +68,13 @@ class Settings(BaseSettings):
                 "MOVIEREC_ADMIN_PASSWORD must be set to a real password outside development "
                 "(only MOVIEREC_ENVIRONMENT=development runs without one)"
             )
-        if self.environment != "development" and len(self.session_secret.get_secret_value()) < 16:
+        if (
+            self.environment != "development"
+            and len(self.session_secret.get_secret_value()) < MIN_SESSION_SECRET
+        ):
             raise SettingsError(
-                "MOVIEREC_SESSION_SECRET must be set (16 characters or more) outside development"
+                f"MOVIEREC_SESSION_SECRET must be set ({MIN_SESSION_SECRET} characters or more) "
+                "outside development"
             )
         return self
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 from milvus_lite.server_manager import server_manager_instance
 
@@ -71,7 +73,7 @@ def _post(url: str, query: str) -> dict:
         return json.loads(response.read())
 
 
-def test_two_workers_share_one_milvus_lite_and_stop_cleanly(
+def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
     stack = build_stack(database_factory, tmp_path, train=True)
@@ -81,13 +83,14 @@ def test_two_workers_share_one_milvus_lite_and_stop_cleanly(
     port = _free_port()
     env = {
         **os.environ,
-        "MOVIEREC_ENVIRONMENT": "test",
+        # Development with no session key: the supervisor generates one key for all the workers.
+        "MOVIEREC_ENVIRONMENT": "development",
         "MOVIEREC_DATABASE_URL": settings.resolved_database_url,
         "MOVIEREC_MILVUS_URI": settings.resolved_milvus_uri,
         "MOVIEREC_MODEL_DIR": str(settings.resolved_model_dir),
         "MOVIEREC_VAR_DIR": str(tmp_path),
         "MOVIEREC_ADMIN_PASSWORD": "test-password-1",
-        "MOVIEREC_SESSION_SECRET": "test-session-secret-0123456789",
+        "MOVIEREC_SESSION_SECRET": "",
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
@@ -116,6 +119,16 @@ def test_two_workers_share_one_milvus_lite_and_stop_cleanly(
         assert all("errors" not in a for a in answers)
         assert len({json.dumps(a) for a in answers}) == 1  # every worker gives the same list
         assert len(answers[0]["data"]["recommendations"]) == 10
+        # Signed in once, still signed in whichever worker takes each new connection.
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", limits=httpx.Limits(max_keepalive_connections=0)
+        ) as browser:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/admin/login").text)
+            assert token
+            browser.post("/admin/login", data={"password": "test-password-1", "csrf_token": token.group(1)})
+            pages = [browser.get("/admin/") for _ in range(20)]
+        assert [p.status_code for p in pages] == [200] * 20
+        assert all("csrf_token" in p.text for p in pages)
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=60)[0].decode()
