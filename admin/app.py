@@ -20,7 +20,7 @@ from admin import actions, views
 from admin.auth import RequireLogin, csrf_token, signed_in_user
 from admin.throttle import SignInThrottle
 from admin.worker import reap_interrupted, stop_training
-from api.settings import MIN_SESSION_SECRET, Settings
+from api.settings import Settings
 from api.state import AppState
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,11 @@ def session_secret(settings: Settings) -> str:
 
     Settings already refuse to start without one outside development.
     """
-    secret = settings.session_secret.get_secret_value()
-    return secret if len(secret) >= MIN_SESSION_SECRET else secrets.token_urlsafe(32)
+    return (
+        settings.session_secret.get_secret_value()
+        if settings.has_session_secret
+        else secrets.token_urlsafe(32)
+    )
 
 
 def _context(request: Request) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from typing import Any
 
 import uvicorn
 
-from api.settings import MIN_SESSION_SECRET, Settings
-from api.vectors.store import is_embedded
+from api.settings import Settings
+from api.vectors.store import is_lite_file
 
 log = logging.getLogger(__name__)
 APP = "api.app:create_app"
@@ -177,13 +177,13 @@ def serve(
 def _share_session_secret(settings: Settings) -> None:
     """Give every worker the same dashboard session key when development generates one: a key per
     worker would sign a cookie that the other workers refuse, signing operators out at random."""
-    if len(settings.session_secret.get_secret_value()) < MIN_SESSION_SECRET:
+    if not settings.has_session_secret:
         os.environ["MOVIEREC_SESSION_SECRET"] = secrets.token_urlsafe(32)  # read by the workers' Settings
 
 
 def _start_lite(uri: str) -> str | None:
-    """Start the Lite server of an embedded URI and point the workers at its socket; None for a server URI."""
-    if not is_embedded(uri) or uri.startswith("unix:"):
+    """Start the Lite server of a Lite file and point the workers at its socket; None for any other URI."""
+    if not is_lite_file(uri):
         return None
     from milvus_lite.server_manager import server_manager_instance
 

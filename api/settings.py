@@ -68,15 +68,18 @@ class Settings(BaseSettings):
                 "MOVIEREC_ADMIN_PASSWORD must be set to a real password outside development "
                 "(only MOVIEREC_ENVIRONMENT=development runs without one)"
             )
-        if (
-            self.environment != "development"
-            and len(self.session_secret.get_secret_value()) < MIN_SESSION_SECRET
-        ):
+        if self.environment != "development" and not self.has_session_secret:
             raise SettingsError(
                 f"MOVIEREC_SESSION_SECRET must be set ({MIN_SESSION_SECRET} characters or more) "
                 "outside development"
             )
         return self
+
+    @property
+    def has_session_secret(self) -> bool:
+        """Return whether MOVIEREC_SESSION_SECRET is long enough to sign sessions (else development
+        generates one)."""
+        return len(self.session_secret.get_secret_value()) >= MIN_SESSION_SECRET
 
     @cached_property
     def resolved_database_url(self) -> str:

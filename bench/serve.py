@@ -217,7 +217,13 @@ def stack_parser(doc: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-serve"))
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
     return parser
+
+
+def serve_command(args: argparse.Namespace, port: int) -> list[str]:
+    """Return the command that serves the API as deployed, with --workers processes."""
+    return [sys.executable, "-m", "api.cli", "serve", "--workers", str(args.workers), "--port", str(port)]
 
 
 def stack_env(args: argparse.Namespace, **extra: str) -> tuple[str, dict[str, str]]:
@@ -248,7 +254,6 @@ def main() -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
     parser.add_argument("--measure-latencies", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_latencies:
@@ -282,7 +287,6 @@ def main() -> None:
     script = LUA_RECOMMENDATIONS.replace("USERS", str(users))
     baseline_script = LUA_BASELINE.replace("USERS", str(users))
     port = args.port
-    api = [sys.executable, "-m", "api.cli", "serve", "--workers", str(args.workers), "--port"]
     baseline = [sys.executable, "bench/baseline_app.py"]
     one_blas_thread = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base_n = f"baseline_{args.workers}_processes"
@@ -323,7 +327,7 @@ def main() -> None:
     servers: list[subprocess.Popen[bytes]] = []
     try:
         # Every request reads, encodes and searches: no kept list, no memo. Measured once, on its own.
-        uncached = start([*api, str(port)], {"MOVIEREC_RECOMMENDATION_CACHE_SIZE": "0"})
+        uncached = start(serve_command(args, port), {"MOVIEREC_RECOMMENDATION_CACHE_SIZE": "0"})
         try:
             wait_ready(f"http://127.0.0.1:{port}/readyz")
             run_wrk(f"http://127.0.0.1:{port}/graphql", script, args.connections, 3, seed=1)
@@ -334,7 +338,7 @@ def main() -> None:
         # The API and both ceilings run side by side, each idle while another is measured; they take
         # turns for --rounds rounds, so a slower or faster minute of the machine falls on all of them.
         servers += [
-            start([*api, str(port)], {}),
+            start(serve_command(args, port), {}),
             start([*baseline, str(port + 1), "1"], {}),
             start([*baseline, str(port + 2), str(args.workers)], one_blas_thread),
         ]
@@ -403,9 +407,7 @@ def main() -> None:
         "baseline_p99_ms": round(base["p99_ms"], 2),
         "baseline_best_of": ceiling,
         "baseline_1_process_req_per_s": round(results["baseline_1_process"]["req_per_s"], 1),
-        f"baseline_{args.workers}_processes_req_per_s": round(
-            results[f"baseline_{args.workers}_processes"]["req_per_s"], 1
-        ),
+        f"{base_n}_req_per_s": round(results[base_n]["req_per_s"], 1),
         "ratio": round(float(np.median(ratios)), 3),
         "ratio_per_round": [round(r, 3) for r in ratios],
         "rounds": args.rounds,
@@ -417,10 +419,7 @@ def main() -> None:
         (f"GraphQL recommendations (limit 10, {args.workers} workers)", rec),
         ("  the same, every request computed", cold),
         ("numpy brute-force top-10, 1 process", results["baseline_1_process"]),
-        (
-            f"numpy brute-force top-10, {args.workers} processes",
-            results[f"baseline_{args.workers}_processes"],
-        ),
+        (f"numpy brute-force top-10, {args.workers} processes", results[base_n]),
     ):
         kept = f"{row['cache_hit_rate']:.0%}" if "cache_hit_rate" in row else ""
         print(

@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.serve import ROOT, stack_env, stack_parser, wait_ready
+from bench.serve import ROOT, serve_command, stack_env, stack_parser, wait_ready
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score movie { id title } } }"
@@ -107,7 +107,6 @@ def main() -> None:
     parser = stack_parser(__doc__)
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
     args = parser.parse_args()
 
     db_url, env = stack_env(args)
@@ -119,7 +118,7 @@ def main() -> None:
 
     url = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--workers", str(args.workers), "--port", str(args.port)],
+        serve_command(args, args.port),
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL,  # the access log
     )  # fmt: skip
     try:

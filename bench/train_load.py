@@ -24,7 +24,17 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.serve import LUA, RESULTS, ROOT, prepare, run_wrk, stack_env, stack_parser, wait_ready
+from bench.serve import (
+    LUA,
+    RESULTS,
+    ROOT,
+    prepare,
+    run_wrk,
+    serve_command,
+    stack_env,
+    stack_parser,
+    wait_ready,
+)
 
 PASSWORD = "bench-password-1"
 
@@ -56,7 +66,6 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=8, help="epochs of the retrain under load")
     parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
     parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
     args = parser.parse_args()
     db_url, env = stack_env(args, MOVIEREC_ADMIN_PASSWORD=PASSWORD)
     prepare(args, env)
@@ -67,7 +76,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     url, script = f"{base}/graphql", LUA.replace("USERS", str(users))
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--workers", str(args.workers), "--port", str(args.port)],
+        serve_command(args, args.port),
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,  # the access log

@@ -73,10 +73,15 @@ class CollectionStats:
     load_state: str = "unknown"
 
 
+def is_lite_file(uri: str) -> bool:
+    """Return whether uri is a Milvus Lite file, whose server the process opening it starts."""
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
 def is_embedded(uri: str) -> bool:
     """Return whether uri is Milvus Lite: its file, or the unix socket of the Lite server that
     `movierec serve --workers` starts (api/server.py), rather than a Milvus server."""
-    return uri.startswith("unix:") or not uri.startswith(("http://", "https://", "tcp://"))
+    return uri.startswith("unix:") or is_lite_file(uri)
 
 
 class VectorStore:
@@ -107,7 +112,7 @@ class VectorStore:
             self._client.close()
         except Exception:  # the old connection may be as dead as its server
             log.debug("closing the old Milvus client failed", exc_info=True)
-        if is_embedded(self.uri) and not self.uri.startswith("unix:"):  # a socket's server is its parent's
+        if is_lite_file(self.uri):  # a socket's server belongs to the process that started it
             from milvus_lite.server_manager import server_manager_instance
 
             server_manager_instance.release_server(self.uri)
