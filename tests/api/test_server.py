@@ -1,4 +1,5 @@
-"""`movierec serve`: listening sockets that keep TCP_NODELAY, and several workers sharing one Milvus Lite."""
+"""`movierec serve`: listening sockets that keep TCP_NODELAY, and uvicorn's workers sharing one Milvus
+Lite, one session key and one set of metrics."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from milvus_lite.server_manager import server_manager_instance
+from prometheus_client.mmap_dict import MmapedDict
 
 from api.server import ServeError, listen_socket
 from tests.api.conftest import build_stack
@@ -91,7 +93,9 @@ def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
         "MOVIEREC_VAR_DIR": str(tmp_path),
         "MOVIEREC_ADMIN_PASSWORD": "test-password-1",
         "MOVIEREC_SESSION_SECRET": "",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
+    (tmp_path / "metrics").mkdir()
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -119,6 +123,24 @@ def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
         assert all("errors" not in a for a in answers)
         assert len({json.dumps(a) for a in answers}) == 1  # every worker gives the same list
         assert len(answers[0]["data"]["recommendations"]) == 10
+        # Both workers answered (each counted some in its own file), and one scrape counts them all.
+        answered_by = {
+            path.stem: sum(
+                value
+                for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))
+                if key.startswith('["movierec_graphql_requests"')  # a counter's name without _total
+            )
+            for path in (tmp_path / "metrics").glob("counter_*.db")
+        }
+        assert len(answered_by) == 2 and all(answered_by.values()), answered_by
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            scraped = response.read().decode()
+        counted = re.search(
+            r'^movierec_graphql_requests_total\{operation="recommendations",status="ok"\} ([\d.]+)$',
+            scraped,
+            re.M,
+        )
+        assert counted and float(counted.group(1)) == 20, scraped
         # Signed in once, still signed in whichever worker takes each new connection.
         with httpx.Client(
             base_url=f"http://127.0.0.1:{port}", limits=httpx.Limits(max_keepalive_connections=0)
@@ -133,5 +155,5 @@ def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=60)[0].decode()
     assert server.returncode == 0, output
-    assert "serving with 2 workers" in output
+    assert "(2 workers)" in output
     assert not list(tmp_path.glob(".milvus.db.lock")), "the Lite server was not released"
