@@ -15,8 +15,8 @@ from api.dataimport.upsert import upsert_statement
 from api.db import from_epoch
 from api.movies.models import Genre, Movie, movie_genres
 from api.ratings.models import Rating
+from api.ratings.writes import upsert_ratings
 from api.users.models import User
-from api.users.service import bump_ratings_version
 from ml.movielens import Dataset
 
 log = logging.getLogger(__name__)
@@ -90,17 +90,9 @@ def import_dataset(
                 )
     _write(session, movie_genres, link_rows, ["movie_id", "genre_id"], [], batch_size, report)
 
-    _write(
-        session,
-        Rating.__table__,
-        _rating_rows(dataset),
-        ["user_id", "movie_id"],
-        ["rating", "rated_at"],
-        batch_size,
-        report,
-    )
-    # Serving keeps recommendations per ratings version: the imported users' may have changed.
-    bump_ratings_version(session=session, user_ids=np.unique(dataset.ratings.user_id).tolist())
+    ratings = _rating_rows(dataset)
+    upsert_ratings(session=session, rows=ratings, batch_size=batch_size, report=report)
+    log.info("upserted %d rows into ratings", len(ratings))
     return count_rows(session=session)
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from api.dataimport.upsert import upsert_statement
 from api.db import utcnow
 from api.errors import BadUserInput, NotFound
 from api.movies.models import Movie
 from api.ratings.models import Rating
-from api.users.service import bump_ratings_version, get_user
+from api.ratings.writes import delete_rating_row, upsert_ratings
+from api.users.service import get_user
 
 
 @dataclass(frozen=True)
@@ -63,18 +63,12 @@ def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: int) ->
         "rating": rating,
         "rated_at": utcnow().replace(microsecond=0),
     }
-    statement = upsert_statement(
-        session.connection(), Rating.__table__, ["user_id", "movie_id"], ["rating", "rated_at"]
-    )
-    session.execute(statement, [values])
-    bump_ratings_version(session=session, user_ids=[user_id])
+    upsert_ratings(session=session, rows=[values])
     return Rating(**values)
 
 
 def delete_rating(*, session: Session, user_id: int, movie_id: int) -> bool:
     """Delete the user's rating of the movie; raise NotFound when there is none."""
-    result = session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if not delete_rating_row(session=session, user_id=user_id, movie_id=movie_id):
         raise NotFound(f"user {user_id} has not rated movie {movie_id}")
-    bump_ratings_version(session=session, user_ids=[user_id])
     return True

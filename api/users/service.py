@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import BadUserInput, NotFound
@@ -24,18 +24,6 @@ def get_user(*, session: Session, user_id: int) -> User:
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
     return user
-
-
-def bump_ratings_version(*, session: Session, user_ids: Sequence[int]) -> None:
-    """Mark the users' ratings as changed, in the caller's transaction (see User.ratings_version)."""
-    for start in range(0, len(user_ids), 1000):
-        chunk = list(user_ids[start : start + 1000])
-        session.execute(
-            update(User)
-            .where(User.id.in_(chunk))
-            .values(ratings_version=User.ratings_version + 1)
-            .execution_options(synchronize_session=False)
-        )
 
 
 def occupation_names(*, session: Session) -> dict[int, str]:

@@ -1,0 +1,77 @@
+"""Every write of a user's ratings bumps their ratings version, through the one module that writes
+ratings (api/ratings/writes.py): the API's rate and delete, and the import. (The dashboard writes
+no ratings.) A kept list's fingerprint reads that version, so none of them can leave a list current."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.dataimport.service import import_dataset
+from api.db import make_engine, make_session_factory
+from api.users.models import User
+from ml.movielens import load_dataset
+from tests.api.conftest import GraphQL, Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITES = ROOT / "api" / "ratings" / "writes.py"
+# Statements that change the ratings table, through the ORM, Core or SQL text, and the table handed
+# to any helper (a batch writer, say) other than a count.
+RATING_WRITE = re.compile(
+    r"(insert|update|delete)\(\s*Rating\b|session\.add(_all)?\(\s*Rating\(|(?<!count\()Rating\.__table__"
+    r"|(INSERT\s+INTO|UPDATE|DELETE\s+FROM|REPLACE\s+INTO)\s+`?ratings\b",
+    re.IGNORECASE,
+)
+
+
+def _versions(sessions: sessionmaker, user_ids: list[int]) -> dict[int, int]:
+    with sessions() as session:
+        rows = session.execute(select(User.id, User.ratings_version).where(User.id.in_(user_ids)))
+        return {user_id: version for user_id, version in rows}
+
+
+def test_no_other_module_writes_ratings() -> None:
+    writers = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for package in ("api", "admin", "ml")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != WRITES
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if RATING_WRITE.search(line)
+    ]
+    assert writers == []
+    assert RATING_WRITE.search(WRITES.read_text(encoding="utf-8"))  # the pattern sees a real write
+
+
+def test_rate_and_delete_through_the_api_bump_the_version(gql: GraphQL, stack: Stack) -> None:
+    engine = make_engine(stack.settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    user, movie = stack.dataset.users[50].id, stack.dataset.movies[250].id
+    rate = (
+        "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
+    )
+    delete = "mutation($u: Int!, $m: Int!) { deleteRating(userId: $u, movieId: $m) }"
+    start = _versions(sessions, [user])[user]
+    gql.data(rate, u=user, m=movie, r=4)
+    assert _versions(sessions, [user])[user] == start + 1
+    gql.data(rate, u=user, m=movie, r=2)  # a changed rating
+    assert _versions(sessions, [user])[user] == start + 2
+    gql.data(delete, u=user, m=movie)
+    assert _versions(sessions, [user])[user] == start + 3
+    assert gql.error_code(delete, u=user, m=movie) == "NOT_FOUND"  # nothing changed: rolled back
+    assert _versions(sessions, [user])[user] == start + 3
+    engine.dispose()
+
+
+def test_an_import_bumps_every_user_it_writes_ratings_for(session: Session, sample_dir: Path) -> None:
+    dataset = load_dataset(sample_dir)
+    import_dataset(session=session, dataset=dataset)
+    raters = sorted({int(u) for u in dataset.ratings.user_id.tolist()})
+    first = dict(session.execute(select(User.id, User.ratings_version)).all())
+    import_dataset(session=session, dataset=dataset)
+    second = dict(session.execute(select(User.id, User.ratings_version)).all())
+    assert [u for u in first if second[u] != first[u]] == raters
+    assert all(second[u] == first[u] + 1 for u in raters)
