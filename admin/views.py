@@ -107,7 +107,7 @@ def playground(request: Request) -> Response:
                     session=session, store=state.store, active=active, user_id=user_id, limit=10
                 )
                 context["recent"] = recent
-                context["recommended"] = recs
+                context["recommended"] = recs.found
             if movie_id is not None:
                 context["similar"] = similar_movies(
                     session=session, store=state.store, active=active, movie_id=movie_id, limit=10

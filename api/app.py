@@ -3,7 +3,6 @@ resources live in the lifespan."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -11,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+from anyio import CapacityLimiter, to_thread
 from cross_web import HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -33,8 +33,6 @@ from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
 from api.metrics import metrics_endpoint
-from api.recommend.freshness import FreshnessReader
-from api.recommend.memo import RecommendationMemo
 from api.settings import Settings
 from api.state import AppState
 from api.vectors.store import VectorStore
@@ -44,17 +42,8 @@ log = logging.getLogger(__name__)
 
 
 class GraphQLApp(GraphQL):
-    """Strawberry's ASGI view with our context, error codes and admission control.
-
-    Resolvers use synchronous sessions, and operations interleave at every DataLoader await; if
-    more operations were in flight than the pool has connections, a checkout would block the
-    event loop that the connection holders need to finish. At most `max_operations` run at once;
-    the rest wait without blocking.
-    """
-
-    def __init__(self, *args: Any, max_operations: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.admission = asyncio.Semaphore(max_operations)
+    """Strawberry's ASGI view with our context and error codes. Resolvers run their blocking work in
+    worker threads (api.graphql.context.Context.run), so the event loop is never held."""
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         return Context(state=request.state.movierec)
@@ -86,8 +75,7 @@ class GraphQLApp(GraphQL):
             await super().__call__(scope, receive, send)
             return
         try:
-            async with self.admission:
-                response = await self.run(Request(scope=scope, receive=receive))
+            response = await self.run(Request(scope=scope, receive=receive))
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             return
         except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
@@ -167,14 +155,15 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-GRAPHQL_CONCURRENCY = 8  # operations in flight per process; each holds one pooled connection
-POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside the GraphQL operations
+WORKER_THREADS = 8  # blocking calls in flight per process (api.graphql.context.Context.run)
+POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside the worker threads
 
 
 def build_state(settings: Settings) -> AppState:
-    """Return the shared resources: engine, session factory, Milvus client and model registry."""
+    """Return the shared resources: engine, session factory, Milvus client, model registry and the
+    worker threads' limiter (one pooled connection per thread, so no thread waits on the pool)."""
     engine = make_engine(
-        settings.resolved_database_url, pool_size=GRAPHQL_CONCURRENCY + POOL_HEADROOM, max_overflow=4
+        settings.resolved_database_url, pool_size=WORKER_THREADS + POOL_HEADROOM, max_overflow=4
     )
     if settings.var_dir and not settings.milvus_uri:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -184,8 +173,7 @@ def build_state(settings: Settings) -> AppState:
         sessions=make_session_factory(engine),
         store=VectorStore(settings.resolved_milvus_uri),
         models=ModelRegistry(),
-        freshness=FreshnessReader(settings.resolved_database_url),
-        memo=RecommendationMemo(settings.recommendation_cache_size),
+        threads=CapacityLimiter(WORKER_THREADS),
     )
 
 
@@ -208,6 +196,14 @@ async def healthz(_request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     state: AppState = request.state.movierec
+    checks = await to_thread.run_sync(_readiness, state, limiter=state.threads)
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
+
+
+def _readiness(state: AppState) -> dict[str, str]:
     checks: dict[str, str] = {}
     try:
         with state.sessions() as session:
@@ -219,10 +215,7 @@ async def readyz(request: Request) -> Response:
         checks["database"] = "unavailable"
         checks.setdefault("model", "unknown")
     checks["milvus"] = "ok" if state.store.ping() else "unavailable"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
-    )
+    return checks
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -237,16 +230,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield {"movierec": state}
         finally:
+            await state.drain()
             admin_shutdown()
             state.store.close()
             state.engine.dispose()
-            state.freshness.dispose()
 
     graphql = GraphQLApp(
         build_schema(),
         graphql_ide="graphiql" if settings.environment == "development" else None,
         allow_queries_via_get=False,
-        max_operations=GRAPHQL_CONCURRENCY,
     )
     middleware = [
         # GraphiQL (development only) loads its scripts from a CDN, so the strict CSP waits for production.

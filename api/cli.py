@@ -173,7 +173,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def _activate(
     settings: Settings, sessions: sessionmaker, version_id: int, *, keep: str = "always", quiet: bool = False
 ) -> None:
-    """Activate a version, then compute the users' kept lists: "always", or "missing" (none yet)."""
+    """Activate a version, then compute the users' kept lists: "always", or "missing" (the table is empty)."""
     from api.vectors.store import VectorStore
     from api.versions.activation import activate
 
@@ -194,10 +194,9 @@ def _keep_lists(
     from api.recommend.kept import keep_version_lists
     from api.recommend.models import KeptList
 
-    if only_missing:
+    if only_missing:  # lists of another version only make their users' next requests compute
         with sessions() as session:
-            count = select(func.count()).where(KeptList.model_version_id == version_id)
-            if session.execute(count).scalar_one():
+            if session.execute(select(func.count()).select_from(KeptList)).scalar_one():
                 return
 
     def progress(done: int, total: int) -> None:

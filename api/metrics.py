@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from anyio import to_thread
 from graphql import FieldNode, OperationDefinitionNode
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -25,7 +26,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.graphql.errors import code_and_message
-from api.recommend.memo import LOOKUPS as CACHE_LOOKUPS
 from api.state import AppState
 from api.versions.models import ModelVersion
 
@@ -40,6 +40,9 @@ STAGE = Histogram(
     "movierec_recommendation_stage_seconds", "Time of each recommendation stage", ["stage"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
 )  # fmt: skip
+ANSWERS = Counter(
+    "movierec_recommendation_answers_total", "User recommendations by how they were answered", ["source"]
+)  # source: kept (a current kept list) or computed
 
 
 def operation_label(context: Any) -> str:
@@ -145,7 +148,9 @@ async def metrics_endpoint(request: Request) -> Response:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         MultiProcessCollector(registry)
     else:
-        for collector in (REQUESTS, LATENCY, STAGE, CACHE_LOOKUPS):
+        for collector in (REQUESTS, LATENCY, STAGE, ANSWERS):
             registry.register(collector)
     registry.register(ModelCollector(state))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    # Reading the workers' files and the database blocks: in a worker thread, as every request's I/O.
+    body = await to_thread.run_sync(generate_latest, registry, limiter=state.threads)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -50,11 +50,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to call the API (none by default)"
     )
-    recommendation_cache_size: int = Field(
-        20_000,
-        ge=0,
-        description="users whose recommendations a serving process keeps while their ratings, the "
-        "catalogue and the model stay the same (0: recompute every time)",
+    kept_lists: bool = Field(
+        True,
+        description="answer from and store users' kept recommendation lists (false: compute every "
+        "request and store nothing, to measure the computed path)",
     )
     max_body_bytes: int = Field(65_536, ge=1024, description="largest request body the API accepts")
     import_batch_size: int = Field(20_000, ge=100, description="rows per INSERT batch when importing")

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.movies.service import MovieCatalogue
-from api.recommend.freshness import FreshnessBatcher, FreshnessReader
-from api.recommend.memo import RecommendationMemo
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 
-if TYPE_CHECKING:
-    from api.recommend.service import Recommended
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,10 +26,27 @@ class AppState:
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry
-    freshness: FreshnessReader
-    memo: RecommendationMemo[list[Recommended]] = field(default_factory=lambda: RecommendationMemo(0))
-    freshness_batches: FreshnessBatcher = field(init=False)
-    catalogue: MovieCatalogue = field(default_factory=lambda: MovieCatalogue())
+    threads: CapacityLimiter  # worker threads running blocking work, one pooled connection each
+    catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
+    _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
-    def __post_init__(self) -> None:
-        self.freshness_batches = FreshnessBatcher(self.freshness)
+    def in_background(self, work: Callable[[Session], None]) -> None:
+        """Run work(session) in one transaction in a worker thread, after the request has its answer."""
+
+        def call() -> None:
+            with self.sessions.begin() as session:
+                work(session)
+
+        task = asyncio.create_task(to_thread.run_sync(call, limiter=self.threads))
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background write failed: %s", task.exception())
+
+    async def drain(self) -> None:
+        """Wait for the background writes still running (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

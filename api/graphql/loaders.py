@@ -1,9 +1,10 @@
-"""DataLoaders, built per operation: every relation is fetched in one statement per batch."""
+"""DataLoaders, built per operation: every relation is fetched in one statement per batch, in a
+worker thread (api.graphql.context.Context.run)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 from strawberry.dataloader import DataLoader
@@ -18,32 +19,30 @@ from api.movies.service import (
 from api.users.models import User
 from api.users.service import occupation_names, users_by_ids
 
-K = TypeVar("K")
 V = TypeVar("V")
+Run = Callable[[Callable[[Session], Any]], Awaitable[Any]]
 
 
-def _loader(
-    session: Session, fetch: Callable[..., dict[int, V]], default: Callable[[], V | None]
-) -> DataLoader:
+def _loader(run: Run, fetch: Callable[..., dict[int, V]], default: Callable[[], V | None]) -> DataLoader:
     async def load(keys: Sequence[int]) -> list[V | None]:
-        found = fetch(session=session, ids=list(keys))
+        found = await run(lambda session: fetch(session=session, ids=list(keys)))
         return [found.get(k, default()) for k in keys]
 
     return DataLoader(load_fn=load)
 
 
 class Loaders:
-    def __init__(self, session: Session, catalogue: MovieCatalogue) -> None:
-        self.movie: DataLoader[int, MovieRecord | None] = _loader(session, catalogue.get_many, lambda: None)
-        self.genres: DataLoader[int, list[str]] = _loader(session, genres_by_movie, list)
+    def __init__(self, run: Run, catalogue: MovieCatalogue) -> None:
+        self.movie: DataLoader[int, MovieRecord | None] = _loader(run, catalogue.get_many, lambda: None)
+        self.genres: DataLoader[int, list[str]] = _loader(run, genres_by_movie, list)
         self.rating_stats: DataLoader[int, RatingStats] = _loader(
-            session, rating_stats_by_movie, lambda: RatingStats(None, 0)
+            run, rating_stats_by_movie, lambda: RatingStats(None, 0)
         )
-        self.user: DataLoader[int, User | None] = _loader(session, users_by_ids, lambda: None)
-        self._session = session
+        self.user: DataLoader[int, User | None] = _loader(run, users_by_ids, lambda: None)
+        self._run = run
         self._occupations: dict[int, str] | None = None
 
-    def occupation_name(self, occupation_id: int) -> str:
+    async def occupation_name(self, occupation_id: int) -> str:
         if self._occupations is None:
-            self._occupations = occupation_names(session=self._session)
+            self._occupations = await self._run(lambda session: occupation_names(session=session))
         return self._occupations.get(occupation_id, "")

@@ -5,8 +5,7 @@ manager per overridden hook, found by inspecting the class), so six small extens
 served request more than one that does all of their work. OperationHooks does:
 - the cost limits: at most MAX_TOKENS tokens parsed, depth and alias rules added to validation;
 - parse and validation caching (Strawberry's ParserCache and ValidationCache, inherited);
-- metrics and the access-log line (api.metrics.record_operation);
-- closing the operation's database session, whatever happened.
+- metrics and the access-log line (api.metrics.record_operation).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 
-from api.graphql.context import Context
 from api.metrics import record_operation
 
 MAX_DEPTH = 8
@@ -34,18 +32,13 @@ LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
 
 
 class OperationHooks(ParserCache, ValidationCache):
-    """Limits, caches (each of Strawberry's default size), metrics and session cleanup of one
-    operation (see the module docstring)."""
+    """Limits, caches (each of Strawberry's default size) and metrics of one operation (see the
+    module docstring)."""
 
     def on_operation(self) -> Iterator[None]:
         execution = self.execution_context
         execution.parse_options["max_tokens"] = MAX_TOKENS
         execution.validation_rules = execution.validation_rules + LIMIT_RULES
         started = time.perf_counter()
-        try:
-            yield
-            record_operation(execution, time.perf_counter() - started)
-        finally:
-            context = execution.context
-            if isinstance(context, Context):
-                context.close()
+        yield
+        record_operation(execution, time.perf_counter() - started)

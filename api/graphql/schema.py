@@ -7,6 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from sqlalchemy.orm import Session
 from strawberry.types import ExecutionContext
 
 from api.errors import BadUserInput, NotFound
@@ -14,6 +15,7 @@ from api.graphql.context import Info
 from api.graphql.operation import OperationHooks
 from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
 from api.movies import service as movies
+from api.movies.models import Movie as MovieRow
 from api.movies.types import Movie
 from api.ratings import service as ratings
 from api.ratings.types import Rating
@@ -61,8 +63,8 @@ class CreateMovieInput:
     genres: list[str] = strawberry.field(default_factory=list)
 
 
-def _movie(info: Info, movie_id: int) -> Movie:
-    row = movies.movies_by_ids(session=info.context.session, ids=[movie_id]).get(movie_id)
+async def _movie(info: Info, movie_id: int) -> Movie:
+    row = (await info.context.run(lambda s: movies.movies_by_ids(session=s, ids=[movie_id]))).get(movie_id)
     if row is None:
         raise NotFound(f"movie {movie_id} does not exist")
     return Movie.from_row(row)
@@ -71,11 +73,11 @@ def _movie(info: Info, movie_id: int) -> Movie:
 @strawberry.type
 class Query:
     @strawberry.field(description="A movie by id.")
-    def movie(self, info: Info, id: int) -> Movie:
-        return _movie(info, id)
+    async def movie(self, info: Info, id: int) -> Movie:
+        return await _movie(info, id)
 
     @strawberry.field(description="Movies by id, filtered by title words, genre and years; paginated.")
-    def movies(
+    async def movies(
         self,
         info: Info,
         search: str | None = None,
@@ -88,34 +90,36 @@ class Query:
         check_bound(first, "first")
         if search is not None and len(search) > 200:
             raise BadUserInput("search must be at most 200 characters")
-        rows = movies.list_movies(
-            session=info.context.session,
-            first=first,
-            after_id=decode_id_cursor("movie", after),
-            search=search,
-            genre=genre,
-            year_from=year_from,
-            year_to=year_to,
+        after_id = decode_id_cursor("movie", after)
+        rows = await info.context.run(
+            lambda s: movies.list_movies(
+                session=s,
+                first=first,
+                after_id=after_id,
+                search=search,
+                genre=genre,
+                year_from=year_from,
+                year_to=year_to,
+            )
         )
         edges = [Edge(cursor=encode_cursor("movie", str(r.id)), node=Movie.from_row(r)) for r in rows[:first]]
         return MovieConnection(edges=edges, page_info=_page(edges, len(rows) > first))
 
     @strawberry.field(description="A user by id.")
-    def user(self, info: Info, id: int) -> User:
-        return User.from_row(users.get_user(session=info.context.session, user_id=id))
+    async def user(self, info: Info, id: int) -> User:
+        return User.from_row(await info.context.run(lambda s: users.get_user(session=s, user_id=id)))
 
     @strawberry.field(description="Users by id; paginated.")
-    def users(self, info: Info, first: int = 20, after: str | None = None) -> UserConnection:
+    async def users(self, info: Info, first: int = 20, after: str | None = None) -> UserConnection:
         check_bound(first, "first")
-        rows = users.list_users(
-            session=info.context.session, first=first, after_id=decode_id_cursor("user", after)
-        )
+        after_id = decode_id_cursor("user", after)
+        rows = await info.context.run(lambda s: users.list_users(session=s, first=first, after_id=after_id))
         edges = [Edge(cursor=encode_cursor("user", str(r.id)), node=User.from_row(r)) for r in rows[:first]]
         return UserConnection(edges=edges, page_info=_page(edges, len(rows) > first))
 
     @strawberry.field(description="Every genre name.")
-    def genres(self, info: Info) -> list[str]:
-        return movies.genre_names(session=info.context.session)
+    async def genres(self, info: Info) -> list[str]:
+        return await info.context.run(lambda s: movies.genre_names(session=s))
 
     @strawberry.field(description="A user's top movies, read from their latest ratings at request time.")
     async def recommendations(
@@ -143,7 +147,7 @@ class Query:
     @strawberry.field(
         description="Top movies for a visitor without an account: demographics and a few ratings."
     )
-    def recommendations_for_profile(
+    async def recommendations_for_profile(
         self,
         info: Info,
         gender: str,
@@ -155,7 +159,7 @@ class Query:
         year_from: int | None = None,
         year_to: int | None = None,
     ) -> list[Recommendation]:
-        return recommend(
+        return await recommend(
             info,
             recommend_for_profile,
             gender=gender,
@@ -167,8 +171,9 @@ class Query:
         )
 
     @strawberry.field(description="The model version that serves, or null before the first training.")
-    def model_info(self, info: Info) -> ModelInfo | None:
-        active = info.context.active_model()
+    async def model_info(self, info: Info) -> ModelInfo | None:
+        models = info.context.state.models
+        active = await info.context.run(models.get)
         if active is None:
             return None
         m = active.metrics
@@ -190,47 +195,52 @@ def _page(edges: Sequence[Edge[Any]], has_next: bool) -> PageInfo:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create a user from demographics.")
-    def create_user(self, info: Info, input: CreateUserInput) -> User:
-        session = info.context.session
-        row = users.create_user(
-            session=session,
-            gender=input.gender,
-            age=input.age,
-            occupation=input.occupation,
-            zip_code=input.zip_code,
+    async def create_user(self, info: Info, input: CreateUserInput) -> User:
+        row = await info.context.run(
+            lambda s: users.create_user(
+                session=s,
+                gender=input.gender,
+                age=input.age,
+                occupation=input.occupation,
+                zip_code=input.zip_code,
+            ),
+            write=True,
         )
-        session.commit()
         return User.from_row(row)
 
     @strawberry.mutation(description="Rate a movie 1-5 stars (replaces an earlier rating of it).")
-    def rate_movie(self, info: Info, user_id: int, movie_id: int, rating: int) -> Rating:
-        session = info.context.session
-        row = ratings.rate_movie(session=session, user_id=user_id, movie_id=movie_id, rating=rating)
-        session.commit()
+    async def rate_movie(self, info: Info, user_id: int, movie_id: int, rating: int) -> Rating:
+        row = await info.context.run(
+            lambda s: ratings.rate_movie(session=s, user_id=user_id, movie_id=movie_id, rating=rating),
+            write=True,
+        )
         return Rating.from_row(row)
 
     @strawberry.mutation(description="Delete a user's rating of a movie; true when it existed.")
-    def delete_rating(self, info: Info, user_id: int, movie_id: int) -> bool:
-        session = info.context.session
-        ratings.delete_rating(session=session, user_id=user_id, movie_id=movie_id)
-        session.commit()
+    async def delete_rating(self, info: Info, user_id: int, movie_id: int) -> bool:
+        await info.context.run(
+            lambda s: ratings.delete_rating(session=s, user_id=user_id, movie_id=movie_id), write=True
+        )
         return True
 
     @strawberry.mutation(description="Add a movie; it is recommendable at once when a model is active.")
-    def create_movie(self, info: Info, input: CreateMovieInput) -> Movie:
-        context = info.context
-        session = context.session
+    async def create_movie(self, info: Info, input: CreateMovieInput) -> Movie:
+        state = info.context.state
         if input.year is not None and not 1800 <= input.year <= 2100:
             raise BadUserInput("year must be between 1800 and 2100")
-        row = movies.create_movie(session=session, title=input.title, year=input.year, genres=input.genres)
-        active = context.active_model()
-        if active is not None:
-            # The vector goes in before the commit: a Milvus failure leaves no movie without a vector.
-            genres = movies.check_genres(session=session, genres=input.genres)
-            vector = active.model.encode_movie(MovieFeatures(row.title, row.year, tuple(genres), row.id))
-            context.state.store.upsert(active.collection, [row.id], vector[None, :], [genres], [row.year])
-        session.commit()
-        return Movie.from_row(row)
+
+        def create(session: Session) -> MovieRow:
+            title, year, genres = input.title, input.year, input.genres
+            row = movies.create_movie(session=session, title=title, year=year, genres=genres)
+            active = state.models.get(session)
+            if active is not None:
+                # The vector goes in before the commit: a Milvus failure leaves no movie without a vector.
+                genres = movies.check_genres(session=session, genres=input.genres)
+                vector = active.model.encode_movie(MovieFeatures(row.title, row.year, tuple(genres), row.id))
+                state.store.upsert(active.collection, [row.id], vector[None, :], [genres], [row.year])
+            return row
+
+        return Movie.from_row(await info.context.run(create, write=True))
 
 
 class Schema(strawberry.Schema):

@@ -54,8 +54,11 @@ def _after(cursor: str | None) -> tuple[datetime, int] | None:
         raise BadUserInput("after is not a valid cursor for this list") from None
 
 
-def ratings_connection(info: Info, user_id: int, first: int, after: str | None) -> RatingConnection:
-    rows = ratings_page(session=info.context.session, user_id=user_id, first=first, after=_after(after))
+async def ratings_connection(info: Info, user_id: int, first: int, after: str | None) -> RatingConnection:
+    cursor = _after(after)
+    rows = await info.context.run(
+        lambda session: ratings_page(session=session, user_id=user_id, first=first, after=cursor)
+    )
     page = rows[:first]
     edges = [Edge(cursor=_cursor(r), node=Rating.from_row(r)) for r in page]
     return RatingConnection(

@@ -1,13 +1,10 @@
-"""Kept lists: every user's default recommendations computed ahead of requests, shared by all processes.
+"""Kept lists for every user, computed ahead after a version is activated.
 
-After a version is activated, `keep_lists` computes each user's top KEPT_LIMIT movies exactly as a
-request would (rank_for_user: the same reads, encoder and Milvus search) and stores them with
-what they were computed from. A `recommendations` request without filters and with a limit up
-to KEPT_LIMIT is then answered from the user's row by the one read it makes anyway
-(api/recommend/freshness.py), in whichever process it lands, as long as the row is current: same
-active version, same ratings version, same newest movie, same time bucket. Any change to those
-makes the row stale and the request computes, so a kept answer is what computing would return.
-Exact search returns the top `limit` as the first `limit` of the top KEPT_LIMIT.
+A user's kept list is their top KEPT_LIMIT movies with the fingerprint of what they were computed
+from (api/recommend/service.py: `fingerprint`). A request reads it with the user's row, answers
+from it while the fingerprint is current, and otherwise computes and stores it again, so every
+process and replica shares every list. `keep_lists` fills the table for a newly active version,
+so that the first request of each user is answered from it too.
 """
 
 from __future__ import annotations
@@ -18,71 +15,27 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from api.db import utcnow
-from api.metrics import STAGE
 from api.ratings.models import Rating
 from api.ratings.service import RatingRecord
-from api.recommend.freshness import USER_STATE_COLUMNS, Freshness, FreshnessBatcher, UserState
-from api.recommend.memo import LOOKUPS, RecommendationMemo
-from api.recommend.models import KeptList
-from api.recommend.service import NO_FILTERS, Filters, Recommended, memo_key, rank_for_user, require_model
+from api.recommend.service import (
+    KEPT_LIMIT,
+    NO_FILTERS,
+    USER_STATE_COLUMNS,
+    UserState,
+    kept_row,
+    rank_for_user,
+    store_kept,
+)
 from api.users.models import User
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, load_active_model
 from api.versions.service import get_version
 
 log = logging.getLogger(__name__)
-KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the list
 CHUNK = 500  # users per transaction of keep_lists
-KEPT = LOOKUPS.labels("kept")
-
-
-def from_kept(
-    model: ActiveModel, fresh: Freshness, *, limit: int, filters: Filters, exclude_rated: bool, now: int
-) -> list[Recommended] | None:
-    """Return the user's recommendations from their kept list if it answers this request and is current."""
-    kept = fresh.kept
-    if kept is None or filters != NO_FILTERS or not exclude_rated or limit > KEPT_LIMIT:
-        return None
-    if (
-        kept.model_version_id != model.version_id
-        or kept.ratings_version != fresh.ratings_version
-        or kept.newest_movie != fresh.newest_movie
-        or kept.time_key != model.model.time_key(kept.newest_rating, now)
-    ):
-        return None
-    KEPT.inc()
-    items = orjson.loads(kept.items)[:limit]
-    return [Recommended(movie_id, score, because) for movie_id, score, because in items]
-
-
-async def kept_recommendations(
-    *,
-    memo: RecommendationMemo[list[Recommended]],
-    freshness: FreshnessBatcher,
-    active: ActiveModel | None,
-    user_id: int,
-    limit: int,
-    filters: Filters = NO_FILTERS,
-    exclude_rated: bool = True,
-) -> list[Recommended] | None:
-    """Return what recommend_for_user would, from the user's kept list or this process's memo; one
-    database round trip, shared with the requests asking at the same moment. None means it must be
-    computed (recommend_for_user with the same memo keeps it).
-    """
-    model = require_model(active)
-    with STAGE.labels("database").time():
-        fresh = await freshness.read(user_id)
-    now = int(time.time())
-    found = from_kept(model, fresh, limit=limit, filters=filters, exclude_rated=exclude_rated, now=now)
-    if found is not None:
-        return found
-    key = memo_key(model, user_id, fresh, limit, filters, exclude_rated)
-    return memo.get(key, lambda newest: model.model.time_key(newest, now))
 
 
 def keep_version_lists(
@@ -121,8 +74,8 @@ def keep_lists(
 ) -> int:
     """Compute and store the kept list of every user with ratings; return how many were stored.
 
-    Each chunk of users is read in one snapshot and replaced in one transaction, so a rating
-    written meanwhile leaves its user's row stale (its ratings version moved on), never wrong.
+    Each chunk of users is read in one snapshot and written in one transaction, through the
+    functions a request uses (rank_for_user, kept_row, store_kept).
     """
     with sessions() as session:
         user_ids = list(session.execute(select(User.id).order_by(User.id)).scalars())
@@ -151,21 +104,10 @@ def keep_lists(
                     records=records[user_id], limit=KEPT_LIMIT, filters=NO_FILTERS, exclude_rated=True,
                     now=now,
                 )  # fmt: skip
-                kept.append(
-                    {
-                        "user_id": user_id,
-                        "model_version_id": model.version_id,
-                        "ratings_version": state.ratings_version,
-                        "newest_movie": state.newest_movie,
-                        "time_key": model.model.time_key(newest, now),
-                        "newest_rating": newest,
-                        "items": orjson.dumps([[r.movie_id, r.score, r.because] for r in found]).decode(),
-                        "computed_at": utcnow(),
-                    }
-                )
-            session.execute(delete(KeptList).where(KeptList.user_id.in_(ids)))
-            if kept:
-                session.execute(insert(KeptList), kept)
+                row = kept_row(model, user_id, state, newest, found, now)
+                if row is not None:
+                    kept.append(row)
+            store_kept(session=session, rows=kept)
         stored += len(kept)
         if progress is not None:
             progress(min(start + CHUNK, len(user_ids)), len(user_ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Sequence
@@ -10,17 +11,20 @@ from datetime import UTC
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from api.dataimport.upsert import upsert_statement
+from api.db import utcnow
 from api.errors import BadUserInput, ModelNotReady, NotFound
-from api.metrics import STAGE
+from api.metrics import ANSWERS, STAGE
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
 from api.ratings.models import Rating
 from api.ratings.service import RatingRecord, latest_records
-from api.recommend.freshness import Freshness, UserState, user_state
-from api.recommend.memo import Entry, RecommendationMemo
+from api.recommend.models import KeptList
+from api.users.models import User
 from api.users.service import check_demographics
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
 from api.vectors.store import VectorStore
@@ -30,6 +34,8 @@ from ml.encoder import HistoryItem, UserFeatures
 LIKED = 4  # stars from which a rated movie can explain a recommendation ("because you liked")
 BECAUSE_MAX = 2
 PROFILE_MAX_RATINGS = 200
+KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
+KEPT, COMPUTED = ANSWERS.labels("kept"), ANSWERS.labels("computed")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,78 @@ def require_model(active: ActiveModel | None) -> ActiveModel:
     return active
 
 
+@dataclass(frozen=True)
+class UserState:
+    """What a user's recommendations are computed from besides their ratings, and their kept list."""
+
+    gender: str
+    age: int
+    occupation_id: int
+    zip_code: str
+    ratings_version: int  # bumped with every change to the user's ratings (api/ratings/writes.py)
+    newest_movie: int | None  # the catalogue's highest movie id: a new movie changes it
+    kept: KeptRow | None = None
+
+
+@dataclass(frozen=True)
+class KeptRow:
+    fingerprint: str
+    newest_rating: int | None
+    items: str  # JSON, parsed only when the fingerprint matches
+
+
+_users, _kept = User.__table__.c, KeptList.__table__.c
+NEWEST_MOVIE = select(func.max(Movie.id)).scalar_subquery()
+USER_STATE_COLUMNS = (
+    _users.gender, _users.age, _users.occupation_id, _users.zip_code, _users.ratings_version, NEWEST_MOVIE
+)  # fmt: skip
+# A request's one read: the user's state and kept list together.
+USER_READ = (
+    select(*USER_STATE_COLUMNS, _kept.fingerprint, _kept.newest_rating, _kept["items"])
+    .select_from(User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id))
+    .where(_users.id == bindparam("user_id"))
+)
+
+
+def read_user(*, session: Session, user_id: int) -> UserState:
+    """Return the user's state and kept list in one statement, or raise NotFound."""
+    row = session.execute(USER_READ, {"user_id": user_id}).one_or_none()
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    gender, age, occupation_id, zip_code, ratings_version, newest_movie, kept_as, newest_rating, items = row
+    kept = None if kept_as is None else KeptRow(kept_as, newest_rating, items)
+    return UserState(gender, age, occupation_id, zip_code, ratings_version, newest_movie, kept)
+
+
+def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
+    """Return the fingerprint of everything a user's default recommendations depend on at `now`.
+
+    The model version, the user's demographics and ratings (through their ratings version, and
+    the time of the newest, which the ratings version fixes), the catalogue (its newest movie)
+    and the model's view of the time since that newest rating. Two computations with the same
+    fingerprint return the same list, so a kept list answers exactly when its fingerprint is the
+    one of the request.
+    """
+    inputs = (
+        model.version_id, user.ratings_version, user.newest_movie, model.model.time_key(newest_rating, now),
+        user.gender, user.age, user.occupation_id, user.zip_code,
+    )  # fmt: skip
+    return hashlib.blake2b(repr(inputs).encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A request's recommendations, and the kept list to store when they were computed for keeping."""
+
+    found: list[Recommended]
+    keep: dict[str, object] | None = None
+
+
+def is_default(limit: int, filters: Filters, exclude_rated: bool) -> bool:
+    """Return whether a request is answered from the user's kept list (its first `limit` movies)."""
+    return limit <= KEPT_LIMIT and filters == NO_FILTERS and exclude_rated
+
+
 def recommend_for_user(
     *,
     session: Session,
@@ -65,26 +143,66 @@ def recommend_for_user(
     limit: int,
     filters: Filters = NO_FILTERS,
     exclude_rated: bool = True,
-    memo: RecommendationMemo[list[Recommended]] | None = None,
-) -> list[Recommended]:
+    use_kept: bool = True,
+) -> Ranked:
     """Return the user's top movies from their demographics and latest ratings, read now.
 
-    With a memo, the result is kept for kept_recommendations to answer the next same request.
+    A request without filters, limit up to KEPT_LIMIT, is answered from the user's kept list when
+    its fingerprint is current; otherwise it computes the top KEPT_LIMIT, exactly as the kept list
+    is computed, and answers their first `limit` with the row to keep. So a kept answer and a
+    computed one are the same list, whatever index Milvus searches.
     """
     model = require_model(active)
     now = int(time.time())
     with STAGE.labels("database").time():
-        # One snapshot for the versions and the history: the entry kept is keyed by what it read.
-        user = user_state(session=session, user_id=user_id)
+        user = read_user(session=session, user_id=user_id)
+    default = is_default(limit, filters, exclude_rated)
+    kept = user.kept
+    if (
+        use_kept
+        and default
+        and kept is not None
+        and kept.fingerprint == fingerprint(model, user, kept.newest_rating, now)
+    ):
+        KEPT.inc()
+        items = orjson.loads(kept.items)[:limit]
+        return Ranked([Recommended(movie_id, score, because) for movie_id, score, because in items])
+    with STAGE.labels("database").time():
         records = latest_records(session=session, user_id=user_id)
     found, newest = rank_for_user(
         session=session, store=store, model=model, user_id=user_id, user=user, records=records,
-        limit=limit, filters=filters, exclude_rated=exclude_rated, now=now,
+        limit=KEPT_LIMIT if default else limit, filters=filters, exclude_rated=exclude_rated, now=now,
     )  # fmt: skip
-    if memo is not None and newest is not None:
-        key = memo_key(model, user_id, user, limit, filters, exclude_rated)
-        memo.put(key, Entry(model.model.time_key(newest, now), newest, found))
-    return found
+    COMPUTED.inc()
+    keep = kept_row(model, user_id, user, newest, found, now) if use_kept and default else None
+    return Ranked(found[:limit], keep)
+
+
+def kept_row(
+    model: ActiveModel, user_id: int, user: UserState, newest: int | None, found: list[Recommended], now: int
+) -> dict[str, object] | None:
+    """Return the kept_recommendations row of a user's top KEPT_LIMIT (None for a user without
+    ratings: the popular movies change with everybody's ratings, so they are read each time)."""
+    if newest is None:
+        return None
+    return {
+        "user_id": user_id,
+        "fingerprint": fingerprint(model, user, newest, now),
+        "newest_rating": newest,
+        "items": orjson.dumps([[r.movie_id, r.score, r.because] for r in found]).decode(),
+        "computed_at": utcnow(),
+    }
+
+
+def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Insert or replace kept lists (the caller commits). A row computed from older inputs than the
+    one it replaces only makes the next request compute again: its fingerprint no longer matches."""
+    if rows:
+        statement = upsert_statement(
+            session.connection(), KeptList.__table__, ["user_id"],
+            ["fingerprint", "newest_rating", "items", "computed_at"],
+        )  # fmt: skip
+        session.execute(statement, list(rows))
 
 
 def rank_for_user(
@@ -115,22 +233,6 @@ def rank_for_user(
     liked = [h.movie_id for h in history if h.rating >= LIKED]
     found = _search(session, store, model, vector, limit, filters, exclude, liked)
     return found, max(h.timestamp for h in history)
-
-
-def memo_key(
-    model: ActiveModel,
-    user_id: int,
-    user: UserState | Freshness,
-    limit: int,
-    filters: Filters,
-    exclude_rated: bool,
-) -> tuple[object, ...]:
-    """Return everything a user's recommendations depend on but the time (api/recommend/memo.py)."""
-    genres = tuple(filters.genres) if filters.genres is not None else None
-    return (
-        model.version_id, user_id, user.ratings_version, user.newest_movie, limit, genres,
-        filters.year_from, filters.year_to, exclude_rated,
-    )  # fmt: skip
 
 
 POPULAR_MAX_AGE_S = 60.0  # the most-rated movies are counted again at most this often per process

@@ -7,13 +7,22 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from sqlalchemy.orm import Session
 from strawberry.scalars import JSON
 
 from api.graphql.context import Info
 from api.movies.service import MovieRecord
 from api.movies.types import Movie
-from api.recommend.kept import kept_recommendations
-from api.recommend.service import NO_FILTERS, Filters, Recommended, recommend_for_user, similar_movies
+from api.recommend.service import (
+    NO_FILTERS,
+    Filters,
+    Ranked,
+    Recommended,
+    recommend_for_user,
+    similar_movies,
+    store_kept,
+)
+from api.state import AppState
 
 
 @strawberry.type(description="A recommended movie, its score and why.")
@@ -46,22 +55,28 @@ class ModelInfo:
     recall_at_20: float | None = strawberry.field(name="recallAt20")
 
 
-def recommend(
+async def recommend(
     info: Info, service: Callable[..., list[Recommended]], **arguments: Any
 ) -> list[Recommendation]:
-    """Return the GraphQL results of a recommendation service, called with the operation's resources."""
-    context = info.context
-    found = service(
-        session=context.session, store=context.state.store, active=context.active_model(), **arguments
-    )
-    return results(info, found)
+    """Return the GraphQL results of a recommendation service, called in a worker thread with the
+    operation's resources."""
+    state = info.context.state
+
+    def work(session: Session) -> tuple[list[Recommended], dict[int, MovieRecord]]:
+        found = service(session=session, store=state.store, active=state.models.get(session), **arguments)
+        return found, movies_of(state, session, found)
+
+    return results(*await info.context.run(work))
 
 
-def results(info: Info, found: list[Recommended]) -> list[Recommendation]:
-    """Return the GraphQL objects of recommendations, titles from the process's catalogue."""
-    context = info.context
+def movies_of(state: AppState, session: Session, found: list[Recommended]) -> dict[int, MovieRecord]:
+    """Return the titles and years of the recommended movies and their reasons, from the catalogue."""
     ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
-    movies = context.state.catalogue.get_many(session=lambda: context.session, ids=list(ids))
+    return state.catalogue.get_many(session=session, ids=list(ids))
+
+
+def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Recommendation]:
+    """Return the GraphQL objects of recommendations."""
 
     def movie(movie_id: int) -> Movie:
         row = movies.get(movie_id)
@@ -84,25 +99,23 @@ def results(info: Info, found: list[Recommended]) -> list[Recommendation]:
 async def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
-    """Answer from the user's kept list or this process's memo when nothing changed (one round trip),
-    else compute and keep; a cache size of 0 computes every request."""
-    context = info.context
-    state = context.state
-    active = context.active_model()
-    arguments: dict[str, Any] = {
-        "user_id": user_id, "limit": limit, "filters": filters, "exclude_rated": exclude_rated
-    }  # fmt: skip
-    found = None
-    if state.memo.capacity > 0:
-        found = await kept_recommendations(
-            memo=state.memo, freshness=state.freshness_batches, active=active, **arguments
-        )
-    if found is None:
-        found = recommend_for_user(
-            session=context.session, store=state.store, active=active, memo=state.memo, **arguments
-        )
-    return results(info, found)
+    """Answer from the user's kept list when it is current, else compute; a list computed for keeping
+    is stored after the answer, in the background (api/state.py)."""
+    state = info.context.state
+
+    def work(session: Session) -> tuple[Ranked, dict[int, MovieRecord]]:
+        ranked = recommend_for_user(
+            session=session, store=state.store, active=state.models.get(session), user_id=user_id,
+            limit=limit, filters=filters, exclude_rated=exclude_rated, use_kept=state.settings.kept_lists,
+        )  # fmt: skip
+        return ranked, movies_of(state, session, ranked.found)
+
+    ranked, movies = await info.context.run(work)
+    if ranked.keep is not None:
+        keep = [ranked.keep]
+        state.in_background(lambda session: store_kept(session=session, rows=keep))
+    return results(ranked.found, movies)
 
 
 async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:
-    return recommend(info, similar_movies, movie_id=movie_id, limit=limit)
+    return await recommend(info, similar_movies, movie_id=movie_id, limit=limit)

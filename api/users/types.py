@@ -30,16 +30,16 @@ class User:
         )
 
     @strawberry.field(description="Occupation name, e.g. 'programmer'.")
-    def occupation(self, info: Info) -> str:
-        return info.context.loaders.occupation_name(self.occupation_id)
+    async def occupation(self, info: Info) -> str:
+        return await info.context.loaders.occupation_name(self.occupation_id)
 
     @strawberry.field(description="The user's ratings, newest first.")
-    def ratings(
+    async def ratings(
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Annotated[RatingConnection, strawberry.lazy("api.ratings.types")]:
         from api.ratings.types import ratings_connection
 
-        return ratings_connection(info, self.id, check_bound(first, "first"), after)
+        return await ratings_connection(info, self.id, check_bound(first, "first"), after)
 
     @strawberry.field(description="Recommendations for this user, as the top-level query gives them.")
     async def recommendations(

@@ -141,7 +141,7 @@ def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
     recs = "query($u: Int!) { recommendations(userId: $u, limit: 5) { movie { id } } }"
     user = stack.dataset.users[1].id
     # Every request must reach Milvus: nothing kept from the one before.
-    settings = stack.settings.model_copy(update={"recommendation_cache_size": 0})
+    settings = stack.settings.model_copy(update={"kept_lists": False})
     with TestClient(create_app(settings)) as client:
         gql = GraphQL(client)
         before = [r["movie"]["id"] for r in gql.data(recs, u=user)["recommendations"]]

@@ -115,7 +115,9 @@ def test_fifty_movies_with_relations_take_a_constant_number_of_statements(
     statements.count = 0
     data = gql.data(query, n=50)
     assert len(data["movies"]["nodes"]) == 50
-    assert statements.count == few <= 4
+    # The page and one statement per relation (genres, rating stats), each in a worker thread's own
+    # session (SQLite counts its BEGIN as a statement too): the same for 5 movies as for 50.
+    assert statements.count == few <= 6
 
 
 def test_depth_and_alias_limits_refuse_expensive_queries(gql: GraphQL) -> None:

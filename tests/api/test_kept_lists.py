@@ -1,30 +1,32 @@
-"""Kept lists: computed ahead for every user, they answer exactly what computing would, and only while
-nothing they were computed from has changed."""
+"""Kept lists: one row per user with one fingerprint; they answer exactly what computing would, only
+while the fingerprint is current, and a computed answer is stored for every process to share."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import sessionmaker
 
 from api.db import make_engine, make_session_factory
 from api.ratings.models import Rating
 from api.ratings.service import rate_movie
-from api.recommend.kept import KEPT_LIMIT, keep_lists
+from api.recommend.kept import keep_lists
 from api.recommend.models import KeptList
-from api.recommend.service import recommend_for_user
+from api.recommend.service import KEPT_LIMIT, fingerprint, read_user, recommend_for_user
 from api.vectors.store import VectorStore
-from api.versions.registry import ModelRegistry
+from api.versions.registry import ActiveModel, ModelRegistry
 from tests.api.conftest import GraphQL, Stack
 
 RECS = "query($u: Int!, $n: Int!) { recommendations(userId: $u, limit: $n) { score movie { id } because { id } } }"
 
 
-def _kept_answers() -> float:
-    return REGISTRY.get_sample_value("movierec_recommendation_cache_total", {"result": "kept"}) or 0.0
+def _answers(source: str) -> float:
+    return REGISTRY.get_sample_value("movierec_recommendation_answers_total", {"source": source}) or 0.0
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +37,17 @@ def sessions(stack: Stack) -> Iterator[sessionmaker]:
 
 
 @pytest.fixture(scope="module")
-def kept(stack: Stack, sessions: sessionmaker) -> Iterator[int]:
+def model(sessions: sessionmaker) -> ActiveModel:
+    with sessions() as session:
+        active = ModelRegistry().get(session)
+    assert active is not None
+    return active
+
+
+@pytest.fixture(scope="module")
+def kept(stack: Stack, sessions: sessionmaker, model: ActiveModel) -> Iterator[int]:
     """Keep every user's list for the active version; remove them after the module (the stack is shared)."""
     store = VectorStore(stack.settings.resolved_milvus_uri)
-    with sessions() as session:
-        model = ModelRegistry().get(session)
-    assert model is not None
     seen: list[tuple[int, int]] = []
     stored = keep_lists(sessions=sessions, store=store, model=model, progress=lambda *p: seen.append(p))
     store.close()
@@ -53,26 +60,39 @@ def kept(stack: Stack, sessions: sessionmaker) -> Iterator[int]:
 def _computed(
     stack: Stack, sessions: sessionmaker, user_id: int, limit: int
 ) -> list[tuple[int, float, list[int]]]:
-    """Return the user's recommendations computed now, without any kept list or memo."""
+    """Return the user's recommendations computed now, without reading or storing any kept list."""
     store = VectorStore(stack.settings.resolved_milvus_uri)
     with sessions() as session:
-        found = recommend_for_user(
-            session=session, store=store, active=ModelRegistry().get(session), user_id=user_id, limit=limit
-        )
+        ranked = recommend_for_user(
+            session=session, store=store, active=ModelRegistry().get(session), user_id=user_id, limit=limit,
+            use_kept=False,
+        )  # fmt: skip
     store.close()
-    return [(r.movie_id, round(r.score, 6), r.because) for r in found]
+    assert ranked.keep is None
+    return [(r.movie_id, round(r.score, 6), r.because) for r in ranked.found]
 
 
 def _ids(rows: list[dict]) -> list[tuple[int, float, list[int]]]:
     return [(r["movie"]["id"], r["score"], [b["id"] for b in r["because"]]) for r in rows]
 
 
-def test_every_user_with_ratings_gets_a_list(kept: int, stack: Stack, sessions: sessionmaker) -> None:
+def _wait_for_row(sessions: sessionmaker, user_id: int) -> KeptList:
+    """Return the user's kept row once the background write has stored it."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            row = session.get(KeptList, user_id)
+        if row is not None:
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"no kept list was stored for user {user_id}")
+
+
+def test_every_user_with_ratings_gets_a_list(kept: int, sessions: sessionmaker) -> None:
     with sessions() as session:
         raters = session.execute(select(func.count(func.distinct(Rating.user_id)))).scalar_one()
-        lengths = {len(items) for items in session.execute(select(KeptList.items)).scalars()}
-    assert kept == raters
-    assert len(lengths) >= 1 and max(lengths) > 2  # JSON text of KEPT_LIMIT items
+        rows = session.execute(select(func.count()).select_from(KeptList)).scalar_one()
+    assert kept == raters == rows
 
 
 @pytest.mark.parametrize("limit", [1, 10, KEPT_LIMIT])
@@ -80,16 +100,16 @@ def test_a_kept_answer_is_what_computing_returns(
     kept: int, gql: GraphQL, stack: Stack, sessions: sessionmaker, limit: int
 ) -> None:
     user = stack.dataset.users[40].id
-    before = _kept_answers()
+    before = _answers("kept")
     answered = _ids(gql.data(RECS, u=user, n=limit)["recommendations"])
-    assert _kept_answers() == before + 1
+    assert _answers("kept") == before + 1
     assert answered == _computed(stack, sessions, user, limit)
     assert len(answered) == limit
 
 
 def test_more_than_kept_or_filters_are_computed(kept: int, gql: GraphQL, stack: Stack) -> None:
     user = stack.dataset.users[41].id
-    before = _kept_answers()
+    before = _answers("kept"), _answers("computed")
     gql.data(RECS, u=user, n=KEPT_LIMIT + 1)
     genre = stack.dataset.movies[0].genres[0]
     gql.data(
@@ -97,31 +117,67 @@ def test_more_than_kept_or_filters_are_computed(kept: int, gql: GraphQL, stack: 
         u=user, g=[genre],
     )  # fmt: skip
     gql.data("query($u: Int!) { recommendations(userId: $u, excludeRated: false) { movie { id } } }", u=user)
-    assert _kept_answers() == before
+    assert (_answers("kept"), _answers("computed")) == (before[0], before[1] + 3)
 
 
-def test_a_new_rating_makes_the_list_stale_at_once(
+def test_a_new_rating_computes_at_once_and_the_new_list_is_stored_for_the_next_request(
     kept: int, gql: GraphQL, stack: Stack, sessions: sessionmaker
 ) -> None:
     user = stack.dataset.users[42].id
     first = [r[0] for r in _ids(gql.data(RECS, u=user, n=10)["recommendations"])]
+    with sessions() as session:
+        old = session.get(KeptList, user)
+    assert old is not None
     with sessions.begin() as session:  # another process: its own engine and transaction
         rate_movie(session=session, user_id=user, movie_id=first[0], rating=5)
-    before = _kept_answers()
+    before = _answers("computed")
     after = _ids(gql.data(RECS, u=user, n=10)["recommendations"])
-    assert _kept_answers() == before  # computed, not kept
+    assert _answers("computed") == before + 1
     assert first[0] not in [r[0] for r in after]
     assert after == _computed(stack, sessions, user, 10)
+    # The computed list replaced the stale one: the next request, in any process, reads it.
+    deadline = time.monotonic() + 10
+    while _wait_for_row(sessions, user).fingerprint == old.fingerprint and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kept_before = _answers("kept")
+    assert _ids(gql.data(RECS, u=user, n=10)["recommendations"]) == after
+    assert _answers("kept") == kept_before + 1
 
 
-def test_a_list_of_another_catalogue_is_not_used(
+def test_a_user_without_a_row_is_computed_then_answered_from_the_stored_one(
     kept: int, gql: GraphQL, stack: Stack, sessions: sessionmaker
 ) -> None:
-    user = stack.dataset.users[43].id
-    with sessions.begin() as session:  # as if computed before the newest movie was added
-        session.execute(
-            update(KeptList).where(KeptList.user_id == user).values(newest_movie=KeptList.newest_movie - 1)
-        )
-    before = _kept_answers()
-    gql.data(RECS, u=user, n=10)
-    assert _kept_answers() == before
+    user = stack.dataset.users[44].id
+    with sessions.begin() as session:
+        session.execute(delete(KeptList).where(KeptList.user_id == user))
+    computed = _ids(gql.data(RECS, u=user, n=5)["recommendations"])
+    _wait_for_row(sessions, user)
+    before = _answers("kept")
+    assert (
+        _ids(gql.data(RECS, u=user, n=5)["recommendations"])
+        == computed
+        == _computed(stack, sessions, user, 5)
+    )
+    assert _answers("kept") == before + 1
+
+
+def test_the_fingerprint_changes_with_every_input(
+    kept: int, stack: Stack, sessions: sessionmaker, model: ActiveModel
+) -> None:
+    user_id = stack.dataset.users[43].id
+    with sessions() as session:
+        user = read_user(session=session, user_id=user_id)
+    assert user.kept is not None
+    newest, now = user.kept.newest_rating, int(time.time())
+    assert newest is not None
+    base = fingerprint(model, user, newest, now)
+    assert base == user.kept.fingerprint  # as stored by keep_lists moments ago (same time bucket)
+    changed = [
+        fingerprint(dataclasses.replace(model, version_id=model.version_id + 1), user, newest, now),
+        fingerprint(model, dataclasses.replace(user, ratings_version=user.ratings_version + 1), newest, now),
+        fingerprint(model, dataclasses.replace(user, newest_movie=(user.newest_movie or 0) + 1), newest, now),
+        fingerprint(model, dataclasses.replace(user, age=99), newest, now),
+    ]
+    if model.model.config.gap_feature:  # a minute after the newest rating is another time bucket than now
+        changed.append(fingerprint(model, user, newest, newest + 60))
+    assert len({base, *changed}) == len(changed) + 1
