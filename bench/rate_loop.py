@@ -1,0 +1,96 @@
+"""The rate-then-recommend scenario of bench/serve.py: what a front end does after every click on a star.
+
+Each of --connections clients takes a user of its own and loops: rate the first movie of the
+user's current recommendations (1 to 5 stars), then ask for the recommendations again. The answer
+must no longer hold the movie just rated (rated movies are left out): an answer computed before
+the rating, or kept from before it, would. Every answer is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { movie { id } } }"
+RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
+
+
+@dataclass
+class Loop:
+    rate_ms: list[float] = field(default_factory=list)
+    recommend_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stale: int = 0  # answers that still held the movie just rated
+
+
+async def _post(client: httpx.AsyncClient, query: str, variables: dict, times: list[float]) -> dict | None:
+    started = time.perf_counter()
+    response = await client.post("/graphql", json={"query": query, "variables": variables})
+    times.append((time.perf_counter() - started) * 1000)
+    body = response.json()
+    if response.status_code != 200 or "errors" in body:
+        return None
+    data: dict = body["data"]
+    return data
+
+
+async def _client(url: str, user: int, deadline: float, loop: Loop, seed: int) -> None:
+    rng = random.Random(seed)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        data = await _post(client, RECS, {"u": user}, [])
+        if data is None:
+            loop.errors.append(f"user {user}: first recommendations failed")
+            return
+        while time.monotonic() < deadline:
+            movies = [r["movie"]["id"] for r in data["recommendations"]]
+            if not movies:
+                loop.errors.append(f"user {user}: no recommendations left")
+                return
+            rated = movies[0]
+            if (
+                await _post(client, RATE, {"u": user, "m": rated, "r": rng.randint(1, 5)}, loop.rate_ms)
+                is None
+            ):
+                loop.errors.append(f"user {user}: rateMovie failed")
+                return
+            answer = await _post(client, RECS, {"u": user}, loop.recommend_ms)
+            if answer is None:
+                loop.errors.append(f"user {user}: recommendations failed")
+                return
+            data = answer
+            if rated in [r["movie"]["id"] for r in data["recommendations"]]:
+                loop.stale += 1
+
+
+def run(url: str, users: list[int], duration: float) -> dict[str, float]:
+    """Run one client per user for `duration` seconds; return req/s and latencies of both requests."""
+    loop = Loop()
+    deadline = time.monotonic() + duration
+
+    async def main() -> None:
+        await asyncio.gather(*(_client(url, u, deadline, loop, i) for i, u in enumerate(users)))
+
+    started = time.monotonic()
+    asyncio.run(main())
+    elapsed = time.monotonic() - started
+
+    def pct(values: list[float], q: int) -> float:
+        return round(statistics.quantiles(values, n=100)[q - 1], 2) if len(values) > 1 else 0.0
+
+    return {
+        "clients": len(users),
+        "pairs": len(loop.recommend_ms),
+        "req_per_s": round((len(loop.rate_ms) + len(loop.recommend_ms)) / elapsed, 1),
+        "rate_p50_ms": pct(loop.rate_ms, 50),
+        "rate_p99_ms": pct(loop.rate_ms, 99),
+        "recommend_p50_ms": pct(loop.recommend_ms, 50),
+        "recommend_p99_ms": pct(loop.recommend_ms, 99),
+        "errors": len(loop.errors),
+        "stale_answers": loop.stale,
+        "checked_answers": len(loop.recommend_ms),
+    }
