@@ -101,8 +101,8 @@ def keep_lists(
                 state = UserState(*columns)
                 found, newest = rank_for_user(
                     session=session, store=store, model=model, user_id=user_id, user=state,
-                    records=records[user_id], limit=KEPT_LIMIT, filters=NO_FILTERS, exclude_rated=True,
-                    now=now,
+                    records=records[user_id], rated={r.movie_id for r in records[user_id]},
+                    limit=KEPT_LIMIT, filters=NO_FILTERS, now=now,
                 )  # fmt: skip
                 row = kept_row(model, user_id, state, newest, found, now)
                 if row is not None:

@@ -22,7 +22,7 @@ from api.metrics import ANSWERS, STAGE
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import RatingRecord, latest_records
+from api.ratings.service import RatingRecord, latest_records, rated_movie_ids
 from api.recommend.models import KeptList
 from api.users.models import User
 from api.users.service import check_demographics
@@ -168,10 +168,11 @@ def recommend_for_user(
         items = orjson.loads(kept.items)[:limit]
         return Ranked([Recommended(movie_id, score, because) for movie_id, score, because in items])
     with STAGE.labels("database").time():
-        records = latest_records(session=session, user_id=user_id)
+        records = latest_records(session=session, user_id=user_id, limit=model.model.history_length)
+        rated = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()
     found, newest = rank_for_user(
         session=session, store=store, model=model, user_id=user_id, user=user, records=records,
-        limit=KEPT_LIMIT if default else limit, filters=filters, exclude_rated=exclude_rated, now=now,
+        rated=rated, limit=KEPT_LIMIT if default else limit, filters=filters, now=now,
     )  # fmt: skip
     COMPUTED.inc()
     keep = kept_row(model, user_id, user, newest, found, now) if use_kept and default else None
@@ -213,18 +214,19 @@ def rank_for_user(
     user_id: int,
     user: UserState,
     records: Sequence[RatingRecord],
+    rated: set[int],
     limit: int,
     filters: Filters,
-    exclude_rated: bool,
     now: int,
 ) -> tuple[list[Recommended], int | None]:
-    """Return the user's top movies from their state and ratings (newest first) as read, and the
-    time of their newest rating (None for someone without ratings, who gets the popular movies)."""
+    """Return the user's top movies but the `rated` ones, from their state and latest ratings
+    (newest first, at least the model's history length of them), and the time of their newest
+    rating (None for someone without ratings, who gets the popular movies)."""
     history = [
         HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
         for r in records[: model.model.history_length]
     ]
-    exclude = {r.movie_id for r in records} if exclude_rated else set()
+    exclude = rated
     if not history:
         return popular_movies(session=session, limit=limit, filters=filters, exclude=exclude), None
     features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user_id)
