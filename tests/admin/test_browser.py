@@ -118,20 +118,28 @@ def test_retrain_watch_activate_in_a_real_browser(server: str, browser_stack: St
 
 
 def _kept_lists_appear(stack: Stack, version_id: int, timeout: float = 60.0) -> bool:
-    """Return whether the activated version's kept lists are written (in the background) within timeout."""
-    from sqlalchemy import func, select
-
-    from api.db import make_engine
-    from api.recommend.models import KeptList
+    """Return whether the activated version's kept lists are written (in the background) within timeout:
+    the first user's row holds the fingerprint of that version."""
+    from api.db import make_engine, make_session_factory
+    from api.recommend.service import fingerprint, read_user
+    from api.versions.registry import load_active_model
+    from api.versions.service import get_version
 
     engine = make_engine(stack.settings.resolved_database_url)
-    count = select(func.count()).where(KeptList.model_version_id == version_id)
+    sessions = make_session_factory(engine)
+    user_id = stack.dataset.users[0].id
     deadline = time.monotonic() + timeout
     try:
+        with sessions() as session:
+            model = load_active_model(get_version(session=session, version_id=version_id))
         while time.monotonic() < deadline:
-            with engine.connect() as connection:
-                if connection.execute(count).scalar_one() > 0:
-                    return True
+            with sessions() as session:
+                user = read_user(session=session, user_id=user_id)
+            kept = user.kept
+            if kept is not None and kept.fingerprint == fingerprint(
+                model, user, kept.newest_rating, int(time.time())
+            ):
+                return True
             time.sleep(0.5)
         return False
     finally:
