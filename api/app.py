@@ -162,8 +162,15 @@ POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside 
 def build_state(settings: Settings) -> AppState:
     """Return the shared resources: engine, session factory, Milvus client, model registry and the
     worker threads' limiter (one pooled connection per thread, so no thread waits on the pool)."""
+    # No ping before each checkout: it is a round trip per request (0.2 of the 0.55 ms of CPU a kept
+    # answer's read takes). A connection found dead fails that request with UNAVAILABLE and makes the
+    # pool replace every connection it holds (SQLAlchemy's disconnect handling); pool_recycle retires
+    # connections before the server's idle timeout would.
     engine = make_engine(
-        settings.resolved_database_url, pool_size=WORKER_THREADS + POOL_HEADROOM, max_overflow=4
+        settings.resolved_database_url,
+        pool_size=WORKER_THREADS + POOL_HEADROOM,
+        max_overflow=4,
+        pool_pre_ping=False,
     )
     if settings.var_dir and not settings.milvus_uri:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
