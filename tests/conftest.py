@@ -4,6 +4,7 @@ that roll back after each test."""
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +139,89 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic(
         tmp_path_factory.mktemp("sample"), users=60, movies=80, ratings_per_user=(20, 40), seed=3
     )
+
+
+MILVUS_PORTS = (
+    "proxy-port", "etcd-port", "root-coord-port", "proxy-internal-port", "query-coord-port",
+    "query-node-port", "index-coord-port", "index-node-port", "data-coord-port", "data-node-port",
+)  # fmt: skip
+
+
+def _free_ports(count: int) -> list[int]:
+    """Return `count` distinct TCP ports free on 127.0.0.1 right now."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Return the URI of a Milvus standalone server (PyPI's `milvus` package: the server binary with
+    embedded etcd and local storage) started for this test session on free ports, stopped at the end
+    by its process group. Skipped when the package is missing, failed instead under CI."""
+    import os
+    import shutil
+    import sys
+    import time
+    from pathlib import Path
+
+    server = shutil.which("milvus-server") or str(Path(sys.executable).parent / "milvus-server")
+    if not Path(server).exists():
+        message = "milvus-server is missing: `pip install -e '.[dev]'` installs PyPI's milvus package"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("milvus-server")
+    ports = dict(zip(MILVUS_PORTS, _free_ports(len(MILVUS_PORTS)), strict=True))
+    command = [server, "--data", str(root / "data")]
+    for name, port in ports.items():
+        command += [f"--{name}", str(port)]
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{ports['proxy-port']}"
+    try:
+        from pymilvus import MilvusClient
+
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"milvus-server exited with {process.returncode}: see {root / 'server.log'}")
+            try:
+                client = MilvusClient(uri=uri, timeout=2)
+                client.list_collections()
+                client.close()
+                break
+            except Exception:  # not answering yet
+                if time.monotonic() > deadline:
+                    pytest.fail(f"milvus-server did not answer within 120 s: see {root / 'server.log'}")
+                time.sleep(0.5)
+        yield uri
+    finally:
+        _stop_group(process)
+        log.close()
+
+
+def _stop_group(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Stop a process group (the milvus-server wrapper and the server it runs) and wait until every
+    member has exited: the server holds a lock on a fixed pid file that the next one needs. Its
+    graceful stop takes over 30 s; the data is the test session's own, so it is killed after `grace`."""
+    import os
+    import signal
+    import time
+
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait()
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            os.killpg(process.pid, signal.SIGKILL if time.monotonic() > deadline else 0)
+        except ProcessLookupError:  # no member left
+            return
+        time.sleep(0.2)

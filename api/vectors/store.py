@@ -138,7 +138,10 @@ class VectorStore:
         spec = choose_index(self.uri, expected_rows)
         index = self._client.prepare_index_params()
         index.add_index(field_name="vector", index_type=spec.index_type, metric_type="IP", params=spec.build)
-        self._call("create_collection", name, schema=schema, index_params=index)
+        # Strong consistency: a search sees every upsert acknowledged before it (a created movie is
+        # recommendable at once). Milvus Lite behaves so anyway; a server's default (Bounded) let
+        # a search right after an upsert miss it (tests/api/test_vectors.py, on both).
+        self._call("create_collection", name, schema=schema, index_params=index, consistency_level="Strong")
         self._search_params[name] = spec.search
         return spec
 
@@ -196,8 +199,9 @@ class VectorStore:
         return {int(row["movie_id"]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
 
     def count(self, name: str) -> int:
-        stats = self._call("get_collection_stats", name)
-        return int(stats.get("row_count", 0))
+        """Return the rows a search sees now (a server's collection statistics count only flushed rows)."""
+        rows = self._call("query", name, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
 
     def stats(self, name: str) -> CollectionStats:
         """Return the figures the dashboard shows for a collection."""

@@ -9,14 +9,19 @@ import pytest
 
 from api.vectors import store as store_module
 from api.vectors.filters import FilterError, build_filter
-from api.vectors.store import VectorStore, VectorStoreError, choose_index
+from api.vectors.store import VectorStore, VectorStoreError, choose_index, is_embedded
 
 GENRES = {"Action", "Children's", "Comedy", "Drama", "Sci-Fi"}
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorStore]:
-    store = VectorStore(str(tmp_path_factory.mktemp("milvus") / "milvus.db"))
+@pytest.fixture(scope="module", params=["lite", "server"])
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorStore]:
+    """The adapter's contract, on Milvus Lite and on a Milvus standalone server."""
+    if request.param == "lite":
+        uri = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
+    else:
+        uri = request.getfixturevalue("milvus_server")
+    store = VectorStore(uri)
     yield store
     store.close()
 
@@ -114,7 +119,15 @@ def test_index_choice_follows_size_and_deployment() -> None:
     assert choose_index("http://milvus:19530", 10).index_type == "FLAT"
 
 
-def test_milvus_lite_builds_the_index_chosen_for_it(store: VectorStore) -> None:
+@pytest.fixture
+def lite(store: VectorStore) -> VectorStore:
+    if not is_embedded(store.uri):
+        pytest.skip("a Milvus Lite behaviour")
+    return store
+
+
+def test_milvus_lite_builds_the_index_chosen_for_it(lite: VectorStore) -> None:
+    store = lite
     for rows in (3_883, 1_000_000):
         spec = store.create("index_choice", dim=16, expected_rows=rows)
         assert store.stats("index_choice").index_type == spec.index_type == "FLAT"
@@ -122,8 +135,9 @@ def test_milvus_lite_builds_the_index_chosen_for_it(store: VectorStore) -> None:
 
 
 def test_milvus_lite_refuses_the_graph_index_a_server_gets(
-    store: VectorStore, monkeypatch: pytest.MonkeyPatch
+    lite: VectorStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = lite
     # Why Lite stays exact (choose_index): should a Lite upgrade accept HNSW, revisit the choice.
     monkeypatch.setattr(
         store_module, "choose_index", lambda uri, rows: choose_index("http://milvus:19530", rows)
