@@ -1,0 +1,108 @@
+"""How a request's database read should leave the event loop: a worker thread, or an async driver.
+
+Every `recommendations` request makes one read (the user's row and kept list, USER_READ). This
+runs that read --reads times from --concurrency coroutines on one event loop, each way, taking
+turns for --rounds rounds, and prints reads per second and the process's CPU per read (medians):
+- threads: api.graphql.context.Context.run's way, PyMySQL in a worker thread with its own ORM
+  session, at most 8 threads at a time; and the same with a Core connection instead of a session;
+- async: SQLAlchemy's asyncio extension with aiomysql, a Core connection, on the event loop.
+Needs the bench database of bench/serve.py and `pip install aiomysql`.
+
+    python bench/db_access.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from anyio import CapacityLimiter, to_thread
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from api.db import make_engine, make_session_factory
+from api.recommend.service import USER_READ, read_user
+
+DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/movierec_bench_serve"
+
+
+async def measure(
+    read: Callable[[int], Awaitable[object]], users: list[int], concurrency: int
+) -> tuple[float, float]:
+    """Return reads per second and CPU ms per read of reading every user, `concurrency` at a time."""
+    queue = list(users)
+
+    async def worker() -> None:
+        while queue:
+            await read(queue.pop())
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return len(users) / wall, cpu / len(users) * 1000
+
+
+async def main(args: argparse.Namespace) -> None:
+    url = make_url(args.url)
+    engine = make_engine(args.url, pool_size=8, pool_pre_ping=False)
+    sessions = make_session_factory(engine)
+    limiter = CapacityLimiter(8)
+    async_engine = create_async_engine(url.set(drivername="mysql+aiomysql"), pool_size=8)
+
+    def read_in_session(user_id: int) -> object:
+        with sessions() as session:
+            return read_user(session=session, user_id=user_id)
+
+    def read_in_connection(user_id: int) -> object:
+        with engine.connect() as connection:
+            return connection.execute(USER_READ, {"user_id": user_id}).one()
+
+    async def threads(user_id: int) -> object:
+        return await to_thread.run_sync(read_in_session, user_id, limiter=limiter)
+
+    async def threads_core(user_id: int) -> object:
+        return await to_thread.run_sync(read_in_connection, user_id, limiter=limiter)
+
+    async def on_loop(user_id: int) -> object:
+        async with async_engine.connect() as connection:
+            return (await connection.execute(USER_READ, {"user_id": user_id})).one()
+
+    rng = random.Random(0)
+    users = [rng.randint(1, args.users) for _ in range(args.reads)]
+    ways = {
+        "thread, ORM session (PyMySQL)": threads,
+        "thread, Core connection (PyMySQL)": threads_core,
+        "event loop, Core connection (aiomysql)": on_loop,
+    }
+    for read in ways.values():  # warm pools and caches
+        await measure(read, users[:200], args.concurrency)
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+    for _ in range(args.rounds):
+        for name, read in ways.items():
+            results[name].append(await measure(read, users, args.concurrency))
+    print(f"{args.reads} reads, {args.concurrency} at a time, medians of {args.rounds} rounds taking turns")
+    for name, runs in results.items():
+        rate = statistics.median(r for r, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(f"{name:36} {rate:8.0f} reads/s  {cpu:.3f} ms CPU/read")
+    await async_engine.dispose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--url", default=os.environ.get("MOVIEREC_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--reads", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--users", type=int, default=2998)
+    asyncio.run(main(parser.parse_args()))
