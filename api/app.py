@@ -28,7 +28,7 @@ from strawberry.types import ExecutionResult
 from admin.app import create_admin
 from admin.app import on_shutdown as admin_shutdown
 from admin.app import on_startup as admin_startup
-from api.db import make_engine, make_session_factory
+from api.db import make_async_engine, make_engine, make_session_factory
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
@@ -177,6 +177,9 @@ def build_state(settings: Settings) -> AppState:
     return AppState(
         settings=settings,
         engine=engine,
+        async_engine=make_async_engine(
+            settings.resolved_database_url, pool_size=WORKER_THREADS, max_overflow=WORKER_THREADS
+        ),
         sessions=make_session_factory(engine),
         store=VectorStore(settings.resolved_milvus_uri),
         models=ModelRegistry(),
@@ -241,6 +244,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             admin_shutdown()
             state.store.close()
             state.engine.dispose()
+            await state.async_engine.dispose()
 
     graphql = GraphQLApp(
         build_schema(),

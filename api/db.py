@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, func
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.types import JSON, TypeEngine
 
@@ -75,6 +76,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # the pool's own ROLLBACK on return would be a second round trip per request for nothing.
     kwargs.setdefault("pool_reset_on_return", None)
     return create_engine(parsed, **kwargs)
+
+
+def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """Return an asyncio engine on the same database as url (aiomysql for MySQL, aiosqlite for
+    SQLite), set up as make_engine's, for the reads that run on the event loop."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend != "mysql":
+        raise ValueError(f"no asyncio driver is set up for {backend}")
+    parsed = parsed.set(drivername="mysql+aiomysql")
+    if "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 3)
+    kwargs.setdefault("pool_timeout", 5)
+    kwargs.setdefault("pool_recycle", 3600)
+    kwargs.setdefault("pool_reset_on_return", None)
+    return create_async_engine(parsed, **kwargs)
 
 
 def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.movies.service import MovieCatalogue
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 class AppState:
     settings: Settings
     engine: Engine
+    async_engine: AsyncEngine  # the one read every recommendation request makes, on the event loop
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry

@@ -44,6 +44,18 @@ class MovieCatalogue:
         self._records: dict[int, MovieRecord] = {}
         self._lock = threading.Lock()
 
+    def cached(self, ids: Sequence[int]) -> dict[int, MovieRecord] | None:
+        """Return the movies with the given ids if every one is kept and fresh, else None (read them
+        with get_many)."""
+        now = time.monotonic()
+        found = {}
+        for movie_id in ids:
+            record = self._records.get(movie_id)
+            if record is None or now - record.read_at > self.max_age:
+                return None
+            found[movie_id] = record
+        return found
+
     def get_many(
         self, *, session: Session | Callable[[], Session], ids: Sequence[int]
     ) -> dict[int, MovieRecord]:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from api.dataimport.upsert import upsert_statement
 from api.db import utcnow
-from api.errors import BadUserInput, ModelNotReady, NotFound
+from api.errors import BadUserInput, ModelNotReady, NotFound, Unavailable
 from api.metrics import ANSWERS, STAGE
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
@@ -34,6 +37,7 @@ from ml.encoder import HistoryItem, UserFeatures
 LIKED = 4  # stars from which a rated movie can explain a recommendation ("because you liked")
 BECAUSE_MAX = 2
 PROFILE_MAX_RATINGS = 200
+READ_TIMEOUT_S = 30  # the event loop's read, bounded as make_engine bounds a thread's
 KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
 KEPT, COMPUTED = ANSWERS.labels("kept"), ANSWERS.labels("computed")
 
@@ -100,6 +104,10 @@ def read_user(*, session: Session, user_id: int) -> UserState:
     row = session.execute(USER_READ, {"user_id": user_id}).one_or_none()
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
+    return _user_state(row)
+
+
+def _user_state(row: Any) -> UserState:
     gender, age, occupation_id, zip_code, ratings_version, newest_movie, kept_as, newest_rating, items = row
     kept = None if kept_as is None else KeptRow(kept_as, newest_rating, items)
     return UserState(gender, age, occupation_id, zip_code, ratings_version, newest_movie, kept)
@@ -145,28 +153,67 @@ def recommend_for_user(
     exclude_rated: bool = True,
     use_kept: bool = True,
 ) -> Ranked:
-    """Return the user's top movies from their demographics and latest ratings, read now.
-
-    A request without filters, limit up to KEPT_LIMIT, is answered from the user's kept list when
-    its fingerprint is current; otherwise it computes the top KEPT_LIMIT, exactly as the kept list
-    is computed, and answers their first `limit` with the row to keep. So a kept answer and a
-    computed one are the same list, whatever index Milvus searches.
-    """
+    """Return the user's top movies from their demographics and latest ratings, read now: from
+    their kept list when it is current (kept_answer), else computed (compute_for_user)."""
     model = require_model(active)
     now = int(time.time())
     with STAGE.labels("database").time():
         user = read_user(session=session, user_id=user_id)
-    default = is_default(limit, filters, exclude_rated)
+    found = kept_answer(model, user, limit, filters, exclude_rated, now) if use_kept else None
+    if found is not None:
+        return Ranked(found)
+    return compute_for_user(
+        session=session, store=store, model=model, user_id=user_id, user=user, limit=limit,
+        filters=filters, exclude_rated=exclude_rated, use_kept=use_kept, now=now,
+    )  # fmt: skip
+
+
+async def read_user_async(*, engine: AsyncEngine, user_id: int) -> UserState:
+    """Return what read_user does, read on the event loop (bench/db_access.py: the cheapest way)."""
+    try:
+        async with asyncio.timeout(READ_TIMEOUT_S), engine.connect() as connection:
+            row = (await connection.execute(USER_READ, {"user_id": user_id})).one_or_none()
+    except TimeoutError:
+        raise Unavailable("the database is unavailable; try again shortly") from None
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return _user_state(row)
+
+
+def kept_answer(
+    model: ActiveModel, user: UserState, limit: int, filters: Filters, exclude_rated: bool, now: int
+) -> list[Recommended] | None:
+    """Return the request's answer from the user's kept list, or None unless the request is a
+    default one (is_default) and the list's fingerprint is the one computed for it now."""
     kept = user.kept
     if (
-        use_kept
-        and default
-        and kept is not None
-        and kept.fingerprint == fingerprint(model, user, kept.newest_rating, now)
+        not is_default(limit, filters, exclude_rated)
+        or kept is None
+        or kept.fingerprint != fingerprint(model, user, kept.newest_rating, now)
     ):
-        KEPT.inc()
-        items = orjson.loads(kept.items)[:limit]
-        return Ranked([Recommended(movie_id, score, because) for movie_id, score, because in items])
+        return None
+    KEPT.inc()
+    items = orjson.loads(kept.items)[:limit]
+    return [Recommended(movie_id, score, because) for movie_id, score, because in items]
+
+
+def compute_for_user(
+    *,
+    session: Session,
+    store: VectorStore,
+    model: ActiveModel,
+    user_id: int,
+    user: UserState,
+    limit: int,
+    filters: Filters,
+    exclude_rated: bool,
+    use_kept: bool,
+    now: int,
+) -> Ranked:
+    """Compute the user's top movies. A default request computes the top KEPT_LIMIT, exactly as the
+    kept list is computed, and answers their first `limit` with the row to keep: so a kept answer
+    and a computed one are the same list, whatever index Milvus searches."""
+    default = is_default(limit, filters, exclude_rated)
     with STAGE.labels("database").time():
         records = latest_records(session=session, user_id=user_id, limit=model.model.history_length)
         rated = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()

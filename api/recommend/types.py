@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from strawberry.scalars import JSON
 
 from api.graphql.context import Info
+from api.metrics import STAGE
 from api.movies.service import MovieRecord
 from api.movies.types import Movie
 from api.recommend.service import (
@@ -18,7 +20,10 @@ from api.recommend.service import (
     Filters,
     Ranked,
     Recommended,
-    recommend_for_user,
+    compute_for_user,
+    kept_answer,
+    read_user_async,
+    require_model,
     similar_movies,
     store_kept,
 )
@@ -69,10 +74,14 @@ async def recommend(
     return results(*await info.context.run(work))
 
 
+def movie_ids(found: list[Recommended]) -> list[int]:
+    """Return the ids of the recommended movies and of their reasons."""
+    return list({r.movie_id for r in found} | {m for r in found for m in r.because})
+
+
 def movies_of(state: AppState, session: Session, found: list[Recommended]) -> dict[int, MovieRecord]:
     """Return the titles and years of the recommended movies and their reasons, from the catalogue."""
-    ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
-    return state.catalogue.get_many(session=session, ids=list(ids))
+    return state.catalogue.get_many(session=session, ids=movie_ids(found))
 
 
 def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Recommendation]:
@@ -99,18 +108,32 @@ def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Re
 async def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
-    """Answer from the user's kept list when it is current, else compute; a list computed for keeping
-    is stored after the answer, in the background (api/state.py)."""
-    state = info.context.state
+    """Read the user on the event loop and answer from their kept list when it is current; else
+    compute in a worker thread, answer, and store the list computed for keeping in the background."""
+    context = info.context
+    state = context.state
+    models = state.models
+    model = require_model(models.current if models.is_fresh() else await context.run(models.get))
+    with STAGE.labels("database").time():
+        user = await read_user_async(engine=state.async_engine, user_id=user_id)
+    now = int(time.time())
+    use_kept = state.settings.kept_lists
+    found = kept_answer(model, user, limit, filters, exclude_rated, now) if use_kept else None
+    if found is not None:
+        kept = found
+        cached = state.catalogue.cached(movie_ids(kept))
+        if cached is None:
+            cached = await context.run(lambda session: movies_of(state, session, kept))
+        return results(kept, cached)
 
-    def work(session: Session) -> tuple[Ranked, dict[int, MovieRecord]]:
-        ranked = recommend_for_user(
-            session=session, store=state.store, active=state.models.get(session), user_id=user_id,
-            limit=limit, filters=filters, exclude_rated=exclude_rated, use_kept=state.settings.kept_lists,
+    def compute(session: Session) -> tuple[Ranked, dict[int, MovieRecord]]:
+        ranked = compute_for_user(
+            session=session, store=state.store, model=model, user_id=user_id, user=user, limit=limit,
+            filters=filters, exclude_rated=exclude_rated, use_kept=use_kept, now=now,
         )  # fmt: skip
         return ranked, movies_of(state, session, ranked.found)
 
-    ranked, movies = await info.context.run(work)
+    ranked, movies = await context.run(compute)
     if ranked.keep is not None:
         keep = [ranked.keep]
         state.in_background(lambda session: store_kept(session=session, rows=keep))
