@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, func
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.types import JSON, TypeEngine
@@ -59,22 +59,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
-        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    # Fail fast when the server is gone: a request errs within seconds instead of hanging.
-    connect_args = kwargs.setdefault("connect_args", {})
-    connect_args.setdefault("connect_timeout", 3)
+    parsed = _server_defaults(parsed, kwargs)
+    connect_args = kwargs["connect_args"]
     connect_args.setdefault("read_timeout", 30)
     connect_args.setdefault("write_timeout", 30)
     # api.ratings.service.rated_movie_ids reads a user's rated movies as one GROUP_CONCAT, which
     # MySQL 8 cuts at 1,024 bytes by default (MariaDB at 1 MiB): room for any user's ratings.
     connect_args.setdefault("init_command", "SET SESSION group_concat_max_len = 67108864")
-    kwargs.setdefault("pool_timeout", 5)
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_recycle", 3600)
-    # Sessions and connections here always end their transaction (commit, or rollback on close), so
-    # the pool's own ROLLBACK on return would be a second round trip per request for nothing.
-    kwargs.setdefault("pool_reset_on_return", None)
     return create_engine(parsed, **kwargs)
 
 
@@ -90,14 +82,21 @@ def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     if backend != "mysql":
         raise ValueError(f"no asyncio driver is set up for {backend}")
-    parsed = parsed.set(drivername="mysql+aiomysql")
-    if "charset" not in parsed.query:
+    return create_async_engine(_server_defaults(parsed.set(drivername="mysql+aiomysql"), kwargs), **kwargs)
+
+
+def _server_defaults(parsed: URL, kwargs: dict[str, Any]) -> URL:
+    """Return a MySQL URL in utf8mb4, and set the pool and connect options both engines share."""
+    if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    # Fail fast when the server is gone: a request errs within seconds instead of hanging.
     kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 3)
     kwargs.setdefault("pool_timeout", 5)
     kwargs.setdefault("pool_recycle", 3600)
+    # Sessions and connections here always end their transaction (commit, or rollback on close), so
+    # the pool's own ROLLBACK on return would be a second round trip per request for nothing.
     kwargs.setdefault("pool_reset_on_return", None)
-    return create_async_engine(parsed, **kwargs)
+    return parsed
 
 
 def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:

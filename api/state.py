@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
@@ -18,6 +19,7 @@ from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,14 +34,23 @@ class AppState:
     catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
+    async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
+        """Return work(session), run in a worker thread with a session of its own.
+
+        Every blocking statement, user encode and Milvus call of a request runs here, at most
+        `threads` at a time (one pooled connection each), while the event loop goes on serving.
+        With `write`, the session is one transaction, committed on success.
+        """
+
+        def call() -> T:
+            with self.sessions.begin() if write else self.sessions() as session:
+                return work(session)
+
+        return await to_thread.run_sync(call, limiter=self.threads)
+
     def in_background(self, work: Callable[[Session], None]) -> None:
         """Run work(session) in one transaction in a worker thread, after the request has its answer."""
-
-        def call() -> None:
-            with self.sessions.begin() as session:
-                work(session)
-
-        task = asyncio.create_task(to_thread.run_sync(call, limiter=self.threads))
+        task = asyncio.create_task(self.run(work, write=True))
         self._background.add(task)
         task.add_done_callback(self._finished)
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import strawberry
-from anyio import to_thread
 from sqlalchemy.orm import Session
 
 from api.graphql.loaders import Loaders
 from api.state import AppState
+from api.versions.registry import ActiveModel
 
 T = TypeVar("T")
 
@@ -23,19 +23,14 @@ class Context:
     _loaders: Loaders | None = field(default=None, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
-        """Return work(session), run in a worker thread with a session of its own.
+        """Return work(session), run in a worker thread with a session of its own (AppState.run)."""
+        return await self.state.run(work, write=write)
 
-        Every database statement, user encode and Milvus call of a request is blocking code: it
-        runs here, at most `state.threads` at a time (one pooled connection each), while the event
-        loop goes on serving. With `write`, the session is one transaction, committed on success.
-        """
-        sessions = self.state.sessions
-
-        def call() -> T:
-            with sessions.begin() if write else sessions() as session:
-                return work(session)
-
-        return await to_thread.run_sync(call, limiter=self.state.threads)
+    async def active_model(self) -> ActiveModel | None:
+        """Return the active model; the database is read (in a worker thread) only when the registry
+        must look again."""
+        models = self.state.models
+        return models.current if models.is_fresh() else await self.run(models.get)
 
     @property
     def loaders(self) -> Loaders:

@@ -172,8 +172,7 @@ class Query:
 
     @strawberry.field(description="The model version that serves, or null before the first training.")
     async def model_info(self, info: Info) -> ModelInfo | None:
-        models = info.context.state.models
-        active = await info.context.run(models.get)
+        active = await info.context.active_model()
         if active is None:
             return None
         m = active.metrics
@@ -230,12 +229,12 @@ class Mutation:
             raise BadUserInput("year must be between 1800 and 2100")
 
         def create(session: Session) -> MovieRow:
-            title, year, genres = input.title, input.year, input.genres
-            row = movies.create_movie(session=session, title=title, year=year, genres=genres)
+            title, year, names = input.title, input.year, input.genres
+            row = movies.create_movie(session=session, title=title, year=year, genres=names)
             active = state.models.get(session)
             if active is not None:
                 # The vector goes in before the commit: a Milvus failure leaves no movie without a vector.
-                genres = movies.check_genres(session=session, genres=input.genres)
+                genres = movies.check_genres(session=session, genres=names)
                 vector = active.model.encode_movie(MovieFeatures(row.title, row.year, tuple(genres), row.id))
                 state.store.upsert(active.collection, [row.id], vector[None, :], [genres], [row.year])
             return row

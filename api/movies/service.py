@@ -50,11 +50,16 @@ class MovieCatalogue:
         now = time.monotonic()
         found = {}
         for movie_id in ids:
-            record = self._records.get(movie_id)
-            if record is None or now - record.read_at > self.max_age:
+            record = self._fresh(movie_id, now)
+            if record is None:
                 return None
             found[movie_id] = record
         return found
+
+    def _fresh(self, movie_id: int, now: float) -> MovieRecord | None:
+        """Return the kept record of a movie if it was read within max_age."""
+        record = self._records.get(movie_id)
+        return None if record is None or now - record.read_at > self.max_age else record
 
     def get_many(
         self, *, session: Session | Callable[[], Session], ids: Sequence[int]
@@ -67,8 +72,8 @@ class MovieCatalogue:
         found: dict[int, MovieRecord] = {}
         missing = set()
         for movie_id in ids:
-            record = self._records.get(movie_id)
-            if record is None or now - record.read_at > self.max_age:
+            record = self._fresh(movie_id, now)
+            if record is None:
                 missing.add(movie_id)
             else:
                 found[movie_id] = record

@@ -112,8 +112,7 @@ async def user_recommendations(
     compute in a worker thread, answer, and store the list computed for keeping in the background."""
     context = info.context
     state = context.state
-    models = state.models
-    model = require_model(models.current if models.is_fresh() else await context.run(models.get))
+    model = require_model(await context.active_model())
     with STAGE.labels("database").time():
         user = await read_user_async(engine=state.async_engine, user_id=user_id)
     now = int(time.time())
