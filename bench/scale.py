@@ -1,13 +1,17 @@
 """Vector search at scale: build time, latency and recall of the index the adapter chooses.
 
 For each size, synthetic clustered unit vectors (256-d, like the movie vectors) go into a fresh
-Milvus Lite collection through api.vectors.store, with the index the adapter chooses there.
-Reports build time (insert + flush + index), search p50/p99 over --queries top-10 queries, and
-recall@10 against exact numpy search of the same vectors in the same run, whose p50 is printed as
-the baseline. Writes bench/results/scale.json.
+collection through api.vectors.store, with the index the adapter chooses there: on Milvus Lite
+by default, on a Milvus server with --milvus-uri. Reports build time (insert + flush + index +
+load), search p50/p99 over --queries top-10 queries, and recall@10 against exact numpy search of
+the same vectors in the same run, whose p50 is printed as the baseline. Where the index is HNSW,
+the same queries run again for each ef of --ef (the sweep the adapter's default ef comes from).
+Writes the engine's rows of bench/results/scale.json.
 
-    python bench/scale.py                    # 10k, 100k and 1M
+    python bench/scale.py                    # Milvus Lite: 10k, 100k and 1M
     python bench/scale.py --sizes 10000 100000
+    milvus-server --data /tmp/milvus &       # PyPI's milvus package: a server on 19530
+    python bench/scale.py --milvus-uri http://127.0.0.1:19530
 
 --index replaces the adapter's choice to try another index (results printed, not written):
 
@@ -21,14 +25,16 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from api.vectors import store as store_module
-from api.vectors.store import IndexSpec, VectorStore
+from api.vectors.store import IndexSpec, VectorStore, is_embedded, is_lite_file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
 DIM = 256
+COLLECTION = "bench_scale"
 
 
 def clustered(rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -43,45 +49,69 @@ def clustered(rows: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def measure(size: int, queries: int, rng: np.random.Generator, work: Path) -> dict[str, float | int | str]:
+def timed_searches(
+    store: VectorStore, queries: np.ndarray, params: dict[str, Any] | None
+) -> tuple[list[float], list[list[int]]]:
+    times, found = [], []
+    for query in queries:
+        t = time.perf_counter()
+        hits = store.search(COLLECTION, query, limit=10, params=params)
+        times.append(time.perf_counter() - t)
+        found.append([h.movie_id - 1 for h in hits])
+    return times, found
+
+
+def measure(
+    size: int, queries: int, rng: np.random.Generator, uri: str, efs: list[int]
+) -> list[dict[str, float | int | str]]:
+    """Return one row for the adapter's search parameters, then one per ef of the sweep (HNSW)."""
     vectors = clustered(size, rng)
     picks = rng.integers(0, size, queries)
     noisy = vectors[picks] + 0.3 * rng.standard_normal((queries, DIM)).astype(np.float32)
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
 
-    store = VectorStore(str(work / f"scale_{size}.db"), timeout=600)
+    exact_times, exact = [], []
+    for query in noisy:
+        t = time.perf_counter()
+        scores = vectors @ query
+        exact.append(set(np.argpartition(-scores, 10)[:10].tolist()))
+        exact_times.append(time.perf_counter() - t)
+
+    store = VectorStore(uri, timeout=3600)
     try:
         started = time.perf_counter()
-        spec = store.create("scale", dim=DIM, expected_rows=size)
-        store.upsert("scale", np.arange(1, size + 1), vectors, [[] for _ in range(size)], [None] * size)
-        store.flush("scale")
-        store.search("scale", noisy[0], limit=10)  # the first search waits for the index to load
+        spec = store.create(COLLECTION, dim=DIM, expected_rows=size)
+        store.upsert(COLLECTION, np.arange(1, size + 1), vectors, [[] for _ in range(size)], [None] * size)
+        store.flush(COLLECTION)
+        while (stats := store.stats(COLLECTION)).pending_rows or stats.indexed_rows < size:
+            if stats.index_type == "FLAT":  # Milvus Lite counts no indexed rows: nothing to wait for
+                break
+            time.sleep(1)
+        store.search(COLLECTION, noisy[0], limit=10)  # the first search waits for the index to load
         build_s = time.perf_counter() - started
-
-        times, found = [], []
-        for query in noisy:
-            t = time.perf_counter()
-            hits = store.search("scale", query, limit=10)
-            times.append(time.perf_counter() - t)
-            found.append([h.movie_id - 1 for h in hits])
+        runs = [(spec.search, timed_searches(store, noisy, None))]
+        if spec.index_type == "HNSW":
+            runs += [({"ef": ef}, timed_searches(store, noisy, {"ef": ef})) for ef in efs]
+        if not is_lite_file(uri):
+            store.drop(COLLECTION)  # a server keeps its collections; 1M vectors take 1 GB
     finally:
         store.close()
 
-    exact_times, recalls = [], []
-    for query, got in zip(noisy, found, strict=True):
-        t = time.perf_counter()
-        scores = vectors @ query
-        top = np.argpartition(-scores, 10)[:10]
-        exact_times.append(time.perf_counter() - t)
-        recalls.append(len(set(top.tolist()) & set(got)) / 10)
-    return {
-        "size": size, "index": spec.index_type, "index_params": json.dumps(spec.build),
-        "search_params": json.dumps(spec.search), "build_s": round(build_s, 1),
-        "p50_ms": round(float(np.percentile(times, 50)) * 1000, 2),
-        "p99_ms": round(float(np.percentile(times, 99)) * 1000, 2),
-        "recall@10": round(float(np.mean(recalls)), 4),
-        "numpy_exact_p50_ms": round(float(np.percentile(exact_times, 50)) * 1000, 2),
-    }  # fmt: skip
+    rows = []
+    for n, (params, (times, found)) in enumerate(runs):
+        recall = np.mean([len(e & set(f)) / 10 for e, f in zip(exact, found, strict=True)])
+        rows.append({
+            "engine": "milvus-lite" if is_embedded(uri) else "milvus-server",
+            "size": size, "index": spec.index_type, "index_params": json.dumps(spec.build),
+            "search_params": json.dumps(params), "default": n == 0, "build_s": round(build_s, 1),
+            "p50_ms": ms(np.percentile(times, 50)), "p99_ms": ms(np.percentile(times, 99)),
+            "recall@10": round(float(recall), 4), "numpy_exact_p50_ms": ms(np.percentile(exact_times, 50)),
+        })  # fmt: skip
+    return rows
+
+
+def ms(seconds: float) -> float:
+    return round(float(seconds) * 1000, 2)
 
 
 def main() -> None:
@@ -90,6 +120,8 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--milvus-uri", help="a Milvus server (http://host:19530); Milvus Lite without it")
+    parser.add_argument("--ef", type=int, nargs="+", default=[16, 32, 64, 128, 256], help="HNSW ef sweep")
     parser.add_argument("--index", help="index type to use instead of the adapter's choice")
     parser.add_argument("--build", default="{}", help="index-building parameters (JSON), with --index")
     parser.add_argument("--search", default="{}", help="search parameters (JSON), with --index")
@@ -98,20 +130,25 @@ def main() -> None:
         trial = IndexSpec(args.index, json.loads(args.build), json.loads(args.search))
         store_module.choose_index = lambda uri, rows: trial  # VectorStore.create asks the module
     rng = np.random.default_rng(0)
-    rows = []
-    header = ("size", "index", "build s", "p50 ms", "p99 ms", "recall@10", "numpy p50")
-    print(" ".join(f"{h:>9}" for h in header))
+    rows: list[dict[str, Any]] = []
+    header = ("size", "index", "search", "build s", "p50 ms", "p99 ms", "recall@10", "numpy p50")
+    keys = ("size", "index", "search_params", "build_s", "p50_ms", "p99_ms", "recall@10")
+    keys += ("numpy_exact_p50_ms",)
+    print(" ".join(f"{h:>11}" for h in header))
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            row = measure(size, args.queries, rng, Path(tmp))
-            rows.append(row)
-            keys = ("size", "index", "build_s", "p50_ms", "p99_ms", "recall@10", "numpy_exact_p50_ms")
-            print(" ".join(f"{row[k]!s:>9}" for k in keys), flush=True)
+            uri = args.milvus_uri or str(Path(tmp) / f"scale_{size}.db")
+            for row in measure(size, args.queries, rng, uri, args.ef):
+                rows.append(row)
+                print(" ".join(f"{row[k]!s:>11}" for k in keys), flush=True)
     if args.index:
         print(json.dumps(rows, indent=2))
         return
+    engine = rows[0]["engine"]
+    earlier = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    kept = [r for r in earlier if r.get("engine", "milvus-lite") != engine]  # the other engine's rows
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(kept + rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ that roll back after each test."""
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from api.db import make_engine
 from api.settings import Settings
+from tests.milvus import MilvusServer, ServerFailed
 
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 BACKENDS = ("sqlite", "mysql")
@@ -141,87 +141,25 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-MILVUS_PORTS = (
-    "proxy-port", "etcd-port", "root-coord-port", "proxy-internal-port", "query-coord-port",
-    "query-node-port", "index-coord-port", "index-node-port", "data-coord-port", "data-node-port",
-)  # fmt: skip
-
-
-def _free_ports(count: int) -> list[int]:
-    """Return `count` distinct TCP ports free on 127.0.0.1 right now."""
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Return the URI of a Milvus standalone server (PyPI's `milvus` package: the server binary with
-    embedded etcd and local storage) started for this test session on free ports, stopped at the end
-    by its process group. Skipped when the package is missing, failed instead under CI."""
-    import os
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    """A Milvus standalone server started once for the test session (idle, it still burns CPU), on
+    free ports, stopped at the end by its process group. Skipped when PyPI's milvus package is
+    missing, failed instead under CI."""
     import shutil
     import sys
-    import time
-    from pathlib import Path
 
-    server = shutil.which("milvus-server") or str(Path(sys.executable).parent / "milvus-server")
-    if not Path(server).exists():
+    executable = shutil.which("milvus-server") or str(Path(sys.executable).parent / "milvus-server")
+    if not Path(executable).exists():
         message = "milvus-server is missing: `pip install -e '.[dev]'` installs PyPI's milvus package"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    root = tmp_path_factory.mktemp("milvus-server")
-    ports = dict(zip(MILVUS_PORTS, _free_ports(len(MILVUS_PORTS)), strict=True))
-    command = [server, "--data", str(root / "data")]
-    for name, port in ports.items():
-        command += [f"--{name}", str(port)]
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{ports['proxy-port']}"
+    server = MilvusServer(executable, tmp_path_factory.mktemp("milvus-server"))
     try:
-        from pymilvus import MilvusClient
-
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"milvus-server exited with {process.returncode}: see {root / 'server.log'}")
-            try:
-                client = MilvusClient(uri=uri, timeout=2)
-                client.list_collections()
-                client.close()
-                break
-            except Exception:  # not answering yet
-                if time.monotonic() > deadline:
-                    pytest.fail(f"milvus-server did not answer within 120 s: see {root / 'server.log'}")
-                time.sleep(0.5)
-        yield uri
-    finally:
-        _stop_group(process)
-        log.close()
-
-
-def _stop_group(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """Stop a process group (the milvus-server wrapper and the server it runs) and wait until every
-    member has exited: the server holds a lock on a fixed pid file that the next one needs. Its
-    graceful stop takes over 30 s; the data is the test session's own, so it is killed after `grace`."""
-    import os
-    import signal
-    import time
-
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait()
-    deadline = time.monotonic() + grace
-    while True:
-        try:
-            os.killpg(process.pid, signal.SIGKILL if time.monotonic() > deadline else 0)
-        except ProcessLookupError:  # no member left
-            return
-        time.sleep(0.2)
+        server.start()
+    except ServerFailed as error:
+        server.stop()
+        pytest.fail(str(error))
+    yield server
+    server.stop()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import numpy as np
 import numpy.typing as npt
 from pymilvus import DataType, MilvusClient, MilvusException
@@ -35,6 +36,8 @@ class IndexSpec:
     search: dict[str, Any]  # per-search parameters
 
 
+# The server's index above EXACT_BELOW rows; ef from bench/scale.py's sweep on a server (README).
+HNSW = IndexSpec("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128})
 EXACT_BELOW = 50_000  # rows; below this an exact (FLAT) scan answers within a few milliseconds
 
 
@@ -53,7 +56,7 @@ def choose_index(uri: str, rows: int) -> IndexSpec:
     """
     if rows < EXACT_BELOW or is_embedded(uri):
         return IndexSpec("FLAT", {}, {})
-    return IndexSpec("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128})
+    return HNSW
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class CollectionStats:
     index_type: str
     index_params: dict[str, Any] = field(default_factory=dict)
     load_state: str = "unknown"
+    indexed_rows: int = 0  # rows the index covers; a server builds it after a flush seals them
+    pending_rows: int = 0  # sealed rows waiting for the index build (searched exactly meanwhile)
 
 
 def is_lite_file(uri: str) -> bool:
@@ -138,10 +143,9 @@ class VectorStore:
         spec = choose_index(self.uri, expected_rows)
         index = self._client.prepare_index_params()
         index.add_index(field_name="vector", index_type=spec.index_type, metric_type="IP", params=spec.build)
-        # Strong consistency: a search sees every upsert acknowledged before it (a created movie is
-        # recommendable at once). Milvus Lite behaves so anyway; a server's default (Bounded) let
-        # a search right after an upsert miss it (tests/api/test_vectors.py, on both).
-        self._call("create_collection", name, schema=schema, index_params=index, consistency_level="Strong")
+        # The server's default consistency (Bounded): searches don't wait; upsert() makes its rows
+        # visible before it returns. Strong here cost every search a time tick (~200 ms) on a server.
+        self._call("create_collection", name, schema=schema, index_params=index, consistency_level="Bounded")
         self._search_params[name] = spec.search
         return spec
 
@@ -174,20 +178,43 @@ class VectorStore:
                 )
             ]
             self._call("upsert", name, rows)
+        self._barrier(name)
+
+    def _barrier(self, name: str) -> None:
+        """Return once every search, from any client, sees the writes acknowledged before this call.
+
+        A Strong query waits until the server has applied everything written before it (one time
+        tick, up to ~200 ms on a server); the query node's serviceable time only moves forward, so
+        later searches of any consistency see those writes. Without it another worker's Bounded
+        search missed a row upserted just before (tests/api/test_vectors.py, on both engines).
+        """
+        self._call("query", name, filter="", output_fields=["count(*)"], consistency_level="Strong")
 
     def flush(self, name: str) -> None:
         """Seal what was inserted so that Milvus builds the index over it (after a bulk load)."""
         self._call("flush", name)
 
-    def search(self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = "") -> list[Hit]:
-        """Return the limit movies of highest inner product with vector that satisfy expr."""
+    def search(
+        self,
+        name: str,
+        vector: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        expr: str = "",
+        params: dict[str, Any] | None = None,
+    ) -> list[Hit]:
+        """Return the limit movies of highest inner product with vector that satisfy expr; params
+        replace the search parameters of the collection's index (bench/scale.py sweeps them)."""
         results = self._call(
             "search",
             name,
             data=[vector.astype(np.float32).tolist()],
             limit=limit,
             filter=expr,
-            search_params={"metric_type": "IP", "params": self._params_for(name)},
+            search_params={
+                "metric_type": "IP",
+                "params": self._params_for(name) if params is None else params,
+            },
         )
         return [Hit(movie_id=int(hit["id"]), score=float(hit["distance"])) for hit in results[0]]
 
@@ -228,6 +255,8 @@ class VectorStore:
             index_type=str(index.get("index_type", "FLAT")),
             index_params={k: v for k, v in index.items() if k not in reserved},
             load_state=getattr(state, "name", str(state)),
+            indexed_rows=int(index.get("indexed_rows", 0)),
+            pending_rows=int(index.get("pending_index_rows", 0)),
         )
 
     def drop(self, name: str) -> None:
@@ -239,10 +268,7 @@ class VectorStore:
         if name not in self._search_params:
             index = self._call("describe_index", name, "vector") or {}
             kind = str(index.get("index_type", "FLAT"))
-            if kind == "HNSW":
-                self._search_params[name] = {"ef": 128}
-            else:
-                self._search_params[name] = {}
+            self._search_params[name] = dict(HNSW.search) if kind == "HNSW" else {}
         return self._search_params[name]
 
     def ping(self) -> bool:
@@ -257,12 +283,22 @@ class VectorStore:
         """Call a client method; when Milvus stopped answering, reconnect once and retry."""
         try:
             return getattr(self._client, method)(*args, timeout=self.timeout, **kwargs)
-        except MilvusException as error:
+        except (MilvusException, grpc.RpcError) as error:
+            # pymilvus raises a deadline that passed (a server that stopped answering) as grpc's own.
             if self.ping():
-                raise VectorStoreError(f"Milvus {method} failed: {error.message}") from error
+                raise VectorStoreError(f"Milvus {method} failed: {describe(error)}") from error
         log.warning("Milvus at %s stopped answering; reconnecting", self.uri)
         try:
             self.reconnect()
             return getattr(self._client, method)(*args, timeout=self.timeout, **kwargs)
-        except (MilvusException, VectorStoreError) as error:
-            raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {error}") from error
+        except (MilvusException, grpc.RpcError, VectorStoreError) as error:
+            raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {describe(error)}") from error
+
+
+def describe(error: Exception) -> str:
+    """Return the message of a pymilvus or grpc error, without grpc's debug dump."""
+    if isinstance(error, MilvusException):
+        return str(error.message)
+    if isinstance(error, grpc.RpcError):
+        return f"{error.code().name}: {error.details()}"  # type: ignore[attr-defined]
+    return str(error)

@@ -36,25 +36,27 @@ class Stack:
     version_id: int | None
 
 
-def make_settings(url: str, root: Path) -> Settings:
+def make_settings(url: str, root: Path, milvus_uri: str | None = None) -> Settings:
     return Settings(
         environment="test",
         admin_password="test-password-1",
         session_secret="test-session-secret-0123456789",
         database_url=url,
-        milvus_uri=str(root / "milvus.db"),
+        milvus_uri=milvus_uri or str(root / "milvus.db"),
         model_dir=root / "models",
         var_dir=root,
     )
 
 
-def build_stack(factory: DatabaseFactory, root: Path, *, train: bool) -> Stack:
+def build_stack(factory: DatabaseFactory, root: Path, *, train: bool, milvus_uri: str | None = None) -> Stack:
+    """Return a migrated database with synthetic data and, with train, an active trained model whose
+    vectors are in Milvus Lite (a file under root) or the Milvus at milvus_uri."""
     url = factory.new_url()
     upgrade(url)
     dataset = load_dataset(
         write_synthetic(root / "data", users=120, movies=300, ratings_per_user=(20, 60), seed=7)
     )
-    settings = make_settings(url, root)
+    settings = make_settings(url, root, milvus_uri)
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     with sessions.begin() as session:

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from tests.api.conftest import GraphQL, build_stack
 from tests.conftest import DatabaseFactory
+from tests.milvus import milvus_lite_pids
 
 MARIADBD = shutil.which("mariadbd", path="/usr/sbin:/usr/bin") or ""
 INSTALL_DB = shutil.which("mariadb-install-db") or ""
@@ -120,20 +121,6 @@ def test_mysql_outage_fails_fast_then_recovers_without_restart(
     factory.drop_all()
 
 
-def _milvus_lite_pids(db_file: Path) -> list[int]:
-    """Return the pids of Milvus Lite server processes serving db_file (read from /proc)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(arg.endswith(b"/milvus") for arg in argv[:1]) and str(db_file).encode() in argv:
-                pids.append(int(entry.name))
-    return pids
-
-
 def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
@@ -146,7 +133,7 @@ def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
         gql = GraphQL(client)
         before = [r["movie"]["id"] for r in gql.data(recs, u=user)["recommendations"]]
         db_file = Path(stack.settings.resolved_milvus_uri).resolve()
-        pids = _milvus_lite_pids(db_file)
+        pids = milvus_lite_pids(db_file)
         assert pids, "the app's Milvus Lite server process was not found"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -161,4 +148,4 @@ def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
             body = gql(recs, u=user)
         assert [r["movie"]["id"] for r in body["data"]["recommendations"]] == before
         assert client.get("/readyz").json()["checks"]["milvus"] == "ok"
-        assert _milvus_lite_pids(db_file) and set(_milvus_lite_pids(db_file)).isdisjoint(pids)
+        assert milvus_lite_pids(db_file) and set(milvus_lite_pids(db_file)).isdisjoint(pids)

@@ -1,5 +1,5 @@
 """`movierec serve`: listening sockets that keep TCP_NODELAY, and uvicorn's workers sharing one Milvus
-Lite, one session key and one set of metrics."""
+(Lite, or a server), one session key and one set of metrics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,9 +23,15 @@ import pytest
 from milvus_lite.server_manager import server_manager_instance
 from prometheus_client.mmap_dict import MmapedDict
 
+from api.db import make_engine, make_session_factory
 from api.server import ServeError, listen_socket
-from tests.api.conftest import build_stack
+from api.settings import Settings
+from api.vectors.store import VectorStore
+from api.versions.activation import activate
+from api.versions.training import run_training
+from tests.api.conftest import TINY, build_stack
 from tests.conftest import DatabaseFactory
+from tests.milvus import MilvusServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,13 +96,10 @@ def _requests_by_worker(metrics: Path) -> dict[str, float]:
     }
 
 
-def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
-    database_factory: DatabaseFactory, tmp_path: Path
-) -> None:
-    stack = build_stack(database_factory, tmp_path, train=True)
-    settings = stack.settings
-    # This process started a Lite server for the file while building the stack; the service needs it.
-    server_manager_instance.release_server(settings.resolved_milvus_uri)
+@contextmanager
+def serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """Run `movierec serve --workers 2` on the stack's settings; yield its base URL once ready, then
+    stop it with SIGTERM and check that it stopped cleanly."""
     port = _free_port()
     env = {
         **os.environ,
@@ -124,23 +129,45 @@ def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
             except OSError:
                 time.sleep(0.5)
         assert ready == {"status": "ready", "checks": {"database": "ok", "model": "ok", "milvus": "ok"}}
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0, output
+    assert "(2 workers)" in output
+
+
+def _on_every_worker(url: str, query: str, metrics: Path) -> list[dict]:
+    """Send query on concurrent connections until both workers have answered some (uvicorn's
+    workers take turns on the shared socket only as they happen to be free); return every answer."""
+    answers: list[dict] = []
+    before = _requests_by_worker(metrics)
+    with ThreadPoolExecutor(16) as pool:
+        for _ in range(25):
+            answers += pool.map(lambda _: _post(f"{url}/graphql", query), range(16))
+            now = _requests_by_worker(metrics)
+            if len(now) == 2 and all(now[w] > before.get(w, 0) for w in now):
+                return answers
+    raise AssertionError(f"one worker answered every request: {now}")
+
+
+def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    stack = build_stack(database_factory, tmp_path, train=True)
+    settings = stack.settings
+    # This process started a Lite server for the file while building the stack; the service needs it.
+    server_manager_instance.release_server(settings.resolved_milvus_uri)
+    with serving(settings, tmp_path) as url:
         user = stack.dataset.users[0].id
-        # Concurrent connections until both workers have answered some (uvicorn's workers take turns
-        # on the shared socket only as they happen to be free); each answers from the one Lite.
+        # Both workers answer, each from the one Lite.
         query = f"{{ recommendations(userId: {user}) {{ movie {{ id }} }} }}"
-        answers: list[dict] = []
-        with ThreadPoolExecutor(16) as pool:
-            for _ in range(25):
-                answers += pool.map(lambda _: _post(f"http://127.0.0.1:{port}/graphql", query), range(16))
-                answered_by = _requests_by_worker(tmp_path / "metrics")
-                if len(answered_by) == 2 and all(answered_by.values()):
-                    break
-        assert len(answered_by) == 2 and all(answered_by.values()), answered_by
+        answers = _on_every_worker(url, query, tmp_path / "metrics")
         assert all("errors" not in a for a in answers)
         assert len({json.dumps(a) for a in answers}) == 1  # every worker gives the same list
         assert len(answers[0]["data"]["recommendations"]) == 10
         # One scrape, whichever worker answers it, counts the requests of both.
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
             scraped = response.read().decode()
         counted = re.search(
             r'^movierec_graphql_requests_total\{operation="recommendations",status="ok"\} ([\d.]+)$',
@@ -149,18 +176,85 @@ def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
         )
         assert counted and float(counted.group(1)) == len(answers), scraped
         # Signed in once, still signed in whichever worker takes each new connection.
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", limits=httpx.Limits(max_keepalive_connections=0)
-        ) as browser:
+        with httpx.Client(base_url=url, limits=httpx.Limits(max_keepalive_connections=0)) as browser:
             token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/admin/login").text)
             assert token
             browser.post("/admin/login", data={"password": "test-password-1", "csrf_token": token.group(1)})
             pages = [browser.get("/admin/") for _ in range(20)]
         assert [p.status_code for p in pages] == [200] * 20
         assert all("csrf_token" in p.text for p in pages)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=60)[0].decode()
-    assert server.returncode == 0, output
-    assert "(2 workers)" in output
     assert not list(tmp_path.glob(".milvus.db.lock")), "the Lite server was not released"
+
+
+def _recommended(answers: list[dict]) -> list[list[int]]:
+    assert all("errors" not in a for a in answers), [a["errors"] for a in answers if "errors" in a]
+    return [[r["movie"]["id"] for r in a["data"]["recommendations"]] for a in answers]
+
+
+def _until_every_worker_serves(url: str, version: int, metrics: Path) -> None:
+    """Wait until both workers have read that version is active (each re-reads it every second)."""
+    deadline = time.monotonic() + 30
+    while True:
+        answers = _on_every_worker(url, "{ modelInfo { version } }", metrics)
+        if {a["data"]["modelInfo"]["version"] for a in answers} == {version}:
+            return
+        assert time.monotonic() < deadline, "the workers did not switch to the activated version"
+        time.sleep(0.5)
+
+
+def test_two_workers_serve_from_a_milvus_server_through_creations_activations_and_a_rollback(
+    database_factory: DatabaseFactory, tmp_path: Path, milvus_server: MilvusServer
+) -> None:
+    stack = build_stack(database_factory, tmp_path, train=True, milvus_uri=milvus_server.uri)
+    settings, first = stack.settings, stack.version_id
+    assert first is not None
+    sessions = make_session_factory(make_engine(settings.resolved_database_url))
+    second = run_training(
+        sessions=sessions, model_dir=settings.resolved_model_dir, config=TINY, started_by="tests",
+        progress_bar=False,
+    )  # fmt: skip
+    store = VectorStore(milvus_server.uri)
+    metrics = tmp_path / "metrics"
+    user = stack.dataset.users[0].id
+    filtered = f"""{{ recommendations(userId: {user}, limit: 5, genres: ["Drama"], yearFrom: 1990) {{
+        movie {{ id year genres }} }} }}"""
+    newest = f"{{ recommendations(userId: {user}, limit: 5, yearFrom: 2100) {{ movie {{ id }} }} }}"
+    default = f"{{ recommendations(userId: {user}) {{ movie {{ id }} }} }}"
+    try:
+        with serving(settings, tmp_path) as url:
+            answers = _on_every_worker(url, filtered, metrics)
+            assert len({json.dumps(a) for a in answers}) == 1
+            found = [r["movie"] for r in answers[0]["data"]["recommendations"]]
+            assert len(found) == 5
+            assert all("Drama" in m["genres"] and m["year"] >= 1990 for m in found)
+            assert _recommended(_on_every_worker(url, newest, metrics))[0] == []
+
+            # A created movie is recommendable at once, whichever worker answers next.
+            created = _post(
+                f"{url}/graphql",
+                'mutation { createMovie(input: {title: "Made for the server test", year: 2100,'
+                ' genres: ["Drama"]}) { id } }',
+            )
+            movie = created["data"]["createMovie"]["id"]
+            assert set(map(tuple, _recommended(_on_every_worker(url, newest, metrics)))) == {(movie,)}
+            before = _recommended(_on_every_worker(url, default, metrics))
+            assert len(set(map(tuple, before))) == 1
+
+            # Another version: its collection is built on the server, the created movie in it.
+            activate(sessions=sessions, store=store, version_id=second)
+            _until_every_worker_serves(url, second, metrics)
+            assert set(map(tuple, _recommended(_on_every_worker(url, newest, metrics)))) == {(movie,)}
+            assert len(set(map(tuple, _recommended(_on_every_worker(url, default, metrics))))) == 1
+
+            # Rolling back reuses the first version's collection and gives its answers again.
+            activate(sessions=sessions, store=store, version_id=first)
+            _until_every_worker_serves(url, first, metrics)
+            assert set(map(tuple, _recommended(_on_every_worker(url, default, metrics)))) == {
+                tuple(before[0])
+            }
+            assert store.count(f"movies_v{first}") == store.count(f"movies_v{second}")
+    finally:
+        for version in (first, second):
+            if store.exists(f"movies_v{version}"):  # the server is the test session's, shared
+                store.drop(f"movies_v{version}")
+        store.close()
