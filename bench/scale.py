@@ -83,10 +83,13 @@ def measure(
         spec = store.create(COLLECTION, dim=DIM, expected_rows=size)
         store.upsert(COLLECTION, np.arange(1, size + 1), vectors, [[] for _ in range(size)], [None] * size)
         store.flush(COLLECTION)
-        while (stats := store.stats(COLLECTION)).pending_rows or stats.indexed_rows < size:
-            if stats.index_type == "FLAT":  # Milvus Lite counts no indexed rows: nothing to wait for
-                break
-            time.sleep(1)
+        if spec.index_type != "FLAT":  # a server builds the index after the flush, then hands it over
+            while (stats := store.stats(COLLECTION)).pending_rows or stats.indexed_rows < size:
+                time.sleep(1)
+            # The query node keeps searching the growing segments' interim index until it loads
+            # the built one: searched at once, recall@10 was 0.61 at 100,000 rows whatever the ef.
+            store.release(COLLECTION)
+            store.load(COLLECTION)
         store.search(COLLECTION, noisy[0], limit=10)  # the first search waits for the index to load
         build_s = time.perf_counter() - started
         runs = [(spec.search, timed_searches(store, noisy, None))]
@@ -132,8 +135,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
     header = ("size", "index", "search", "build s", "p50 ms", "p99 ms", "recall@10", "numpy p50")
-    keys = ("size", "index", "search_params", "build_s", "p50_ms", "p99_ms", "recall@10")
-    keys += ("numpy_exact_p50_ms",)
+    keys: tuple[str, ...] = ("size", "index", "search_params", "build_s", "p50_ms", "p99_ms")
+    keys += ("recall@10", "numpy_exact_p50_ms")
     print(" ".join(f"{h:>11}" for h in header))
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:

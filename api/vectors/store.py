@@ -37,7 +37,7 @@ class IndexSpec:
 
 
 # The server's index above EXACT_BELOW rows; ef from bench/scale.py's sweep on a server (README).
-HNSW = IndexSpec("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 128})
+HNSW = IndexSpec("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 512})
 EXACT_BELOW = 50_000  # rows; below this an exact (FLAT) scan answers within a few milliseconds
 
 
@@ -247,9 +247,13 @@ class VectorStore:
             "pending_index_rows",
             "state",
         }
+        loaded = getattr(state, "name", str(state)) == "Loaded"
+        # A server answers no query on a collection it has not loaded; its statistics then count the
+        # flushed rows, all of them once a build or activation has flushed.
+        rows = self.count(name) if loaded else int(self._call("get_collection_stats", name)["row_count"])
         return CollectionStats(
             name=name,
-            row_count=self.count(name),
+            row_count=rows,
             dim=dim,
             metric=str(index.get("metric_type", "IP")),
             index_type=str(index.get("index_type", "FLAT")),
@@ -258,6 +262,15 @@ class VectorStore:
             indexed_rows=int(index.get("indexed_rows", 0)),
             pending_rows=int(index.get("pending_index_rows", 0)),
         )
+
+    def load(self, name: str) -> None:
+        """Load a collection into memory for searching. A restarted Milvus Lite loads a collection
+        only at its first search (and says NotLoad until then); a server reloads what was loaded."""
+        self._call("load_collection", name)
+
+    def release(self, name: str) -> None:
+        """Free a collection's memory on the query nodes; searches fail until load()."""
+        self._call("release_collection", name)
 
     def drop(self, name: str) -> None:
         self._call("drop_collection", name)
@@ -300,5 +313,5 @@ def describe(error: Exception) -> str:
     if isinstance(error, MilvusException):
         return str(error.message)
     if isinstance(error, grpc.RpcError):
-        return f"{error.code().name}: {error.details()}"  # type: ignore[attr-defined]
+        return f"{error.code().name}: {error.details()}"
     return str(error)

@@ -62,6 +62,7 @@ def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> 
             )
         model = ModelVersion.load(Path(version.artifact_path))
         name = build_collection(session=session, store=store, version_id=version_id, model=model)
+    store.load(name)  # a reused collection (a rollback) may not be loaded
     with sessions.begin() as session:
         set_active(session=session, version_id=version_id, collection=name)
     return name

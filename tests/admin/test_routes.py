@@ -10,8 +10,10 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
+from admin.app import build_templates
 from api.app import create_app
 from api.db import make_engine, make_session_factory
+from api.vectors.store import CollectionStats
 from api.versions.models import ModelVersion
 from api.versions.service import active_version, queue_version
 from ml.config import TrainConfig
@@ -218,3 +220,15 @@ def test_a_worker_killed_mid_run_is_failed_the_active_version_serves_and_a_new_r
     with make_session_factory(engine)() as session:
         assert active_version(session=session).id == admin_stack.version_id  # type: ignore[union-attr]
     engine.dispose()
+
+
+def test_collection_card_shows_an_index_build_in_progress() -> None:
+    # The figures a Milvus server reports while it builds HNSW (tests/api/test_vectors.py reads them).
+    stats = CollectionStats(
+        name="movies_v9", row_count=120_000, dim=32, metric="IP", index_type="HNSW",
+        index_params={"M": "16", "efConstruction": "200"}, load_state="Loaded",
+        indexed_rows=100_000, pending_rows=20_000,
+    )  # fmt: skip
+    page = build_templates().get_template("_collection.html").render(stats=stats, active=True)
+    assert "<code>M=16</code> <code>efConstruction=200</code>" in page
+    assert "100,000, 20,000 waiting for the index build" in page

@@ -29,7 +29,8 @@ from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.activation import activate
 from api.versions.training import run_training
-from tests.api.conftest import TINY, build_stack
+from ml.movielens.synthetic import write_synthetic
+from tests.api.conftest import TINY, build_stack, make_settings
 from tests.conftest import DatabaseFactory
 from tests.milvus import MilvusServer
 
@@ -97,9 +98,9 @@ def _requests_by_worker(metrics: Path) -> dict[str, float]:
 
 
 @contextmanager
-def serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    """Run `movierec serve --workers 2` on the stack's settings; yield its base URL once ready, then
-    stop it with SIGTERM and check that it stopped cleanly."""
+def serving(settings: Settings, tmp_path: Path, command: tuple[str, ...] = ("serve",)) -> Iterator[str]:
+    """Run `movierec serve --workers 2` (or another command that serves) on the settings; yield its
+    base URL once ready, then stop it with SIGTERM and check that it stopped cleanly."""
     port = _free_port()
     env = {
         **os.environ,
@@ -115,12 +116,12 @@ def serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
     }
     (tmp_path / "metrics").mkdir()
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "api.cli", *command, "--port", str(port), "--workers", "2"],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         ready = None
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # `movierec up` trains first
         while ready is None and time.monotonic() < deadline and server.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
@@ -128,10 +129,14 @@ def serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
                     break
             except OSError:
                 time.sleep(0.5)
+        if ready is None:
+            server.kill()
+            pytest.fail("never ready:\n" + server.communicate(timeout=60)[0].decode()[-5000:])
         assert ready == {"status": "ready", "checks": {"database": "ok", "model": "ok", "milvus": "ok"}}
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.send_signal(signal.SIGTERM)
+        if server.returncode is None:
+            server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=60)[0].decode()
     assert server.returncode == 0, output
     assert "(2 workers)" in output
@@ -257,4 +262,24 @@ def test_two_workers_serve_from_a_milvus_server_through_creations_activations_an
         for version in (first, second):
             if store.exists(f"movies_v{version}"):  # the server is the test session's, shared
                 store.drop(f"movies_v{version}")
+        store.close()
+
+
+def test_up_runs_the_demo_on_a_milvus_server_unchanged(tmp_path: Path, milvus_server: MilvusServer) -> None:
+    # Enough movies for the default training's evaluation (99 sampled unrated movies per user).
+    sample_dir = write_synthetic(tmp_path / "data", users=120, movies=300, ratings_per_user=(20, 60), seed=7)
+    settings = make_settings(f"sqlite:///{tmp_path / 'up.db'}", tmp_path, milvus_server.uri)
+    store = VectorStore(milvus_server.uri)
+    try:
+        with serving(settings, tmp_path, ("up", "--source", str(sample_dir))) as url:
+            answer = _post(f"{url}/graphql", "{ modelInfo { version collection } }")["data"]["modelInfo"]
+            user = _post(f"{url}/graphql", "{ users(first: 1) { edges { node { id } } } }")
+            user_id = user["data"]["users"]["edges"][0]["node"]["id"]
+            recs = _post(f"{url}/graphql", f"{{ recommendations(userId: {user_id}) {{ movie {{ id }} }} }}")
+            assert len(_recommended([recs])[0]) == 10
+            assert store.count(answer["collection"]) == 300  # the sample's movies, on the server
+    finally:
+        for name in store._client.list_collections():
+            if name.startswith("movies_v"):  # the server is the test session's, shared
+                store.drop(name)
         store.close()

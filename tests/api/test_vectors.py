@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +105,16 @@ def test_another_client_sees_an_upsert_at_once(store: VectorStore, movies: np.nd
         store.drop("visibility")
 
 
+def test_load_state_is_read_as_it_is(store: VectorStore, movies: np.ndarray) -> None:
+    # A restarted Milvus Lite holds its collections released until a search or load(); the API
+    # loads the active one as it starts (api.app.warm_up), and the dashboard shows the state.
+    store.release("movies_test")
+    assert store.stats("movies_test").load_state == "NotLoad"
+    store.load("movies_test")
+    assert store.stats("movies_test").load_state == "Loaded"
+    assert store.search("movies_test", movies[3], limit=1)[0].movie_id == 4
+
+
 INJECTIONS = [
     'Action"]) or movie_id > 0 or ARRAY_CONTAINS_ANY(genres, ["',
     "Action) or (1 == 1",
@@ -196,3 +207,32 @@ def test_reconnects_after_milvus_stops_answering_and_comes_back(
         hits = store.search("movies_test", movies[7], limit=1)
     assert hits[0].movie_id == 8
     assert store.count("movies_test") == 50
+
+
+@pytest.fixture
+def server(store: VectorStore) -> VectorStore:
+    if is_embedded(store.uri):
+        pytest.skip("a Milvus server behaviour")
+    return store
+
+
+def test_a_server_builds_hnsw_for_large_collections_and_reports_its_progress(server: VectorStore) -> None:
+    store, rows = server, 3_000
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((rows, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    spec = store.create("hnsw_test", dim=16, expected_rows=store_module.EXACT_BELOW)
+    try:
+        assert spec == store_module.HNSW
+        store.upsert("hnsw_test", np.arange(1, rows + 1), vectors, [[]] * rows, [None] * rows)
+        store.flush("hnsw_test")
+        deadline = time.monotonic() + 60
+        while (stats := store.stats("hnsw_test")).indexed_rows < rows:
+            assert stats.indexed_rows + stats.pending_rows == rows, stats
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.5)
+        assert (stats.index_type, stats.pending_rows, stats.row_count) == ("HNSW", 0, rows)
+        assert stats.index_params == {k: str(v) for k, v in spec.build.items()}
+        assert store.search("hnsw_test", vectors[41], limit=1)[0].movie_id == 42
+    finally:
+        store.drop("hnsw_test")
