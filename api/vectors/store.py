@@ -215,6 +215,9 @@ class VectorStore:
                 "metric_type": "IP",
                 "params": self._params_for(name) if params is None else params,
             },
+            # Also for collections created Strong by earlier versions: upsert()'s barrier makes
+            # writes visible, and a Strong search waits a time tick (~200 ms) on a server.
+            consistency_level="Bounded",
         )
         return [Hit(movie_id=int(hit["id"]), score=float(hit["distance"])) for hit in results[0]]
 
