@@ -5,7 +5,8 @@ collection through api.vectors.store, with the index the adapter chooses there: 
 by default, on a Milvus server with --milvus-uri. Reports build time (insert + flush + index +
 load), search p50/p99 over --queries top-10 queries, and recall@10 against exact numpy search of
 the same vectors in the same run, whose p50 is printed as the baseline. Where the index is HNSW,
-the same queries run again for each ef of --ef (the sweep the adapter's default ef comes from).
+the same queries run again for each ef of --ef (the sweep the adapter's default ef comes from), and
+for an IVF index (with --index) for each nprobe of --nprobe.
 Writes the engine's rows of bench/results/scale.json.
 
     python bench/scale.py                    # Milvus Lite: 10k, 100k and 1M
@@ -62,9 +63,10 @@ def timed_searches(
 
 
 def measure(
-    size: int, queries: int, rng: np.random.Generator, uri: str, efs: list[int]
+    size: int, queries: int, rng: np.random.Generator, uri: str, efs: list[int], nprobes: list[int]
 ) -> list[dict[str, float | int | str]]:
-    """Return one row for the adapter's search parameters, then one per ef of the sweep (HNSW)."""
+    """Return one row for the adapter's search parameters, then one per ef (HNSW) or nprobe (IVF)
+    of the sweep."""
     vectors = clustered(size, rng)
     picks = rng.integers(0, size, queries)
     noisy = vectors[picks] + 0.3 * rng.standard_normal((queries, DIM)).astype(np.float32)
@@ -95,6 +97,8 @@ def measure(
         runs = [(spec.search, timed_searches(store, noisy, None))]
         if spec.index_type == "HNSW":
             runs += [({"ef": ef}, timed_searches(store, noisy, {"ef": ef})) for ef in efs]
+        elif spec.index_type.startswith("IVF"):
+            runs += [({"nprobe": n}, timed_searches(store, noisy, {"nprobe": n})) for n in nprobes]
         if not is_lite_file(uri):
             store.drop(COLLECTION)  # a server keeps its collections; 1M vectors take 1 GB
     finally:
@@ -124,7 +128,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--milvus-uri", help="a Milvus server (http://host:19530); Milvus Lite without it")
-    parser.add_argument("--ef", type=int, nargs="+", default=[16, 32, 64, 128, 256], help="HNSW ef sweep")
+    parser.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256, 1024], help="HNSW ef sweep")
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64], help="IVF nprobe sweep")
     parser.add_argument("--index", help="index type to use instead of the adapter's choice")
     parser.add_argument("--build", default="{}", help="index-building parameters (JSON), with --index")
     parser.add_argument("--search", default="{}", help="search parameters (JSON), with --index")
@@ -141,7 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             uri = args.milvus_uri or str(Path(tmp) / f"scale_{size}.db")
-            for row in measure(size, args.queries, rng, uri, args.ef):
+            for row in measure(size, args.queries, rng, uri, args.ef, args.nprobe):
                 rows.append(row)
                 print(" ".join(f"{row[k]!s:>11}" for k in keys), flush=True)
     if args.index:

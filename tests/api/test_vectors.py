@@ -14,7 +14,14 @@ import pytest
 
 from api.vectors import store as store_module
 from api.vectors.filters import FilterError, build_filter
-from api.vectors.store import VectorStore, VectorStoreError, choose_index, is_embedded, is_lite_file
+from api.vectors.store import (
+    IndexSpec,
+    VectorStore,
+    VectorStoreError,
+    choose_index,
+    is_embedded,
+    is_lite_file,
+)
 from tests.milvus import milvus_lite_pids
 
 GENRES = {"Action", "Children's", "Comedy", "Drama", "Sci-Fi"}
@@ -149,7 +156,10 @@ def test_filter_quotes_known_genres() -> None:
 def test_index_choice_follows_size_and_deployment() -> None:
     assert choose_index("var/milvus.db", 3_883).index_type == "FLAT"
     assert choose_index("var/milvus.db", 1_000_000).index_type == "FLAT"  # Lite: exact, see bench/scale.py
-    assert choose_index("http://milvus:19530", 1_000_000).index_type == "HNSW"
+    assert choose_index("http://milvus:19530", 1_000_000) == IndexSpec(
+        "IVF_FLAT", {"nlist": 4096}, {"nprobe": 32}
+    )
+    assert choose_index("http://milvus:19530", 100_000).build == {"nlist": 1024}
     assert choose_index("http://milvus:19530", 10).index_type == "FLAT"
 
 
@@ -168,14 +178,12 @@ def test_milvus_lite_builds_the_index_chosen_for_it(lite: VectorStore) -> None:
     store.drop("index_choice")
 
 
-def test_milvus_lite_refuses_the_graph_index_a_server_gets(
-    lite: VectorStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_milvus_lite_refuses_a_graph_index(lite: VectorStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store = lite
-    # Why Lite stays exact (choose_index): should a Lite upgrade accept HNSW, revisit the choice.
-    monkeypatch.setattr(
-        store_module, "choose_index", lambda uri, rows: choose_index("http://milvus:19530", rows)
-    )
+    # Why Lite stays exact (choose_index): no graph index, and IVF answered from an interim index
+    # whatever its parameters. Should a Lite upgrade accept HNSW, revisit the choice.
+    graph = IndexSpec("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64})
+    monkeypatch.setattr(store_module, "choose_index", lambda uri, rows: graph)
     try:
         with pytest.raises(VectorStoreError, match="invalid index type: HNSW"):
             store.create("server_index", dim=16, expected_rows=1_000_000)
@@ -216,23 +224,23 @@ def server(store: VectorStore) -> VectorStore:
     return store
 
 
-def test_a_server_builds_hnsw_for_large_collections_and_reports_its_progress(server: VectorStore) -> None:
+def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(server: VectorStore) -> None:
     store, rows = server, 3_000
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((rows, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    spec = store.create("hnsw_test", dim=16, expected_rows=store_module.EXACT_BELOW)
+    spec = store.create("ivf_test", dim=16, expected_rows=store_module.EXACT_BELOW)
     try:
-        assert spec == store_module.HNSW
-        store.upsert("hnsw_test", np.arange(1, rows + 1), vectors, [[]] * rows, [None] * rows)
-        store.flush("hnsw_test")
+        assert spec == store_module.ivf(store_module.EXACT_BELOW)
+        store.upsert("ivf_test", np.arange(1, rows + 1), vectors, [[]] * rows, [None] * rows)
+        store.flush("ivf_test")
         deadline = time.monotonic() + 60
-        while (stats := store.stats("hnsw_test")).indexed_rows < rows:
+        while (stats := store.stats("ivf_test")).indexed_rows < rows:
             assert stats.indexed_rows + stats.pending_rows == rows, stats
             assert time.monotonic() < deadline, stats
             time.sleep(0.5)
-        assert (stats.index_type, stats.pending_rows, stats.row_count) == ("HNSW", 0, rows)
+        assert (stats.index_type, stats.pending_rows, stats.row_count) == ("IVF_FLAT", 0, rows)
         assert stats.index_params == {k: str(v) for k, v in spec.build.items()}
-        assert store.search("hnsw_test", vectors[41], limit=1)[0].movie_id == 42
+        assert store.search("ivf_test", vectors[41], limit=1)[0].movie_id == 42
     finally:
-        store.drop("hnsw_test")
+        store.drop("ivf_test")
