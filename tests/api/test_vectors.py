@@ -157,7 +157,7 @@ def test_index_choice_follows_size_and_deployment() -> None:
     assert choose_index("var/milvus.db", 3_883).index_type == "FLAT"
     assert choose_index("var/milvus.db", 1_000_000).index_type == "FLAT"  # Lite: exact, see bench/scale.py
     assert choose_index("http://milvus:19530", 1_000_000) == IndexSpec(
-        "IVF_FLAT", {"nlist": 4096}, {"nprobe": 32}
+        "IVF_FLAT", {"nlist": 4096}, {"nprobe": 64}
     )
     assert choose_index("http://milvus:19530", 100_000).build == {"nlist": 1024}
     assert choose_index("http://milvus:19530", 10).index_type == "FLAT"
