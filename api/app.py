@@ -239,7 +239,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, AppState]]:
         state = build_state(settings)
         admin_startup(state)
-        warm_up(state)
+        await to_thread.run_sync(warm_up, state)  # database and Milvus I/O, off the loop
         try:
             yield {"movierec": state}
         finally:

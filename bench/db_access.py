@@ -20,8 +20,9 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy.engine import make_url
@@ -31,23 +32,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.db import make_engine, make_session_factory
 from api.recommend.service import USER_READ, read_user
 
+T = TypeVar("T")
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/movierec_bench_serve"
 
 
 async def measure(
-    read: Callable[[int], Awaitable[object]], users: list[int], concurrency: int
+    call: Callable[[T], Awaitable[object]], items: Sequence[T], concurrency: int
 ) -> tuple[float, float]:
-    """Return reads per second and CPU ms per read of reading every user, `concurrency` at a time."""
-    queue = list(users)
+    """Return calls per second and CPU ms per call of awaiting call(item) for every item,
+    `concurrency` at a time (bench/milvus_access.py times its searches so too)."""
+    queue = list(items)
 
     async def worker() -> None:
         while queue:
-            await read(queue.pop())
+            await call(queue.pop())
 
     cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return len(users) / wall, cpu / len(users) * 1000
+    return len(items) / wall, cpu / len(items) * 1000
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -20,8 +20,6 @@ import asyncio
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,24 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pymilvus import AsyncMilvusClient
 
 from api.vectors.store import VectorStore
+from bench.db_access import measure  # the same timing of coroutines, `concurrency` at a time
 
 COLLECTION, MOVIES, DIM, LIMIT = "bench_access", 3_883, 256, 21
-
-
-async def measure(
-    search: Callable[[np.ndarray], Awaitable[object]], queries: np.ndarray, concurrency: int
-) -> tuple[float, float]:
-    """Return searches per second and CPU ms per search of every query, `concurrency` at a time."""
-    queue = list(queries)
-
-    async def worker() -> None:
-        while queue:
-            await search(queue.pop())
-
-    cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return len(queries) / wall, cpu / len(queries) * 1000
 
 
 async def main(args: argparse.Namespace, uri: str) -> None:

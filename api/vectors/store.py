@@ -249,6 +249,7 @@ class VectorStore:
         dim = next(int(f["params"]["dim"]) for f in description["fields"] if f["name"] == "vector")
         index = self._call("describe_index", name, "vector") or {}
         state = self._call("get_load_state", name).get("state")
+        load_state = getattr(state, "name", str(state))
         reserved = {
             "index_type",
             "metric_type",
@@ -260,10 +261,13 @@ class VectorStore:
             "pending_index_rows",
             "state",
         }
-        loaded = getattr(state, "name", str(state)) == "Loaded"
         # A server answers no query on a collection it has not loaded; its statistics then count the
         # flushed rows, all of them once a build or activation has flushed.
-        rows = self.count(name) if loaded else int(self._call("get_collection_stats", name)["row_count"])
+        rows = (
+            self.count(name)
+            if load_state == "Loaded"
+            else int(self._call("get_collection_stats", name)["row_count"])
+        )
         return CollectionStats(
             name=name,
             row_count=rows,
@@ -271,7 +275,7 @@ class VectorStore:
             metric=str(index.get("metric_type", "IP")),
             index_type=str(index.get("index_type", "FLAT")),
             index_params={k: v for k, v in index.items() if k not in reserved},
-            load_state=getattr(state, "name", str(state)),
+            load_state=load_state,
             indexed_rows=int(index.get("indexed_rows", 0)),
             pending_rows=int(index.get("pending_index_rows", 0)),
         )
