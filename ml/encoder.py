@@ -18,6 +18,7 @@ from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
+from ml.user_encoder import PREFIX, UserEncoder, user_keys
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,14 @@ class ModelVersion:
         metrics: dict[str, float],
         movie_ids: npt.NDArray[np.int64],
         movie_vectors: npt.NDArray[np.float32],
+        user_encoder: UserEncoder,
     ) -> None:
         self.model, self.config, self.vocabs, self.metrics = model, config, vocabs, metrics
+        self.user_encoder = user_encoder
         self.movie_ids, self.movie_vectors = movie_ids, movie_vectors
         self.dim = int(movie_vectors.shape[1])
         self.history_length = config.history_length
-        # Paddle's no_grad switches a process-wide tracer flag: one forward pass at a time.
+        # Paddle's no_grad switches a process-wide tracer flag: one movie tower pass at a time.
         self._lock = threading.Lock()
 
     @classmethod
@@ -82,6 +85,13 @@ class ModelVersion:
         model = TwoTower(config, manifest["sizes"])
         model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
         model.eval()
+        threads = config.num_threads
+        if (directory / f"{PREFIX}.json").exists():
+            user_encoder = UserEncoder(directory, keys=user_keys(config.gap_feature), threads=threads)
+        else:  # written before the user tower was saved with the version
+            user_encoder = UserEncoder.of_model(
+                model, history_length=config.history_length, gap_feature=config.gap_feature, threads=threads
+            )
         return cls(
             model=model,
             config=config,
@@ -89,6 +99,7 @@ class ModelVersion:
             metrics=metrics,
             movie_ids=np.load(directory / "movie_ids.npy"),
             movie_vectors=np.load(directory / "movie_vectors.npy"),
+            user_encoder=user_encoder,
         )
 
     def encode_user(
@@ -110,8 +121,7 @@ class ModelVersion:
             [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
         )  # fmt: skip
         arrays.update(self._history([h for _, h in users], int(time.time()) if at is None else at))
-        with self._lock, paddle.no_grad():
-            return self.model.encode_users(to_tensors(arrays)).numpy()
+        return self.user_encoder(arrays)
 
     def time_key(self, newest_rating: int | None, at: int) -> int:
         """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating.

@@ -8,6 +8,8 @@ Layout of a version directory (written atomically: into a hidden sibling, then r
     model.pdparams      the TwoTower state dict (paddle.save)
     movie_ids.npy       int64 (n,) MovieLens ids
     movie_vectors.npy   float32 (n, dim), L2-normalised, row i belongs to movie_ids[i]
+    user_encoder.json   the user tower as a static graph, and its parameters in
+    user_encoder.pdiparams  (ml/user_encoder.py: what a request runs to encode a user)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel
+from ml.user_encoder import save_user_encoder
 
 if TYPE_CHECKING:
     from ml.encoder import ModelVersion
@@ -72,6 +75,12 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
         np.save(tmp / "movie_ids.npy", movie_ids)
         np.save(tmp / "movie_vectors.npy", vectors)
+        save_user_encoder(
+            model.model,
+            history_length=model.config.history_length,
+            gap_feature=model.config.gap_feature,
+            directory=tmp,
+        )
         tmp.rename(directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -123,3 +123,19 @@ def test_time_since_the_newest_rating_moves_the_user_vector(version: ModelVersio
     in_session = version.encode_user(user, history, at=1_000_120)
     a_month_later = version.encode_user(user, history, at=1_000_060 + 30 * 86_400)
     assert float(in_session @ a_month_later) < 0.9999
+
+
+def test_a_version_saved_before_its_user_tower_graph_encodes_the_same(
+    trained: TrainedModel, dataset: Dataset, version: ModelVersion, tmp_path: Path
+) -> None:
+    directory = save_version(trained, tmp_path / "v1", dataset=dataset)
+    for name in ("user_encoder.json", "user_encoder.pdiparams"):
+        (directory / name).unlink()
+    older = load_version(directory)
+    user, history = (
+        UserFeatures("F", 25, 4, "10001", user_id=7),
+        [HistoryItem(3, 4, 1_000), HistoryItem(9, 5, 2_000)],
+    )
+    np.testing.assert_allclose(
+        older.encode_user(user, history, at=5_000), version.encode_user(user, history, at=5_000), atol=1e-6
+    )

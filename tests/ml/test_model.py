@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 
 from ml.config import TrainConfig
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle
+from ml.user_encoder import UserEncoder, save_user_encoder, user_keys
 
 SIZES = {"user_id": 11, "gender": 3, "age": 8, "occupation": 22, "zip": 5, "movie_id": 21, "genres": 19,
          "title": 30, "year": 6, "gap": 22}  # fmt: skip
@@ -68,3 +72,31 @@ def test_padding_in_history_is_ignored() -> None:
         to_tensors(_users([2, 2], [[4, 0, 0, 0], [4, 0, 0, 0]], [[3, 0, 0, 0], [3, 5, 1, 2]]))
     ).numpy()
     np.testing.assert_allclose(users[0], users[1], rtol=1e-6)
+
+
+def test_the_served_user_encoder_gives_the_towers_vectors_with_and_without_the_gap_feature(
+    tmp_path: Path,
+) -> None:
+    inputs = _users(
+        [1, 0, 10], [[1, 2, 0, 0], [0, 0, 0, 0], [5, 20, 3, 3]], [[5, 3, 0, 0], [0] * 4, [1, 2, 4, 5]]
+    )
+    for gap_feature in (True, False):
+        paddle.seed(0)
+        model = TwoTower(replace(CONFIG, gap_feature=gap_feature), SIZES)
+        model.eval()
+        with paddle.no_grad():
+            expected = model.encode_users(to_tensors(inputs)).numpy()
+        directory = tmp_path / f"gap-{gap_feature}"
+        directory.mkdir()
+        save_user_encoder(
+            model, history_length=CONFIG.history_length, gap_feature=gap_feature, directory=directory
+        )
+        saved = UserEncoder(directory, keys=user_keys(gap_feature), threads=1)
+        converted = UserEncoder.of_model(
+            model, history_length=CONFIG.history_length, gap_feature=gap_feature, threads=1
+        )
+        for encoder in (saved, converted):
+            np.testing.assert_allclose(encoder(inputs), expected, atol=1e-6)
+            np.testing.assert_allclose(
+                encoder({k: v[2:] for k, v in inputs.items()}), expected[2:], atol=1e-6
+            )
