@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pickle
 import re
 import signal
 import socket
@@ -24,7 +26,7 @@ from milvus_lite.server_manager import server_manager_instance
 from prometheus_client.mmap_dict import MmapedDict
 
 from api.db import make_engine, make_session_factory
-from api.server import ServeError, listen_socket
+from api.server import ServeError, listen_socket, worker_socket
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.activation import activate
@@ -75,6 +77,32 @@ def test_a_taken_port_is_a_clear_error() -> None:
         taken.listen()
         with pytest.raises(ServeError, match=r"cannot listen on 127\.0\.0\.1"):
             listen_socket("127.0.0.1", taken.getsockname()[1])
+
+
+def test_each_worker_listens_on_a_socket_of_its_own_and_connections_are_spread() -> None:
+    held = worker_socket("127.0.0.1", 0)
+    port = held.getsockname()[1]
+    # What each worker process gets from uvicorn (it pickles the sockets it hands them).
+    workers = [pickle.loads(pickle.dumps(held)) for _ in range(2)]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+    try:
+        accepted = []
+        for listener in workers:
+            assert listener.getsockname()[1] == port and listener.fileno() != held.fileno()
+            listener.setblocking(False)
+            count = 0
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    listener.accept()[0].close()
+                    count += 1
+            accepted.append(count)
+        # The kernel hashes each connection to one socket: all 32 on one has odds of 2**-31.
+        assert sum(accepted) == 32 and min(accepted) > 0, accepted
+        with pytest.raises(ServeError, match="cannot listen"):  # a second server on the port
+            worker_socket("127.0.0.1", port)
+    finally:
+        for sock in (*clients, *workers, held):
+            sock.close()
 
 
 def _post(url: str, query: str) -> dict:
