@@ -245,6 +245,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await state.drain()
             admin_shutdown()
+            await state.store.close_async()
             state.store.close()
             state.engine.dispose()
             await state.async_engine.dispose()

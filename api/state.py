@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
@@ -48,9 +48,9 @@ class AppState:
 
         return await to_thread.run_sync(call, limiter=self.threads)
 
-    def in_background(self, work: Callable[[Session], None]) -> None:
-        """Run work(session) in one transaction in a worker thread, after the request has its answer."""
-        task = asyncio.create_task(self.run(work, write=True))
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work on the event loop after the request has its answer (awaited at shutdown)."""
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._finished)
 

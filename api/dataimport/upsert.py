@@ -7,11 +7,12 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, FromClause
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert, TableClause
 
 
 def upsert_statement(
-    connection: Connection, table: FromClause, key: Sequence[str], update: Sequence[str]
+    connection: Connection | AsyncConnection, table: FromClause, key: Sequence[str], update: Sequence[str]
 ) -> Insert:
     """Return an INSERT that updates `update` columns of an existing row with the same `key`.
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from api.db import epoch_seconds
 from api.ratings.models import Rating
-from api.ratings.service import RatingRecord
 from api.recommend.service import (
     KEPT_LIMIT,
     NO_FILTERS,
@@ -33,6 +33,7 @@ from api.users.models import User
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, load_active_model
 from api.versions.service import get_version
+from ml.encoder import HistoryItem
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # users per transaction of keep_lists
@@ -86,22 +87,22 @@ def keep_lists(
         now = int(time.time())
         with sessions.begin() as session:
             users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
-            records: dict[int, list[RatingRecord]] = defaultdict(list)
+            histories: dict[int, list[HistoryItem]] = defaultdict(list)
             rows = session.execute(
-                select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at)
+                select(Rating.user_id, Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
                 .where(Rating.user_id.in_(ids))
                 .order_by(Rating.user_id, Rating.rated_at.desc(), Rating.movie_id.desc())
-            )  # the order of latest_records, per user
-            for user_id, movie_id, stars, rated_at in rows:
-                records[user_id].append(RatingRecord(movie_id, stars, rated_at))
+            )  # the order of history_query, per user
+            for user_id, *item in rows:
+                histories[user_id].append(HistoryItem(*item))
             kept = []
             for user_id, *columns in users:
-                if not records[user_id]:
+                if not histories[user_id]:
                     continue  # no ratings: the popular movies, read at request time
                 state = UserState(*columns)
                 found, newest = rank_for_user(
                     session=session, store=store, model=model, user_id=user_id, user=state,
-                    records=records[user_id], rated={r.movie_id for r in records[user_id]},
+                    history=histories[user_id], rated={h.movie_id for h in histories[user_id]},
                     limit=KEPT_LIMIT, filters=NO_FILTERS, now=now,
                 )  # fmt: skip
                 row = kept_row(model, user_id, state, newest, found, now)

@@ -8,14 +8,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from anyio import to_thread
+from sqlalchemy import Connection, Insert, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Session
 
 from api.dataimport.upsert import upsert_statement
@@ -25,12 +25,13 @@ from api.metrics import ANSWERS, STAGE
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import RatingRecord, latest_records, rated_movie_ids
+from api.ratings.service import history_query, parse_rated, rated_movie_ids, rated_query
 from api.recommend.models import KeptList
+from api.state import AppState
 from api.users.models import User
 from api.users.service import check_demographics
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
-from api.vectors.store import VectorStore
+from api.vectors.store import Hit, VectorStore
 from api.versions.registry import ActiveModel
 from ml.encoder import HistoryItem, UserFeatures
 
@@ -180,6 +181,20 @@ async def read_user_async(*, engine: AsyncEngine, user_id: int) -> UserState:
     return _user_state(row)
 
 
+async def read_history_async(
+    *, engine: AsyncEngine, user_id: int, limit: int, rated: bool
+) -> tuple[list[HistoryItem], set[int]]:
+    """Return the user's `limit` newest ratings (history_query) and, when `rated`, the ids of every
+    movie they rated (rated_movie_ids), read on the event loop in one connection."""
+    try:
+        async with asyncio.timeout(READ_TIMEOUT_S), engine.connect() as connection:
+            history = [HistoryItem(*row) for row in await connection.execute(history_query(user_id, limit))]
+            joined = (await connection.execute(rated_query(user_id))).scalar() if rated else None
+    except TimeoutError:
+        raise Unavailable("the database is unavailable; try again shortly") from None
+    return history, parse_rated(joined)
+
+
 def kept_answer(
     model: ActiveModel, user: UserState, limit: int, filters: Filters, exclude_rated: bool, now: int
 ) -> list[Recommended] | None:
@@ -215,10 +230,11 @@ def compute_for_user(
     and a computed one are the same list, whatever index Milvus searches."""
     default = is_default(limit, filters, exclude_rated)
     with STAGE.labels("database").time():
-        records = latest_records(session=session, user_id=user_id, limit=model.model.history_length)
+        query = history_query(user_id, model.model.history_length)
+        history = [HistoryItem(*row) for row in session.execute(query)]
         rated = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()
     found, newest = rank_for_user(
-        session=session, store=store, model=model, user_id=user_id, user=user, records=records,
+        session=session, store=store, model=model, user_id=user_id, user=user, history=history,
         rated=rated, limit=KEPT_LIMIT if default else limit, filters=filters, now=now,
     )  # fmt: skip
     COMPUTED.inc()
@@ -246,11 +262,19 @@ def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
     """Insert or replace kept lists (the caller commits). A row computed from older inputs than the
     one it replaces only makes the next request compute again: its fingerprint no longer matches."""
     if rows:
-        statement = upsert_statement(
-            session.connection(), KeptList.__table__, ["user_id"],
-            ["fingerprint", "newest_rating", "items", "computed_at"],
-        )  # fmt: skip
-        session.execute(statement, list(rows))
+        session.execute(_kept_upsert(session.connection()), list(rows))
+
+
+async def store_kept_async(*, engine: AsyncEngine, rows: Sequence[dict[str, object]]) -> None:
+    """Do what store_kept does, in a transaction of its own on the event loop."""
+    async with engine.begin() as connection:
+        await connection.execute(_kept_upsert(connection), list(rows))
+
+
+def _kept_upsert(connection: Connection | AsyncConnection) -> Insert:
+    return upsert_statement(
+        connection, KeptList.__table__, ["user_id"], ["fingerprint", "newest_rating", "items", "computed_at"]
+    )
 
 
 def rank_for_user(
@@ -260,7 +284,7 @@ def rank_for_user(
     model: ActiveModel,
     user_id: int,
     user: UserState,
-    records: Sequence[RatingRecord],
+    history: Sequence[HistoryItem],
     rated: set[int],
     limit: int,
     filters: Filters,
@@ -269,19 +293,89 @@ def rank_for_user(
     """Return the user's top movies but the `rated` ones, from their state and latest ratings
     (newest first, at least the model's history length of them), and the time of their newest
     rating (None for someone without ratings, who gets the popular movies)."""
-    history = [
-        HistoryItem(r.movie_id, r.rating, int(r.rated_at.replace(tzinfo=UTC).timestamp()))
-        for r in records[: model.model.history_length]
-    ]
-    exclude = rated
+    known = set(genre_names(session=session)) if filters.genres else set()
+    plan = plan_search(model, user_id, user, history, rated, filters, known, now)
+    if plan is None:
+        return popular_movies(session=session, limit=limit, filters=filters, exclude=rated), None
+    with STAGE.labels("vector_search").time():
+        hits = store.search(model.collection, plan.vector, limit=limit, expr=plan.expr)
+    return explain(hits, plan.liked, _vectors(store, model, _to_explain(hits, plan.liked))), plan.newest
+
+
+async def compute_async(
+    *,
+    state: AppState,
+    model: ActiveModel,
+    user_id: int,
+    user: UserState,
+    limit: int,
+    filters: Filters,
+    exclude_rated: bool,
+    use_kept: bool,
+    now: int,
+) -> Ranked:
+    """Return what compute_for_user does, on the event loop: the reads through the asyncio engine,
+    the encode inline (about 0.2 ms), the search through Milvus's asyncio client. Only what is
+    rare goes to a worker thread: genre names for a genre filter, the popular movies for a user
+    without ratings, vectors of movies added after training."""
+    default = is_default(limit, filters, exclude_rated)
+    with STAGE.labels("database").time():
+        history, rated = await read_history_async(
+            engine=state.async_engine, user_id=user_id, limit=model.model.history_length, rated=exclude_rated
+        )
+    known = set(await state.run(lambda s: genre_names(session=s))) if filters.genres else set()
+    size = KEPT_LIMIT if default else limit
+    plan = plan_search(model, user_id, user, history, rated, filters, known, now)
+    if plan is None:
+        found = await state.run(
+            lambda s: popular_movies(session=s, limit=size, filters=filters, exclude=rated)
+        )
+        newest = None
+    else:
+        with STAGE.labels("vector_search").time():
+            hits = await state.store.asearch(model.collection, plan.vector, limit=size, expr=plan.expr)
+        vectors, missing = _model_vectors(model, _to_explain(hits, plan.liked))
+        if missing:  # movies created after training
+            vectors.update(await to_thread.run_sync(state.store.vectors, model.collection, missing))
+        found, newest = explain(hits, plan.liked, vectors), plan.newest
+    COMPUTED.inc()
+    keep = kept_row(model, user_id, user, newest, found, now) if use_kept and default else None
+    return Ranked(found[:limit], keep)
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A user's search: their vector, the filter expression, their liked movies (newest first) to
+    explain the results with, and the time of their newest rating."""
+
+    vector: npt.NDArray[np.float32]
+    expr: str
+    liked: list[int]
+    newest: int
+
+
+def plan_search(
+    model: ActiveModel,
+    user_id: int,
+    user: UserState,
+    history: Sequence[HistoryItem],
+    exclude: set[int],
+    filters: Filters,
+    known_genres: set[str],
+    now: int,
+) -> SearchPlan | None:
+    """Return the search of a user's top movies from their state and latest ratings (newest first,
+    at least the model's history length of them), or None for someone without ratings (who gets the
+    popular movies)."""
+    history = history[: model.model.history_length]
     if not history:
-        return popular_movies(session=session, limit=limit, filters=filters, exclude=exclude), None
+        return None
+    expr = search_filter(filters, known_genres, exclude)
     features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user_id)
     with STAGE.labels("encode").time():
         vector = model.model.encode_user(features, history, at=now)
     liked = [h.movie_id for h in history if h.rating >= LIKED]
-    found = _search(session, store, model, vector, limit, filters, exclude, liked)
-    return found, max(h.timestamp for h in history)
+    return SearchPlan(vector, expr, liked, max(h.timestamp for h in history))
 
 
 POPULAR_MAX_AGE_S = 60.0  # the most-rated movies are counted again at most this often per process
@@ -405,58 +499,71 @@ def _search(
     exclude: set[int],
     liked: list[int],
 ) -> list[Recommended]:
-    _check_years(filters)
     known = set(genre_names(session=session)) if filters.genres else set()
+    expr = search_filter(filters, known, exclude)
+    with STAGE.labels("vector_search").time():
+        chosen = store.search(model.collection, vector, limit=limit, expr=expr)
+    return explain(chosen, liked, _vectors(store, model, _to_explain(chosen, liked)))
+
+
+def search_filter(filters: Filters, known_genres: set[str], exclude: set[int]) -> str:
+    """Return the Milvus filter of a search, or raise BadUserInput for filters out of range."""
+    _check_years(filters)
     try:
         # Excluded ids are integers from our own database; Milvus filters them cheaper than a bigger top-k.
-        expr = build_filter(
+        return build_filter(
             genres=filters.genres,
-            known_genres=known,
+            known_genres=known_genres,
             year_from=filters.year_from,
             year_to=filters.year_to,
             exclude_ids=sorted(exclude),
         )
     except FilterError as error:
         raise BadUserInput(str(error)) from None
-    with STAGE.labels("vector_search").time():
-        chosen = store.search(model.collection, vector, limit=limit, expr=expr)
-    reasons = _because(store, model, [h.movie_id for h in chosen], liked)
-    return [Recommended(h.movie_id, h.score, reasons.get(h.movie_id, [])) for h in chosen]
 
 
-def _because(
-    store: VectorStore, model: ActiveModel, movie_ids: list[int], liked: list[int]
-) -> dict[int, list[int]]:
-    """Return, for each movie, up to two liked movies whose vectors are closest to it."""
-    if not movie_ids or not liked:
-        return {}
-    vectors = _vectors(store, model, list(dict.fromkeys(movie_ids + liked)))
+def _to_explain(hits: Sequence[Hit], liked: list[int]) -> list[int]:
+    """Return the movies whose vectors explain hits by liked movies: none without a liked one."""
+    return [h.movie_id for h in hits] + liked if liked else []
+
+
+def explain(
+    hits: Sequence[Hit], liked: list[int], vectors: dict[int, npt.NDArray[np.float32]]
+) -> list[Recommended]:
+    """Return the hits as recommendations, each with up to two liked movies whose vectors are
+    closest to it (`vectors` holds those of the hits and the liked movies)."""
     liked = [m for m in liked if m in vectors]
-    if not liked:
-        return {}
-    liked_matrix = np.stack([vectors[m] for m in liked])  # (n_liked, dim)
-    result = {}
-    for movie_id in movie_ids:
-        if movie_id not in vectors:
-            continue
-        similarity = liked_matrix @ vectors[movie_id]  # (n_liked,)
-        best = np.argsort(-similarity)[:BECAUSE_MAX]
-        result[movie_id] = [liked[i] for i in best if similarity[i] > 0]
-    return result
+    reasons: dict[int, list[int]] = {}
+    if liked:
+        liked_matrix = np.stack([vectors[m] for m in liked])  # (n_liked, dim)
+        for hit in hits:
+            if hit.movie_id in vectors:
+                similarity = liked_matrix @ vectors[hit.movie_id]  # (n_liked,)
+                best = np.argsort(-similarity)[:BECAUSE_MAX]
+                reasons[hit.movie_id] = [liked[i] for i in best if similarity[i] > 0]
+    return [Recommended(h.movie_id, h.score, reasons.get(h.movie_id, [])) for h in hits]
 
 
 def _vectors(
     store: VectorStore, model: ActiveModel, movie_ids: list[int]
 ) -> dict[int, npt.NDArray[np.float32]]:
     """Return movie vectors from the loaded model, asking Milvus only for movies added after training."""
+    found, missing = _model_vectors(model, movie_ids)
+    if missing:
+        found.update(store.vectors(model.collection, missing))
+    return found
+
+
+def _model_vectors(
+    model: ActiveModel, movie_ids: list[int]
+) -> tuple[dict[int, npt.NDArray[np.float32]], list[int]]:
+    """Return the vectors of the loaded model, and the ids of movies it has none of (added since)."""
     found: dict[int, npt.NDArray[np.float32]] = {}
     missing = []
-    for movie_id in movie_ids:
+    for movie_id in dict.fromkeys(movie_ids):
         vector = model.vector_of(movie_id)
         if vector is None:
             missing.append(movie_id)
         else:
             found[movie_id] = vector
-    if missing:
-        found.update(store.vectors(model.collection, missing))
-    return found
+    return found, missing

@@ -18,14 +18,13 @@ from api.movies.types import Movie
 from api.recommend.service import (
     NO_FILTERS,
     Filters,
-    Ranked,
     Recommended,
-    compute_for_user,
+    compute_async,
     kept_answer,
     read_user_async,
     require_model,
     similar_movies,
-    store_kept,
+    store_kept_async,
 )
 from api.state import AppState
 
@@ -108,8 +107,8 @@ def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Re
 async def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
-    """Read the user on the event loop and answer from their kept list when it is current; else
-    compute in a worker thread, answer, and store the list computed for keeping in the background."""
+    """Answer from the user's kept list when it is current; else compute, answer, and store the
+    list computed for keeping after the answer. All on the event loop (compute_async)."""
     context = info.context
     state = context.state
     model = require_model(await context.active_model())
@@ -118,25 +117,19 @@ async def user_recommendations(
     now = int(time.time())
     use_kept = state.settings.kept_lists
     found = kept_answer(model, user, limit, filters, exclude_rated, now) if use_kept else None
-    if found is not None:
-        kept = found
-        cached = state.catalogue.cached(movie_ids(kept))
-        if cached is None:
-            cached = await context.run(lambda session: movies_of(state, session, kept))
-        return results(kept, cached)
-
-    def compute(session: Session) -> tuple[Ranked, dict[int, MovieRecord]]:
-        ranked = compute_for_user(
-            session=session, store=state.store, model=model, user_id=user_id, user=user, limit=limit,
-            filters=filters, exclude_rated=exclude_rated, use_kept=use_kept, now=now,
+    if found is None:
+        ranked = await compute_async(
+            state=state, model=model, user_id=user_id, user=user, limit=limit, filters=filters,
+            exclude_rated=exclude_rated, use_kept=use_kept, now=now,
         )  # fmt: skip
-        return ranked, movies_of(state, session, ranked.found)
-
-    ranked, movies = await context.run(compute)
-    if ranked.keep is not None:
-        keep = [ranked.keep]
-        state.in_background(lambda session: store_kept(session=session, rows=keep))
-    return results(ranked.found, movies)
+        if ranked.keep is not None:
+            state.in_background(store_kept_async(engine=state.async_engine, rows=[ranked.keep]))
+        found = ranked.found
+    answer = found
+    movies = state.catalogue.cached(movie_ids(answer))
+    if movies is None:
+        movies = await context.run(lambda session: movies_of(state, session, answer))
+    return results(answer, movies)
 
 
 async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:
