@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from api.db import epoch_seconds, utcnow
@@ -35,31 +35,28 @@ def latest_records(*, session: Session, user_id: int, limit: int | None = None) 
     return [RatingRecord(*row) for row in session.execute(query)]
 
 
-def history_query(user_id: int, limit: int) -> Select[int, int, int]:
-    """Return the statement of a user's `limit` newest ratings, in latest_records' order, as
-    (movie id, stars, seconds since the epoch): what the model reads."""
-    return (
-        select(Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
-        .where(Rating.user_id == user_id)
-        .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
-        .limit(limit)
-    )
+# Statements built once, executed with parameters: building one and computing its cache key took
+# about 5% of a computed recommendation's time on the event loop.
+HISTORY: Select[int, int, int] = (
+    select(Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
+    .where(Rating.user_id == bindparam("user_id"))
+    .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
+    .limit(bindparam("limit"))
+)  # a user's `limit` newest ratings as (movie id, stars, seconds since the epoch): what the model reads
+RATED: Select[str | bytes | None] = select(func.group_concat(Rating.movie_id)).where(
+    Rating.user_id == bindparam("user_id")
+)  # the ids of every movie a user rated, joined by commas
 
 
 def rated_movie_ids(*, session: Session, user_id: int) -> set[int]:
     """Return the ids of every movie the user rated, read as one string: a user with a thousand
     ratings costs one row to parse instead of a thousand (MySQL's limit on its length is raised in
     api.db.make_engine)."""
-    return parse_rated(session.execute(rated_query(user_id)).scalar())
-
-
-def rated_query(user_id: int) -> Select[str | bytes | None]:
-    """Return the statement of rated_movie_ids: the ids joined by commas."""
-    return select(func.group_concat(Rating.movie_id)).where(Rating.user_id == user_id)
+    return parse_rated(session.execute(RATED, {"user_id": user_id}).scalar())
 
 
 def parse_rated(joined: str | bytes | None) -> set[int]:
-    """Return the ids of rated_query's string."""
+    """Return the ids of RATED's string."""
     if isinstance(joined, bytes):  # MySQL types it binary for integer arguments
         joined = joined.decode()
     return {int(movie_id) for movie_id in joined.split(",")} if joined else set()

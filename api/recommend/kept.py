@@ -92,7 +92,7 @@ def keep_lists(
                 select(Rating.user_id, Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
                 .where(Rating.user_id.in_(ids))
                 .order_by(Rating.user_id, Rating.rated_at.desc(), Rating.movie_id.desc())
-            )  # the order of history_query, per user
+            )  # the order of HISTORY, per user
             for user_id, *item in rows:
                 histories[user_id].append(HistoryItem(*item))
             kept = []

@@ -25,7 +25,7 @@ from api.metrics import ANSWERS, STAGE
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import history_query, parse_rated, rated_movie_ids, rated_query
+from api.ratings.service import HISTORY, RATED, parse_rated, rated_movie_ids
 from api.recommend.models import KeptList
 from api.state import AppState
 from api.users.models import User
@@ -184,12 +184,13 @@ async def read_user_async(*, engine: AsyncEngine, user_id: int) -> UserState:
 async def read_history_async(
     *, engine: AsyncEngine, user_id: int, limit: int, rated: bool
 ) -> tuple[list[HistoryItem], set[int]]:
-    """Return the user's `limit` newest ratings (history_query) and, when `rated`, the ids of every
-    movie they rated (rated_movie_ids), read on the event loop in one connection."""
+    """Return the user's `limit` newest ratings (HISTORY) and, when `rated`, the ids of every
+    movie they rated (RATED), read on the event loop in one connection."""
     try:
         async with asyncio.timeout(READ_TIMEOUT_S), engine.connect() as connection:
-            history = [HistoryItem(*row) for row in await connection.execute(history_query(user_id, limit))]
-            joined = (await connection.execute(rated_query(user_id))).scalar() if rated else None
+            rows = await connection.execute(HISTORY, {"user_id": user_id, "limit": limit})
+            history = [HistoryItem(*row) for row in rows]
+            joined = (await connection.execute(RATED, {"user_id": user_id})).scalar() if rated else None
     except TimeoutError:
         raise Unavailable("the database is unavailable; try again shortly") from None
     return history, parse_rated(joined)
@@ -230,8 +231,8 @@ def compute_for_user(
     and a computed one are the same list, whatever index Milvus searches."""
     default = is_default(limit, filters, exclude_rated)
     with STAGE.labels("database").time():
-        query = history_query(user_id, model.model.history_length)
-        history = [HistoryItem(*row) for row in session.execute(query)]
+        rows = session.execute(HISTORY, {"user_id": user_id, "limit": model.model.history_length})
+        history = [HistoryItem(*row) for row in rows]
         rated = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()
     found, newest = rank_for_user(
         session=session, store=store, model=model, user_id=user_id, user=user, history=history,
