@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, DateTime, Engine, Integer, MetaData, create_engine, event, func
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import JSON, TypeEngine
 
@@ -70,6 +73,74 @@ def _epoch_seconds_mysql(element: epoch_seconds, compiler: SQLCompiler, **kw: An
 @compiles(epoch_seconds, "sqlite")
 def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+class DriverRead:
+    """A SELECT built with SQLAlchemy, compiled once per dialect and run by the asyncio driver's own
+    cursor (read_async): SQLAlchemy keeps the connections (its pool) and the SQL, the driver's rows
+    come back as they are.
+
+    `python bench/db_access.py` (the request's read, 3,000 times, 8 at a time, medians of 5 rounds):
+    3,759 reads/s at 0.264 ms of CPU a read this way, against 2,994 at 0.334 ms through SQLAlchemy's
+    asyncio execute (its execution context and result objects, across a greenlet); a recommendation
+    request makes one to three such reads. Only for columns the driver returns as Python wants them
+    (integers and strings: no datetimes, which SQLite returns as text).
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+    def sql(self, dialect: Dialect, parameters: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        """Return the statement's SQL for a dialect and its positional parameters' values: those
+        given, else the statement's own (SQLite's LIMIT adds an OFFSET 0, for one)."""
+        if dialect.name not in self._compiled:
+            compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect))
+            if "POSTCOMPILE" in str(compiled):
+                raise ValueError("a DriverRead cannot expand parameters at execution (IN lists, literals)")
+            self._compiled[dialect.name] = (str(compiled), tuple(compiled.positiontup or ()), compiled.params)
+        sql, names, defaults = self._compiled[dialect.name]
+        return sql, tuple(parameters[n] if n in parameters else defaults[n] for n in names)
+
+
+async def read_async(
+    engine: AsyncEngine, *reads: tuple[DriverRead, dict[str, Any]], timeout: float
+) -> list[list[tuple[Any, ...]]]:
+    """Return the rows of each (read, parameters), read in turn on one pooled connection.
+
+    A database that fails on the way raises what SQLAlchemy raises for it (OperationalError: the
+    API's UNAVAILABLE), one that does not answer within `timeout` seconds TimeoutError; on any
+    failure the connection is dropped from the pool.
+    """
+    dialect = engine.dialect
+    async with asyncio.timeout(timeout), engine.connect() as connection:
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        results = []
+        try:
+            for read, parameters in reads:
+                sql, values = read.sql(dialect, parameters)
+                cursor = await driver.cursor()
+                try:
+                    await cursor.execute(sql, values)
+                    results.append(list(await cursor.fetchall()))
+                finally:
+                    await cursor.close()
+            # The reads' transaction ends here: SQLAlchemy did not begin it, so it would not end it, and
+            # the next request on this connection would read this one's snapshot.
+            await driver.rollback()
+        except BaseException as error:
+            await connection.invalidate()  # whatever failed, its transaction's state is unknown
+            if isinstance(error, _connection_errors(dialect)):
+                raise OperationalError(sql, None, error) from error
+            raise
+        return results
+
+
+def _connection_errors(dialect: Dialect) -> tuple[type[Exception], ...]:
+    """The driver's errors of a lost or refused connection (SQLite's driver has no InterfaceError)."""
+    dbapi = dialect.loaded_dbapi
+    names = ("OperationalError", "InterfaceError")
+    return tuple(getattr(dbapi, name) for name in names if hasattr(dbapi, name))
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

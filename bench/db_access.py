@@ -5,7 +5,9 @@ runs that read --reads times from --concurrency coroutines on one event loop, ea
 turns for --rounds rounds, and prints reads per second and the process's CPU per read (medians):
 - threads: api.graphql.context.Context.run's way, PyMySQL in a worker thread with its own ORM
   session, at most 8 threads at a time; and the same with a Core connection instead of a session;
-- async: SQLAlchemy's asyncio extension with aiomysql, a Core connection, on the event loop.
+- async: SQLAlchemy's asyncio extension with aiomysql, a Core connection, on the event loop; and
+  the API's way, the same statement compiled once and run by aiomysql's own cursor on a connection
+  of that engine's pool (api.db.read_async).
 Needs the bench database of bench/serve.py and `pip install aiomysql`.
 
     python bench/db_access.py
@@ -29,8 +31,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from api.db import make_engine, make_session_factory
-from api.recommend.service import USER_READ, read_user
+from api.db import make_async_engine, make_engine, make_session_factory
+from api.recommend.service import USER_READ, read_user, read_user_async
 
 T = TypeVar("T")
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/movierec_bench_serve"
@@ -59,6 +61,7 @@ async def main(args: argparse.Namespace) -> None:
     sessions = make_session_factory(engine)
     limiter = CapacityLimiter(8)
     async_engine = create_async_engine(url.set(drivername="mysql+aiomysql"), pool_size=8)
+    api_engine = make_async_engine(args.url, pool_size=8)  # the API's settings
 
     def read_in_session(user_id: int) -> object:
         with sessions() as session:
@@ -78,12 +81,16 @@ async def main(args: argparse.Namespace) -> None:
         async with async_engine.connect() as connection:
             return (await connection.execute(USER_READ, {"user_id": user_id})).one()
 
+    async def by_driver(user_id: int) -> object:
+        return await read_user_async(engine=api_engine, user_id=user_id)
+
     rng = random.Random(0)
     users = [rng.randint(1, args.users) for _ in range(args.reads)]
     ways = {
         "thread, ORM session (PyMySQL)": threads,
         "thread, Core connection (PyMySQL)": threads_core,
         "event loop, Core connection (aiomysql)": on_loop,
+        "event loop, driver's cursor (API)": by_driver,
     }
     for read in ways.values():  # warm pools and caches
         await measure(read, users[:200], args.concurrency)
@@ -97,6 +104,7 @@ async def main(args: argparse.Namespace) -> None:
         cpu = statistics.median(c for _, c in runs)
         print(f"{name:36} {rate:8.0f} reads/s  {cpu:.3f} ms CPU/read")
     await async_engine.dispose()
+    await api_engine.dispose()
 
 
 if __name__ == "__main__":

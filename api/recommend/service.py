@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 import time
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Session
 
 from api.dataimport.upsert import upsert_statement
-from api.db import utcnow
+from api.db import DriverRead, read_async, utcnow
 from api.errors import BadUserInput, ModelNotReady, NotFound, Unavailable
 from api.metrics import ANSWERS, STAGE
 from api.movies.models import Genre, Movie, movie_genres
@@ -100,6 +99,11 @@ USER_READ = (
 )
 
 
+USER_DRIVER_READ, HISTORY_DRIVER_READ, RATED_DRIVER_READ = (
+    DriverRead(USER_READ), DriverRead(HISTORY), DriverRead(RATED)
+)  # fmt: skip
+
+
 def read_user(*, session: Session, user_id: int) -> UserState:
     """Return the user's state and kept list in one statement, or raise NotFound."""
     row = session.execute(USER_READ, {"user_id": user_id}).one_or_none()
@@ -170,30 +174,29 @@ def recommend_for_user(
 
 
 async def read_user_async(*, engine: AsyncEngine, user_id: int) -> UserState:
-    """Return what read_user does, read on the event loop (bench/db_access.py: the cheapest way)."""
+    """Return what read_user does, read on the event loop by the driver (api.db.DriverRead)."""
     try:
-        async with asyncio.timeout(READ_TIMEOUT_S), engine.connect() as connection:
-            row = (await connection.execute(USER_READ, {"user_id": user_id})).one_or_none()
+        [rows] = await read_async(engine, (USER_DRIVER_READ, {"user_id": user_id}), timeout=READ_TIMEOUT_S)
     except TimeoutError:
         raise Unavailable("the database is unavailable; try again shortly") from None
-    if row is None:
+    if not rows:
         raise NotFound(f"user {user_id} does not exist")
-    return _user_state(row)
+    return _user_state(rows[0])
 
 
 async def read_history_async(
     *, engine: AsyncEngine, user_id: int, limit: int, rated: bool
 ) -> tuple[list[HistoryItem], set[int]]:
-    """Return the user's `limit` newest ratings (HISTORY) and, when `rated`, the ids of every
-    movie they rated (RATED), read on the event loop in one connection."""
+    """Return the user's `limit` newest ratings (HISTORY) and, when `rated`, the ids of every movie
+    they rated (RATED), read on the event loop by the driver in one connection."""
+    reads = [(HISTORY_DRIVER_READ, {"user_id": user_id, "limit": limit})]
+    if rated:
+        reads.append((RATED_DRIVER_READ, {"user_id": user_id}))
     try:
-        async with asyncio.timeout(READ_TIMEOUT_S), engine.connect() as connection:
-            rows = await connection.execute(HISTORY, {"user_id": user_id, "limit": limit})
-            history = [HistoryItem(*row) for row in rows]
-            joined = (await connection.execute(RATED, {"user_id": user_id})).scalar() if rated else None
+        history, *joined = await read_async(engine, *reads, timeout=READ_TIMEOUT_S)
     except TimeoutError:
         raise Unavailable("the database is unavailable; try again shortly") from None
-    return history, parse_rated(joined)
+    return [HistoryItem(*row) for row in history], parse_rated(joined[0][0][0] if joined else None)
 
 
 def kept_answer(
