@@ -204,7 +204,12 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE: a transaction takes the write lock when it begins, waiting for it (the driver's busy
+    # timeout). A deferred one that read first and then wrote failed at once with "database is
+    # locked" whenever another connection wrote in between: a mutation just after the write-back of
+    # a computed list, in tests/api/test_graphql_mutations.py, one run in 7. Reads on the event loop
+    # begin no transaction (api.db.read_async) and never wait for it.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:
