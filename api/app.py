@@ -28,7 +28,7 @@ from strawberry.types import ExecutionResult
 from admin.app import create_admin
 from admin.app import on_shutdown as admin_shutdown
 from admin.app import on_startup as admin_startup
-from api.db import make_async_engine, make_engine, make_session_factory
+from api.db import make_async_engine, make_engine, make_read_engine, make_session_factory
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
@@ -177,9 +177,11 @@ def build_state(settings: Settings) -> AppState:
     return AppState(
         settings=settings,
         engine=engine,
-        async_engine=make_async_engine(
+        read_engine=make_read_engine(
             settings.resolved_database_url, pool_size=WORKER_THREADS, max_overflow=WORKER_THREADS
         ),
+        # One statement each, after the answer: a few connections serve thousands a second.
+        async_engine=make_async_engine(settings.resolved_database_url, pool_size=2, max_overflow=2),
         sessions=make_session_factory(engine),
         store=VectorStore(settings.resolved_milvus_uri),
         models=ModelRegistry(),
@@ -249,6 +251,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state.store.close()
             state.engine.dispose()
             await state.async_engine.dispose()
+            await state.read_engine.dispose()
 
     graphql = GraphQLApp(
         build_schema(),

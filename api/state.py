@@ -26,7 +26,8 @@ T = TypeVar("T")
 class AppState:
     settings: Settings
     engine: Engine
-    async_engine: AsyncEngine  # the one read every recommendation request makes, on the event loop
+    read_engine: AsyncEngine  # the reads of a recommendation request, on the event loop (api.db.read_async)
+    async_engine: AsyncEngine  # the write-back of a computed list, on the event loop
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry

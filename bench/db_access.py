@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from api.db import make_async_engine, make_engine, make_session_factory
+from api.db import make_engine, make_read_engine, make_session_factory
 from api.recommend.service import USER_READ, read_user, read_user_async
 
 T = TypeVar("T")
@@ -61,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
     sessions = make_session_factory(engine)
     limiter = CapacityLimiter(8)
     async_engine = create_async_engine(url.set(drivername="mysql+aiomysql"), pool_size=8)
-    api_engine = make_async_engine(args.url, pool_size=8)  # the API's settings
+    api_engine = make_read_engine(args.url, pool_size=8)  # the API's
 
     def read_in_session(user_id: int) -> object:
         with sessions() as session:

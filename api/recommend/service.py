@@ -325,7 +325,7 @@ async def compute_async(
     default = is_default(limit, filters, exclude_rated)
     with STAGE.labels("database").time():
         history, rated = await read_history_async(
-            engine=state.async_engine, user_id=user_id, limit=model.model.history_length, rated=exclude_rated
+            engine=state.read_engine, user_id=user_id, limit=model.model.history_length, rated=exclude_rated
         )
     known = set(await state.run(lambda s: genre_names(session=s))) if filters.genres else set()
     size = KEPT_LIMIT if default else limit

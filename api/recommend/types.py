@@ -113,7 +113,7 @@ async def user_recommendations(
     state = context.state
     model = require_model(await context.active_model())
     with STAGE.labels("database").time():
-        user = await read_user_async(engine=state.async_engine, user_id=user_id)
+        user = await read_user_async(engine=state.read_engine, user_id=user_id)
     now = int(time.time())
     use_kept = state.settings.kept_lists
     found = kept_answer(model, user, limit, filters, exclude_rated, now) if use_kept else None
