@@ -1,8 +1,9 @@
 """The user tower as served: a static graph of it (paddle.jit.save) run by Paddle's inference predictor.
 
-A request encodes one user. On ml-1m-head's model (256-d, history 50) that took 0.59 ms in
-dygraph and 0.19 ms with the predictor (p50 of 500, one CPU thread), both giving the same vector;
-with oneDNN (MKLDNN) switched on the predictor took 0.58 ms, so it is off.
+A request encodes one user. On ml-1m-head's model (256-d, history 50) `python bench/encode.py`
+measured 0.308 ms a user with the predictor against 0.648 ms in dygraph (inputs built included,
+one CPU thread, same vectors); with oneDNN (MKLDNN) switched on the predictor took as long as
+dygraph in an earlier trial, so it is off.
 
 A version directory holds the graph as user_encoder.json and user_encoder.pdiparams (ml/export.py);
 a directory written before that is converted when loaded, in a temporary directory.
@@ -10,8 +11,10 @@ a directory written before that is converted when loaded, in a temporary directo
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -70,8 +73,9 @@ def save_user_encoder(model: TwoTower, *, history_length: int, gap_feature: bool
 
 
 class UserEncoder:
-    """Encodes users with the predictor of a saved user tower; one call at a time (a lock), since a
-    predictor's input and output buffers are its own."""
+    """Encodes users with the predictor of a saved user tower. A predictor's input and output
+    buffers are its own, so each thread runs a clone of it (sharing the weights): the event loop's
+    encode never waits for a lock held by a thread that is encoding too."""
 
     def __init__(self, directory: Path, *, keys: tuple[str, ...], threads: int) -> None:
         from paddle import inference
@@ -83,26 +87,38 @@ class UserEncoder:
         config.disable_glog_info()
         config.set_cpu_math_library_num_threads(threads)
         self._predictor = inference.create_predictor(config)
-        self._inputs = [(key, self._predictor.get_input_handle(key)) for key in keys]
-        self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
-        self._lock = threading.Lock()
+        self._keys = keys
+        self._clones = threading.local()
+        self._lock = threading.Lock()  # around clone(), once per thread
 
     @classmethod
     def of_model(
         cls, model: TwoTower, *, history_length: int, gap_feature: bool, threads: int
     ) -> UserEncoder:
-        """Return the encoder of a model whose directory holds no saved user tower."""
-        with tempfile.TemporaryDirectory(prefix="movierec-user-encoder-") as directory:
+        """Return the encoder of a model whose directory holds no saved user tower: saved in a
+        temporary directory that lives as long as the encoder (a clone reads the files again)."""
+        directory = Path(tempfile.mkdtemp(prefix="movierec-user-encoder-"))
+        try:
             save_user_encoder(
-                model, history_length=history_length, gap_feature=gap_feature, directory=Path(directory)
+                model, history_length=history_length, gap_feature=gap_feature, directory=directory
             )
-            return cls(Path(directory), keys=user_keys(gap_feature), threads=threads)
+            encoder = cls(directory, keys=user_keys(gap_feature), threads=threads)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        weakref.finalize(encoder, shutil.rmtree, directory, True)
+        return encoder
 
     def __call__(self, arrays: Mapping[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
         """Return (batch, dim) unit vectors of the users whose inputs are `arrays` (ml.features)."""
-        with self._lock:
-            for key, handle in self._inputs:
-                handle.copy_from_cpu(np.ascontiguousarray(arrays[key], dtype=np.int64))
-            self._predictor.run()
-            result: npt.NDArray[np.float32] = self._output.copy_to_cpu()
+        predictor = getattr(self._clones, "predictor", None)
+        if predictor is None:
+            with self._lock:
+                predictor = self._clones.predictor = self._predictor.clone()
+        for key in self._keys:
+            predictor.get_input_handle(key).copy_from_cpu(np.ascontiguousarray(arrays[key], dtype=np.int64))
+        predictor.run()
+        result: npt.NDArray[np.float32] = predictor.get_output_handle(
+            predictor.get_output_names()[0]
+        ).copy_to_cpu()
         return result
