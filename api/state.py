@@ -38,7 +38,8 @@ class AppState:
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
         """Return work(session), run in a worker thread with a session of its own.
 
-        Every blocking statement, user encode and Milvus call of a request runs here, at most
+        Every blocking statement and Milvus call of a request runs here (a recommendation's reads,
+        encode and search run on the loop instead: api.recommend.service.compute_async), at most
         `threads` at a time (one pooled connection each), while the event loop goes on serving.
         With `write`, the session is one transaction, committed on success.
         """

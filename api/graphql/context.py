@@ -1,5 +1,5 @@
-"""The per-operation context: the shared state, fresh DataLoaders, and the one way resolvers reach
-the database, the model and Milvus without blocking the event loop."""
+"""The per-operation context: the shared state, fresh DataLoaders, and the way resolvers hand
+blocking work (the database, the model, Milvus) to a worker thread."""
 
 from __future__ import annotations
 

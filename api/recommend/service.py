@@ -319,7 +319,7 @@ async def compute_async(
     now: int,
 ) -> Ranked:
     """Return what compute_for_user does, on the event loop: the reads through the asyncio engine,
-    the encode inline (about 0.2 ms), the search through Milvus's asyncio client. Only what is
+    the encode inline (about 0.3 ms), the search through Milvus's asyncio client. Only what is
     rare goes to a worker thread: genre names for a genre filter, the popular movies for a user
     without ratings, vectors of movies added after training."""
     default = is_default(limit, filters, exclude_rated)
