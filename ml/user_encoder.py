@@ -1,7 +1,7 @@
 """The user tower as served: a static graph of it (paddle.jit.save) run by Paddle's inference predictor.
 
 A request encodes one user. On ml-1m-head's model (256-d, history 50) `python bench/encode.py`
-measured 0.308 ms a user with the predictor against 0.648 ms in dygraph (inputs built included,
+measured 0.288 ms a user with the predictor against 0.597 ms in dygraph (inputs built included,
 one CPU thread, same vectors); with oneDNN (MKLDNN) switched on the predictor took as long as
 dygraph in an earlier trial, so it is off.
 
