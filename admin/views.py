@@ -14,6 +14,7 @@ from starlette.templating import Jinja2Templates
 from admin import forms
 from admin.service import collection_stats, counts, database_ok
 from api.errors import ServiceError
+from api.ids import parse_id
 from api.movies.models import Movie
 from api.ratings.service import latest_records
 from api.recommend.service import recommend_for_user, similar_movies
@@ -131,4 +132,4 @@ def _titles(session: Session, ids: set[int]) -> dict[int, str]:
 
 def _int_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name, "").strip()
-    return int(raw) if raw.isdigit() else None
+    return parse_id(raw)

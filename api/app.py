@@ -20,7 +20,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
@@ -35,6 +35,7 @@ from api.graphql.schema import build_schema
 from api.metrics import metrics_endpoint
 from api.settings import Settings
 from api.state import AppState
+from api.transport import BodyLimit, SecurityHeaders
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 
@@ -96,63 +97,6 @@ class GraphQLApp(GraphQL):
                 status_code=error.status_code,
             )
         await response(scope, receive, send)
-
-
-class BodyLimit:
-    """Refuses request bodies above a size with 413, before anything reads them."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                response = JSONResponse(
-                    {
-                        "errors": [
-                            {
-                                "message": f"request body larger than {self.max_bytes} bytes",
-                                "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                            }
-                        ]
-                    },
-                    status_code=413,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-class SecurityHeaders:
-    """Adds the headers every response should carry (and a strict CSP outside GraphiQL)."""
-
-    HEADERS = (
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"cross-origin-opener-policy", b"same-origin"),
-    )
-    CSP = (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'")
-
-    def __init__(self, app: ASGIApp, *, strict_csp: bool) -> None:
-        self.app, self.strict_csp = app, strict_csp
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += self.HEADERS
-                if self.strict_csp:
-                    headers.append(self.CSP)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 WORKER_THREADS = 8  # blocking calls in flight per process (api.graphql.context.Context.run)
@@ -261,7 +205,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     middleware = [
         # GraphiQL (development only) loads its scripts from a CDN, so the strict CSP waits for production.
         Middleware(SecurityHeaders, strict_csp=settings.environment != "development"),
-        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes, seconds=settings.body_timeout_s),
         Middleware(GZipMiddleware, minimum_size=1024),
     ]
     if settings.cors_origins:

@@ -7,6 +7,7 @@ aggregated (prometheus_client's multiprocess mode); /metrics then reports the su
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from anyio import to_thread
-from graphql import FieldNode, OperationDefinitionNode
+from graphql import FieldNode, GraphQLSchema, OperationDefinitionNode
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -46,7 +47,9 @@ ANSWERS = Counter(
 
 
 def operation_label(context: Any) -> str:
-    """Return the operation's name, or its root fields when it has none (bounded cardinality)."""
+    """Return the operation's root fields, by the schema's own names only (bounded cardinality):
+    names a client made up, which fail validation, are "unknown"; a document that did not parse
+    is "invalid"."""
     document = context.graphql_document
     name = context.operation_name
     if document is None:
@@ -55,9 +58,18 @@ def operation_label(context: Any) -> str:
         if isinstance(definition, OperationDefinitionNode) and (
             name is None or (definition.name is not None and definition.name.value == name)
         ):
-            fields = [s.name.value for s in definition.selection_set.selections if isinstance(s, FieldNode)]
-            return "+".join(sorted(set(fields))[:3]) or "anonymous"
+            known = _root_fields(context.schema._schema)
+            fields = {s.name.value for s in definition.selection_set.selections if isinstance(s, FieldNode)}
+            if not fields <= known:
+                return "unknown"
+            return "+".join(sorted(fields)[:3]) or "anonymous"
     return "unknown"
+
+
+@functools.cache
+def _root_fields(schema: GraphQLSchema) -> frozenset[str]:
+    roots = (schema.query_type, schema.mutation_type, schema.subscription_type)
+    return frozenset({"__typename", "__schema", "__type"}).union(*(r.fields for r in roots if r is not None))
 
 
 class BufferedAccessHandler(logging.StreamHandler):
@@ -109,7 +121,8 @@ def record_operation(context: Any, elapsed: float) -> None:
     REQUESTS.labels(label, status).inc()
     LATENCY.labels(label).observe(elapsed)
     codes = sorted({code_and_message(e)[0] for e in errors})
-    access_log.info(json.dumps({"operation": label, "name": context.operation_name, "status": status,
+    name = context.operation_name
+    access_log.info(json.dumps({"operation": label, "name": name and name[:100], "status": status,
                                 "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """Serve the app with uvicorn: in this process, or in uvicorn's own supervisor of worker processes.
 
-Four things around uvicorn are ours, each small:
+Five things around uvicorn are ours, each small:
+- Request headers have a deadline (HeaderDeadline): uvicorn has none.
 - With several workers, each listens on a socket of its own on the port (SO_REUSEPORT), so that
   the kernel spreads connections over them (WorkerSocket).
 - The listening socket is made with IPPROTO_TCP. asyncio turns TCP_NODELAY on for accepted
@@ -17,6 +18,7 @@ Four things around uvicorn are ours, each small:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from api.settings import Settings
@@ -35,6 +38,38 @@ from api.vectors.store import is_lite_file
 
 APP = "api.app:create_app"
 BACKLOG = 2048
+HEADER_TIMEOUT_S = 10.0  # a request's headers, from its first byte (HeaderDeadline)
+
+
+class HeaderDeadline(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with a deadline on request headers.
+
+    uvicorn times out a connection only while it is idle between requests, and the first byte of a
+    request cancels that: a client sending a header byte every few seconds held its connection (and
+    a worker's file descriptor) forever. Here every request's headers must be complete within
+    HEADER_TIMEOUT_S of its first byte, or of the connection's start; the connection closes if not.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_deadline.cancel()
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+
+    def on_headers_complete(self) -> None:
+        self._header_deadline.cancel()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._header_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _headers_too_slow(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
 
 
 class ServeError(RuntimeError):
@@ -105,7 +140,13 @@ def serve(
     if on_listening is not None:
         on_listening()
     config = uvicorn.Config(
-        app, factory=True, workers=workers, log_config=log_config, access_log=access_log, backlog=BACKLOG
+        app,
+        factory=True,
+        workers=workers,
+        log_config=log_config,
+        access_log=access_log,
+        backlog=BACKLOG,
+        http=HeaderDeadline,
     )
     if workers <= 1:
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once shut down

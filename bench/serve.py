@@ -12,6 +12,8 @@ users first):
   with numpy's default BLAS threads and as N processes with one thread each. Each round's ceiling
   is the faster of the two, and its ratio is the API's req/s over that ceiling; the medians are
   reported, so a slow or fast minute of the machine falls on both sides;
+- in the same rounds, bench/constant_app.py: Strawberry on uvicorn answering the same query
+  with constants, the most the fixed stack allows (its ratio is reported too);
 - last, rate-then-recommend on the same API (bench/rate_loop.py): --connections clients, each
   rating its user's top recommendation and asking again, every answer checked.
 Reports the share of requests answered from kept lists, and Milvus-only search and user-encode
@@ -364,7 +366,9 @@ def main() -> None:
             start(serve_command(args, port), {}),
             start([*baseline, str(port + 1), "1"], {}),
             start([*baseline, str(port + 2), str(args.workers)], one_blas_thread),
+            start([sys.executable, "bench/constant_app.py", str(port + 3), str(args.workers)], {}),
         ]
+        stack_url = f"http://127.0.0.1:{port + 3}/graphql"
         ceilings = {
             "baseline_1_process": f"http://127.0.0.1:{port + 1}/top",
             base_n: f"http://127.0.0.1:{port + 2}/top",
@@ -374,8 +378,10 @@ def main() -> None:
         for url in ceilings.values():
             wait_ready(f"{url}?user=1")
             run_wrk(url, baseline_script, args.connections, 3, seed=1)
+        run_wrk(stack_url, script, args.connections, 3, seed=1)
         for _ in range(args.rounds):
             turn = {"recommendations": measure_api(port, args.duration)}
+            turn["stack"] = run_wrk(stack_url, script, args.connections, args.duration, seed=2)
             for name, url in ceilings.items():
                 turn[name] = run_wrk(url, baseline_script, args.connections, args.duration, seed=2)
             turn["ceiling"] = max(turn["baseline_1_process"], turn[base_n], key=lambda r: r["req_per_s"])
@@ -399,7 +405,7 @@ def main() -> None:
         merged = {k: float(np.median([r[k] for r in runs])) for k in ("req_per_s", "p50_ms", "p99_ms")}
         return merged | {"errors": sum(r["errors"] for r in runs)}
 
-    for name in ("recommendations", "baseline_1_process", base_n, "ceiling"):
+    for name in ("recommendations", "stack", "baseline_1_process", base_n, "ceiling"):
         results[name] = median_of(name)
 
     def answered_share(runs: list[dict[str, float]]) -> float:
@@ -412,6 +418,7 @@ def main() -> None:
     cold = results["recommendations_uncached"]
     cold["cache_hit_rate"] = answered_share([cold])
     ratios = [turn["recommendations"]["req_per_s"] / turn["ceiling"]["req_per_s"] for turn in rounds]
+    stack_ratios = [turn["stack"]["req_per_s"] / turn["ceiling"]["req_per_s"] for turn in rounds]
     uncached_ratio = results["recommendations_uncached"]["req_per_s"] / results["ceiling"]["req_per_s"]
     results["baseline"] = results["ceiling"]
     ceiling = max(("baseline_1_process", base_n), key=lambda n: results[n]["req_per_s"])
@@ -439,6 +446,8 @@ def main() -> None:
         f"{base_n}_req_per_s": round(results[base_n]["req_per_s"], 1),
         "ratio": round(float(np.median(ratios)), 3),
         "ratio_per_round": [round(r, 3) for r in ratios],
+        "stack_req_per_s": round(results["stack"]["req_per_s"], 1),
+        "stack_ratio": round(float(np.median(stack_ratios)), 3),
         "rounds": args.rounds,
         "uncached_ratio": round(uncached_ratio, 3),
         "uncached_cache_hit_rate": cold["cache_hit_rate"],
@@ -452,6 +461,7 @@ def main() -> None:
     for label, row in (
         (f"GraphQL recommendations (limit 10, {args.workers} workers)", rec),
         ("  the same, every request computed", cold),
+        ("Strawberry answering 10 constants (the stack)", results["stack"]),
         ("numpy brute-force top-10, 1 process", results["baseline_1_process"]),
         (f"numpy brute-force top-10, {args.workers} processes", results[base_n]),
     ):
@@ -467,6 +477,10 @@ def main() -> None:
         f"kept: ratio {summary['ratio']:.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)}; "
         "target >= 0.30), "
         f"p99 {rec['p99_ms']:.1f} ms (target < 20)"
+    )
+    print(
+        f"the stack alone (Strawberry answering constants): ratio {summary['stack_ratio']:.3f}; "
+        f"the API makes {rec['req_per_s'] / results['stack']['req_per_s']:.0%} of its req/s"
     )
     print(
         f"computed: ratio {summary['uncached_ratio']:.3f} (target >= 0.06), p99 {cold['p99_ms']:.1f} ms "

@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 import strawberry
 
 from api.errors import BadUserInput
+from api.ids import parse_id
 
 MAX_PAGE = 100  # bounds every first and limit argument
 Node = TypeVar("Node")
@@ -43,9 +44,10 @@ def decode_id_cursor(kind: str, cursor: str | None) -> int | None:
     value = decode_cursor(kind, cursor)
     if value is None:
         return None
-    if not value.isdigit():
+    parsed = parse_id(value)
+    if parsed is None:
         raise BadUserInput("after is not a valid cursor for this list")
-    return int(value)
+    return parsed
 
 
 @strawberry.type

@@ -9,6 +9,7 @@ import strawberry
 from api.errors import BadUserInput
 from api.graphql.context import Info
 from api.graphql.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor
+from api.ids import parse_id
 from api.movies.types import Movie
 from api.ratings.models import Rating as RatingRow
 from api.ratings.service import ratings_page
@@ -48,8 +49,11 @@ def _after(cursor: str | None) -> tuple[datetime, int] | None:
     if value is None:
         return None
     stamp, _, movie = value.partition("|")
+    movie_id = parse_id(movie)
     try:
-        return datetime.fromisoformat(stamp), int(movie)
+        if movie_id is None or len(stamp) > 32:
+            raise ValueError(stamp)
+        return datetime.fromisoformat(stamp), movie_id
     except ValueError:
         raise BadUserInput("after is not a valid cursor for this list") from None
 

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from anyio import to_thread
+from cachetools import TTLCache
 from sqlalchemy import Connection, Insert, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Session
@@ -383,7 +384,9 @@ def plan_search(
 
 
 POPULAR_MAX_AGE_S = 60.0  # the most-rated movies are counted again at most this often per process
-_popular: dict[tuple[object, ...], tuple[float, int, list[tuple[int, int]]]] = {}
+# At most 256 filters' lists (each at most a few thousand movie ids) per process: a client varying
+# its filters evicts the oldest, it does not grow memory.
+_popular: TTLCache[tuple[object, ...], tuple[int, list[tuple[int, int]]]] = TTLCache(256, POPULAR_MAX_AGE_S)
 _popular_lock = threading.Lock()
 
 
@@ -398,15 +401,19 @@ def popular_movies(*, session: Session, limit: int, filters: Filters, exclude: s
     _check_years(filters)
     wanted = check_genres(session=session, genres=filters.genres) if filters.genres else None
     size = limit + len(exclude)
-    key = (str(session.get_bind().engine.url), tuple(wanted or ()), filters.year_from, filters.year_to)
-    now = time.monotonic()
+    key = (
+        str(session.get_bind().engine.url),
+        tuple(sorted(wanted or ())),
+        filters.year_from,
+        filters.year_to,
+    )
     with _popular_lock:
         cached = _popular.get(key)
-    if cached is None or now - cached[0] > POPULAR_MAX_AGE_S or cached[1] < size:
-        cached = (now, size, _count_popular(session, size, wanted, filters))
+    if cached is None or cached[0] < size:
+        cached = (size, _count_popular(session, size, wanted, filters))
         with _popular_lock:
             _popular[key] = cached
-    rows = [(m, n) for m, n in cached[2] if m not in exclude][:limit]
+    rows = [(m, n) for m, n in cached[1] if m not in exclude][:limit]
     top = rows[0][1] if rows else 1
     return [Recommended(movie_id, round(n / top, 6), [], "popularity") for movie_id, n in rows]
 

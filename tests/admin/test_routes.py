@@ -114,6 +114,8 @@ def test_playground_shows_ratings_and_recommendations(signed_in: tuple[TestClien
         assert section in page
     assert page.count("<li>") >= 20
     assert "does not exist" in client.get("/admin/playground?user_id=999999").text
+    for crafted in ("²", "9" * 25, "-1"):  # not ids: the empty form, not a 500
+        assert client.get("/admin/playground", params={"user_id": crafted}).status_code == 200
 
 
 def test_one_training_at_a_time_and_a_failed_run_keeps_the_active_version(

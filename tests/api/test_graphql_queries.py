@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from api.graphql.pagination import encode_cursor
 from tests.api.conftest import GraphQL, Stack, StatementCounter
 
 MOVIE_FIELDS = "id title year genres averageRating ratingsCount"
@@ -69,6 +70,18 @@ def test_search_text_is_not_a_pattern(gql: GraphQL) -> None:
         "{ movies(first: 101) { nodes { id } } }",
         '{ movies(after: "not-a-cursor") { nodes { id } } }',
         '{ movies(after: "dXNlcjox") { nodes { id } } }',  # a user cursor
+        # Crafted cursors: too big for any id column, a digit Python reads but SQL does not, huge.
+        *(
+            f'{{ {field}(after: "{encode_cursor(kind, value)}") {{ nodes {{ id }} }} }}'
+            for field, kind in (("movies", "movie"), ("users", "user"))
+            for value in ("9" * 20, "\u00b2", "1" * 5000, "2147483648")
+        ),
+        *(
+            '{ user(id: 1) { ratings(after: "CURSOR") { nodes { movieId } } } }'.replace(
+                "CURSOR", encode_cursor("rating", value)
+            )
+            for value in ("2000-01-01T00:00:00|" + "9" * 20, "x|1", "2000-01-01T00:00:00|²")
+        ),
         '{ movies(genre: "Noir") { nodes { id } } }',
         "{ users(first: -1) { nodes { id } } }",
         "{ recommendations(userId: 1, limit: 1000) { score } }",
@@ -150,6 +163,13 @@ def test_oversized_body_is_refused(gql: GraphQL) -> None:
     response = gql.client.post("/graphql", json={"query": "{ genres }", "pad": "x" * 100_000})
     assert response.status_code == 413
     assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    chunked = gql.client.post(  # no Content-Length: counted as it is read
+        "/graphql", content=iter([b'{"query": "{ genres }", "pad": "'] + [b"x" * 16_384] * 20 + [b'"}']),
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    assert "content-length" not in chunked.request.headers
+    assert chunked.status_code == 413
+    assert chunked.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
 def test_health_and_readiness(gql: GraphQL) -> None:
@@ -207,6 +227,15 @@ def test_metrics_count_operations_and_time_recommendation_stages(gql: GraphQL, s
         assert f'movierec_recommendation_stage_seconds_count{{stage="{stage}"}}' in text
     assert f"movierec_active_model_version {float(stack.version_id)}" in text
     assert 'movierec_training_runs{status="succeeded"}' in text
+
+
+def test_metric_labels_are_the_schema_s_own_names(gql: GraphQL) -> None:
+    """Names a client makes up fail validation and all count as one label, not one label each."""
+    for n in range(30):
+        assert gql.error_code(f"{{ madeUp{n}x {{ id }} }}") == "GRAPHQL_VALIDATION_FAILED"
+    text = gql.client.get("/metrics").text
+    assert "madeUp" not in text
+    assert 'movierec_graphql_requests_total{operation="unknown",status="error"}' in text
 
 
 def test_each_operation_writes_one_access_log_line(gql: GraphQL, caplog: pytest.LogCaptureFixture) -> None:

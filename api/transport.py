@@ -1,0 +1,108 @@
+"""What every HTTP request goes through before the app: bounds on its body, and the headers every
+response carries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyRefused(Exception):
+    """A request body over the size limit or slower than the time limit."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self) -> JSONResponse:
+        body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
+        return JSONResponse(body, status_code=self.status, headers={"connection": "close"})
+
+
+class BodyLimit:
+    """Refuses a request body over `max_bytes` with 413, and one not all received within `seconds`
+    of its first read with 408.
+
+    A Content-Length over the limit is refused before anything reads the body. A body sent without
+    one (Transfer-Encoding: chunked) is counted as the app reads it, so no reader buffers more than
+    the limit. The deadline covers the whole body, not each read: a client trickling a byte at a
+    time would otherwise hold its request open forever.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, seconds: float) -> None:
+        self.app, self.max_bytes, self.seconds = app, max_bytes, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = BodyRefused(413, "PAYLOAD_TOO_LARGE", f"request body larger than {self.max_bytes} bytes")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await too_large.response()(scope, receive, send)
+            return
+        received, deadline, complete, started = 0, 0.0, False, False
+
+        async def bounded_receive() -> Message:
+            nonlocal received, deadline, complete
+            if complete:  # after the body: waiting for a disconnect has no deadline
+                return await receive()
+            deadline = deadline or asyncio.get_running_loop().time() + self.seconds
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyRefused(
+                    408, "REQUEST_TIMEOUT", f"request body not received within {self.seconds:g} s"
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise too_large
+                complete = not message.get("more_body", False)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, watched_send)
+        except BodyRefused as refused:
+            if started:  # an answer is on its way already: nothing better to do than drop the connection
+                raise
+            await refused.response()(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Adds the headers every response should carry (and a strict CSP outside GraphiQL)."""
+
+    HEADERS = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    )
+    CSP = (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+    def __init__(self, app: ASGIApp, *, strict_csp: bool) -> None:
+        self.app, self.strict_csp = app, strict_csp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += self.HEADERS
+                if self.strict_csp:
+                    headers.append(self.CSP)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

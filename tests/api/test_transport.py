@@ -1,0 +1,130 @@
+"""Bounds on what a client sends: body size however it is framed, body time, header time."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Message
+
+from api import server
+from api.server import HeaderDeadline
+from api.transport import BodyLimit
+
+
+async def _echo_length(request: Request) -> JSONResponse:
+    return JSONResponse({"length": len(await request.body())})
+
+
+def _limited(max_bytes: int = 1024, seconds: float = 5.0) -> Starlette:
+    """An app reading whole bodies behind BodyLimit, as api.app.create_app places it."""
+    return Starlette(
+        routes=[Route("/", _echo_length, methods=["POST"])],
+        middleware=[Middleware(BodyLimit, max_bytes=max_bytes, seconds=seconds)],
+    )
+
+
+def _call(
+    app: Starlette, headers: list[tuple[bytes, bytes]], chunks: list[bytes], pause: float = 0.0
+) -> dict:
+    """Send the chunks as one request's body (pause seconds before each) and return the status, the
+    response body and how many chunks the app read."""
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers, "query_string": b""}
+    sent: list[Message] = []
+    read = 0
+
+    async def receive() -> Message:
+        nonlocal read
+        if read == len(chunks):
+            await asyncio.sleep(3600)  # the client stays, sending nothing more
+        await asyncio.sleep(pause)
+        read += 1
+        return {"type": "http.request", "body": chunks[read - 1], "more_body": read < len(chunks)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return {"status": sent[0]["status"], "body": body.decode(), "chunks_read": read}
+
+
+def test_a_chunked_body_is_counted_as_it_is_read() -> None:
+    """Without Content-Length nothing could be refused up front: reading stops past the limit."""
+    answer = _call(_limited(), [], [b"x" * 512] * 100)
+    assert answer["status"] == 413 and "PAYLOAD_TOO_LARGE" in answer["body"]
+    assert answer["chunks_read"] == 3  # 1,536 bytes: the first chunk over 1,024
+
+
+def test_a_declared_length_over_the_limit_is_refused_unread() -> None:
+    answer = _call(_limited(), [(b"content-length", b"5000")], [b"x" * 5000])
+    assert (answer["status"], answer["chunks_read"]) == (413, 0)
+    assert _call(_limited(), [(b"content-length", b"-1")], [b""])["status"] == 413
+
+
+def test_a_body_within_the_limits_reaches_the_app() -> None:
+    answer = _call(_limited(), [], [b"x" * 300] * 3, pause=0.01)
+    assert answer["status"] == 200 and answer["body"] == '{"length":900}'
+
+
+def test_a_trickled_body_times_out_as_a_whole() -> None:
+    """A byte every 0.1 s never leaves a read waiting long; the deadline is for the whole body."""
+    started = time.monotonic()
+    answer = _call(_limited(seconds=0.5), [], [b"x"] * 1000, pause=0.1)
+    assert answer["status"] == 408 and "REQUEST_TIMEOUT" in answer["body"]
+    assert time.monotonic() - started < 5 and answer["chunks_read"] < 10
+
+
+@pytest.fixture
+def header_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    monkeypatch.setattr(server, "HEADER_TIMEOUT_S", 0.5)
+    app = Starlette(routes=[Route("/", lambda _r: JSONResponse({"ok": True}))])
+    sock = server.listen_socket("127.0.0.1", 0)
+    instance = uvicorn.Server(uvicorn.Config(app, http=HeaderDeadline, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not instance.started:
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+def _closed_within(connection: socket.socket, seconds: float) -> bool:
+    connection.settimeout(seconds)
+    try:
+        return connection.recv(1024) == b""
+    except TimeoutError:
+        return False
+
+
+def test_slow_headers_close_the_connection(header_server: int) -> None:
+    with socket.create_connection(("127.0.0.1", header_server)) as idle:  # says nothing at all
+        with socket.create_connection(("127.0.0.1", header_server)) as slow:
+            for part in (b"GET / HTTP/1.1\r\n", b"Host: a\r\n", b"X-Slow: 1\r\n"):
+                slow.sendall(part)  # a header line every 0.2 s, never the blank line
+                time.sleep(0.2)
+            assert _closed_within(slow, 3)
+        assert _closed_within(idle, 3)
+
+
+def test_prompt_requests_on_a_kept_alive_connection_are_served(header_server: int) -> None:
+    with socket.create_connection(("127.0.0.1", header_server)) as client:
+        for _ in range(3):
+            client.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            client.settimeout(3)
+            answer = b""
+            while b'{"ok":true}' not in answer:  # headers and body may come in two reads
+                answer += client.recv(4096)
+                assert answer, "the connection was closed"
+            time.sleep(0.6)  # longer than the header deadline, between requests: not a slow request
