@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    KMP_BLOCKTIME=0
+    KMP_BLOCKTIME=0 \
+    MOVIEREC_ENVIRONMENT=production
 
 RUN groupadd --system movierec && useradd --system --gid movierec --home-dir /app --shell /usr/sbin/nologin movierec
 WORKDIR /app

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import secrets
 from urllib.parse import quote
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from admin import forms
-from admin.auth import USER_KEY, checked_form, csrf_token, password_matches, password_problem
-from admin.throttle import SignInThrottle
+from admin.auth import (
+    SID_KEY,
+    USER_KEY,
+    checked_form,
+    close_session,
+    csrf_token,
+    open_session,
+    password_matches,
+    password_problem,
+)
+from admin.throttle import DEVICE_COOKIE, DEVICE_DAYS, SignInThrottle
 from admin.views import render, state_of
 from admin.worker import start_training
 from api.errors import ServiceError
@@ -23,7 +36,7 @@ OPERATOR = "admin"  # one shared password, so one operator name
 
 
 def _to(request: Request, route: str, error: str | None = None, **params: object) -> Response:
-    url = str(request.url_for(route, **params))
+    url = request.url_for(route, **params).path  # a path: nothing taken from the Host header
     if error:
         url += "?error=" + quote(error)
     return RedirectResponse(url, status_code=303)
@@ -36,21 +49,24 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     form = await checked_form(request)
-    settings = state_of(request).settings
+    state = state_of(request)
     throttle: SignInThrottle = request.app.state.throttle
     address = request.client.host if request.client else "?"
-    wait = throttle.retry_after(address)
+    device = throttle.device_of(request.cookies.get(DEVICE_COOKIE))
+    key = throttle.key(address, device)
+    wait = await state.run(lambda s: throttle.retry_after(s, key))
     if wait:
         response = render(request, "login.html", status_code=429, problem=None,
                           error=f"Too many failed sign-ins; try again in {wait} s.")  # fmt: skip
         response.headers["Retry-After"] = str(wait)
         return response
     password = form.get("password")
-    problem = password_problem(settings)
-    if problem or not isinstance(password, str) or not password_matches(settings, password):
+    problem = password_problem(state.settings)
+    if problem or not isinstance(password, str) or not password_matches(state.settings, password):
         log.warning("dashboard: failed sign-in from %s", address)
         if not problem:
-            throttle.failed(address)
+            with contextlib.suppress(IntegrityError):  # two first failures at once: one is counted
+                await state.run(lambda s: throttle.failed(s, key), write=True)
         return render(
             request,
             "login.html",
@@ -58,18 +74,33 @@ async def login(request: Request) -> Response:
             problem=problem,
             error=None if problem else "Wrong password.",
         )
-    throttle.succeeded(address)
+
+    def signed_in(session: Session) -> str:
+        throttle.succeeded(session, key)
+        return open_session(session)
+
+    sid = await state.run(signed_in, write=True)
     request.session.clear()  # a fresh session (and CSRF token) after sign-in
-    request.session[USER_KEY] = OPERATOR
+    request.session[USER_KEY], request.session[SID_KEY] = OPERATOR, sid
     csrf_token(request)
     target = request.query_params.get("next", "")
     if not target.startswith("/") or target.startswith("//"):
-        target = str(request.url_for("admin:overview"))
-    return RedirectResponse(target, status_code=303)
+        target = request.url_for("admin:overview").path
+    response = RedirectResponse(target, status_code=303)
+    # This browser has signed in: from now on its failures are counted apart from its address's.
+    cookie = throttle.device_cookie(device or secrets.token_urlsafe(16))
+    response.set_cookie(
+        DEVICE_COOKIE, cookie, max_age=DEVICE_DAYS * 86400, path="/admin", httponly=True, samesite="strict",
+        secure=state.settings.environment == "production",
+    )  # fmt: skip
+    return response
 
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
+    sid = request.session.get(SID_KEY)
+    if isinstance(sid, str):  # the cookie, and any copy of it, signs in no more
+        await state_of(request).run(lambda s: close_session(s, sid), write=True)
     request.session.clear()
     return _to(request, "admin:login")
 

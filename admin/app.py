@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -16,8 +16,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from admin import actions, views
-from admin.auth import RequireLogin, csrf_token, signed_in_user
+from admin import actions, keys, views
+from admin.auth import SESSION_HOURS, RequireLogin, csrf_token, signed_in_user
 from admin.throttle import SignInThrottle
 from admin.worker import reap_interrupted, stop_training
 from api.settings import Settings
@@ -25,7 +25,6 @@ from api.state import AppState
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-SESSION_HOURS = 8
 
 
 def session_secret(settings: Settings) -> str:
@@ -52,11 +51,19 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+@pass_context
+def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
+    """The templates' url_for: a path, so that no link carries the Host header a client sent."""
+    request: Request = context["request"]
+    return request.url_for(name, **path_params).path
+
+
 def build_templates() -> Jinja2Templates:
     environment = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
     )
     environment.filters["duration"] = _duration
+    environment.globals["url_for"] = _path_for
     return Jinja2Templates(env=environment, context_processors=[_context])
 
 
@@ -73,12 +80,16 @@ def create_admin(settings: Settings) -> Starlette:
         Route("/runs/{version_id:int}/progress", views.run_progress, name="run_progress"),
         Route("/runs/{version_id:int}/activate", actions.activate_version, name="activate", methods=["POST"]),
         Route("/playground", views.playground, name="playground"),
+        Route("/keys", keys.page, name="keys", methods=["GET"]),
+        Route("/keys", keys.create, name="keys_create", methods=["POST"]),
+        Route("/keys/{key_id:str}/revoke", keys.revoke, name="keys_revoke", methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    secret = session_secret(settings)
     middleware = [
         Middleware(
             SessionMiddleware,
-            secret_key=session_secret(settings),
+            secret_key=secret,
             session_cookie="movierec_admin",
             max_age=SESSION_HOURS * 3600,
             path="/admin",
@@ -89,7 +100,7 @@ def create_admin(settings: Settings) -> Starlette:
     ]
     app = Starlette(routes=routes, middleware=middleware)
     app.state.templates = build_templates()
-    app.state.throttle = SignInThrottle()
+    app.state.throttle = SignInThrottle(secret)
     return app
 
 

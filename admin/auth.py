@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
+from datetime import timedelta
+from urllib.parse import urlencode
 
+from sqlalchemy import delete
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from admin.models import AdminSession
+from api.db import utcnow
 from api.settings import Settings
 
 USER_KEY = "user"
 CSRF_KEY = "csrf"
+SID_KEY = "sid"  # the server-side session (admin_sessions) this cookie belongs to
+SESSION_HOURS = 8  # from sign-in, however active: a session never outlives this
+
+
+def open_session(session: Session) -> str:
+    """Record a new signed-in session and return its id (for the cookie); expired ones go."""
+    sid, now = secrets.token_urlsafe(32), utcnow()
+    session.execute(delete(AdminSession).where(AdminSession.expires_at < now))
+    session.add(
+        AdminSession(id_sha256=_sha(sid), created_at=now, expires_at=now + timedelta(hours=SESSION_HOURS))
+    )
+    return sid
+
+
+def session_alive(session: Session, sid: str) -> bool:
+    row = session.get(AdminSession, _sha(sid))
+    return row is not None and row.expires_at > utcnow()
+
+
+def close_session(session: Session, sid: str) -> None:
+    session.execute(delete(AdminSession).where(AdminSession.id_sha256 == _sha(sid)))
+
+
+def _sha(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 def csrf_token(request: Request) -> str:
@@ -54,7 +87,11 @@ def signed_in_user(request: Request) -> str | None:
 
 
 class RequireLogin:
-    """Redirects every request but the sign-in page and static files to sign-in when nobody is signed in."""
+    """Redirects every request but the sign-in page and static files to sign-in when nobody is signed in.
+
+    A cookie is signed in only while its server-side session lives: sign-out deletes it, and it
+    ends SESSION_HOURS after sign-in. A copy of the cookie is worth nothing after either.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -64,16 +101,27 @@ class RequireLogin:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if signed_in_user(request) is not None:
+            sid = request.session.get(SID_KEY)
+            sessions = request.state.movierec.sessions
+            if not isinstance(sid, str) or not await run_in_threadpool(_alive, sessions, sid):
+                request.session.clear()
         if signed_in_user(request) is None and not _is_public(request):
             response: Response
             if request.method == "GET":
-                target = request.url_for("admin:login").include_query_params(next=request.url.path)
-                response = RedirectResponse(str(target), status_code=303)
+                # A path, not an absolute URL: nothing taken from the Host header a client sent.
+                target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
+                response = RedirectResponse(target, status_code=303)
             else:
                 response = Response("sign in first", status_code=401)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _alive(sessions: sessionmaker[Session], sid: str) -> bool:
+    with sessions() as session:
+        return session_alive(session, sid)
 
 
 def _is_public(request: Request) -> bool:

@@ -1,42 +1,71 @@
-"""Slows password guessing: after a few failed sign-ins from one address, refuse for a while."""
+"""Slows password guessing without locking the operators out, for every worker at once (the counts
+are rows in the database).
+
+Failures are counted per browser when it carries a device cookie (given at each successful
+sign-in, signed with the session key), else per address. After `attempts` failures in `window`
+seconds that browser or address must wait for the window to pass. Someone guessing from the
+address every operator shares behind a proxy thus blocks only browsers that never signed in:
+an operator's own browser has its own count (OWASP's "device cookie" defence).
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
+from datetime import timedelta
+
+from itsdangerous import BadSignature, TimestampSigner
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from admin.models import SignInFailures
+from api.db import utcnow
+
+DEVICE_COOKIE = "movierec_admin_device"
+DEVICE_DAYS = 90
 
 
 class SignInThrottle:
-    """Allows `attempts` failures per address within `window` seconds; then answers "retry later"."""
+    def __init__(self, secret: str, *, attempts: int = 5, window: float = 300.0) -> None:
+        self.attempts, self.window = attempts, timedelta(seconds=window)
+        self._signer = TimestampSigner(secret, salt="movierec-admin-device")
 
-    def __init__(self, *, attempts: int = 5, window: float = 60.0) -> None:
-        self.attempts, self.window = attempts, window
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+    def device_cookie(self, device: str) -> str:
+        return self._signer.sign(device).decode()
 
-    def retry_after(self, address: str) -> int:
-        """Return the seconds to wait before this address may try again (0: it may try now)."""
-        with self._lock:
-            failures = self._recent(address)
-            if len(failures) < self.attempts:
-                return 0
-            return max(1, int(failures[0] + self.window - time.monotonic()) + 1)
+    def device_of(self, cookie: str | None) -> str | None:
+        """Return the device id of a cookie this service signed, None for anything else."""
+        if not cookie:
+            return None
+        try:
+            return self._signer.unsign(cookie, max_age=DEVICE_DAYS * 86400).decode()
+        except BadSignature:
+            return None
 
-    def failed(self, address: str) -> None:
-        with self._lock:
-            self._recent(address).append(time.monotonic())
-            if len(self._failures) > 10_000:  # bound memory against address spraying
-                for key in [k for k, v in self._failures.items() if not v][:5_000]:
-                    del self._failures[key]
+    @staticmethod
+    def key(address: str, device: str | None) -> str:
+        return f"device:{device}" if device else f"address:{address}"[:100]
 
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
+    def retry_after(self, session: Session, key: str) -> int:
+        """Return the seconds to wait before this key may try again (0: it may try now)."""
+        row = session.get(SignInFailures, key)
+        if row is None or row.failures < self.attempts:
+            return 0
+        left = row.window_started + self.window - utcnow()
+        return max(0, int(left.total_seconds()) + 1)
 
-    def _recent(self, address: str) -> deque[float]:
-        failures = self._failures[address]
-        cutoff = time.monotonic() - self.window
-        while failures and failures[0] < cutoff:
-            failures.popleft()
-        return failures
+    def failed(self, session: Session, key: str) -> None:
+        """Count a failure (in the caller's transaction, locking the key's row)."""
+        now = utcnow()
+        row = session.execute(
+            select(SignInFailures).where(SignInFailures.key == key).with_for_update()
+        ).scalar_one_or_none()
+        if row is None:
+            session.add(SignInFailures(key=key, failures=1, window_started=now))
+        elif row.window_started + self.window <= now:
+            row.failures, row.window_started = 1, now
+        else:
+            row.failures += 1
+
+    def succeeded(self, session: Session, key: str) -> None:
+        row = session.get(SignInFailures, key)
+        if row is not None:
+            session.delete(row)

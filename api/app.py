@@ -28,6 +28,7 @@ from strawberry.types import ExecutionResult
 from admin.app import create_admin
 from admin.app import on_shutdown as admin_shutdown
 from admin.app import on_startup as admin_startup
+from api.access.gate import AccessRefused
 from api.db import make_async_engine, make_engine, make_read_engine, make_session_factory
 from api.graphql.context import Context
 from api.graphql.errors import process_result
@@ -40,6 +41,7 @@ from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
+CALLER = "movierec.caller"  # the scope key of the request's api.access.gate.Caller
 
 
 class GraphQLApp(GraphQL):
@@ -47,7 +49,7 @@ class GraphQLApp(GraphQL):
     worker threads (api.graphql.context.Context.run), so the event loop is never held."""
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        return Context(state=request.state.movierec)
+        return Context(state=request.state.movierec, caller=request.scope[CALLER])
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         return process_result(result)
@@ -75,8 +77,21 @@ class GraphQLApp(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            client = request.client.host if request.client else ""
+            scope[CALLER] = await request.state.movierec.access.admit(
+                request.headers.get("authorization"), client
+            )
+        except AccessRefused as refused:
+            headers = {"retry-after": str(refused.retry_after)} if refused.retry_after else {}
+            if refused.status == 401:
+                headers["www-authenticate"] = "Bearer"
+            body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
+            await JSONResponse(body, status_code=refused.status, headers=headers)(scope, receive, send)
+            return
+        try:
+            response = await self.run(request)
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             return
         except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
@@ -198,7 +213,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.read_engine.dispose()
 
     graphql = GraphQLApp(
-        build_schema(),
+        build_schema(introspection=settings.introspection_enabled),
         graphql_ide="graphiql" if settings.environment == "development" else None,
         allow_queries_via_get=False,
     )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from api.vectors.store import VectorStore
 
+from api.access.scopes import SCOPES
 from api.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -271,6 +272,69 @@ def cmd_versions_delete(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from api.access.keys import create_key
+    from api.errors import ServiceError
+
+    try:
+        with _sessions(settings).begin() as session:
+            row, key = create_key(session=session, name=args.name, scopes=args.scope)
+            key_id, scopes = row.key_id, row.scopes
+    except ServiceError as error:
+        raise CommandError(str(error)) from error
+    print(f"created API key {key_id} ({scopes}); it is shown this once:\n{key}")
+    return 0
+
+
+def cmd_keys_list(_args: argparse.Namespace, settings: Settings) -> int:
+    from api.access.keys import list_keys
+
+    with _sessions(settings)() as session:
+        keys = list_keys(session=session)
+    if not keys:
+        print("no API keys yet; run `movierec keys create --name NAME --scope read`")
+    for k in keys:
+        used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        print(f"{k.key_id}  {k.name:<24} {k.scopes:<40} last used {used:<16} {state}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from api.access.gate import KEY_CACHE_S
+    from api.access.keys import revoke_key
+    from api.errors import ServiceError
+
+    try:
+        with _sessions(settings).begin() as session:
+            revoke_key(session=session, key_id=args.key_id)
+    except ServiceError as error:
+        raise CommandError(str(error)) from error
+    print(f"revoked API key {args.key_id}; running servers refuse it within {KEY_CACHE_S:g} s")
+    return 0
+
+
+def demo_key(settings: Settings) -> str:
+    """Return the development demo's API key (every scope), kept in var/demo-api-key; a new one
+    when the file is missing or its key was revoked."""
+    from sqlalchemy import select
+
+    from api.access.keys import create_key, split_key
+    from api.access.models import ApiKey
+
+    path = settings.var_dir / "demo-api-key"
+    key = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    parts = split_key(key)
+    with _sessions(settings).begin() as session:
+        found = select(ApiKey).where(ApiKey.key_id == parts[0]) if parts else None
+        row = session.execute(found).scalar_one_or_none() if found is not None else None
+        if row is None or row.revoked_at is not None:
+            key = create_key(session=session, name="demo (movierec up)", scopes=list(SCOPES))[1]
+            path.write_text(key + "\n", encoding="utf-8")
+            path.chmod(0o600)
+    return key
+
+
 def serve_log_config(verbose: bool) -> dict[str, object]:
     """Return uvicorn's logging config: one JSON line per GraphQL operation on stdout, warnings on stderr."""
     return {
@@ -364,6 +428,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         password_source = f"the file {path} (set MOVIEREC_ADMIN_PASSWORD to choose one)"
     base = f"http://{args.host}:{args.port}"
     print(f"GraphQL: {base}/graphql\nadmin:   {base}/admin  (password: {password_source})", flush=True)
+    if settings.environment == "development":
+        print(f"API key (every scope, for trying writes): {demo_key(settings)}", flush=True)
     return cmd_serve(args, settings)
 
 
@@ -471,6 +537,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("version", type=int, help="version id")
     delete.set_defaults(handler=cmd_versions_delete)
+
+    keys = commands.add_parser("keys", help="API keys for back ends: create, list, revoke")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="a new key with scopes; printed once")
+    create.add_argument("--name", required=True, help="who or what holds it")
+    create.add_argument(
+        "--scope", action="append", required=True, choices=sorted(SCOPES),
+        help="repeat for several: " + "; ".join(f"{k}: {v}" for k, v in SCOPES.items()),
+    )  # fmt: skip
+    create.set_defaults(handler=cmd_keys_create)
+    key_commands.add_parser("list", help="every key, newest first").set_defaults(handler=cmd_keys_list)
+    revoke = key_commands.add_parser("revoke", help="stop a key working")
+    revoke.add_argument("key_id", help="the key id that `keys list` shows")
+    revoke.set_defaults(handler=cmd_keys_revoke)
 
     serve = commands.add_parser("serve", help="serve the GraphQL API with uvicorn")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")

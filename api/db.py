@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, DateTime, Engine, Integer, MetaData, create_engine, event, func
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import JSON, TypeEngine
 
+T = TypeVar("T")
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -216,6 +220,34 @@ def _sqlite_on_begin(connection: Connection) -> None:
     # a computed list, in tests/api/test_graphql_mutations.py, one run in 7. Reads on the event loop
     # begin no transaction (api.db.read_async) and never wait for it.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+LOCK_ERRORS = (1205, 1213)  # MySQL/MariaDB: lock wait timeout, deadlock (the transaction was rolled back)
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """Return whether a failed transaction lost a lock conflict with another one, so that running it
+    again can succeed: a MySQL deadlock or lock wait timeout, or SQLite's "database is locked"
+    after its busy timeout."""
+    original = getattr(error, "orig", None)
+    if isinstance(original, sqlite3.OperationalError):
+        return "locked" in str(original)
+    args: tuple[object, ...] = getattr(original, "args", ())
+    return bool(args) and args[0] in LOCK_ERRORS
+
+
+def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], attempts: int = 4) -> T:
+    """Return work(session) run in one transaction, committed; run again (at most `attempts` times in
+    all, after a short random pause) when it loses a lock conflict, which rolled it back whole."""
+    for attempt in range(attempts):
+        try:
+            with sessions.begin() as session:
+                return work(session)
+        except OperationalError as error:
+            if attempt == attempts - 1 or not is_lock_conflict(error):
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

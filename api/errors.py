@@ -24,3 +24,15 @@ class ModelNotReady(ServiceError):
 
 class Unavailable(ServiceError):
     code = "UNAVAILABLE"
+
+
+class Unauthenticated(ServiceError):
+    """No credential, where one is needed."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(ServiceError):
+    """A credential that does not allow this."""
+
+    code = "FORBIDDEN"

@@ -1,5 +1,7 @@
 """Every ORM model, imported in one place so the metadata is complete (Alembic reads it)."""
 
+from admin.models import AdminSession, SignInFailures
+from api.access.models import ApiKey
 from api.db import Base
 from api.movies.models import Genre, Movie, movie_genres
 from api.ratings.models import Rating
@@ -10,5 +12,6 @@ from api.versions.models import ModelVersion
 metadata = Base.metadata
 
 __all__ = [
-    "Genre", "KeptList", "ModelVersion", "Movie", "Occupation", "Rating", "User", "metadata", "movie_genres",
+    "AdminSession", "ApiKey", "Genre", "KeptList", "ModelVersion", "Movie", "Occupation", "Rating",
+    "SignInFailures", "User", "metadata", "movie_genres",
 ]  # fmt: skip

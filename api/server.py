@@ -13,7 +13,7 @@ Five things around uvicorn are ours, each small:
   the workers reach it through its unix socket.
 - With several workers, metrics are written to a directory they share (prometheus_client's
   multiprocess mode), so /metrics counts every worker's requests, and in development one
-  generated dashboard session key serves all of them.
+  generated dashboard session key and one user-token key serve all of them.
 """
 
 from __future__ import annotations
@@ -147,6 +147,10 @@ def serve(
         access_log=access_log,
         backlog=BACKLOG,
         http=HeaderDeadline,
+        # X-Forwarded-For is believed only from the proxies named in the settings: by default from
+        # none, so that a process beside the service cannot claim any address it likes.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
     if workers <= 1:
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once shut down
@@ -154,6 +158,8 @@ def serve(
         return
     if not settings.has_session_secret:  # read by the workers' Settings
         os.environ["MOVIEREC_SESSION_SECRET"] = secrets.token_urlsafe(32)
+    if not settings.has_token_secret:  # the same for the user tokens' key
+        os.environ["MOVIEREC_TOKEN_SECRET"] = secrets.token_urlsafe(32)
     metrics = None
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # read by the workers' prometheus_client
         metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="movierec-metrics-")

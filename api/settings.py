@@ -6,9 +6,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import limits
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_TOKEN_SECRET = 32  # characters of MOVIEREC_TOKEN_SECRET, required outside development
 MIN_SESSION_SECRET = 16  # characters of MOVIEREC_SESSION_SECRET, required outside development
 PLACEHOLDER_PASSWORDS = frozenset({"", "change-me", "changeme", "admin", "password", "secret"})
 
@@ -47,6 +49,31 @@ class Settings(BaseSettings):
         "(development generates one per start, shared by the workers of `movierec serve`, which "
         "signs everybody out on restart)",
     )
+    token_secret: SecretStr = Field(
+        SecretStr(""),
+        description="key that signs user tokens; 32+ characters, required outside development "
+        "(development generates one per start, shared by the workers of `movierec serve`)",
+    )
+    anonymous_reads: bool = Field(
+        True,
+        description="callers without a credential may read the catalogue and get profile recommendations",
+    )
+    rate_limit_key: str = Field("5000/second", description="requests per API key (empty: no limit)")
+    rate_limit_user: str = Field("20/second", description="requests per user token's user (empty: no limit)")
+    rate_limit_address: str = Field(
+        "50/second", description="requests per client address without a credential, or with a bad one"
+    )
+    redis_url: str = Field(
+        "", description="redis://host:port/db: rate-limit counts shared by every worker and replica"
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="addresses of the reverse proxies whose X-Forwarded-For is believed, comma-separated "
+        "(empty: nobody's; the client address is the connection's)",
+    )
+    graphql_introspection: bool | None = Field(
+        None, description="answer __schema and __type queries (default: in development only)"
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to call the API (none by default)"
     )
@@ -80,7 +107,31 @@ class Settings(BaseSettings):
                 f"MOVIEREC_SESSION_SECRET must be set ({MIN_SESSION_SECRET} characters or more) "
                 "outside development"
             )
+        if self.environment != "development" and not self.has_token_secret:
+            raise SettingsError(
+                f"MOVIEREC_TOKEN_SECRET must be set ({MIN_TOKEN_SECRET} characters or more) "
+                "outside development"
+            )
+        for name in ("rate_limit_key", "rate_limit_user", "rate_limit_address"):
+            value = getattr(self, name)
+            try:
+                if value.strip():
+                    limits.parse(value)
+            except ValueError:
+                raise SettingsError(
+                    f"MOVIEREC_{name.upper()} is not a rate such as 50/second: {value!r}"
+                ) from None
         return self
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.graphql_introspection is None:
+            return self.environment == "development"
+        return self.graphql_introspection
+
+    @property
+    def has_token_secret(self) -> bool:
+        return len(self.token_secret.get_secret_value()) >= MIN_TOKEN_SECRET
 
     @property
     def has_session_secret(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -13,6 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.access.gate import Gate
+from api.db import in_transaction
 from api.movies.service import MovieCatalogue
 from api.settings import Settings
 from api.vectors.store import VectorStore
@@ -33,6 +36,7 @@ class AppState:
     models: ModelRegistry
     threads: CapacityLimiter  # worker threads running blocking work, one pooled connection each
     catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
+    access: Gate = field(init=False)  # who calls, within which rate (api.access.gate)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
@@ -41,14 +45,23 @@ class AppState:
         Every blocking statement and Milvus call of a request runs here (a recommendation's reads,
         encode and search run on the loop instead: api.recommend.service.compute_async), at most
         `threads` at a time (one pooled connection each), while the event loop goes on serving.
-        With `write`, the session is one transaction, committed on success.
+        With `write`, the session is one transaction, committed on success and run again when it
+        loses a lock conflict (api.db.in_transaction).
         """
 
         def call() -> T:
-            with self.sessions.begin() if write else self.sessions() as session:
+            if write:
+                return in_transaction(self.sessions, work)
+            with self.sessions() as session:
                 return work(session)
 
         return await to_thread.run_sync(call, limiter=self.threads)
+
+    def __post_init__(self) -> None:
+        secret = self.settings.token_secret.get_secret_value()
+        if not self.settings.has_token_secret:  # development only (Settings refuse it elsewhere)
+            secret = secrets.token_urlsafe(32)
+        self.access = Gate(self.settings, secret, lambda work: self.run(work, write=True))
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work on the event loop after the request has its answer (awaited at shutdown)."""

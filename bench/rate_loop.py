@@ -1,6 +1,7 @@
 """The rate-then-recommend scenario of bench/serve.py: what a front end does after every click on a star.
 
-Each of --connections clients takes a user of its own and loops: rate the first movie of the
+Each of --connections clients takes a user of its own, acts as that user with a user token (as a
+browser front end does; issued with the benchmark's API key), and loops: rate the first movie of the
 user's current recommendations (1 to 5 stars), then ask for the recommendations again. The answer
 must no longer hold the movie just rated (rated movies are left out): an answer computed before
 the rating, or kept from before it, would. Every answer is checked.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 
 RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { movie { id } } }"
+ISSUE = "mutation($u: Int!) { issueUserToken(userId: $u) { token } }"
 RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
 
 
@@ -39,9 +41,16 @@ async def _post(client: httpx.AsyncClient, query: str, variables: dict, times: l
     return data
 
 
-async def _client(url: str, user: int, deadline: float, loop: Loop, seed: int) -> None:
+async def _client(url: str, key: str, user: int, deadline: float, loop: Loop, seed: int) -> None:
     rng = random.Random(seed)
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=30, headers={"authorization": f"Bearer {key}"}
+    ) as client:
+        issued = await _post(client, ISSUE, {"u": user}, [])
+        if issued is None:
+            loop.errors.append(f"user {user}: no user token")
+            return
+        client.headers["authorization"] = f"Bearer {issued['issueUserToken']['token']}"
         data = await _post(client, RECS, {"u": user}, [])
         if data is None:
             loop.errors.append(f"user {user}: first recommendations failed")
@@ -67,13 +76,14 @@ async def _client(url: str, user: int, deadline: float, loop: Loop, seed: int) -
                 loop.stale += 1
 
 
-def run(url: str, users: list[int], duration: float) -> dict[str, float]:
-    """Run one client per user for `duration` seconds; return req/s and latencies of both requests."""
+def run(url: str, key: str, users: list[int], duration: float) -> dict[str, float]:
+    """Run one client per user for `duration` seconds (key: an API key with the tokens:issue scope);
+    return req/s and latencies of both requests."""
     loop = Loop()
     deadline = time.monotonic() + duration
 
     async def main() -> None:
-        await asyncio.gather(*(_client(url, u, deadline, loop, i) for i, u in enumerate(users)))
+        await asyncio.gather(*(_client(url, key, u, deadline, loop, i) for i, u in enumerate(users)))
 
     started = time.monotonic()
     asyncio.run(main())

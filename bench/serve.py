@@ -42,8 +42,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from api.access.keys import create_key
 from bench.rate_loop import run as rate_then_recommend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +71,8 @@ math.randomseed(SEED)
 request = function()
   local body = '{"query":"query($u: Int!) { recommendations(userId: $u, limit: 10) '
     .. '{ score movie { id title } } }","variables":{"u":' .. math.random(1, USERS) .. '}}'
-  return wrk.format("POST", "/graphql", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/graphql", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer API_KEY"}, body)
 end
 """
 LUA = LUA_COUNT_ERRORS + LUA_RECOMMENDATIONS
@@ -245,6 +248,16 @@ def serve_command(args: argparse.Namespace, port: int) -> list[str]:
     return [sys.executable, "-m", "api.cli", "serve", "--workers", str(args.workers), "--port", str(port)]
 
 
+def bench_key(db_url: str) -> str:
+    """Return a new API key for the benchmark's clients, as a trusted back end holds one: it reads
+    any user's recommendations and issues user tokens (bench/rate_loop.py signs in with those)."""
+    engine = create_engine(db_url)
+    with Session(engine) as session, session.begin():
+        key = create_key(session=session, name="bench", scopes=["read", "users:write", "tokens:issue"])[1]
+    engine.dispose()
+    return key
+
+
 def stack_env(args: argparse.Namespace, **extra: str) -> tuple[str, dict[str, str]]:
     """Return the benchmark database's URL and the environment that points movierec at the bench stack."""
     work = Path(args.work_dir)
@@ -302,7 +315,8 @@ def main() -> None:
         .stdout.strip()
         .splitlines()[-1]
     )
-    script = LUA_RECOMMENDATIONS.replace("USERS", str(users))
+    key = bench_key(db_url)
+    script = LUA_RECOMMENDATIONS.replace("USERS", str(users)).replace("API_KEY", key)
     baseline_script = LUA_BASELINE.replace("USERS", str(users))
     port = args.port
     baseline = [sys.executable, "bench/baseline_app.py"]
@@ -391,7 +405,7 @@ def main() -> None:
             raters = connection.execute(query, {"n": 4 * args.connections}).scalars().all()
         engine.dispose()
         loop_users = [int(u) for u in raters[-args.connections :]]
-        rate_loop = rate_then_recommend(f"http://127.0.0.1:{port}", loop_users, args.duration)
+        rate_loop = rate_then_recommend(f"http://127.0.0.1:{port}", key, loop_users, args.duration)
     finally:
         for server in servers:
             server.terminate()

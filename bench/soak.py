@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.serve import ROOT, serve_command, stack_env, stack_parser, wait_ready
+from bench.serve import ROOT, bench_key, serve_command, stack_env, stack_parser, wait_ready
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { score movie { id title } } }"
@@ -55,7 +55,9 @@ def rss_kib(pid: int) -> int:
     return total
 
 
-async def soak(url: str, users: list[int], movies: list[int], connections: int, duration: float) -> dict:
+async def soak(
+    url: str, key: str, users: list[int], movies: list[int], connections: int, duration: float
+) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     acknowledged: set[tuple[int, int]] = set()
@@ -64,7 +66,8 @@ async def soak(url: str, users: list[int], movies: list[int], connections: int, 
 
     async def worker(seed: int) -> None:
         rng = random.Random(seed)
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        headers = {"authorization": f"Bearer {key}"}  # a back end's key: reads any user, rates as any
+        async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
             while time.monotonic() < deadline:
                 roll = rng.random()
                 if roll < 0.80:
@@ -116,6 +119,7 @@ def main() -> None:
         movies = list(connection.execute(text("SELECT id FROM movies")).scalars())
         before = connection.execute(text("SELECT COUNT(*) FROM ratings")).scalar_one()
 
+    key = bench_key(db_url)
     url = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
         serve_command(args, args.port),
@@ -123,9 +127,9 @@ def main() -> None:
     )  # fmt: skip
     try:
         wait_ready(f"{url}/readyz")
-        asyncio.run(soak(url, users, movies, args.connections, 5))  # warm-up: model, caches, pools
+        asyncio.run(soak(url, key, users, movies, args.connections, 5))  # warm-up: model, caches, pools
         rss_start = rss_kib(server.pid)
-        result = asyncio.run(soak(url, users, movies, args.connections, args.duration))
+        result = asyncio.run(soak(url, key, users, movies, args.connections, args.duration))
         rss_end = rss_kib(server.pid)
     finally:
         server.terminate()

@@ -28,6 +28,7 @@ from bench.serve import (
     LUA,
     RESULTS,
     ROOT,
+    bench_key,
     prepare,
     run_wrk,
     serve_command,
@@ -74,7 +75,7 @@ def main() -> None:
         users = connection.execute(text("SELECT MAX(user_id) FROM ratings")).scalar_one()
     engine.dispose()
     base = f"http://127.0.0.1:{args.port}"
-    url, script = f"{base}/graphql", LUA.replace("USERS", str(users))
+    url, script = f"{base}/graphql", LUA.replace("USERS", str(users)).replace("API_KEY", bench_key(db_url))
     server = subprocess.Popen(
         serve_command(args, args.port),
         env=env,

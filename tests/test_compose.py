@@ -73,11 +73,16 @@ def test_app_environment_matches_the_settings(compose: dict[str, Any]) -> None:
 def test_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None:
     text = COMPOSE.read_text()
     for key in ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
-                "MOVIEREC_ADMIN_PASSWORD", "MOVIEREC_SESSION_SECRET"):  # fmt: skip
+                "MOVIEREC_ADMIN_PASSWORD", "MOVIEREC_SESSION_SECRET", "MOVIEREC_TOKEN_SECRET"):  # fmt: skip
         uses = re.findall(rf"\$\{{{key}([^}}]*)\}}", text)
         assert uses and all(u.startswith(":?") for u in uses), key
     example = (ROOT / ".env.example").read_text()
-    for key in ("MYSQL_PASSWORD", "MOVIEREC_ADMIN_PASSWORD", "MOVIEREC_SESSION_SECRET"):
+    for key in (
+        "MYSQL_PASSWORD",
+        "MOVIEREC_ADMIN_PASSWORD",
+        "MOVIEREC_SESSION_SECRET",
+        "MOVIEREC_TOKEN_SECRET",
+    ):
         assert re.search(rf"^{key}=$", example, re.M), f".env.example lacks {key}"
 
 
@@ -106,3 +111,10 @@ def test_dockerfile_is_slim_non_root_and_caches_dependencies() -> None:
     copies_code = next(i for i, line in enumerate(lines) if line.startswith("COPY api"))
     assert first_install < copies_code, "dependencies must be installed before the code is copied"
     assert any(line.startswith("HEALTHCHECK") for line in lines)
+
+
+def test_the_image_runs_production() -> None:
+    """Production turns GraphiQL and introspection off, and makes cookies Secure; an image that
+    forgot it served the development setup."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^\s+MOVIEREC_ENVIRONMENT=production\s*$", text, re.M)

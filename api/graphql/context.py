@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import strawberry
 from sqlalchemy.orm import Session
 
+from api.access.gate import ANONYMOUS, Caller
 from api.graphql.loaders import Loaders
 from api.state import AppState
 from api.versions.registry import ActiveModel
@@ -20,6 +21,7 @@ T = TypeVar("T")
 @dataclass
 class Context:
     state: AppState
+    caller: Caller = ANONYMOUS
     _loaders: Loaders | None = field(default=None, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:

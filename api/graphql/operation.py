@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from graphql import ASTValidationRule
+from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
@@ -35,10 +35,18 @@ class OperationHooks(ParserCache, ValidationCache):
     """Limits, caches (each of Strawberry's default size) and metrics of one operation (see the
     module docstring)."""
 
+    RULES = LIMIT_RULES
+
     def on_operation(self) -> Iterator[None]:
         execution = self.execution_context
         execution.parse_options["max_tokens"] = MAX_TOKENS
-        execution.validation_rules = execution.validation_rules + LIMIT_RULES
+        execution.validation_rules = execution.validation_rules + self.RULES
         started = time.perf_counter()
         yield
         record_operation(execution, time.perf_counter() - started)
+
+
+class ClosedOperationHooks(OperationHooks):
+    """The same, refusing introspection (`__schema`, `__type`): production's default."""
+
+    RULES = (*LIMIT_RULES, NoSchemaIntrospectionCustomRule)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -10,9 +11,21 @@ from graphql import GraphQLError
 from sqlalchemy.orm import Session
 from strawberry.types import ExecutionContext
 
+from api.access.permissions import (
+    CREATE_USERS,
+    ISSUE_TOKENS,
+    MANAGE_CATALOGUE,
+    PUBLIC,
+    RATE_AS_USER,
+    READ_USER,
+    READ_USER_RECOMMENDATIONS,
+    READ_USERS,
+)
+from api.access.tokens import DEFAULT_TTL_S, MAX_TTL_S, issue_user_token
+from api.db import from_epoch
 from api.errors import BadUserInput, NotFound
 from api.graphql.context import Info
-from api.graphql.operation import OperationHooks
+from api.graphql.operation import ClosedOperationHooks, OperationHooks
 from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
@@ -40,6 +53,13 @@ class MovieConnection(Connection[Movie]):
 @strawberry.type(description="A page of users.")
 class UserConnection(Connection[User]):
     pass
+
+
+@strawberry.type(description="A signed token acting as one user; send it as `Authorization: Bearer <token>`.")
+class UserToken:
+    token: str
+    user_id: int
+    expires_at: datetime
 
 
 @strawberry.input
@@ -72,11 +92,14 @@ async def _movie(info: Info, movie_id: int) -> Movie:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="A movie by id.")
+    @strawberry.field(description="A movie by id.", permission_classes=PUBLIC)
     async def movie(self, info: Info, id: int) -> Movie:
         return await _movie(info, id)
 
-    @strawberry.field(description="Movies by id, filtered by title words, genre and years; paginated.")
+    @strawberry.field(
+        description="Movies by id, filtered by title words, genre and years; paginated.",
+        permission_classes=PUBLIC,
+    )
     async def movies(
         self,
         info: Info,
@@ -105,11 +128,11 @@ class Query:
         edges = [Edge(cursor=encode_cursor("movie", str(r.id)), node=Movie.from_row(r)) for r in rows[:first]]
         return MovieConnection(edges=edges, page_info=_page(edges, len(rows) > first))
 
-    @strawberry.field(description="A user by id.")
+    @strawberry.field(description="A user by id.", permission_classes=READ_USER)
     async def user(self, info: Info, id: int) -> User:
         return User.from_row(await info.context.run(lambda s: users.get_user(session=s, user_id=id)))
 
-    @strawberry.field(description="Users by id; paginated.")
+    @strawberry.field(description="Users by id; paginated.", permission_classes=READ_USERS)
     async def users(self, info: Info, first: int = 20, after: str | None = None) -> UserConnection:
         check_bound(first, "first")
         after_id = decode_id_cursor("user", after)
@@ -117,11 +140,14 @@ class Query:
         edges = [Edge(cursor=encode_cursor("user", str(r.id)), node=User.from_row(r)) for r in rows[:first]]
         return UserConnection(edges=edges, page_info=_page(edges, len(rows) > first))
 
-    @strawberry.field(description="Every genre name.")
+    @strawberry.field(description="Every genre name.", permission_classes=PUBLIC)
     async def genres(self, info: Info) -> list[str]:
         return await info.context.run(lambda s: movies.genre_names(session=s))
 
-    @strawberry.field(description="A user's top movies, read from their latest ratings at request time.")
+    @strawberry.field(
+        description="A user's top movies, read from their latest ratings at request time.",
+        permission_classes=READ_USER_RECOMMENDATIONS,
+    )
     async def recommendations(
         self,
         info: Info,
@@ -140,12 +166,13 @@ class Query:
             exclude_rated=exclude_rated,
         )
 
-    @strawberry.field(description="Movies closest to a movie in the active model.")
+    @strawberry.field(description="Movies closest to a movie in the active model.", permission_classes=PUBLIC)
     async def similar_movies(self, info: Info, movie_id: int, limit: int = 10) -> list[Recommendation]:
         return await similar_movies_field(info, movie_id, check_bound(limit, "limit"))
 
     @strawberry.field(
-        description="Top movies for a visitor without an account: demographics and a few ratings."
+        description="Top movies for a visitor without an account: demographics and a few ratings.",
+        permission_classes=PUBLIC,
     )
     async def recommendations_for_profile(
         self,
@@ -170,7 +197,10 @@ class Query:
             filters=Filters(genres, year_from, year_to),
         )
 
-    @strawberry.field(description="The model version that serves, or null before the first training.")
+    @strawberry.field(
+        description="The model version that serves, or null before the first training.",
+        permission_classes=PUBLIC,
+    )
     async def model_info(self, info: Info) -> ModelInfo | None:
         active = await info.context.active_model()
         if active is None:
@@ -193,7 +223,7 @@ def _page(edges: Sequence[Edge[Any]], has_next: bool) -> PageInfo:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a user from demographics.")
+    @strawberry.mutation(description="Create a user from demographics.", permission_classes=CREATE_USERS)
     async def create_user(self, info: Info, input: CreateUserInput) -> User:
         row = await info.context.run(
             lambda s: users.create_user(
@@ -207,7 +237,10 @@ class Mutation:
         )
         return User.from_row(row)
 
-    @strawberry.mutation(description="Rate a movie 1-5 stars (replaces an earlier rating of it).")
+    @strawberry.mutation(
+        description="Rate a movie 1-5 stars (replaces an earlier rating of it).",
+        permission_classes=RATE_AS_USER,
+    )
     async def rate_movie(self, info: Info, user_id: int, movie_id: int, rating: int) -> Rating:
         row = await info.context.run(
             lambda s: ratings.rate_movie(session=s, user_id=user_id, movie_id=movie_id, rating=rating),
@@ -215,14 +248,20 @@ class Mutation:
         )
         return Rating.from_row(row)
 
-    @strawberry.mutation(description="Delete a user's rating of a movie; true when it existed.")
+    @strawberry.mutation(
+        description="Delete a user's rating of a movie; true when it existed.",
+        permission_classes=RATE_AS_USER,
+    )
     async def delete_rating(self, info: Info, user_id: int, movie_id: int) -> bool:
         await info.context.run(
             lambda s: ratings.delete_rating(session=s, user_id=user_id, movie_id=movie_id), write=True
         )
         return True
 
-    @strawberry.mutation(description="Add a movie; it is recommendable at once when a model is active.")
+    @strawberry.mutation(
+        description="Add a movie; it is recommendable at once when a model is active.",
+        permission_classes=MANAGE_CATALOGUE,
+    )
     async def create_movie(self, info: Info, input: CreateMovieInput) -> Movie:
         state = info.context.state
         if input.year is not None and not 1800 <= input.year <= 2100:
@@ -241,6 +280,18 @@ class Mutation:
 
         return Movie.from_row(await info.context.run(create, write=True))
 
+    @strawberry.mutation(
+        description="A token for a browser front end to act as one user: it reads that user's profile, "
+        "ratings and recommendations and rates as them, until it expires (at most a day).",
+        permission_classes=ISSUE_TOKENS,
+    )
+    async def issue_user_token(self, info: Info, user_id: int, ttl_seconds: int = DEFAULT_TTL_S) -> UserToken:
+        if not 60 <= ttl_seconds <= MAX_TTL_S:
+            raise BadUserInput(f"ttlSeconds must be between 60 and {MAX_TTL_S}")
+        await info.context.run(lambda s: users.get_user(session=s, user_id=user_id))
+        token, expires = issue_user_token(info.context.state.access.token_secret, user_id, ttl_seconds)
+        return UserToken(token=token, user_id=user_id, expires_at=from_epoch(expires))
+
 
 class Schema(strawberry.Schema):
     def process_errors(
@@ -249,10 +300,11 @@ class Schema(strawberry.Schema):
         """Log nothing here: api.graphql.errors logs unexpected errors; client errors are not the server's."""
 
 
-def build_schema() -> strawberry.Schema:
-    """Return the schema with its limits, caches and error handling."""
+def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    """Return the schema with its limits, caches and error handling; without introspection, queries
+    of `__schema` and `__type` fail validation."""
     return Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[OperationHooks],
+        extensions=[OperationHooks if introspection else ClosedOperationHooks],
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
 import time
 
+import httpx2
 import pytest
 from starlette.testclient import TestClient
 
@@ -20,8 +22,15 @@ from ml.config import TrainConfig
 from tests.admin.conftest import PASSWORD, TINY_FORM, csrf_of, sign_in, version_id_of, wait_finished
 from tests.api.conftest import Stack
 
-GET_PAGES = ["/admin/", "/admin/runs", "/admin/runs/1", "/admin/runs/1/progress", "/admin/playground"]
-POSTS = ["/admin/retrain", "/admin/runs/1/activate", "/admin/logout"]
+GET_PAGES = [
+    "/admin/",
+    "/admin/runs",
+    "/admin/runs/1",
+    "/admin/runs/1/progress",
+    "/admin/playground",
+    "/admin/keys",
+]
+POSTS = ["/admin/retrain", "/admin/runs/1/activate", "/admin/logout", "/admin/keys", "/admin/keys/abc/revoke"]
 
 
 @pytest.mark.parametrize("path", GET_PAGES)
@@ -37,21 +46,51 @@ def test_actions_are_refused_when_signed_out(client: TestClient, path: str) -> N
     assert client.post(path, data={"csrf_token": token, **TINY_FORM}).status_code == 401
 
 
-def test_wrong_password_is_refused(client: TestClient) -> None:
-    token = csrf_of(client.get("/admin/login").text)
-    response = client.post("/admin/login", data={"password": "nope", "csrf_token": token})
-    assert response.status_code == 401 and "Wrong password" in response.text
-    assert client.get("/admin/").status_code == 303
+def _from(stack: Stack, address: str) -> TestClient:
+    """A client of its own address: failed sign-ins are counted per address, in the database."""
+    return TestClient(create_app(stack.settings), follow_redirects=False, client=(address, 50000))
 
 
-def test_repeated_wrong_passwords_are_slowed_down(client: TestClient) -> None:
-    token = csrf_of(client.get("/admin/login").text)
-    for _ in range(5):
-        assert client.post("/admin/login", data={"password": "guess", "csrf_token": token}).status_code == 401
-    blocked = client.post("/admin/login", data={"password": PASSWORD, "csrf_token": token})
-    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
-    assert "Too many failed sign-ins" in blocked.text
-    assert client.get("/admin/").status_code == 303  # even the right password was not let in
+def _try(client: TestClient, password: str) -> httpx2.Response:
+    return client.post(
+        "/admin/login", data={"password": password, "csrf_token": csrf_of(client.get("/admin/login").text)}
+    )
+
+
+def test_wrong_password_is_refused(admin_stack: Stack) -> None:
+    with _from(admin_stack, "10.0.0.1") as client:
+        response = _try(client, "nope")
+        assert response.status_code == 401 and "Wrong password" in response.text
+        assert client.get("/admin/").status_code == 303
+
+
+def test_repeated_wrong_passwords_are_slowed_down_for_every_worker(admin_stack: Stack) -> None:
+    with _from(admin_stack, "10.0.0.2") as one, _from(admin_stack, "10.0.0.2") as other:
+        for worker in (one, other, one, other, one):  # two workers, one count
+            assert _try(worker, "guess").status_code == 401
+        for worker in (one, other):
+            blocked = _try(worker, PASSWORD)
+            assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+            assert "Too many failed sign-ins" in blocked.text
+            assert worker.get("/admin/").status_code == 303  # even the right password was not let in
+    with _from(admin_stack, "10.0.0.3") as elsewhere:
+        assert _try(elsewhere, PASSWORD).status_code == 303  # another address is not affected
+
+
+def test_guessing_from_a_shared_address_does_not_lock_out_an_operator_s_browser(admin_stack: Stack) -> None:
+    """Behind a proxy every operator shares one address: a browser that signed in before keeps its
+    own count (its device cookie), so someone guessing there locks out only new browsers."""
+    with _from(admin_stack, "10.0.0.4") as operator, _from(admin_stack, "10.0.0.4") as guesser:
+        assert _try(operator, PASSWORD).status_code == 303
+        operator.post("/admin/logout", data={"csrf_token": csrf_of(operator.get("/admin/").text)})
+        for _ in range(8):
+            assert _try(guesser, "guess").status_code in (401, 429)
+        assert _try(guesser, PASSWORD).status_code == 429
+        assert _try(operator, PASSWORD).status_code == 303  # the device cookie's own count
+        forged = operator.cookies.get("movierec_admin_device", path="/admin") + "x"
+        with _from(admin_stack, "10.0.0.4") as faker:
+            faker.cookies.set("movierec_admin_device", forged, path="/admin")
+            assert _try(faker, PASSWORD).status_code == 429  # a forged device cookie counts as none
 
 
 def test_sign_in_needs_the_csrf_token(client: TestClient) -> None:
@@ -87,9 +126,32 @@ def test_every_post_checks_the_csrf_token(signed_in: tuple[TestClient, str], pat
     assert client.get("/admin/").status_code == 200  # still signed in: nothing happened
 
 
-def test_sign_out_ends_the_session(signed_in: tuple[TestClient, str]) -> None:
+def test_sign_out_ends_the_session_and_every_copy_of_its_cookie(
+    signed_in: tuple[TestClient, str], admin_stack: Stack
+) -> None:
     client, token = signed_in
+    copied = client.cookies.get("movierec_admin", path="/admin")
     assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/admin/").status_code == 303
+    with TestClient(create_app(admin_stack.settings), follow_redirects=False) as thief:
+        thief.cookies.set("movierec_admin", copied, path="/admin")
+        assert thief.get("/admin/").status_code == 303  # the copy is worth nothing now
+
+
+def test_a_session_ends_hours_after_sign_in_however_active(
+    signed_in: tuple[TestClient, str], admin_stack: Stack
+) -> None:
+    from sqlalchemy import update
+
+    from admin.models import AdminSession
+    from api.db import utcnow
+
+    client, _ = signed_in
+    assert client.get("/admin/").status_code == 200
+    engine = make_engine(admin_stack.settings.resolved_database_url)
+    with make_session_factory(engine).begin() as session:  # as if signed in 8 hours ago
+        session.execute(update(AdminSession).values(expires_at=utcnow()))
+    engine.dispose()
     assert client.get("/admin/").status_code == 303
 
 
@@ -234,3 +296,41 @@ def test_collection_card_shows_an_index_build_in_progress() -> None:
     page = build_templates().get_template("_collection.html").render(stats=stats, active=True)
     assert "<code>M=16</code> <code>efConstruction=200</code>" in page
     assert "100,000, 20,000 waiting for the index build" in page
+
+
+def test_no_redirect_or_link_is_built_from_the_host_header(client: TestClient) -> None:
+    evil = {"host": "evil.example"}
+    assert client.get("/admin/", headers=evil).headers["location"] == "/admin/login?next=%2Fadmin%2F"
+    page = client.get("/admin/login", headers=evil).text
+    assert "evil.example" not in page
+    token = csrf_of(page)
+    signed = client.post("/admin/login", data={"password": PASSWORD, "csrf_token": token}, headers=evil)
+    assert signed.headers["location"] == "/admin/"
+    assert "evil.example" not in client.get("/admin/", headers=evil).text
+
+
+def test_api_keys_are_created_shown_once_and_revoked(
+    signed_in: tuple[TestClient, str], admin_stack: Stack
+) -> None:
+    client, token = signed_in
+    assert client.get("/admin/keys").status_code == 200
+    refused = client.post("/admin/keys", data={"csrf_token": token, "name": "shop", "scope": ["nope"]})
+    assert refused.status_code == 400 and "scopes must be some of" in refused.text
+    assert client.post("/admin/keys", data={"name": "shop", "scope": ["read"]}).status_code == 403  # no CSRF
+    page = client.post(
+        "/admin/keys", data={"csrf_token": token, "name": "shop", "scope": ["read", "tokens:issue"]}
+    )
+    assert page.status_code == 200
+    match = re.search(r"<code>(mrk_([0-9a-f]+)_[^<]+)</code>", page.text)
+    assert match, page.text
+    key, key_id = match.group(1), match.group(2)
+    listed = client.get("/admin/keys").text
+    assert key_id in listed and key not in listed  # shown once, never again
+    headers = {"authorization": f"Bearer {key}"}
+    users = client.post("/graphql", json={"query": "{ users(first: 1) { nodes { id } } }"}, headers=headers)
+    assert users.status_code == 200 and "errors" not in users.json()
+    revoked = client.post(f"/admin/keys/{key_id}/revoke", data={"csrf_token": token})
+    assert revoked.status_code == 303 and revoked.headers["location"] == "/admin/keys"
+    assert "revoked" in client.get("/admin/keys").text
+    with TestClient(create_app(admin_stack.settings)) as other_worker:  # one that had not seen the key yet
+        assert other_worker.post("/graphql", json={"query": "{ genres }"}, headers=headers).status_code == 401

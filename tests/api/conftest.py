@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
 
+from api.access.keys import create_key
+from api.access.scopes import SCOPES
 from api.app import create_app
 from api.dataimport.service import import_dataset
 from api.db import make_engine, make_session_factory
@@ -34,6 +36,7 @@ class Stack:
     settings: Settings
     dataset: Dataset
     version_id: int | None
+    api_key: str  # every scope: what a trusted back end holds
 
 
 def make_settings(url: str, root: Path, milvus_uri: str | None = None) -> Settings:
@@ -41,6 +44,9 @@ def make_settings(url: str, root: Path, milvus_uri: str | None = None) -> Settin
         environment="test",
         admin_password="test-password-1",
         session_secret="test-session-secret-0123456789",
+        token_secret="test-token-secret-0123456789-0123456789",
+        rate_limit_address="",  # the tests' many requests come from one address (tests/api/test_access.py limits)
+        rate_limit_user="",
         database_url=url,
         milvus_uri=milvus_uri or str(root / "milvus.db"),
         model_dir=root / "models",
@@ -61,6 +67,7 @@ def build_stack(factory: DatabaseFactory, root: Path, *, train: bool, milvus_uri
     sessions = make_session_factory(engine)
     with sessions.begin() as session:
         import_dataset(session=session, dataset=dataset)
+        _, api_key = create_key(session=session, name="tests", scopes=list(SCOPES))
     version_id = None
     if train:
         version_id = run_training(
@@ -74,7 +81,7 @@ def build_stack(factory: DatabaseFactory, root: Path, *, train: bool, milvus_uri
         activate(sessions=sessions, store=store, version_id=version_id)
         store.close()
     engine.dispose()
-    return Stack(settings, dataset, version_id)
+    return Stack(settings, dataset, version_id, api_key)
 
 
 @pytest.fixture(scope="session")
@@ -90,12 +97,18 @@ def client(stack: Stack) -> Iterator[TestClient]:
 
 
 class GraphQL:
-    def __init__(self, client: TestClient) -> None:
+    """Sends GraphQL requests with a credential (an API key of every scope, or a user token), or
+    none (anonymous)."""
+
+    def __init__(self, client: TestClient, credential: str | None) -> None:
         self.client = client
+        self.headers = {"authorization": f"Bearer {credential}"} if credential else {}
 
     def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
         """Return the response body of a GraphQL request; the HTTP status must be 200."""
-        response = self.client.post("/graphql", json={"query": query, "variables": variables})
+        response = self.client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=self.headers
+        )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -118,8 +131,8 @@ class GraphQL:
 
 
 @pytest.fixture(scope="session")
-def gql(client: TestClient) -> GraphQL:
-    return GraphQL(client)
+def gql(client: TestClient, stack: Stack) -> GraphQL:
+    return GraphQL(client, stack.api_key)
 
 
 class StatementCounter:

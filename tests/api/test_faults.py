@@ -90,7 +90,7 @@ def test_mysql_outage_fails_fast_then_recovers_without_restart(
     user = stack.dataset.users[0].id
     acknowledged = []
     with TestClient(create_app(stack.settings)) as client:
-        gql = GraphQL(client)
+        gql = GraphQL(client, stack.api_key)
         for movie in stack.dataset.movies[200:210]:
             gql.data(rate, u=user, m=movie.id)
             acknowledged.append(movie.id)
@@ -130,7 +130,7 @@ def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
     # Every request must reach Milvus: nothing kept from the one before.
     settings = stack.settings.model_copy(update={"kept_lists": False})
     with TestClient(create_app(settings)) as client:
-        gql = GraphQL(client)
+        gql = GraphQL(client, stack.api_key)
         before = [r["movie"]["id"] for r in gql.data(recs, u=user)["recommendations"]]
         db_file = Path(stack.settings.resolved_milvus_uri).resolve()
         pids = milvus_lite_pids(db_file)

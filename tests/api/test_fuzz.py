@@ -102,7 +102,12 @@ def fuzz_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="module")
 def fuzz_client(fuzz_stack: Stack) -> Iterator[TestClient]:
-    with TestClient(create_app(fuzz_stack.settings), raise_server_exceptions=False) as client:
+    # A key of every scope: the generated requests reach the resolvers (tests/api/test_access.py
+    # covers who may call what).
+    headers = {"authorization": f"Bearer {fuzz_stack.api_key}"}
+    with TestClient(
+        create_app(fuzz_stack.settings), raise_server_exceptions=False, headers=headers
+    ) as client:
         yield client
 
 

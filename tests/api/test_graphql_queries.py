@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from starlette.testclient import TestClient
 
+from api.app import create_app
 from api.graphql.pagination import encode_cursor
 from tests.api.conftest import GraphQL, Stack, StatementCounter
 
@@ -289,3 +291,19 @@ def test_the_access_log_is_flushed_in_batches_and_on_close() -> None:
         time.sleep(0.01)
     assert stream.flushes >= 1
     quick.close()
+
+
+def test_introspection_is_off_outside_development_unless_enabled(gql: GraphQL, stack: Stack) -> None:
+    """The test environment behaves as production does here: no schema for strangers to map."""
+    for query in ("{ __schema { queryType { name } } }", '{ __type(name: "Movie") { name } }'):
+        refused = gql(query)
+        assert refused["data"] is None and {e["extensions"]["code"] for e in refused["errors"]} == {
+            "GRAPHQL_VALIDATION_FAILED"
+        }
+    assert gql.data("{ __typename }") == {"__typename": "Query"}
+    settings = stack.settings.model_copy(update={"graphql_introspection": True})
+    with TestClient(create_app(settings)) as client:
+        assert (
+            GraphQL(client, None).data("{ __schema { queryType { name } } }")["__schema"]["queryType"]["name"]
+            == "Query"
+        )

@@ -162,18 +162,18 @@ def test_recommendations_are_the_exact_top_inner_products_of_the_user_tower(
 @pytest.fixture(scope="module")
 def untrained_client(
     database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
+) -> Iterator[GraphQL]:
     stack = build_stack(database_factory, Path(tmp_path_factory.mktemp("untrained")), train=False)
     with TestClient(create_app(stack.settings)) as client:
-        yield client
+        yield GraphQL(client, stack.api_key)
 
 
-def test_without_a_model_recommendations_say_model_not_ready(untrained_client: TestClient) -> None:
-    gql = GraphQL(untrained_client)
+def test_without_a_model_recommendations_say_model_not_ready(untrained_client: GraphQL) -> None:
+    gql = untrained_client
     assert gql.error_code("{ recommendations(userId: 1) { score } }") == "MODEL_NOT_READY"
     assert gql.data("{ modelInfo { version } }")["modelInfo"] is None
     assert gql.data("{ movie(id: 1) { id } }")["movie"]["id"] == 1
-    ready = untrained_client.get("/readyz")
+    ready = untrained_client.client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["model"] == "no active model"
 
 

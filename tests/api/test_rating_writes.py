@@ -5,16 +5,21 @@ no ratings.) A kept list's fingerprint reads that version, so none of them can l
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.dataimport.service import import_dataset
-from api.db import make_engine, make_session_factory
+from api.db import in_transaction, make_engine, make_session_factory
 from api.users.models import User
 from ml.movielens import load_dataset
 from tests.api.conftest import GraphQL, Stack
+from tests.conftest import DatabaseFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITES = ROOT / "api" / "ratings" / "writes.py"
@@ -75,3 +80,62 @@ def test_an_import_bumps_every_user_it_writes_ratings_for(session: Session, samp
     second = dict(session.execute(select(User.id, User.ratings_version)).all())
     assert [u for u in first if second[u] != first[u]] == raters
     assert all(second[u] == first[u] + 1 for u in raters)
+
+
+def _table(url: str, **engine_options: Any) -> sessionmaker[Session]:
+    engine = make_engine(url, **engine_options)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
+        connection.execute(text("INSERT INTO t (id, n) VALUES (:id, 0)"), [{"id": i} for i in range(1, 41)])
+    return make_session_factory(engine)
+
+
+def test_a_write_that_loses_a_lock_conflict_runs_again(database_factory: DatabaseFactory) -> None:
+    """A real conflict on each database: on SQLite another connection holds the write lock past the
+    busy timeout; on MySQL two transactions lock two rows in opposite orders (a deadlock, one of
+    them rolled back). The transaction that lost runs again and succeeds."""
+    url = database_factory.new_url()
+    sqlite = database_factory.backend == "sqlite"
+    sessions = _table(url, **({"connect_args": {"timeout": 0.05}} if sqlite else {}))
+    tries: list[int] = []
+    holder = make_engine(url).connect()  # its first statement begins its transaction (IMMEDIATE on SQLite)
+    # Rows 2-40: a heavier transaction than the one that runs again, so MySQL rolls that one back.
+    holder.execute(text("UPDATE t SET n = n + 1 WHERE id >= 2"))
+
+    def work(session: Session) -> None:
+        tries.append(1)
+        session.execute(text("UPDATE t SET n = n + 10 WHERE id = 1"))
+        if len(tries) == 1 and not sqlite:
+            threading.Timer(0.3, lambda: holder.execute(text("UPDATE t SET n = n + 1 WHERE id = 1"))).start()
+        session.execute(text("UPDATE t SET n = n + 10 WHERE id = 2"))  # waits for the holder
+
+    if sqlite:
+        threading.Timer(0.3, holder.commit).start()
+    else:  # the holder finishes once it got row 1, which the deadlock's loser gave up
+        threading.Timer(2.0, holder.commit).start()
+    in_transaction(sessions, work)
+    holder.close()
+    assert len(tries) >= 2
+    with sessions() as session:
+        assert {i: n for i, n in session.execute(text("SELECT id, n FROM t WHERE id <= 3"))} == {
+            1: 10 if sqlite else 11,
+            2: 11,
+            3: 1,
+        }
+
+
+def test_a_conflict_is_not_run_again_forever(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    sessions = _table(url, connect_args={"timeout": 0.01})
+    holder = make_engine(url).connect()
+    holder.execute(text("UPDATE t SET n = 2 WHERE id = 40"))  # holds SQLite's write lock
+    tries: list[int] = []
+
+    def work(session: Session) -> None:
+        tries.append(1)
+        session.execute(text("UPDATE t SET n = 1"))
+
+    with pytest.raises(OperationalError, match="locked"):
+        in_transaction(sessions, work, attempts=3)
+    assert len(tries) == 3
+    holder.close()

@@ -24,6 +24,7 @@ import httpx
 import pytest
 from milvus_lite.server_manager import server_manager_instance
 from prometheus_client.mmap_dict import MmapedDict
+from sqlalchemy import select
 
 from api.db import make_engine, make_session_factory
 from api.server import ServeError, listen_socket, worker_socket
@@ -105,10 +106,9 @@ def test_each_worker_listens_on_a_socket_of_its_own_and_connections_are_spread()
             sock.close()
 
 
-def _post(url: str, query: str) -> dict:
-    request = urllib.request.Request(
-        url, json.dumps({"query": query}).encode(), {"Content-Type": "application/json"}
-    )
+def _post(url: str, query: str, key: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
+    request = urllib.request.Request(url, json.dumps({"query": query}).encode(), headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -140,6 +140,8 @@ def serving(settings: Settings, tmp_path: Path, command: tuple[str, ...] = ("ser
         "MOVIEREC_VAR_DIR": str(tmp_path),
         "MOVIEREC_ADMIN_PASSWORD": "test-password-1",
         "MOVIEREC_SESSION_SECRET": "",
+        "MOVIEREC_TOKEN_SECRET": "",
+        "MOVIEREC_RATE_LIMIT_ADDRESS": "",  # these tests send bursts from one address
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     (tmp_path / "metrics").mkdir()
@@ -170,14 +172,14 @@ def serving(settings: Settings, tmp_path: Path, command: tuple[str, ...] = ("ser
     assert "(2 workers)" in output
 
 
-def _on_every_worker(url: str, query: str, metrics: Path) -> list[dict]:
+def _on_every_worker(url: str, query: str, metrics: Path, key: str | None = None) -> list[dict]:
     """Send query on concurrent connections until both workers have answered some (uvicorn's
     workers take turns on the shared socket only as they happen to be free); return every answer."""
     answers: list[dict] = []
     before = _requests_by_worker(metrics)
     with ThreadPoolExecutor(16) as pool:
         for _ in range(25):
-            answers += pool.map(lambda _: _post(f"{url}/graphql", query), range(16))
+            answers += pool.map(lambda _: _post(f"{url}/graphql", query, key), range(16))
             now = _requests_by_worker(metrics)
             if len(now) == 2 and all(now[w] > before.get(w, 0) for w in now):
                 return answers
@@ -195,7 +197,7 @@ def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
         user = stack.dataset.users[0].id
         # Both workers answer, each from the one Lite.
         query = f"{{ recommendations(userId: {user}) {{ movie {{ id }} }} }}"
-        answers = _on_every_worker(url, query, tmp_path / "metrics")
+        answers = _on_every_worker(url, query, tmp_path / "metrics", stack.api_key)
         assert all("errors" not in a for a in answers)
         assert len({json.dumps(a) for a in answers}) == 1  # every worker gives the same list
         assert len(answers[0]["data"]["recommendations"]) == 10
@@ -260,34 +262,42 @@ def test_two_workers_serve_from_a_milvus_server_through_creations_activations_an
     default = f"{{ recommendations(userId: {user}) {{ movie {{ id }} }} }}"
     try:
         with serving(settings, tmp_path) as url:
-            answers = _on_every_worker(url, filtered, metrics)
+            answers = _on_every_worker(url, filtered, metrics, stack.api_key)
             assert len({json.dumps(a) for a in answers}) == 1
             found = [r["movie"] for r in answers[0]["data"]["recommendations"]]
             assert len(found) == 5
             assert all("Drama" in m["genres"] and m["year"] >= 1990 for m in found)
-            assert _recommended(_on_every_worker(url, newest, metrics))[0] == []
+            assert _recommended(_on_every_worker(url, newest, metrics, stack.api_key))[0] == []
 
             # A created movie is recommendable at once, whichever worker answers next.
             created = _post(
                 f"{url}/graphql",
                 'mutation { createMovie(input: {title: "Made for the server test", year: 2100,'
                 ' genres: ["Drama"]}) { id } }',
+                stack.api_key,
             )
             movie = created["data"]["createMovie"]["id"]
-            assert set(map(tuple, _recommended(_on_every_worker(url, newest, metrics)))) == {(movie,)}
-            before = _recommended(_on_every_worker(url, default, metrics))
+            assert set(map(tuple, _recommended(_on_every_worker(url, newest, metrics, stack.api_key)))) == {
+                (movie,)
+            }
+            before = _recommended(_on_every_worker(url, default, metrics, stack.api_key))
             assert len(set(map(tuple, before))) == 1
 
             # Another version: its collection is built on the server, the created movie in it.
             activate(sessions=sessions, store=store, version_id=second)
             _until_every_worker_serves(url, second, metrics)
-            assert set(map(tuple, _recommended(_on_every_worker(url, newest, metrics)))) == {(movie,)}
-            assert len(set(map(tuple, _recommended(_on_every_worker(url, default, metrics))))) == 1
+            assert set(map(tuple, _recommended(_on_every_worker(url, newest, metrics, stack.api_key)))) == {
+                (movie,)
+            }
+            assert (
+                len(set(map(tuple, _recommended(_on_every_worker(url, default, metrics, stack.api_key)))))
+                == 1
+            )
 
             # Rolling back reuses the first version's collection and gives its answers again.
             activate(sessions=sessions, store=store, version_id=first)
             _until_every_worker_serves(url, first, metrics)
-            assert set(map(tuple, _recommended(_on_every_worker(url, default, metrics)))) == {
+            assert set(map(tuple, _recommended(_on_every_worker(url, default, metrics, stack.api_key)))) == {
                 tuple(before[0])
             }
             assert store.count(f"movies_v{first}") == store.count(f"movies_v{second}")
@@ -306,9 +316,16 @@ def test_up_runs_the_demo_on_a_milvus_server_unchanged(tmp_path: Path, milvus_se
     try:
         with serving(settings, tmp_path, ("up", "--source", str(sample_dir))) as url:
             answer = _post(f"{url}/graphql", "{ modelInfo { version collection } }")["data"]["modelInfo"]
-            user = _post(f"{url}/graphql", "{ users(first: 1) { edges { node { id } } } }")
+            key = (tmp_path / "demo-api-key").read_text().strip()  # what `up` printed, in development
+            user = _post(f"{url}/graphql", "{ users(first: 1) { edges { node { id } } } }", key)
             user_id = user["data"]["users"]["edges"][0]["node"]["id"]
-            recs = _post(f"{url}/graphql", f"{{ recommendations(userId: {user_id}) {{ movie {{ id }} }} }}")
+            recs = _post(
+                f"{url}/graphql", f"{{ recommendations(userId: {user_id}) {{ movie {{ id }} }} }}", key
+            )
+            assert (
+                "users"
+                in _post(f"{url}/graphql", "{ users(first: 1) { nodes { id } } }")["errors"][0]["path"]
+            )
             assert len(_recommended([recs])[0]) == 10
             assert store.count(answer["collection"]) == 300  # the sample's movies, on the server
     finally:
@@ -316,3 +333,45 @@ def test_up_runs_the_demo_on_a_milvus_server_unchanged(tmp_path: Path, milvus_se
             if name.startswith("movies_v"):  # the server is the test session's, shared
                 store.drop(name)
         store.close()
+
+
+def test_fifty_concurrent_ratings_on_two_workers_all_succeed(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    """50 ratings at once of one user's one movie, then 50 of different users, through both
+    workers: no error (lock conflicts are run again), one row, and every write counted once in
+    the users' ratings versions (none lost, none doubled)."""
+    from api.ratings.models import Rating
+    from api.users.models import User
+
+    stack = build_stack(database_factory, tmp_path, train=True)
+    server_manager_instance.release_server(stack.settings.resolved_milvus_uri)
+    engine = make_engine(stack.settings.resolved_database_url)
+    users = [u.id for u in stack.dataset.users[:50]]
+    movie = stack.dataset.movies[-1].id
+
+    def versions() -> dict[int, int]:
+        with engine.connect() as connection:
+            rows = connection.execute(select(User.id, User.ratings_version).where(User.id.in_(users)))
+            return {user: version for user, version in rows}
+
+    rate = "mutation {{ rateMovie(userId: {u}, movieId: {m}, rating: {r}) {{ rating }} }}"
+    before = versions()
+    with serving(stack.settings, tmp_path) as url, ThreadPoolExecutor(50) as pool:
+
+        def post(user: int, stars: int) -> dict:
+            return _post(f"{url}/graphql", rate.format(u=user, m=movie, r=stars), stack.api_key)
+
+        one_user = list(pool.map(lambda n: post(users[0], n % 5 + 1), range(50)))
+        many = list(pool.map(lambda u: post(u, 4), users))
+    assert [a for a in one_user + many if "errors" in a] == []
+    after = versions()
+    assert after[users[0]] - before[users[0]] == 51  # 50 of its own, then one more among the many
+    assert all(after[u] - before[u] == 1 for u in users[1:])
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(Rating.user_id, Rating.rating).where(Rating.movie_id == movie, Rating.user_id.in_(users))
+        ).all()
+    assert sorted(u for u, _ in rows) == sorted(users)  # one row each
+    assert dict(rows)[users[0]] == 4  # the last write acknowledged, after all 50 of the first burst
+    engine.dispose()

@@ -51,17 +51,41 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize("password", ["", "change-me", "admin"])
 def test_production_refuses_a_missing_or_placeholder_password(password: str) -> None:
     with pytest.raises(ValidationError, match="MOVIEREC_ADMIN_PASSWORD"):
-        Settings(environment="production", admin_password=password, session_secret="s" * 32)
+        Settings(
+            environment="production", admin_password=password, session_secret="s" * 32, token_secret="t" * 32
+        )
 
 
 def test_production_accepts_a_real_password_and_hides_it() -> None:
-    settings = Settings(environment="production", admin_password="k3ep-it-s3cret", session_secret="x" * 32)
-    assert "k3ep-it-s3cret" not in repr(settings)
+    settings = Settings(
+        environment="production",
+        admin_password="k3ep-it-s3cret",
+        session_secret="x" * 32,
+        token_secret="t" * 32,
+    )
+    assert "k3ep-it-s3cret" not in repr(settings) and "t" * 32 not in repr(settings)
 
 
 def test_production_refuses_a_missing_session_secret() -> None:
     with pytest.raises(ValidationError, match="MOVIEREC_SESSION_SECRET"):
         Settings(environment="production", admin_password="k3ep-it-s3cret")
+
+
+def test_production_refuses_a_missing_or_short_token_secret() -> None:
+    for secret in ("", "t" * 31):
+        with pytest.raises(ValidationError, match="MOVIEREC_TOKEN_SECRET"):
+            Settings(
+                environment="production",
+                admin_password="k3ep-it-s3cret",
+                session_secret="x" * 32,
+                token_secret=secret,
+            )
+
+
+def test_a_rate_limit_that_is_not_a_rate_is_refused() -> None:
+    with pytest.raises(ValidationError, match="MOVIEREC_RATE_LIMIT_USER"):
+        Settings(rate_limit_user="lots")
+    assert Settings(rate_limit_user="").rate_limit_user == ""  # no limit
 
 
 def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,85 @@
+"""API keys: created with scopes, shown once, stored as a SHA-256 of their secret, revocable.
+
+A key reads `mrk_<key id>_<secret>`: the key id finds the row, the secret (256 random bits) is
+checked against its hash. A fast hash is right here, unlike for passwords: nobody can guess 256
+random bits, however fast each guess is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from api.access.models import ApiKey
+from api.access.scopes import SCOPES
+from api.db import utcnow
+from api.errors import BadUserInput, NotFound
+
+PREFIX = "mrk_"
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """What a valid key may do."""
+
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(*, session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """Add a key and return its row and the whole key, which is shown this once."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise BadUserInput("a key's name must be 1 to 100 characters")
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise BadUserInput(f"scopes must be some of {', '.join(SCOPES)} (got {', '.join(unknown) or 'none'})")
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    ordered = " ".join(s for s in SCOPES if s in scopes)
+    row = ApiKey(key_id=key_id, secret_sha256=_digest(secret), name=name, scopes=ordered)
+    session.add(row)
+    session.flush()
+    return row, f"{PREFIX}{key_id}_{secret}"
+
+
+def list_keys(*, session: Session) -> list[ApiKey]:
+    return list(session.execute(select(ApiKey).order_by(ApiKey.id.desc())).scalars())
+
+
+def revoke_key(*, session: Session, key_id: str) -> ApiKey:
+    """Revoke a key (it stops working within KEY_CACHE_S on every worker); NotFound if unknown."""
+    row = session.execute(select(ApiKey).where(ApiKey.key_id == key_id)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no API key {key_id!r}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+def split_key(presented: str) -> tuple[str, str] | None:
+    """Return (key id, secret) of something shaped like a key, else None."""
+    if not presented.startswith(PREFIX) or len(presented) > 100:
+        return None
+    key_id, _, secret = presented[len(PREFIX) :].partition("_")
+    return (key_id, secret) if key_id and secret else None
+
+
+def check_key(*, session: Session, key_id: str, secret: str) -> KeyGrant | None:
+    """Return the grant of a live key whose secret matches, recording its use; None otherwise."""
+    row = session.execute(select(ApiKey).where(ApiKey.key_id == key_id)).scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.secret_sha256, _digest(secret)):
+        return None
+    session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=utcnow()))
+    return KeyGrant(row.key_id, row.name, frozenset(row.scopes.split()))

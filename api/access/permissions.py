@@ -1,0 +1,57 @@
+"""Which caller may resolve which field, as Strawberry permission classes (api.graphql.schema).
+
+- Catalogue reads and a visitor's profile recommendations: anyone, anonymous callers included
+  unless MOVIEREC_ANONYMOUS_READS is false.
+- A user's profile, ratings and recommendations, and rating as them: a token of that user, or an
+  API key with `read` (reads) or `users:write` (ratings).
+- Listing or creating users, adding movies, issuing user tokens: an API key with the scope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission
+
+from api.errors import Forbidden, Unauthenticated
+from api.graphql.context import Info
+
+
+def check(info: Info, *, scope: str | None, user_arg: str | None = None, **arguments: Any) -> None:
+    """Return if the operation's caller may resolve the field; raise UNAUTHENTICATED or FORBIDDEN."""
+    context = info.context
+    caller = context.caller
+    if scope is None and (caller.kind != "anonymous" or context.state.settings.anonymous_reads):
+        return
+    if caller.kind == "key" and scope in caller.scopes:
+        return
+    if caller.kind == "user" and user_arg is not None and arguments.get(user_arg) == caller.user_id:
+        return
+    if caller.kind == "anonymous":
+        raise Unauthenticated("sign the request with an API key or a user token (Authorization: Bearer …)")
+    needed = f"an API key with the {scope} scope" if scope else "a credential"
+    own = " or a token of this user" if user_arg else ""
+    raise Forbidden(f"this needs {needed}{own}")
+
+
+def allowed(scope: str | None = None, *, own: str | None = None) -> type[BasePermission]:
+    """Return a permission class: `scope` needed on an API key (None: a public read), or, with `own`
+    naming the user id argument, a token of that user."""
+
+    class Allowed(BasePermission):
+        def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+            check(info, scope=scope, user_arg=own, **kwargs)
+            return True
+
+    Allowed.__name__ = Allowed.__qualname__ = f"Allowed_{scope or 'public'}_{own or ''}"
+    return Allowed
+
+
+PUBLIC = [allowed()]
+READ_USER = [allowed("read", own="id")]
+READ_USER_RECOMMENDATIONS = [allowed("read", own="user_id")]
+READ_USERS = [allowed("read")]
+RATE_AS_USER = [allowed("users:write", own="user_id")]
+CREATE_USERS = [allowed("users:write")]
+MANAGE_CATALOGUE = [allowed("catalogue:write")]
+ISSUE_TOKENS = [allowed("tokens:issue")]
