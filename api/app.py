@@ -3,6 +3,8 @@ resources live in the lifespan."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -91,7 +93,7 @@ class GraphQLApp(GraphQL):
             await JSONResponse(body, status_code=refused.status, headers=headers)(scope, receive, send)
             return
         try:
-            response = await self.run(request)
+            response = await self._unless_the_client_leaves(request, receive)
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             return
         except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
@@ -111,7 +113,28 @@ class GraphQLApp(GraphQL):
                 {"errors": [{"message": error.reason, "extensions": {"code": code}}]},
                 status_code=error.status_code,
             )
-        await response(scope, receive, send)
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def _unless_the_client_leaves(self, request: Request, receive: Receive) -> Response | None:
+        """Return the view's response, or None when the client went away first: then the operation
+        is cancelled (its awaits raise CancelledError; a worker thread already running finishes its
+        call), so that a client cannot start costly work and leave it running."""
+        await request.body()  # all of it (bounded by api.transport.BodyLimit); the view reads this copy
+        work = asyncio.ensure_future(self.run(request))
+        left = asyncio.ensure_future(receive())  # after the body, the next message is the disconnect
+        try:
+            await asyncio.wait((work, left), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+            gone = not work.done()
+            if gone:
+                work.cancel()
+        if gone:
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            return None
+        return work.result()
 
 
 WORKER_THREADS = 8  # blocking calls in flight per process (api.graphql.context.Context.run)

@@ -16,7 +16,9 @@ from api.vectors.store import VectorStoreError
 
 log = logging.getLogger("api.graphql")
 
-_TOO_EXPENSIVE = re.compile(r"exceeds maximum operation depth|aliases found|more than \d+ tokens")
+_TOO_EXPENSIVE = re.compile(
+    r"exceeds maximum operation depth|aliases found|more than \d+ tokens|the query costs"
+)
 
 
 def code_and_message(error: GraphQLError) -> tuple[str, str]:

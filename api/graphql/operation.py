@@ -3,7 +3,8 @@
 Strawberry builds every extension's hooks anew for each operation (an instance, and a context
 manager per overridden hook, found by inspecting the class), so six small extensions cost a
 served request more than one that does all of their work. OperationHooks does:
-- the cost limits: at most MAX_TOKENS tokens parsed, depth and alias rules added to validation;
+- the cost limits: at most MAX_TOKENS tokens parsed, depth, alias and cost rules (api.graphql.cost)
+  added to validation;
 - parse and validation caching (Strawberry's ParserCache and ValidationCache, inherited);
 - metrics and the access-log line (api.metrics.record_operation).
 """
@@ -18,6 +19,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as alias_limit
 from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
 
+from api.graphql.cost import CostLimit
 from api.metrics import record_operation
 
 MAX_DEPTH = 8
@@ -28,6 +30,7 @@ MAX_TOKENS = 2_000
 LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
     depth_limit(MAX_DEPTH, should_ignore=None),
     alias_limit(MAX_ALIASES),
+    CostLimit,
 )
 
 

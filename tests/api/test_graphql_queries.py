@@ -137,7 +137,10 @@ def test_fifty_movies_with_relations_take_a_constant_number_of_statements(
 
 def test_depth_and_alias_limits_refuse_expensive_queries(gql: GraphQL) -> None:
     deep = "{ user(id: 1) { ratings { nodes { movie { similar { movie { similar { movie { similar { movie { title } } } } } } } } } } }"
-    assert gql.error_code(deep) == "QUERY_TOO_EXPENSIVE"
+    refused = gql(deep)  # too deep, and its similar-under-similar costs too much as well
+    assert refused["data"] is None and {e["extensions"]["code"] for e in refused["errors"]} == {
+        "QUERY_TOO_EXPENSIVE"
+    }
     aliases = "{ " + " ".join(f"m{i}: movie(id: 1) {{ id }}" for i in range(200)) + " }"
     assert gql.error_code(aliases) == "QUERY_TOO_EXPENSIVE"
     # Within the depth and alias limits, but more tokens than MAX_TOKENS: refused while parsing.
@@ -307,3 +310,36 @@ def test_introspection_is_off_outside_development_unless_enabled(gql: GraphQL, s
             GraphQL(client, None).data("{ __schema { queryType { name } } }")["__schema"]["queryType"]["name"]
             == "Query"
         )
+
+
+FAN_OUT = "{ users(first: 100) { nodes { ratings(first: 100) { nodes { movie { similar(limit: 100) { score } } } } } } }"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        FAN_OUT,  # 10,000 Milvus searches in 95 bytes
+        "{ " + " ".join(f"a{i}: users(first: 100) {{ nodes {{ id }} }}" for i in range(25)) + " }",
+        "query($n: Int!) { movies(first: $n) { nodes { similar { score } } } }",  # up to 100 searches
+        "{ movies(first: 11) { nodes { similar(limit: 1) { score } } } }",  # similar under a list of 11
+        "fragment F on Movie { similar { movie { title } } } { movies(first: 50) { nodes { ...F } } }",
+    ],
+)
+def test_costly_queries_are_refused_before_they_run(gql: GraphQL, query: str) -> None:
+    variables = {"n": 100} if "$n" in query else {}
+    refused = gql(query, **variables)
+    assert refused["data"] is None  # refused at validation: no resolver ran
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["QUERY_TOO_EXPENSIVE"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ recommendations(userId: 1, limit: 20) { score movie { id title genres averageRating } because { id } } }",
+        "{ movies(first: 100) { nodes { id title year genres averageRating ratingsCount } } }",
+        "{ movies(first: 10) { nodes { id similar(limit: 10) { score movie { title } } } } }",
+        "{ user(id: 1) { ratings(first: 100) { nodes { rating movie { title genres } } } } }",
+    ],
+)
+def test_what_a_front_end_asks_is_within_the_budget(gql: GraphQL, query: str) -> None:
+    gql.data(query)

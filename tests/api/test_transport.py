@@ -18,8 +18,11 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from api import server
+from api.app import create_app
+from api.graphql.context import Context
 from api.server import HeaderDeadline
 from api.transport import BodyLimit
+from tests.api.conftest import Stack
 
 
 async def _echo_length(request: Request) -> JSONResponse:
@@ -128,3 +131,44 @@ def test_prompt_requests_on_a_kept_alive_connection_are_served(header_server: in
                 answer += client.recv(4096)
                 assert answer, "the connection was closed"
             time.sleep(0.6)  # longer than the header deadline, between requests: not a slow request
+
+
+def test_an_operation_is_cancelled_when_its_client_leaves(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through uvicorn and the whole app: the client sends a query, then closes its connection while
+    the query runs; the operation's awaits are cancelled instead of running to the end."""
+    events: list[str] = []
+
+    async def slow_active_model(self: Context) -> None:
+        events.append("started")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+
+    monkeypatch.setattr(Context, "active_model", slow_active_model)
+    sock = server.listen_socket("127.0.0.1", 0)
+    instance = uvicorn.Server(uvicorn.Config(create_app(stack.settings), log_config=None))
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not instance.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        body = b'{"query": "{ modelInfo { version } }"}'
+        with socket.create_connection(("127.0.0.1", sock.getsockname()[1])) as client:
+            client.sendall(
+                b"POST /graphql HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            while "started" not in events and time.monotonic() < deadline:
+                time.sleep(0.02)
+        while "cancelled" not in events and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert events == ["started", "cancelled"]
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=30)
