@@ -9,8 +9,8 @@ Five things around uvicorn are ours, each small:
   so keep-alive requests wait for delayed ACKs. Measured with wrk at 16 connections on kept answers,
   2 workers, two runs each, taking turns: p50 52 ms and 290-300 req/s with a proto-0 socket,
   23-39 ms and 400-650 req/s with this one.
-- With Milvus Lite, which lets one process open its file, this process starts the Lite server and
-  the workers reach it through its unix socket.
+- With Milvus Lite, which lets one process open its file, this process starts the Lite server,
+  the workers reach it through its unix socket, and a thread starts it again if it dies (LiteKeeper).
 - With several workers, metrics are written to a directory they share (prometheus_client's
   multiprocess mode), so /metrics counts every worker's requests, and in development one
   generated dashboard session key and one user-token key serve all of them.
@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import shutil
 import socket
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from uvicorn.supervisors import Multiprocess
 from api.settings import Settings
 from api.vectors.store import is_lite_file
 
+log = logging.getLogger(__name__)
 APP = "api.app:create_app"
 BACKLOG = 2048
 HEADER_TIMEOUT_S = 10.0  # a request's headers, from its first byte (HeaderDeadline)
@@ -163,7 +166,7 @@ def serve(
     metrics = None
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # read by the workers' prometheus_client
         metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="movierec-metrics-")
-    lite = _start_lite(settings.resolved_milvus_uri)
+    lite = LiteKeeper.start(settings.resolved_milvus_uri)
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:
@@ -171,21 +174,62 @@ def serve(
         if metrics is not None:
             shutil.rmtree(metrics, ignore_errors=True)
         if lite is not None:
-            from milvus_lite.server_manager import server_manager_instance
-
-            server_manager_instance.release_server(lite)
+            lite.stop()
 
 
-def _start_lite(uri: str) -> str | None:
-    """Start the Lite server of a Lite file and point the workers at its socket; None for any other URI."""
-    if not is_lite_file(uri):
-        return None
-    from milvus_lite.server_manager import server_manager_instance
+class LiteKeeper:
+    """The one Milvus Lite server of a Lite file, which the workers reach through its unix socket,
+    started again on the same socket whenever it dies.
 
-    path = str(Path(uri).resolve())
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    socket_uri = server_manager_instance.start_and_get_uri(path)
-    if socket_uri is None:
-        raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")
-    os.environ["MOVIEREC_MILVUS_URI"] = socket_uri  # read by the workers' Settings
-    return path
+    Killed (kill -9, out of memory), it left every worker's searches failing until the service was
+    restarted. A thread checks every CHECK_S that the socket answers; when it does not, the server
+    is restarted in place and the workers' clients reconnect to the same address (VectorStore's
+    reconnect). Meanwhile their requests fail fast with UNAVAILABLE (VectorStore's timeout).
+    """
+
+    CHECK_S = 1.0
+
+    def __init__(self, path: str) -> None:
+        from milvus_lite.server import Server
+
+        self.server = Server(path)
+        self.socket_path = self.server.uds_path.removeprefix("unix:")
+        self._stopped = threading.Event()
+        self._watch = threading.Thread(target=self._keep, name="milvus-lite-keeper", daemon=True)
+
+    @classmethod
+    def start(cls, uri: str) -> LiteKeeper | None:
+        """Start the Lite server of a Lite file and point the workers at it; None for any other URI."""
+        if not is_lite_file(uri):
+            return None
+        path = Path(uri).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keeper = cls(str(path))
+        if not (keeper.server.init() and keeper.server.start()):
+            raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")
+        os.environ["MOVIEREC_MILVUS_URI"] = keeper.server.uds_path  # read by the workers' Settings
+        keeper._watch.start()
+        return keeper
+
+    def answers(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(2)
+            try:
+                probe.connect(self.socket_path)
+            except OSError:
+                return False
+        return True
+
+    def _keep(self) -> None:
+        while not self._stopped.wait(self.CHECK_S):
+            if self.answers():
+                continue
+            log.warning("Milvus Lite stopped answering on %s; starting it again", self.socket_path)
+            self.server.stop()  # the lock and the dead socket go; the same address is used again
+            if not self.server.start():
+                log.error("Milvus Lite could not be started again; retrying in %s s", self.CHECK_S)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._watch.join(timeout=10)
+        self.server.stop()

@@ -35,7 +35,7 @@ from api.versions.training import run_training
 from ml.movielens.synthetic import write_synthetic
 from tests.api.conftest import TINY, build_stack, make_settings
 from tests.conftest import DatabaseFactory
-from tests.milvus import MilvusServer
+from tests.milvus import MilvusServer, milvus_lite_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -375,3 +375,37 @@ def test_fifty_concurrent_ratings_on_two_workers_all_succeed(
     assert sorted(u for u, _ in rows) == sorted(users)  # one row each
     assert dict(rows)[users[0]] == 4  # the last write acknowledged, after all 50 of the first burst
     engine.dispose()
+
+
+def test_a_killed_milvus_lite_is_started_again_and_no_worker_exits(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    """kill -9 of the Lite server under two workers: requests fail fast with UNAVAILABLE (or are
+    answered), `serve` starts the server again on the same socket, the workers reconnect, and the
+    service stops cleanly at the end."""
+    if database_factory.backend == "mysql":
+        pytest.skip("a Milvus Lite fault: the database does not matter")
+    stack = build_stack(database_factory, tmp_path, train=True)
+    db_file = Path(stack.settings.resolved_milvus_uri).resolve()
+    server_manager_instance.release_server(stack.settings.resolved_milvus_uri)
+    user = stack.dataset.users[2].id
+    # Filtered: computed every time, so every request searches Milvus.
+    query = f'{{ recommendations(userId: {user}, limit: 5, genres: ["Drama"]) {{ movie {{ id }} }} }}'
+    with serving(stack.settings, tmp_path) as url:
+        before = _post(f"{url}/graphql", query, stack.api_key)
+        assert "errors" not in before
+        killed = milvus_lite_pids(db_file)
+        assert len(killed) == 1
+        os.kill(killed[0], signal.SIGKILL)
+        answers = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answer = _post(f"{url}/graphql", query, stack.api_key)  # within _post's 10 s, or it raises
+            answers.append(answer)
+            if "errors" not in answer and milvus_lite_pids(db_file):
+                break
+            time.sleep(0.5)
+        codes = {e["extensions"]["code"] for a in answers for e in a.get("errors", [])}
+        assert codes <= {"UNAVAILABLE"}, answers
+        assert answers[-1] == before  # the same answer from the server started again
+        assert milvus_lite_pids(db_file) and milvus_lite_pids(db_file) != killed
