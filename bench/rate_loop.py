@@ -14,6 +14,7 @@ import random
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -30,53 +31,46 @@ class Loop:
     stale: int = 0  # answers that still held the movie just rated
 
 
-async def _post(client: httpx.AsyncClient, query: str, variables: dict, times: list[float]) -> dict | None:
+class Refused(Exception):
+    """A request answered with an error: the client stops, and its error is counted."""
+
+
+async def _post(client: httpx.AsyncClient, query: str, variables: dict, times: list[float]) -> dict:
     started = time.perf_counter()
     response = await client.post("/graphql", json={"query": query, "variables": variables})
     times.append((time.perf_counter() - started) * 1000)
     body = response.json()
     if response.status_code != 200 or "errors" in body:
-        return None
+        codes = sorted({e.get("extensions", {}).get("code", "?") for e in body.get("errors") or []})
+        raise Refused(f"HTTP {response.status_code} {','.join(codes)}")
     data: dict = body["data"]
     return data
 
 
 async def _client(url: str, key: str, user: int, deadline: float, loop: Loop, seed: int) -> None:
     rng = random.Random(seed)
-    async with httpx.AsyncClient(
-        base_url=url, timeout=30, headers={"authorization": f"Bearer {key}"}
-    ) as client:
-        issued = await _post(client, ISSUE, {"u": user}, [])
-        if issued is None:
-            loop.errors.append(f"user {user}: no user token")
-            return
-        client.headers["authorization"] = f"Bearer {issued['issueUserToken']['token']}"
-        data = await _post(client, RECS, {"u": user}, [])
-        if data is None:
-            loop.errors.append(f"user {user}: first recommendations failed")
-            return
-        while time.monotonic() < deadline:
-            movies = [r["movie"]["id"] for r in data["recommendations"]]
-            if not movies:
-                loop.errors.append(f"user {user}: no recommendations left")
-                return
-            rated = movies[0]
-            if (
+    step = "issueUserToken"
+    try:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=30, headers={"authorization": f"Bearer {key}"}
+        ) as client:
+            issued = await _post(client, ISSUE, {"u": user}, [])
+            client.headers["authorization"] = f"Bearer {issued['issueUserToken']['token']}"
+            step = "recommendations"
+            data = await _post(client, RECS, {"u": user}, [])
+            while time.monotonic() < deadline:
+                rated = data["recommendations"][0]["movie"]["id"]
+                step = "rateMovie"
                 await _post(client, RATE, {"u": user, "m": rated, "r": rng.randint(1, 5)}, loop.rate_ms)
-                is None
-            ):
-                loop.errors.append(f"user {user}: rateMovie failed")
-                return
-            answer = await _post(client, RECS, {"u": user}, loop.recommend_ms)
-            if answer is None:
-                loop.errors.append(f"user {user}: recommendations failed")
-                return
-            data = answer
-            if rated in [r["movie"]["id"] for r in data["recommendations"]]:
-                loop.stale += 1
+                step = "recommendations"
+                data = await _post(client, RECS, {"u": user}, loop.recommend_ms)
+                if rated in [r["movie"]["id"] for r in data["recommendations"]]:
+                    loop.stale += 1
+    except (Refused, httpx.HTTPError, IndexError) as error:
+        loop.errors.append(f"user {user}, {step}: {error!r}")
 
 
-def run(url: str, key: str, users: list[int], duration: float) -> dict[str, float]:
+def run(url: str, key: str, users: list[int], duration: float) -> dict[str, Any]:
     """Run one client per user for `duration` seconds (key: an API key with the tokens:issue scope);
     return req/s and latencies of both requests."""
     loop = Loop()
@@ -101,6 +95,7 @@ def run(url: str, key: str, users: list[int], duration: float) -> dict[str, floa
         "recommend_p50_ms": pct(loop.recommend_ms, 50),
         "recommend_p99_ms": pct(loop.recommend_ms, 99),
         "errors": len(loop.errors),
+        "error_samples": loop.errors[:5],
         "stale_answers": loop.stale,
         "checked_answers": len(loop.recommend_ms),
     }

@@ -508,6 +508,8 @@ def main() -> None:
         f"p99 {loop['recommend_p99_ms']} ms; {loop['errors']} errors; {loop['stale_answers']} of "
         f"{loop['checked_answers']} answers still held the movie just rated"
     )
+    for sample in loop["error_samples"]:
+        print(f"  rate-then-recommend error: {sample}")
     print(
         f"in-process: user encode p50 {latencies['encode_p50_ms']} ms p99 {latencies['encode_p99_ms']} ms; "
         f"Milvus search p50 {latencies['milvus_search_p50_ms']} ms p99 {latencies['milvus_search_p99_ms']} ms"

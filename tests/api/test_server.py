@@ -240,11 +240,6 @@ def _until_every_worker_serves(url: str, version: int, metrics: Path) -> None:
 def test_two_workers_serve_from_a_milvus_server_through_creations_activations_and_a_rollback(
     database_factory: DatabaseFactory, tmp_path: Path, milvus_server: MilvusServer
 ) -> None:
-    if database_factory.backend == "sqlite":
-        # Activating from another process while both workers store kept lists failed on SQLite with
-        # "database is locked" (a deferred transaction that reads, then writes, is refused when
-        # another process wrote in between): a deployment with a server and workers runs MySQL.
-        pytest.skip("two workers and an activating process write concurrently: MySQL")
     stack = build_stack(database_factory, tmp_path, train=True, milvus_uri=milvus_server.uri)
     settings, first = stack.settings, stack.version_id
     assert first is not None

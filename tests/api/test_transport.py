@@ -172,3 +172,43 @@ def test_an_operation_is_cancelled_when_its_client_leaves(
     finally:
         instance.should_exit = True
         thread.join(timeout=30)
+
+
+def test_slow_bodies_hold_no_one_else_up(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through uvicorn and the whole app: 16 connections trickling request bodies (what held every
+    admission slot of a worker before) while another client's requests are answered at once; the
+    trickling ones get 408 when their body deadline passes."""
+    settings = stack.settings.model_copy(update={"body_timeout_s": 2.0})
+    sock = server.listen_socket("127.0.0.1", 0)
+    instance = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None))
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    port = sock.getsockname()[1]
+    slow: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not instance.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        head = b"POST /graphql HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        for _ in range(16):
+            connection = socket.create_connection(("127.0.0.1", port))
+            connection.sendall(head + b'{"query"')
+            slow.append(connection)
+        body = b'{"query": "{ genres }"}'
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.settimeout(5)
+            for _ in range(3):
+                client.sendall(head.replace(b"100", str(len(body)).encode()) + body)
+                answer = b""
+                while b"Drama" not in answer:
+                    answer += client.recv(65536)
+                    assert answer, "closed"
+                assert answer.startswith(b"HTTP/1.1 200")
+        for connection in slow:
+            connection.settimeout(10)
+            assert connection.recv(65536).startswith(b"HTTP/1.1 408")
+    finally:
+        for connection in slow:
+            connection.close()
+        instance.should_exit = True
+        thread.join(timeout=30)
