@@ -291,3 +291,31 @@ def test_rate_limits_are_shared_through_redis(stack: Stack, redis_url: str) -> N
                 c.post("/graphql", json={"query": "{ genres }"}).status_code for c in (one, other) * 4
             ]
             assert statuses == [200] * 6 + [429] * 2
+
+
+def test_the_keys_command_creates_lists_and_revokes(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api.cli import main
+
+    monkeypatch.setenv("MOVIEREC_DATABASE_URL", stack.settings.resolved_database_url)
+    monkeypatch.setenv("MOVIEREC_ENVIRONMENT", "development")
+    assert main(["keys", "create", "--name", "cli shop", "--scope", "read", "--scope", "tokens:issue"]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("mrk_")
+    assert main(["keys", "list"]) == 0
+    listed = capsys.readouterr().out
+    key_id = key.split("_")[1]
+    line = next(line for line in listed.splitlines() if line.startswith(key_id))
+    assert "cli shop" in line and "read tokens:issue" in line and "active" in line and key not in listed
+    assert main(["keys", "revoke", key_id]) == 0
+    assert "revoked" in next(line for line in _listed(main, capsys) if line.startswith(key_id))
+    assert main(["keys", "revoke", "nosuchkey"]) == 1
+    assert "no API key" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse refuses an unknown scope
+        main(["keys", "create", "--name", "x", "--scope", "everything"])
+
+
+def _listed(main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]) -> list[str]:
+    assert main(["keys", "list"]) == 0
+    return capsys.readouterr().out.splitlines()
