@@ -86,11 +86,6 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         30.0, gt=0, description="seconds a client has to send a whole request body once it starts (408 after)"
     )
-    header_timeout_s: float = Field(
-        10.0,
-        gt=0,
-        description="seconds a client has to send a request's headers (the connection closes after)",
-    )
     import_batch_size: int = Field(20_000, ge=100, description="rows per INSERT batch when importing")
 
     @model_validator(mode="after")
