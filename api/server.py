@@ -126,6 +126,30 @@ def worker_socket(host: str, port: int) -> WorkerSocket:
     return WorkerSocket(fileno=held.detach())
 
 
+def uvicorn_config(
+    settings: Settings,
+    app: str | Callable[[], Any],
+    *,
+    workers: int = 1,
+    log_config: dict[str, Any] | None = None,
+    access_log: bool = False,
+) -> uvicorn.Config:
+    """Return uvicorn's config for the app factory `app`: our header deadline, and X-Forwarded-For
+    believed only from the proxies the settings name (by default none, so that a process beside
+    the service cannot claim any address it likes; uvicorn's default believes 127.0.0.1)."""
+    return uvicorn.Config(
+        app,
+        factory=True,
+        workers=workers,
+        log_config=log_config,
+        access_log=access_log,
+        backlog=BACKLOG,
+        http=HeaderDeadline,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+    )
+
+
 def serve(
     settings: Settings,
     *,
@@ -142,19 +166,7 @@ def serve(
     sock = listen_socket(host, port) if workers <= 1 else worker_socket(host, port)
     if on_listening is not None:
         on_listening()
-    config = uvicorn.Config(
-        app,
-        factory=True,
-        workers=workers,
-        log_config=log_config,
-        access_log=access_log,
-        backlog=BACKLOG,
-        http=HeaderDeadline,
-        # X-Forwarded-For is believed only from the proxies named in the settings: by default from
-        # none, so that a process beside the service cannot claim any address it likes.
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips or None,
-    )
+    config = uvicorn_config(settings, app, workers=workers, log_config=log_config, access_log=access_log)
     if workers <= 1:
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once shut down
             uvicorn.Server(config).run(sockets=[sock])

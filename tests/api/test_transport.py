@@ -6,7 +6,9 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import uvicorn
@@ -20,7 +22,7 @@ from starlette.types import Message
 from api import server
 from api.app import create_app
 from api.graphql.context import Context
-from api.server import HeaderDeadline
+from api.settings import Settings
 from api.transport import BodyLimit
 from tests.api.conftest import Stack
 
@@ -88,19 +90,51 @@ def test_a_trickled_body_times_out_as_a_whole() -> None:
     assert time.monotonic() - started < 5 and answer["chunks_read"] < 10
 
 
+@contextmanager
+def served(settings: Settings | None, app: Callable[[], Any]) -> Iterator[int]:
+    """Serve the app factory with uvicorn in a thread, configured as `movierec serve` does (default
+    settings when None); yield its port."""
+    sock = server.listen_socket("127.0.0.1", 0)
+    config = server.uvicorn_config(settings or Settings(environment="development"), app)
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not instance.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert instance.started, "uvicorn did not start"
+        yield sock.getsockname()[1]
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=30)
+
+
+def _request(body: bytes, headers: bytes = b"") -> bytes:
+    return (
+        b"POST /graphql HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+        + headers
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+def _answer(client: socket.socket, until: bytes) -> bytes:
+    """Read from the connection until `until` arrives (headers and body may come in several reads)."""
+    client.settimeout(10)
+    answer = b""
+    while until not in answer:
+        chunk = client.recv(65536)
+        assert chunk, f"closed after {answer[:200]!r}"
+        answer += chunk
+    return answer
+
+
 @pytest.fixture
 def header_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     monkeypatch.setattr(server, "HEADER_TIMEOUT_S", 0.5)
-    app = Starlette(routes=[Route("/", lambda _r: JSONResponse({"ok": True}))])
-    sock = server.listen_socket("127.0.0.1", 0)
-    instance = uvicorn.Server(uvicorn.Config(app, http=HeaderDeadline, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not instance.started:
-        time.sleep(0.01)
-    yield sock.getsockname()[1]
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with served(None, lambda: Starlette(routes=[Route("/", lambda _r: JSONResponse({"ok": True}))])) as port:
+        yield port
 
 
 def _closed_within(connection: socket.socket, seconds: float) -> bool:
@@ -125,11 +159,7 @@ def test_prompt_requests_on_a_kept_alive_connection_are_served(header_server: in
     with socket.create_connection(("127.0.0.1", header_server)) as client:
         for _ in range(3):
             client.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-            client.settimeout(3)
-            answer = b""
-            while b'{"ok":true}' not in answer:  # headers and body may come in two reads
-                answer += client.recv(4096)
-                assert answer, "the connection was closed"
+            _answer(client, b'{"ok":true}')
             time.sleep(0.6)  # longer than the header deadline, between requests: not a slow request
 
 
@@ -149,29 +179,15 @@ def test_an_operation_is_cancelled_when_its_client_leaves(
             raise
 
     monkeypatch.setattr(Context, "active_model", slow_active_model)
-    sock = server.listen_socket("127.0.0.1", 0)
-    instance = uvicorn.Server(uvicorn.Config(create_app(stack.settings), log_config=None))
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
+    with served(stack.settings, lambda: create_app(stack.settings)) as port:
         deadline = time.monotonic() + 60
-        while not instance.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        body = b'{"query": "{ modelInfo { version } }"}'
-        with socket.create_connection(("127.0.0.1", sock.getsockname()[1])) as client:
-            client.sendall(
-                b"POST /graphql HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(_request(b'{"query": "{ modelInfo { version } }"}'))
             while "started" not in events and time.monotonic() < deadline:
                 time.sleep(0.02)
         while "cancelled" not in events and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert events == ["started", "cancelled"]
-    finally:
-        instance.should_exit = True
-        thread.join(timeout=30)
+    assert events == ["started", "cancelled"]
 
 
 def test_slow_bodies_hold_no_one_else_up(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,36 +195,36 @@ def test_slow_bodies_hold_no_one_else_up(stack: Stack, monkeypatch: pytest.Monke
     admission slot of a worker before) while another client's requests are answered at once; the
     trickling ones get 408 when their body deadline passes."""
     settings = stack.settings.model_copy(update={"body_timeout_s": 2.0})
-    sock = server.listen_socket("127.0.0.1", 0)
-    instance = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None))
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    port = sock.getsockname()[1]
     slow: list[socket.socket] = []
-    try:
-        deadline = time.monotonic() + 60
-        while not instance.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        head = b"POST /graphql HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-        for _ in range(16):
-            connection = socket.create_connection(("127.0.0.1", port))
-            connection.sendall(head + b'{"query"')
-            slow.append(connection)
-        body = b'{"query": "{ genres }"}'
-        with socket.create_connection(("127.0.0.1", port)) as client:
-            client.settimeout(5)
-            for _ in range(3):
-                client.sendall(head.replace(b"100", str(len(body)).encode()) + body)
-                answer = b""
-                while b"Drama" not in answer:
-                    answer += client.recv(65536)
-                    assert answer, "closed"
-                assert answer.startswith(b"HTTP/1.1 200")
-        for connection in slow:
-            connection.settimeout(10)
-            assert connection.recv(65536).startswith(b"HTTP/1.1 408")
-    finally:
-        for connection in slow:
-            connection.close()
-        instance.should_exit = True
-        thread.join(timeout=30)
+    with served(settings, lambda: create_app(settings)) as port:
+        try:
+            for _ in range(16):
+                connection = socket.create_connection(("127.0.0.1", port))
+                connection.sendall(_request(b" " * 100)[:-92])  # 8 of its 100 bytes
+                slow.append(connection)
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                for _ in range(3):
+                    client.sendall(_request(b'{"query": "{ genres }"}'))
+                    assert _answer(client, b"Drama").startswith(b"HTTP/1.1 200")
+            for connection in slow:
+                assert _answer(connection, b"REQUEST_TIMEOUT").startswith(b"HTTP/1.1 408")
+        finally:
+            for connection in slow:
+                connection.close()
+
+
+def test_x_forwarded_for_is_believed_only_from_the_proxies_named(stack: Stack) -> None:
+    """A process beside the service sending X-Forwarded-For cannot pose as many addresses: the
+    address limit counts the connection's address unless MOVIEREC_FORWARDED_ALLOW_IPS names it."""
+    query = b'{"query": "{ genres }"}'
+    for allowed, statuses in (("", [200, 200, 429, 429]), ("127.0.0.1", [200, 200, 200, 200])):
+        settings = stack.settings.model_copy(
+            update={"rate_limit_address": "2/minute", "forwarded_allow_ips": allowed}
+        )
+        with served(settings, lambda s=settings: create_app(s)) as port:
+            seen = []
+            for n in range(4):
+                with socket.create_connection(("127.0.0.1", port)) as client:
+                    client.sendall(_request(query, f"X-Forwarded-For: 10.9.0.{n}\r\n".encode()))
+                    seen.append(int(_answer(client, b"\r\n\r\n").split(b" ")[1]))
+            assert seen == statuses, allowed
