@@ -131,7 +131,7 @@ class ModelVersion:
         """
         if not self.config.gap_feature or newest_rating is None:
             return 0
-        return gap_bucket_of(at - newest_rating)
+        return self.vocabs.trained_gap(gap_bucket_of(at - newest_rating))
 
     def encode_movie(self, movie: MovieFeatures) -> npt.NDArray[np.float32]:
         """Return the (dim,) unit vector of a movie, e.g. one added after training."""
@@ -145,12 +145,12 @@ class ModelVersion:
         stars = np.zeros((len(histories), length), dtype=np.int64)
         newest_time = np.zeros(len(histories), dtype=np.int64)
         for row, history in enumerate(histories):
-            # oldest first (ties keep the given order, as in training), then newest first
-            newest = sorted(history, key=lambda h: h.timestamp)[::-1][:length]
+            # newest first, ties by movie id as training orders them (ml.split.build_timeline)
+            newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[:length]
             movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
             stars[row, : len(newest)] = np.clip([h.rating for h in newest], 1, 5) if newest else []
             newest_time[row] = newest[0].timestamp if newest else at
         stars[movies == 0] = 0
         has_history = np.asarray([len(h) > 0 for h in histories])
-        gap = gap_bucket(at - newest_time, has_history)
+        gap = self.vocabs.trained_gaps(gap_bucket(at - newest_time, has_history))
         return {"history": movies, "history_rating": stars, "gap": gap}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -97,6 +98,8 @@ class FeatureVocabularies:
     title_word: Vocab
     year: Vocab
     zip_prefix_length: int
+    # The gap buckets training saw (0, no history, aside); empty: a version saved before they were kept.
+    gap_buckets: tuple[int, ...] = ()
 
     @classmethod
     def build(
@@ -139,14 +142,34 @@ class FeatureVocabularies:
         )
         data: dict[str, Any] = {name: getattr(self, name).keys for name in names}
         data["zip_prefix_length"] = self.zip_prefix_length
+        data["gap_buckets"] = list(self.gap_buckets)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureVocabularies:
         """Return the vocabularies saved by to_json."""
         length = int(data["zip_prefix_length"])
-        vocabs = {k: Vocab(v) for k, v in data.items() if k != "zip_prefix_length"}
-        return cls(**vocabs, zip_prefix_length=length)
+        gaps = tuple(int(b) for b in data.get("gap_buckets", ()))
+        vocabs = {k: Vocab(v) for k, v in data.items() if k not in ("zip_prefix_length", "gap_buckets")}
+        return cls(**vocabs, zip_prefix_length=length, gap_buckets=gaps)
+
+    def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Return each gap bucket as one training saw: the nearest trained bucket at or below it (the
+        lowest trained one if none is), so that no request reads an embedding row training never
+        updated. A user back after a longer gap than any in the training data, or data older than
+        it (served years later), otherwise met a row still at its random initial value."""
+        if not self.gap_buckets:
+            return buckets
+        trained = np.asarray(self.gap_buckets, dtype=np.int64)
+        below = np.searchsorted(trained, buckets, side="right") - 1
+        return np.where(buckets == 0, 0, trained[np.maximum(below, 0)])
+
+    def trained_gap(self, bucket: int) -> int:
+        """Return trained_gaps of one bucket, without numpy's per-call cost (a request's hot path)."""
+        if not self.gap_buckets or bucket == 0:
+            return bucket
+        below = bisect.bisect_right(self.gap_buckets, bucket) - 1
+        return self.gap_buckets[max(below, 0)]
 
     def year_index(self, year: int | None) -> int:
         """Return the year bucket index; years past either end use the nearest known bucket."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -53,7 +54,8 @@ class Prepared:
         inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
         inputs["history_rating"] = np.where(valid, t.rating[hist], 0)
         newest = hist[:, 0]
-        inputs["gap"] = gap_bucket(t.timestamp[positions] - t.timestamp[newest], newest >= 0)
+        gap = gap_bucket(t.timestamp[positions] - t.timestamp[newest], newest >= 0)
+        inputs["gap"] = self.vocabs.trained_gaps(gap)  # as serving reads them (evaluation positions too)
         return inputs
 
     def movie_inputs(self, movie_rows: npt.NDArray[np.int64]) -> Arrays:
@@ -82,6 +84,11 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         zip_prefix_length=config.zip_prefix_length,
         title_min_count=config.title_min_count,
     )
+    # The gap buckets of the events trained on: serving maps any other onto them.
+    newest = positives - 1
+    has_history = newest >= timeline.user_start[positives]
+    gaps = gap_bucket(timeline.timestamp[positives] - timeline.timestamp[np.maximum(newest, 0)], has_history)
+    vocabs = dataclasses.replace(vocabs, gap_buckets=tuple(int(b) for b in np.unique(gaps) if b))
     counts = np.bincount(timeline.movie_row[positives], minlength=len(dataset.movies)).astype(np.float64)
     log_q = np.log(np.maximum(counts, 1.0) / positives.size).astype(np.float32)
     return Prepared(

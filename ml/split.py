@@ -20,7 +20,7 @@ class InsufficientDataError(ValueError):
 
 @dataclass(frozen=True)
 class Timeline:
-    """Every rating as an event, sorted by user then time (ties keep file order).
+    """Every rating as an event, sorted by user, time, then movie id (the order serving reads).
 
     Arrays are indexed by event position. A user's events occupy [start[p], p] so the
     history of the event at p is the events before it in [user_start[p], p).
@@ -67,7 +67,9 @@ def build_timeline(dataset: Dataset) -> Timeline:
     movie_index = {m.id: i for i, m in enumerate(dataset.movies)}
     user_row = _rows(ratings.user_id, user_index, "user")
     movie_row = _rows(ratings.movie_id, movie_index, "movie")
-    order = np.lexsort((np.arange(len(ratings)), ratings.timestamp, user_row))
+    # Ties (many ratings share a second) by movie id, as the API reads a history: training and
+    # serving see one order whatever order the data came in.
+    order = np.lexsort((ratings.movie_id, ratings.timestamp, user_row))
     user_row, movie_row = user_row[order], movie_row[order]
     rating = ratings.rating[order].astype(np.int64)
     timestamp = ratings.timestamp[order].astype(np.int64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,13 @@ import pytest
 from ml.config import TrainConfig
 from ml.encoder import HistoryItem, ModelVersion, MovieFeatures, UserFeatures
 from ml.export import load_version, save_version
+from ml.features import gap_bucket_of
 from ml.inputs import to_tensors
+from ml.model import TwoTower
 from ml.movielens.format import Dataset, load_dataset
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
-from ml.train import TrainedModel, movie_vectors, train
+from ml.train import TrainedModel, movie_vectors, seed_everything, train
 
 CONFIG = TrainConfig(
     embedding_dim=16, hidden_dim=64, epochs=2, batch_size=128, learning_rate=5e-3, gap_feature=True
@@ -69,8 +72,67 @@ def test_encoder_matches_the_training_user_state(
     got = version.encode_user(features, history, at=int(t.timestamp[position]))
     np.testing.assert_allclose(got, expected, atol=1e-6)
     shuffled = version.encode_user(features, history[::-1], at=int(t.timestamp[position]))
-    if len({h.timestamp for h in history}) == len(history):  # order only matters for tied timestamps
-        np.testing.assert_allclose(shuffled, got, atol=1e-6)
+    np.testing.assert_allclose(shuffled, got, atol=1e-6)  # one order, ties included
+
+
+def test_tied_ratings_are_served_in_the_order_training_saw_them(
+    dataset: Dataset, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Many ratings share a second (MovieLens): the histories of users whose ratings all fall in a
+    few hours encode the same through the serving encoder, in any order given, as in training."""
+    hourly = dataclasses.replace(dataset.ratings, timestamp=dataset.ratings.timestamp // 3600 * 3600)
+    tied = dataclasses.replace(dataset, ratings=hourly)
+    config = dataclasses.replace(CONFIG, epochs=1)
+    trained = train(tied, config, progress=False)
+    version = load_version(save_version(trained, tmp_path_factory.mktemp("tied") / "v1", dataset=tied))
+    t = trained.prepared.timeline
+    checked = 0
+    for position in (int(p) for p in t.test[:40]):
+        past = range(int(t.user_start[position]), position)
+        history = [
+            HistoryItem(tied.movies[int(t.movie_row[p])].id, int(t.rating[p]), int(t.timestamp[p]))
+            for p in past
+        ]
+        if len({h.timestamp for h in history[-config.history_length :]}) == len(
+            history[-config.history_length :]
+        ):
+            continue  # no tie among what the model reads
+        user = tied.users[int(t.user_row[position])]
+        with paddle.no_grad():
+            expected = trained.model.encode_users(
+                to_tensors(trained.prepared.user_inputs(np.array([position]), config.history_length))
+            ).numpy()[0]
+        features = UserFeatures(user.gender, user.age, user.occupation, user.zip_code, user.id)
+        at = int(t.timestamp[position])
+        for order in (history, history[::-1], sorted(history, key=lambda h: -h.movie_id)):
+            np.testing.assert_allclose(version.encode_user(features, order, at=at), expected, atol=1e-6)
+        checked += 1
+    assert checked >= 5
+
+
+def test_no_request_reads_a_gap_row_training_never_updated(
+    trained: TrainedModel, version: ModelVersion
+) -> None:
+    """A user whose newest rating is 30 years old (old data served today): the raw gap bucket is one
+    no training event had, whose embedding row is still at its initial value; the encoder reads the
+    nearest trained bucket instead, whose row training moved."""
+    gaps = trained.prepared.vocabs.gap_buckets
+    raw = gap_bucket_of(30 * 365 * 86_400)
+    assert gaps and raw not in gaps
+    seed_everything(CONFIG)
+    initial = _gap_table(TwoTower(CONFIG, trained.prepared.sizes()))
+    learned = _gap_table(trained.model)
+    np.testing.assert_array_equal(learned[raw], initial[raw])  # never trained: as initialised
+    history = [HistoryItem(3, 4, 1_000_000)]
+    used = int(version._history([history], at=1_000_000 + 30 * 365 * 86_400)["gap"][0])
+    assert used in gaps and used == max(gaps)
+    assert not np.array_equal(learned[used], initial[used])
+    assert version.time_key(1_000_000, 1_000_000 + 30 * 365 * 86_400) == used
+
+
+def _gap_table(model: TwoTower) -> np.ndarray:
+    field = next(layer for layer in model.sublayers() if getattr(layer, "key", None) == "gap")
+    return field.table.weight.numpy()
 
 
 def test_a_new_rating_moves_the_user_vector(version: ModelVersion) -> None:
