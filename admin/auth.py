@@ -9,8 +9,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from sqlalchemy import delete
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -101,12 +100,16 @@ class RequireLogin:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+        if path.startswith("/static/"):  # files anyone may fetch: no session to check
+            await self.app(scope, receive, send)
+            return
         if signed_in_user(request) is not None:
             sid = request.session.get(SID_KEY)
-            sessions = request.state.movierec.sessions
-            if not isinstance(sid, str) or not await run_in_threadpool(_alive, sessions, sid):
+            state = request.state.movierec
+            if not isinstance(sid, str) or not await state.run(lambda s: session_alive(s, sid)):
                 request.session.clear()
-        if signed_in_user(request) is None and not _is_public(request):
+        if signed_in_user(request) is None and path not in ("/login", "/login/"):
             response: Response
             if request.method == "GET":
                 # A path, not an absolute URL: nothing taken from the Host header a client sent.
@@ -117,14 +120,3 @@ class RequireLogin:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-def _alive(sessions: sessionmaker[Session], sid: str) -> bool:
-    with sessions() as session:
-        return session_alive(session, sid)
-
-
-def _is_public(request: Request) -> bool:
-    root = request.scope.get("root_path", "")
-    path = request.url.path.removeprefix(root)
-    return path in ("/login", "/login/") or path.startswith("/static/")
