@@ -47,6 +47,17 @@ class Timeline:
         """Return the movie rows the user of this event rated before it."""
         return self.movie_row[self.user_start[position] : position]
 
+    def events_before(
+        self, positions: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Return (row, event) pairs: every event of the user before each position (row: its index)."""
+        starts = self.user_start[positions]
+        lengths = positions - starts
+        rows = np.repeat(np.arange(positions.size), lengths)
+        # start, start + 1, ..., position - 1 of each row, concatenated
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return rows, np.repeat(starts, lengths) + offsets
+
     def rated_by_user(self, position: int) -> npt.NDArray[np.int64]:
         """Return every movie row the user of this event ever rated."""
         start = int(self.user_start[position])
