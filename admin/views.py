@@ -22,7 +22,14 @@ from api.state import AppState
 from api.versions.models import ModelVersion
 from api.versions.service import active_version, busy_version, list_versions
 
-METRICS = (("hr@10", "HR@10"), ("ndcg@10", "NDCG@10"), ("recall@20", "Recall@20"))
+# test metrics shown with every version: NCF protocol (99 sampled unrated movies), then full ranking
+METRICS = (
+    ("hr@10", "HR@10 (sampled)"),
+    ("ndcg@10", "NDCG@10 (sampled)"),
+    ("recall@10", "HR@10 (full)"),
+    ("full_ndcg@10", "NDCG@10 (full)"),
+    ("recall@20", "Recall@20 (full)"),
+)
 
 
 def state_of(request: Request) -> AppState:

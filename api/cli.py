@@ -163,7 +163,15 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"version {version_id} trained: "
         + ", ".join(
-            f"{k} {metrics[k]:.4f}" for k in ("hr@10", "ndcg@10", "recall@20", "ndcg@20") if k in metrics
+            f"{label} {metrics[k]:.4f}"
+            for k, label in (
+                ("hr@10", "HR@10 (99 sampled)"),
+                ("ndcg@10", "NDCG@10 (99 sampled)"),
+                ("recall@10", "HR@10 (full ranking)"),
+                ("full_ndcg@10", "NDCG@10 (full)"),
+                ("recall@20", "Recall@20 (full)"),
+            )
+            if k in metrics
         )
     )
     if args.activate:

@@ -3,7 +3,7 @@
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
   const COLORS = ["#2456c7", "#1a7f43", "#b3261e", "#946200"];
-  const METRICS = [["hr@10", "HR@10"], ["ndcg@10", "NDCG@10"], ["recall@20", "Recall@20"]];
+  const METRICS = [["hr@10", "HR@10 (sampled)"], ["ndcg@10", "NDCG@10 (sampled)"], ["recall@10", "HR@10 (full)"], ["recall@20", "Recall@20 (full)"]];
 
   function el(name, attrs, text) {
     const node = document.createElementNS(SVG, name);

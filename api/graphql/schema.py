@@ -213,6 +213,8 @@ class Query:
             metrics=m,  # type: ignore[arg-type]  # JSON is a scalar alias of any JSON value
             hr_at_10=m.get("hr@10"),
             ndcg_at_10=m.get("ndcg@10"),
+            full_hr_at_10=m.get("recall@10"),  # one held-out movie: recall@10 is the full-ranking hit rate
+            full_ndcg_at_10=m.get("full_ndcg@10"),
             recall_at_20=m.get("recall@20"),
         )
 

@@ -165,7 +165,8 @@ def test_overview_shows_counts_model_collection_and_health(
     assert f'id="collection-name">movies_v{admin_stack.version_id}<' in page
     assert 'id="collection-dim">32<' in page
     assert "Database: ok" in page and "Milvus: ok" in page
-    assert "HR@10" in page and "NDCG@10" in page and "Recall@20" in page
+    assert "HR@10 (sampled)" in page and "NDCG@10 (sampled)" in page and "Recall@20 (full)" in page
+    assert "HR@10 (full)" in page and "NDCG@10 (full)" in page
     assert f'name="epochs" value="{TrainConfig().epochs}"' in page  # the default, filled in
 
 

@@ -125,12 +125,16 @@ def test_profile_input_is_validated(gql: GraphQL, profile: str, rated: str) -> N
 
 
 def test_model_info_reports_the_active_version(gql: GraphQL, stack: Stack) -> None:
-    info = gql.data("{ modelInfo { version trainedAt collection hrAt10 ndcgAt10 recallAt20 metrics } }")[
-        "modelInfo"
-    ]
+    info = gql.data(
+        "{ modelInfo { version trainedAt collection hrAt10 ndcgAt10 fullHrAt10 fullNdcgAt10 recallAt20 metrics } }"
+    )["modelInfo"]
     assert info["version"] == stack.version_id
     assert info["collection"] == f"movies_v{stack.version_id}"
     assert 0.0 <= info["hrAt10"] <= 1.0 and info["metrics"]["hr@10"] == info["hrAt10"]
+    m = info["metrics"]
+    assert (info["fullHrAt10"], info["fullNdcgAt10"]) == (m["recall@10"], m["full_ndcg@10"])
+    # full ranking is harder than 99 sampled negatives, and Recall@20 holds every hit of the top 10
+    assert info["fullHrAt10"] <= info["hrAt10"] and info["fullHrAt10"] <= info["recallAt20"]
 
 
 def test_recommendations_are_the_exact_top_inner_products_of_the_user_tower(
