@@ -6,12 +6,15 @@ state is everything before it) to scores of every movie row, shape (len(position
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
-from ml.split import Timeline
+from ml.split import InsufficientDataError, Timeline
+
+log = logging.getLogger(__name__)
 
 ScoreFn = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.floating]]
 METRIC_KEYS = ("hr@10", "ndcg@10", "recall@10", "recall@20", "ndcg@20")
@@ -113,7 +116,18 @@ class Protocol:
         self.timeline, self.positions = timeline, positions
         self.candidates = np.unique(timeline.movie_row)  # every movie anyone rated
         self.targets = timeline.movie_row[positions]
-        self.negatives = sample_negatives(timeline, positions, self.candidates, negatives, seed)
+        fewest = self.candidates.size - int(_distinct_rated(timeline)[timeline.user_row[positions]].max())
+        if fewest < 1:
+            raise InsufficientDataError(
+                "a user rated every movie: no unrated movie to rank the held-out one against"
+            )
+        if fewest < negatives:  # a small catalogue: every user gets as many negatives as the fewest can
+            log.warning(
+                "%d sampled negatives per user instead of %d: a user left only that many unrated",
+                fewest,
+                negatives,
+            )
+        self.negatives = sample_negatives(timeline, positions, self.candidates, min(negatives, fewest), seed)
 
     def evaluate(self, score_fn: ScoreFn) -> dict[str, float]:
         """Return hr@10, ndcg@10 (NCF protocol) and recall@10/20, ndcg@20 (full ranking)."""
@@ -127,6 +141,13 @@ class Protocol:
             "ndcg@20": full["ndcg@20"],
             "full_ndcg@10": full["ndcg@10"],  # NDCG@10 of the full ranking (ndcg@10 is the NCF one)
         }
+
+
+def _distinct_rated(timeline: Timeline) -> npt.NDArray[np.int64]:
+    """Return the number of distinct movies each user row rated (indexed by user row)."""
+    n_movies = int(timeline.movie_row.max()) + 1
+    pairs = np.unique(timeline.user_row * n_movies + timeline.movie_row)
+    return np.bincount(pairs // n_movies, minlength=int(timeline.user_row.max()) + 1)
 
 
 def evaluate_model(

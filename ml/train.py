@@ -17,6 +17,7 @@ from ml.inputs import Prepared, prepare, to_tensors
 from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle, set_threads
+from ml.split import Timeline
 from ml.trainer import FitResult, LossFn, ProgressEvent, TrainingError, fit
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,10 @@ def softmax_loss(
             hide = rng.random(candidates.size) < config.movie_id_dropout
             movies_in["movie_id"] = np.where(hide, 0, movies_in["movie_id"])
         bias = -config.logq_weight * log_q[candidates][None, :]  # (1, candidates)
+        if config.mask_rated:
+            bias = np.where(_rated_columns(t, batch, candidates, column[: batch.size]), -1e4, bias).astype(
+                np.float32
+            )
         users = model.encode_users(to_tensors(users_in))  # (batch, dim)
         items = model.encode_movies(to_tensors(movies_in))  # (candidates, dim)
         logits = paddle.matmul(users, items, transpose_y=True) / config.temperature + paddle.to_tensor(bias)
@@ -146,6 +151,23 @@ def softmax_loss(
         return F.cross_entropy(logits, labels)  # (batch, candidates) logits -> scalar
 
     return loss
+
+
+def _rated_columns(
+    t: Timeline,
+    batch: npt.NDArray[np.int64],
+    candidates: npt.NDArray[np.int64],
+    positive: npt.NDArray[np.int64],
+) -> npt.NDArray[np.bool_]:
+    """Return (batch, candidates): True where the row's user rated that candidate before the event."""
+    rows, events = t.events_before(batch)
+    movies = t.movie_row[events]
+    column = np.minimum(np.searchsorted(candidates, movies), candidates.size - 1)
+    hit = candidates[column] == movies
+    mask = np.zeros((batch.size, candidates.size), dtype=bool)
+    mask[rows[hit], column[hit]] = True
+    mask[np.arange(batch.size), positive] = False  # a re-rated movie stays its own positive
+    return mask
 
 
 def movie_vectors(model: paddle.nn.Layer, prepared: Prepared) -> npt.NDArray[np.float32]:

@@ -100,3 +100,37 @@ def test_early_stopping_keeps_the_best_epoch_and_reports_done() -> None:
     assert result.best_metrics["ndcg@10"] == 0.9
     np.testing.assert_array_equal(layer.weight.numpy(), snapshots[1])  # parameters of epoch 2
     assert events[-1].percent == 100.0 and events[-1].epoch == 4
+
+
+def test_masking_leaves_out_exactly_the_movies_each_user_rated_before(dataset: Dataset) -> None:
+    from ml.inputs import prepare
+    from ml.train import _rated_columns
+
+    t = prepare(dataset, CONFIG).timeline
+    batch = np.concatenate([t.train[:40], t.test[:40]])
+    candidates, column = np.unique(
+        np.concatenate([t.movie_row[batch], np.arange(0, 150, 3)]), return_inverse=True
+    )
+    mask = _rated_columns(t, batch, candidates, column[: batch.size])
+    for row, position in enumerate(batch):
+        earlier = set(t.rated_before(int(position)).tolist()) & set(candidates.tolist())
+        assert set(candidates[mask[row]].tolist()) == earlier
+        assert not mask[row, column[row]]  # the positive is never hidden
+    assert mask.any()
+
+
+def test_a_model_trained_with_rated_movies_masked_still_learns(dataset: Dataset) -> None:
+    trained = train(dataset, dataclasses.replace(CONFIG, mask_rated=True), progress=False)
+    popular = evaluate_model(
+        popularity_scorer(trained.prepared.timeline, len(dataset.movies)), trained.prepared.timeline
+    )
+    assert all(np.isfinite(epoch["loss"]) for epoch in trained.result.history)
+    assert trained.metrics["recall@20"] > popular["recall@20"]
+
+
+def test_a_catalogue_smaller_than_the_sampled_negatives_still_trains(tmp_path: Path) -> None:
+    """60 movies, users with up to 45 ratings: the NCF protocol samples as many unrated movies as the
+    user with the fewest has, instead of failing for want of 99."""
+    small = load_dataset(Path(write_synthetic(tmp_path, users=120, movies=60, ratings_per_user=(10, 45))))
+    trained = train(small, dataclasses.replace(CONFIG, epochs=1), progress=False)
+    assert 0.0 <= trained.metrics["hr@10"] <= 1.0 and trained.metrics["hr@10"] < 1.0
