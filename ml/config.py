@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+GAP_BUCKETS = 22  # 0 = no history, then log2 buckets of minutes since the newest rating (ml.features)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -15,8 +17,13 @@ class TrainConfig:
     history_length: int = 50  # most recent ratings the user tower pools (long-term taste)
     recent_length: int = 5  # of those, the newest pooled again separately (current intent)
     pool_last: bool = True  # pool the newest rating alone too (item-to-item transitions)
-    # user feature: log-bucketed time from the newest rating to the prediction moment
-    gap_feature: bool = True
+    # user feature: log-bucketed time from the newest rating to the request. Off: served on data
+    # older than the request it read "long ago" for every user and full-ranking HR@10 fell from 0.317
+    # to 0.092 (ml/README.md), and kept lists went stale as the clock moved
+    gap_feature: bool = False
+    # the longest gap bucket: longer gaps share it (15: 2^14 minutes, 11 days, or more), so a user
+    # back after years (or old data served today) reads a bucket thousands of training events filled
+    gap_cap: int = 15
     zip_prefix_length: int = 2  # leading zip-code characters used as a coarse region feature
     title_min_count: int = 2  # a title word needs this many movies to get its own embedding
     # chance a training example hides its user id (trains the id-less path; 1.0 = never use user ids)
@@ -30,6 +37,9 @@ class TrainConfig:
     logq_weight: float = 1.0
     # extra negatives per batch drawn uniformly from trained movies (mixed negatives)
     uniform_negatives: int = 256
+    # a row's softmax leaves out, as negatives, the movies its user rated before (serving never
+    # recommends them, so pushing them down only fights the history)
+    mask_rated: bool = True
     min_rating: int = 1  # ratings with at least this many stars are positives (1: every rating counts)
     # --- optimisation ---
     batch_size: int = 512  # positives per step; the other positives of the batch are the negatives
@@ -70,5 +80,7 @@ class TrainConfig:
             raise ValueError("batch_size must be at least 2: in-batch negatives need a batch")
         if not (0.0 <= self.user_id_dropout <= 1.0 and 0.0 <= self.movie_id_dropout <= 1.0):
             raise ValueError("id dropout rates must be in [0, 1]")
+        if not 1 <= self.gap_cap < GAP_BUCKETS:
+            raise ValueError(f"gap_cap must be in [1, {GAP_BUCKETS - 1}]")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")

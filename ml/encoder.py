@@ -107,8 +107,8 @@ class ModelVersion:
     ) -> npt.NDArray[np.float32]:
         """Return the user's (dim,) unit vector from demographics and their ratings (any order).
 
-        `at` is the moment of the request in epoch seconds (default: now); only models trained
-        with gap_feature read it.
+        `at` is the moment of the request in epoch seconds (default: now); only models whose gap
+        feature is on read it (time_key tells).
         """
         return self.encode_users([(user, history)], at=at)[0]
 

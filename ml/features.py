@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ml.config import GAP_BUCKETS
 from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset
 
 MAX_GENRES = 6  # ML-1M movies have at most 6 genres
@@ -56,9 +57,6 @@ def year_bucket(year: int) -> int:
     if year < 1990:
         return year // 5 * 5
     return year
-
-
-GAP_BUCKETS = 22  # 0 = no history, then log2 buckets of minutes since the newest rating, capped
 
 
 def gap_bucket(seconds: npt.NDArray[np.int64], has_history: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:

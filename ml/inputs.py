@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ml.config import TrainConfig
+from ml.config import GAP_BUCKETS, TrainConfig
 from ml.features import (
-    GAP_BUCKETS,
     Arrays,
     FeatureVocabularies,
     dataset_movie_arrays,
@@ -88,6 +87,7 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
     newest = positives - 1
     has_history = newest >= timeline.user_start[positives]
     gaps = gap_bucket(timeline.timestamp[positives] - timeline.timestamp[np.maximum(newest, 0)], has_history)
+    gaps = np.minimum(gaps, config.gap_cap)  # trained_gaps maps every longer gap onto the cap
     vocabs = dataclasses.replace(vocabs, gap_buckets=tuple(int(b) for b in np.unique(gaps) if b))
     counts = np.bincount(timeline.movie_row[positives], minlength=len(dataset.movies)).astype(np.float64)
     log_q = np.log(np.maximum(counts, 1.0) / positives.size).astype(np.float32)

@@ -75,6 +75,40 @@ def test_encoder_matches_the_training_user_state(
     np.testing.assert_allclose(shuffled, got, atol=1e-6)  # one order, ties included
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"gap_feature": False}, {"gap_feature": True}, {"gap_feature": True, "mask_rated": False}],
+    ids=["default", "gap-feature", "gap-feature-unmasked"],
+)
+def test_every_user_tower_option_serves_what_it_trained(
+    options: dict[str, object], dataset: Dataset, tmp_path: Path
+) -> None:
+    config = dataclasses.replace(CONFIG, epochs=1, **options)  # type: ignore[arg-type]
+    trained = train(dataset, config, progress=False)
+    version = load_version(save_version(trained, tmp_path / "v1", dataset=dataset))
+    t = trained.prepared.timeline
+    for position in (int(p) for p in t.test[:5]):
+        user = dataset.users[int(t.user_row[position])]
+        history = [
+            HistoryItem(dataset.movies[int(t.movie_row[p])].id, int(t.rating[p]), int(t.timestamp[p]))
+            for p in range(int(t.user_start[position]), position)
+        ]
+        with paddle.no_grad():
+            expected = trained.model.encode_users(
+                to_tensors(trained.prepared.user_inputs(np.array([position]), config.history_length))
+            ).numpy()[0]
+        features = UserFeatures(user.gender, user.age, user.occupation, user.zip_code, user.id)
+        np.testing.assert_allclose(
+            version.encode_user(features, history, at=int(t.timestamp[position])), expected, atol=1e-5
+        )
+        if not config.gap_feature:
+            later = version.encode_user(features, history, at=int(t.timestamp[position]) + 10 * 365 * 86_400)
+            np.testing.assert_array_equal(later, version.encode_user(features, history, at=1))  # no clock
+            assert version.time_key(int(t.timestamp[position - 1]), 2_000_000_000) == 0
+    empty = version.encode_user(UserFeatures("F", 25, 4, "10001"), [])  # no ratings: masked, not NaN
+    assert np.isfinite(empty).all() and np.linalg.norm(empty) == pytest.approx(1.0, rel=1e-4)
+
+
 def test_tied_ratings_are_served_in_the_order_training_saw_them(
     dataset: Dataset, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -128,6 +162,18 @@ def test_no_request_reads_a_gap_row_training_never_updated(
     assert used in gaps and used == max(gaps)
     assert not np.array_equal(learned[used], initial[used])
     assert version.time_key(1_000_000, 1_000_000 + 30 * 365 * 86_400) == used
+    assert max(gaps) <= CONFIG.gap_cap  # longer gaps trained the cap bucket itself
+
+
+def test_a_user_back_after_years_encodes_as_one_back_after_weeks(version: ModelVersion) -> None:
+    """Every gap from 2^14 minutes (11.4 days) up reads the one "long ago" bucket training filled."""
+    user = UserFeatures("M", 35, 7, "55455", user_id=11)
+    history = [HistoryItem(5, 4, 1_000_000), HistoryItem(8, 2, 1_000_500)]
+    weeks = version.encode_user(user, history, at=1_000_500 + 20 * 86_400)
+    years = version.encode_user(user, history, at=1_000_500 + 30 * 365 * 86_400)
+    np.testing.assert_array_equal(weeks, years)
+    assert version.time_key(1_000_500, 1_000_500 + 20 * 86_400) == version.time_key(1_000_500, 2_000_000_000)
+    assert not np.array_equal(version.encode_user(user, history, at=1_000_560), weeks)  # a minute later
 
 
 def _gap_table(model: TwoTower) -> np.ndarray:

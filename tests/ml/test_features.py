@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.features import GAP_BUCKETS, gap_bucket, gap_bucket_of
+from ml.config import GAP_BUCKETS
+from ml.features import gap_bucket, gap_bucket_of
 
 
 def test_gap_bucket_of_equals_gap_bucket_at_and_around_every_boundary() -> None:
