@@ -91,7 +91,9 @@ def test_retrain_watch_activate_in_a_real_browser(server: str, browser_stack: St
             expect(page.locator("#run-detail")).to_have_text("100%")
             expect(page.locator("#run-metrics")).to_contain_text("HR@10")
             expect(page.locator("#chart-loss circle")).to_have_count(1)
-            expect(page.locator("#chart-metrics polyline")).to_have_count(3)
+            # validation HR@10 and NDCG@10 (sampled), HR@10 and Recall@20 (full ranking): a line each
+            expect(page.locator("#chart-metrics polyline")).to_have_count(4)
+            expect(page.locator("#chart-legend")).to_contain_text("HR@10 (full)")
             page.screenshot(path=str(shots / "run.png"), full_page=True)
 
             page.click("text=Runs")
