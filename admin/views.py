@@ -20,16 +20,9 @@ from api.ratings.service import latest_records
 from api.recommend.service import recommend_for_user, similar_movies
 from api.state import AppState
 from api.versions.models import ModelVersion
-from api.versions.service import active_version, busy_version, list_versions
+from api.versions.service import SHOWN_METRICS, active_version, busy_version, list_versions
 
-# test metrics shown with every version: NCF protocol (99 sampled unrated movies), then full ranking
-METRICS = (
-    ("hr@10", "HR@10 (sampled)"),
-    ("ndcg@10", "NDCG@10 (sampled)"),
-    ("recall@10", "HR@10 (full)"),
-    ("full_ndcg@10", "NDCG@10 (full)"),
-    ("recall@20", "Recall@20 (full)"),
-)
+METRICS = SHOWN_METRICS
 
 
 def state_of(request: Request) -> AppState:

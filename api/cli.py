@@ -157,22 +157,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     except (InsufficientDataError, TrainingError) as error:
         raise CommandError(str(error)) from error
     with sessions() as session:
-        from api.versions.service import get_version
+        from api.versions.service import SHOWN_METRICS, get_version
 
         metrics = get_version(session=session, version_id=version_id).metrics or {}
     print(
         f"version {version_id} trained: "
-        + ", ".join(
-            f"{label} {metrics[k]:.4f}"
-            for k, label in (
-                ("hr@10", "HR@10 (99 sampled)"),
-                ("ndcg@10", "NDCG@10 (99 sampled)"),
-                ("recall@10", "HR@10 (full ranking)"),
-                ("full_ndcg@10", "NDCG@10 (full)"),
-                ("recall@20", "Recall@20 (full)"),
-            )
-            if k in metrics
-        )
+        + ", ".join(f"{label} {metrics[k]:.4f}" for k, label in SHOWN_METRICS if k in metrics)
     )
     if args.activate:
         _activate(settings, sessions, version_id, quiet=args.quiet)

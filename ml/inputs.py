@@ -52,9 +52,9 @@ class Prepared:
         valid = hist >= 0
         inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
         inputs["history_rating"] = np.where(valid, t.rating[hist], 0)
-        newest = hist[:, 0]
-        gap = gap_bucket(t.timestamp[positions] - t.timestamp[newest], newest >= 0)
-        inputs["gap"] = self.vocabs.trained_gaps(gap)  # as serving reads them (evaluation positions too)
+        inputs["gap"] = self.vocabs.trained_gaps(
+            raw_gaps(t, positions)
+        )  # as serving reads them (evaluation positions too)
         return inputs
 
     def movie_inputs(self, movie_rows: npt.NDArray[np.int64]) -> Arrays:
@@ -84,10 +84,9 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         title_min_count=config.title_min_count,
     )
     # The gap buckets of the events trained on: serving maps any other onto them.
-    newest = positives - 1
-    has_history = newest >= timeline.user_start[positives]
-    gaps = gap_bucket(timeline.timestamp[positives] - timeline.timestamp[np.maximum(newest, 0)], has_history)
-    gaps = np.minimum(gaps, config.gap_cap)  # trained_gaps maps every longer gap onto the cap
+    gaps = np.minimum(
+        raw_gaps(timeline, positives), config.gap_cap
+    )  # trained_gaps maps every longer gap onto the cap
     vocabs = dataclasses.replace(vocabs, gap_buckets=tuple(int(b) for b in np.unique(gaps) if b))
     counts = np.bincount(timeline.movie_row[positives], minlength=len(dataset.movies)).astype(np.float64)
     log_q = np.log(np.maximum(counts, 1.0) / positives.size).astype(np.float32)
@@ -100,6 +99,13 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         positives=positives,
         log_q=log_q,
     )
+
+
+def raw_gaps(t: Timeline, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Return the gap bucket from each event's user's newest earlier rating to it (0: none earlier)."""
+    newest = positions - 1
+    has_history = newest >= t.user_start[positions]
+    return gap_bucket(t.timestamp[positions] - t.timestamp[np.maximum(newest, 0)], has_history)
 
 
 def to_tensors(arrays: Mapping[str, np.ndarray]) -> dict[str, paddle.Tensor]:

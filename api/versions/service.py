@@ -11,6 +11,16 @@ from api.db import utcnow
 from api.errors import BadUserInput, NotFound
 from api.versions.models import ModelVersion
 
+# The test metrics shown with a version (dashboard, `movierec train`): the NCF protocol (99 sampled
+# unrated movies), then full ranking against every movie the user had not rated.
+SHOWN_METRICS = (
+    ("hr@10", "HR@10 (sampled)"),
+    ("ndcg@10", "NDCG@10 (sampled)"),
+    ("recall@10", "HR@10 (full)"),
+    ("full_ndcg@10", "NDCG@10 (full)"),
+    ("recall@20", "Recall@20 (full)"),
+)
+
 
 def collection_name(version_id: int) -> str:
     """Return the Milvus collection that holds a version's movie vectors."""
