@@ -240,13 +240,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphql_ide="graphiql" if settings.environment == "development" else None,
         allow_queries_via_get=False,
     )
-    middleware = [
-        # GraphiQL (development only) loads its scripts from a CDN, so the strict CSP waits for production.
-        Middleware(SecurityHeaders, strict_csp=settings.environment != "development"),
-        Middleware(BodyLimit, max_bytes=settings.max_body_bytes, seconds=settings.body_timeout_s),
-        Middleware(GZipMiddleware, minimum_size=1024),
-    ]
-    if settings.cors_origins:
+    middleware: list[Middleware] = []
+    if settings.cors_origins:  # outermost: the answers the layers below make (413, 408) carry it too
         middleware.append(
             Middleware(
                 CORSMiddleware,
@@ -255,6 +250,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 allow_headers=["content-type", "authorization"],
             )
         )
+    middleware += [
+        # GraphiQL (development only) loads its scripts from a CDN, so the strict CSP waits for production.
+        Middleware(SecurityHeaders, strict_csp=settings.environment != "development"),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes, seconds=settings.body_timeout_s),
+        Middleware(GZipMiddleware, minimum_size=1024),
+    ]
     routes = [
         Route("/graphql", graphql),  # every method: the view answers 405 as a GraphQL error
         Route("/healthz", healthz),

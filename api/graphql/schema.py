@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy.orm import Session
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from api.access.permissions import (
@@ -27,6 +28,7 @@ from api.errors import BadUserInput, NotFound
 from api.graphql.context import Info
 from api.graphql.operation import ClosedOperationHooks, OperationHooks
 from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
+from api.graphql.scalars import UTC_DATETIME
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
 from api.movies.types import Movie
@@ -92,8 +94,11 @@ async def _movie(info: Info, movie_id: int) -> Movie:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="A movie by id.", permission_classes=PUBLIC)
-    async def movie(self, info: Info, id: int) -> Movie:
+    @strawberry.field(
+        description="A movie by id; null, with a NOT_FOUND error, when there is none.",
+        permission_classes=PUBLIC,
+    )
+    async def movie(self, info: Info, id: int) -> Movie | None:
         return await _movie(info, id)
 
     @strawberry.field(
@@ -128,8 +133,11 @@ class Query:
         edges = [Edge(cursor=encode_cursor("movie", str(r.id)), node=Movie.from_row(r)) for r in rows[:first]]
         return MovieConnection(edges=edges, page_info=_page(edges, len(rows) > first))
 
-    @strawberry.field(description="A user by id.", permission_classes=READ_USER)
-    async def user(self, info: Info, id: int) -> User:
+    @strawberry.field(
+        description="A user by id; null, with a NOT_FOUND error, when there is none.",
+        permission_classes=READ_USER,
+    )
+    async def user(self, info: Info, id: int) -> User | None:
         return User.from_row(await info.context.run(lambda s: users.get_user(session=s, user_id=id)))
 
     @strawberry.field(description="Users by id; paginated.", permission_classes=READ_USERS)
@@ -309,4 +317,5 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         extensions=[OperationHooks if introspection else ClosedOperationHooks],
+        config=StrawberryConfig(scalar_map={datetime: UTC_DATETIME}),
     )

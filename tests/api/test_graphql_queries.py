@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -28,6 +29,16 @@ def test_movie_by_id_matches_the_data(gql: GraphQL, stack: Stack) -> None:
 def test_unknown_movie_and_user_are_not_found(gql: GraphQL) -> None:
     assert gql.error_code("{ movie(id: 987654) { title } }") == "NOT_FOUND"
     assert gql.error_code("{ user(id: -3) { id } }") == "NOT_FOUND"
+
+
+def test_a_missing_lookup_nulls_only_its_own_field(gql: GraphQL) -> None:
+    body = gql("{ genres user(id: 99999) { id } movie(id: 987654) { id } }")
+    assert body["data"]["user"] is None and body["data"]["movie"] is None
+    assert "Drama" in body["data"]["genres"]
+    assert sorted((e["path"], e["extensions"]["code"]) for e in body["errors"]) == [
+        (["movie"], "NOT_FOUND"),
+        (["user"], "NOT_FOUND"),
+    ]
 
 
 def test_movies_paginate_without_gaps_or_repeats(gql: GraphQL, stack: Stack) -> None:
@@ -109,6 +120,8 @@ def test_users_and_their_ratings_newest_first(gql: GraphQL, stack: Stack) -> Non
     second = gql.data(query, id=user.id, after=first["ratings"]["pageInfo"]["endCursor"])["user"]
     stamps = [n["ratedAt"] for n in first["ratings"]["nodes"] + second["ratings"]["nodes"]]
     assert stamps == sorted(stamps, reverse=True)
+    # UTC said on the wire: a browser's `new Date()` reads a stamp without an offset as local time
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s) for s in stamps), stamps
     movies = [n["movieId"] for n in first["ratings"]["nodes"] + second["ratings"]["nodes"]]
     assert len(set(movies)) == 14
 
@@ -213,6 +226,20 @@ def test_cors_allows_only_configured_origins(stack: Stack) -> None:
         )
     assert allowed.headers.get("access-control-allow-origin") == "https://app.example"
     assert "access-control-allow-origin" not in refused.headers
+
+
+def test_answers_made_before_graphql_carry_cors_headers(stack: Stack) -> None:
+    """A 413 without CORS headers reaches a browser as "Failed to fetch", not as its JSON error."""
+    settings = stack.settings.model_copy(
+        update={"cors_origins": ["https://app.example"], "max_body_bytes": 100}
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/graphql", json={"query": "{ genres }" + " " * 200}, headers={"origin": "https://app.example"}
+        )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert response.headers.get("access-control-allow-origin") == "https://app.example"
 
 
 def test_no_cors_headers_by_default(gql: GraphQL) -> None:

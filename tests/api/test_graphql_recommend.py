@@ -130,6 +130,7 @@ def test_model_info_reports_the_active_version(gql: GraphQL, stack: Stack) -> No
     )["modelInfo"]
     assert info["version"] == stack.version_id
     assert info["collection"] == f"movies_v{stack.version_id}"
+    assert info["trainedAt"].endswith("Z")
     assert 0.0 <= info["hrAt10"] <= 1.0 and info["metrics"]["hr@10"] == info["hrAt10"]
     m = info["metrics"]
     assert (info["fullHrAt10"], info["fullNdcgAt10"]) == (m["recall@10"], m["full_ndcg@10"])
