@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -583,6 +584,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_problem(settings: Settings, error: DBAPIError) -> str:
+    """Return one line saying why the database failed: unreachable, not migrated, or the error itself."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from api.db import make_engine
+
+    url = _safe_url(settings)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as unreachable:
+        return f"cannot use the database at {url}: {unreachable.orig}"
+    finally:
+        engine.dispose()
+    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+    if current != head:
+        return f"the database at {url} has schema {current or 'none'}, not {head}: run `movierec db upgrade`"
+    return f"the database at {url} refused: {error.orig}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     from ml.movielens import MalformedDataError
@@ -602,6 +625,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except (CommandError, MalformedDataError) as error:
         print(f"movierec: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a missing or unreadable file or directory, named in the message
+        print(f"movierec: error: {error}", file=sys.stderr)
+        return 1
+    except DBAPIError as error:
+        print(f"movierec: error: {_database_problem(settings, error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("movierec: interrupted; nothing was half-written (re-run to complete)", file=sys.stderr)

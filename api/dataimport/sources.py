@@ -31,6 +31,8 @@ def resolve_source(source: str, settings: Settings) -> Source:
 
     if source == "auto":
         if settings.data_dir is not None:
+            if not Path(settings.data_dir).is_dir():
+                raise FileNotFoundError(f"MOVIEREC_DATA_DIR is {settings.data_dir}, which is not a directory")
             return Source(Path(settings.data_dir), f"MovieLens files in {settings.data_dir}")
         try:
             return Source(download_ml1m(settings.cache_dir), "MovieLens 1M (official archive)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,44 @@ def test_sample_source_needs_no_network(
     assert main(["data", "import", "--source", "sample", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "synthetic sample" in out and "imported: 1000 users, 600 movies" in out
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("movierec: error: "), err
+    return err[0]
+
+
+def test_a_missing_data_dir_is_one_line_naming_the_setting(
+    database_factory: DatabaseFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _use_database(monkeypatch, _fresh(database_factory), tmp_path)
+    monkeypatch.setenv("MOVIEREC_DATA_DIR", str(tmp_path / "nowhere"))
+    assert main(["data", "import", "--quiet"]) == 1
+    assert "MOVIEREC_DATA_DIR" in _one_error_line(capsys)
+
+
+def test_a_database_not_migrated_says_which_command_to_run(
+    database_factory: DatabaseFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _use_database(monkeypatch, database_factory.new_url(), tmp_path)
+    for command in (["summary"], ["versions", "list"], ["keys", "list"]):
+        assert main(command) == 1
+        assert "run `movierec db upgrade`" in _one_error_line(capsys)
+
+
+def test_an_unreachable_database_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _use_database(monkeypatch, f"mysql+pymysql://root@127.0.0.1:{port}/test", tmp_path)
+    assert main(["summary"]) == 1
+    assert "cannot use the database at" in _one_error_line(capsys)
