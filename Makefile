@@ -4,17 +4,24 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export KMP_BLOCKTIME ?= 0
 
-.PHONY: install demo test check format bench-import bench-train-load clean
+# .venv/bin/movierec marks the runtime install, .venv/.dev the dev tools on top of it.
+.PHONY: runtime install demo test check format bench-import bench-train-load clean
 
 $(BIN)/movierec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/movierec
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/movierec  ## virtual environment with the project and its dev tools
+runtime: $(BIN)/movierec  ## virtual environment with the project only: what `make demo` needs
 
-demo: install  ## migrate, import, train and index what is missing, then serve on http://127.0.0.1:8000
+install: $(VENV)/.dev  ## the same, plus the tools of tests, checks and benchmarks
+
+demo: runtime  ## migrate, import, train and index what is missing, then serve on http://127.0.0.1:8000
 	$(BIN)/movierec up
 
 test: install  ## the test suite on SQLite and MySQL (MOVIEREC_TEST_MYSQL_URL; skipped when unreachable unless CI=true)

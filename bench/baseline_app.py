@@ -3,7 +3,7 @@
 It loads the same model version's movie vectors and answers GET /top?user=N with the ten movies of
 highest inner product with a query vector, as JSON: no GraphQL, no database, no Milvus.
 
-    python bench/baseline_app.py PORT WORKERS   # served like the API (api/server.py)
+    .venv/bin/python bench/baseline_app.py PORT WORKERS   # served like the API (api/server.py)
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ benchmark's `recommendations` query with ten constant movies, no database, no mo
 It has Strawberry's parse and validation caches, as the API has, and nothing else: the API can be
 no faster than this, so bench/serve.py reports both against the numpy ceiling.
 
-    python bench/constant_app.py PORT WORKERS   # served like the API (api/server.py)
+    .venv/bin/python bench/constant_app.py PORT WORKERS   # served like the API (api/server.py)
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ turns for --rounds rounds, and prints reads per second and the process's CPU per
   of that engine's pool (api.db.read_async).
 Needs the bench database of bench/serve.py and `pip install aiomysql`.
 
-    python bench/db_access.py
+    .venv/bin/python bench/db_access.py
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ users (their demographics and 50 latest ratings) each way, taking turns for --ro
 user per call as a request does; prints p50 ms per user of each way (medians of rounds) and checks
 that both give the same vectors.
 
-    python bench/encode.py
+    .venv/bin/python bench/encode.py
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each run imports the whole dataset into a fresh database (median of --runs); the
 INSERT statement per rating as a naive loader does it, runs on the first --baseline-rows ratings in
 the same process so that the ratio is free of machine noise. Prints ratings/s for both.
 
-    python bench/import_speed.py --data-dir ../shared/datasets/ml-1m-head
+    .venv/bin/python bench/import_speed.py --data-dir ../shared/datasets/ml-1m-head
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ process's CPU per search (medians; the Milvus process's own CPU is not in it):
 - event loop: pymilvus's AsyncMilvusClient, awaited on the loop.
 On Milvus Lite (a file under a temporary directory) by default, or on the server at --milvus-uri.
 
-    python bench/milvus_access.py
-    python bench/milvus_access.py --milvus-uri http://127.0.0.1:19530
+    .venv/bin/python bench/milvus_access.py
+    .venv/bin/python bench/milvus_access.py --milvus-uri http://127.0.0.1:19530
 """
 
 from __future__ import annotations

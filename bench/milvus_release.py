@@ -4,7 +4,7 @@ Creates a collection like the adapter's (3,883 movies x 256-d, FLAT, inner produ
 scalars), then times plain and filtered top-10 searches through pymilvus's MilvusClient. It uses
 pymilvus directly, so the same script runs in an environment with another milvus-lite release:
 
-    python bench/milvus_release.py                      # the project's pinned milvus-lite
+    .venv/bin/python bench/milvus_release.py                      # the project's pinned milvus-lite
     /other/venv/bin/python bench/milvus_release.py      # e.g. milvus-lite 3.x and its pymilvus
 
 Each run appends its row to bench/results/milvus_lite.json (keyed by release), and a numpy

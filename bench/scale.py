@@ -9,14 +9,14 @@ the same queries run again for each ef of --ef (the sweep the adapter's default 
 for an IVF index (with --index) for each nprobe of --nprobe.
 Writes the engine's rows of bench/results/scale.json.
 
-    python bench/scale.py                    # Milvus Lite: 10k, 100k and 1M
-    python bench/scale.py --sizes 10000 100000
+    .venv/bin/python bench/scale.py                    # Milvus Lite: 10k, 100k and 1M
+    .venv/bin/python bench/scale.py --sizes 10000 100000
     milvus-server --data /tmp/milvus &       # PyPI's milvus package: a server on 19530
-    python bench/scale.py --milvus-uri http://127.0.0.1:19530
+    .venv/bin/python bench/scale.py --milvus-uri http://127.0.0.1:19530
 
 --index replaces the adapter's choice to try another index (results printed, not written):
 
-    python bench/scale.py --sizes 100000 --index IVF_FLAT --build '{"nlist": 1024}' --search '{"nprobe": 128}'
+    .venv/bin/python bench/scale.py --sizes 100000 --index IVF_FLAT --build '{"nlist": 1024}' --search '{"nprobe": 128}'
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Reports the share of requests answered from kept lists, and Milvus-only search a
 latency measured in-process. Needs `wrk` (Debian package). Writes bench/results/serve.json;
 server logs go to the work dir.
 
-    python bench/serve.py --data-dir ../shared/datasets/ml-1m-head
+    .venv/bin/python bench/serve.py --data-dir ../shared/datasets/ml-1m-head
 """
 
 from __future__ import annotations

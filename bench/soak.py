@@ -6,8 +6,8 @@ first), served as deployed (`movierec serve --workers N`). Every acknowledged ra
 in MySQL afterwards; the resident memory of the server's processes is read at the start (after a
 warm-up) and at the end. Writes bench/results/soak.json.
 
-    python bench/serve.py --duration 5      # once: database, import, model
-    python bench/soak.py
+    .venv/bin/python bench/serve.py --duration 5      # once: database, import, model
+    .venv/bin/python bench/soak.py
 """
 
 from __future__ import annotations

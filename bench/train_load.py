@@ -6,7 +6,7 @@ dashboard, starts a retrain (the real training process) and measures again while
 both, the ratio (target >= 0.5) and the machine's load average; writes
 bench/results/train_load.json. Needs `wrk`.
 
-    python bench/train_load.py --data-dir ../shared/datasets/ml-1m-head
+    .venv/bin/python bench/train_load.py --data-dir ../shared/datasets/ml-1m-head
 """
 
 from __future__ import annotations

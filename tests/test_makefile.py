@@ -1,0 +1,33 @@
+"""The Makefile's targets: `make demo` installs the runtime only; the tests get the dev tools."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dry_run(target: str, tmp_path: Path) -> str:
+    if shutil.which("make") is None:
+        pytest.fail("make is missing")
+    venv = tmp_path / "venv"  # absent: make plans the whole install
+    result = subprocess.run(
+        ["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def test_demo_installs_the_runtime_without_the_dev_tools(tmp_path: Path) -> None:
+    plan = _dry_run("demo", tmp_path)
+    assert "pip install --quiet -e .\n" in plan
+    assert "[dev]" not in plan
+    assert plan.rstrip().endswith("movierec up")
+
+
+def test_tests_get_the_dev_tools(tmp_path: Path) -> None:
+    plan = _dry_run("test", tmp_path)
+    assert "pip install --quiet -e '.[dev]'" in plan and "pytest" in plan
