@@ -36,7 +36,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from api.settings import Settings
-from api.vectors.store import is_lite_file
+from api.vectors.store import is_lite_file, lite_logs_beside
 
 log = logging.getLogger(__name__)
 APP = "api.app:create_app"
@@ -216,6 +216,7 @@ class LiteKeeper:
             return None
         path = Path(uri).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
+        lite_logs_beside(str(path))
         keeper = cls(str(path))
         if not (keeper.server.init() and keeper.server.start()):
             raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,6 +27,9 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 MAX_GENRES = 18
 UNKNOWN_YEAR = 0  # Milvus Lite has no nullable scalars: year 0 stands for "not known"
 INSERT_BATCH = 2_000
+LITE_LOGS_KEPT = 20  # Milvus Lite log files kept beside its file (lite_logs_beside)
+GLOG_DIR = "GLOG_log_dir"  # glog reads each flag from GLOG_<flag>, in the flag's own case
+_GLOG_DIR_GIVEN = GLOG_DIR in os.environ  # an operator's own choice of log directory wins
 
 
 class VectorStoreError(RuntimeError):
@@ -96,6 +101,21 @@ def is_lite_file(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
+def lite_logs_beside(path: str) -> None:
+    """Send the logs of the Milvus Lite server started next to a `milvus-lite-logs` directory beside
+    its file, keeping the newest LITE_LOGS_KEPT. The server (glog) otherwise writes files of up to
+    0.7 MB into /tmp on every start and never removes them; it reads its directory from the
+    environment it inherits."""
+    if _GLOG_DIR_GIVEN:
+        return
+    directory = Path(path).resolve().parent / "milvus-lite-logs"
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ[GLOG_DIR] = str(directory)
+    logs = sorted((p for p in directory.glob("milvus.*.log.*") if not p.is_symlink()), key=os.path.getmtime)
+    for old in logs[:-LITE_LOGS_KEPT]:
+        old.unlink(missing_ok=True)
+
+
 def is_embedded(uri: str) -> bool:
     """Return whether uri is Milvus Lite: its file, or the unix socket of the Lite server that
     `movierec serve --workers` starts (api/server.py), rather than a Milvus server."""
@@ -121,6 +141,8 @@ class VectorStore:
         self._async: AsyncMilvusClient | None = None  # made on the event loop that searches
 
     def _connect(self) -> MilvusClient:
+        if is_lite_file(self.uri):
+            lite_logs_beside(self.uri)
         try:
             # An alias of its own: pymilvus shares one connection per URI otherwise, and closing
             # one store would cut every other store of the process on the same Milvus.

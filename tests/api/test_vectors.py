@@ -273,3 +273,22 @@ def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(serv
         assert store.search("ivf_test", vectors[41], limit=1)[0].movie_id == 42
     finally:
         store.drop("ivf_test")
+
+
+def test_milvus_lite_logs_beside_its_file_and_only_the_newest(tmp_path: Path) -> None:
+    logs = tmp_path / "milvus-lite-logs"
+    logs.mkdir()
+    for n in range(store_module.LITE_LOGS_KEPT + 5):  # earlier starts' files, oldest first
+        old = logs / f"milvus.host.root.log.INFO.20200101-0000{n:02d}.{n}"
+        old.write_text("old\n")
+        os.utime(old, (1_600_000_000 + n, 1_600_000_000 + n))
+    store = VectorStore(str(tmp_path / "milvus.db"))
+    try:
+        assert store.exists("anything") is False
+    finally:
+        store.close()
+    files = [p for p in logs.iterdir() if not p.is_symlink()]
+    fresh = [p for p in files if p.read_text(errors="replace") != "old\n"]
+    assert fresh, "this start's server wrote no log beside its file"
+    assert len(files) <= store_module.LITE_LOGS_KEPT + len(fresh)
+    assert not (logs / "milvus.host.root.log.INFO.20200101-000000.0").exists()  # the oldest went
