@@ -378,7 +378,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             log_config=serve_log_config(args.verbose),
             access_log=args.verbose,
-            on_listening=lambda: print(banner, flush=True),
+            on_ready=lambda: print(banner, flush=True),
         )
     except ServeError as error:
         raise CommandError(str(error)) from None

@@ -27,6 +27,8 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,13 +161,14 @@ def serve(
     log_config: dict[str, Any] | None,
     access_log: bool,
     app: str = APP,
-    on_listening: Callable[[], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve the app factory `app` until interrupted; with workers > 1, uvicorn restarts any worker
-    that dies. on_listening is called once the port is bound (a port taken raises ServeError before)."""
+    that dies. on_ready is called, from a thread, once the app answers on the port (its workers have
+    loaded the model); a port taken raises ServeError before anything starts."""
     sock = listen_socket(host, port) if workers <= 1 else worker_socket(host, port)
-    if on_listening is not None:
-        on_listening()
+    if on_ready is not None:
+        _when_answering(host, sock.getsockname()[1], on_ready)
     config = uvicorn_config(settings, app, workers=workers, log_config=log_config, access_log=access_log)
     if workers <= 1:
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once shut down
@@ -187,6 +190,29 @@ def serve(
             shutil.rmtree(metrics, ignore_errors=True)
         if lite is not None:
             lite.stop()
+
+
+def _when_answering(host: str, port: int, callback: Callable[[], None], timeout_s: float = 600) -> None:
+    """Call `callback` from a thread once GET /healthz answers on the port: binding it comes seconds
+    before a worker has imported Paddle and loaded the model, and a banner printed then sent people
+    to a port that refused them."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url = f"http://[{local}]:{port}/healthz" if ":" in local else f"http://{local}:{port}/healthz"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with direct.open(url, timeout=2) as response:
+                    if response.status == 200:
+                        callback()
+                        return
+            except OSError:  # refused until a worker listens
+                pass
+            time.sleep(0.1)
+
+    threading.Thread(target=wait, name="movierec-ready", daemon=True).start()
 
 
 class LiteKeeper:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from api.versions.activation import activate
 from api.versions.training import run_training
 from ml.movielens.synthetic import write_synthetic
 from tests.api.conftest import TINY, build_stack, make_settings
-from tests.conftest import DatabaseFactory
+from tests.conftest import DatabaseFactory, upgrade
 from tests.milvus import MilvusServer, milvus_lite_pids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -404,3 +405,34 @@ def test_a_killed_milvus_lite_is_started_again_and_no_worker_exits(
         assert codes <= {"UNAVAILABLE"}, answers
         assert answers[-1] == before  # the same answer from the server started again
         assert milvus_lite_pids(db_file) and milvus_lite_pids(db_file) != killed
+
+
+def test_the_banner_comes_once_the_api_answers(tmp_path: Path) -> None:
+    """The port is bound seconds before a worker has loaded Paddle: a banner printed then sent
+    people to a port that refused them."""
+    url = f"sqlite:///{tmp_path / 'movierec.db'}"
+    upgrade(url)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MOVIEREC_ENVIRONMENT": "development",
+        "MOVIEREC_DATABASE_URL": url,
+        "MOVIEREC_VAR_DIR": str(tmp_path),
+        "MOVIEREC_MILVUS_URI": str(tmp_path / "milvus.db"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    watchdog = threading.Timer(180, server.kill)  # a banner that never comes fails, not hangs
+    watchdog.start()
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert "serving GraphQL" in line, line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        watchdog.cancel()
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
