@@ -66,13 +66,12 @@ def cmd_db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
-    from tqdm import tqdm
-
     from api.dataimport.service import import_dataset, total_rows
     from api.dataimport.sources import resolve_source
     from api.db import make_engine, make_session_factory
     from ml.movielens import load_dataset
     from ml.movielens.download import DownloadError
+    from ml.progress import progress
 
     try:
         source = resolve_source(args.source, settings)
@@ -85,7 +84,7 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.resolved_database_url)
     try:
         with (
-            tqdm(total=total_rows(dataset), unit="rows", desc="importing", disable=args.quiet) as bar,
+            progress(total_rows(dataset), "importing", "rows", enabled=not args.quiet) as bar,
             make_session_factory(engine).begin() as session,
         ):
             counts = import_dataset(
@@ -193,23 +192,33 @@ def _keep_lists(
 
     from api.recommend.kept import keep_version_lists
     from api.recommend.models import KeptList
+    from ml.progress import Progress, progress
 
     if only_missing:  # lists of another version only make their users' next requests compute
         with sessions() as session:
             if session.execute(select(func.count()).select_from(KeptList)).scalar_one():
                 return
 
-    def progress(done: int, total: int) -> None:
-        if not quiet:
-            print(
-                f"\rkeeping recommendations: {done}/{total} users",
-                end="" if done < total else "\n",
-                flush=True,
-            )
+    bar: Progress | None = None
+    shown, users = 0, 0
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal bar, shown, users
+        bar = bar or progress(total, "keeping recommendations", "users", enabled=not quiet)
+        bar.update(done - shown)
+        shown, users = done, total
 
     started = time.monotonic()
-    stored = keep_version_lists(sessions=sessions, store=store, version_id=version_id, progress=progress)
-    print(f"kept the recommendations of {stored} users in {time.monotonic() - started:.1f} s")
+    try:
+        stored = keep_version_lists(
+            sessions=sessions, store=store, version_id=version_id, progress=on_progress
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"kept the recommendations of {stored} users in {time.monotonic() - started:.1f} s", end="")
+    # keep_lists skips exactly the users without ratings
+    print(f"; {users - stored} without ratings get the popular movies" if users > stored else "")
 
 
 def cmd_versions_keep(args: argparse.Namespace, settings: Settings) -> int:

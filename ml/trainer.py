@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from tqdm import tqdm
 
 from ml.config import TrainConfig
 from ml.paddle_setup import paddle
+from ml.progress import progress as progress_display
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def fit(
     best_metrics: dict[str, float] = {}
     history: list[dict[str, float]] = []
     seen, train_seconds = 0, 0.0
-    bar = tqdm(total=total, disable=not progress, unit="step", desc="train", leave=False)
+    bar = progress_display(total, "train", "steps", enabled=progress, leave=False)
     epoch = 0
     try:
         for epoch in range(1, config.epochs + 1):

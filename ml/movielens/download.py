@@ -12,7 +12,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
+from ml.progress import progress as progress_display
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _fetch(url: str, archive: Path, *, md5: str, progress: bool, timeout: float)
         with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="ml-1m.zip", disable=not progress) as bar:
+            with progress_display(total, "ml-1m.zip", "B", enabled=progress, unit_scale=True) as bar:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
                     digest.update(block)

@@ -209,3 +209,33 @@ def test_an_unreachable_database_is_one_line(
     _use_database(monkeypatch, f"mysql+pymysql://root@127.0.0.1:{port}/test", tmp_path)
     assert main(["summary"]) == 1
     assert "cannot use the database at" in _one_error_line(capsys)
+
+
+def test_commands_write_plain_progress_lines_into_a_log(
+    database_factory: DatabaseFactory,
+    sample_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Output that is not a terminal gets a line per tenth of the work, not a bar redrawn 10×/s."""
+    url = _fresh(database_factory)
+    _use_database(monkeypatch, url, tmp_path)
+    monkeypatch.setenv("MOVIEREC_MILVUS_URI", str(tmp_path / "milvus.db"))
+    assert main(["data", "import", "--source", str(sample_dir)]) == 0
+    engine = make_engine(url)
+    with engine.begin() as connection:  # a user who has rated nothing yet
+        connection.execute(
+            text("INSERT INTO users (id, gender, age, occupation_id, zip_code, ratings_version, created_at)"
+                 " VALUES (999999, 'F', 25, 1, '12345', 0, CURRENT_TIMESTAMP)")
+        )  # fmt: skip
+    engine.dispose()
+    assert main(["train", "--epochs", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err
+    for task in ("importing", "train", "keeping recommendations"):
+        lines = [line for line in err.splitlines() if line.startswith(f"{task}: ")]
+        assert 1 <= len(lines) <= 10 and lines[-1].startswith(f"{task}: 100%"), (task, err)
+    users = len(load_dataset(sample_dir).users)
+    assert f"kept the recommendations of {users} users in " in out
+    assert "; 1 without ratings get the popular movies" in out
