@@ -128,7 +128,13 @@ async def activate_version(request: Request) -> Response:
     version_id = request.path_params["version_id"]
     try:
         # Building a collection takes seconds: off the event loop, which keeps serving the API.
-        await run_in_threadpool(activate, sessions=state.sessions, store=state.store, version_id=version_id)
+        await run_in_threadpool(
+            activate,
+            sessions=state.sessions,
+            store=state.store,
+            version_id=version_id,
+            by=f"dashboard:{request.session.get(USER_KEY)}",
+        )
     except ServiceError as error:
         return _to(request, "admin:run", error=str(error), version_id=version_id)
     state.models.invalidate()

@@ -173,12 +173,14 @@ def _activate(
     settings: Settings, sessions: sessionmaker, version_id: int, *, keep: str = "always", quiet: bool = False
 ) -> None:
     """Activate a version, then compute the users' kept lists: "always", or "missing" (the table is empty)."""
+    import getpass
+
     from api.vectors.store import VectorStore
     from api.versions.activation import activate
 
     store = VectorStore(settings.resolved_milvus_uri)
     try:
-        name = activate(sessions=sessions, store=store, version_id=version_id)
+        name = activate(sessions=sessions, store=store, version_id=version_id, by=f"cli:{getpass.getuser()}")
         print(f"version {version_id} is active (Milvus collection {name})")
         _keep_lists(sessions, store, version_id, only_missing=keep == "missing", quiet=quiet)
     finally:
@@ -190,7 +192,7 @@ def _keep_lists(
 ) -> None:
     from sqlalchemy import func, select
 
-    from api.recommend.kept import keep_version_lists
+    from api.recommend.kept import Superseded, keep_version_lists
     from api.recommend.models import KeptList
     from ml.progress import Progress, progress
 
@@ -213,6 +215,8 @@ def _keep_lists(
         stored = keep_version_lists(
             sessions=sessions, store=store, version_id=version_id, progress=on_progress
         )
+    except Superseded as superseded:
+        raise CommandError(f"stopped keeping the lists of version {version_id}: {superseded}") from None
     finally:
         if bar is not None:
             bar.close()

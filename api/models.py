@@ -7,11 +7,11 @@ from api.movies.models import Genre, Movie, movie_genres
 from api.ratings.models import Rating
 from api.recommend.models import KeptList
 from api.users.models import Occupation, User
-from api.versions.models import ModelVersion
+from api.versions.models import Activation, ModelVersion
 
 metadata = Base.metadata
 
 __all__ = [
-    "AdminSession", "ApiKey", "Genre", "KeptList", "ModelVersion", "Movie", "Occupation", "Rating",
-    "SignInFailures", "User", "metadata", "movie_genres",
+    "Activation", "AdminSession", "ApiKey", "Genre", "KeptList", "ModelVersion", "Movie", "Occupation",
+    "Rating", "SignInFailures", "User", "metadata", "movie_genres",
 ]  # fmt: skip

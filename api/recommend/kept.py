@@ -31,12 +31,17 @@ from api.recommend.service import (
 )
 from api.users.models import User
 from api.vectors.store import VectorStore
+from api.versions.history import KeptJob
 from api.versions.registry import ActiveModel, load_active_model
-from api.versions.service import get_version
+from api.versions.service import active_version, get_version
 from ml.encoder import HistoryItem
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # users per transaction of keep_lists
+
+
+class Superseded(Exception):
+    """Another version became active while a version's lists were being kept: they would never answer."""
 
 
 def keep_version_lists(
@@ -46,10 +51,32 @@ def keep_version_lists(
     version_id: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Load a version's model and keep every user's list for it (keep_lists); return how many were stored."""
-    with sessions() as session:
-        model = load_active_model(get_version(session=session, version_id=version_id))
-    return keep_lists(sessions=sessions, store=store, model=model, progress=progress)
+    """Load a version's model and keep every user's list for it (keep_lists); return how many were
+    stored. The job's progress and outcome go to the version's newest activation (KeptJob); it
+    stops, raising Superseded, once the version is no longer the active one."""
+    job = KeptJob(sessions, version_id)
+
+    def on_chunk(done: int, total: int) -> None:
+        with sessions() as session:
+            active = active_version(session=session)
+        if active is None or active.id != version_id:
+            raise Superseded(f"version {active.id if active else 'none'} became active instead")
+        job.progress(done, total)
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        with sessions() as session:
+            model = load_active_model(get_version(session=session, version_id=version_id))
+        stored = keep_lists(sessions=sessions, store=store, model=model, progress=on_chunk)
+    except Superseded as superseded:
+        job.finished("superseded", str(superseded))
+        raise
+    except Exception as error:
+        job.finished("failed", f"{type(error).__name__}: {error}")
+        raise
+    job.finished("succeeded")
+    return stored
 
 
 def keep_in_background(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> threading.Thread:
@@ -58,7 +85,9 @@ def keep_in_background(*, sessions: sessionmaker, store: VectorStore, version_id
     def run() -> None:
         try:
             keep_version_lists(sessions=sessions, store=store, version_id=version_id)
-        except Exception:  # requests compute until the lists exist; nothing is lost
+        except Superseded as superseded:  # recorded; the new version's own job keeps its lists
+            log.info("stopped keeping the lists of version %d: %s", version_id, superseded)
+        except Exception:  # recorded for the dashboard; requests compute until the lists exist
             log.exception("keeping the recommendations of version %d failed", version_id)
 
     thread = threading.Thread(target=run, name=f"keep-lists-v{version_id}", daemon=True)

@@ -14,7 +14,8 @@ from api.errors import BadUserInput
 from api.movies.models import Movie
 from api.movies.service import genres_by_movie
 from api.vectors.store import VectorStore
-from api.versions.service import collection_name, get_version, set_active
+from api.versions.history import record_activation
+from api.versions.service import active_version, collection_name, get_version, set_active
 from ml.encoder import ModelVersion, MovieFeatures
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ def build_collection(*, session: Session, store: VectorStore, version_id: int, m
     return name
 
 
-def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> str:
-    """Make version_id the active version and return its collection's name."""
+def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int, by: str = "cli") -> str:
+    """Make version_id the active version, recording who switched (`by`); return its collection's name."""
     with sessions() as session:
         version = get_version(session=session, version_id=version_id)
         if version.status != "succeeded" or not version.artifact_path:
@@ -64,7 +65,15 @@ def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> 
         name = build_collection(session=session, store=store, version_id=version_id, model=model)
     store.load(name)  # a reused collection (a rollback) may not be loaded
     with sessions.begin() as session:
+        previous = active_version(session=session)
         set_active(session=session, version_id=version_id, collection=name)
+        if previous is None or previous.id != version_id:  # `movierec up` re-activates: no switch
+            record_activation(
+                session=session,
+                version_id=version_id,
+                previous_version_id=previous.id if previous else None,
+                by=by,
+            )
     return name
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
@@ -34,3 +34,31 @@ class ModelVersion(CreatedAtMixin, Base):
     is_active: Mapped[bool | None] = mapped_column(Boolean, unique=True)
     artifact_path: Mapped[str | None] = mapped_column(String(512))
     collection_name: Mapped[str | None] = mapped_column(String(128))
+
+
+KEPT_STATUSES = ("running", "succeeded", "failed", "superseded")
+
+
+class Activation(Base):
+    """One switch of the active version: who made it and when, and the job that then keeps every
+    user's list for the new version (api/versions/history.py)."""
+
+    __tablename__ = "activations"
+    __table_args__ = (
+        CheckConstraint(f"kept_status IN {KEPT_STATUSES}", name="kept_status"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(Integer, index=True)  # kept after the version is deleted
+    previous_version_id: Mapped[int | None] = mapped_column(Integer)
+    activated_by: Mapped[str] = mapped_column(String(64))
+    activated_at: Mapped[datetime] = mapped_column(DateTime)
+    kept_status: Mapped[str] = mapped_column(String(16), default="running")
+    kept_done: Mapped[int] = mapped_column(Integer, default=0)  # users done of kept_total
+    kept_total: Mapped[int] = mapped_column(Integer, default=0)
+    kept_updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime
+    )  # its last write: a dead job stops moving
+    kept_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    kept_error: Mapped[str | None] = mapped_column(Text)

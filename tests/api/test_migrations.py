@@ -15,7 +15,7 @@ from tests.conftest import DatabaseFactory
 
 TABLES = {
     "users", "occupations", "movies", "genres", "movie_genres", "ratings", "model_versions", "kept_recommendations",
-    "api_keys", "admin_sessions", "sign_in_failures",
+    "api_keys", "admin_sessions", "sign_in_failures", "activations",
 }  # fmt: skip
 
 
