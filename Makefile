@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export KMP_BLOCKTIME ?= 0
 
 # .venv/bin/movierec marks the runtime install, .venv/.dev the dev tools on top of it.
-.PHONY: runtime install demo test check format bench-import bench-train-load clean
+.PHONY: runtime install demo test check format graphiql bench-import bench-train-load clean
 
 $(BIN)/movierec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ check: install  ## lint and type checks
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+graphiql:  ## rebuild GraphiQL's bundle (api/static/graphiql, committed) from frontend/graphiql with npm
+	cd frontend/graphiql && npm ci --no-audit --no-fund && npm run build
 
 bench-import: install  ## import speed into MySQL (MOVIEREC_BENCH_MYSQL_URL) from MOVIEREC_DATA_DIR
 	$(BIN)/python bench/import_speed.py
