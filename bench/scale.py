@@ -16,7 +16,8 @@ Writes the engine's rows of bench/results/scale.json.
 
 --index replaces the adapter's choice to try another index (results printed, not written):
 
-    .venv/bin/python bench/scale.py --sizes 100000 --index IVF_FLAT --build '{"nlist": 1024}' --search '{"nprobe": 128}'
+    .venv/bin/python bench/scale.py --sizes 100000 --index IVF_FLAT \
+        --build '{"nlist": 1024}' --search '{"nprobe": 128}'
 """
 
 from __future__ import annotations
