@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from urllib.parse import quote
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -24,21 +23,25 @@ from admin.auth import (
     password_matches,
     password_problem,
 )
+from admin.flash import flash
+from admin.service import collections
 from admin.throttle import DEVICE_COOKIE, DEVICE_DAYS, SignInThrottle
 from admin.views import render, state_of
 from admin.worker import start_training
 from api.errors import ServiceError
 from api.recommend.kept import keep_in_background
 from api.versions.activation import activate
+from api.versions.service import get_version
+from ml.config import TrainConfig
 
 log = logging.getLogger(__name__)
 OPERATOR = "admin"  # one shared password, so one operator name
 
 
 def _to(request: Request, route: str, error: str | None = None, **params: object) -> Response:
-    url = request.url_for(route, **params).path  # a path: nothing taken from the Host header
     if error:
-        url += "?error=" + quote(error)
+        flash(request, "error", error)
+    url = request.url_for(route, **params).path  # a path: nothing taken from the Host header
     return RedirectResponse(url, status_code=303)
 
 
@@ -122,6 +125,26 @@ async def retrain(request: Request) -> Response:
     return _to(request, "admin:run", version_id=version_id)
 
 
+async def rerun(request: Request) -> Response:
+    """Train a new version with the hyperparameters of an earlier run (any outcome)."""
+    await checked_form(request)
+    state = state_of(request)
+    version_id = request.path_params["version_id"]
+    try:
+        params = await state.run(lambda s: get_version(session=s, version_id=version_id).params)
+        new_id = await run_in_threadpool(
+            start_training,
+            sessions=state.sessions,
+            settings=state.settings,
+            config=TrainConfig.from_dict(params),
+            started_by=f"dashboard:{request.session.get(USER_KEY)}",
+        )
+    except ServiceError as error:
+        return _to(request, "admin:run", error=str(error), version_id=version_id)
+    flash(request, "ok", f"Training version {new_id} with the settings of version {version_id}.")
+    return _to(request, "admin:run", version_id=new_id)
+
+
 async def activate_version(request: Request) -> Response:
     await checked_form(request)
     state = state_of(request)
@@ -140,4 +163,28 @@ async def activate_version(request: Request) -> Response:
     state.models.invalidate()
     # Until the new version's lists exist, requests compute; they are ready in seconds to a minute.
     keep_in_background(sessions=state.sessions, store=state.store, version_id=version_id)
+    flash(request, "ok", f"Version {version_id} is active. Its users' lists are being kept (below).")
+    return _to(request, "admin:overview")
+
+
+async def drop_collection(request: Request) -> Response:
+    """Drop a collection no succeeded version owns (checked again here, not taken from the form)."""
+    await checked_form(request)
+    state = state_of(request)
+    name = request.path_params["name"]
+
+    def drop(session: Session) -> str | None:
+        found = collections(session=session, store=state.store)
+        if found is None:
+            return "Milvus did not answer; nothing was dropped."
+        if not any(c.name == name and c.orphaned for c in found):
+            return f"{name} is not an orphaned collection; nothing was dropped."
+        state.store.drop(name)
+        return None
+
+    problem = await state.run(drop)
+    if problem:
+        return _to(request, "admin:overview", error=problem)
+    log.info("dashboard: dropped orphaned collection %s", name)
+    flash(request, "ok", f"Dropped the orphaned collection {name}.")
     return _to(request, "admin:overview")

@@ -16,10 +16,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from admin import actions, keys, views
+from admin import actions, keys, playground, views
 from admin.auth import SESSION_HOURS, RequireLogin, csrf_token, signed_in_user
+from admin.flash import take_flash
+from admin.service import LOAD_STATES
 from admin.throttle import SignInThrottle
 from admin.worker import reap_interrupted, stop_training
+from api.db import utcnow
 from api.settings import Settings
 from api.state import AppState
 
@@ -40,7 +43,12 @@ def session_secret(settings: Settings) -> str:
 
 
 def _context(request: Request) -> dict[str, Any]:
-    return {"csrf_token": csrf_token(request), "user": signed_in_user(request)}
+    return {
+        "csrf_token": csrf_token(request),
+        "user": signed_in_user(request),
+        "flash": take_flash(request),
+        "now": utcnow(),  # naive UTC, as the database's stamps
+    }
 
 
 def _duration(seconds: float | None) -> str:
@@ -63,6 +71,7 @@ def build_templates() -> Jinja2Templates:
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
     )
     environment.filters["duration"] = _duration
+    environment.filters["load_state"] = lambda state: LOAD_STATES.get(state, state)
     environment.globals["url_for"] = _path_for
     return Jinja2Templates(env=environment, context_processors=[_context])
 
@@ -76,10 +85,16 @@ def create_admin(settings: Settings) -> Starlette:
         Route("/logout", actions.logout, name="logout", methods=["POST"]),
         Route("/retrain", actions.retrain, name="retrain", methods=["POST"]),
         Route("/runs", views.runs, name="runs"),
+        Route("/activations", views.activation_history, name="activations"),
+        Route("/runs/{version_id:int}/rerun", actions.rerun, name="rerun", methods=["POST"]),
+        Route("/compare", views.compare, name="compare"),
+        Route(
+            "/collections/{name:str}/drop", actions.drop_collection, name="drop_collection", methods=["POST"]
+        ),
         Route("/runs/{version_id:int}", views.run, name="run"),
         Route("/runs/{version_id:int}/progress", views.run_progress, name="run_progress"),
         Route("/runs/{version_id:int}/activate", actions.activate_version, name="activate", methods=["POST"]),
-        Route("/playground", views.playground, name="playground"),
+        Route("/playground", playground.page, name="playground"),
         Route("/keys", keys.page, name="keys", methods=["GET"]),
         Route("/keys", keys.create, name="keys_create", methods=["POST"]),
         Route("/keys/{key_id:str}/revoke", keys.revoke, name="keys_revoke", methods=["POST"]),
@@ -98,7 +113,7 @@ def create_admin(settings: Settings) -> Starlette:
         ),
         Middleware(RequireLogin),
     ]
-    app = Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: views.not_found})
     app.state.templates = build_templates()
     app.state.throttle = SignInThrottle(secret)
     return app

@@ -13,6 +13,8 @@ from api.dataimport.service import count_rows
 from api.db import utcnow
 from api.ratings.models import Rating
 from api.vectors.store import CollectionStats, VectorStore
+from api.versions.models import ModelVersion
+from api.versions.service import COLLECTION_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,62 @@ def database_ok(*, session: Session) -> bool:
     return True
 
 
+LOAD_STATES = {
+    "Loaded": "loaded",
+    "Loading": "loading",
+    "NotLoad": "not loaded (it loads at its first search)",
+    "NotExist": "missing",
+}
+
+
 def collection_stats(*, store: VectorStore, name: str | None) -> CollectionStats | None:
-    """Return the collection's figures, or None when there is none or Milvus cannot say."""
+    """Return the active collection's figures, or None when there is none or Milvus cannot say.
+
+    A restarted Milvus Lite, or a roll-back to a released collection, says NotLoad until the first
+    search loads it; the collection that serves is loaded here instead, so that the card tells the
+    state searches will find."""
     if not name:
         return None
     try:
-        return store.stats(name)
+        stats = store.stats(name)
+        if stats.load_state == "NotLoad":
+            store.load(name)
+            stats = store.stats(name)
+        return stats
     except Exception as error:  # shown as "unavailable" on the page
         log.warning("dashboard: stats of collection %s failed: %s", name, error)
         return None
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    version_id: int | None
+    role: str  # "active", "kept for roll-back" or "orphaned"
+
+    @property
+    def orphaned(self) -> bool:
+        return self.role == "orphaned"
+
+
+def collections(*, session: Session, store: VectorStore) -> list[Collection] | None:
+    """Return every movies_v* collection in Milvus with its role, or None when Milvus cannot say.
+
+    A collection is orphaned when no succeeded version owns it (its version was deleted or failed
+    mid-build, or another database shares this Milvus): nothing can serve from it."""
+    try:
+        names = [n for n in store.collections() if n.startswith(COLLECTION_PREFIX)]
+    except Exception as error:
+        log.warning("dashboard: listing collections failed: %s", error)
+        return None
+    owners = {
+        v.id: v
+        for v in session.execute(select(ModelVersion).where(ModelVersion.status == "succeeded")).scalars()
+    }
+    found = []
+    for name in names:
+        suffix = name.removeprefix(COLLECTION_PREFIX)
+        version = owners.get(int(suffix)) if suffix.isdigit() else None
+        role = "orphaned" if version is None else "active" if version.is_active else "kept for roll-back"
+        found.append(Collection(name, version.id if version else None, role))
+    return found

@@ -1,28 +1,25 @@
-"""The dashboard's pages: overview, runs, a run, the progress feed and the playground."""
+"""The dashboard's pages: overview, runs, a run and its progress feed, comparison, activations, 404."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
 from admin import forms
-from admin.service import collection_stats, counts, database_ok
-from api.errors import ServiceError
+from admin.service import collection_stats, collections, counts, database_ok
 from api.ids import parse_id
-from api.movies.models import Movie
-from api.ratings.service import latest_records
-from api.recommend.service import recommend_for_user, similar_movies
 from api.state import AppState
+from api.versions.history import activations
 from api.versions.models import ModelVersion
 from api.versions.service import SHOWN_METRICS, active_version, busy_version, list_versions
 
 METRICS = SHOWN_METRICS
+VALIDATION = tuple((f"valid_{key}", f"{label}, validation (best epoch)") for key, label in SHOWN_METRICS[:2])
 
 
 def state_of(request: Request) -> AppState:
@@ -54,11 +51,55 @@ def overview(request: Request) -> Response:
             active=active,
             busy=busy,
             stats=collection_stats(store=state.store, name=active.collection_name if active else None),
+            collections=collections(session=session, store=state.store) if db_ok else None,
+            kept=next(iter(activations(session=session, limit=1)), None) if db_ok else None,
             health={"Database": db_ok, "Milvus": state.store.ping()},
             defaults=forms.defaults(),
             fields=forms.FIELDS,
-            error=request.query_params.get("error"),
         )
+
+
+def activation_history(request: Request) -> Response:
+    with state_of(request).sessions() as session:
+        return render(request, "activations.html", activations=activations(session=session, limit=200))
+
+
+def not_found(request: Request, error: Exception) -> Response:
+    """The dashboard's 404: its own page, with the reason when one was given."""
+    detail = error.detail if isinstance(error, HTTPException) and error.status_code == 404 else None
+    return render(request, "not_found.html", status_code=404, detail=detail)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    values: list[Any]
+    differs: bool
+
+
+def compare(request: Request) -> Response:
+    """Two runs side by side: test metrics (with the change), validation's best, hyperparameters.
+    `v` names them (twice); named once, the other is the active version."""
+    ids = [parse_id(raw.strip()) for raw in request.query_params.getlist("v")[:2]]
+    if None in ids:
+        raise HTTPException(404, "runs are named by their version number")
+    with state_of(request).sessions() as session:
+        active = active_version(session=session)
+        if len(ids) == 1 and active is not None and active.id != ids[0]:
+            ids.append(active.id)
+        versions = [session.get(ModelVersion, i) for i in ids]
+        if any(v is None for v in versions):
+            raise HTTPException(404, f"no model version {', '.join(map(str, ids))} to compare")
+        chosen = [v for v in versions if v is not None]
+        metrics = [
+            Row(label, [(v.metrics or {}).get(key) for v in chosen], False)
+            for key, label in (*METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
+        ]
+        keys = sorted({k for v in chosen for k in v.params})
+        params = [Row(k, [v.params.get(k) for v in chosen], len({repr(v.params.get(k)) for v in chosen}) > 1)
+                  for k in keys]  # fmt: skip
+        return render(request, "compare.html", versions=chosen, metrics=metrics, params=params,
+                      active_id=active.id if active else None)  # fmt: skip
 
 
 def runs(request: Request) -> Response:
@@ -88,48 +129,9 @@ def progress_of(version: ModelVersion) -> dict[str, Any]:
     return {
         "id": version.id,
         "status": version.status,
+        "outcome": version.outcome,
+        "monitor": (version.params or {}).get("monitor", "ndcg@10"),
         "error": version.error,
         "metrics": version.metrics,
         "progress": progress,
     }
-
-
-def playground(request: Request) -> Response:
-    state = state_of(request)
-    user_id = _int_param(request, "user_id")
-    movie_id = _int_param(request, "movie_id")
-    context: dict[str, Any] = {"user_id": user_id, "movie_id": movie_id, "error": None}
-    with state.sessions() as session:
-        active = state.models.get(session)
-        try:
-            if user_id is not None:
-                recent = latest_records(session=session, user_id=user_id, limit=20)
-                recs = recommend_for_user(
-                    session=session, store=state.store, active=active, user_id=user_id, limit=10
-                )
-                context["recent"] = recent
-                context["recommended"] = recs.found
-            if movie_id is not None:
-                context["similar"] = similar_movies(
-                    session=session, store=state.store, active=active, movie_id=movie_id, limit=10
-                )
-        except ServiceError as error:
-            context["error"] = str(error)
-        ids = {r.movie_id for key in ("recent", "recommended", "similar") for r in context.get(key, [])}
-        if movie_id is not None:
-            ids.add(movie_id)
-        context["titles"] = _titles(session, ids)
-        context["active_id"] = active.version_id if active else None
-    return render(request, "playground.html", **context)
-
-
-def _titles(session: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = session.execute(select(Movie.id, Movie.title).where(Movie.id.in_(ids)))
-    return {movie_id: title for movie_id, title in rows}
-
-
-def _int_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name, "").strip()
-    return parse_id(raw)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.db import utcnow
 from api.settings import Settings
-from api.versions.models import ModelVersion
+from api.versions.models import INTERRUPTED, ModelVersion
 from api.versions.service import fail_version, queue_version
 from ml.config import TrainConfig
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 NICENESS = 10  # the API keeps the CPU it needs; training takes what is left
 WORKER_PREFIX = "movierec-train-v"
 QUEUE_GRACE = timedelta(minutes=2)  # a queued run without a worker after this is given up
-INTERRUPTED = "interrupted: the training worker stopped before the run finished"
+WORKER_GONE = f"{INTERRUPTED}the training worker stopped before the run finished"
 
 
 def start_training(
@@ -75,7 +75,7 @@ def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
         version = session.get(ModelVersion, version_id)
         if version is not None and version.status in ("queued", "running"):
             fail_version(
-                session=session, version_id=version_id, error=f"{INTERRUPTED} (exit code {process.exitcode})"
+                session=session, version_id=version_id, error=f"{WORKER_GONE} (exit code {process.exitcode})"
             )
 
 
@@ -114,7 +114,8 @@ def train_worker(
 
 
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
-    raise SystemExit("terminated")  # run_training marks the version failed on the way out
+    # run_training records it as the version's error on the way out
+    raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
 
 
 def reap_interrupted(*, sessions: sessionmaker) -> list[int]:
@@ -133,7 +134,7 @@ def reap_interrupted(*, sessions: sessionmaker) -> list[int]:
             just_queued = version.started_at is not None and utcnow() - version.started_at < QUEUE_GRACE
             if pid is None and just_queued:
                 continue  # another web process is starting its worker right now
-            fail_version(session=session, version_id=version.id, error=INTERRUPTED)
+            fail_version(session=session, version_id=version.id, error=WORKER_GONE)
             reaped.append(version.id)
     if reaped:
         log.warning("marked interrupted training runs as failed: %s", reaped)

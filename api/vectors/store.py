@@ -348,6 +348,10 @@ class VectorStore:
         """Free a collection's memory on the query nodes; searches fail until load()."""
         self._call("release_collection", name)
 
+    def collections(self) -> list[str]:
+        """Return the names of every collection in this Milvus."""
+        return sorted(self._call("list_collections"))
+
     def drop(self, name: str) -> None:
         self._call("drop_collection", name)
         self._search_params.pop(name, None)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
 
 STATUSES = ("queued", "running", "succeeded", "failed")
+INTERRUPTED = "interrupted: "  # how the error of a failed run that was stopped, not broken, begins
 
 
 class ModelVersion(CreatedAtMixin, Base):
@@ -34,6 +35,12 @@ class ModelVersion(CreatedAtMixin, Base):
     is_active: Mapped[bool | None] = mapped_column(Boolean, unique=True)
     artifact_path: Mapped[str | None] = mapped_column(String(512))
     collection_name: Mapped[str | None] = mapped_column(String(128))
+
+    @property
+    def outcome(self) -> str:
+        """The status as people read it: a failed run that was stopped (not broken) is "interrupted"."""
+        stopped = self.status == "failed" and (self.error or "").startswith(INTERRUPTED)
+        return "interrupted" if stopped else self.status
 
 
 KEPT_STATUSES = ("running", "succeeded", "failed", "superseded")

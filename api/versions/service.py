@@ -22,9 +22,12 @@ SHOWN_METRICS = (
 )
 
 
+COLLECTION_PREFIX = "movies_v"
+
+
 def collection_name(version_id: int) -> str:
     """Return the Milvus collection that holds a version's movie vectors."""
-    return f"movies_v{version_id}"
+    return f"{COLLECTION_PREFIX}{version_id}"
 
 
 def start_version(*, session: Session, params: dict[str, Any], started_by: str) -> ModelVersion:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
+from api.versions.models import INTERRUPTED
 from api.versions.service import fail_version, finish_version, mark_running, record_progress, start_version
 from api.versions.training_data import load_training_data
 from ml.config import TrainConfig
@@ -115,7 +116,11 @@ def run_training(
     except BaseException as error:
         message = str(error) or type(error).__name__
         log.error("training run %d failed: %s\n%s", version_id, message, traceback.format_exc())
+        if isinstance(error, KeyboardInterrupt):
+            message = f"{INTERRUPTED}stopped from the keyboard"
+        elif not (isinstance(error, SystemExit) and message.startswith(INTERRUPTED)):
+            message = f"{type(error).__name__}: {message}"
         with sessions.begin() as session:
-            fail_version(session=session, version_id=version_id, error=f"{type(error).__name__}: {message}")
+            fail_version(session=session, version_id=version_id, error=message)
         raise
     return version_id

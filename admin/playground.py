@@ -1,0 +1,107 @@
+"""The dashboard's playground: a user's ratings and recommendations, a movie's similar movies and a
+title search, through the same services as the GraphQL resolvers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+
+from admin.views import render, state_of
+from api.errors import ServiceError
+from api.ids import MAX_ID, parse_id
+from api.movies.service import MovieCatalogue, genres_by_movie, list_movies
+from api.ratings.service import latest_records
+from api.recommend.service import recommend_for_user, similar_movies
+
+RECENT, RECOMMENDED, SIMILAR, FOUND = 20, 10, 10, 20  # rows of each list
+SEARCH_MAX = 200  # characters of a title search, as the GraphQL movies(search:) query allows
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A movie as the page lists it."""
+
+    title: str
+    year: int | None
+    genres: list[str]
+
+
+def page(request: Request) -> Response:
+    """Return the playground for the user id, movie id and title search of the query string."""
+    state = state_of(request)
+    errors: list[str] = []
+    user_id = _id_param(request, "user_id", "User id", errors)
+    movie_id = _id_param(request, "movie_id", "Movie id", errors)
+    q = request.query_params.get("q", "").strip()
+    if len(q) > SEARCH_MAX:
+        errors.append(f"A title search is at most {SEARCH_MAX} characters.")
+        q = ""
+    status = 400 if errors else 200  # the query string itself is wrong, as opposed to an unknown id
+
+    def link(chosen: int) -> str:
+        """Return the query string that chooses a movie, keeping the user (the search is done)."""
+        params = {"movie_id": chosen} if user_id is None else {"user_id": user_id, "movie_id": chosen}
+        return "?" + urlencode(params)
+
+    context: dict[str, Any] = {"user_id": user_id, "movie_id": movie_id, "q": q, "link": link}
+    ids: set[int] = set() if movie_id is None else {movie_id}
+    with state.sessions() as session:
+        active = state.models.get(session)
+        if user_id is not None:
+            try:
+                recent = latest_records(session=session, user_id=user_id, limit=RECENT)
+                recs = recommend_for_user(
+                    session=session, store=state.store, active=active, user_id=user_id, limit=RECOMMENDED
+                ).found
+                context.update(recent=recent, recommended=recs)
+                ids.update(r.movie_id for r in recent)
+                ids.update(m for r in recs for m in [r.movie_id, *r.because])
+            except ServiceError as error:
+                errors.append(str(error))
+        if movie_id is not None:
+            try:
+                similar = similar_movies(
+                    session=session, store=state.store, active=active, movie_id=movie_id, limit=SIMILAR
+                )
+                context["similar"] = similar
+                ids.update(r.movie_id for r in similar)
+            except ServiceError as error:
+                errors.append(str(error))
+        if q:
+            found = [m.id for m in list_movies(session=session, first=FOUND, search=q)]  # one more: more?
+            context.update(found=found[:FOUND], more_found=len(found) > FOUND)
+            ids.update(found[:FOUND])
+        context["movies"] = _shown(session, state.catalogue, ids)
+        context["active_id"] = active.version_id if active else None
+    context["errors"] = errors
+    context["raw"] = {name: request.query_params.get(name, "").strip() for name in ("user_id", "movie_id")}
+    return render(request, "playground.html", status_code=status, **context)
+
+
+def _id_param(request: Request, name: str, label: str, errors: list[str]) -> int | None:
+    """Return the id in a query parameter, or None when empty or (adding a message to errors) not an id."""
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    value = parse_id(raw)
+    if value is None:
+        shown = raw if len(raw) <= 20 else raw[:20] + "…"
+        errors.append(f"{label} “{shown}” is not an id: enter a whole number from 1 to {MAX_ID}.")
+    return value
+
+
+def _shown(session: Session, catalogue: MovieCatalogue, ids: set[int]) -> dict[int, Shown]:
+    """Return the titles (without the year MovieLens appends), years and genres of movies, by id."""
+    records = catalogue.get_many(session=session, ids=list(ids))
+    genres = genres_by_movie(session=session, ids=list(records))
+    return {
+        movie_id: Shown(
+            r.title.removesuffix(f" ({r.year})") if r.year else r.title, r.year, genres.get(movie_id, [])
+        )
+        for movie_id, r in records.items()
+    }
