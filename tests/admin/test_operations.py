@@ -173,3 +173,35 @@ def test_an_interrupted_run_says_so_and_offers_a_rerun(
     assert f"/admin/runs/{version_id}/rerun" in page
     assert 'class="status interrupted">interrupted<' in client.get("/admin/runs").text
     assert csrf_of(page)
+
+
+@pytest.mark.parametrize(
+    ("status", "updated_ago_s", "shown", "says"),
+    [
+        ("failed", 5, "failed", "database is locked"),
+        ("running", 5, "running", "1,000 of 6,040 users"),
+        ("running", 600, "stalled", "the process running it stopped"),
+        ("superseded", 5, "superseded", "version 1 became active instead"),
+    ],
+)
+def test_the_kept_lists_card_tells_each_state(status: str, updated_ago_s: int, shown: str, says: str) -> None:
+    """A job that failed or died in the background shows on the overview, not only in a log."""
+    from datetime import timedelta
+
+    from admin.app import build_templates
+    from api.db import utcnow
+    from api.versions.models import Activation
+
+    now = utcnow()
+    kept = Activation(
+        version_id=2, previous_version_id=1, activated_by="dashboard:admin", activated_at=now,
+        kept_status=status, kept_done=1000, kept_total=6040, kept_updated_at=now - timedelta(seconds=updated_ago_s),
+        kept_finished_at=now if status in ("failed", "superseded") else None,
+        kept_error={"failed": "OperationalError: database is locked",
+                    "superseded": "version 1 became active instead"}.get(status),
+    )  # fmt: skip
+    page = (
+        build_templates().get_template("_kept.html").render(kept=kept, now=now, url_for=lambda *a, **k: "/x")
+    )
+    assert f'id="kept-status">{shown}<' in page
+    assert says in page

@@ -422,7 +422,7 @@ def test_the_banner_comes_once_the_api_answers(tmp_path: Path) -> None:
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     watchdog = threading.Timer(180, server.kill)  # a banner that never comes fails, not hangs
     watchdog.start()
@@ -435,4 +435,6 @@ def test_the_banner_comes_once_the_api_answers(tmp_path: Path) -> None:
     finally:
         watchdog.cancel()
         server.send_signal(signal.SIGTERM)
-        server.communicate(timeout=60)
+        errors = server.communicate(timeout=60)[1]
+    # a normal start and stop is not a warning (two workers once logged "WARNING … serving with 2 workers")
+    assert not [line for line in errors.splitlines() if "WARNING" in line or "Traceback" in line], errors
