@@ -59,6 +59,12 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+def _stars(rating: float) -> str:
+    """Return five star symbols for 0.5-5 stars: full ones, a half one (½), then empty ones."""
+    full, half = int(rating), rating % 1 >= 0.5
+    return "★" * full + "½" * half + "☆" * (5 - full - half)
+
+
 @pass_context
 def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
     """The templates' url_for: a path, so that no link carries the Host header a client sent."""
@@ -71,6 +77,7 @@ def build_templates() -> Jinja2Templates:
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
     )
     environment.filters["duration"] = _duration
+    environment.filters["stars"] = _stars
     environment.filters["load_state"] = lambda state: LOAD_STATES.get(state, state)
     environment.globals["url_for"] = _path_for
     return Jinja2Templates(env=environment, context_processors=[_context])

@@ -20,7 +20,9 @@ import httpx
 
 RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { movie { id } } }"
 ISSUE = "mutation($u: Int!) { issueUserToken(userId: $u) { token } }"
-RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
+RATE = (
+    "mutation($u: Int!, $m: Int!, $r: Float!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
+)
 
 
 @dataclass

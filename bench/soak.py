@@ -33,7 +33,9 @@ MOVIE = "query($m: Int!) { movie(id: $m) { title genres averageRating ratingsCou
 USER = (
     "query($u: Int!) { user(id: $u) { occupation ratings(first: 10) { nodes { rating movie { title } } } } }"
 )
-RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
+RATE = (
+    "mutation($u: Int!, $m: Int!, $r: Float!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
+)
 
 
 def rss_kib(pid: int) -> int:

@@ -40,7 +40,7 @@ class TrainConfig:
     # a row's softmax leaves out, as negatives, the movies its user rated before (serving never
     # recommends them, so pushing them down only fights the history)
     mask_rated: bool = True
-    min_rating: int = 1  # ratings with at least this many stars are positives (1: every rating counts)
+    min_rating: float = 0.5  # ratings with at least this many stars are positives (0.5: every rating counts)
     # --- optimisation ---
     batch_size: int = 512  # positives per step; the other positives of the batch are the negatives
     learning_rate: float = 3e-3  # Adam step size

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.export import FORMAT
-from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of
+from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of, star_levels
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
@@ -26,7 +26,7 @@ class HistoryItem:
     """One of the user's past ratings."""
 
     movie_id: int
-    rating: int  # 1-5 stars
+    rating: float  # 0.5 to 5 stars
     timestamp: int  # seconds since the epoch
 
 
@@ -148,7 +148,7 @@ class ModelVersion:
             # newest first, ties by movie id as training orders them (ml.split.build_timeline)
             newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[:length]
             movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
-            stars[row, : len(newest)] = np.clip([h.rating for h in newest], 1, 5) if newest else []
+            stars[row, : len(newest)] = star_levels([h.rating for h in newest]) if newest else []
             newest_time[row] = newest[0].timestamp if newest else at
         stars[movies == 0] = 0
         has_history = np.asarray([len(h) > 0 for h in histories])

@@ -77,6 +77,13 @@ def gap_bucket_of(seconds: int) -> int:
     return 1 + min(math.floor(math.log2(1.0 + minutes)), GAP_BUCKETS - 2)
 
 
+def star_levels(stars: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Return the whole-star level (1-5) the user tower reads for ratings of 0.5-5 stars: a half star
+    counts as the star it reaches (4.5 reads as 5, 0.5 as 1), so a model reads every rating with the
+    five levels it has; whole-star data reads as before."""
+    return np.clip(np.ceil(np.asarray(stars, dtype=np.float64)), 1, 5).astype(np.int64)
+
+
 def zip_prefix(zip_code: str, length: int) -> str:
     """Return the leading characters of a zip code, the coarse region the user tower reads."""
     return zip_code.strip()[:length]

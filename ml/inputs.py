@@ -16,6 +16,7 @@ from ml.features import (
     dataset_movie_arrays,
     dataset_user_arrays,
     gap_bucket,
+    star_levels,
 )
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
@@ -51,7 +52,7 @@ class Prepared:
         hist = t.history(positions, history_length)  # (batch, length), -1 padded
         valid = hist >= 0
         inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
-        inputs["history_rating"] = np.where(valid, t.rating[hist], 0)
+        inputs["history_rating"] = np.where(valid, star_levels(t.rating[hist]), 0)
         inputs["gap"] = self.vocabs.trained_gaps(
             raw_gaps(t, positions)
         )  # as serving reads them (evaluation positions too)

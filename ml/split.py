@@ -28,7 +28,7 @@ class Timeline:
 
     user_row: npt.NDArray[np.int64]  # row of the user in dataset.users
     movie_row: npt.NDArray[np.int64]  # row of the movie in dataset.movies
-    rating: npt.NDArray[np.int64]  # 1-5 stars
+    rating: npt.NDArray[np.float32]  # 0.5 to 5 stars
     timestamp: npt.NDArray[np.int64]
     user_start: npt.NDArray[np.int64]  # position of the user's first event, per event
     train: npt.NDArray[np.int64]  # positions of training events (not validation or test)
@@ -82,7 +82,7 @@ def build_timeline(dataset: Dataset) -> Timeline:
     # serving see one order whatever order the data came in.
     order = np.lexsort((ratings.movie_id, ratings.timestamp, user_row))
     user_row, movie_row = user_row[order], movie_row[order]
-    rating = ratings.rating[order].astype(np.int64)
+    rating = ratings.rating[order].astype(np.float32)
     timestamp = ratings.timestamp[order].astype(np.int64)
 
     n = user_row.shape[0]

@@ -67,7 +67,7 @@ class UserToken:
 @strawberry.input
 class RatedMovieInput:
     movie_id: int
-    rating: int
+    rating: float = strawberry.field(description="0.5 to 5 stars, in half steps.")
 
 
 @strawberry.input
@@ -248,10 +248,10 @@ class Mutation:
         return User.from_row(row)
 
     @strawberry.mutation(
-        description="Rate a movie 1-5 stars (replaces an earlier rating of it).",
+        description="Rate a movie 0.5 to 5 stars in half steps (replaces an earlier rating of it).",
         permission_classes=RATE_AS_USER,
     )
-    async def rate_movie(self, info: Info, user_id: int, movie_id: int, rating: int) -> Rating:
+    async def rate_movie(self, info: Info, user_id: int, movie_id: int, rating: float) -> Rating:
         row = await info.context.run(
             lambda s: ratings.rate_movie(session=s, user_id=user_id, movie_id=movie_id, rating=rating),
             write=True,

@@ -21,7 +21,7 @@ CURSOR = "rating"
 class Rating:
     user_id: int
     movie_id: int
-    rating: int = strawberry.field(description="1 to 5 stars.")
+    rating: float = strawberry.field(description="0.5 to 5 stars, in half steps.")
     rated_at: datetime = strawberry.field(description="When it was rated (UTC).")
 
     @classmethod

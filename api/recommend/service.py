@@ -25,7 +25,7 @@ from api.metrics import ANSWERS, STAGE
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import HISTORY, RATED, parse_rated, rated_movie_ids
+from api.ratings.service import HISTORY, RATED, check_stars, parse_rated, rated_movie_ids
 from api.recommend.models import KeptList
 from api.state import AppState
 from api.users.models import User
@@ -460,7 +460,7 @@ def recommend_for_profile(
     gender: str,
     age: int,
     occupation: int,
-    rated: Sequence[tuple[int, int]],
+    rated: Sequence[tuple[int, float]],
     limit: int,
     filters: Filters = NO_FILTERS,
 ) -> list[Recommended]:
@@ -470,8 +470,7 @@ def recommend_for_profile(
     if len(rated) > PROFILE_MAX_RATINGS:
         raise BadUserInput(f"ratedMovies holds at most {PROFILE_MAX_RATINGS} ratings")
     for _movie_id, stars in rated:
-        if not 1 <= stars <= 5:
-            raise BadUserInput("every rating must be a whole number of stars from 1 to 5")
+        check_stars(stars, "every rating")
     ids = [m for m, _ in rated]
     known = set(session.execute(select(Movie.id).where(Movie.id.in_(ids))).scalars()) if ids else set()
     missing = [m for m in ids if m not in known]

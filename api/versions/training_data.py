@@ -34,7 +34,7 @@ def load_training_data(*, session: Session) -> Dataset:
     ratings = Ratings(
         user_id=np.asarray(user_id, np.int32),
         movie_id=np.asarray(movie_id, np.int32),
-        rating=np.asarray(rating, np.int8),
+        rating=np.asarray(rating, np.float32),  # half stars too
         timestamp=stamps,
     )
     return Dataset(users=users, movies=movies, ratings=ratings)

@@ -104,7 +104,7 @@ class Ratings:
 
     user_id: npt.NDArray[np.int32]
     movie_id: npt.NDArray[np.int32]
-    rating: npt.NDArray[np.int8]
+    rating: npt.NDArray[np.float32]  # stars, 0.5 to 5 in half steps (ML-1M's are whole)
     timestamp: npt.NDArray[np.int64]  # seconds since the epoch, UTC
 
     def __len__(self) -> int:
@@ -212,7 +212,7 @@ def read_ratings(path: Path) -> Ratings:
     return Ratings(
         user_id=np.asarray(users, dtype=np.int32),
         movie_id=np.asarray(movies, dtype=np.int32),
-        rating=np.asarray(stars, dtype=np.int8),
+        rating=np.asarray(stars, dtype=np.float32),
         timestamp=np.asarray(times, dtype=np.int64),
     )
 

@@ -66,7 +66,7 @@ TEMPLATES: list[tuple[str, dict[str, Any]]] = [
      "occupation: $o, zipCode: $z}) { id } }",
      {"g": st.one_of(st.sampled_from(["F", "M"]), texts), "a": st.sampled_from([1, 25, 56, 7, -3]),
       "o": ids, "z": texts}),
-    ("mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }",
+    ("mutation($u: Int!, $m: Int!, $r: Float!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }",
      {"u": ids, "m": ids, "r": st.integers(-(2**40), 2**40) | st.integers(-2, 8)}),
     ("mutation($u: Int!, $m: Int!) { deleteRating(userId: $u, movieId: $m) }", {"u": ids, "m": ids}),
     ("mutation($t: String!, $y: Int, $g: [String!]!) { createMovie(input: {title: $t, year: $y, genres: $g}) "

@@ -8,7 +8,7 @@ from tests.api.conftest import GraphQL, Stack
 
 CREATE_USER = """mutation($g: String!) { createUser(input: {gender: $g, age: 25, occupation: 12, zipCode: "02139"}) {
     id gender age occupation zipCode } }"""
-RATE = "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating ratedAt movie { id } } }"
+RATE = "mutation($u: Int!, $m: Int!, $r: Float!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating ratedAt movie { id } } }"
 RECS = (
     "query($u: Int!) { recommendations(userId: $u, limit: 10) { score source movie { id } because { id } } }"
 )
@@ -72,13 +72,44 @@ def test_rating_again_updates_and_delete_removes(gql: GraphQL, stack: Stack) -> 
 
 
 @pytest.mark.parametrize(
-    ("rating", "code"), [(0, "BAD_USER_INPUT"), (6, "BAD_USER_INPUT"), (-1, "BAD_USER_INPUT")]
-)
-def test_ratings_outside_1_to_5_are_refused(gql: GraphQL, stack: Stack, rating: int, code: str) -> None:
+    ("rating", "code"),
+    [(0, "BAD_USER_INPUT"), (6, "BAD_USER_INPUT"), (-1, "BAD_USER_INPUT"), (4.3, "BAD_USER_INPUT"),
+     (0.25, "BAD_USER_INPUT"), (5.5, "BAD_USER_INPUT")],
+)  # fmt: skip
+def test_ratings_outside_half_stars_are_refused(gql: GraphQL, stack: Stack, rating: float, code: str) -> None:
     user = _new_user(gql)
     assert gql.error_code(RATE, u=user, m=stack.dataset.movies[0].id, r=rating) == code
     nodes = gql.data("query($u: Int!) { user(id: $u) { ratings { nodes { movieId } } } }", u=user)
     assert nodes["user"]["ratings"]["nodes"] == []
+
+
+def test_half_stars_are_kept_and_read_back(gql: GraphQL, stack: Stack) -> None:
+    user = _new_user(gql)
+    movies = [m.id for m in stack.dataset.movies[10:13]]
+    for movie, stars in zip(movies, (0.5, 3.5, 5), strict=True):
+        assert gql.data(RATE, u=user, m=movie, r=stars)["rateMovie"]["rating"] == stars
+    nodes = gql.data("query($u: Int!) { user(id: $u) { ratings { nodes { movieId rating } } } }", u=user)
+    assert sorted((n["movieId"], n["rating"]) for n in nodes["user"]["ratings"]["nodes"]) == [
+        (movies[0], 0.5),
+        (movies[1], 3.5),
+        (movies[2], 5.0),
+    ]
+    recs = gql.data("query($u: Int!) { recommendations(userId: $u) { movie { id } } }", u=user)
+    assert len(recs["recommendations"]) == 10
+    # what the next training reads: the half stars, not truncated
+    from api.db import make_engine, make_session_factory
+    from api.versions.training_data import load_training_data
+
+    engine = make_engine(stack.settings.resolved_database_url)
+    with make_session_factory(engine)() as session:
+        ratings = load_training_data(session=session).ratings
+    engine.dispose()
+    mine = ratings.user_id == user
+    assert sorted(zip(ratings.movie_id[mine].tolist(), ratings.rating[mine].tolist(), strict=True)) == [
+        (movies[0], 0.5),
+        (movies[1], 3.5),
+        (movies[2], 5.0),
+    ]
 
 
 def test_rating_unknown_users_or_movies_is_not_found(gql: GraphQL, stack: Stack) -> None:

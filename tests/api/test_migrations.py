@@ -62,3 +62,74 @@ def test_reference_vocabularies_are_seeded(migrated_url: str) -> None:
     assert len(occupations) == 21
     assert occupations[12] == "programmer"
     assert genres[:3] == ["Action", "Adventure", "Animation"] and len(genres) == 18
+
+
+def test_half_stars_up_down_up_with_ratings_in_the_table(database_factory: DatabaseFactory) -> None:
+    """0008 keeps whole-star ratings as they were, admits half stars only in half steps (the database
+    checks it), and refuses to go back while a half star would be lost."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import (
+        DBAPIError,
+    )  # MariaDB reports a failed CHECK as error 4025, not an IntegrityError
+
+    url = database_factory.new_url()
+    config = alembic_config(Settings(database_url=url))
+    command.upgrade(config, "0007")
+    engine = make_engine(url)
+
+    def rate(connection: object, movie: int, stars: float) -> None:
+        connection.execute(  # type: ignore[attr-defined]
+            text(
+                "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES (1, :m, :r, '2026-01-01 00:00:00')"
+            ),
+            {"m": movie, "r": stars},
+        )
+
+    def ratings() -> list[tuple[int, float]]:
+        with engine.connect() as connection:
+            return [
+                (m, float(r))
+                for m, r in connection.execute(text("SELECT movie_id, rating FROM ratings ORDER BY movie_id"))
+            ]
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, gender, age, occupation_id, zip_code, ratings_version, created_at)"
+                    " VALUES (1, 'F', 25, 1, '12345', 0, '2026-01-01 00:00:00')"
+                )
+            )
+            for movie in (1, 2, 3):
+                connection.execute(
+                    text(
+                        "INSERT INTO movies (id, title, year, created_at) VALUES (:m, 'A', 1999, '2026-01-01 00:00:00')"
+                    ),
+                    {"m": movie},
+                )
+            rate(connection, 1, 4)
+            rate(connection, 2, 1)
+        command.upgrade(config, "head")
+        assert ratings() == [(1, 4.0), (2, 1.0)]
+        with engine.begin() as connection:
+            rate(connection, 3, 0.5)  # below the old range: the old check is gone
+            connection.execute(text("UPDATE ratings SET rating = 4.5 WHERE movie_id = 3"))
+        for bad in (4.3, 0, 0.25, 5.5, -1):
+            with pytest.raises(DBAPIError), engine.begin() as connection:
+                connection.execute(text("UPDATE ratings SET rating = :r WHERE movie_id = 1"), {"r": bad})
+        assert ratings() == [(1, 4.0), (2, 1.0), (3, 4.5)]
+
+        with pytest.raises(RuntimeError, match="1 ratings have half stars"):
+            command.downgrade(config, "0007")
+        assert ratings() == [(1, 4.0), (2, 1.0), (3, 4.5)]  # nothing changed
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM ratings WHERE movie_id = 3"))
+        command.downgrade(config, "0007")
+        assert ratings() == [(1, 4.0), (2, 1.0)]
+        with pytest.raises(DBAPIError), engine.begin() as connection:
+            rate(connection, 3, 6)  # whole stars 1-5 are checked again
+        command.upgrade(config, "head")
+        assert ratings() == [(1, 4.0), (2, 1.0)]
+    finally:
+        engine.dispose()

@@ -55,9 +55,7 @@ def test_rate_and_delete_through_the_api_bump_the_version(gql: GraphQL, stack: S
     engine = make_engine(stack.settings.resolved_database_url)
     sessions = make_session_factory(engine)
     user, movie = stack.dataset.users[50].id, stack.dataset.movies[250].id
-    rate = (
-        "mutation($u: Int!, $m: Int!, $r: Int!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
-    )
+    rate = "mutation($u: Int!, $m: Int!, $r: Float!) { rateMovie(userId: $u, movieId: $m, rating: $r) { rating } }"
     delete = "mutation($u: Int!, $m: Int!) { deleteRating(userId: $u, movieId: $m) }"
     start = _versions(sessions, [user])[user]
     gql.data(rate, u=user, m=movie, r=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ml.config import GAP_BUCKETS
-from ml.features import gap_bucket, gap_bucket_of
+from ml.features import gap_bucket, gap_bucket_of, star_levels
 
 
 def test_gap_bucket_of_equals_gap_bucket_at_and_around_every_boundary() -> None:
@@ -15,3 +15,8 @@ def test_gap_bucket_of_equals_gap_bucket_at_and_around_every_boundary() -> None:
     vectorised = gap_bucket(np.asarray(seconds, dtype=np.int64), np.ones(len(seconds), dtype=bool))
     assert [gap_bucket_of(s) for s in seconds] == vectorised.tolist()
     assert set(vectorised.tolist()) == set(range(1, GAP_BUCKETS))  # every bucket was crossed
+
+
+def test_half_stars_read_as_the_star_they_reach() -> None:
+    assert star_levels([0.5, 1, 1.5, 3, 3.5, 4.5, 5]).tolist() == [1, 1, 2, 3, 4, 5, 5]
+    assert star_levels(np.array([1, 2, 3, 4, 5], dtype=np.float32)).tolist() == [1, 2, 3, 4, 5]
