@@ -230,6 +230,7 @@ class LiteKeeper:
     def __init__(self, path: str) -> None:
         from milvus_lite.server import Server
 
+        self.path = path
         self.server = Server(path)
         self.socket_path = self.server.uds_path.removeprefix("unix:")
         self._stopped = threading.Event()
@@ -242,9 +243,10 @@ class LiteKeeper:
             return None
         path = Path(uri).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        lite_logs_beside(str(path))
         keeper = cls(str(path))
-        if not (keeper.server.init() and keeper.server.start()):
+        with lite_logs_beside(str(path)):
+            started = keeper.server.init() and keeper.server.start()
+        if not started:
             raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")
         os.environ["MOVIEREC_MILVUS_URI"] = keeper.server.uds_path  # read by the workers' Settings
         keeper._watch.start()
@@ -265,7 +267,9 @@ class LiteKeeper:
                 continue
             log.warning("Milvus Lite stopped answering on %s; starting it again", self.socket_path)
             self.server.stop()  # the lock and the dead socket go; the same address is used again
-            if not self.server.start():
+            with lite_logs_beside(self.path):
+                started = self.server.start()
+            if not started:
                 log.error("Milvus Lite could not be started again; retrying in %s s", self.CHECK_S)
 
     def stop(self) -> None:

@@ -9,7 +9,7 @@ import math
 import os
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,19 +101,27 @@ def is_lite_file(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
-def lite_logs_beside(path: str) -> None:
-    """Send the logs of the Milvus Lite server started next to a `milvus-lite-logs` directory beside
-    its file, keeping the newest LITE_LOGS_KEPT. The server (glog) otherwise writes files of up to
-    0.7 MB into /tmp on every start and never removes them; it reads its directory from the
-    environment it inherits."""
+@contextlib.contextmanager
+def lite_logs_beside(path: str) -> Iterator[None]:
+    """Within the block, a Milvus Lite server started for the file at `path` logs into a
+    `milvus-lite-logs` directory beside it, which keeps the newest LITE_LOGS_KEPT files. The server
+    (glog) otherwise writes files of up to 0.7 MB into /tmp on every start and never removes them.
+    It reads the directory from the environment it inherits, so the variable is set only while the
+    server starts: left set, the API's worker processes inherited it too, and every `movierec serve
+    --workers 2` then ended in "double free or corruption" (tests/api/test_server.py)."""
     if _GLOG_DIR_GIVEN:
+        yield
         return
     directory = Path(path).resolve().parent / "milvus-lite-logs"
     directory.mkdir(parents=True, exist_ok=True)
-    os.environ[GLOG_DIR] = str(directory)
     logs = sorted((p for p in directory.glob("milvus.*.log.*") if not p.is_symlink()), key=os.path.getmtime)
     for old in logs[:-LITE_LOGS_KEPT]:
         old.unlink(missing_ok=True)
+    os.environ[GLOG_DIR] = str(directory)
+    try:
+        yield
+    finally:
+        os.environ.pop(GLOG_DIR, None)
 
 
 def is_embedded(uri: str) -> bool:
@@ -141,14 +149,14 @@ class VectorStore:
         self._async: AsyncMilvusClient | None = None  # made on the event loop that searches
 
     def _connect(self) -> MilvusClient:
-        if is_lite_file(self.uri):
-            lite_logs_beside(self.uri)
+        logs = lite_logs_beside(self.uri) if is_lite_file(self.uri) else contextlib.nullcontext()
         try:
             # An alias of its own: pymilvus shares one connection per URI otherwise, and closing
             # one store would cut every other store of the process on the same Milvus.
-            return MilvusClient(
-                uri=self.uri, token=self.token, timeout=self.timeout, alias=f"movierec-{uuid.uuid4().hex}"
-            )
+            with logs:  # a Lite file: the client starts its server
+                return MilvusClient(
+                    uri=self.uri, token=self.token, timeout=self.timeout, alias=f"movierec-{uuid.uuid4().hex}"
+                )
         except MilvusException as error:
             raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {error}") from error
 
