@@ -83,7 +83,7 @@ def check_stars(stars: float, what: str = "rating") -> float:
     database checks the same)."""
     if isinstance(stars, bool) or not isinstance(stars, int | float) or not math.isfinite(stars):
         raise BadUserInput(f"{what} must be a number of stars")
-    if not (0.5 <= stars <= 5 and (2 * stars).is_integer()):
+    if not (0.5 <= stars <= 5 and float(2 * stars).is_integer()):
         raise BadUserInput(f"{what} must be 0.5 to 5 stars in half steps, not {stars:g}")
     return float(stars)
 

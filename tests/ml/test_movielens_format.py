@@ -51,7 +51,7 @@ def test_reads_ratings_as_arrays_in_file_order(tmp_path: Path) -> None:
     assert ratings.movie_id.tolist() == [1, 2, 5, 1]
     assert ratings.rating.tolist() == [5, 3, 1, 4]
     assert ratings.timestamp.tolist() == [978300760, 978302109, 978301968, 978824291]
-    assert ratings.rating.dtype == np.int8 and ratings.timestamp.dtype == np.int64
+    assert ratings.rating.dtype == np.float32 and ratings.timestamp.dtype == np.int64
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,7 @@ def test_files_look_like_ml1m(dataset: Dataset) -> None:
     assert all(1 <= len(m.genres) <= 3 and set(m.genres) <= set(GENRES) for m in dataset.movies)
     assert len({m.title for m in dataset.movies}) == len(dataset.movies)
     assert any(m.title.endswith(f", The ({m.year})") for m in dataset.movies)
-    shares = np.bincount(dataset.ratings.rating, minlength=6)[1:] / len(dataset.ratings)
+    shares = np.bincount(dataset.ratings.rating.astype(np.int64), minlength=6)[1:] / len(dataset.ratings)
     assert np.all(np.abs(shares - [0.056, 0.108, 0.261, 0.349, 0.226]) < 0.01)
 
 
