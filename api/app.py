@@ -1,5 +1,5 @@
-"""The app factory: GraphQL at /graphql, health at /healthz and /readyz, the dashboard at /admin;
-resources live in the lifespan."""
+"""The app factory: GraphQL at /graphql, health at /healthz and /readyz, the dashboard at /admin, the
+demo front end at /demo when enabled; resources live in the lifespan."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from admin.app import on_startup as admin_startup
 from api import graphiql
 from api.access.gate import AccessRefused
 from api.db import make_async_engine, make_engine, make_read_engine, make_session_factory
+from api.demo import demo_app
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
@@ -273,4 +274,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     if ide:
         routes.append(graphiql.assets())
+    if settings.demo_enabled:  # its session route creates users: never mounted unless enabled
+        routes.append(Mount("/demo", app=demo_app(), name="demo"))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -440,6 +440,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         password_source = f"the file {path} (set MOVIEREC_ADMIN_PASSWORD to choose one)"
     base = f"http://{args.host}:{args.port}"
     print(f"GraphQL: {base}/graphql\nadmin:   {base}/admin  (password: {password_source})", flush=True)
+    if settings.demo_enabled:
+        print(f"demo:    {base}/demo/  (MOVIEREC_DEMO=false turns it off)", flush=True)
     if settings.environment == "development":
         print(f"API key (every scope, for trying writes): {demo_key(settings)}", flush=True)
     return cmd_serve(args, settings)

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="browser origins allowed to call the API (none by default)"
     )
+    # Off outside development unless switched on: its /demo/session route creates users and hands out
+    # their tokens to anyone who can reach it.
+    demo: bool | None = Field(
+        None,
+        description="serve the demo front end at /demo, whose /demo/session route creates users and "
+        "mints their tokens (default: in development only)",
+    )
     kept_lists: bool = Field(
         True,
         description="answer from and store users' kept recommendation lists (false: compute every "
@@ -123,6 +130,11 @@ class Settings(BaseSettings):
         if self.graphql_introspection is None:
             return self.environment == "development"
         return self.graphql_introspection
+
+    @property
+    def demo_enabled(self) -> bool:
+        """Return whether /demo is served: as MOVIEREC_DEMO says, else in development only."""
+        return self.environment == "development" if self.demo is None else self.demo
 
     @property
     def has_token_secret(self) -> bool:

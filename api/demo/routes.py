@@ -1,0 +1,146 @@
+"""The demo's routes: its static page (index.html, demo.js, api.js, demo.css), and POST /demo/session,
+the back end of the page. That route runs with the demo's privileges: it creates a user when asked
+(through the service the `createUser` mutation uses) and mints a short-lived token of the user, as the
+`issueUserToken` mutation does; the page then calls /graphql with that token, never with an API key.
+
+Mounted only when the demo is enabled (Settings.demo_enabled): anyone who reaches the route can create
+users and act as any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.exc import DBAPIError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+
+from api.access.gate import AccessRefused
+from api.access.tokens import issue_user_token
+from api.errors import ServiceError
+from api.state import AppState
+from api.users import service as users
+
+STATIC = Path(__file__).resolve().parent / "static"
+TOKEN_TTL_S = 1800  # the page asks again for an existing user when its token has expired
+MAX_BODY_BYTES = 1024  # a newUser body is about 80 bytes
+MAX_ID = 2**31 - 1
+SHAPE = 'send {"userId": N} or {"newUser": {"gender": "F", "age": 25, "occupation": 12, "zipCode": "10001"}}'
+STATUS = {"BAD_USER_INPUT": 400, "NOT_FOUND": 404, "UNAVAILABLE": 503}
+
+
+class Refused(Exception):
+    """A request the route answers with a 4xx or 5xx error and a code, as the API's errors read."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+@dataclass(frozen=True)
+class NewUser:
+    gender: str
+    age: int
+    occupation: int
+    zip_code: str
+
+
+async def session(request: Request) -> Response:
+    """Return a token of the user named, or of a user created from the demographics sent."""
+    state: AppState = request.state.movierec
+    try:
+        # Counted like an anonymous API request of the address, as a new user costs a row.
+        await state.access.admit(None, request.client.host if request.client else "")
+        user_id = await _user_id(state, _parse(await _json_body(request)))
+    except AccessRefused as refused:
+        retry = {"retry-after": str(refused.retry_after)} if refused.retry_after else None
+        return Refused(refused.status, refused.code, refused.message).response(retry)
+    except Refused as refused:
+        return refused.response()
+    except ServiceError as error:  # BadUserInput from the user service, NotFound
+        return Refused(STATUS.get(error.code, 500), error.code, str(error)).response()
+    except DBAPIError:
+        return Refused(503, "UNAVAILABLE", "the database is unavailable; try again shortly").response()
+    token, expires = issue_user_token(state.access.token_secret, user_id, TOKEN_TTL_S)
+    expires_at = datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z")  # as DateTime reads
+    body = {"userId": user_id, "token": token, "expiresAt": expires_at}
+    return JSONResponse(body, headers={"cache-control": "no-store"})
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """Return the request's JSON object, read up to MAX_BODY_BYTES."""
+    if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
+        # Also what keeps another site's plain form from creating users: JSON needs a CORS preflight.
+        raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise Refused(413, "PAYLOAD_TOO_LARGE", f"request body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Refused(400, "BAD_REQUEST", "the request body is not UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise Refused(400, "BAD_REQUEST", "the request body must be a JSON object")
+    return data
+
+
+def _parse(body: dict[str, Any]) -> int | NewUser:
+    """Return the user id asked for, or the demographics of a user to create."""
+    if set(body) == {"userId"}:
+        return _integer(body["userId"], "userId", 1, MAX_ID)
+    new = body.get("newUser")
+    if set(body) != {"newUser"} or not isinstance(new, dict):
+        raise Refused(400, "BAD_USER_INPUT", SHAPE)
+    if set(new) != {"gender", "age", "occupation", "zipCode"}:
+        raise Refused(400, "BAD_USER_INPUT", SHAPE)
+    if not isinstance(new["gender"], str) or not isinstance(new["zipCode"], str):
+        raise Refused(400, "BAD_USER_INPUT", "gender and zipCode must be strings")
+    age, occupation = _integer(new["age"], "age", 0, 200), _integer(new["occupation"], "occupation", 0, 100)
+    return NewUser(new["gender"], age, occupation, new["zipCode"][:100])  # the service checks each value
+
+
+def _integer(value: object, name: str, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:  # bool is an int, but not a number here
+        raise Refused(400, "BAD_USER_INPUT", f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+async def _user_id(state: AppState, wanted: int | NewUser) -> int:
+    """Return the id of an existing user (NotFound if none), or of the user just created."""
+    if isinstance(wanted, int):
+        await state.run(lambda s: users.get_user(session=s, user_id=wanted))
+        return wanted
+    return await state.run(
+        lambda s: (
+            users.create_user(
+                session=s,
+                gender=wanted.gender,
+                age=wanted.age,
+                occupation=wanted.occupation,
+                zip_code=wanted.zip_code,
+            ).id
+        ),
+        write=True,
+    )
+
+
+def demo_app() -> Router:
+    """Return the demo's routes: the session route and the static page (index.html at /demo/)."""
+    return Router(
+        routes=[
+            Route("/session", session, methods=["POST"]),
+            Mount("/", app=StaticFiles(directory=STATIC, html=True), name="static"),
+        ]
+    )

@@ -1,0 +1,291 @@
+// The demo page: who is watching, their recommendations and why, rating (the list refreshes and shows
+// what changed), similar movies, catalogue search. Everything goes through the public GraphQL API
+// (api.js); nothing here is inline, so the page runs under the app's Content-Security-Policy.
+import { ApiError, describe, gql, signIn, signOut } from './api.js';
+
+const MOVIE = 'id title year genres';
+const START = '{ genres modelInfo { version trainedAt } }';
+const RECOMMENDED = `score source movie { ${MOVIE} } because { id title }`;
+const USER_RECS = `query UserRecommendations($userId: Int!, $genres: [String!], $yearFrom: Int, $yearTo: Int) {
+  recommendations(userId: $userId, limit: 10, genres: $genres, yearFrom: $yearFrom, yearTo: $yearTo) { ${RECOMMENDED} }
+  user(id: $userId) { id gender age occupation zipCode ratings(first: 5) { nodes { rating movie { id title } } } }
+}`;
+const VISITOR_RECS = `query VisitorRecommendations($gender: String!, $age: Int!, $occupation: Int!,
+    $rated: [RatedMovieInput!]!, $genres: [String!], $yearFrom: Int, $yearTo: Int) {
+  recommendationsForProfile(gender: $gender, age: $age, occupation: $occupation, ratedMovies: $rated,
+    limit: 10, genres: $genres, yearFrom: $yearFrom, yearTo: $yearTo) { ${RECOMMENDED} }
+}`;
+// The stars go in as a literal, which reads as an Int or a Float argument alike.
+const rateMutation = (stars) => `mutation Rate($userId: Int!, $movieId: Int!) {
+  rateMovie(userId: $userId, movieId: $movieId, rating: ${Number(stars)}) { rating }
+}`;
+const SEARCH = `query Search($search: String, $after: String) {
+  movies(search: $search, first: 10, after: $after) {
+    nodes { ${MOVIE} averageRating } pageInfo { hasNextPage endCursor }
+  }
+}`;
+const SIMILAR = `query Similar($movieId: Int!) { similarMovies(movieId: $movieId, limit: 10) { score movie { ${MOVIE} } } }`;
+
+const state = {
+  who: null, // {kind: 'user', id} or {kind: 'visitor', gender, age, occupation}
+  rated: new Map(), // movie id -> {stars, title}, rated on this page, oldest first: a visitor's whole profile
+  shown: new Map(), // movie id -> title, of the recommendations on screen
+  search: { text: '', after: null },
+  measured: 0, // rate clicks timed so far
+};
+
+const $ = (selector) => document.querySelector(selector);
+
+/** Return a new element: props are attributes, but `class`, `text` and `on…` listeners. */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+/** Return the label of an option of one of the profile form's selects, e.g. age 25 -> "25–34". */
+function optionText(name, value) {
+  return $(`#profile-form select[name="${name}"] option[value="${value}"]`)?.textContent ?? String(value);
+}
+
+/** Return a title without the year MovieLens appends, e.g. "Heat (1995)" -> "Heat". */
+function shortTitle(movie) {
+  const suffix = ` (${movie.year})`;
+  return movie.year && movie.title.endsWith(suffix) ? movie.title.slice(0, -suffix.length) : movie.title;
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function showError(error) {
+  const problem = error instanceof ApiError ? error : new ApiError('CLIENT_ERROR', String(error));
+  if (!(error instanceof ApiError)) console.error(error);
+  $('#error').replaceChildren(
+    el('p', {}, el('strong', { class: 'code', text: problem.code }), ' ', describe(problem)),
+    el('button', { type: 'button', class: 'secondary small', text: 'Dismiss', onclick: clearError }),
+  );
+  $('#error').hidden = false;
+}
+
+function clearError() {
+  $('#error').hidden = true;
+  $('#error').replaceChildren();
+}
+
+/** Return the five star buttons rating a movie, the stars given on this page lit. */
+function stars(movie, title) {
+  const group = el('div', { class: 'stars', role: 'group', 'aria-label': `Rate ${title}`, 'data-movie-id': movie.id });
+  for (let n = 1; n <= 5; n += 1) {
+    const name = `Rate ${plural(n, 'star')}`;
+    group.append(el('button', { type: 'button', class: 'star', 'aria-label': name, title: name, text: '★',
+      onclick: () => rate(movie, title, n) }));
+  }
+  paint(group, state.rated.get(movie.id)?.stars ?? 0);
+  return group;
+}
+
+function paint(group, given) {
+  group.querySelectorAll('.star').forEach((button, i) => {
+    button.classList.toggle('lit', i < given);
+    button.setAttribute('aria-pressed', String(i + 1 === given));
+  });
+}
+
+/** Return a movie's list item: title, year, genres, score, why, stars and a link to similar movies. */
+function movieItem(movie, { rank = null, score = null, source = null, because = [], average, isNew = false } = {}) {
+  const title = shortTitle(movie);
+  const facts = [movie.genres.join(' · ') || 'no genre'];
+  if (score !== null) facts.push(source === 'popularity' ? 'popular pick' : `score ${score.toFixed(3)}`);
+  if (average !== undefined) facts.push(average === null ? 'not rated yet' : `average ${average.toFixed(1)} ★`);
+  const reasons = because.flatMap((m, i) => [i ? ', ' : '', el('cite', { text: shortTitle(m) })]);
+  return el('li', { class: isNew ? 'movie new' : 'movie', 'data-movie-id': movie.id },
+    el('div', { class: 'movie-head' },
+      rank === null ? null : el('span', { class: 'rank', text: `${rank}.` }),
+      el('span', { class: 'title', text: title }),
+      movie.year ? el('span', { class: 'year', text: String(movie.year) }) : null,
+      isNew ? el('span', { class: 'badge', text: 'new' }) : null),
+    el('p', { class: 'facts', text: facts.join(' — ') }),
+    because.length ? el('p', { class: 'because' }, 'Because you liked ', ...reasons) : null,
+    el('div', { class: 'actions' },
+      stars(movie, title),
+      el('button', { type: 'button', class: 'secondary small', text: 'Similar', 'aria-label': `Similar to ${title}`,
+        onclick: () => showSimilar(movie, title) })));
+}
+
+/** Ask for the recommendations again and show them; with compare, mark what entered and say what left. */
+async function refreshRecommendations({ compare = false, note = '' } = {}) {
+  const { who } = state;
+  const filters = currentFilters();
+  let recs;
+  let latest;
+  if (who.kind === 'user') {
+    const data = await gql(USER_RECS, { userId: who.id, ...filters });
+    recs = data.recommendations;
+    latest = data.user.ratings.nodes.map((r) => [r.movie.title, r.rating]);
+    const u = data.user;
+    $('#whoami').textContent = `User ${u.id}: ${u.gender}, ${optionText('age', u.age)}, ${u.occupation}, `
+      + `zip ${u.zipCode}. The page calls the API with this user's token.`;
+  } else {
+    const rated = [...state.rated].map(([movieId, r]) => ({ movieId, rating: r.stars }));
+    const data = await gql(VISITOR_RECS, { gender: who.gender, age: who.age, occupation: who.occupation, rated, ...filters });
+    recs = data.recommendationsForProfile;
+    latest = [...state.rated.values()].reverse().slice(0, 5).map((r) => [r.title, r.stars]);
+  }
+  const before = state.shown;
+  state.shown = new Map(recs.map((r) => [r.movie.id, shortTitle(r.movie)]));
+  const fresh = compare ? recs.filter((r) => !before.has(r.movie.id)) : [];
+  const gone = compare ? [...before].filter(([id]) => !state.shown.has(id)).map(([, title]) => title) : [];
+  $('#recs-list').replaceChildren(...recs.map((r, i) => movieItem(r.movie, {
+    rank: i + 1, score: r.score, source: r.source, because: r.because, isNew: fresh.includes(r),
+  })));
+  const name = who.kind === 'user' ? `user ${who.id}` : 'you, a visitor';
+  const years = filters.yearFrom ?? filters.yearTo ? `${filters.yearFrom ?? '…'}–${filters.yearTo ?? '…'}` : null;
+  const within = [filters.genres?.[0], years].filter(Boolean).join(', ');
+  const parts = [note, `${plural(recs.length, 'recommendation')} for ${name}${within ? ` (${within})` : ''}.`];
+  if (compare) {
+    parts.push(fresh.length ? `New: ${fresh.map((r) => shortTitle(r.movie)).join(', ')}.` : 'Nothing new.');
+    if (gone.length) parts.push(`Left the list: ${gone.join(', ')}.`);
+  }
+  $('#recs-status').textContent = parts.filter(Boolean).join(' ');
+  $('#my-ratings').textContent = latest.length
+    ? `Latest ratings: ${latest.map(([title, n]) => `${title} ${n} ★`).join(', ')}`
+    : 'No ratings yet: the list starts from the most popular movies. Rate a few to make it yours.';
+}
+
+/** Rate a movie; the page's click-to-refreshed-list time lands in body[data-rate-ms]. */
+async function rate(movie, title, stars) {
+  const started = performance.now();
+  clearError();
+  if (!state.who) {
+    showError(new ApiError('NO_VIEWER', 'choose a user, create one or browse as a visitor before rating'));
+    return;
+  }
+  try {
+    if (state.who.kind === 'user') await gql(rateMutation(stars), { userId: state.who.id, movieId: movie.id });
+    state.rated.delete(movie.id); // a visitor's newest rating goes last
+    state.rated.set(movie.id, { stars, title });
+    document.querySelectorAll(`.stars[data-movie-id="${movie.id}"]`).forEach((group) => paint(group, stars));
+    await refreshRecommendations({ compare: true, note: `You rated ${title} ${plural(stars, 'star')}.` });
+    state.measured += 1;
+    document.body.dataset.rateMs = (performance.now() - started).toFixed(1);
+    document.body.dataset.rateCount = String(state.measured);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+/** Switch to a user (signed in through the demo's back end with `request`) or to a visitor. */
+async function choose(request, visitor = null) {
+  clearError();
+  try {
+    if (request) {
+      state.who = { kind: 'user', id: await signIn(request) };
+    } else {
+      signOut(); // a visitor's requests are anonymous
+      state.who = visitor;
+      $('#whoami').textContent = `A visitor: ${visitor.gender}, ${optionText('age', visitor.age)}, `
+        + `${optionText('occupation', visitor.occupation)}. Ratings stay in this page; the API is called anonymously.`;
+    }
+    state.rated = new Map();
+    state.shown = new Map();
+    document.querySelectorAll('.stars').forEach((group) => paint(group, 0));
+    await refreshRecommendations();
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function search(more) {
+  clearError();
+  const text = more ? state.search.text : $('#search-text').value.trim();
+  try {
+    const { movies } = await gql(SEARCH, { search: text || null, after: more ? state.search.after : null });
+    state.search = { text, after: movies.pageInfo.endCursor };
+    const items = movies.nodes.map((m) => movieItem(m, { average: m.averageRating }));
+    if (more) $('#search-list').append(...items);
+    else $('#search-list').replaceChildren(...items);
+    $('#search-more').hidden = !movies.pageInfo.hasNextPage;
+    const count = $('#search-list').children.length;
+    const matching = text ? ` matching “${text}”` : '';
+    $('#search-status').textContent = count
+      ? `${plural(count, 'movie')}${matching}${movies.pageInfo.hasNextPage ? ', more to come' : ''}.`
+      : `No movie${matching}.`;
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function showSimilar(movie, title) {
+  clearError();
+  try {
+    const { similarMovies } = await gql(SIMILAR, { movieId: movie.id });
+    $('#similar-title').textContent = `Similar to ${title}`;
+    $('#similar-list').replaceChildren(...similarMovies.map((r) => movieItem(r.movie, { score: r.score })));
+    $('#similar-status').textContent = `${plural(similarMovies.length, 'movie')} closest to ${title} in the model.`;
+    $('#similar').scrollIntoView({ block: 'start' });
+  } catch (error) {
+    showError(error);
+  }
+}
+
+/** Return the filters the form shows: the list always answers to what the page says. */
+function currentFilters() {
+  const year = (selector) => ($(selector).value.trim() === '' ? null : Number($(selector).value));
+  const genre = $('#genre').value;
+  return { genres: genre ? [genre] : null, yearFrom: year('#year-from'), yearTo: year('#year-to') };
+}
+
+function wire() {
+  $('#pick-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    choose({ userId: Number($('#user-id').value) });
+  });
+  $('#profile-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const profile = { gender: form.get('gender'), age: Number(form.get('age')), occupation: Number(form.get('occupation')) };
+    if (event.submitter?.value === 'visitor') choose(null, { kind: 'visitor', ...profile });
+    else choose({ newUser: { ...profile, zipCode: form.get('zipCode') } });
+  });
+  $('#filters').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearError();
+    if (!state.who) {
+      $('#recs-status').textContent = 'Choose who is watching first.';
+      return;
+    }
+    try {
+      await refreshRecommendations();
+    } catch (error) {
+      showError(error);
+    }
+  });
+  $('#search-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    search(false);
+  });
+  $('#search-more').addEventListener('click', () => search(true));
+}
+
+async function start() {
+  wire();
+  try {
+    const { genres, modelInfo } = await gql(START);
+    $('#genre').append(...genres.map((g) => el('option', { value: g, text: g })));
+    $('#model').textContent = modelInfo
+      ? `Model version ${modelInfo.version}${modelInfo.trainedAt ? `, trained ${new Date(modelInfo.trainedAt).toLocaleDateString()}` : ''}`
+      : 'No model is trained yet';
+  } catch (error) {
+    showError(error);
+  }
+  document.body.dataset.ready = 'true';
+}
+
+start();
