@@ -17,6 +17,7 @@ from api.ids import MAX_ID, parse_id
 from api.movies.service import MovieCatalogue, genres_by_movie, list_movies
 from api.ratings.service import latest_records
 from api.recommend.service import recommend_for_user, similar_movies
+from api.users.service import get_user
 
 RECENT, RECOMMENDED, SIMILAR, FOUND = 20, 10, 10, 20  # rows of each list
 SEARCH_MAX = 200  # characters of a title search, as the GraphQL movies(search:) query allows
@@ -58,7 +59,9 @@ def page(request: Request) -> Response:
                 recs = recommend_for_user(
                     session=session, store=state.store, active=active, user_id=user_id, limit=RECOMMENDED
                 ).found
-                context.update(recent=recent, recommended=recs)
+                context.update(
+                    recent=recent, recommended=recs, rater=get_user(session=session, user_id=user_id)
+                )
                 ids.update(r.movie_id for r in recent)
                 ids.update(m for r in recs for m in [r.movie_id, *r.because])
             except ServiceError as error:

@@ -30,6 +30,9 @@ class TrainConfig:
     user_id_dropout: float = 0.1
     # chance a training candidate hides its movie id (trains the feature-only path for new movies)
     movie_id_dropout: float = 0.1
+    # chance a training example hides each demographic (gender, age, occupation, zip) on its own: the
+    # "unknown" rows then learn, for users and datasets without demographics
+    demographic_dropout: float = 0.1
     # --- loss ---
     temperature: float = 0.07  # softmax temperature over inner products of unit vectors
     # weight of the logQ correction: each logit loses weight * log(expected count among the candidates),
@@ -78,8 +81,9 @@ class TrainConfig:
             raise ValueError("recent_length cannot exceed history_length")
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2: in-batch negatives need a batch")
-        if not (0.0 <= self.user_id_dropout <= 1.0 and 0.0 <= self.movie_id_dropout <= 1.0):
-            raise ValueError("id dropout rates must be in [0, 1]")
+        rates = (self.user_id_dropout, self.movie_id_dropout, self.demographic_dropout)
+        if not all(0.0 <= rate <= 1.0 for rate in rates):
+            raise ValueError("dropout rates must be in [0, 1]")
         if not 1 <= self.gap_cap < GAP_BUCKETS:
             raise ValueError(f"gap_cap must be in [1, {GAP_BUCKETS - 1}]")
         if self.temperature <= 0:

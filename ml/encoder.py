@@ -32,10 +32,10 @@ class HistoryItem:
 
 @dataclass(frozen=True)
 class UserFeatures:
-    gender: str  # "F" or "M"
-    age: int  # an ML-1M age bucket (1, 18, 25, 35, 45, 50, 56)
-    occupation: int  # 0-20
-    zip_code: str
+    gender: str | None  # "F" or "M"; None (here and below) when unknown: the "unknown" input
+    age: int | None  # an ML-1M age bucket (1, 18, 25, 35, 45, 50, 56)
+    occupation: int | None  # 0-20
+    zip_code: str | None
     user_id: int | None = None  # None or unknown to training: demographics and history only
 
 

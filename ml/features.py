@@ -84,9 +84,10 @@ def star_levels(stars: npt.ArrayLike) -> npt.NDArray[np.int64]:
     return np.clip(np.ceil(np.asarray(stars, dtype=np.float64)), 1, 5).astype(np.int64)
 
 
-def zip_prefix(zip_code: str, length: int) -> str:
-    """Return the leading characters of a zip code, the coarse region the user tower reads."""
-    return zip_code.strip()[:length]
+def zip_prefix(zip_code: str | None, length: int) -> str | None:
+    """Return the leading characters of a zip code, the coarse region the user tower reads (None
+    when unknown, which no vocabulary holds)."""
+    return zip_code.strip()[:length] if zip_code else None
 
 
 @dataclass
@@ -122,10 +123,12 @@ class FeatureVocabularies:
         return cls(
             user_id=Vocab(sorted(int(i) for i in set(train_user_ids))),
             movie_id=Vocab(sorted(int(i) for i in set(train_movie_ids))),
-            gender=Vocab(["F", "M"]),
+            gender=Vocab(["F", "M"]),  # None, "unknown", is index 0 of every vocabulary
             age=Vocab(sorted(AGE_BUCKETS)),
             occupation=Vocab(sorted(OCCUPATIONS)),
-            zip_prefix=Vocab(sorted({zip_prefix(u.zip_code, zip_prefix_length) for u in dataset.users})),
+            zip_prefix=Vocab(
+                sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, zip_prefix_length))})
+            ),
             genre=Vocab(GENRES),
             title_word=Vocab(sorted(w for w, c in words.items() if c >= title_min_count)),
             year=Vocab(years),
@@ -190,10 +193,10 @@ class FeatureVocabularies:
     def user_arrays(
         self,
         user_ids: Sequence[int | None],
-        genders: Sequence[str],
-        ages: Sequence[int],
-        occupations: Sequence[int],
-        zip_codes: Sequence[str],
+        genders: Sequence[str | None],
+        ages: Sequence[int | None],
+        occupations: Sequence[int | None],
+        zip_codes: Sequence[str | None],
     ) -> Arrays:
         """Return the static user features, one row per user: each (n,)."""
         return {

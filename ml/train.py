@@ -23,6 +23,7 @@ from ml.trainer import FitResult, LossFn, ProgressEvent, TrainingError, fit
 log = logging.getLogger(__name__)
 F = paddle.nn.functional
 _ENCODE_CHUNK = 4096
+DEMOGRAPHICS = ("gender", "age", "occupation", "zip")  # user inputs whose index 0 means "unknown"
 
 __all__ = ["ProgressEvent", "TrainedModel", "TrainingError", "train"]
 
@@ -136,6 +137,10 @@ def softmax_loss(
         if config.user_id_dropout:
             hide = rng.random(batch.size) < config.user_id_dropout
             users_in["user_id"] = np.where(hide, 0, users_in["user_id"])
+        if config.demographic_dropout:
+            for field in DEMOGRAPHICS:
+                hide = rng.random(batch.size) < config.demographic_dropout
+                users_in[field] = np.where(hide, 0, users_in[field])
         if config.movie_id_dropout:
             hide = rng.random(candidates.size) < config.movie_id_dropout
             movies_in["movie_id"] = np.where(hide, 0, movies_in["movie_id"])

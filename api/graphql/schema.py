@@ -70,12 +70,12 @@ class RatedMovieInput:
     rating: float = strawberry.field(description="0.5 to 5 stars, in half steps.")
 
 
-@strawberry.input
+@strawberry.input(description="A new user's demographics; leave out what is not known.")
 class CreateUserInput:
-    gender: str
-    age: int
-    occupation: int
-    zip_code: str
+    gender: str | None = None
+    age: int | None = None
+    occupation: int | None = None
+    zip_code: str | None = None
 
 
 @strawberry.input
@@ -179,16 +179,17 @@ class Query:
         return await similar_movies_field(info, movie_id, check_bound(limit, "limit"))
 
     @strawberry.field(
-        description="Top movies for a visitor without an account: demographics and a few ratings.",
+        description="Top movies for a visitor without an account: a few ratings and, when known, "
+        "demographics.",
         permission_classes=PUBLIC,
     )
     async def recommendations_for_profile(
         self,
         info: Info,
-        gender: str,
-        age: int,
-        occupation: int,
         rated_movies: list[RatedMovieInput],
+        gender: str | None = None,
+        age: int | None = None,
+        occupation: int | None = None,
         limit: int = 10,
         genres: list[str] | None = None,
         year_from: int | None = None,

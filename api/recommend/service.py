@@ -71,10 +71,10 @@ def require_model(active: ActiveModel | None) -> ActiveModel:
 class UserState:
     """What a user's recommendations are computed from besides their ratings, and their kept list."""
 
-    gender: str
-    age: int
-    occupation_id: int
-    zip_code: str
+    gender: str | None  # each None when unknown
+    age: int | None
+    occupation_id: int | None
+    zip_code: str | None
     ratings_version: int  # bumped with every change to the user's ratings (api/ratings/writes.py)
     newest_movie: int | None  # the catalogue's highest movie id: a new movie changes it
     kept: KeptRow | None = None
@@ -457,9 +457,9 @@ def recommend_for_profile(
     session: Session,
     store: VectorStore,
     active: ActiveModel | None,
-    gender: str,
-    age: int,
-    occupation: int,
+    gender: str | None,
+    age: int | None,
+    occupation: int | None,
     rated: Sequence[tuple[int, float]],
     limit: int,
     filters: Filters = NO_FILTERS,
@@ -480,7 +480,7 @@ def recommend_for_profile(
         return popular_movies(session=session, limit=limit, filters=filters, exclude=set())
     now = int(time.time())
     history = [HistoryItem(m, s, now - (len(rated) - i)) for i, (m, s) in enumerate(rated)]
-    vector = model.model.encode_user(UserFeatures(gender, age, occupation, "", None), history)
+    vector = model.model.encode_user(UserFeatures(gender, age, occupation, None, None), history)
     liked = [m for m, s in reversed(rated) if s >= LIKED]
     return _search(session, store, model, vector, limit, filters, set(ids), liked)
 

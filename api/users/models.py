@@ -27,14 +27,15 @@ class User(CreatedAtMixin, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    gender: Mapped[str] = mapped_column(String(1))
-    age: Mapped[int] = mapped_column(SmallInteger)
-    occupation_id: Mapped[int] = mapped_column(
+    # Demographics may be unknown (NULL): datasets without them train with an "unknown" input.
+    gender: Mapped[str | None] = mapped_column(String(1))
+    age: Mapped[int | None] = mapped_column(SmallInteger)
+    occupation_id: Mapped[int | None] = mapped_column(
         SmallInteger, ForeignKey("occupations.id", ondelete="RESTRICT"), index=True
     )
-    zip_code: Mapped[str] = mapped_column(String(10))
+    zip_code: Mapped[str | None] = mapped_column(String(10))
     # Bumped in the same transaction as every change to the user's ratings (rate, delete, import):
     # serving keeps the user's recommendations while it stays the same.
     ratings_version: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
 
-    occupation: Mapped[Occupation] = relationship(lazy="raise")
+    occupation: Mapped[Occupation | None] = relationship(lazy="raise")

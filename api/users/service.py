@@ -39,26 +39,37 @@ def list_users(*, session: Session, first: int, after_id: int | None = None) -> 
     return list(session.execute(query).scalars())
 
 
-def check_demographics(*, session: Session, gender: str, age: int, occupation: int) -> None:
-    """Raise BadUserInput unless gender, age bucket and occupation are ML-1M values."""
-    if gender not in ("F", "M"):
-        raise BadUserInput("gender must be F or M")
-    if age not in AGE_BUCKET_VALUES:
-        raise BadUserInput(f"age must be one of the buckets {', '.join(map(str, AGE_BUCKET_VALUES))}")
-    if occupation not in occupation_names(session=session):
-        raise BadUserInput("occupation must be an id from 0 to 20")
+def check_demographics(
+    *, session: Session, gender: str | None, age: int | None, occupation: int | None
+) -> None:
+    """Raise BadUserInput unless each of gender, age bucket and occupation is an ML-1M value or
+    None (unknown)."""
+    if gender is not None and gender not in ("F", "M"):
+        raise BadUserInput("gender must be F or M, or left out")
+    if age is not None and age not in AGE_BUCKET_VALUES:
+        buckets = ", ".join(map(str, AGE_BUCKET_VALUES))
+        raise BadUserInput(f"age must be one of the buckets {buckets}, or left out")
+    if occupation is not None and occupation not in occupation_names(session=session):
+        raise BadUserInput("occupation must be an id from 0 to 20, or left out")
 
 
-def create_user(*, session: Session, gender: str, age: int, occupation: int, zip_code: str) -> User:
-    """Insert a user and return it (the caller commits)."""
+def create_user(
+    *,
+    session: Session,
+    gender: str | None = None,
+    age: int | None = None,
+    occupation: int | None = None,
+    zip_code: str | None = None,
+) -> User:
+    """Insert a user and return it (the caller commits); demographics left out are unknown."""
     check_demographics(session=session, gender=gender, age=age, occupation=occupation)
-    zip_code = zip_code.strip()
-    if (
+    zip_code = zip_code.strip() if zip_code is not None else None
+    if zip_code is not None and (
         not 1 <= len(zip_code) <= 10
         or not zip_code.replace("-", "").isascii()
         or not zip_code.replace("-", "").isalnum()
     ):
-        raise BadUserInput("zipCode must be 1 to 10 letters, digits or dashes")
+        raise BadUserInput("zipCode must be 1 to 10 letters, digits or dashes, or left out")
     user = User(gender=gender, age=age, occupation_id=occupation, zip_code=zip_code)
     session.add(user)
     session.flush()

@@ -15,13 +15,15 @@ if TYPE_CHECKING:
     from api.recommend.types import Recommendation
 
 
-@strawberry.type(description="A MovieLens user and their demographics.")
+@strawberry.type(description="A user and their demographics; each is null when unknown.")
 class User:
     id: int
-    gender: str = strawberry.field(description="F or M.")
-    age: int = strawberry.field(description="ML-1M age bucket: 1, 18, 25, 35, 45, 50 or 56.")
-    occupation_id: int = strawberry.field(description="ML-1M occupation id, 0-20.")
-    zip_code: str
+    gender: str | None = strawberry.field(description="F or M; null when unknown.")
+    age: int | None = strawberry.field(
+        description="ML-1M age bucket: 1, 18, 25, 35, 45, 50 or 56; null when unknown."
+    )
+    occupation_id: int | None = strawberry.field(description="ML-1M occupation id, 0-20; null when unknown.")
+    zip_code: str | None = strawberry.field(description="Null when unknown.")
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:
@@ -29,8 +31,10 @@ class User:
             id=row.id, gender=row.gender, age=row.age, occupation_id=row.occupation_id, zip_code=row.zip_code
         )
 
-    @strawberry.field(description="Occupation name, e.g. 'programmer'.")
-    async def occupation(self, info: Info) -> str:
+    @strawberry.field(description="Occupation name, e.g. 'programmer'; null when unknown.")
+    async def occupation(self, info: Info) -> str | None:
+        if self.occupation_id is None:
+            return None
         return await info.context.loaders.occupation_name(self.occupation_id)
 
     @strawberry.field(description="The user's ratings, newest first.")

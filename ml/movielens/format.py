@@ -84,10 +84,10 @@ class MalformedDataError(ValueError):
 @dataclass(frozen=True, slots=True)
 class User:
     id: int
-    gender: str  # "F" or "M"
-    age: int  # one of AGE_BUCKETS
-    occupation: int  # one of OCCUPATIONS
-    zip_code: str
+    gender: str | None  # "F" or "M"; None (here and below) when the dataset does not say
+    age: int | None  # one of AGE_BUCKETS
+    occupation: int | None  # one of OCCUPATIONS
+    zip_code: str | None
 
 
 @dataclass(frozen=True, slots=True)

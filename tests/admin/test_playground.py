@@ -156,3 +156,20 @@ def test_a_bad_id_is_shown_escaped_and_shortened_beside_what_is_valid(
     assert "User id “&lt;b&gt;99999999999999999…” is not an id" in response.text
     assert "<b>9" not in response.text
     assert len(_items(response.text, "similar")) == 10
+
+
+def test_a_user_without_demographics_reads_as_unknown(client: TestClient, admin_stack: Stack) -> None:
+    from sqlalchemy import text
+
+    from api.db import make_engine
+
+    known = client.get("/admin/playground", params={"user_id": admin_stack.dataset.users[0].id}).text
+    assert re.search(r'id="demographics">(female|male), age \d+, occupation \d+', known), known
+    engine = make_engine(admin_stack.settings.resolved_database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO users (id, ratings_version, created_at) VALUES (777777, 0, CURRENT_TIMESTAMP)")
+        )
+    engine.dispose()
+    page = client.get("/admin/playground", params={"user_id": 777777}).text
+    assert 'id="demographics">Demographics unknown<' in page

@@ -158,3 +158,25 @@ def test_created_movie_input_is_validated(gql: GraphQL) -> None:
         gql.error_code(f'mutation {{ createMovie(input: {{title: "{long_title}"}}) {{ id }} }}')
         == "BAD_USER_INPUT"
     )
+
+
+def test_a_user_without_demographics_is_created_read_as_unknown_and_served(
+    gql: GraphQL, stack: Stack
+) -> None:
+    created = gql.data("mutation { createUser(input: {}) { id gender age occupationId occupation zipCode } }")
+    user = created["createUser"]
+    assert {k: v for k, v in user.items() if k != "id"} == dict.fromkeys(
+        ("gender", "age", "occupationId", "occupation", "zipCode")
+    )
+    partial = gql.data("mutation { createUser(input: {age: 35}) { gender age occupation } }")["createUser"]
+    assert partial == {"gender": None, "age": 35, "occupation": None}
+    assert gql.error_code('mutation { createUser(input: {gender: "X"}) { id } }') == "BAD_USER_INPUT"
+    for movie in stack.dataset.movies[20:24]:
+        gql.data(RATE, u=user["id"], m=movie.id, r=4.5)
+    recs = gql.data("query($u: Int!) { recommendations(userId: $u) { source movie { id } } }", u=user["id"])
+    assert len(recs["recommendations"]) == 10 and {r["source"] for r in recs["recommendations"]} == {"model"}
+    visitor = gql.data(
+        "query($r: [RatedMovieInput!]!) { recommendationsForProfile(ratedMovies: $r) { movie { id } } }",
+        r=[{"movieId": m.id, "rating": 5} for m in stack.dataset.movies[:3]],
+    )
+    assert len(visitor["recommendationsForProfile"]) == 10

@@ -133,3 +133,43 @@ def test_half_stars_up_down_up_with_ratings_in_the_table(database_factory: Datab
         assert ratings() == [(1, 4.0), (2, 1.0)]
     finally:
         engine.dispose()
+
+
+def test_optional_demographics_up_down_up(database_factory: DatabaseFactory) -> None:
+    """0009 lets a user's demographics be unknown (NULL), still checks the values given, and refuses
+    to go back while a user without them exists."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    url = database_factory.new_url()
+    config = alembic_config(Settings(database_url=url))
+    command.upgrade(config, "0008")
+    engine = make_engine(url)
+    insert = text(
+        "INSERT INTO users (id, gender, age, occupation_id, zip_code, ratings_version, created_at)"
+        " VALUES (:id, :g, :a, :o, :z, 0, '2026-01-01 00:00:00')"
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert, {"id": 1, "g": "F", "a": 25, "o": 4, "z": "10001"})
+        with pytest.raises(DBAPIError), engine.begin() as connection:  # not yet
+            connection.execute(insert, {"id": 2, "g": None, "a": None, "o": None, "z": None})
+        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            connection.execute(insert, {"id": 2, "g": None, "a": None, "o": None, "z": None})
+        with pytest.raises(DBAPIError), engine.begin() as connection:  # values given are still checked
+            connection.execute(insert, {"id": 3, "g": "X", "a": None, "o": None, "z": None})
+        with pytest.raises(RuntimeError, match="1 users have unknown demographics"):
+            command.downgrade(config, "0008")
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM users WHERE id = 2"))
+        command.downgrade(config, "0008")
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT id, gender, age, occupation_id, zip_code FROM users")
+            ).all()
+        assert [tuple(r) for r in rows] == [(1, "F", 25, 4, "10001")]
+    finally:
+        engine.dispose()

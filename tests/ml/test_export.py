@@ -247,3 +247,21 @@ def test_a_version_saved_before_its_user_tower_graph_encodes_the_same(
     np.testing.assert_allclose(
         older.encode_user(user, history, at=5_000), version.encode_user(user, history, at=5_000), atol=1e-6
     )
+
+
+def test_unknown_demographics_read_rows_training_moved(trained: TrainedModel, version: ModelVersion) -> None:
+    """Every training user has demographics here; the "unknown" rows (index 0) that a user without
+    them reads were still trained (demographic_dropout), not left at their initial values."""
+    seed_everything(CONFIG)
+    initial = TwoTower(CONFIG, trained.prepared.sizes())
+    for key in ("gender", "age", "occupation", "zip"):
+        learned, fresh = (_table(m, key)[0] for m in (trained.model, initial))
+        assert not np.array_equal(learned, fresh), key
+    unknown = UserFeatures(None, None, None, None, user_id=None)
+    vector = version.encode_user(unknown, [HistoryItem(3, 4, 1_000_000)], at=1_000_060)
+    assert np.isfinite(vector).all() and abs(float(np.linalg.norm(vector)) - 1) < 1e-4
+
+
+def _table(model: TwoTower, key: str) -> np.ndarray:
+    field = next(layer for layer in model.sublayers() if getattr(layer, "key", None) == key)
+    return field.table.weight.numpy()
