@@ -69,8 +69,8 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
     from api.dataimport.service import import_dataset, total_rows
     from api.dataimport.sources import resolve_source
     from api.db import make_engine, make_session_factory
-    from ml.movielens import load_dataset
     from ml.movielens.download import DownloadError
+    from ml.movielens.layouts import load
     from ml.progress import progress
 
     try:
@@ -80,7 +80,11 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
     if source.notice:
         print(source.notice)
     print(f"reading {source.description}")
-    dataset = load_dataset(source.directory)
+    loaded = load(source.directory, getattr(args, "format", "auto"))
+    print(f"layout: {loaded.layout.name}, {loaded.layout.description}")
+    for note in loaded.notes:
+        print(f"note: {note}")
+    dataset = loaded.dataset
     engine = make_engine(settings.resolved_database_url)
     try:
         with (
@@ -471,6 +475,8 @@ def _safe_url(settings: Settings) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ml.movielens.layouts import LAYOUTS
+
     """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="movierec",
@@ -496,15 +502,20 @@ def build_parser() -> argparse.ArgumentParser:
     imp = data_commands.add_parser(
         "import",
         help="import users, movies and ratings (idempotent: a re-run changes nothing)",
-        description="Import MovieLens-format data in one transaction: a failure leaves nothing behind, "
-        "a re-run completes an interrupted import without duplicates.",
+        description="Import a dataset in one transaction: a failure leaves nothing behind, a re-run "
+        "completes an interrupted import without duplicates. README's 'Your own data' shows each layout.",
     )
     imp.add_argument(
         "--source",
         default="auto",
-        help="ml-1m (download the official archive), sample (synthetic), a directory with "
-        "users.dat/movies.dat/ratings.dat, or auto (default: MOVIEREC_DATA_DIR, else ml-1m, "
-        "else the sample)",
+        help="ml-1m (download the official archive), sample (synthetic), a directory holding a "
+        "dataset, or auto (default: MOVIEREC_DATA_DIR, else ml-1m, else the sample)",
+    )
+    imp.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", *LAYOUTS],
+        help="the directory's layout (default: auto, detected from its files and said)",
     )
     imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(handler=cmd_data_import)

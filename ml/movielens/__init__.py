@@ -1,4 +1,5 @@
-"""MovieLens 1M data: the file format, the official download and a synthetic generator."""
+"""Datasets: the ML-1M format, its official download and a synthetic generator; the other layouts
+the import reads (ML-100K, the MovieLens CSV releases, a generic CSV layout) are in layouts.py."""
 
 from ml.movielens.download import DownloadError, download_ml1m
 from ml.movielens.format import (

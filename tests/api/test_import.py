@@ -239,3 +239,39 @@ def test_commands_write_plain_progress_lines_into_a_log(
     users = len(load_dataset(sample_dir).users)
     assert f"kept the recommendations of {users} users in " in out
     assert "; 1 without ratings get the popular movies" in out
+
+
+@pytest.mark.parametrize(
+    ("layout", "counts"),
+    [("ml-100k", (3, 2, 4)), ("movielens-csv", (2, 3, 4)), ("csv", (2, 2, 3))],
+)
+def test_every_layout_imports_and_says_which_it_found(
+    database_factory: DatabaseFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    layout: str,
+    counts: tuple[int, int, int],
+) -> None:
+    from tests.ml.test_layouts import generic_csv, ml100k, movielens_csv
+
+    directory = {"ml-100k": ml100k, "movielens-csv": movielens_csv, "csv": generic_csv}[layout](
+        tmp_path / "data"
+    )
+    url = _fresh(database_factory)
+    _use_database(monkeypatch, url, tmp_path)
+    assert main(["data", "import", "--source", str(directory), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"layout: {layout}, " in out
+    assert f"imported: {counts[0]} users, {counts[1]} movies, {counts[2]} ratings" in out
+    # forcing another layout is refused at the first line that does not fit, and imports nothing more
+    other = "csv" if layout != "csv" else "movielens-csv"
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        before = _fingerprint(session)
+    assert main(["data", "import", "--source", str(directory), "--format", other, "--quiet"]) == 1
+    refusal = "movies.csv not found" if layout == "ml-100k" else "movies.csv:1: the header lacks"
+    assert refusal in capsys.readouterr().err
+    with make_session_factory(engine)() as session:
+        assert _fingerprint(session) == before
+    engine.dispose()

@@ -1,0 +1,108 @@
+"""Readers of the two CSV layouts: the MovieLens CSV releases (ml-latest-small, ml-latest, ml-25m,
+ml-32m) and the documented generic layout a team can write its own data in (README, "Your own data").
+
+MovieLens CSV: ratings.csv (userId,movieId,rating,timestamp; half stars), movies.csv
+(movieId,title,genres with `|`), no users (their demographics are unknown). Its genre "Children" is
+ML-1M's "Children's"; "(no genres listed)" is none; "IMAX", a screen format rather than a genre, is
+left out and counted in a note. tags.csv and links.csv are not read.
+
+Generic: ratings.csv (user_id,movie_id,rating,timestamp), movies.csv (movie_id,title[,year][,genres]),
+and optionally users.csv (user_id[,gender][,age][,occupation][,zip_code]), UTF-8 with a header line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, User, parse_year
+from ml.movielens.tables import (
+    RatingColumns,
+    csv_rows,
+    dataset,
+    integer,
+    new_id,
+    stars,
+    timestamp,
+    title_of,
+    user,
+)
+
+RELEASE_GENRES = {
+    **{g: g for g in GENRES},
+    "Children": "Children's",
+    "(no genres listed)": None,
+    "IMAX": None,
+}
+LEFT_OUT = ("IMAX",)  # release genres that are formats, not genres: noted, not kept
+
+
+def _ratings(path: Path, names: tuple[str, str, str, str]) -> RatingColumns:
+    user_col, movie_col, rating_col, time_col = names
+    columns = RatingColumns()
+    for line, row in csv_rows(path, names):
+        columns.add(
+            line,
+            integer(path, line, user_col, row[user_col]),
+            integer(path, line, movie_col, row[movie_col]),
+            stars(path, line, row[rating_col]),
+            timestamp(path, line, row[time_col]),
+        )
+    return columns
+
+
+def _need(directory: Path, names: tuple[str, ...], layout: str) -> None:
+    for name in names:
+        if not (directory / name).is_file():
+            raise FileNotFoundError(
+                f"{directory / name} not found: the {layout} layout needs {', '.join(names)}"
+            )
+
+
+def load_movielens_csv(directory: Path, notes: list[str]) -> Dataset:
+    """Return the dataset of a MovieLens CSV release; notes gets what was left out, and why."""
+    _need(directory, ("movies.csv", "ratings.csv"), "MovieLens CSV")
+    path = directory / "movies.csv"
+    movies, seen, left_out = [], set[int](), 0
+    for line, row in csv_rows(path, ("movieId", "title", "genres")):
+        names = [g for g in row["genres"].split("|") if g]
+        unknown = [g for g in names if g not in RELEASE_GENRES]
+        if unknown:
+            raise MalformedDataError(path, line, f"unknown genre {unknown[0]!r}")
+        left_out += any(g in LEFT_OUT for g in names)
+        genres = tuple(dict.fromkeys(g for n in names if (g := RELEASE_GENRES[n])))
+        title = title_of(path, line, row["title"])
+        movies.append(
+            Movie(new_id(path, line, "movie", row["movieId"], seen), title, parse_year(title), genres)
+        )
+    if left_out:
+        notes.append(f"IMAX is a screen format, not one of the 18 genres: left out of {left_out} movies")
+    columns = _ratings(directory / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
+    return dataset(directory / "ratings.csv", None, movies, columns)
+
+
+def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
+    """Return the dataset of the generic CSV layout (users.csv optional)."""
+    _need(directory, ("movies.csv", "ratings.csv"), "CSV")
+    path = directory / "movies.csv"
+    movies, seen = [], set[int]()
+    for line, row in csv_rows(path, ("movie_id", "title")):
+        title = title_of(path, line, row["title"])
+        year_text = row.get("year", "")
+        year = integer(path, line, "year", year_text) if year_text else parse_year(title)
+        genres = tuple(g for g in row.get("genres", "").split("|") if g)
+        unknown = [g for g in genres if g not in GENRES]
+        if unknown:
+            raise MalformedDataError(path, line, f"unknown genre {unknown[0]!r}: one of {', '.join(GENRES)}")
+        movies.append(Movie(new_id(path, line, "movie", row["movie_id"], seen), title, year, genres))
+    users: list[User] | None = None
+    path = directory / "users.csv"
+    if path.is_file():
+        users, seen = [], set()
+        for line, row in csv_rows(path, ("user_id",)):
+            uid = new_id(path, line, "user", row["user_id"], seen)
+            fields = (row.get(k, "") for k in ("gender", "age", "occupation", "zip_code"))
+            users.append(user(path, line, uid, *fields))
+    else:
+        notes.append("no users.csv: the raters are the users, their demographics unknown")
+    columns = _ratings(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"))
+    return dataset(directory / "ratings.csv", users, movies, columns)

@@ -1,0 +1,162 @@
+"""Shared by the readers of every layout: CSV rows with their line numbers, values checked as the
+database checks them, and the dataset put together with its references checked."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ml.movielens.format import AGE_BUCKETS, OCCUPATIONS, Dataset, MalformedDataError, Movie, Ratings, User
+
+MAX_TITLE = 255
+
+
+def csv_rows(
+    path: Path, required: Sequence[str], encoding: str = "utf-8"
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row by column name) of a CSV file with a header naming at least `required`."""
+    try:
+        with path.open(encoding=encoding, newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise MalformedDataError(path, 1, "the file is empty: a header line is needed")
+            names = [h.strip() for h in header]
+            missing = [c for c in required if c not in names]
+            if missing:
+                raise MalformedDataError(
+                    path, 1, f"the header lacks {', '.join(missing)} (it has {', '.join(names)})"
+                )
+            for fields in reader:
+                if not fields or fields == [""]:
+                    continue
+                if len(fields) != len(names):
+                    raise MalformedDataError(
+                        path, reader.line_num, f"expected {len(names)} fields, found {len(fields)}"
+                    )
+                yield reader.line_num, dict(zip(names, (f.strip() for f in fields), strict=True))
+    except UnicodeDecodeError as error:
+        raise MalformedDataError(path, 0, f"not {encoding} text ({error.reason})") from None
+    except csv.Error as error:
+        raise MalformedDataError(path, 0, f"not valid CSV: {error}") from None
+
+
+def integer(path: Path, line: int, name: str, text: str, low: int = 1) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise MalformedDataError(path, line, f"{name} is not a whole number: {text!r}") from None
+    if value < low:
+        raise MalformedDataError(path, line, f"{name} {value} is below {low}")
+    return value
+
+
+def new_id(path: Path, line: int, name: str, text: str, seen: set[int]) -> int:
+    """Return a positive id not seen before in this file (and remember it)."""
+    value = integer(path, line, f"{name} id", text)
+    if value in seen:
+        raise MalformedDataError(path, line, f"{name} id {value} repeats")
+    seen.add(value)
+    return value
+
+
+def stars(path: Path, line: int, text: str) -> float:
+    """Return a rating of 0.5 to 5 stars in half steps (the database's check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise MalformedDataError(path, line, f"rating is not a number: {text!r}") from None
+    if not (0.5 <= value <= 5 and float(2 * value).is_integer()):
+        raise MalformedDataError(path, line, f"rating {text} is not 0.5 to 5 stars in half steps")
+    return value
+
+
+def timestamp(path: Path, line: int, text: str) -> int:
+    """Return seconds since the epoch from seconds, or from an ISO 8601 moment (UTC unless it says)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedDataError(path, line, f"timestamp is neither seconds nor ISO 8601: {text!r}") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+def age_bucket(years: int) -> int:
+    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
+    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
+
+
+def title_of(path: Path, line: int, title: str) -> str:
+    if not title or len(title) > MAX_TITLE:
+        raise MalformedDataError(path, line, f"title is empty or longer than {MAX_TITLE} characters")
+    return title
+
+
+def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation: str, zip_code: str) -> User:
+    """Return a user from optional demographic fields ("" is unknown), checked as the database does."""
+    if gender not in ("", "F", "M"):
+        raise MalformedDataError(path, line, f"gender must be F, M or empty, not {gender!r}")
+    occ = integer(path, line, "occupation", occupation, low=0) if occupation else None
+    if occ is not None and occ not in OCCUPATIONS:
+        raise MalformedDataError(path, line, f"occupation {occ} is not an ML-1M occupation (0-20)")
+    if len(zip_code) > 10:
+        raise MalformedDataError(path, line, f"zip code {zip_code!r} is longer than 10 characters")
+    years = age_bucket(integer(path, line, "age", age)) if age else None
+    return User(user_id, gender or None, years, occ, zip_code or None)
+
+
+class RatingColumns:
+    """Ratings gathered row by row, with each one's line for error messages."""
+
+    def __init__(self) -> None:
+        self.users: list[int] = []
+        self.movies: list[int] = []
+        self.stars: list[float] = []
+        self.times: list[int] = []
+        self.lines: list[int] = []
+
+    def add(self, line: int, user_id: int, movie_id: int, rating: float, seconds: int) -> None:
+        self.users.append(user_id)
+        self.movies.append(movie_id)
+        self.stars.append(rating)
+        self.times.append(seconds)
+        self.lines.append(line)
+
+    def ratings(self) -> Ratings:
+        return Ratings(
+            user_id=np.asarray(self.users, dtype=np.int32),
+            movie_id=np.asarray(self.movies, dtype=np.int32),
+            rating=np.asarray(self.stars, dtype=np.float32),
+            timestamp=np.asarray(self.times, dtype=np.int64),
+        )
+
+
+def dataset(
+    ratings_path: Path, users: list[User] | None, movies: list[Movie], columns: RatingColumns
+) -> Dataset:
+    """Return the dataset after checking every rating's user (when users are listed) and movie, and
+    that no user rates a movie twice; users are the raters, demographics unknown, when not listed."""
+    ratings = columns.ratings()
+    if users is None:
+        users = [User(int(u), None, None, None, None) for u in np.unique(ratings.user_id)]
+    checks = [("movie", ratings.movie_id, [m.id for m in movies])]
+    checks.insert(0, ("user", ratings.user_id, [u.id for u in users]))
+    for name, column, known in checks:
+        bad = np.flatnonzero(~np.isin(column, np.asarray(known, dtype=np.int32)))
+        if bad.size:
+            raise MalformedDataError(
+                ratings_path, columns.lines[bad[0]], f"{name} id {int(column[bad[0]])} is not defined"
+            )
+    pairs = ratings.user_id.astype(np.int64) * (1 << 32) + ratings.movie_id
+    _, first = np.unique(pairs, return_index=True)
+    if first.size != pairs.size:
+        again = int(np.setdiff1d(np.arange(pairs.size), first)[0])
+        raise MalformedDataError(
+            ratings_path, columns.lines[again], "the same user rates the same movie twice"
+        )
+    return Dataset(users=users, movies=movies, ratings=ratings)

@@ -1,0 +1,120 @@
+"""Every dataset layout the import reads, from tiny fixtures written here: detected, read with its
+conventions (half stars, genre names, ages in years, missing demographics), refused at the bad line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml.movielens.format import MalformedDataError
+from ml.movielens.layouts import detect, load
+
+GENRE_FLAGS = (
+    "0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0"  # unknown, Action, Adventure, Animation, Children's, ...
+)
+
+
+def write(directory: Path, files: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="latin-1" if name.startswith("u.") else "utf-8")
+    return directory
+
+
+def ml100k(directory: Path) -> Path:
+    return write(directory, {
+        "u.user": "1|24|M|technician|85711\n2|53|F|librarian|94043\n3|17|M|student|32067\n",
+        "u.item": f"1|Toy Story (1995)|01-Jan-1995||http://x|{GENRE_FLAGS}\n"
+                  "2|GoldenEye (1995)|01-Jan-1995||http://x|0|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0|1|0|0\n",
+        "u.data": "1\t1\t5\t874965758\n2\t1\t3\t876893171\n3\t2\t4\t878542960\n1\t2\t2\t874965800\n",
+    })  # fmt: skip
+
+
+def movielens_csv(directory: Path) -> Path:
+    return write(directory, {
+        "movies.csv": "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation|Children|Comedy\n"
+                      '2,"Dark Knight, The (2008)",Action|Crime|Drama|IMAX\n3,Untitled (2001),(no genres listed)\n',
+        "ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,3.5,964981247\n"
+                       "5,1,0.5,964982224\n5,3,5.0,964983815\n",
+        "tags.csv": "userId,movieId,tag,timestamp\n1,2,dark,1445714994\n",
+    })  # fmt: skip
+
+
+def generic_csv(directory: Path, users: bool = True) -> Path:
+    files = {
+        "movies.csv": "movie_id,title,year,genres\n10,Heat,1995,Action|Crime|Thriller\n11,Clueless (1995),,Comedy\n",
+        "ratings.csv": "user_id,movie_id,rating,timestamp\n7,10,4.5,2000-12-31T22:12:40Z\n"
+                       "7,11,3,978300760\n8,10,2,2001-01-01 10:00:00\n",
+    }  # fmt: skip
+    if users:
+        files["users.csv"] = "user_id,gender,age\n7,F,31\n8,,\n"
+    return write(directory, files)
+
+
+def test_ml100k_reads_ages_in_years_and_occupations_by_name(tmp_path: Path) -> None:
+    loaded = load(ml100k(tmp_path))
+    assert loaded.layout.name == "ml-100k" and detect(tmp_path).name == "ml-100k"
+    users = {u.id: (u.gender, u.age, u.occupation, u.zip_code) for u in loaded.dataset.users}
+    assert users == {1: ("M", 18, 17, "85711"), 2: ("F", 50, 0, "94043"), 3: ("M", 1, 4, "32067")}
+    movies = {m.id: (m.year, m.genres) for m in loaded.dataset.movies}
+    assert movies == {
+        1: (1995, ("Animation", "Children's", "Comedy")),
+        2: (1995, ("Action", "Adventure", "Thriller")),
+    }
+    assert loaded.dataset.ratings.rating.tolist() == [5.0, 3.0, 4.0, 2.0]
+
+
+def test_a_movielens_csv_release_reads_half_stars_and_its_genre_names(tmp_path: Path) -> None:
+    loaded = load(movielens_csv(tmp_path))
+    assert loaded.layout.name == "movielens-csv"
+    assert {u.id: (u.gender, u.age, u.occupation, u.zip_code) for u in loaded.dataset.users} == {
+        1: (None, None, None, None),
+        5: (None, None, None, None),
+    }
+    movies = {m.id: (m.title, m.year, m.genres) for m in loaded.dataset.movies}
+    assert movies[1] == ("Toy Story (1995)", 1995, ("Adventure", "Animation", "Children's", "Comedy"))
+    assert movies[2] == ("Dark Knight, The (2008)", 2008, ("Action", "Crime", "Drama"))
+    assert movies[3] == ("Untitled (2001)", 2001, ())
+    assert loaded.dataset.ratings.rating.tolist() == [4.0, 3.5, 0.5, 5.0]
+    assert loaded.notes == ["IMAX is a screen format, not one of the 18 genres: left out of 1 movies"]
+
+
+def test_the_generic_layout_takes_optional_users_years_and_iso_times(tmp_path: Path) -> None:
+    loaded = load(generic_csv(tmp_path / "with"))
+    assert loaded.layout.name == "csv"
+    assert {u.id: (u.gender, u.age) for u in loaded.dataset.users} == {7: ("F", 25), 8: (None, None)}
+    assert {m.id: m.year for m in loaded.dataset.movies} == {10: 1995, 11: 1995}
+    assert loaded.dataset.ratings.timestamp.tolist() == [978300760, 978300760, 978343200]
+    bare = load(generic_csv(tmp_path / "without", users=False))
+    assert [u.id for u in bare.dataset.users] == [7, 8] and bare.notes
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "line", "bad", "reason"),
+    [
+        (ml100k, "u.data", 2, "2\t1\t6\t876893171", "rating 6 is outside 1-5"),
+        (movielens_csv, "ratings.csv", 3, "1,2,3.7,964981247", "not 0.5 to 5 stars in half steps"),
+        (movielens_csv, "movies.csv", 2, "1,Toy Story (1995),Adventure|Cartoon", "unknown genre 'Cartoon'"),
+        (generic_csv, "ratings.csv", 4, "8,99,2,978300760", "movie id 99 is not defined"),
+        (generic_csv, "users.csv", 2, "7,X,31", "gender must be F, M or empty"),
+        (generic_csv, "ratings.csv", 2, "7,10,4,yesterday", "neither seconds nor ISO 8601"),
+    ],
+)
+def test_a_bad_line_is_named_with_its_file_and_number(
+    tmp_path: Path, make: object, name: str, line: int, bad: str, reason: str
+) -> None:
+    directory = make(tmp_path)  # type: ignore[operator]
+    lines = (directory / name).read_text(encoding="latin-1").splitlines()
+    lines[line - 1] = bad
+    (directory / name).write_text("\n".join(lines) + "\n", encoding="latin-1")
+    with pytest.raises(MalformedDataError) as error:
+        load(directory)
+    assert str(error.value).startswith(f"{directory / name}:{line}: ") and reason in str(error.value)
+
+
+def test_a_forced_layout_that_does_not_fit_says_what_the_header_lacks(tmp_path: Path) -> None:
+    with pytest.raises(MalformedDataError, match=r"movies.csv:1: the header lacks movie_id"):
+        load(movielens_csv(tmp_path), "csv")
+    with pytest.raises(FileNotFoundError, match="holds no dataset"):
+        load(write(tmp_path / "empty", {"notes.txt": "x"}))
