@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,9 +16,12 @@ def _dry_run(target: str, tmp_path: Path) -> str:
     if shutil.which("make") is None:
         pytest.fail("make is missing")
     venv = tmp_path / "venv"  # absent: make plans the whole install
+    # run from `make test`, make's own variables would make this a sub-make that prints directories
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     result = subprocess.run(
-        ["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+        cwd=ROOT, capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
     return result.stdout
 
 
