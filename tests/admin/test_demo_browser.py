@@ -60,11 +60,11 @@ def _ids(items: Locator) -> list[str]:
     return [i.get_attribute("data-movie-id") or "" for i in items.all()]
 
 
-def _rate(page: Page, item: Locator, stars: int, timings: list[float]) -> None:
-    """Click a star of a movie's item, wait for the refreshed list, and keep the page's measure."""
+def _rate(page: Page, item: Locator, stars: float, timings: list[float]) -> None:
+    """Click a (half) star of a movie's item, wait for the refreshed list, and keep the page's measure."""
     body = page.locator("body")
     done = int(body.get_attribute("data-rate-count") or 0)
-    item.get_by_role("button", name=f"Rate {stars} star" + ("s" if stars > 1 else ""), exact=True).click()
+    item.get_by_role("button", name=f"Rate {stars:g} star" + ("" if stars == 1 else "s"), exact=True).click()
     expect(body).to_have_attribute("data-rate-count", str(done + 1))
     timings.append(float(body.get_attribute("data-rate-ms") or "nan"))
 
@@ -150,8 +150,9 @@ def test_the_demo_in_a_real_browser(
             expect(page.locator("#similar-title")).to_contain_text("Similar to ")
             assert matching[0] not in _ids(similar)
             _rate(page, found.nth(1), 5, timings)
-            _rate(page, similar.first, 4, timings)
-            expect(similar.first.locator(".star.lit")).to_have_count(4)
+            _rate(page, similar.first, 3.5, timings)  # a half star: the left half of the fourth
+            expect(similar.first.locator(".star.lit")).to_have_count(7)
+            expect(page.locator("#my-ratings")).to_contain_text(" 3.5 ★")  # as the API stored it
 
             # Rate the top recommendation 1 star: it leaves the list, a new one enters, marked.
             for _ in range(TOP_CLICKS):

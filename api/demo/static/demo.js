@@ -79,13 +79,15 @@ function clearError() {
   $('#error').replaceChildren();
 }
 
-/** Return the five star buttons rating a movie, the stars given on this page lit. */
+/** Return the ten half-star buttons rating a movie (each star's left half gives n - 0.5, its right
+ * half n), the stars given on this page lit. */
 function stars(movie, title) {
   const group = el('div', { class: 'stars', role: 'group', 'aria-label': `Rate ${title}`, 'data-movie-id': movie.id });
-  for (let n = 1; n <= 5; n += 1) {
+  for (let half = 1; half <= 10; half += 1) {
+    const n = half / 2;
     const name = `Rate ${plural(n, 'star')}`;
-    group.append(el('button', { type: 'button', class: 'star', 'aria-label': name, title: name, text: '★',
-      onclick: () => rate(movie, title, n) }));
+    group.append(el('button', { type: 'button', class: `star ${half % 2 ? 'left' : 'right'}`, 'aria-label': name,
+      title: name, onclick: () => rate(movie, title, n) }, el('span', { class: 'glyph', 'aria-hidden': 'true', text: '★' })));
   }
   paint(group, state.rated.get(movie.id)?.stars ?? 0);
   return group;
@@ -93,8 +95,8 @@ function stars(movie, title) {
 
 function paint(group, given) {
   group.querySelectorAll('.star').forEach((button, i) => {
-    button.classList.toggle('lit', i < given);
-    button.setAttribute('aria-pressed', String(i + 1 === given));
+    button.classList.toggle('lit', (i + 1) / 2 <= given);
+    button.setAttribute('aria-pressed', String((i + 1) / 2 === given));
   });
 }
 
