@@ -4,15 +4,20 @@ a signed-in client."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.db import make_engine, make_session_factory
+from api.settings import Settings
 from api.versions.models import ModelVersion
 from tests.api.conftest import Stack, build_stack
 from tests.conftest import DatabaseFactory
@@ -90,3 +95,25 @@ def version_id_of(location: str) -> int:
 
 def model_dir_of(stack: Stack) -> Path:
     return stack.settings.resolved_model_dir
+
+
+@contextmanager
+def served(settings: Settings) -> Iterator[str]:
+    """Serve the app on the settings with uvicorn on a free local port, in a thread; yield its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -6,18 +6,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from api.app import create_app
-from tests.admin.conftest import PASSWORD, TINY_FORM
+from tests.admin.conftest import PASSWORD, TINY_FORM, served
 from tests.api.conftest import Stack, build_stack
 from tests.conftest import DatabaseFactory
 
@@ -43,22 +39,8 @@ def browser_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.Te
 @pytest.fixture
 def server(browser_stack: Stack) -> Iterator[str]:
     """Yield the base URL of the app served by uvicorn on a free local port, in a thread."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(browser_stack.settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(browser_stack.settings) as url:
+        yield url
 
 
 def test_retrain_watch_activate_in_a_real_browser(server: str, browser_stack: Stack, tmp_path: Path) -> None:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import statistics
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from playwright.sync_api import ConsoleMessage, Locator, Page, Route, expect, sync_playwright
 
-from api.app import create_app
+from tests.admin.conftest import served
 from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.api.conftest import Stack, build_stack
 from tests.conftest import DatabaseFactory
@@ -40,20 +36,8 @@ def demo_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempP
 def server(demo_stack: Stack) -> Iterator[str]:
     """Yield the base URL of the app outside development with the demo switched on, under uvicorn."""
     settings = demo_stack.settings.model_copy(update={"demo": True})
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(settings) as url:
+        yield url
 
 
 def _ids(items: Locator) -> list[str]:

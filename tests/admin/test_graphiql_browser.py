@@ -4,18 +4,14 @@ and styles all come from the app, so it runs a query offline and under the app's
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from playwright.sync_api import ConsoleMessage, Locator, Request, Route, expect, sync_playwright
 
-from api.app import create_app
+from tests.admin.conftest import served
 from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.api.conftest import Stack, build_stack
 from tests.conftest import DatabaseFactory
@@ -31,20 +27,8 @@ def graphiql_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.T
 def server(graphiql_stack: Stack) -> Iterator[str]:
     """Yield the base URL of the app in development (GraphiQL is served) under uvicorn, in a thread."""
     settings = graphiql_stack.settings.model_copy(update={"environment": "development"})
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(settings) as url:
+        yield url
 
 
 def test_graphiql_runs_a_query_with_other_origins_blocked(
