@@ -15,6 +15,7 @@ import orjson
 from anyio import CapacityLimiter, to_thread
 from cross_web import HTTPException
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -148,6 +149,13 @@ WORKER_THREADS = 8  # blocking calls in flight per process (api.graphql.context.
 POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside the worker threads
 
 
+def request_read_engine(settings: Settings) -> AsyncEngine:
+    """Return the engine of a request's reads on the event loop (api.db.read_async)."""
+    return make_read_engine(
+        settings.resolved_database_url, pool_size=WORKER_THREADS, max_overflow=WORKER_THREADS
+    )
+
+
 def build_state(settings: Settings) -> AppState:
     """Return the shared resources: engine, session factory, Milvus client, model registry and the
     worker threads' limiter (one pooled connection per thread, so no thread waits on the pool)."""
@@ -166,9 +174,7 @@ def build_state(settings: Settings) -> AppState:
     return AppState(
         settings=settings,
         engine=engine,
-        read_engine=make_read_engine(
-            settings.resolved_database_url, pool_size=WORKER_THREADS, max_overflow=WORKER_THREADS
-        ),
+        read_engine=request_read_engine(settings),
         # One statement each, after the answer: a few connections serve thousands a second.
         async_engine=make_async_engine(settings.resolved_database_url, pool_size=2, max_overflow=2),
         sessions=make_session_factory(engine),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import sqlite3
 import time
@@ -84,9 +85,10 @@ class DriverRead:
     cursor (read_async): SQLAlchemy keeps the connections (its pool) and the SQL, the driver's rows
     come back as they are.
 
-    `python bench/db_access.py` (the request's read, 3,000 times, 8 at a time, medians of 5 rounds):
-    4,405 reads/s at 0.226 ms of CPU a read this way, against 2,956 at 0.334 ms through SQLAlchemy's
-    asyncio execute (its execution context and result objects, across a greenlet); a recommendation
+    `python bench/db_access.py` (the request's read, 3,000 times, 8 at a time, medians of 5 rounds,
+    aiomysql both ways): 4,117 reads/s at 0.166 ms of CPU a read this way, against 3,324 at 0.221 ms
+    through SQLAlchemy's asyncio execute (its execution context and result objects, across a
+    greenlet); a recommendation
     request makes one to three such reads. Only for columns the driver returns as Python wants them
     (integers and strings: no datetimes, which SQLite returns as text).
     """
@@ -132,7 +134,9 @@ async def read_async(
         try:
             for read, parameters in reads:
                 sql, values = read.sql(dialect, parameters)
-                cursor = await driver.cursor()
+                cursor = driver.cursor()  # asyncmy's is made at once, aiosqlite's awaited
+                if inspect.isawaitable(cursor):
+                    cursor = await cursor
                 try:
                     await cursor.execute(sql, values)
                     results.append(list(await cursor.fetchall()))
@@ -167,16 +171,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     connect_args = kwargs["connect_args"]
     connect_args.setdefault("read_timeout", 30)
     connect_args.setdefault("write_timeout", 30)
-    # api.ratings.service.rated_movie_ids reads a user's rated movies as one GROUP_CONCAT, which
-    # MySQL 8 cuts at 1,024 bytes by default (MariaDB at 1 MiB): room for any user's ratings.
-    connect_args.setdefault("init_command", "SET SESSION group_concat_max_len = 67108864")
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
 
 
-def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Return an asyncio engine on the same database as url (aiomysql for MySQL, aiosqlite for
-    SQLite), set up as make_engine's, for the reads that run on the event loop."""
+def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
+    """Return an asyncio engine on the same database as url (asyncmy for MySQL, aiosqlite for
+    SQLite), set up as make_engine's, for the reads that run on the event loop.
+
+    asyncmy rather than aiomysql: its protocol is compiled (Cython). `python bench/db_access.py`
+    (the request's read through read_async, 8 at a time, medians of 5 rounds): 0.115 ms of CPU a
+    read against 0.166 with aiomysql, 6,021 reads/s against 4,117.
+    """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -186,15 +192,21 @@ def make_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     if backend != "mysql":
         raise ValueError(f"no asyncio driver is set up for {backend}")
-    return create_async_engine(_server_defaults(parsed.set(drivername="mysql+aiomysql"), kwargs), **kwargs)
+    return create_async_engine(
+        _server_defaults(parsed.set(drivername=f"mysql+{mysql_driver}"), kwargs), **kwargs
+    )
 
 
 def _server_defaults(parsed: URL, kwargs: dict[str, Any]) -> URL:
     """Return a MySQL URL in utf8mb4, and set the pool and connect options both engines share."""
     if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    connect_args = kwargs.setdefault("connect_args", {})
     # Fail fast when the server is gone: a request errs within seconds instead of hanging.
-    kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 3)
+    connect_args.setdefault("connect_timeout", 3)
+    # api.ratings.service.RATED reads a user's rated movies as one GROUP_CONCAT, which MySQL 8 cuts
+    # at 1,024 bytes by default (MariaDB at 1 MiB): room for any user's ratings, on both engines.
+    connect_args.setdefault("init_command", "SET SESSION group_concat_max_len = 67108864")
     kwargs.setdefault("pool_timeout", 5)
     kwargs.setdefault("pool_recycle", 3600)
     # Sessions and connections here always end their transaction (commit, or rollback on close), so

@@ -6,9 +6,10 @@ turns for --rounds rounds, and prints reads per second and the process's CPU per
 - threads: api.graphql.context.Context.run's way, PyMySQL in a worker thread with its own ORM
   session, at most 8 threads at a time; and the same with a Core connection instead of a session;
 - async: SQLAlchemy's asyncio extension with aiomysql, a Core connection, on the event loop; and
-  the API's way, the same statement compiled once and run by aiomysql's own cursor on a connection
-  of that engine's pool (api.db.read_async).
-Needs the bench database of bench/serve.py and `pip install aiomysql`.
+  the API's way, the same statement compiled once and run by the driver's own cursor on a
+  connection of that engine's pool (api.db.read_async), with asyncmy (the API's driver) and with
+  aiomysql.
+Needs the bench database of bench/serve.py and the dev extra (aiomysql).
 
     .venv/bin/python bench/db_access.py
 """
@@ -62,6 +63,7 @@ async def main(args: argparse.Namespace) -> None:
     limiter = CapacityLimiter(8)
     async_engine = create_async_engine(url.set(drivername="mysql+aiomysql"), pool_size=8)
     api_engine = make_read_engine(args.url, pool_size=8)  # the API's
+    aiomysql_engine = make_read_engine(args.url, pool_size=8, mysql_driver="aiomysql")
 
     def read_in_session(user_id: int) -> object:
         with sessions() as session:
@@ -84,13 +86,17 @@ async def main(args: argparse.Namespace) -> None:
     async def by_driver(user_id: int) -> object:
         return await read_user_async(engine=api_engine, user_id=user_id)
 
+    async def by_aiomysql(user_id: int) -> object:
+        return await read_user_async(engine=aiomysql_engine, user_id=user_id)
+
     rng = random.Random(0)
     users = [rng.randint(1, args.users) for _ in range(args.reads)]
     ways = {
         "thread, ORM session (PyMySQL)": threads,
         "thread, Core connection (PyMySQL)": threads_core,
         "event loop, Core connection (aiomysql)": on_loop,
-        "event loop, driver's cursor (API)": by_driver,
+        "event loop, driver's cursor (aiomysql)": by_aiomysql,
+        "event loop, driver's cursor (API, asyncmy)": by_driver,
     }
     for read in ways.values():  # warm pools and caches
         await measure(read, users[:200], args.concurrency)
@@ -102,9 +108,10 @@ async def main(args: argparse.Namespace) -> None:
     for name, runs in results.items():
         rate = statistics.median(r for r, _ in runs)
         cpu = statistics.median(c for _, c in runs)
-        print(f"{name:36} {rate:8.0f} reads/s  {cpu:.3f} ms CPU/read")
+        print(f"{name:42} {rate:8.0f} reads/s  {cpu:.3f} ms CPU/read")
     await async_engine.dispose()
     await api_engine.dispose()
+    await aiomysql_engine.dispose()
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ RATED: Select[str | bytes | None] = select(func.group_concat(Rating.movie_id)).w
 def rated_movie_ids(*, session: Session, user_id: int) -> set[int]:
     """Return the ids of every movie the user rated, read as one string: a user with a thousand
     ratings costs one row to parse instead of a thousand (MySQL's limit on its length is raised in
-    api.db.make_engine)."""
+    api.db._server_defaults)."""
     return parse_rated(session.execute(RATED, {"user_id": user_id}).scalar())
 
 
