@@ -10,17 +10,21 @@ of deadlocking.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from api.dataimport.upsert import upsert_statement
+from api.db import from_epoch
 from api.ratings.models import Rating
 from api.users.models import User
+from ml.movielens import Ratings
 
 BUMP_CHUNK = 1_000  # users per UPDATE
+STATEMENT_ROWS = 50_000  # ratings per INSERT statement of upsert_rating_columns on MySQL (about 2 MB)
 
 
 def upsert_ratings(
@@ -41,6 +45,56 @@ def upsert_ratings(
         connection.execute(statement, list(chunk))
         if report is not None:
             report(len(chunk))
+
+
+def upsert_rating_columns(
+    *,
+    session: Session,
+    ratings: Ratings,
+    report: Callable[[int], Any] | None = None,
+    statement_rows: int = STATEMENT_ROWS,
+) -> None:
+    """Insert or replace ratings given as columns (the import), in the caller's transaction.
+
+    On MySQL the statements are multi-row INSERTs written here from the numbers themselves (ids,
+    stars and times: nothing to quote or escape), not row dictionaries bound one value at a time
+    by the driver. Elsewhere, upsert_ratings with the same rows.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "mysql":
+        upsert_ratings(session=session, rows=list(_rating_rows(ratings)), report=report)
+        return
+    _bump(session, np.unique(ratings.user_id).tolist())
+    for start in range(0, len(ratings), statement_rows):
+        end = min(start + statement_rows, len(ratings))
+        moments = np.datetime_as_string(ratings.timestamp[start:end].astype("datetime64[s]"))
+        values = ",".join(
+            f"({u},{m},{s!r},'{t}')"
+            for u, m, s, t in zip(
+                ratings.user_id[start:end].tolist(), ratings.movie_id[start:end].tolist(),
+                ratings.rating[start:end].astype(np.float64).tolist(), moments.tolist(), strict=True,
+            )
+        )  # fmt: skip
+        connection.exec_driver_sql(
+            "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES "
+            f"{values} ON DUPLICATE KEY UPDATE rating = VALUES(rating), rated_at = VALUES(rated_at)"
+        )
+        if report is not None:
+            report(end - start)
+
+
+def _rating_rows(ratings: Ratings) -> Iterator[dict[str, Any]]:
+    # Timestamps repeat a lot (one user rates many movies in a minute): convert each once.
+    unique, inverse = np.unique(ratings.timestamp, return_inverse=True)
+    moments = [from_epoch(int(t)) for t in unique]
+    for u, m, s, i in zip(
+        ratings.user_id.tolist(),
+        ratings.movie_id.tolist(),
+        ratings.rating.tolist(),
+        inverse.tolist(),
+        strict=True,
+    ):
+        yield {"user_id": u, "movie_id": m, "rating": s, "rated_at": moments[i]}
 
 
 def delete_rating_row(*, session: Session, user_id: int, movie_id: int) -> bool:

@@ -9,15 +9,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.dataimport.service import import_dataset
-from api.db import in_transaction, make_engine, make_session_factory
+from api.db import from_epoch, in_transaction, make_engine, make_session_factory
+from api.ratings.models import Rating
+from api.ratings.writes import upsert_rating_columns
 from api.users.models import User
-from ml.movielens import load_dataset
+from ml.movielens import Ratings, load_dataset
 from tests.api.conftest import GraphQL, Stack
 from tests.conftest import DatabaseFactory
 
@@ -78,6 +81,36 @@ def test_an_import_bumps_every_user_it_writes_ratings_for(session: Session, samp
     second = dict(session.execute(select(User.id, User.ratings_version)).all())
     assert [u for u in first if second[u] != first[u]] == raters
     assert all(second[u] == first[u] + 1 for u in raters)
+
+
+def test_ratings_written_as_columns_replace_and_add(session: Session, sample_dir: Path) -> None:
+    """The import's columns path on each database: existing ratings replaced, new ones added, half
+    stars and times kept exactly, every user concerned bumped, over more than one statement."""
+    dataset = load_dataset(sample_dir)
+    import_dataset(session=session, dataset=dataset)
+    r, n = dataset.ratings, 300
+    before = dict(session.execute(select(User.id, User.ratings_version)).all())
+    # Every user rates every movie: all existing pairs are replaced, the other pairs are added.
+    users = np.array([u.id for u in dataset.users], dtype=np.int32)
+    movies = np.array([m.id for m in dataset.movies], dtype=np.int32)
+    pairs = np.array(np.meshgrid(users, movies)).T.reshape(-1, 2)
+    assert len(pairs) > 2 * 1_000 and len(pairs) > len(r)
+    stars = (np.arange(len(pairs)) % 10 + 1).astype(np.float32) / 2
+    times = 978_300_000 + np.arange(len(pairs), dtype=np.int64)
+    upsert_rating_columns(
+        session=session, ratings=Ratings(pairs[:, 0], pairs[:, 1], stars, times), statement_rows=1_000
+    )
+    stored = {
+        (u, m): (s, t)
+        for u, m, s, t in session.execute(
+            select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at)
+        )
+    }
+    assert len(stored) == len(pairs)
+    for i in range(0, len(pairs), len(pairs) // n):
+        assert stored[(int(pairs[i, 0]), int(pairs[i, 1]))] == (float(stars[i]), from_epoch(int(times[i])))
+    after = dict(session.execute(select(User.id, User.ratings_version)).all())
+    assert all(after[u] == before[u] + 1 for u in users.tolist())
 
 
 def _table(url: str, **engine_options: Any) -> sessionmaker[Session]:
