@@ -66,7 +66,7 @@ def cmd_db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
-    from api.dataimport.service import import_dataset, total_rows
+    from api.dataimport.service import MovieTextError, UnknownGenreError, import_dataset, total_rows
     from api.dataimport.sources import resolve_source
     from api.db import make_engine, make_session_factory
     from ml.movielens.download import DownloadError
@@ -94,6 +94,8 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
             counts = import_dataset(
                 session=session, dataset=dataset, batch_size=settings.import_batch_size, progress=bar.update
             )
+    except (MovieTextError, UnknownGenreError) as error:  # rolled back: nothing was written
+        raise CommandError(str(error)) from error
     finally:
         engine.dispose()
     summary = (
@@ -106,7 +108,9 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_data_sample(args: argparse.Namespace, _settings: Settings) -> int:
     from ml.movielens.synthetic import write_synthetic
 
-    out = write_synthetic(Path(args.out), users=args.users, movies=args.movies, seed=args.seed)
+    out = write_synthetic(
+        Path(args.out), users=args.users, movies=args.movies, seed=args.seed, text=args.text
+    )
     print(f"wrote a synthetic sample to {out}")
     return 0
 
@@ -519,11 +523,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(handler=cmd_data_import)
-    sample = data_commands.add_parser("sample", help="write a synthetic dataset in the ML-1M format")
-    sample.add_argument("--out", required=True, help="directory to write users.dat, movies.dat, ratings.dat")
+    sample = data_commands.add_parser(
+        "sample", help="write a synthetic dataset in the ML-1M format (with --text, the generic CSV layout)"
+    )
+    sample.add_argument("--out", required=True, help="directory to write the dataset's files into")
     sample.add_argument("--users", type=int, default=1000, help="number of users (default 1000)")
     sample.add_argument("--movies", type=int, default=600, help="number of movies (default 600)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument(
+        "--text",
+        action="store_true",
+        help="give movies descriptions and tags that carry their taste, written in the generic CSV layout "
+        "(users.csv, movies.csv, ratings.csv) since ML-1M's files have no place for them",
+    )
     sample.set_defaults(handler=cmd_data_sample)
 
     train = commands.add_parser(

@@ -3,7 +3,7 @@
 from admin.models import AdminSession, SignInFailures
 from api.access.models import ApiKey
 from api.db import Base
-from api.movies.models import Genre, Movie, movie_genres
+from api.movies.models import Genre, Movie, MovieTag, movie_genres
 from api.ratings.models import Rating
 from api.recommend.models import KeptList
 from api.users.models import Occupation, User
@@ -12,6 +12,6 @@ from api.versions.models import Activation, ModelVersion
 metadata = Base.metadata
 
 __all__ = [
-    "Activation", "AdminSession", "ApiKey", "Genre", "KeptList", "ModelVersion", "Movie", "Occupation",
-    "Rating", "SignInFailures", "User", "metadata", "movie_genres",
+    "Activation", "AdminSession", "ApiKey", "Genre", "KeptList", "ModelVersion", "Movie", "MovieTag",
+    "Occupation", "Rating", "SignInFailures", "User", "metadata", "movie_genres",
 ]  # fmt: skip

@@ -26,6 +26,9 @@ class TrainConfig:
     gap_cap: int = 15
     zip_prefix_length: int = 2  # leading zip-code characters used as a coarse region feature
     title_min_count: int = 2  # a title word needs this many movies to get its own embedding
+    # hash buckets of the movie tower's bag of description words and tags (0: no text feature); the
+    # field exists only when some movie of the dataset has text, so data without any trains as before
+    text_buckets: int = 2048
     # chance a training example hides its user id (trains the id-less path; 1.0 = never use user ids)
     user_id_dropout: float = 0.1
     # chance a training candidate hides its movie id (trains the feature-only path for new movies)
@@ -86,5 +89,7 @@ class TrainConfig:
             raise ValueError("dropout rates must be in [0, 1]")
         if not 1 <= self.gap_cap < GAP_BUCKETS:
             raise ValueError(f"gap_cap must be in [1, {GAP_BUCKETS - 1}]")
+        if self.text_buckets < 0:
+            raise ValueError("text_buckets must be 0 (no text feature) or more")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")

@@ -44,7 +44,9 @@ class MovieFeatures:
     title: str  # as in movies.dat, "(year)" suffix optional
     year: int | None
     genres: tuple[str, ...]
-    movie_id: int | None = None  # None or unknown to training: genres, year and title only
+    movie_id: int | None = None  # None or unknown to training: genres, year, title and text only
+    description: str | None = None  # read by versions trained with text, as training read it
+    tags: tuple[str, ...] = ()
 
 
 class ModelVersion:
@@ -135,7 +137,9 @@ class ModelVersion:
 
     def encode_movie(self, movie: MovieFeatures) -> npt.NDArray[np.float32]:
         """Return the (dim,) unit vector of a movie, e.g. one added after training."""
-        arrays = self.vocabs.movie_arrays([movie.movie_id], [movie.title], [movie.year], [movie.genres])
+        arrays = self.vocabs.movie_arrays(
+            [movie.movie_id], [movie.title], [movie.year], [movie.genres], [movie.description], [movie.tags]
+        )
         with self._lock, paddle.no_grad():
             return self.model.encode_movies(to_tensors(arrays)).numpy()[0]
 

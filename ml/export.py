@@ -3,7 +3,7 @@
 Layout of a version directory (written atomically: into a hidden sibling, then renamed):
     manifest.json       format, model kind, dim, history_length, embedding table sizes
     config.json         the TrainConfig
-    vocabularies.json   every feature vocabulary (index 0 = unknown)
+    vocabularies.json   every feature vocabulary (index 0 = unknown), the text hash bucket count
     metrics.json        test and validation metrics, training seconds and examples/s
     model.pdparams      the TwoTower state dict (paddle.save)
     movie_ids.npy       int64 (n,) MovieLens ids
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ml.features import dataset_movie_arrays
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.movielens.format import Dataset
@@ -98,8 +99,7 @@ def load_version(directory: Path) -> ModelVersion:
 def dataset_movie_vectors(model: TrainedModel, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Return (movie ids (n,), vectors (n, dim)) for every movie of the dataset."""
     ms = dataset.movies
-    arrays = model.vocabs.movie_arrays([m.id for m in ms], [m.title for m in ms], [m.year for m in ms],
-                                       [m.genres for m in ms])  # fmt: skip
+    arrays = dataset_movie_arrays(model.vocabs, dataset)
     model.model.eval()
     with paddle.no_grad():
         parts = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset
 
 MAX_GENRES = 6  # ML-1M movies have at most 6 genres
 MAX_TITLE_WORDS = 12
+MAX_TEXT_TOKENS = 64  # distinct text buckets a movie's description and tags fill, tags first
 _WORD_RE = re.compile(r"[a-z0-9']+")
 _YEAR_SUFFIX_RE = re.compile(r"\s*\(\d{4}\)\s*$")
 
@@ -48,6 +50,19 @@ class Vocab:
 def title_words(title: str) -> list[str]:
     """Return the lower-case words of a title without its "(1995)" suffix."""
     return _WORD_RE.findall(_YEAR_SUFFIX_RE.sub("", title).lower())
+
+
+def text_tokens(description: str | None, tags: Sequence[str]) -> list[str]:
+    """Return the tokens of a movie's text: each tag whole ("tag:dark comedy"), then the lower-case
+    words of the description."""
+    words = _WORD_RE.findall(description.lower()) if description else []
+    return [f"tag:{t}" for t in tags] + words
+
+
+def text_bucket(token: str, buckets: int) -> int:
+    """Return the bucket 1..buckets of a token: CRC-32 of its UTF-8 bytes, the same in every process
+    and on every machine (Python's hash() of a string is salted per process)."""
+    return 1 + zlib.crc32(token.encode("utf-8")) % buckets
 
 
 def year_bucket(year: int) -> int:
@@ -106,6 +121,9 @@ class FeatureVocabularies:
     zip_prefix_length: int
     # The gap buckets training saw (0, no history, aside); empty: a version saved before they were kept.
     gap_buckets: tuple[int, ...] = ()
+    # Hash buckets of the movies' description words and tags; 0: no text feature (turned off, the
+    # dataset has no text, or a version saved before it existed).
+    text_buckets: int = 0
 
     @classmethod
     def build(
@@ -116,8 +134,12 @@ class FeatureVocabularies:
         train_movie_ids: Iterable[int],
         zip_prefix_length: int,
         title_min_count: int,
+        text_buckets: int = 0,
     ) -> FeatureVocabularies:
-        """Return vocabularies: ids seen in training events, features from the user and movie lists."""
+        """Return vocabularies: ids seen in training events, features from the user and movie lists.
+
+        The text feature is kept only when some movie has a description or tags.
+        """
         words = Counter(w for m in dataset.movies for w in set(title_words(m.title)))
         years = sorted({year_bucket(m.year) for m in dataset.movies if m.year is not None})
         return cls(
@@ -133,6 +155,7 @@ class FeatureVocabularies:
             title_word=Vocab(sorted(w for w, c in words.items() if c >= title_min_count)),
             year=Vocab(years),
             zip_prefix_length=zip_prefix_length,
+            text_buckets=text_buckets if any(m.description or m.tags for m in dataset.movies) else 0,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +174,7 @@ class FeatureVocabularies:
         data: dict[str, Any] = {name: getattr(self, name).keys for name in names}
         data["zip_prefix_length"] = self.zip_prefix_length
         data["gap_buckets"] = list(self.gap_buckets)
+        data["text_buckets"] = self.text_buckets
         return data
 
     @classmethod
@@ -158,8 +182,10 @@ class FeatureVocabularies:
         """Return the vocabularies saved by to_json."""
         length = int(data["zip_prefix_length"])
         gaps = tuple(int(b) for b in data.get("gap_buckets", ()))
-        vocabs = {k: Vocab(v) for k, v in data.items() if k not in ("zip_prefix_length", "gap_buckets")}
-        return cls(**vocabs, zip_prefix_length=length, gap_buckets=gaps)
+        text = int(data.get("text_buckets", 0))
+        scalars = ("zip_prefix_length", "gap_buckets", "text_buckets")
+        vocabs = {k: Vocab(v) for k, v in data.items() if k not in scalars}
+        return cls(**vocabs, zip_prefix_length=length, gap_buckets=gaps, text_buckets=text)
 
     def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Return each gap bucket as one training saw: the nearest trained bucket at or below it (the
@@ -213,8 +239,11 @@ class FeatureVocabularies:
         titles: Sequence[str],
         years: Sequence[int | None],
         genres: Sequence[Sequence[str]],
+        descriptions: Sequence[str | None] | None = None,
+        tags: Sequence[Sequence[str]] | None = None,
     ) -> Arrays:
-        """Return the movie features, one row per movie: ids (n,), genres (n, 6), title (n, 12), year (n,)."""
+        """Return the movie features, one row per movie: ids (n,), genres (n, 6), title (n, 12), year (n,),
+        and with a text feature, text (n, 64): hash buckets of the description and tags (None: no text)."""
         n = len(titles)
         genre = np.zeros((n, MAX_GENRES), dtype=np.int64)
         title = np.zeros((n, MAX_TITLE_WORDS), dtype=np.int64)
@@ -223,12 +252,27 @@ class FeatureVocabularies:
             genre[row, : len(g)] = g
             w = [i for i in self.title_word.indices(title_words(titles[row])) if i][:MAX_TITLE_WORDS]
             title[row, : len(w)] = w
-        return {
+        arrays = {
             "movie_id": self.movie_id.indices(movie_ids),
             "genres": genre,
             "title": title,
             "year": np.asarray([self.year_index(y) for y in years], dtype=np.int64),
         }
+        if self.text_buckets:
+            arrays["text"] = self.text_arrays(descriptions or [None] * n, tags or [()] * n)
+        return arrays
+
+    def text_arrays(
+        self, descriptions: Sequence[str | None], tags: Sequence[Sequence[str]]
+    ) -> npt.NDArray[np.int64]:
+        """Return (n, MAX_TEXT_TOKENS): each movie's distinct text buckets in token order, 0-padded
+        (a movie without text reads padding only)."""
+        text = np.zeros((len(descriptions), MAX_TEXT_TOKENS), dtype=np.int64)
+        for row, (description, movie_tags) in enumerate(zip(descriptions, tags, strict=True)):
+            tokens = text_tokens(description, movie_tags)
+            found = list(dict.fromkeys(text_bucket(t, self.text_buckets) for t in tokens))[:MAX_TEXT_TOKENS]
+            text[row, : len(found)] = found
+        return text
 
 
 def dataset_user_arrays(vocabs: FeatureVocabularies, dataset: Dataset) -> Arrays:
@@ -244,5 +288,6 @@ def dataset_movie_arrays(vocabs: FeatureVocabularies, dataset: Dataset) -> Array
     """Return movie features for every row of dataset.movies."""
     ms = dataset.movies
     return vocabs.movie_arrays(
-        [m.id for m in ms], [m.title for m in ms], [m.year for m in ms], [m.genres for m in ms]
-    )
+        [m.id for m in ms], [m.title for m in ms], [m.year for m in ms], [m.genres for m in ms],
+        [m.description for m in ms], [m.tags for m in ms],
+    )  # fmt: skip

@@ -36,13 +36,16 @@ class Prepared:
     log_q: npt.NDArray[np.float32]  # log sampling probability of each movie row among positives
 
     def sizes(self) -> dict[str, int]:
-        """Return the embedding table size of every feature."""
+        """Return the embedding table size of every feature ("text" only when the movies have text)."""
         v = self.vocabs
-        return {
+        sizes = {
             "user_id": len(v.user_id), "gender": len(v.gender), "age": len(v.age),
             "occupation": len(v.occupation), "zip": len(v.zip_prefix), "movie_id": len(v.movie_id),
             "genres": len(v.genre), "title": len(v.title_word), "year": len(v.year), "gap": GAP_BUCKETS,
         }  # fmt: skip
+        if v.text_buckets:
+            sizes["text"] = v.text_buckets + 1  # index 0 is padding
+        return sizes
 
     def user_inputs(self, positions: npt.NDArray[np.int64], history_length: int) -> Arrays:
         """Return the user tower's inputs for the user state just before each event position."""
@@ -83,6 +86,7 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         train_movie_ids=movie_ids[np.unique(timeline.movie_row[timeline.train])],
         zip_prefix_length=config.zip_prefix_length,
         title_min_count=config.title_min_count,
+        text_buckets=config.text_buckets,
     )
     # The gap buckets of the events trained on: serving maps any other onto them.
     gaps = np.minimum(

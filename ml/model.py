@@ -31,7 +31,7 @@ class IdField(nn.Layer):
 
 
 class BagField(nn.Layer):
-    """A padded set of values per row (genres, title words), mean-pooled; index 0 is padding."""
+    """A padded set of values per row (genres, title words, text buckets), mean-pooled; index 0 is padding."""
 
     def __init__(self, key: str, size: int, dim: int) -> None:
         super().__init__()
@@ -91,7 +91,8 @@ class Tower(nn.Layer):
 
 
 class TwoTower(nn.Layer):
-    """User tower over id, demographics and rating history; movie tower over id, genres, year, title."""
+    """User tower over id, demographics and rating history; movie tower over id, genres, year, title
+    and, when sizes has "text", the hashed words and tags of the movie's description."""
 
     def __init__(self, config: TrainConfig, sizes: Mapping[str, int]) -> None:
         super().__init__()
@@ -107,16 +108,15 @@ class TwoTower(nn.Layer):
         if config.gap_feature:
             user_fields.append(IdField("gap", sizes["gap"], d))
         self.user_tower = Tower(user_fields, config.hidden_dim, config.output_dim)
-        self.movie_tower = Tower(
-            [
-                IdField("movie_id", sizes["movie_id"], d),
-                BagField("genres", sizes["genres"], d),
-                BagField("title", sizes["title"], d),
-                IdField("year", sizes["year"], d),
-            ],
-            config.hidden_dim,
-            config.output_dim,
-        )
+        movie_fields = [
+            IdField("movie_id", sizes["movie_id"], d),
+            BagField("genres", sizes["genres"], d),
+            BagField("title", sizes["title"], d),
+            IdField("year", sizes["year"], d),
+        ]
+        if sizes.get("text"):
+            movie_fields.append(BagField("text", sizes["text"], d))
+        self.movie_tower = Tower(movie_fields, config.hidden_dim, config.output_dim)
 
     def encode_users(self, inputs: Mapping[str, Tensor]) -> Tensor:
         return self.user_tower(inputs)  # (batch, output_dim)

@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 
 from api.dataimport.upsert import upsert_statement
 from api.db import from_epoch
-from api.movies.models import Genre, Movie, movie_genres
+from api.movies.models import Genre, Movie, MovieTag, movie_genres
 from api.ratings.models import Rating
 from api.ratings.writes import upsert_ratings
 from api.users.models import User
 from ml.movielens import Dataset
+from ml.movielens.format import MAX_DESCRIPTION, MAX_TAG, MAX_TAGS
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ class UnknownGenreError(ValueError):
     """A movie names a genre the database does not know."""
 
 
+class MovieTextError(ValueError):
+    """A movie's description or tags are past the bounds the readers keep (hostile or runaway input)."""
+
+
 def import_dataset(
     *, session: Session, dataset: Dataset, batch_size: int = 20_000, progress: Progress | None = None
 ) -> ImportCounts:
@@ -46,6 +51,7 @@ def import_dataset(
     leaves nothing behind. A second import of the same data changes nothing.
     """
     report = progress or (lambda _n: None)
+    _check_text(dataset)
     connection = session.connection()
     genre_ids = dict(session.execute(select(Genre.name, Genre.id)).all())
 
@@ -63,8 +69,10 @@ def import_dataset(
         report,
     )
 
-    movie_rows = [{"id": m.id, "title": m.title, "year": m.year} for m in dataset.movies]
-    _write(session, Movie.__table__, movie_rows, ["id"], ["title", "year"], batch_size, report)
+    movie_rows = [
+        {"id": m.id, "title": m.title, "year": m.year, "description": m.description} for m in dataset.movies
+    ]
+    _write(session, Movie.__table__, movie_rows, ["id"], ["title", "year", "description"], batch_size, report)
 
     link_rows = []
     for movie in dataset.movies:
@@ -89,6 +97,14 @@ def import_dataset(
                     )
                 )
     _write(session, movie_genres, link_rows, ["movie_id", "genre_id"], [], batch_size, report)
+
+    # A movie's tags are replaced by the file's too (none when it has none).
+    for chunk in _chunks(movie_ids, 1000):
+        connection.execute(delete(MovieTag).where(MovieTag.movie_id.in_(chunk)))
+    tag_rows = [
+        {"movie_id": m.id, "position": i, "tag": tag} for m in dataset.movies for i, tag in enumerate(m.tags)
+    ]
+    _write(session, MovieTag.__table__, tag_rows, ["movie_id", "position"], ["tag"], batch_size, report)
 
     ratings = _rating_rows(dataset)
     upsert_ratings(session=session, rows=ratings, batch_size=batch_size, report=report)
@@ -115,9 +131,23 @@ def total_rows(dataset: Dataset) -> int:
     return (
         len(dataset.users)
         + len(dataset.movies)
-        + sum(len(m.genres) for m in dataset.movies)
+        + sum(len(m.genres) + len(m.tags) for m in dataset.movies)
         + len(dataset.ratings)
     )
+
+
+def _check_text(dataset: Dataset) -> None:
+    """Raise MovieTextError, before anything is written, for a movie's text past the readers' bounds."""
+    for m in dataset.movies:
+        if m.description is not None and len(m.description) > MAX_DESCRIPTION:
+            length = len(m.description)
+            raise MovieTextError(
+                f"movie {m.id} has a description of {length} characters, at most {MAX_DESCRIPTION}"
+            )
+        if len(m.tags) > MAX_TAGS or len(set(m.tags)) < len(m.tags):
+            raise MovieTextError(f"movie {m.id} has {len(m.tags)} tags or repeats one: at most {MAX_TAGS}")
+        if any(not tag or len(tag) > MAX_TAG for tag in m.tags):
+            raise MovieTextError(f"movie {m.id} has an empty tag or one longer than {MAX_TAG} characters")
 
 
 def _rating_rows(dataset: Dataset) -> list[dict[str, Any]]:

@@ -1,11 +1,12 @@
-"""ORM rows for movies, genres and the many-to-many between them."""
+"""ORM rows for movies, genres and the many-to-many between them, and movies' tags."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Integer, SmallInteger, String, Table
+from sqlalchemy import Column, ForeignKey, Integer, SmallInteger, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
+from ml.movielens.format import MAX_TAG
 
 movie_genres = Table(
     "movie_genres",
@@ -34,5 +35,17 @@ class Movie(CreatedAtMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(255), index=True)
     year: Mapped[int | None] = mapped_column(SmallInteger, index=True)
+    description: Mapped[str | None] = mapped_column(Text)  # at most MAX_DESCRIPTION characters
 
     genres: Mapped[list[Genre]] = relationship(secondary=movie_genres, lazy="raise", order_by=Genre.name)
+
+
+class MovieTag(Base):
+    """One of a movie's tags, by position: 0 is the most applied (migration 0010 says why no tag key)."""
+
+    __tablename__ = "movie_tags"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    movie_id: Mapped[int] = mapped_column(ForeignKey("movies.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    tag: Mapped[str] = mapped_column(String(MAX_TAG))

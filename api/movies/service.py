@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from api.errors import BadUserInput
-from api.movies.models import Genre, Movie, movie_genres
+from api.movies.models import Genre, Movie, MovieTag, movie_genres
 from api.ratings.models import Rating
 
 
@@ -124,6 +124,20 @@ def genres_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, list[s
         )
         for movie_id, name in rows:
             result[movie_id].append(name)
+    return result
+
+
+def tags_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
+    """Return each movie's tags, most applied first (movies without tags are left out)."""
+    result: dict[int, list[str]] = defaultdict(list)
+    if ids:
+        rows = session.execute(
+            select(MovieTag.movie_id, MovieTag.tag)
+            .where(MovieTag.movie_id.in_(set(ids)))
+            .order_by(MovieTag.movie_id, MovieTag.position)
+        )
+        for movie_id, tag in rows:
+            result[movie_id].append(tag)
     return result
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import BadUserInput
 from api.movies.models import Movie
-from api.movies.service import genres_by_movie
+from api.movies.service import genres_by_movie, tags_by_movie
 from api.vectors.store import VectorStore
 from api.versions.history import record_activation
 from api.versions.service import active_version, collection_name, get_version, set_active
@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 def build_collection(*, session: Session, store: VectorStore, version_id: int, model: ModelVersion) -> str:
     """Return the name of the version's collection, holding a vector for every movie in the database.
 
-    Movies added after training get a vector from their features. A complete existing collection is
-    reused; an incomplete one (an interrupted build) is rebuilt.
+    Movies added after training get a vector from their features (description and tags included, read
+    as training read them). A complete existing collection is reused; an incomplete one (an
+    interrupted build) is rebuilt.
     """
     name = collection_name(version_id)
     movies = list(session.execute(select(Movie).order_by(Movie.id)).scalars())
@@ -33,13 +34,18 @@ def build_collection(*, session: Session, store: VectorStore, version_id: int, m
         return name
     genres = genres_by_movie(session=session, ids=[m.id for m in movies])
     rows = {int(m): i for i, m in enumerate(model.movie_ids.tolist())}
+    new = [m.id for m in movies if m.id not in rows]
+    tags = tags_by_movie(session=session, ids=new)
     vectors = np.empty((len(movies), model.dim), dtype=np.float32)
     for i, movie in enumerate(movies):
         row = rows.get(movie.id)
         if row is not None:
             vectors[i] = model.movie_vectors[row]
         else:
-            features = MovieFeatures(movie.title, movie.year, tuple(genres.get(movie.id, ())), movie.id)
+            features = MovieFeatures(
+                movie.title, movie.year, tuple(genres.get(movie.id, ())), movie.id,
+                movie.description, tuple(tags.get(movie.id, ())),
+            )  # fmt: skip
             vectors[i] = model.encode_movie(features)
     store.create(name, dim=model.dim, expected_rows=len(movies))
     store.upsert(

@@ -4,24 +4,41 @@ ml-32m) and the documented generic layout a team can write its own data in (READ
 MovieLens CSV: ratings.csv (userId,movieId,rating,timestamp; half stars), movies.csv
 (movieId,title,genres with `|`), no users (their demographics are unknown). Its genre "Children" is
 ML-1M's "Children's"; "(no genres listed)" is none; "IMAX", a screen format rather than a genre, is
-left out and counted in a note. tags.csv and links.csv are not read.
+left out and counted in a note. tags.csv (userId,movieId,tag,timestamp), when present, gives each
+movie the tags its users applied, most applied first: at most MAX_TAGS a movie, tags longer than
+MAX_TAG characters left out, both counted in a note. links.csv is not read.
 
-Generic: ratings.csv (user_id,movie_id,rating,timestamp), movies.csv (movie_id,title[,year][,genres]),
-and optionally users.csv (user_id[,gender][,age][,occupation][,zip_code]), UTF-8 with a header line.
+Generic: ratings.csv (user_id,movie_id,rating,timestamp), movies.csv
+(movie_id,title[,year][,genres][,description][,tags], tags `|`-separated), and optionally users.csv
+(user_id[,gender][,age][,occupation][,zip_code]), UTF-8 with a header line.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter, defaultdict
 from pathlib import Path
 
-from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, User, parse_year
+from ml.movielens.format import (
+    GENRES,
+    MAX_TAG,
+    MAX_TAGS,
+    Dataset,
+    MalformedDataError,
+    Movie,
+    User,
+    parse_year,
+    tag_of,
+)
 from ml.movielens.tables import (
     RatingColumns,
     csv_rows,
     dataset,
+    description,
     integer,
     new_id,
     stars,
+    tag_list,
     timestamp,
     title_of,
     user,
@@ -76,8 +93,39 @@ def load_movielens_csv(directory: Path, notes: list[str]) -> Dataset:
         )
     if left_out:
         notes.append(f"IMAX is a screen format, not one of the 18 genres: left out of {left_out} movies")
+    if (directory / "tags.csv").is_file():
+        movies = _with_release_tags(directory / "tags.csv", movies, notes)
     columns = _ratings(directory / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
     return dataset(directory / "ratings.csv", None, movies, columns)
+
+
+def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> list[Movie]:
+    """Return the movies with the tags of a release's tags.csv: each movie's MAX_TAGS most applied."""
+    known = {m.id for m in movies}
+    applied: defaultdict[int, Counter[str]] = defaultdict(Counter)
+    too_long = 0
+    for line, row in csv_rows(path, ("userId", "movieId", "tag", "timestamp")):
+        integer(path, line, "userId", row["userId"])
+        movie_id = integer(path, line, "movieId", row["movieId"])
+        if movie_id not in known:
+            raise MalformedDataError(path, line, f"movie id {movie_id} is not defined")
+        timestamp(path, line, row["timestamp"])
+        tag = tag_of(row["tag"])
+        if len(tag) > MAX_TAG:
+            too_long += 1
+        elif tag:
+            applied[movie_id][tag] += 1
+    capped = sum(len(c) > MAX_TAGS for c in applied.values())
+    if too_long:
+        notes.append(f"tags.csv: {too_long} tags longer than {MAX_TAG} characters left out")
+    if capped:
+        notes.append(f"tags.csv: {capped} movies have more than {MAX_TAGS} tags: their most applied kept")
+
+    def tags(movie_id: int) -> tuple[str, ...]:
+        counts = applied.get(movie_id, Counter())
+        return tuple(sorted(counts, key=lambda t: (-counts[t], t))[:MAX_TAGS])
+
+    return [dataclasses.replace(m, tags=tags(m.id)) for m in movies]
 
 
 def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
@@ -93,7 +141,9 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
         unknown = [g for g in genres if g not in GENRES]
         if unknown:
             raise MalformedDataError(path, line, f"unknown genre {unknown[0]!r}: one of {', '.join(GENRES)}")
-        movies.append(Movie(new_id(path, line, "movie", row["movie_id"], seen), title, year, genres))
+        movie_id = new_id(path, line, "movie", row["movie_id"], seen)
+        text = description(path, line, row.get("description", ""))
+        movies.append(Movie(movie_id, title, year, genres, text, tag_list(path, line, row.get("tags", ""))))
     users: list[User] | None = None
     path = directory / "users.csv"
     if path.is_file():

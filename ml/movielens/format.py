@@ -68,7 +68,13 @@ GENRES: tuple[str, ...] = (
     "Western",
 )
 
+# Bounds on a movie's text, kept by every reader and by the import: hostile or runaway input stops here.
+MAX_DESCRIPTION = 4000  # characters of a description
+MAX_TAGS = 32  # tags of one movie
+MAX_TAG = 64  # characters of one tag
+
 _YEAR_RE = re.compile(r"\((\d{4})\)\s*$")
+_SPACES_RE = re.compile(r"\s+")
 
 
 class MalformedDataError(ValueError):
@@ -96,6 +102,8 @@ class Movie:
     title: str  # as in the file, year included: "Toy Story (1995)"
     year: int | None  # parsed from the title
     genres: tuple[str, ...]
+    description: str | None = None  # free text, at most MAX_DESCRIPTION characters; None: none
+    tags: tuple[str, ...] = ()  # normalised by tag_of, distinct, most applied first, at most MAX_TAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,11 @@ def parse_year(title: str) -> int | None:
     """Return the release year at the end of a MovieLens title, or None."""
     match = _YEAR_RE.search(title)
     return int(match.group(1)) if match else None
+
+
+def tag_of(text: str) -> str:
+    """Return a tag as stored and read: lower case, runs of white space made one space, trimmed."""
+    return _SPACES_RE.sub(" ", text).strip().lower()
 
 
 def _fields(path: Path, expected: int) -> Iterator[tuple[int, list[str]]]:

@@ -1,9 +1,11 @@
-"""Deterministic synthetic data in the ML-1M file format, with taste structure a model can learn."""
+"""Deterministic synthetic data in the ML-1M file format, with taste structure a model can learn; on
+request, with descriptions and tags that carry the movies' tastes, in the generic CSV layout."""
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +58,29 @@ _NOUNS = (
 )  # fmt: skip
 _TITLE_FORMS = ("{a} {n}", "The {a} {n}", "{a} {n}, The", "{n} of the {m}", "{n} in the {m}")
 
+# Text: words and tags each lean towards a direction of taste space, so they tell of a movie's taste
+# (its genres' and its own) as its ratings do. Filler words carry nothing.
+_TASTE_WORDS = (
+    "harbour", "orchard", "cipher", "lantern", "meridian", "quarry", "ballad", "compass", "ember",
+    "glacier", "labyrinth", "monsoon", "nomad", "oracle", "pilgrim", "quartet", "relic", "saga",
+    "tapestry", "vigil", "wager", "zenith", "archive", "bramble", "citadel", "dynasty", "estate",
+    "furnace", "gallows", "heirloom", "inkwell", "jubilee", "kiln", "lagoon", "mirage", "nocturne",
+    "outpost", "parlour", "quiver", "rampart", "sonnet", "turbine", "undertow", "voyage", "windmill",
+    "yearling", "asylum", "beacon",
+)  # fmt: skip
+_FILLER_WORDS = (
+    "a", "the", "of", "and", "in", "with", "story", "film", "who", "about", "life", "world", "their",
+    "new", "finds", "must", "when", "after", "two", "one",
+)  # fmt: skip
+_TAGS = (
+    "slow burn", "twist ending", "feel-good", "bleak", "quotable", "visually stunning", "cult", "witty",
+    "atmospheric", "tearjerker", "underrated", "overrated", "great soundtrack", "based on a book",
+    "cerebral", "campy", "gritty", "whimsical", "nostalgic", "epic", "quirky", "violent", "heartwarming",
+    "dialogue driven", "nonlinear", "road trip", "ensemble cast", "true story", "coming of age", "dystopia",
+)  # fmt: skip
+_TEXT_SHARPNESS = 4.0  # how strongly a word or tag follows its direction (logit per unit of cosine)
+_DESCRIBED_SHARE = 0.85  # movies with a description; the others have none (and tags only, if any)
+
 _USER_CHUNK = 512  # users whose choice keys are drawn at once; bounds memory at chunk x movies floats
 _CHOICE_TASTE = 1.5  # weight of taste against log popularity when a user picks the next movie
 
@@ -67,8 +92,14 @@ def write_synthetic(
     movies: int = 400,
     ratings_per_user: tuple[int, int] = (20, 120),
     seed: int = 0,
+    text: bool = False,
 ) -> Path:
-    """Write users.dat, movies.dat and ratings.dat in the ML-1M format into directory and return it."""
+    """Write users.dat, movies.dat and ratings.dat in the ML-1M format into directory and return it.
+
+    With text, write the same users, movies and ratings in the generic CSV layout instead (users.csv,
+    ratings.csv, movies.csv with description and tags columns; ML-1M's files have no place for text):
+    descriptions and tags drawn from each movie's hidden taste. The other draws are unchanged.
+    """
     low, high = ratings_per_user
     if users < 1 or movies < 1:
         raise ValueError(f"need at least one user and one movie, not {users} users and {movies} movies")
@@ -99,24 +130,28 @@ def write_synthetic(
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    user_lines = (
-        SEPARATOR.join((str(i + 1), "FM"[g], str(a), str(o), z))
-        for i, (g, a, o, z) in enumerate(
-            zip(gender.tolist(), age.tolist(), occupation.tolist(), zips, strict=True)
-        )
-    )
-    _write(directory / "users.dat", user_lines)
-    genre_names = np.asarray(GENRES)
-    movie_lines = (
-        SEPARATOR.join((str(mid), title, "|".join(genre_names[row])))
-        for mid, title, row in zip(movie_ids.tolist(), titles, member, strict=True)
-    )
-    _write(directory / "movies.dat", movie_lines)
+    user_rows = zip(
+        range(1, users + 1), ("FM"[g] for g in gender.tolist()), age.tolist(), occupation.tolist(), zips,
+        strict=True,
+    )  # fmt: skip
+    genres = ["|".join(np.asarray(GENRES)[row]) for row in member]
     # Like ML-1M, the file is grouped by user but not in time order: readers must sort by timestamp.
     order = np.lexsort((movie_ids[movie], rater))
     columns = (rater[order] + 1, movie_ids[movie][order], stars[order], timestamps[order])
-    rating_lines = (f"{u}::{m}::{r}::{t}" for u, m, r, t in zip(*(c.tolist() for c in columns), strict=True))
-    _write(directory / "ratings.dat", rating_lines)
+    rating_rows = zip(*(c.tolist() for c in columns), strict=True)
+    if text:
+        # A generator of its own, so that the data without text is the same either way.
+        descriptions, tags = _texts(np.random.default_rng([seed, 1]), movie_taste)
+        movie_rows = zip(movie_ids.tolist(), titles, years.tolist(), genres, descriptions, tags, strict=True)
+        _write_csv(directory / "users.csv", ("user_id", "gender", "age", "occupation", "zip_code"), user_rows)
+        _write_csv(directory / "movies.csv", ("movie_id", "title", "year", "genres", "description", "tags"),
+                   movie_rows)  # fmt: skip
+        _write_csv(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"), rating_rows)
+    else:
+        movie_lines = zip(map(str, movie_ids.tolist()), titles, genres, strict=True)
+        _write(directory / "users.dat", (SEPARATOR.join(map(str, row)) for row in user_rows))
+        _write(directory / "movies.dat", (SEPARATOR.join(row) for row in movie_lines))
+        _write(directory / "ratings.dat", (SEPARATOR.join(map(str, row)) for row in rating_rows))
     return directory
 
 
@@ -124,6 +159,50 @@ def _write(path: Path, lines: Iterable[str]) -> None:
     """Write lines, each ended by a newline, in the ML-1M encoding."""
     text = "".join(f"{line}\n" for line in lines)
     path.write_bytes(text.encode(ENCODING))
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write a UTF-8 CSV file with a header line, as the generic layout reads it."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _texts(rng: np.random.Generator, movie_taste: FloatArray) -> tuple[list[str], list[str]]:
+    """Return each movie's description ("" for none) and `|`-separated tags, drawn from its taste.
+
+    Each taste word and tag has a random unit direction in taste space; a movie draws them with odds
+    exp(sharpness x cosine of its taste with the direction), and filler words at random between them.
+    """
+    unit = movie_taste / np.linalg.norm(movie_taste, axis=1, keepdims=True)  # (movies, dim)
+    n = unit.shape[0]
+    word_odds = _odds(rng, unit, len(_TASTE_WORDS))  # (movies, words)
+    tag_odds = _odds(rng, unit, len(_TAGS))  # (movies, tags)
+    described = rng.random(n) < _DESCRIBED_SHARE
+    lengths = rng.integers(6, 16, size=n)
+    tag_counts = rng.integers(0, 5, size=n)
+    descriptions: list[str] = []
+    tags: list[str] = []
+    for m in range(n):
+        words = []
+        for taste_word in rng.choice(len(_TASTE_WORDS), size=int(lengths[m]), p=word_odds[m]).tolist():
+            if rng.random() < 0.5:
+                words.append(_FILLER_WORDS[int(rng.integers(len(_FILLER_WORDS)))])
+            words.append(_TASTE_WORDS[taste_word])
+        descriptions.append(f"{' '.join(words).capitalize()}." if described[m] else "")
+        chosen = rng.choice(len(_TAGS), size=int(tag_counts[m]), replace=False, p=tag_odds[m])
+        tags.append("|".join(_TAGS[t] for t in chosen.tolist()))
+    return descriptions, tags
+
+
+def _odds(rng: np.random.Generator, unit: FloatArray, count: int) -> FloatArray:
+    """Return (movies, count) probabilities of `count` items with random directions in taste space."""
+    directions = rng.normal(size=(count, unit.shape[1]))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    logits = _TEXT_SHARPNESS * unit @ directions.T
+    odds = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return odds / odds.sum(axis=1, keepdims=True)
 
 
 def _shares(counts: tuple[int, ...] | tuple[float, ...]) -> FloatArray:

@@ -10,7 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.movielens.format import AGE_BUCKETS, OCCUPATIONS, Dataset, MalformedDataError, Movie, Ratings, User
+from ml.movielens.format import (
+    AGE_BUCKETS,
+    MAX_DESCRIPTION,
+    MAX_TAG,
+    MAX_TAGS,
+    OCCUPATIONS,
+    Dataset,
+    MalformedDataError,
+    Movie,
+    Ratings,
+    User,
+    tag_of,
+)
 
 MAX_TITLE = 255
 
@@ -95,6 +107,26 @@ def title_of(path: Path, line: int, title: str) -> str:
     if not title or len(title) > MAX_TITLE:
         raise MalformedDataError(path, line, f"title is empty or longer than {MAX_TITLE} characters")
     return title
+
+
+def description(path: Path, line: int, text: str) -> str | None:
+    """Return a movie's description (None when empty), refused past MAX_DESCRIPTION characters."""
+    if len(text) > MAX_DESCRIPTION:
+        raise MalformedDataError(
+            path, line, f"description has {len(text)} characters, at most {MAX_DESCRIPTION} are read"
+        )
+    return text or None
+
+
+def tag_list(path: Path, line: int, text: str) -> tuple[str, ...]:
+    """Return the distinct tags of a `|`-separated list, normalised, refused past the bounds."""
+    tags = tuple(dict.fromkeys(t for part in text.split("|") if (t := tag_of(part))))
+    if len(tags) > MAX_TAGS:
+        raise MalformedDataError(path, line, f"{len(tags)} tags, at most {MAX_TAGS} a movie")
+    long = [t for t in tags if len(t) > MAX_TAG]
+    if long:
+        raise MalformedDataError(path, line, f"tag {long[0][:20]!r}... is longer than {MAX_TAG} characters")
+    return tags
 
 
 def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation: str, zip_code: str) -> User:

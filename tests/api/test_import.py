@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import socket
 from pathlib import Path
@@ -11,9 +12,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from api.cli import main
-from api.dataimport.service import count_rows, import_dataset
+from api.dataimport.service import MovieTextError, count_rows, import_dataset
 from api.db import make_engine, make_session_factory
+from api.versions.training_data import load_training_data
 from ml.movielens import load_dataset
+from ml.movielens.layouts import load
 from tests.conftest import DatabaseFactory, upgrade
 
 
@@ -22,8 +25,9 @@ def _fingerprint(session: Session) -> str:
     digest = hashlib.sha256()
     for query in (
         "SELECT id, gender, age, occupation_id, zip_code FROM users ORDER BY id",
-        "SELECT id, title, year FROM movies ORDER BY id",
+        "SELECT id, title, year, description FROM movies ORDER BY id",
         "SELECT movie_id, genre_id FROM movie_genres ORDER BY movie_id, genre_id",
+        "SELECT movie_id, position, tag FROM movie_tags ORDER BY movie_id, position",
         "SELECT user_id, movie_id, rating, rated_at FROM ratings ORDER BY user_id, movie_id",
     ):
         for row in session.execute(text(query)):
@@ -275,3 +279,61 @@ def test_every_layout_imports_and_says_which_it_found(
     with make_session_factory(engine)() as session:
         assert _fingerprint(session) == before
     engine.dispose()
+
+
+def test_descriptions_and_tags_round_trip_into_training_and_are_replaced_by_a_reimport(
+    session: Session, tmp_path: Path
+) -> None:
+    from tests.ml.test_layouts import generic_csv, movielens_csv
+
+    dataset = load(generic_csv(tmp_path / "csv")).dataset
+    import_dataset(session=session, dataset=dataset)
+    assert load_training_data(session=session).movies == dataset.movies
+    first = _fingerprint(session)
+    import_dataset(session=session, dataset=dataset)
+    assert _fingerprint(session) == first
+    # the file is the truth: a movie's description and tags are the latest import's
+    changed = [
+        dataclasses.replace(m, description=None, tags=("fewer",)) if m.id == 10 else m for m in dataset.movies
+    ]
+    import_dataset(session=session, dataset=dataclasses.replace(dataset, movies=changed))
+    assert {m.id: (m.description, m.tags) for m in load_training_data(session=session).movies} == {
+        10: (None, ("fewer",)),
+        11: (None, ()),
+    }
+    release = load(movielens_csv(tmp_path / "release")).dataset  # tags.csv, most applied first
+    import_dataset(session=session, dataset=release)
+    trained_on = {m.id: m.tags for m in load_training_data(session=session).movies}
+    assert trained_on[2] == ("dark", "batman") and trained_on[1] == ("pixar",)
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ({"description": "x" * 4001}, "movie 10 has a description of 4001 characters, at most 4000"),
+        ({"tags": tuple(f"t{i}" for i in range(33))}, "movie 10 has 33 tags or repeats one: at most 32"),
+        ({"tags": ("a", "a")}, "repeats one"),
+        ({"tags": ("x" * 65,)}, "longer than 64 characters"),
+    ],
+)
+def test_text_past_the_bounds_is_refused_before_anything_is_written(
+    session: Session, tmp_path: Path, text: dict[str, object], refusal: str
+) -> None:
+    """A dataset built without the readers (which keep the bounds) meets them at the import."""
+    from tests.ml.test_layouts import generic_csv
+
+    dataset = load(generic_csv(tmp_path)).dataset
+    movies = [dataclasses.replace(m, **text) if m.id == 10 else m for m in dataset.movies]  # type: ignore[arg-type]
+    with pytest.raises(MovieTextError, match=refusal):
+        import_dataset(session=session, dataset=dataclasses.replace(dataset, movies=movies))
+    assert count_rows(session=session).movies == 0
+
+
+def test_the_sample_command_writes_text_in_the_csv_layout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "text"
+    assert main(["data", "sample", "--out", str(out), "--users", "40", "--movies", "30", "--text"]) == 0
+    assert f"wrote a synthetic sample to {out}" in capsys.readouterr().out
+    loaded = load(out)
+    assert loaded.layout.name == "csv" and any(m.description and m.tags for m in loaded.dataset.movies)

@@ -15,7 +15,7 @@ from tests.conftest import DatabaseFactory
 
 TABLES = {
     "users", "occupations", "movies", "genres", "movie_genres", "ratings", "model_versions", "kept_recommendations",
-    "api_keys", "admin_sessions", "sign_in_failures", "activations",
+    "api_keys", "admin_sessions", "sign_in_failures", "activations", "movie_tags",
 }  # fmt: skip
 
 
@@ -171,5 +171,53 @@ def test_optional_demographics_up_down_up(database_factory: DatabaseFactory) -> 
                 text("SELECT id, gender, age, occupation_id, zip_code FROM users")
             ).all()
         assert [tuple(r) for r in rows] == [(1, "F", 25, 4, "10001")]
+    finally:
+        engine.dispose()
+
+
+def test_movie_text_up_down_up(database_factory: DatabaseFactory) -> None:
+    """0010 adds a movie's description and its tags in order (going with the movie), keeps the movies
+    there were, and refuses to go back while text would be lost."""
+    import pytest
+    from sqlalchemy import text
+
+    url = database_factory.new_url()
+    config = alembic_config(Settings(database_url=url))
+    command.upgrade(config, "0009")
+    engine = make_engine(url)
+    movie = text(
+        "INSERT INTO movies (id, title, year, created_at) VALUES (:id, :t, 1999, '2026-01-01 00:00:00')"
+    )
+    tag = text("INSERT INTO movie_tags (movie_id, position, tag) VALUES (:m, :p, :t)")
+
+    def rows(query: str) -> list[tuple[object, ...]]:
+        with engine.connect() as connection:
+            return [tuple(r) for r in connection.execute(text(query))]
+
+    def movies() -> list[tuple[object, ...]]:
+        return rows("SELECT id, title, year FROM movies ORDER BY id")
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(movie, [{"id": 1, "t": "Heat"}, {"id": 2, "t": "Café"}])
+        command.upgrade(config, "head")
+        assert movies() == [(1, "Heat", 1999), (2, "Café", 1999)]
+        described = "A thief. " * 400
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE movies SET description = :d WHERE id = 1"), {"d": described})
+            # case and accents are the reader's business: both spellings fit on every backend
+            connection.execute(tag, [{"m": 2, "p": 0, "t": "café"}, {"m": 2, "p": 1, "t": "cafe"}])
+        assert rows("SELECT description FROM movies WHERE id = 1") == [(described,)]
+        assert rows("SELECT tag FROM movie_tags ORDER BY movie_id, position") == [("café",), ("cafe",)]
+        with pytest.raises(RuntimeError, match="1 movies have a description and 1 have tags"):
+            command.downgrade(config, "0009")
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE movies SET description = NULL"))
+            connection.execute(text("DELETE FROM movies WHERE id = 2"))  # its tags go with it
+            assert connection.execute(text("SELECT COUNT(*) FROM movie_tags")).scalar_one() == 0
+        command.downgrade(config, "0009")
+        assert movies() == [(1, "Heat", 1999)] and "movie_tags" not in _tables(url)
+        command.upgrade(config, "head")
+        assert movies() == [(1, "Heat", 1999)]
     finally:
         engine.dispose()

@@ -15,6 +15,7 @@ from ml.features import gap_bucket_of
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.movielens.format import Dataset, load_dataset
+from ml.movielens.layouts import load
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel, movie_vectors, seed_everything, train
@@ -265,3 +266,32 @@ def test_unknown_demographics_read_rows_training_moved(trained: TrainedModel, ve
 def _table(model: TwoTower, key: str) -> np.ndarray:
     field = next(layer for layer in model.sublayers() if getattr(layer, "key", None) == key)
     return field.table.weight.numpy()
+
+
+def test_data_without_text_trains_no_text_field(trained: TrainedModel, version: ModelVersion) -> None:
+    assert CONFIG.text_buckets > 0  # on, but ML-1M's files have no text
+    assert "text" not in trained.prepared.sizes() and "text" not in trained.prepared.movies
+    assert version.vocabs.text_buckets == 0
+    assert not any(getattr(layer, "key", None) == "text" for layer in version.model.sublayers())
+
+
+def test_a_movie_with_text_is_served_the_vector_training_gave_it(tmp_path: Path) -> None:
+    directory = write_synthetic(
+        tmp_path / "data", users=150, movies=120, ratings_per_user=(20, 40), text=True
+    )
+    dataset = load(directory).dataset
+    config = dataclasses.replace(CONFIG, epochs=1, gap_feature=False, text_buckets=97)
+    trained = train(dataset, config, progress=False)
+    assert trained.prepared.sizes()["text"] == 98
+    version = load_version(save_version(trained, tmp_path / "v1", dataset=dataset))
+    assert version.vocabs.text_buckets == 97
+    row, movie = next((i, m) for i, m in enumerate(dataset.movies) if m.description and m.tags)
+    training_side = movie_vectors(trained.model, trained.prepared)[row]
+    np.testing.assert_array_equal(version.movie_vectors[row], training_side)  # exported for Milvus
+    features = MovieFeatures(movie.title, movie.year, movie.genres, movie.id, movie.description, movie.tags)
+    np.testing.assert_allclose(version.encode_movie(features), training_side, atol=1e-6)  # served
+    # the vector reads the text: without it, or with another movie's, it is another vector
+    bare = version.encode_movie(dataclasses.replace(features, description=None, tags=()))
+    other = next(m for m in dataset.movies if m.description and m.description != movie.description)
+    swapped = version.encode_movie(dataclasses.replace(features, description=other.description))
+    assert float(bare @ training_side) < 0.9999 and float(swapped @ training_side) < 0.9999

@@ -1,11 +1,21 @@
-"""The scalar gap bucket the serving hot path uses equals the vectorised one the encoder uses."""
+"""Feature functions: the scalar gap bucket the serving hot path uses equals the vectorised one the
+encoder uses; the text of a movie hashes the same way everywhere."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ml.config import GAP_BUCKETS
-from ml.features import gap_bucket, gap_bucket_of, star_levels
+from ml.features import (
+    MAX_TEXT_TOKENS,
+    FeatureVocabularies,
+    Vocab,
+    gap_bucket,
+    gap_bucket_of,
+    star_levels,
+    text_bucket,
+    text_tokens,
+)
 
 
 def test_gap_bucket_of_equals_gap_bucket_at_and_around_every_boundary() -> None:
@@ -20,3 +30,35 @@ def test_gap_bucket_of_equals_gap_bucket_at_and_around_every_boundary() -> None:
 def test_half_stars_read_as_the_star_they_reach() -> None:
     assert star_levels([0.5, 1, 1.5, 3, 3.5, 4.5, 5]).tolist() == [1, 1, 2, 3, 4, 5, 5]
     assert star_levels(np.array([1, 2, 3, 4, 5], dtype=np.float32)).tolist() == [1, 2, 3, 4, 5]
+
+
+def _text_vocabs(buckets: int) -> FeatureVocabularies:
+    empty = Vocab([])
+    return FeatureVocabularies(
+        user_id=empty, movie_id=empty, gender=empty, age=empty, occupation=empty, zip_prefix=empty,
+        genre=empty, title_word=empty, year=empty, zip_prefix_length=2, text_buckets=buckets,
+    )  # fmt: skip
+
+
+def test_text_hashes_tags_whole_then_description_words_the_same_in_every_process() -> None:
+    tokens = text_tokens("A dark, DARK tale of the sea.", ["slow burn"])
+    assert tokens == ["tag:slow burn", "a", "dark", "dark", "tale", "of", "the", "sea"]
+    # fixed values: a salted hash (Python's hash()) would give others in another process
+    assert [text_bucket(t, 2048) for t in tokens] == [1841, 1604, 1532, 1532, 189, 507, 1511, 312]
+    text = _text_vocabs(2048).movie_arrays(
+        [None, None, None], ["A", "B", "C"], [None] * 3, [()] * 3,
+        ["A dark, DARK tale of the sea.", None, " ".join(f"w{i}" for i in range(500))], [["slow burn"], (), ()],
+    )["text"]  # fmt: skip
+    assert text.shape == (3, MAX_TEXT_TOKENS)
+    assert text[0, :8].tolist() == [1841, 1604, 1532, 189, 507, 1511, 312, 0]  # distinct, in order
+    assert not text[1].any()  # no text: padding only
+    assert (text[2] > 0).all()  # a long description fills the bag up to its bound
+
+
+def test_without_text_buckets_no_text_array_is_made() -> None:
+    arrays = _text_vocabs(0).movie_arrays([1], ["A"], [None], [()], ["words"], [["tag"]])
+    assert "text" not in arrays
+    old = _text_vocabs(16).to_json()
+    del old["text_buckets"]  # a version saved before the text feature
+    assert FeatureVocabularies.from_json(old).text_buckets == 0
+    assert FeatureVocabularies.from_json(_text_vocabs(16).to_json()).text_buckets == 16

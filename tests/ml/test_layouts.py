@@ -37,13 +37,16 @@ def movielens_csv(directory: Path) -> Path:
                       '2,"Dark Knight, The (2008)",Action|Crime|Drama|IMAX\n3,Untitled (2001),(no genres listed)\n',
         "ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,3.5,964981247\n"
                        "5,1,0.5,964982224\n5,3,5.0,964983815\n",
-        "tags.csv": "userId,movieId,tag,timestamp\n1,2,dark,1445714994\n",
+        "tags.csv": "userId,movieId,tag,timestamp\n1,2,dark,1445714994\n5,2,Batman,1445714995\n"
+                    "5,2, Dark ,1445714996\n1,1,pixar,1445714997\n",
     })  # fmt: skip
 
 
 def generic_csv(directory: Path, users: bool = True) -> Path:
     files = {
-        "movies.csv": "movie_id,title,year,genres\n10,Heat,1995,Action|Crime|Thriller\n11,Clueless (1995),,Comedy\n",
+        "movies.csv": "movie_id,title,year,genres,description,tags\n"
+                      '10,Heat,1995,Action|Crime|Thriller,"A thief, a cop, one last job.",heist|Los  Angeles\n'
+                      "11,Clueless (1995),,Comedy,,\n",
         "ratings.csv": "user_id,movie_id,rating,timestamp\n7,10,4.5,2000-12-31T22:12:40Z\n"
                        "7,11,3,978300760\n8,10,2,2001-01-01 10:00:00\n",
     }  # fmt: skip
@@ -78,6 +81,23 @@ def test_a_movielens_csv_release_reads_half_stars_and_its_genre_names(tmp_path: 
     assert movies[3] == ("Untitled (2001)", 2001, ())
     assert loaded.dataset.ratings.rating.tolist() == [4.0, 3.5, 0.5, 5.0]
     assert loaded.notes == ["IMAX is a screen format, not one of the 18 genres: left out of 1 movies"]
+    # tags.csv: each movie's tags, normalised, most applied first
+    assert {m.id: m.tags for m in loaded.dataset.movies} == {1: ("pixar",), 2: ("dark", "batman"), 3: ()}
+    assert all(m.description is None for m in loaded.dataset.movies)
+
+
+def test_a_release_keeps_each_movies_most_applied_tags_and_says_what_it_left_out(tmp_path: Path) -> None:
+    directory = movielens_csv(tmp_path)
+    rows = [f"{u},1,tag {t:02d},1445714994" for t in range(40) for u in range(1, 2 + (t < 3))]
+    rows.append(f"1,2,{'x' * 65},1445714994")
+    (directory / "tags.csv").write_text("userId,movieId,tag,timestamp\n" + "\n".join(rows) + "\n")
+    loaded = load(directory)
+    tags = {m.id: m.tags for m in loaded.dataset.movies}
+    assert len(tags[1]) == 32 and tags[1][:4] == ("tag 00", "tag 01", "tag 02", "tag 03") and tags[2] == ()
+    assert loaded.notes[1:] == [
+        "tags.csv: 1 tags longer than 64 characters left out",
+        "tags.csv: 1 movies have more than 32 tags: their most applied kept",
+    ]
 
 
 def test_the_generic_layout_takes_optional_users_years_and_iso_times(tmp_path: Path) -> None:
@@ -86,6 +106,8 @@ def test_the_generic_layout_takes_optional_users_years_and_iso_times(tmp_path: P
     assert {u.id: (u.gender, u.age) for u in loaded.dataset.users} == {7: ("F", 25), 8: (None, None)}
     assert {m.id: m.year for m in loaded.dataset.movies} == {10: 1995, 11: 1995}
     assert loaded.dataset.ratings.timestamp.tolist() == [978300760, 978300760, 978343200]
+    text = {m.id: (m.description, m.tags) for m in loaded.dataset.movies}
+    assert text == {10: ("A thief, a cop, one last job.", ("heist", "los angeles")), 11: (None, ())}
     bare = load(generic_csv(tmp_path / "without", users=False))
     assert [u.id for u in bare.dataset.users] == [7, 8] and bare.notes
 
@@ -99,6 +121,10 @@ def test_the_generic_layout_takes_optional_users_years_and_iso_times(tmp_path: P
         (generic_csv, "ratings.csv", 4, "8,99,2,978300760", "movie id 99 is not defined"),
         (generic_csv, "users.csv", 2, "7,X,31", "gender must be F, M or empty"),
         (generic_csv, "ratings.csv", 2, "7,10,4,yesterday", "neither seconds nor ISO 8601"),
+        (movielens_csv, "tags.csv", 3, "5,99,dark,1445714995", "movie id 99 is not defined"),
+        (generic_csv, "movies.csv", 2, f"10,Heat,1995,,{'x' * 4001},", "description has 4001 characters"),
+        (generic_csv, "movies.csv", 3, "11,Clueless,,,," + "|".join(f"t{i}" for i in range(33)), "33 tags"),
+        (generic_csv, "movies.csv", 3, f"11,Clueless,,,,{'x' * 65}", "longer than 64 characters"),
     ],
 )
 def test_a_bad_line_is_named_with_its_file_and_number(

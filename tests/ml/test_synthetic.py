@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ml.features import text_tokens
 from ml.movielens import GENRES, Dataset, Ratings, load_dataset, write_synthetic
+from ml.movielens.layouts import load
 from ml.movielens.synthetic import FIRST_TIMESTAMP, LAST_TIMESTAMP
 
 FILES = ("users.dat", "movies.dat", "ratings.dat")
@@ -164,3 +167,44 @@ def test_the_structure_checks_fail_on_structureless_ratings(dataset: Dataset) ->
     assert abs(later_rating_correlation(broken)) < 0.05
     stars = Ratings(ratings.user_id, ratings.movie_id, rng.permutation(ratings.rating), ratings.timestamp)
     assert abs(later_rating_correlation(Dataset(dataset.users, dataset.movies, stars))) < 0.05
+
+
+def _centred_cosines(matrix: np.ndarray) -> np.ndarray:
+    """Return the cosine similarity of every pair of rows after centring each column."""
+    centred = matrix - matrix.mean(axis=0)
+    norms = np.linalg.norm(centred, axis=1, keepdims=True)
+    unit = centred / np.where(norms > 0, norms, 1.0)
+    return unit @ unit.T
+
+
+def test_text_is_the_same_data_in_csv_with_descriptions_and_tags_that_tell_taste(
+    tmp_path: Path, dataset: Dataset
+) -> None:
+    loaded = load(write_synthetic(tmp_path, text=True))
+    assert loaded.layout.name == "csv" and loaded.notes == []
+    data = loaded.dataset
+    assert data.users == dataset.users
+    assert [dataclasses.replace(m, description=None, tags=()) for m in data.movies] == dataset.movies
+    for name in ("user_id", "movie_id", "rating", "timestamp"):
+        np.testing.assert_array_equal(getattr(data.ratings, name), getattr(dataset.ratings, name))
+    described = sum(m.description is not None for m in data.movies) / len(data.movies)
+    assert 0.75 < described < 0.95 and sum(bool(m.tags) for m in data.movies) > len(data.movies) // 2
+    # Movies whose text is alike have raters alike, about as much as movies whose genres are alike.
+    rows = {m.id: i for i, m in enumerate(data.movies)}
+    raters = np.zeros((len(data.movies), len(data.users)))
+    raters[[rows[m] for m in data.ratings.movie_id.tolist()], data.ratings.user_id - 1] = 1.0
+    tokens = sorted({t for m in data.movies for t in text_tokens(m.description, m.tags)})
+    column = {t: i for i, t in enumerate(tokens)}
+    words = np.zeros((len(data.movies), len(tokens)))
+    for row, m in enumerate(data.movies):
+        for token in text_tokens(m.description, m.tags):
+            words[row, column[token]] += 1
+    pairs = np.triu_indices(len(data.movies), 1)
+    alike = _centred_cosines(raters)[pairs]
+    told = np.corrcoef(alike, _centred_cosines(words)[pairs])[0, 1]
+    shuffled = np.corrcoef(
+        alike, _centred_cosines(words[np.random.default_rng(0).permutation(len(words))])[pairs]
+    )
+    _rows, genres = genre_matrix(data)
+    assert told > 0.08 and abs(shuffled[0, 1]) < 0.03
+    assert told > 0.5 * np.corrcoef(alike, _centred_cosines(genres)[pairs])[0, 1]
