@@ -7,15 +7,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from api.dataimport.upsert import upsert_statement
-from api.db import from_epoch
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
 from api.ratings.models import Rating
-from api.ratings.writes import upsert_ratings
+from api.ratings.writes import upsert_rating_columns
 from api.users.models import User
 from ml.movielens import Dataset
 from ml.movielens.format import MAX_DESCRIPTION, MAX_TAG, MAX_TAGS
@@ -106,9 +104,8 @@ def import_dataset(
     ]
     _write(session, MovieTag.__table__, tag_rows, ["movie_id", "position"], ["tag"], batch_size, report)
 
-    ratings = _rating_rows(dataset)
-    upsert_ratings(session=session, rows=ratings, batch_size=batch_size, report=report)
-    log.info("upserted %d rows into ratings", len(ratings))
+    upsert_rating_columns(session=session, ratings=dataset.ratings, batch_size=batch_size, report=report)
+    log.info("upserted %d rows into ratings", len(dataset.ratings))
     return count_rows(session=session)
 
 
@@ -148,19 +145,6 @@ def _check_text(dataset: Dataset) -> None:
             raise MovieTextError(f"movie {m.id} has {len(m.tags)} tags or repeats one: at most {MAX_TAGS}")
         if any(not tag or len(tag) > MAX_TAG for tag in m.tags):
             raise MovieTextError(f"movie {m.id} has an empty tag or one longer than {MAX_TAG} characters")
-
-
-def _rating_rows(dataset: Dataset) -> list[dict[str, Any]]:
-    r = dataset.ratings
-    # Timestamps repeat a lot (one user rates many movies in a minute): convert each once.
-    unique, inverse = np.unique(r.timestamp, return_inverse=True)
-    moments = [from_epoch(int(t)) for t in unique]
-    return [
-        {"user_id": u, "movie_id": m, "rating": s, "rated_at": moments[i]}
-        for u, m, s, i in zip(
-            r.user_id.tolist(), r.movie_id.tolist(), r.rating.tolist(), inverse.tolist(), strict=True
-        )
-    ]
 
 
 def _write(

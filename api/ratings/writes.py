@@ -24,7 +24,6 @@ from api.users.models import User
 from ml.movielens import Ratings
 
 BUMP_CHUNK = 1_000  # users per UPDATE
-STATEMENT_ROWS = 50_000  # ratings per INSERT statement of upsert_rating_columns on MySQL (about 2 MB)
 
 
 def upsert_ratings(
@@ -51,22 +50,23 @@ def upsert_rating_columns(
     *,
     session: Session,
     ratings: Ratings,
+    batch_size: int = 20_000,
     report: Callable[[int], Any] | None = None,
-    statement_rows: int = STATEMENT_ROWS,
 ) -> None:
     """Insert or replace ratings given as columns (the import), in the caller's transaction.
 
-    On MySQL the statements are multi-row INSERTs written here from the numbers themselves (ids,
+    On MySQL each batch is one multi-row INSERT written here from the numbers themselves (ids,
     stars and times: nothing to quote or escape), not row dictionaries bound one value at a time
     by the driver. Elsewhere, upsert_ratings with the same rows.
     """
     connection = session.connection()
     if connection.dialect.name != "mysql":
-        upsert_ratings(session=session, rows=list(_rating_rows(ratings)), report=report)
+        rows = list(_rating_rows(ratings))
+        upsert_ratings(session=session, rows=rows, batch_size=batch_size, report=report)
         return
     _bump(session, np.unique(ratings.user_id).tolist())
-    for start in range(0, len(ratings), statement_rows):
-        end = min(start + statement_rows, len(ratings))
+    for start in range(0, len(ratings), batch_size):
+        end = min(start + batch_size, len(ratings))
         moments = np.datetime_as_string(ratings.timestamp[start:end].astype("datetime64[s]"))
         values = ",".join(
             f"({u},{m},{s!r},'{t}')"

@@ -98,7 +98,7 @@ def test_ratings_written_as_columns_replace_and_add(session: Session, sample_dir
     stars = (np.arange(len(pairs)) % 10 + 1).astype(np.float32) / 2
     times = 978_300_000 + np.arange(len(pairs), dtype=np.int64)
     upsert_rating_columns(
-        session=session, ratings=Ratings(pairs[:, 0], pairs[:, 1], stars, times), statement_rows=1_000
+        session=session, ratings=Ratings(pairs[:, 0], pairs[:, 1], stars, times), batch_size=1_000
     )
     stored = {
         (u, m): (s, t)
