@@ -145,9 +145,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from ml.inputs import InsufficientDataError
     from ml.trainer import TrainingError
 
-    overrides = {
-        k: getattr(args, k) for k in ("epochs", "learning_rate", "batch_size", "embedding_dim", "seed")
-    }
+    names = ("epochs", "examples_per_epoch", "eval_users", "learning_rate", "batch_size", "embedding_dim")
+    overrides = {k: getattr(args, k) for k in (*names, "seed")}
     try:
         config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     except (TypeError, ValueError) as error:
@@ -546,6 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
         "model_versions and build its Milvus collection.",
     )
     train.add_argument("--epochs", type=int, help="upper bound on epochs (early stopping may end sooner)")
+    train.add_argument(
+        "--examples-per-epoch", type=int, help="train each epoch on a new random sample of this many ratings"
+    )
+    train.add_argument("--eval-users", type=int, help="validate and test on at most this many users")
     train.add_argument("--learning-rate", type=float, help="Adam step size")
     train.add_argument("--batch-size", type=int, help="positives per step (the in-batch negatives)")
     train.add_argument("--embedding-dim", type=int, help="width of the id and feature embeddings")

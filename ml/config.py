@@ -53,12 +53,18 @@ class TrainConfig:
     lr_decay: bool = True  # cosine decay of the step size to 10% over the planned epochs
     weight_decay: float = 0.0  # L2 penalty on all parameters (Adam's coupled form)
     epochs: int = 7  # upper bound on passes over the training events
+    # A random sample of this many training events per epoch, a new one each epoch (0: all of them):
+    # on tens of millions of ratings, an epoch of all of them takes longer than a model may.
+    examples_per_epoch: int = 0
     patience: int = 2  # epochs without validation improvement before early stopping
     seed: int = 0  # seeds parameter init, shuffling, id dropout (not the evaluation negatives)
     num_threads: int = 1  # CPU threads for Paddle's kernels (two barely beat one at this size)
     # --- evaluation ---
     eval_negatives: int = 99  # sampled unrated movies per user in the NCF protocol
     eval_seed: int = 0  # seeds those negatives; fixed so every model and training seed faces the same ones
+    # Validation and test on the held-out ratings of at most this many users, drawn once (0: every
+    # user): ranking every movie for each of 160,000 users takes minutes per evaluation.
+    eval_users: int = 0
     monitor: str = "ndcg@10"  # validation metric that picks the best epoch and drives early stopping
 
     def history_windows(self) -> tuple[int, ...]:
@@ -89,6 +95,8 @@ class TrainConfig:
             raise ValueError("dropout rates must be in [0, 1]")
         if not 1 <= self.gap_cap < GAP_BUCKETS:
             raise ValueError(f"gap_cap must be in [1, {GAP_BUCKETS - 1}]")
+        if self.examples_per_epoch < 0 or self.eval_users < 0:
+            raise ValueError("examples_per_epoch and eval_users must be 0 (all) or more")
         if self.text_buckets < 0:
             raise ValueError("text_buckets must be 0 (no text feature) or more")
         if self.temperature <= 0:

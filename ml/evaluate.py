@@ -111,8 +111,17 @@ class Protocol:
     """The held-out queries of one split (test or validation) with negatives fixed once by seed."""
 
     def __init__(
-        self, timeline: Timeline, positions: npt.NDArray[np.int64], *, negatives: int, seed: int
+        self,
+        timeline: Timeline,
+        positions: npt.NDArray[np.int64],
+        *,
+        negatives: int,
+        seed: int,
+        users: int = 0,
     ) -> None:
+        """With `users`, the queries of at most that many users, drawn once by seed (0: every user's)."""
+        if 0 < users < positions.size:
+            positions = np.sort(np.random.default_rng(seed).choice(positions, size=users, replace=False))
         self.timeline, self.positions = timeline, positions
         self.candidates = np.unique(timeline.movie_row)  # every movie anyone rated
         self.targets = timeline.movie_row[positions]

@@ -94,7 +94,8 @@ def fit_vector_model(
     """Return any model with encode_users / encode_movies trained (sampled softmax unless loss is given)."""
     started = time.perf_counter()
     t = prepared.timeline
-    valid = Protocol(t, t.valid, negatives=config.eval_negatives, seed=config.eval_seed)
+    protocol = {"negatives": config.eval_negatives, "seed": config.eval_seed, "users": config.eval_users}
+    valid = Protocol(t, t.valid, **protocol)
     result = fit(
         model,
         prepared.positives,
@@ -105,7 +106,7 @@ def fit_vector_model(
         callback=callback,
         progress=progress,
     )
-    test = Protocol(t, t.test, negatives=config.eval_negatives, seed=config.eval_seed)
+    test = Protocol(t, t.test, **protocol)
     metrics = test.evaluate(vector_scorer(model, prepared, config))
     log.info("test metrics %s", {k: round(v, 4) for k, v in metrics.items()})
     wall = setup + time.perf_counter() - started

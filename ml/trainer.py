@@ -61,13 +61,15 @@ def fit(
     callback: Callable[[ProgressEvent], None] | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train on shuffled batches of example ids, keep the parameters of the best validation epoch.
+    """Train on shuffled batches of example ids (config.examples_per_epoch of them an epoch when set),
+    keep the parameters of the best validation epoch.
 
     loss_fn(batch_ids, rng) returns the scalar loss of a batch. Raises TrainingError when the
     loss is not finite; the model is then left as it was at the best epoch so far.
     """
     rng = np.random.default_rng(config.seed)
-    steps = math.ceil(examples.size / config.batch_size)
+    per_epoch = min(examples.size, config.examples_per_epoch or examples.size)
+    steps = math.ceil(per_epoch / config.batch_size)
     total = steps * config.epochs
     schedule = (
         paddle.optimizer.lr.CosineAnnealingDecay(
@@ -91,7 +93,7 @@ def fit(
         for epoch in range(1, config.epochs + 1):
             model.train()
             started = time.perf_counter()
-            order = rng.permutation(examples)
+            order = rng.permutation(examples)[:per_epoch]  # a new sample each epoch when it is not all
             running = 0.0
             for step in range(1, steps + 1):
                 batch = order[(step - 1) * config.batch_size : step * config.batch_size]

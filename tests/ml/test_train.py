@@ -154,3 +154,37 @@ def test_a_dataset_without_demographics_trains(dataset: Dataset) -> None:
         popularity_scorer(model.prepared.timeline, len(dataset.movies)), model.prepared.timeline
     )
     assert model.metrics["hr@10"] > popularity["hr@10"] + 0.05
+
+
+def test_each_epoch_trains_on_a_new_sample_of_the_set_size() -> None:
+    layer = paddle.nn.Linear(4, 1)
+    batches: list[list[np.ndarray]] = [[]]
+
+    def loss(batch: np.ndarray, rng: np.random.Generator) -> paddle.Tensor:
+        batches[-1].append(batch.copy())
+        return layer(paddle.ones([batch.size, 4])).mean()
+
+    def validate() -> dict[str, float]:
+        batches.append([])
+        return {"ndcg@10": 0.5}
+
+    config = dataclasses.replace(CONFIG, batch_size=10, epochs=3, patience=5, examples_per_epoch=35)
+    fit(layer, np.arange(1000), loss, config, validate=validate, progress=False)
+    epochs = [np.concatenate(b) for b in batches[:3]]
+    assert [e.size for e in epochs] == [35, 35, 35]
+    assert all(np.unique(e).size == 35 for e in epochs)  # a sample without repeats
+    assert len({tuple(sorted(e.tolist())) for e in epochs}) == 3  # a new one each epoch
+    with pytest.raises(ValueError, match="examples_per_epoch"):
+        TrainConfig(examples_per_epoch=-1)
+
+
+def test_evaluation_on_a_sample_of_users_is_drawn_once(dataset: Dataset) -> None:
+    from ml.evaluate import Protocol
+    from ml.split import build_timeline
+
+    timeline = build_timeline(dataset)
+    every = Protocol(timeline, timeline.test, negatives=20, seed=3)
+    some = [Protocol(timeline, timeline.test, negatives=20, seed=3, users=50) for _ in range(2)]
+    assert every.positions.size == timeline.test.size > 50
+    assert some[0].positions.size == 50 and np.array_equal(some[0].positions, some[1].positions)
+    assert set(some[0].positions.tolist()) <= set(timeline.test.tolist())
