@@ -106,8 +106,19 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_data_sample(args: argparse.Namespace, _settings: Settings) -> int:
+    from ml.movielens.scale import write_ml25m_shaped
     from ml.movielens.synthetic import write_synthetic
 
+    if args.ml25m is not None:
+        if not 0 < args.ml25m <= 1:
+            raise CommandError("--ml25m is a share of ML-25M's counts, above 0 and at most 1")
+        try:
+            shape = write_ml25m_shaped(Path(args.out), scale=args.ml25m, seed=args.seed)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        print(f"wrote an ML-25M-shaped dataset ({shape.users} users, {shape.movies} movies, "
+              f"{shape.ratings} ratings) to {args.out} in the MovieLens CSV layout")  # fmt: skip
+        return 0
     out = write_synthetic(
         Path(args.out), users=args.users, movies=args.movies, seed=args.seed, text=args.text
     )
@@ -535,6 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="give movies descriptions and tags that carry their taste, written in the generic CSV layout "
         "(users.csv, movies.csv, ratings.csv) since ML-1M's files have no place for them",
     )
+    sample.add_argument(
+        "--ml25m", type=float, metavar="SHARE",
+        help="instead, an ML-25M-shaped dataset (162,541 users, 62,423 movies, 25,000,095 ratings, "
+        "long tails, half stars) times SHARE, in the MovieLens CSV layout (1: full size, about 3 min)",
+    )  # fmt: skip
     sample.set_defaults(handler=cmd_data_sample)
 
     train = commands.add_parser(

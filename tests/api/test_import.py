@@ -337,3 +337,15 @@ def test_the_sample_command_writes_text_in_the_csv_layout(
     assert f"wrote a synthetic sample to {out}" in capsys.readouterr().out
     loaded = load(out)
     assert loaded.layout.name == "csv" and any(m.description and m.tags for m in loaded.dataset.movies)
+
+
+def test_the_sample_command_writes_an_ml25m_shaped_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ml25m"
+    assert main(["data", "sample", "--out", str(out), "--ml25m", "0.01"]) == 0
+    assert "1625 users, 624 movies, 250001 ratings" in capsys.readouterr().out
+    loaded = load(out)
+    assert loaded.layout.name == "movielens-csv" and len(loaded.dataset.ratings) == 250_001
+    assert main(["data", "sample", "--out", str(out), "--ml25m", "2"]) == 1
+    assert "--ml25m is a share" in _one_error_line(capsys)
