@@ -68,7 +68,7 @@ def cmd_db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
     from api.dataimport.service import MovieTextError, UnknownGenreError, import_dataset, total_rows
     from api.dataimport.sources import resolve_source
-    from api.db import make_engine, make_session_factory
+    from api.db import make_batch_engine, make_session_factory
     from ml.movielens.download import DownloadError
     from ml.movielens.layouts import load
     from ml.progress import progress
@@ -85,7 +85,7 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
     for note in loaded.notes:
         print(f"note: {note}")
     dataset = loaded.dataset
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_batch_engine(settings.resolved_database_url)
     try:
         with (
             progress(total_rows(dataset), "importing", "rows", enabled=not args.quiet) as bar,
@@ -143,9 +143,9 @@ def cmd_summary(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sessions(settings: Settings) -> sessionmaker:
-    from api.db import make_engine, make_session_factory
+    from api.db import make_batch_engine, make_session_factory
 
-    return make_session_factory(make_engine(settings.resolved_database_url))
+    return make_session_factory(make_batch_engine(settings.resolved_database_url))
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:

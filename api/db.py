@@ -175,6 +175,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
+BATCH_TIMEOUT_S = 3600  # a statement of the command line's long jobs, on MySQL (make_batch_engine)
+
+
+def make_batch_engine(url: str) -> Engine:
+    """Return make_engine's engine for the command line's long jobs: an import, a training run's
+    reads, every user's kept list. On MySQL their statements may take minutes at tens of millions of
+    ratings (a batch INSERT waiting while InnoDB flushes, the commit of 25 million rows, a COUNT(*)
+    of them), past the 30 s that bound a request's: the import of an ML-25M-sized dataset lost its
+    connection to that bound. A server that is gone is still found at connect (connect_timeout)."""
+    if make_url(url).get_backend_name() != "mysql":
+        return make_engine(url)
+    timeouts = {"read_timeout": BATCH_TIMEOUT_S, "write_timeout": BATCH_TIMEOUT_S}
+    return make_engine(url, connect_args=timeouts)
+
+
 def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
     """Return an asyncio engine on the same database as url (asyncmy for MySQL, aiosqlite for
     SQLite), set up as make_engine's, for the reads that run on the event loop.

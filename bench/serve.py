@@ -259,11 +259,13 @@ def bench_key(db_url: str) -> str:
     return key
 
 
-def stack_env(args: argparse.Namespace, **extra: str) -> tuple[str, dict[str, str]]:
+def stack_env(
+    args: argparse.Namespace, *, database: str = DB_NAME, **extra: str
+) -> tuple[str, dict[str, str]]:
     """Return the benchmark database's URL and the environment that points movierec at the bench stack."""
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    db_url = make_url(args.mysql_url).set(database=DB_NAME).render_as_string(hide_password=False)
+    db_url = make_url(args.mysql_url).set(database=database).render_as_string(hide_password=False)
     env = {
         **os.environ,
         "MOVIEREC_DATABASE_URL": db_url,
