@@ -14,7 +14,7 @@ from ml.export import load_version, save_version
 from ml.features import gap_bucket_of
 from ml.inputs import to_tensors
 from ml.model import TwoTower
-from ml.movielens.format import Dataset, load_dataset
+from ml.movielens.format import Dataset
 from ml.movielens.layouts import load
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
@@ -23,14 +23,6 @@ from ml.train import TrainedModel, movie_vectors, seed_everything, train
 CONFIG = TrainConfig(
     embedding_dim=16, hidden_dim=64, epochs=2, batch_size=128, learning_rate=5e-3, gap_feature=True
 )
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    directory = write_synthetic(
-        tmp_path_factory.mktemp("synthetic"), users=300, movies=200, ratings_per_user=(20, 60)
-    )
-    return load_dataset(Path(directory))
 
 
 @pytest.fixture(scope="module")

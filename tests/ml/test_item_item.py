@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,17 +15,14 @@ from ml.baselines.item_item import (
 )
 from ml.baselines.popularity import popularity_scorer
 from ml.evaluate import Protocol
-from ml.movielens.format import Dataset, load_dataset
-from ml.movielens.synthetic import write_synthetic
+from ml.movielens.format import Dataset
 from ml.split import Timeline, build_timeline
+from tests.ml.conftest import synthetic_dataset
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    directory = write_synthetic(
-        tmp_path_factory.mktemp("synthetic"), users=300, movies=150, ratings_per_user=(20, 60)
-    )
-    return load_dataset(Path(directory))
+    return synthetic_dataset(tmp_path_factory.mktemp("synthetic"), movies=150)
 
 
 @pytest.fixture(scope="module")

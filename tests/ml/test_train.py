@@ -21,14 +21,6 @@ from ml.trainer import fit
 CONFIG = TrainConfig(embedding_dim=16, hidden_dim=64, epochs=2, batch_size=128, learning_rate=5e-3)
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    directory = write_synthetic(
-        tmp_path_factory.mktemp("synthetic"), users=300, movies=200, ratings_per_user=(20, 60)
-    )
-    return load_dataset(Path(directory))
-
-
 def test_training_beats_popularity_on_taste_structured_data(dataset: Dataset) -> None:
     events: list[ProgressEvent] = []
     model = train(dataset, CONFIG, callback=events.append, progress=False)
