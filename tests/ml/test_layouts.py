@@ -117,6 +117,7 @@ def test_the_generic_layout_takes_optional_users_years_and_iso_times(tmp_path: P
     [
         (ml100k, "u.data", 2, "2\t1\t6\t876893171", "rating 6 is outside 1-5"),
         (movielens_csv, "ratings.csv", 3, "1,2,3.7,964981247", "not 0.5 to 5 stars in half steps"),
+        (movielens_csv, "ratings.csv", 3, "4294967297,2,3.5,964981247", "user id 4294967297 is above"),
         (movielens_csv, "movies.csv", 2, "1,Toy Story (1995),Adventure|Cartoon", "unknown genre 'Cartoon'"),
         (generic_csv, "ratings.csv", 4, "8,99,2,978300760", "movie id 99 is not defined"),
         (generic_csv, "users.csv", 2, "7,X,31", "gender must be F, M or empty"),
