@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,7 @@ def run_stages(
             connection.execute(text(f"CREATE DATABASE {DB_NAME} CHARACTER SET utf8mb4"))
         server.dispose()
         (work / "milvus.db").unlink(missing_ok=True)
+        shutil.rmtree(work / "models", ignore_errors=True)  # a new database numbers versions from 1 again
         subprocess.run([*movierec, "db", "upgrade"], env=env, check=True, capture_output=True)
         wall, peak, _ = timed([*movierec, "data", "import", "--source", str(data), "-q"], env)
         results["import"] = {
