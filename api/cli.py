@@ -440,7 +440,14 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         active = active_version(session=session)
     if active is None or args.retrain:
         args.epochs = args.epochs if args.retrain else None
-        for name in ("learning_rate", "batch_size", "embedding_dim", "seed"):
+        for name in (
+            "examples_per_epoch",
+            "eval_users",
+            "learning_rate",
+            "batch_size",
+            "embedding_dim",
+            "seed",
+        ):
             setattr(args, name, None)
         args.activate, args.quiet = True, False
         cmd_train(args, settings)
