@@ -148,6 +148,12 @@ def _sessions(settings: Settings) -> sessionmaker:
     return make_session_factory(make_batch_engine(settings.resolved_database_url))
 
 
+# The train command's hyperparameter options, as TrainConfig names them (None: the config's default).
+TRAIN_OPTIONS = (
+    "epochs", "examples_per_epoch", "eval_users", "learning_rate", "batch_size", "embedding_dim", "seed"
+)  # fmt: skip
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     import getpass
 
@@ -156,8 +162,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from ml.inputs import InsufficientDataError
     from ml.trainer import TrainingError
 
-    names = ("epochs", "examples_per_epoch", "eval_users", "learning_rate", "batch_size", "embedding_dim")
-    overrides = {k: getattr(args, k) for k in (*names, "seed")}
+    overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS}
     try:
         config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     except (TypeError, ValueError) as error:
@@ -439,16 +444,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     with sessions() as session:
         active = active_version(session=session)
     if active is None or args.retrain:
-        args.epochs = args.epochs if args.retrain else None
-        for name in (
-            "examples_per_epoch",
-            "eval_users",
-            "learning_rate",
-            "batch_size",
-            "embedding_dim",
-            "seed",
-        ):
-            setattr(args, name, None)
+        for name in TRAIN_OPTIONS:  # up has only --epochs of them, which counts with --retrain
+            setattr(args, name, getattr(args, name, None) if name == "epochs" and args.retrain else None)
         args.activate, args.quiet = True, False
         cmd_train(args, settings)
     else:

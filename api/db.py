@@ -88,9 +88,8 @@ class DriverRead:
     `python bench/db_access.py` (the request's read, 3,000 times, 8 at a time, medians of 5 rounds,
     aiomysql both ways): 4,117 reads/s at 0.166 ms of CPU a read this way, against 3,324 at 0.221 ms
     through SQLAlchemy's asyncio execute (its execution context and result objects, across a
-    greenlet); a recommendation
-    request makes one to three such reads. Only for columns the driver returns as Python wants them
-    (integers and strings: no datetimes, which SQLite returns as text).
+    greenlet); a recommendation request makes one to three such reads. Only for columns the driver
+    returns as Python wants them (integers and strings: no datetimes, which SQLite returns as text).
     """
 
     def __init__(self, statement: ClauseElement) -> None:
