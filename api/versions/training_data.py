@@ -6,13 +6,17 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import epoch_seconds
 from api.movies.models import Movie as MovieRow
 from api.movies.service import genres_by_movie, tags_by_movie
 from api.ratings.models import Rating
 from api.users.models import User as UserRow
 from ml.movielens import Dataset, Movie, Ratings, User
 
-_EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
+# Ratings are read this many rows at a time, each chunk straight into typed arrays: reading 25
+# million rows as one list of row objects (about 250 bytes each) took more than 8 GB before training
+# began (bench/scale_data.py).
+RATINGS_CHUNK = 200_000
 
 
 def load_training_data(*, session: Session) -> Dataset:
@@ -29,17 +33,21 @@ def load_training_data(*, session: Session) -> Dataset:
         Movie(m.id, m.title, m.year, tuple(genres.get(m.id, ())), m.description, tuple(tags.get(m.id, ())))
         for m in movie_rows
     ]
-    rows = session.execute(select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at)).all()
-    if rows:
-        user_id, movie_id, rating, rated_at = zip(*rows, strict=True)
-        stamps = (np.asarray(rated_at, dtype="datetime64[s]") - _EPOCH).astype(np.int64)
-    else:
-        user_id = movie_id = rating = ()
-        stamps = np.empty(0, np.int64)
-    ratings = Ratings(
-        user_id=np.asarray(user_id, np.int32),
-        movie_id=np.asarray(movie_id, np.int32),
-        rating=np.asarray(rating, np.float32),  # half stars too
-        timestamp=stamps,
+    return Dataset(users=users, movies=movies, ratings=read_ratings(session=session))
+
+
+def read_ratings(*, session: Session) -> Ratings:
+    """Return every rating as typed arrays, streamed from the database RATINGS_CHUNK rows at a time
+    (the seconds computed by the database, no datetime objects)."""
+    query = select(Rating.user_id, Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
+    columns: tuple[list[np.ndarray], ...] = ([], [], [], [])
+    types = (np.int32, np.int32, np.float32, np.int64)  # half stars are floats
+    result = session.execute(query.execution_options(yield_per=RATINGS_CHUNK))
+    for rows in result.partitions():
+        for kept, values, kind in zip(columns, zip(*rows, strict=True), types, strict=True):
+            kept.append(np.asarray(values, dtype=kind))
+    user_id, movie_id, rating, timestamp = (
+        np.concatenate(parts) if parts else np.empty(0, kind)
+        for parts, kind in zip(columns, types, strict=True)
     )
-    return Dataset(users=users, movies=movies, ratings=ratings)
+    return Ratings(user_id=user_id, movie_id=movie_id, rating=rating, timestamp=timestamp)

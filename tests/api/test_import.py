@@ -7,6 +7,7 @@ import hashlib
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -14,7 +15,8 @@ from sqlalchemy.orm import Session
 from api.cli import main
 from api.dataimport.service import MovieTextError, count_rows, import_dataset
 from api.db import make_engine, make_session_factory
-from api.versions.training_data import load_training_data
+from api.versions import training_data
+from api.versions.training_data import load_training_data, read_ratings
 from ml.movielens import load_dataset
 from ml.movielens.layouts import load
 from tests.conftest import DatabaseFactory, upgrade
@@ -45,6 +47,29 @@ def test_import_counts_match_the_files(session: Session, sample_dir: Path) -> No
     )
     links = session.execute(text("SELECT COUNT(*) FROM movie_genres")).scalar_one()
     assert links == sum(len(m.genres) for m in dataset.movies)
+
+
+def test_training_reads_every_rating_back_streamed_in_chunks(
+    session: Session, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(read_ratings(session=session)) == 0  # an empty table reads as empty arrays
+    dataset = load_dataset(sample_dir)
+    import_dataset(session=session, dataset=dataset)
+    monkeypatch.setattr(training_data, "RATINGS_CHUNK", 7)  # many chunks, the last one short
+    read = load_training_data(session=session).ratings
+    assert len(dataset.ratings) % 7 != 0
+
+    def rows(r: object) -> list[tuple[int, int, float, int]]:
+        columns = (r.user_id, r.movie_id, r.rating, r.timestamp)  # type: ignore[attr-defined]
+        return sorted(zip(*(c.tolist() for c in columns), strict=True))
+
+    assert rows(read) == rows(dataset.ratings)
+    assert [a.dtype for a in (read.user_id, read.movie_id, read.rating, read.timestamp)] == [
+        np.int32,
+        np.int32,
+        np.float32,
+        np.int64,
+    ]
 
 
 def test_import_values_round_trip(session: Session, sample_dir: Path) -> None:
