@@ -31,12 +31,14 @@ from ml.movielens.format import (
     tag_of,
 )
 from ml.movielens.tables import (
+    ParsedRatings,
     RatingColumns,
     csv_rows,
     dataset,
     description,
     integer,
     new_id,
+    numeric_csv_ratings,
     stars,
     tag_list,
     timestamp,
@@ -53,7 +55,11 @@ RELEASE_GENRES = {
 LEFT_OUT = ("IMAX",)  # release genres that are formats, not genres: noted, not kept
 
 
-def _ratings(path: Path, names: tuple[str, str, str, str]) -> RatingColumns:
+def _ratings(path: Path, names: tuple[str, str, str, str]) -> RatingColumns | ParsedRatings:
+    """Return the file's ratings: parsed whole when it holds numbers only, else line by line."""
+    parsed = numeric_csv_ratings(path, names)
+    if parsed is not None:
+        return parsed
     user_col, movie_col, rating_col, time_col = names
     columns = RatingColumns()
     for line, row in csv_rows(path, names):

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ml.movielens import csv_layouts
 from ml.movielens.format import MalformedDataError
 from ml.movielens.layouts import detect, load
+from ml.movielens.tables import numeric_csv_ratings
 
 GENRE_FLAGS = (
     "0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0"  # unknown, Action, Adventure, Animation, Children's, ...
@@ -120,6 +122,9 @@ def test_the_generic_layout_takes_optional_users_years_and_iso_times(tmp_path: P
         (movielens_csv, "ratings.csv", 3, "4294967297,2,3.5,964981247", "user id 4294967297 is above"),
         (movielens_csv, "movies.csv", 2, "1,Toy Story (1995),Adventure|Cartoon", "unknown genre 'Cartoon'"),
         (generic_csv, "ratings.csv", 4, "8,99,2,978300760", "movie id 99 is not defined"),
+        (movielens_csv, "ratings.csv", 4, "5,99,0.5,964982224", "movie id 99 is not defined"),
+        (movielens_csv, "ratings.csv", 5, "1,1,3.0,964983815", "rates the same movie twice"),
+        (movielens_csv, "ratings.csv", 2, "0,1,4.0,964982703", "userId 0 is below 1"),
         (generic_csv, "users.csv", 2, "7,X,31", "gender must be F, M or empty"),
         (generic_csv, "ratings.csv", 2, "7,10,4,yesterday", "neither seconds nor ISO 8601"),
         (movielens_csv, "tags.csv", 3, "5,99,dark,1445714995", "movie id 99 is not defined"),
@@ -145,3 +150,40 @@ def test_a_forced_layout_that_does_not_fit_says_what_the_header_lacks(tmp_path: 
         load(movielens_csv(tmp_path), "csv")
     with pytest.raises(FileNotFoundError, match="holds no dataset"):
         load(write(tmp_path / "empty", {"notes.txt": "x"}))
+
+
+NAMES = ("userId", "movieId", "rating", "timestamp")
+
+
+def test_a_ratings_file_of_numbers_is_parsed_whole_to_what_the_line_reader_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = movielens_csv(tmp_path)
+    path = directory / "ratings.csv"
+    path.write_text(path.read_text().replace("1,2,3.5,964981247\n", "1,2,3.5,964981247\n\n"))  # blank line
+    parsed = numeric_csv_ratings(path, NAMES)
+    assert parsed is not None and parsed.line(2) == 5  # the third rating, after the blank line
+    whole = load(directory).dataset.ratings
+    monkeypatch.setattr(csv_layouts, "numeric_csv_ratings", lambda *_: None)
+    by_line = load(directory).dataset.ratings
+    for name in ("user_id", "movie_id", "rating", "timestamp"):
+        assert getattr(whole, name).dtype == getattr(by_line, name).dtype
+        assert getattr(whole, name).tolist() == getattr(by_line, name).tolist()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "userId,movieId,rating,timestamp,extra\n1,1,4.0,964982703,1\n",  # another column
+        'userId,movieId,rating,timestamp\n1,1,"4.0",964982703\n',  # quoted
+        "userId,movieId,rating,timestamp\n1,1,4.0,2000-12-31T22:12:40Z\n",  # an ISO moment
+        "userId,movieId,rating,timestamp\n1, 1,4.0,964982703\n",  # a space
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703,\n",  # a line of five fields
+        "userId,movieId,rating,timestamp\n1,1.0,4.0,964982703\n",  # an id with a point
+        "userId,movieId,rating,timestamp\n1,1,3.7,964982703\n",  # not a half star
+    ],
+)
+def test_any_other_ratings_file_is_left_to_the_line_reader(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text(text)
+    assert numeric_csv_ratings(path, NAMES) is None
