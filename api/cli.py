@@ -69,6 +69,7 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
     from api.dataimport.service import MovieTextError, UnknownGenreError, import_dataset, total_rows
     from api.dataimport.sources import resolve_source
     from api.db import make_batch_engine, make_session_factory
+    from api.ratings.writes import BulkLoadError
     from ml.movielens.download import DownloadError
     from ml.movielens.layouts import load
     from ml.progress import progress
@@ -94,7 +95,7 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
             counts = import_dataset(
                 session=session, dataset=dataset, batch_size=settings.import_batch_size, progress=bar.update
             )
-    except (MovieTextError, UnknownGenreError) as error:  # rolled back: nothing was written
+    except (MovieTextError, UnknownGenreError, BulkLoadError) as error:  # rolled back: nothing was written
         raise CommandError(str(error)) from error
     finally:
         engine.dispose()

@@ -185,8 +185,9 @@ def make_batch_engine(url: str) -> Engine:
     connection to that bound. A server that is gone is still found at connect (connect_timeout)."""
     if make_url(url).get_backend_name() != "mysql":
         return make_engine(url)
-    timeouts = {"read_timeout": BATCH_TIMEOUT_S, "write_timeout": BATCH_TIMEOUT_S}
-    return make_engine(url, connect_args=timeouts)
+    # local_infile: the import's first load of the ratings table is a LOAD DATA LOCAL (api/ratings/writes.py)
+    connect_args = {"read_timeout": BATCH_TIMEOUT_S, "write_timeout": BATCH_TIMEOUT_S, "local_infile": True}
+    return make_engine(url, connect_args=connect_args)
 
 
 def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:

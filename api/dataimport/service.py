@@ -82,8 +82,8 @@ def import_dataset(
             link_rows.append({"movie_id": movie.id, "genre_id": genre_ids[name]})
     # A movie's genres are replaced by the file's: its stale links go, the rest are upserted.
     movie_ids = [m.id for m in dataset.movies]
+    kept = {(r["movie_id"], r["genre_id"]) for r in link_rows}
     for chunk in _chunks(movie_ids, 1000):
-        kept = {(r["movie_id"], r["genre_id"]) for r in link_rows if r["movie_id"] in set(chunk)}
         existing = connection.execute(
             select(movie_genres.c.movie_id, movie_genres.c.genre_id).where(movie_genres.c.movie_id.in_(chunk))
         ).all()
@@ -104,13 +104,17 @@ def import_dataset(
     ]
     _write(session, MovieTag.__table__, tag_rows, ["movie_id", "position"], ["tag"], batch_size, report)
 
-    upsert_rating_columns(session=session, ratings=dataset.ratings, batch_size=batch_size, report=report)
+    held = upsert_rating_columns(
+        session=session, ratings=dataset.ratings, batch_size=batch_size, report=report
+    )
     log.info("upserted %d rows into ratings", len(dataset.ratings))
-    return count_rows(session=session)
+    return count_rows(session=session, ratings=held)
 
 
-def count_rows(*, session: Session) -> ImportCounts:
-    """Return how many users, movies, ratings and genres the database holds."""
+def count_rows(*, session: Session, ratings: int | None = None) -> ImportCounts:
+    """Return how many users, movies, ratings and genres the database holds; `ratings` when the
+    caller knows it (a COUNT(*) in the transaction of a bulk load took 8 s for 3 million rows,
+    0.25 s after its commit)."""
 
     def count(table: Any) -> int:
         return int(session.execute(select(func.count()).select_from(table)).scalar_one())
@@ -118,7 +122,7 @@ def count_rows(*, session: Session) -> ImportCounts:
     return ImportCounts(
         users=count(User.__table__),
         movies=count(Movie.__table__),
-        ratings=count(Rating.__table__),
+        ratings=count(Rating.__table__) if ratings is None else ratings,
         genres=count(Genre.__table__),
     )
 

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from api.cli import main
 from api.dataimport.service import MovieTextError, count_rows, import_dataset
-from api.db import make_engine, make_session_factory
+from api.db import make_batch_engine, make_engine, make_session_factory
+from api.ratings import writes
+from api.ratings.writes import BulkLoadError
 from api.versions import training_data
 from api.versions.training_data import load_training_data, read_ratings
 from ml.movielens import load_dataset
@@ -130,6 +132,63 @@ def test_interrupted_import_leaves_nothing_and_a_rerun_completes(
     with sessions.begin() as session:
         counts = import_dataset(session=session, dataset=dataset, batch_size=200)
     assert counts.ratings == len(dataset.ratings)
+    engine.dispose()
+
+
+def test_a_first_import_into_mysql_loads_in_bulk_the_same_rows_all_or_nothing(
+    database_factory: DatabaseFactory, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line's engine loads an empty MySQL ratings table with one LOAD DATA, checks off;
+    it holds what row upserts write, and a rating of a user that does not exist rolls it all back."""
+    if database_factory.backend != "mysql":
+        pytest.skip("LOAD DATA is MySQL's")
+    dataset = load_dataset(sample_dir)
+    bulk_loads: list[int] = []
+    load_in_bulk = writes._load_in_bulk
+    monkeypatch.setattr(
+        writes,
+        "_load_in_bulk",
+        lambda session, ratings: (bulk_loads.append(len(ratings)), load_in_bulk(session, ratings)),
+    )
+    fingerprints = []
+    for make in (make_engine, make_batch_engine):  # rows (no LOCAL INFILE), then in bulk
+        engine = make(_fresh(database_factory))
+        sessions = make_session_factory(engine)
+        with sessions.begin() as session:
+            import_dataset(session=session, dataset=dataset)
+        with sessions() as session:
+            fingerprints.append(_fingerprint(session))
+            assert session.execute(text("SELECT @@unique_checks, @@foreign_key_checks")).one() == (1, 1)
+        engine.dispose()
+    assert bulk_loads == [len(dataset.ratings)]
+    assert fingerprints[0] == fingerprints[1]
+
+    engine = make_batch_engine(_fresh(database_factory))
+    sessions = make_session_factory(engine)
+    user_id = dataset.ratings.user_id.copy()
+    user_id[-1] = 10**6  # not among the dataset's users
+    stray = dataclasses.replace(dataset, ratings=dataclasses.replace(dataset.ratings, user_id=user_id))
+    with (
+        pytest.raises(BulkLoadError, match=r"1 users that do not exist, e\.g\. 1000000"),
+        sessions.begin() as session,
+    ):
+        import_dataset(session=session, dataset=stray)
+    with sessions() as session:
+        counts = count_rows(session=session)
+    assert (counts.users, counts.movies, counts.ratings) == (0, 0, 0)
+
+    # A row the server refuses (a rating that was there before the load) is a warning under LOCAL:
+    # the load counts them and rolls the import back.
+    with sessions.begin() as session:
+        import_dataset(session=session, dataset=dataset)  # in bulk: the table was empty
+    with sessions() as session:
+        before = _fingerprint(session)
+    monkeypatch.setattr(writes, "_can_load_in_bulk", lambda *_: True)
+    refused = rf"loaded 0 of {len(dataset.ratings)} ratings with {len(dataset.ratings)} warnings"
+    with pytest.raises(BulkLoadError, match=refused), sessions.begin() as session:
+        import_dataset(session=session, dataset=dataset)
+    with sessions() as session:
+        assert _fingerprint(session) == before
     engine.dispose()
 
 
