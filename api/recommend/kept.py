@@ -13,10 +13,12 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import epoch_seconds
 from api.ratings.models import Rating
@@ -24,13 +26,18 @@ from api.recommend.service import (
     KEPT_LIMIT,
     NO_FILTERS,
     USER_STATE_COLUMNS,
+    Recommended,
     UserState,
+    explain,
     kept_row,
-    rank_for_user,
+    movie_vectors,
+    plan_searches,
+    search_filter,
     store_kept,
+    to_explain,
 )
 from api.users.models import User
-from api.vectors.store import VectorStore
+from api.vectors.store import MAX_TOPK, Hit, VectorStore
 from api.versions.history import KeptJob
 from api.versions.registry import ActiveModel, load_active_model
 from api.versions.service import active_version, get_version
@@ -38,6 +45,7 @@ from ml.encoder import HistoryItem
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # users per transaction of keep_lists
+SEARCH_BATCH = 64  # query vectors per batched Milvus search (search_unrated)
 
 
 class Superseded(Exception):
@@ -104,42 +112,100 @@ def keep_lists(
 ) -> int:
     """Compute and store the kept list of every user with ratings; return how many were stored.
 
-    Each chunk of users is read in one snapshot and written in one transaction, through the
-    functions a request uses (rank_for_user, kept_row, store_kept).
+    Each chunk of users is read in one snapshot and written in one transaction. A chunk's users are
+    encoded together and searched in batches (rank_users); the rows are what a request stores
+    (kept_row, store_kept).
     """
     with sessions() as session:
         user_ids = list(session.execute(select(User.id).order_by(User.id)).scalars())
+    length = model.model.history_length
     stored = 0
     started = time.monotonic()
     for start in range(0, len(user_ids), CHUNK):
         ids = user_ids[start : start + CHUNK]
         now = int(time.time())
         with sessions.begin() as session:
-            users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
-            histories: dict[int, list[HistoryItem]] = defaultdict(list)
-            rows = session.execute(
-                select(Rating.user_id, Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
-                .where(Rating.user_id.in_(ids))
-                .order_by(Rating.user_id, Rating.rated_at.desc(), Rating.movie_id.desc())
-            )  # the order of HISTORY, per user
-            for user_id, *item in rows:
-                histories[user_id].append(HistoryItem(*item))
-            kept = []
-            for user_id, *columns in users:
-                if not histories[user_id]:
-                    continue  # no ratings: the popular movies, read at request time
-                state = UserState(*columns)
-                found, newest = rank_for_user(
-                    session=session, store=store, model=model, user_id=user_id, user=state,
-                    history=histories[user_id], rated={h.movie_id for h in histories[user_id]},
-                    limit=KEPT_LIMIT, filters=NO_FILTERS, now=now,
-                )  # fmt: skip
-                row = kept_row(model, user_id, state, newest, found, now)
-                if row is not None:
-                    kept.append(row)
+            chunk, rated = read_users(session=session, ids=ids, length=length)
+            ranked = rank_users(store=store, model=model, users=chunk, rated=rated, now=now)
+            kept = [
+                row
+                for (user_id, state, _), (found, newest) in zip(chunk, ranked, strict=True)
+                if (row := kept_row(model, user_id, state, newest, found, now)) is not None
+            ]
             store_kept(session=session, rows=kept)
         stored += len(kept)
         if progress is not None:
             progress(min(start + CHUNK, len(user_ids)), len(user_ids))
     log.info("kept %d lists for version %d in %.1f s", stored, model.version_id, time.monotonic() - started)
     return stored
+
+
+def read_users(
+    *, session: Session, ids: Sequence[int], length: int
+) -> tuple[list[tuple[int, UserState, list[HistoryItem]]], list[set[int]]]:
+    """Return those of the users with ratings, each with their state and newest `length` ratings
+    (newest first, the order of HISTORY), and the movies each of them rated."""
+    users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
+    histories: dict[int, list[HistoryItem]] = defaultdict(list)
+    rated: dict[int, set[int]] = defaultdict(set)
+    rows = session.execute(
+        select(Rating.user_id, Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
+        .where(Rating.user_id.in_(ids))
+        .order_by(Rating.user_id, Rating.rated_at.desc(), Rating.movie_id.desc())
+    )
+    for user_id, movie_id, rating, seconds in rows:
+        rated[user_id].add(movie_id)
+        if len(history := histories[user_id]) < length:
+            history.append(HistoryItem(movie_id, rating, seconds))
+    found = [
+        (user_id, UserState(*columns), histories[user_id]) for user_id, *columns in users if rated[user_id]
+    ]
+    return found, [rated[user_id] for user_id, _, _ in found]
+
+
+def rank_users(
+    *,
+    store: VectorStore,
+    model: ActiveModel,
+    users: Sequence[tuple[int, UserState, Sequence[HistoryItem]]],
+    rated: Sequence[set[int]],
+    now: int,
+) -> list[tuple[list[Recommended], int]]:
+    """Return what rank_for_user returns for each user with ratings (id, state, latest ratings newest
+    first) asking for their kept list, and the movies they rated: one encode for them all, their
+    searches batched (search_unrated)."""
+    if not users:
+        return []
+    plans = plan_searches(model, users, now)
+    hits = search_unrated(store, model.collection, np.stack([p.vector for p in plans]), rated, KEPT_LIMIT)
+    return [
+        (explain(found, plan.liked, movie_vectors(store, model, to_explain(found, plan.liked))), plan.newest)
+        for plan, found in zip(plans, hits, strict=True)
+    ]
+
+
+def search_unrated(
+    store: VectorStore, name: str, vectors: npt.NDArray[np.float32], rated: Sequence[set[int]], limit: int
+) -> list[list[Hit]]:
+    """Return the top `limit` movies of each vector but its user's rated ones.
+
+    A request leaves the rated movies out with a filter, which a batched search cannot do per query
+    vector. Here each query asks for `limit` more movies than its user rated and drops the rated:
+    an exact scan (every catalogue on Milvus Lite, and below EXACT_BELOW movies on a server) finds
+    the same movies. Users are sorted by how many movies they rated, SEARCH_BATCH to a search, so
+    that one heavy rater does not widen many searches; a user past Milvus's top-k bound is searched
+    alone with the filter.
+    """
+    found: list[list[Hit]] = [[] for _ in rated]
+    order = sorted(range(len(rated)), key=lambda i: len(rated[i]))
+    for start in range(0, len(order), SEARCH_BATCH):
+        batch = order[start : start + SEARCH_BATCH]
+        size = limit + len(rated[batch[-1]])  # the batch's heaviest rater
+        if size > MAX_TOPK:
+            for i in batch:
+                expr = search_filter(NO_FILTERS, set(), rated[i])
+                found[i] = store.search(name, vectors[i], limit=limit, expr=expr)
+            continue
+        for i, hits in zip(batch, store.search_many(name, vectors[batch], limit=size), strict=True):
+            found[i] = [hit for hit in hits if hit.movie_id not in rated[i]][:limit]
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -304,7 +305,7 @@ def rank_for_user(
         return popular_movies(session=session, limit=limit, filters=filters, exclude=rated), None
     with STAGE.labels("vector_search").time():
         hits = store.search(model.collection, plan.vector, limit=limit, expr=plan.expr)
-    return explain(hits, plan.liked, _vectors(store, model, _to_explain(hits, plan.liked))), plan.newest
+    return explain(hits, plan.liked, movie_vectors(store, model, to_explain(hits, plan.liked))), plan.newest
 
 
 async def compute_async(
@@ -339,7 +340,7 @@ async def compute_async(
     else:
         with STAGE.labels("vector_search").time():
             hits = await state.store.asearch(model.collection, plan.vector, limit=size, expr=plan.expr)
-        vectors, missing = _model_vectors(model, _to_explain(hits, plan.liked))
+        vectors, missing = _model_vectors(model, to_explain(hits, plan.liked))
         if missing:  # movies created after training
             vectors.update(await to_thread.run_sync(state.store.vectors, model.collection, missing))
         found, newest = explain(hits, plan.liked, vectors), plan.newest
@@ -372,15 +373,31 @@ def plan_search(
     """Return the search of a user's top movies from their state and latest ratings (newest first,
     at least the model's history length of them), or None for someone without ratings (who gets the
     popular movies)."""
-    history = history[: model.model.history_length]
     if not history:
         return None
     expr = search_filter(filters, known_genres, exclude)
-    features = UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user_id)
     with STAGE.labels("encode").time():
-        vector = model.model.encode_user(features, history, at=now)
-    liked = [h.movie_id for h in history if h.rating >= LIKED]
-    return SearchPlan(vector, expr, liked, max(h.timestamp for h in history))
+        (plan,) = plan_searches(model, [(user_id, user, history)], now)
+    return dataclasses.replace(plan, expr=expr)
+
+
+def plan_searches(
+    model: ActiveModel, users: Sequence[tuple[int, UserState, Sequence[HistoryItem]]], now: int
+) -> list[SearchPlan]:
+    """Return the unfiltered searches of users with ratings (id, state, latest ratings newest first),
+    their vectors encoded together."""
+    recent = [history[: model.model.history_length] for _, _, history in users]
+    features = [
+        (UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user_id), history)
+        for (user_id, user, _), history in zip(users, recent, strict=True)
+    ]
+    vectors = model.model.encode_users(features, at=now)
+    return [
+        SearchPlan(
+            vector, "", [h.movie_id for h in history if h.rating >= LIKED], max(h.timestamp for h in history)
+        )
+        for vector, history in zip(vectors, recent, strict=True)
+    ]
 
 
 POPULAR_MAX_AGE_S = 60.0  # the most-rated movies are counted again at most this often per process
@@ -492,7 +509,7 @@ def similar_movies(
     model = require_model(active)
     if session.get(Movie, movie_id) is None:
         raise NotFound(f"movie {movie_id} does not exist")
-    vector = _vectors(store, model, [movie_id]).get(movie_id)
+    vector = movie_vectors(store, model, [movie_id]).get(movie_id)
     if vector is None:
         raise NotFound(f"movie {movie_id} has no vector in the active model")
     hits = store.search(model.collection, vector, limit=limit + 1)
@@ -513,7 +530,7 @@ def _search(
     expr = search_filter(filters, known, exclude)
     with STAGE.labels("vector_search").time():
         chosen = store.search(model.collection, vector, limit=limit, expr=expr)
-    return explain(chosen, liked, _vectors(store, model, _to_explain(chosen, liked)))
+    return explain(chosen, liked, movie_vectors(store, model, to_explain(chosen, liked)))
 
 
 def search_filter(filters: Filters, known_genres: set[str], exclude: set[int]) -> str:
@@ -532,7 +549,7 @@ def search_filter(filters: Filters, known_genres: set[str], exclude: set[int]) -
         raise BadUserInput(str(error)) from None
 
 
-def _to_explain(hits: Sequence[Hit], liked: list[int]) -> list[int]:
+def to_explain(hits: Sequence[Hit], liked: list[int]) -> list[int]:
     """Return the movies whose vectors explain hits by liked movies: none without a liked one."""
     return [h.movie_id for h in hits] + liked if liked else []
 
@@ -554,7 +571,7 @@ def explain(
     return [Recommended(h.movie_id, h.score, reasons.get(h.movie_id, [])) for h in hits]
 
 
-def _vectors(
+def movie_vectors(
     store: VectorStore, model: ActiveModel, movie_ids: list[int]
 ) -> dict[int, npt.NDArray[np.float32]]:
     """Return movie vectors from the loaded model, asking Milvus only for movies added after training."""

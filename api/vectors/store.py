@@ -47,6 +47,8 @@ class IndexSpec:
 
 EXACT_BELOW = 50_000  # rows; below this an exact (FLAT) scan answers within a few milliseconds
 NPROBE = 64  # lists an IVF search scans; from bench/scale.py's sweep on a server (README)
+MAX_TOPK = 16_384  # Milvus answers at most this many hits per query vector (its topk bound)
+MAX_NQ = 1_024  # query vectors per batched search here, to bound one answer's size
 
 
 def ivf(rows: int) -> IndexSpec:
@@ -257,6 +259,14 @@ class VectorStore:
         params = self._params_for(name) if params is None else params
         return _hits(self._call("search", name, **_search_request(vector, limit, expr, params)))
 
+    def search_many(self, name: str, vectors: npt.NDArray[np.float32], *, limit: int) -> list[list[Hit]]:
+        """Return the limit movies of highest inner product with each row of vectors, in one request
+        (every user's kept list, api/recommend/kept.py). At most MAX_TOPK movies and MAX_NQ rows."""
+        if not 0 < limit <= MAX_TOPK or not 0 < len(vectors) <= MAX_NQ:
+            raise ValueError(f"a batched search takes 1 to {MAX_NQ} vectors and a limit of 1 to {MAX_TOPK}")
+        request = _search_request(vectors, limit, "", self._params_for(name))
+        return _hit_lists(self._call("search", name, **request))
+
     async def asearch(
         self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = ""
     ) -> list[Hit]:
@@ -400,7 +410,7 @@ def _search_request(
     vector: npt.NDArray[np.float32], limit: int, expr: str, params: dict[str, Any]
 ) -> dict[str, Any]:
     return {
-        "data": [vector.astype(np.float32).tolist()],
+        "data": np.atleast_2d(vector).astype(np.float32).tolist(),  # one row per query vector
         "limit": limit,
         "filter": expr,
         "search_params": {"metric_type": "IP", "params": params},
@@ -411,7 +421,11 @@ def _search_request(
 
 
 def _hits(results: Any) -> list[Hit]:
-    return [Hit(movie_id=int(hit["id"]), score=float(hit["distance"])) for hit in results[0]]
+    return _hit_lists(results)[0]
+
+
+def _hit_lists(results: Any) -> list[list[Hit]]:
+    return [[Hit(movie_id=int(hit["id"]), score=float(hit["distance"])) for hit in hits] for hits in results]
 
 
 def describe(error: Exception) -> str:

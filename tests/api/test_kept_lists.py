@@ -15,9 +15,17 @@ from sqlalchemy.orm import sessionmaker
 from api.db import make_engine, make_session_factory
 from api.ratings.models import Rating
 from api.ratings.service import rate_movie
+from api.recommend import kept as kept_module
 from api.recommend.kept import keep_lists
 from api.recommend.models import KeptList
-from api.recommend.service import KEPT_LIMIT, fingerprint, read_user, recommend_for_user
+from api.recommend.service import (
+    KEPT_LIMIT,
+    NO_FILTERS,
+    fingerprint,
+    rank_for_user,
+    read_user,
+    recommend_for_user,
+)
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
 from tests.api.conftest import GraphQL, Stack
@@ -76,6 +84,15 @@ def _ids(rows: list[dict]) -> list[tuple[int, float, list[int]]]:
     return [(r["movie"]["id"], r["score"], [b["id"] for b in r["because"]]) for r in rows]
 
 
+def assert_same_ranking(
+    found: list[tuple[int, float, list[int]]], expected: list[tuple[int, float, list[int]]]
+) -> None:
+    """The same movies, each with the same reasons, and scores equal but for float rounding: keep_lists
+    encodes its users together, and a batch of them comes out within 1e-7 of one encoded alone."""
+    assert [(m, because) for m, _, because in found] == [(m, because) for m, _, because in expected]
+    assert [score for _, score, _ in found] == pytest.approx([score for _, score, _ in expected], abs=1e-6)
+
+
 def _wait_for_row(sessions: sessionmaker, user_id: int) -> KeptList:
     """Return the user's kept row once the background write has stored it."""
     deadline = time.monotonic() + 10
@@ -103,7 +120,7 @@ def test_a_kept_answer_is_what_computing_returns(
     before = _answers("kept")
     answered = _ids(gql.data(RECS, u=user, n=limit)["recommendations"])
     assert _answers("kept") == before + 1
-    assert answered == _computed(stack, sessions, user, limit)
+    assert_same_ranking(answered, _computed(stack, sessions, user, limit))
     assert len(answered) == limit
 
 
@@ -184,3 +201,37 @@ def test_the_fingerprint_changes_with_every_input(
     else:  # the default model reads no clock: a kept list never ages
         assert later == base
     assert len({base, *changed}) == len(changed) + 1
+
+
+def test_batched_searches_find_what_each_user_filtered_search_finds(
+    stack: Stack, sessions: sessionmaker, model: ActiveModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keep_lists encodes a chunk of users at once and searches them in batches, each query asking
+    for more movies than its user rated; the lists equal a request's own filtered search, through
+    batches of several sizes and the filtered one-by-one path of users past the top-k bound."""
+    length = model.model.history_length
+    with sessions() as session:
+        ids = list(
+            session.execute(select(Rating.user_id).distinct().order_by(Rating.user_id).limit(60)).scalars()
+        )
+        users, rated = kept_module.read_users(session=session, ids=ids, length=length)
+        counts = sorted(len(r) for r in rated)
+        monkeypatch.setattr(kept_module, "SEARCH_BATCH", 7)
+        monkeypatch.setattr(kept_module, "MAX_TOPK", KEPT_LIMIT + counts[len(counts) // 2])  # half go alone
+        store = VectorStore(stack.settings.resolved_milvus_uri)
+        now = int(time.time())
+        ranked = kept_module.rank_users(store=store, model=model, users=users, rated=rated, now=now)
+        assert len(ranked) == len(users) == len(ids)
+        for (user_id, state, history), movies, (found, newest) in zip(users, rated, ranked, strict=True):
+            assert len(history) == min(length, len(movies))
+            expected, expected_newest = rank_for_user(
+                session=session, store=store, model=model, user_id=user_id, user=state, history=history,
+                rated=movies, limit=KEPT_LIMIT, filters=NO_FILTERS, now=now,
+            )  # fmt: skip
+            assert newest == expected_newest
+            assert_same_ranking(
+                [(r.movie_id, r.score, r.because) for r in found],
+                [(r.movie_id, r.score, r.because) for r in expected],
+            )
+            assert len(found) == KEPT_LIMIT and not {r.movie_id for r in found} & movies
+        store.close()

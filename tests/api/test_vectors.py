@@ -16,6 +16,7 @@ import pytest
 from api.vectors import store as store_module
 from api.vectors.filters import FilterError, build_filter
 from api.vectors.store import (
+    MAX_TOPK,
     IndexSpec,
     VectorStore,
     VectorStoreError,
@@ -58,6 +59,20 @@ def test_search_ranks_by_inner_product(store: VectorStore, movies: np.ndarray) -
     expected = np.argsort(-(movies @ query))[:5] + 1
     assert [h.movie_id for h in hits] == expected.tolist()
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_batched_search_answers_each_vector_as_its_own_search(
+    store: VectorStore, movies: np.ndarray
+) -> None:
+    found = store.search_many("movies_test", movies[:9], limit=12)
+    assert len(found) == 9
+    for query, hits in zip(movies[:9], found, strict=True):
+        alone = store.search("movies_test", query, limit=12)
+        assert [h.movie_id for h in hits] == [h.movie_id for h in alone]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in alone], abs=1e-6)
+    for vectors, limit in ((movies[:0], 5), (movies[:2], 0), (movies[:2], MAX_TOPK + 1)):
+        with pytest.raises(ValueError, match="a batched search takes"):
+            store.search_many("movies_test", vectors, limit=limit)
 
 
 def asearch(store: VectorStore, name: str, vector: np.ndarray, **options: object) -> list[int]:
