@@ -46,6 +46,7 @@ from ml.encoder import HistoryItem
 log = logging.getLogger(__name__)
 CHUNK = 500  # users per transaction of keep_lists
 SEARCH_BATCH = 64  # query vectors per batched Milvus search (search_unrated)
+FIRST_EXTRA = 64  # movies past the kept list a first batched search asks for (search_unrated)
 
 
 class Superseded(Exception):
@@ -190,22 +191,31 @@ def search_unrated(
     """Return the top `limit` movies of each vector but its user's rated ones.
 
     A request leaves the rated movies out with a filter, which a batched search cannot do per query
-    vector. Here each query asks for `limit` more movies than its user rated and drops the rated:
-    an exact scan (every catalogue on Milvus Lite, and below EXACT_BELOW movies on a server) finds
-    the same movies. Users are sorted by how many movies they rated, SEARCH_BATCH to a search, so
-    that one heavy rater does not widen many searches; a user past Milvus's top-k bound is searched
-    alone with the filter.
+    vector. Here each query asks for more movies and drops the rated: once `limit` unrated movies
+    are among a user's top n, they are the user's top `limit` unrated, as an exact scan with the
+    filter finds them (every catalogue on Milvus Lite, and below EXACT_BELOW movies on a server).
+    A first pass asks for at most FIRST_EXTRA more; the users it leaves short are asked again for
+    as many more as they rated (most hits a search returns are parsed into Python objects by
+    pymilvus: asking everyone for that many spent most of the time there). Users are sorted by how
+    many movies they rated, SEARCH_BATCH to a search, so that one heavy rater does not widen many
+    searches; a user past Milvus's top-k bound is searched alone with the filter.
     """
     found: list[list[Hit]] = [[] for _ in rated]
-    order = sorted(range(len(rated)), key=lambda i: len(rated[i]))
-    for start in range(0, len(order), SEARCH_BATCH):
-        batch = order[start : start + SEARCH_BATCH]
-        size = limit + len(rated[batch[-1]])  # the batch's heaviest rater
-        if size > MAX_TOPK:
-            for i in batch:
-                expr = search_filter(NO_FILTERS, set(), rated[i])
-                found[i] = store.search(name, vectors[i], limit=limit, expr=expr)
-            continue
-        for i, hits in zip(batch, store.search_many(name, vectors[batch], limit=size), strict=True):
-            found[i] = [hit for hit in hits if hit.movie_id not in rated[i]][:limit]
+    pending = sorted(range(len(rated)), key=lambda i: len(rated[i]))
+    for cap in (FIRST_EXTRA, MAX_TOPK):
+        short = []
+        for start in range(0, len(pending), SEARCH_BATCH):
+            batch = pending[start : start + SEARCH_BATCH]
+            size = limit + min(len(rated[batch[-1]]), cap)  # the batch's heaviest rater
+            if size > MAX_TOPK:
+                for i in batch:
+                    expr = search_filter(NO_FILTERS, set(), rated[i])
+                    found[i] = store.search(name, vectors[i], limit=limit, expr=expr)
+                continue
+            for i, hits in zip(batch, store.search_many(name, vectors[batch], limit=size), strict=True):
+                found[i] = [hit for hit in hits if hit.movie_id not in rated[i]][:limit]
+                # short of `limit` while rated movies may still hide the rest: ask again, wider
+                if len(found[i]) < limit and len(hits) == size and size < limit + len(rated[i]):
+                    short.append(i)
+        pending = short
     return found

@@ -207,8 +207,9 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
     stack: Stack, sessions: sessionmaker, model: ActiveModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """keep_lists encodes a chunk of users at once and searches them in batches, each query asking
-    for more movies than its user rated; the lists equal a request's own filtered search, through
-    batches of several sizes and the filtered one-by-one path of users past the top-k bound."""
+    for more movies than the list and dropping its user's rated ones; the lists equal a request's own
+    filtered search, through batches of several sizes, both passes, and the filtered one-by-one path
+    of users past the top-k bound."""
     length = model.model.history_length
     with sessions() as session:
         ids = list(
@@ -217,6 +218,7 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
         users, rated = kept_module.read_users(session=session, ids=ids, length=length)
         counts = sorted(len(r) for r in rated)
         monkeypatch.setattr(kept_module, "SEARCH_BATCH", 7)
+        monkeypatch.setattr(kept_module, "FIRST_EXTRA", 2)  # most users short after the first pass
         monkeypatch.setattr(kept_module, "MAX_TOPK", KEPT_LIMIT + counts[len(counts) // 2])  # half go alone
         store = VectorStore(stack.settings.resolved_milvus_uri)
         now = int(time.time())
