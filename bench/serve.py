@@ -91,8 +91,8 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> None:
     server = create_engine(args.mysql_url)
     with server.begin() as connection:
         if args.fresh:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {DB_NAME}"))
-        connection.execute(text(f"CREATE DATABASE IF NOT EXISTS {DB_NAME} CHARACTER SET utf8mb4"))
+            connection.execute(text(f"DROP DATABASE IF EXISTS {args.database}"))
+        connection.execute(text(f"CREATE DATABASE IF NOT EXISTS {args.database} CHARACTER SET utf8mb4"))
     server.dispose()
     movierec = [sys.executable, "-m", "api.cli"]
     subprocess.run([*movierec, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -288,6 +288,12 @@ def main() -> None:
         "--epochs", type=int, default=2, help="epochs of the model served (speed, not quality)"
     )
     parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
+    parser.add_argument(
+        "--database", default=DB_NAME,
+        help="the MySQL database to serve (reused when it has an active model: bench/scale_data.py's, "
+        "movierec_bench_scale, with --work-dir var/bench-scale, serves ML-25M's size)",
+    )  # fmt: skip
+    parser.add_argument("--out", default="serve.json", help="results file under bench/results")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--measure-latencies", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -295,7 +301,7 @@ def main() -> None:
         print(json.dumps(in_process_latencies(dict(os.environ))))
         return
 
-    db_url, env = stack_env(args)
+    db_url, env = stack_env(args, database=args.database)
     prepare(args, env)
 
     engine = create_engine(db_url)
@@ -450,7 +456,7 @@ def main() -> None:
 
     rec, cold, base = results["recommendations"], results["recommendations_uncached"], results["baseline"]
     summary = {
-        "dataset": args.data_dir,
+        "dataset": args.data_dir if args.database == DB_NAME else args.database,
         "connections": args.connections,
         "workers": args.workers,
         "duration_s": args.duration,
@@ -534,7 +540,7 @@ def main() -> None:
         f"Milvus search p50 {latencies['milvus_search_p50_ms']} ms p99 {latencies['milvus_search_p99_ms']} ms"
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "serve.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / args.out).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
