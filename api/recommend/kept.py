@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import epoch_seconds
 from api.ratings.models import Rating
+from api.ratings.service import parse_rated
 from api.recommend.service import (
     KEPT_LIMIT,
     NO_FILTERS,
@@ -145,21 +146,43 @@ def read_users(
     *, session: Session, ids: Sequence[int], length: int
 ) -> tuple[list[tuple[int, UserState, list[HistoryItem]]], list[set[int]]]:
     """Return those of the users with ratings, each with their state and newest `length` ratings
-    (newest first, the order of HISTORY), and the movies each of them rated."""
+    (newest first, the order of HISTORY), and the movies each of them rated.
+
+    As a request reads them (HISTORY, RATED), for many users at once: the rated ids one string a
+    user, and of the ratings only each user's newest `length` (a window function), not all of them
+    as rows (at ML-25M's size, 25 million rows through the driver and SQLAlchemy against 8).
+    """
     users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
-    histories: dict[int, list[HistoryItem]] = defaultdict(list)
-    rated: dict[int, set[int]] = defaultdict(set)
-    rows = session.execute(
-        select(Rating.user_id, Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
+    rated = {
+        user_id: parse_rated(joined)
+        for user_id, joined in session.execute(
+            select(Rating.user_id, func.group_concat(Rating.movie_id))
+            .where(Rating.user_id.in_(ids))
+            .group_by(Rating.user_id)
+        )
+    }
+    newest = (
+        select(
+            Rating.user_id,
+            Rating.movie_id,
+            Rating.rating,
+            epoch_seconds(Rating.rated_at).label("seconds"),
+            func.row_number()
+            .over(partition_by=Rating.user_id, order_by=(Rating.rated_at.desc(), Rating.movie_id.desc()))
+            .label("n"),
+        )
         .where(Rating.user_id.in_(ids))
-        .order_by(Rating.user_id, Rating.rated_at.desc(), Rating.movie_id.desc())
+        .subquery()
     )
-    for user_id, movie_id, rating, seconds in rows:
-        rated[user_id].add(movie_id)
-        if len(history := histories[user_id]) < length:
-            history.append(HistoryItem(movie_id, rating, seconds))
+    histories: dict[int, list[HistoryItem]] = defaultdict(list)
+    for user_id, movie_id, rating, seconds in session.execute(
+        select(newest.c.user_id, newest.c.movie_id, newest.c.rating, newest.c.seconds)
+        .where(newest.c.n <= length)
+        .order_by(newest.c.user_id, newest.c.n)
+    ):
+        histories[user_id].append(HistoryItem(movie_id, rating, seconds))
     found = [
-        (user_id, UserState(*columns), histories[user_id]) for user_id, *columns in users if rated[user_id]
+        (user_id, UserState(*state), histories[user_id]) for user_id, *state in users if user_id in rated
     ]
     return found, [rated[user_id] for user_id, _, _ in found]
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.db import make_engine, make_session_factory
 from api.ratings.models import Rating
-from api.ratings.service import rate_movie
+from api.ratings.service import HISTORY, rate_movie, rated_movie_ids
 from api.recommend import kept as kept_module
 from api.recommend.kept import keep_lists
 from api.recommend.models import KeptList
@@ -28,6 +28,7 @@ from api.recommend.service import (
 )
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
+from ml.encoder import HistoryItem
 from tests.api.conftest import GraphQL, Stack
 
 RECS = "query($u: Int!, $n: Int!) { recommendations(userId: $u, limit: $n) { score movie { id } because { id } } }"
@@ -225,6 +226,11 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
         ranked = kept_module.rank_users(store=store, model=model, users=users, rated=rated, now=now)
         assert len(ranked) == len(users) == len(ids)
         for (user_id, state, history), movies, (found, newest) in zip(users, rated, ranked, strict=True):
+            # what a request reads of the user, read for many at once
+            assert history == [
+                HistoryItem(*row) for row in session.execute(HISTORY, {"user_id": user_id, "limit": length})
+            ]
+            assert movies == rated_movie_ids(session=session, user_id=user_id)
             assert len(history) == min(length, len(movies))
             expected, expected_newest = rank_for_user(
                 session=session, store=store, model=model, user_id=user_id, user=state, history=history,
