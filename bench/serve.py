@@ -101,6 +101,9 @@ def prepare(args: argparse.Namespace, env: dict[str, str]) -> None:
         active = connection.execute(text("SELECT COUNT(*) FROM model_versions WHERE is_active")).scalar_one()
     engine.dispose()
     if active and not args.fresh:
+        if args.lists_as_they_are:
+            print("reusing the active model of a previous run and its kept lists as they are")
+            return
         print("reusing the active model of a previous run (--fresh to rebuild); keeping the lists anew")
         # Lists left by an earlier run go stale: bench/soak.py rates movies, and a recent rating moves
         # its user into the next time bucket (log2 of minutes) as time passes.
@@ -294,6 +297,10 @@ def main() -> None:
         "movierec_bench_scale, with --work-dir var/bench-scale, serves ML-25M's size)",
     )  # fmt: skip
     parser.add_argument("--out", default="serve.json", help="results file under bench/results")
+    parser.add_argument(
+        "--lists-as-they-are", action="store_true",
+        help="reuse a database's kept lists without keeping them anew (fresh from an activation)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--measure-latencies", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
