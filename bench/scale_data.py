@@ -103,6 +103,11 @@ def main() -> None:
     parser.add_argument("--eval-users", type=int, default=10_000)
     parser.add_argument("--no-reference", action="store_true", help="skip the LOAD DATA reference")
     parser.add_argument(
+        "--milvus-uri",
+        help="a Milvus server's URI (e.g. http://127.0.0.1:19530 of `milvus-server --data DIR`) instead "
+        "of a Milvus Lite file in the work dir",
+    )
+    parser.add_argument(
         "--buffer-pool-gb", type=float,
         help="set MariaDB's innodb_buffer_pool_size for the run (restored after); MariaDB's default "
         "128 MB makes InnoDB rewrite pages at hundreds of MB/s once 25M ratings outgrow it",
@@ -149,8 +154,8 @@ def run_stages(
     results: dict[str, object],
 ) -> None:
     """Run the stages asked for, adding their figures to results, and write the results file."""
-    suffix = "" if args.scale == 1.0 else f"-{args.scale:g}"
-    db_url, env = stack_env(args, database=DB_NAME)
+    milvus = {"MOVIEREC_MILVUS_URI": args.milvus_uri} if args.milvus_uri else {}
+    db_url, env = stack_env(args, database=DB_NAME, **milvus)
     movierec = [sys.executable, "-m", "api.cli"]
 
     if "import" in stages:
@@ -174,6 +179,7 @@ def run_stages(
             results["import"]["load_data_ratings_per_s"] = round(reference)  # type: ignore[index]
             print(f"  MariaDB's LOAD DATA of the same ratings: {reference:,.0f}/s; "
                   f"the import makes {shape.ratings / wall / reference:.0%} of it")  # fmt: skip
+        save(args, results)
 
     if "train" in stages:
         command = [
@@ -198,6 +204,7 @@ def run_stages(
         print(f"train: a model in {wall / 60:.1f} min (target < 60), peak RSS {peak:.2f} GB (target < 8), "
               f"{metrics['examples_per_second']:,.0f} examples/s; test HR@10 {hr:.4f}, "
               f"Recall@20 {recall:.4f} on {args.eval_users:,} users")  # fmt: skip
+        save(args, results)
 
     if "activate" in stages:
         engine = create_engine(db_url)
@@ -208,13 +215,20 @@ def run_stages(
         kept = re.search(r"kept the recommendations of (\d+) users in ([\d.]+) s", out)
         assert kept, out
         users, seconds = int(kept.group(1)), float(kept.group(2))
-        results["activate"] = {
+        results["activate_server" if args.milvus_uri else "activate"] = {
             "version": version, "seconds": round(wall, 1), "peak_rss_gb": round(peak, 2),
-            "kept_users": users, "kept_seconds": seconds, "kept_users_per_s": round(users / seconds),
+            "milvus": args.milvus_uri or "Milvus Lite", "kept_users": users, "kept_seconds": seconds,
+            "kept_users_per_s": round(users / seconds),
         }  # fmt: skip
         print(f"activate: {wall:.1f} s in all; kept lists of {users:,} users in {seconds / 60:.1f} min "
               f"(target < 10), {users / seconds:,.0f} users/s, peak RSS {peak:.2f} GB")  # fmt: skip
 
+    save(args, results)
+
+
+def save(args: argparse.Namespace, results: dict[str, object]) -> None:
+    """Write the figures so far (each stage's as it ends), over an earlier run's of the same stages."""
+    suffix = "" if args.scale == 1.0 else f"-{args.scale:g}"
     results["machine"] = {"cpus": os.cpu_count(), "load_1min_after": round(os.getloadavg()[0], 2)}
     RESULTS.mkdir(exist_ok=True)
     out_path = RESULTS / ("scale_data.json" if args.scale == 1.0 else f"scale_data{suffix}.json")
