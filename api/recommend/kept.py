@@ -21,8 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import epoch_seconds
+from api.movies.models import Movie
 from api.ratings.models import Rating
 from api.ratings.service import parse_rated
+from api.recommend.catalogue import Catalogue
 from api.recommend.service import (
     KEPT_LIMIT,
     NO_FILTERS,
@@ -123,12 +125,19 @@ def keep_lists(
     length = model.model.history_length
     stored = 0
     started = time.monotonic()
+    catalogue: Catalogue | None = None
+    in_process = True  # until the collection turns out not to be searched exactly (Catalogue.read)
     for start in range(0, len(user_ids), CHUNK):
         ids = user_ids[start : start + CHUNK]
         now = int(time.time())
         with sessions.begin() as session:
             chunk, rated = read_users(session=session, ids=ids, length=length)
-            ranked = rank_users(store=store, model=model, users=chunk, rated=rated, now=now)
+            if in_process and chunk and _stale(catalogue, chunk[0][1].newest_movie):
+                catalogue = _read_catalogue(session, store, model.collection)
+                in_process = catalogue is not None
+            ranked = rank_users(
+                store=store, model=model, users=chunk, rated=rated, now=now, catalogue=catalogue
+            )
             kept = [
                 row
                 for (user_id, state, _), (found, newest) in zip(chunk, ranked, strict=True)
@@ -140,6 +149,21 @@ def keep_lists(
             progress(min(start + CHUNK, len(user_ids)), len(user_ids))
     log.info("kept %d lists for version %d in %.1f s", stored, model.version_id, time.monotonic() - started)
     return stored
+
+
+def _read_catalogue(session: Session, store: VectorStore, name: str) -> Catalogue | None:
+    """Return the vectors of the movies the session sees, to rank kept lists with in process, or
+    None (Catalogue.read)."""
+    return Catalogue.read(store, name, list(session.execute(select(Movie.id)).scalars()))
+
+
+def _stale(catalogue: Catalogue | None, newest_movie: int | None) -> bool:
+    """Return whether the vectors are to be read (again): not yet, or movies were added since."""
+    if catalogue is None:
+        return True
+    return newest_movie is not None and (
+        catalogue.newest_movie is None or newest_movie > catalogue.newest_movie
+    )
 
 
 def read_users(
@@ -194,14 +218,20 @@ def rank_users(
     users: Sequence[tuple[int, UserState, Sequence[HistoryItem]]],
     rated: Sequence[set[int]],
     now: int,
+    catalogue: Catalogue | None = None,
 ) -> list[tuple[list[Recommended], int]]:
     """Return what rank_for_user returns for each user with ratings (id, state, latest ratings newest
-    first) asking for their kept list, and the movies they rated: one encode for them all, their
-    searches batched (search_unrated)."""
+    first) asking for their kept list, and the movies they rated: one encode for them all, ranked in
+    process over the collection's vectors when given them (api/recommend/catalogue.py), else by
+    batched Milvus searches (search_unrated)."""
     if not users:
         return []
     plans = plan_searches(model, users, now)
-    hits = search_unrated(store, model.collection, np.stack([p.vector for p in plans]), rated, KEPT_LIMIT)
+    vectors = np.stack([p.vector for p in plans])
+    if catalogue is not None:
+        hits = catalogue.top_unrated(vectors, rated, KEPT_LIMIT)
+    else:
+        hits = search_unrated(store, model.collection, vectors, rated, KEPT_LIMIT)
     return [
         (explain(found, plan.liked, movie_vectors(store, model, to_explain(found, plan.liked))), plan.newest)
         for plan, found in zip(plans, hits, strict=True)

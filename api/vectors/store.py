@@ -49,6 +49,7 @@ EXACT_BELOW = 50_000  # rows; below this an exact (FLAT) scan answers within a f
 NPROBE = 64  # lists an IVF search scans; from bench/scale.py's sweep on a server (README)
 MAX_TOPK = 16_384  # Milvus answers at most this many hits per query vector (its topk bound)
 MAX_NQ = 1_024  # query vectors per batched search here, to bound one answer's size
+READ_BATCH = 4_096  # vectors per page of all_vectors
 
 
 def ivf(rows: int) -> IndexSpec:
@@ -310,10 +311,36 @@ class VectorStore:
 
     def vectors(self, name: str, movie_ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
         """Return the stored vectors of the given movies (absent ids are left out)."""
-        if not movie_ids:
-            return {}
-        rows = self._call("get", name, ids=[int(i) for i in movie_ids], output_fields=["vector"])
-        return {int(row["movie_id"]): np.asarray(row["vector"], dtype=np.float32) for row in rows}
+        ids, vectors = self.vector_rows(name, movie_ids)
+        return dict(zip(ids.tolist(), vectors, strict=True))
+
+    def delete(self, name: str, movie_ids: Sequence[int]) -> None:
+        """Remove the given movies' vectors (absent ids are ignored)."""
+        self._call("delete", name, ids=[int(i) for i in movie_ids])
+        self._barrier(name)
+
+    def vector_rows(
+        self, name: str, movie_ids: Sequence[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Return those of the given movies that have a vector (ids ascending) and their vectors, row
+        for row, READ_BATCH ids a request. (Milvus Lite 2.5's query iterator fails on a vector field.)"""
+        wanted = sorted({int(i) for i in movie_ids})
+        ids: list[int] = []
+        rows: list[list[float]] = []
+        for start in range(0, len(wanted), READ_BATCH):
+            for row in self._call(
+                "get", name, ids=wanted[start : start + READ_BATCH], output_fields=["vector"]
+            ):
+                ids.append(int(row["movie_id"]))
+                rows.append(row["vector"])
+        order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+        vectors = np.asarray(rows, dtype=np.float32) if rows else np.empty((0, 0), dtype=np.float32)
+        return np.asarray(ids, dtype=np.int64)[order], vectors[order]
+
+    def index_type(self, name: str) -> str:
+        """Return the collection's index type (FLAT: every search scans every vector exactly)."""
+        index = self._call("describe_index", name, "vector") or {}
+        return str(index.get("index_type", "FLAT"))
 
     def count(self, name: str) -> int:
         """Return the rows a search sees now (a server's collection statistics count only flushed rows)."""
@@ -377,9 +404,7 @@ class VectorStore:
     def _params_for(self, name: str) -> dict[str, Any]:
         """Return the search parameters that suit the collection's index (read once per collection)."""
         if name not in self._search_params:
-            index = self._call("describe_index", name, "vector") or {}
-            kind = str(index.get("index_type", "FLAT"))
-            self._search_params[name] = {"nprobe": NPROBE} if kind.startswith("IVF") else {}
+            self._search_params[name] = {"nprobe": NPROBE} if self.index_type(name).startswith("IVF") else {}
         return self._search_params[name]
 
     def ping(self) -> bool:

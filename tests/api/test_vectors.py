@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from api.recommend import catalogue as catalogue_module
+from api.recommend.catalogue import Catalogue
 from api.vectors import store as store_module
 from api.vectors.filters import FilterError, build_filter
 from api.vectors.store import (
@@ -124,12 +126,62 @@ def test_vectors_and_stats(store: VectorStore, movies: np.ndarray) -> None:
     assert stats.load_state == "Loaded"
 
 
+def test_vectors_are_read_in_id_order_in_batches(
+    store: VectorStore, movies: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "READ_BATCH", 7)  # requests of 7 ids: the last one short
+    ids, vectors = store.vector_rows("movies_test", [999, *range(50, 0, -1), 3])
+    assert ids.tolist() == list(range(1, 51))
+    np.testing.assert_allclose(vectors, movies, rtol=1e-6)
+    assert [len(rows) for rows in store.vector_rows("movies_test", [])] == [0, 0]
+    assert store.index_type("movies_test") == "FLAT"
+
+
+@pytest.mark.parametrize("limit", [12, 60])
+def test_a_catalogue_ranks_what_a_filtered_search_finds(
+    store: VectorStore, movies: np.ndarray, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept lists ranked in process (api/recommend/catalogue.py) equal Milvus's exact search leaving
+    the rated movies out: none rated, some, ids without a vector, all but three, every movie."""
+    monkeypatch.setattr(catalogue_module, "RANK_BATCH", 2)  # users scored in several products
+    catalogue = Catalogue.read(store, "movies_test", range(1, 51))
+    assert catalogue is not None and catalogue.newest_movie == 50
+    rated = [set(), {1, 2, 3, 8}, {999, 5, 0}, set(range(1, 48)), set(range(1, 51))]
+    queries = movies[[7, 7, 20, 33, 2]] + np.float32(0.1) * movies[[1, 9, 4, 40, 6]]
+    found = catalogue.top_unrated(queries, rated, limit)
+    for query, movies_rated, hits in zip(queries, rated, found, strict=True):
+        expected = store.search(
+            "movies_test",
+            query,
+            limit=limit,
+            expr=build_filter(known_genres=GENRES, exclude_ids=sorted(movies_rated)),
+        )
+        assert [h.movie_id for h in hits] == [h.movie_id for h in expected]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
+        assert len(hits) == min(limit, len(set(range(1, 51)) - movies_rated))
+
+
+def test_a_catalogue_is_not_read_past_its_memory_bound(
+    store: VectorStore, movies: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalogue_module, "MAX_BYTES", 50 * 16 * 4 - 1)  # one byte short of the vectors
+    assert Catalogue.read(store, "movies_test", range(1, 51)) is None
+
+
 def test_upsert_replaces_a_movie(store: VectorStore, movies: np.ndarray) -> None:
     flipped = -movies[5]
     store.upsert("movies_test", [6], flipped[None, :], [["Drama"]], [2000])
     assert store.search("movies_test", flipped, limit=1)[0].movie_id == 6
     assert store.count("movies_test") == 50
     store.upsert("movies_test", [6], movies[5][None, :], [["Action"]], [1955])
+
+
+def test_delete_removes_a_movie(store: VectorStore, movies: np.ndarray) -> None:
+    store.upsert("movies_test", [51], movies[0][None, :], [["Drama"]], [2000])
+    assert store.count("movies_test") == 51
+    store.delete("movies_test", [51, 999])
+    assert store.count("movies_test") == 50
+    assert 51 not in {h.movie_id for h in store.search("movies_test", movies[0], limit=5)}
 
 
 def test_another_client_sees_an_upsert_at_once(store: VectorStore, movies: np.ndarray) -> None:
@@ -286,6 +338,7 @@ def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(serv
         assert (stats.index_type, stats.pending_rows, stats.row_count) == ("IVF_FLAT", 0, rows)
         assert stats.index_params == {k: str(v) for k, v in spec.build.items()}
         assert store.search("ivf_test", vectors[41], limit=1)[0].movie_id == 42
+        assert Catalogue.read(store, "ivf_test", range(1, rows + 1)) is None  # approximate: Milvus ranks
     finally:
         store.drop("ivf_test")
 

@@ -1,0 +1,70 @@
+"""Kept lists ranked in this process, where Milvus would scan every movie vector anyway.
+
+A collection indexed FLAT (every Milvus Lite collection, and a server's below EXACT_BELOW movies) is
+searched exactly: each query vector is scored against every movie. Milvus Lite does that one query
+vector at a time, reading the whole collection from memory each time (at ML-25M's 62,423 movies of
+256 floats, 64 MB a query vector; 17.2 min for 162,541 users' kept lists, bench/scale_data.py). A
+batch of users scored by one matrix product over the same vectors reads them once per batch, for the
+same top movies with the same scores but for float32 rounding. So keep_lists (api/recommend/kept.py)
+reads such a collection's vectors once and ranks here, and asks Milvus (search_unrated) for any
+other index (an approximate one's answers are its own) or a collection too big to hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from api.vectors.store import Hit, VectorStore
+
+MAX_BYTES = 1 << 30  # vectors held for ranking at most (4 million movies of 64 floats, 1 million of 256)
+RANK_BATCH = 128  # users scored by one matrix product: 128 × 62,423 scores are 32 MB
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A collection's movie ids (ascending) and their vectors, row for row, and the database's newest
+    movie when they were read: every movie up to it has its vector here (a new movie's vector is
+    stored before its row is committed)."""
+
+    movie_ids: npt.NDArray[np.int64]
+    vectors: npt.NDArray[np.float32]
+    newest_movie: int | None
+
+    @classmethod
+    def read(cls, store: VectorStore, name: str, movie_ids: Sequence[int]) -> Catalogue | None:
+        """Return the vectors of the database's movies (`movie_ids`) when Milvus searches the collection
+        exactly and they fit MAX_BYTES, or None (search it with Milvus)."""
+        if store.index_type(name) != "FLAT" or len(movie_ids) * store.stats(name).dim * 4 > MAX_BYTES:
+            return None
+        found, vectors = store.vector_rows(name, movie_ids)
+        return cls(found, vectors, max(movie_ids, default=None))
+
+    def top_unrated(
+        self, queries: npt.NDArray[np.float32], rated: Sequence[set[int]], limit: int
+    ) -> list[list[Hit]]:
+        """Return the `limit` movies of highest inner product with each query vector but the movies its
+        user rated (rated[i] for queries[i]), best first: what a search filtering them out finds."""
+        size = len(self.movie_ids)
+        k = min(limit, size)
+        if k == 0:
+            return [[] for _ in rated]
+        found: list[list[Hit]] = []
+        for start in range(0, len(queries), RANK_BATCH):
+            scores = queries[start : start + RANK_BATCH].astype(np.float32) @ self.vectors.T
+            for row, movies in zip(scores, rated[start : start + RANK_BATCH], strict=True):
+                row[self._columns(movies)] = -np.inf
+            top = np.argpartition(scores, size - k, axis=1)[:, size - k :]
+            for row, columns in zip(scores, top, strict=True):
+                best = columns[np.argsort(-row[columns], kind="stable")]
+                found.append([Hit(int(self.movie_ids[c]), float(row[c])) for c in best if row[c] > -np.inf])
+        return found
+
+    def _columns(self, movies: set[int]) -> npt.NDArray[np.intp]:
+        """Return the rows of vectors that belong to the given movies (movies without one left out)."""
+        wanted = np.fromiter(movies, dtype=np.int64, count=len(movies))
+        columns = np.minimum(np.searchsorted(self.movie_ids, wanted), len(self.movie_ids) - 1)
+        return columns[self.movie_ids[columns] == wanted]
