@@ -154,8 +154,7 @@ def run_stages(
     results: dict[str, object],
 ) -> None:
     """Run the stages asked for, adding their figures to results, and write the results file."""
-    milvus = {"MOVIEREC_MILVUS_URI": args.milvus_uri} if args.milvus_uri else {}
-    db_url, env = stack_env(args, database=DB_NAME, **milvus)
+    db_url, env = stack_env(args, database=DB_NAME)
     movierec = [sys.executable, "-m", "api.cli"]
 
     if "import" in stages:

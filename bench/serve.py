@@ -244,6 +244,11 @@ def stack_parser(doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-serve"))
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
+    parser.add_argument(
+        "--milvus-uri",
+        help="a Milvus server's URI (e.g. http://127.0.0.1:19530 of `milvus-server --data DIR`) instead "
+        "of a Milvus Lite file in the work dir",
+    )
     return parser
 
 
@@ -272,7 +277,7 @@ def stack_env(
     env = {
         **os.environ,
         "MOVIEREC_DATABASE_URL": db_url,
-        "MOVIEREC_MILVUS_URI": str(work / "milvus.db"),
+        "MOVIEREC_MILVUS_URI": getattr(args, "milvus_uri", None) or str(work / "milvus.db"),
         "MOVIEREC_MODEL_DIR": str(work / "models"),
         "MOVIEREC_VAR_DIR": str(work),
         "MOVIEREC_ENVIRONMENT": "development",
@@ -464,6 +469,7 @@ def main() -> None:
     rec, cold, base = results["recommendations"], results["recommendations_uncached"], results["baseline"]
     summary = {
         "dataset": args.data_dir if args.database == DB_NAME else args.database,
+        "milvus": args.milvus_uri or "Milvus Lite",
         "connections": args.connections,
         "workers": args.workers,
         "duration_s": args.duration,

@@ -117,8 +117,9 @@ def keep_lists(
     """Compute and store the kept list of every user with ratings; return how many were stored.
 
     Each chunk of users is read in one snapshot and written in one transaction. A chunk's users are
-    encoded together and searched in batches (rank_users); the rows are what a request stores
-    (kept_row, store_kept).
+    encoded together and ranked together (rank_users): in process over the collection's vectors when
+    Milvus would scan them all (Catalogue.read, read again once a chunk sees a newer movie), else by
+    batched Milvus searches. The rows are what a request stores (kept_row, store_kept).
     """
     with sessions() as session:
         user_ids = list(session.execute(select(User.id).order_by(User.id)).scalars())
