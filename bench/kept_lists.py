@@ -5,7 +5,9 @@ On a database with an active version (by default bench/scale_data.py's, ML-25M's
 ways with rank_users: by matrix products over the collection's vectors (api/recommend/catalogue.py)
 and by batched Milvus searches (search_unrated), taking turns chunk by chunk so that a slower minute
 of the machine falls on both. Reports users/s of each (the reads excluded, which both share), their
-ratio, and how many lists came out the same. Writes bench/results/kept_lists.json.
+ratio, how many lists came out the same, and how many had the same scores position by position
+(movies of one vector score alike, and Milvus orders them as its heap does).
+Writes bench/results/kept_lists.json.
 
     .venv/bin/python bench/kept_lists.py [--database movierec_bench_scale] [--users 5000]
 """
@@ -68,7 +70,7 @@ def main() -> None:
     print(f"{model.collection}: {len(catalogue.movie_ids):,} vectors of {catalogue.vectors.shape[1]} "
           f"read in {read_s:.1f} s")  # fmt: skip
     seconds = {"in_process": 0.0, "milvus": 0.0}
-    users = same = 0
+    users = same = same_scores = 0
     for start in range(0, len(user_ids), CHUNK):
         with sessions() as session:
             chunk, rated = read_users(
@@ -83,10 +85,12 @@ def main() -> None:
             )
             seconds[way] += time.perf_counter() - started
         users += len(chunk)
-        same += sum(
-            [r.movie_id for r in a] == [r.movie_id for r in b]
-            for (a, _), (b, _) in zip(ranked["in_process"], ranked["milvus"], strict=True)
-        )
+        for (a, _), (b, _) in zip(ranked["in_process"], ranked["milvus"], strict=True):
+            same += [r.movie_id for r in a] == [r.movie_id for r in b]
+            # otherwise only movies of equal scores may be in another order (or another at the cut)
+            same_scores += len(a) == len(b) and all(
+                abs(r.score - q.score) <= 1e-6 for r, q in zip(a, b, strict=True)
+            )
         print(f"  {users:,} users: in process {users / seconds['in_process']:,.0f}/s, "
               f"Milvus {users / seconds['milvus']:,.0f}/s", flush=True)  # fmt: skip
     store.close()
@@ -101,11 +105,14 @@ def main() -> None:
         "milvus_users_per_s": round(users / seconds["milvus"], 1),
         "ratio": round(seconds["milvus"] / seconds["in_process"], 2),
         "same_lists": same,
+        "same_scores_position_by_position": same_scores,
         "machine": {"cpus": os.cpu_count(), "load_1min_after": round(os.getloadavg()[0], 2)},
     }
     print(
         f"ranked {users:,} users: in process {result['in_process_users_per_s']:,}/s, batched Milvus "
-        f"searches {result['milvus_users_per_s']:,}/s ({result['ratio']}x); {same:,} lists the same"
+        f"searches {result['milvus_users_per_s']:,}/s ({result['ratio']}x); {same:,} lists the same, "
+        f"{same_scores:,} with the same scores position by position (the rest of them differ only in "
+        "the order of equal scores)"
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "kept_lists.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -47,7 +47,9 @@ class Catalogue:
         self, queries: npt.NDArray[np.float32], rated: Sequence[set[int]], limit: int
     ) -> list[list[Hit]]:
         """Return the `limit` movies of highest inner product with each query vector but the movies its
-        user rated (rated[i] for queries[i]), best first: what a search filtering them out finds."""
+        user rated (rated[i] for queries[i]), best first: what a search filtering them out finds. Equal
+        scores (movies of one vector: cold movies of the same features) go lower id first, at the cut
+        too; Milvus's own order among them is its heap's (Lite and a server differ)."""
         size = len(self.movie_ids)
         k = min(limit, size)
         if k == 0:
@@ -57,9 +59,10 @@ class Catalogue:
             scores = queries[start : start + RANK_BATCH].astype(np.float32) @ self.vectors.T
             for row, movies in zip(scores, rated[start : start + RANK_BATCH], strict=True):
                 row[self._columns(movies)] = -np.inf
-            top = np.argpartition(scores, size - k, axis=1)[:, size - k :]
-            for row, columns in zip(scores, top, strict=True):
-                best = columns[np.argsort(-row[columns], kind="stable")]
+            kth = np.partition(scores, size - k, axis=1)[:, size - k]  # each row's k-th highest score
+            for row, least in zip(scores, kth, strict=True):
+                candidates = np.flatnonzero(row >= least)  # every movie tied with the k-th too
+                best = candidates[np.lexsort((candidates, -row[candidates]))[:k]]  # ties: lower id first
                 found.append([Hit(int(self.movie_ids[c]), float(row[c])) for c in best if row[c] > -np.inf])
         return found
 

@@ -161,6 +161,33 @@ def test_a_catalogue_ranks_what_a_filtered_search_finds(
         assert len(hits) == min(limit, len(set(range(1, 51)) - movies_rated))
 
 
+def test_a_catalogue_orders_equal_scores_by_id(store: VectorStore, movies: np.ndarray) -> None:
+    """Movies of one vector score the same: the catalogue puts the lower id first, in the list and at
+    its cut, where Milvus's order among them is its own; the scores and the movies above the tie are
+    Milvus's."""
+    twins = [60, 55, 58, 53]  # movie 10's vector
+    store.upsert("movies_test", twins, np.repeat(movies[9][None, :], 4, axis=0), [[]] * 4, [None] * 4)
+    try:
+        catalogue = Catalogue.read(store, "movies_test", [*range(1, 51), *twins])
+        assert catalogue is not None
+        query = movies[9]  # the five movies of its vector first, then the rest
+        for limit, rated in ((3, set()), (8, {53})):
+            (hits,) = catalogue.top_unrated(query[None, :], [rated], limit)
+            expected = store.search(
+                "movies_test",
+                query,
+                limit=limit,
+                expr=build_filter(known_genres=GENRES, exclude_ids=sorted(rated)),
+            )
+            tied = sorted({10, *twins} - rated)[:limit]
+            assert [h.score for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
+            assert [h.movie_id for h in hits][: len(tied)] == tied
+            assert {h.movie_id for h in expected[: len(tied)]} <= {10, *twins} - rated
+            assert [h.movie_id for h in hits][len(tied) :] == [h.movie_id for h in expected][len(tied) :]
+    finally:
+        store.delete("movies_test", twins)
+
+
 def test_a_catalogue_is_not_read_past_its_memory_bound(
     store: VectorStore, movies: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
