@@ -4,6 +4,7 @@ against injection."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import time
@@ -293,6 +294,18 @@ def test_milvus_lite_builds_the_index_chosen_for_it(lite: VectorStore) -> None:
         spec = store.create("index_choice", dim=16, expected_rows=rows)
         assert store.stats("index_choice").index_type == spec.index_type == "FLAT"
     store.drop("index_choice")
+
+
+@pytest.mark.parametrize(
+    "rows, warned", [(store_module.EXACT_BELOW - 1, False), (store_module.EXACT_BELOW, True)]
+)
+def test_milvus_lite_warns_of_a_catalogue_a_server_would_index(
+    lite: VectorStore, caplog: pytest.LogCaptureFixture, rows: int, warned: bool
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="api.vectors.store"):
+        lite.create("catalogue_size_test", dim=4, expected_rows=rows)
+    lite.drop("catalogue_size_test")
+    assert any("a Milvus server indexes it" in r.getMessage() for r in caplog.records) == warned
 
 
 def test_milvus_lite_refuses_a_graph_index(lite: VectorStore, monkeypatch: pytest.MonkeyPatch) -> None:
