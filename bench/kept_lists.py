@@ -33,7 +33,7 @@ from api.users.models import User
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 from bench.scale_data import DB_NAME
-from bench.serve import stack_env
+from bench.serve import add_milvus_uri, stack_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -49,9 +49,7 @@ def main() -> None:
     )
     parser.add_argument("--database", default=DB_NAME)
     parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-scale"))
-    parser.add_argument(
-        "--milvus-uri", help="a Milvus server's URI instead of the work dir's Milvus Lite file"
-    )
+    add_milvus_uri(parser)
     parser.add_argument("--users", type=int, default=5_000, help="users ranked both ways")
     args = parser.parse_args()
     db_url, env = stack_env(args, database=args.database)

@@ -34,7 +34,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.serve import stack_env
+from bench.serve import add_milvus_uri, stack_env
 from ml.movielens.scale import Shape, write_ml25m_shaped
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,11 +102,7 @@ def main() -> None:
     parser.add_argument("--examples-per-epoch", type=int, default=4_000_000)
     parser.add_argument("--eval-users", type=int, default=10_000)
     parser.add_argument("--no-reference", action="store_true", help="skip the LOAD DATA reference")
-    parser.add_argument(
-        "--milvus-uri",
-        help="a Milvus server's URI (e.g. http://127.0.0.1:19530 of `milvus-server --data DIR`) instead "
-        "of a Milvus Lite file in the work dir",
-    )
+    add_milvus_uri(parser)
     parser.add_argument(
         "--buffer-pool-gb", type=float,
         help="set MariaDB's innodb_buffer_pool_size for the run (restored after); MariaDB's default "

@@ -244,12 +244,17 @@ def stack_parser(doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", default=str(ROOT / "var" / "bench-serve"))
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="API processes (movierec serve --workers)")
+    add_milvus_uri(parser)
+    return parser
+
+
+def add_milvus_uri(parser: argparse.ArgumentParser) -> None:
+    """Add --milvus-uri, which stack_env points movierec at instead of the work dir's Milvus Lite file."""
     parser.add_argument(
         "--milvus-uri",
         help="a Milvus server's URI (e.g. http://127.0.0.1:19530 of `milvus-server --data DIR`) instead "
         "of a Milvus Lite file in the work dir",
     )
-    return parser
 
 
 def serve_command(args: argparse.Namespace, port: int) -> list[str]:

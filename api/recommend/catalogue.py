@@ -40,7 +40,8 @@ class Catalogue:
     def read(cls, store: VectorStore, name: str, movie_ids: Sequence[int]) -> Catalogue | None:
         """Return the vectors of the database's movies (`movie_ids`) when Milvus searches the collection
         exactly and they fit MAX_BYTES, or None (search it with Milvus)."""
-        if store.index_type(name) != "FLAT" or len(movie_ids) * store.stats(name).dim * 4 > MAX_BYTES:
+        stats = store.stats(name)
+        if stats.index_type != "FLAT" or len(movie_ids) * stats.dim * 4 > MAX_BYTES:
             return None
         found, vectors = store.vector_rows(name, movie_ids)
         return cls(found, vectors, max(movie_ids, default=None))
@@ -58,7 +59,7 @@ class Catalogue:
             return [[] for _ in rated]
         found: list[list[Hit]] = []
         for start in range(0, len(queries), RANK_BATCH):
-            scores = queries[start : start + RANK_BATCH].astype(np.float32) @ self.vectors.T
+            scores = queries[start : start + RANK_BATCH].astype(np.float32, copy=False) @ self.vectors.T
             for row, movies in zip(scores, rated[start : start + RANK_BATCH], strict=True):
                 row[self._columns(movies)] = -np.inf
             kth = np.partition(scores, size - k, axis=1)[:, size - k]  # each row's k-th highest score

@@ -340,9 +340,10 @@ class VectorStore:
             ):
                 ids.append(int(row["movie_id"]))
                 rows.append(row["vector"])
-        order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
+        found = np.asarray(ids, dtype=np.int64)
+        order = np.argsort(found, kind="stable")
         vectors = np.asarray(rows, dtype=np.float32) if rows else np.empty((0, 0), dtype=np.float32)
-        return np.asarray(ids, dtype=np.int64)[order], vectors[order]
+        return found[order], vectors[order]
 
     def index_type(self, name: str) -> str:
         """Return the collection's index type (FLAT: every search scans every vector exactly)."""
