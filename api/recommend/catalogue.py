@@ -5,8 +5,9 @@ searched exactly: each query vector is scored against every movie. Milvus Lite d
 vector at a time, reading the whole collection from memory each time (at ML-25M's 62,423 movies of
 256 floats, 64 MB a query vector; 17.2 min for 162,541 users' kept lists, bench/scale_data.py). A
 batch of users scored by one matrix product over the same vectors reads them once per batch, for the
-same top movies with the same scores but for float32 rounding: 3.9 min for the same lists, and 5.3
-times the users a second of batched Lite searches on the same users (bench/kept_lists.py, README).
+same top movies with the same scores but for float32 rounding: 3.9 to 4.6 min for the same lists,
+and 4.7 to 5.3 times the users a second of batched Lite searches on the same users
+(bench/kept_lists.py, README).
 So keep_lists (api/recommend/kept.py) reads such a collection's vectors once and ranks here, and
 asks Milvus (search_unrated) for any other index (an approximate one's answers are its own) or a
 collection too big to hold.
