@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import numpy.typing as npt
 
-from ml.baselines.item_item import ItemItemModel, fit_ease, fit_item_knn
-from ml.baselines.mf import train_mf
-from ml.baselines.popularity import popularity_scorer
-from ml.baselines.seed_model import train_seed_model
+from bench.baselines.item_item import ItemItemModel, fit_ease, fit_item_knn
+from bench.baselines.mf import train_mf
+from bench.baselines.popularity import popularity_scorer
+from bench.baselines.seed_model import train_seed_model
 from ml.config import TrainConfig
 from ml.encoder import HistoryItem, UserFeatures
 from ml.evaluate import Protocol, ScoreFn, full_ranking_metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.baselines.popularity import popularity_scorer
+from bench.baselines.popularity import popularity_scorer
 from ml.config import TrainConfig
 from ml.evaluate import evaluate_model
 from ml.movielens.format import Dataset, Ratings, load_dataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.baselines.item_item import (
+from bench.baselines.item_item import (
     ease_weights,
     fit_ease,
     fit_item_knn,
@@ -13,7 +13,7 @@ from ml.baselines.item_item import (
     rated_before_matrix,
     training_gram,
 )
-from ml.baselines.popularity import popularity_scorer
+from bench.baselines.popularity import popularity_scorer
 from ml.evaluate import Protocol
 from ml.movielens.format import Dataset
 from ml.split import Timeline, build_timeline

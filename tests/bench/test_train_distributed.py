@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.baselines.popularity import popularity_scorer
+from bench.baselines.popularity import popularity_scorer
 from ml.evaluate import evaluate_model
 from ml.movielens.format import load_dataset
 from ml.movielens.synthetic import write_synthetic

@@ -1,1 +1,0 @@
-"""Baselines the two-tower model is measured against: popularity, the seed model, matrix factorisation."""
