@@ -25,9 +25,9 @@ from api.db import make_engine, make_session_factory
 from api.ratings.service import HISTORY
 from api.users.models import User
 from api.versions.models import ModelVersion as VersionRow
-from ml.encoder import HistoryItem, ModelVersion, UserFeatures
 from ml.inputs import to_tensors
 from ml.paddle_setup import paddle
+from ml.serving import HistoryItem, LoadedModel, UserFeatures
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/movierec_bench_serve"
 
@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> None:
         path = session.execute(
             select(VersionRow.artifact_path).where(VersionRow.is_active.is_(True))
         ).scalar_one()
-        model = ModelVersion.load(Path(path))
+        model = LoadedModel.load(Path(path))
         users = []
         for user in session.execute(select(User).order_by(User.id).limit(args.users)).scalars():
             rows = session.execute(HISTORY, {"user_id": user.id, "limit": model.history_length})

@@ -36,13 +36,13 @@ from bench.baselines.mf import train_mf
 from bench.baselines.popularity import popularity_scorer
 from bench.baselines.seed_model import train_seed_model
 from ml.config import TrainConfig
-from ml.encoder import HistoryItem, UserFeatures
 from ml.evaluate import Protocol, ScoreFn, full_ranking_metrics
 from ml.export import load_version, save_version
 from ml.inputs import to_tensors
 from ml.movielens.format import Dataset
 from ml.movielens.layouts import load
 from ml.paddle_setup import paddle
+from ml.serving import HistoryItem, UserFeatures
 from ml.train import TrainedModel, train
 
 # NCF protocol HR@10 and NDCG@10, then full ranking: HR@10 (= recall@10), NDCG@10, Recall@20, NDCG@20
@@ -108,7 +108,7 @@ def _through_the_product(model: TrainedModel, dataset: Dataset, samples: int = 2
     """Return the saved model version's encode latency and its full-ranking test metrics as served.
 
     The version is saved and loaded as `movierec train` and the API do; every test user is encoded
-    by ModelVersion.encode_user from their ratings before the held-out one, at the request time the
+    by LoadedModel.encode_user from their ratings before the held-out one, at the request time the
     API uses (now) and at the held-out rating's own time (what the training-side evaluation assumes),
     and ranked against every movie vector but the ones the user rated, as the API's search does.
     """
@@ -205,7 +205,7 @@ def _markdown(result: dict) -> str:
     lines.append("")
     enc = result["encode_user"]
     lines.append(
-        f"encode_user (ModelVersion, one user a call, {enc['samples']} test users with full history, "
+        f"encode_user (LoadedModel, one user a call, {enc['samples']} test users with full history, "
         f"Paddle inference predictor, 1 thread): p50 {enc['p50_ms']:.3f} ms, p99 {enc['p99_ms']:.3f} ms"
     )
     lines += [

@@ -187,7 +187,7 @@ def in_process_latencies(env: dict[str, str], samples: int = 500) -> dict[str, f
     from api.users.models import User
     from api.vectors.store import VectorStore
     from api.versions.registry import ModelRegistry
-    from ml.encoder import HistoryItem, UserFeatures
+    from ml.serving import HistoryItem, UserFeatures
 
     settings = Settings(database_url=env["MOVIEREC_DATABASE_URL"], milvus_uri=env["MOVIEREC_MILVUS_URI"])
     engine = make_engine(settings.resolved_database_url)

@@ -46,7 +46,7 @@ from ml.movielens.format import Dataset, load_dataset
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel, fit_vector_model, seed_everything, softmax_loss, train
-from ml.trainer import LossFn
+from ml.training_loop import LossFn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_distributed.json"
 dist = paddle.distributed

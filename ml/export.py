@@ -9,7 +9,7 @@ Layout of a version directory (written atomically: into a hidden sibling, then r
     movie_ids.npy       int64 (n,) MovieLens ids
     movie_vectors.npy   float32 (n, dim), L2-normalised, row i belongs to movie_ids[i]
     user_encoder.json   the user tower as a static graph, and its parameters in
-    user_encoder.pdiparams  (ml/user_encoder.py: what a request runs to encode a user)
+    user_encoder.pdiparams  (ml/user_predictor.py: what a request runs to encode a user)
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel
-from ml.user_encoder import save_user_encoder
+from ml.user_predictor import save_user_tower
 
 if TYPE_CHECKING:
-    from ml.encoder import ModelVersion
+    from ml.serving import LoadedModel
 
 FORMAT = "movierec-two-tower/1"
 _CHUNK = 4096
@@ -76,7 +76,7 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
         np.save(tmp / "movie_ids.npy", movie_ids)
         np.save(tmp / "movie_vectors.npy", vectors)
-        save_user_encoder(
+        save_user_tower(
             model.model,
             history_length=model.config.history_length,
             gap_feature=model.config.gap_feature,
@@ -89,11 +89,11 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
     return directory
 
 
-def load_version(directory: Path) -> ModelVersion:
+def load_version(directory: Path) -> LoadedModel:
     """Return the model version stored in a directory written by save_version."""
-    from ml.encoder import ModelVersion
+    from ml.serving import LoadedModel
 
-    return ModelVersion.load(directory)
+    return LoadedModel.load(directory)
 
 
 def dataset_movie_vectors(model: TrainedModel, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from ml.config import GAP_BUCKETS
 from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset
 
-MAX_GENRES = 6  # ML-1M movies have at most 6 genres
+GENRE_SLOTS = 6  # genres a movie's bag holds (the model's input width): ML-1M movies have at most 6
 MAX_TITLE_WORDS = 12
 MAX_TEXT_TOKENS = 64  # distinct text buckets a movie's description and tags fill, tags first
 _WORD_RE = re.compile(r"[a-z0-9']+")
@@ -245,10 +245,10 @@ class FeatureVocabularies:
         """Return the movie features, one row per movie: ids (n,), genres (n, 6), title (n, 12), year (n,),
         and with a text feature, text (n, 64): hash buckets of the description and tags (None: no text)."""
         n = len(titles)
-        genre = np.zeros((n, MAX_GENRES), dtype=np.int64)
+        genre = np.zeros((n, GENRE_SLOTS), dtype=np.int64)
         title = np.zeros((n, MAX_TITLE_WORDS), dtype=np.int64)
         for row in range(n):
-            g = [i for i in self.genre.indices(genres[row]) if i][:MAX_GENRES]
+            g = [i for i in self.genre.indices(genres[row]) if i][:GENRE_SLOTS]
             genre[row, : len(g)] = g
             w = [i for i in self.title_word.indices(title_words(titles[row])) if i][:MAX_TITLE_WORDS]
             title[row, : len(w)] = w

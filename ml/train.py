@@ -18,7 +18,7 @@ from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle, set_threads
 from ml.split import Timeline
-from ml.trainer import FitResult, LossFn, ProgressEvent, TrainingError, fit
+from ml.training_loop import FitResult, LossFn, ProgressEvent, TrainingError, fit
 
 log = logging.getLogger(__name__)
 F = paddle.nn.functional

@@ -44,7 +44,7 @@ from api.recommend.types import (
 )
 from api.users import service as users
 from api.users.types import User
-from ml.encoder import MovieFeatures
+from ml.serving import MovieFeatures
 
 
 @strawberry.type(description="A page of movies.")

@@ -44,7 +44,7 @@ from api.vectors.store import MAX_TOPK, Hit, VectorStore
 from api.versions.history import KeptJob
 from api.versions.registry import ActiveModel, load_active_model
 from api.versions.service import active_version, get_version
-from ml.encoder import HistoryItem
+from ml.serving import HistoryItem
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # users per transaction of keep_lists

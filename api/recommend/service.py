@@ -34,7 +34,7 @@ from api.users.service import check_demographics
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
 from api.vectors.store import Hit, VectorStore
 from api.versions.registry import ActiveModel
-from ml.encoder import HistoryItem, UserFeatures
+from ml.serving import HistoryItem, UserFeatures
 
 LIKED = 4  # stars from which a rated movie can explain a recommendation ("because you liked")
 BECAUSE_MAX = 2

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # milvus-lite 2.5 imports pkg_resources, deprecated by setuptools; the warning says nothing to operators.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
-MAX_GENRES = 18
+GENRES_CAPACITY = 18  # max_capacity of the genres array field: all of a movie's genres
 UNKNOWN_YEAR = 0  # Milvus Lite has no nullable scalars: year 0 stands for "not known"
 INSERT_BATCH = 2_000
 LITE_LOGS_KEPT = 20  # Milvus Lite log files kept beside its file (lite_logs_beside)
@@ -189,7 +189,11 @@ class VectorStore:
         schema.add_field("movie_id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_field(
-            "genres", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_GENRES, max_length=32
+            "genres",
+            DataType.ARRAY,
+            element_type=DataType.VARCHAR,
+            max_capacity=GENRES_CAPACITY,
+            max_length=32,
         )
         schema.add_field("year", DataType.INT64)
         spec = choose_index(self.uri, expected_rows)
@@ -225,7 +229,7 @@ class VectorStore:
                 {
                     "movie_id": int(m),
                     "vector": v.astype(np.float32).tolist(),
-                    "genres": list(g)[:MAX_GENRES],
+                    "genres": list(g)[:GENRES_CAPACITY],
                     "year": int(y) if y is not None else UNKNOWN_YEAR,
                 }
                 for m, v, g, y in zip(

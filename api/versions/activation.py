@@ -16,12 +16,12 @@ from api.movies.service import genres_by_movie, tags_by_movie
 from api.vectors.store import VectorStore
 from api.versions.history import record_activation
 from api.versions.service import active_version, collection_name, get_version, set_active
-from ml.encoder import ModelVersion, MovieFeatures
+from ml.serving import LoadedModel, MovieFeatures
 
 log = logging.getLogger(__name__)
 
 
-def build_collection(*, session: Session, store: VectorStore, version_id: int, model: ModelVersion) -> str:
+def build_collection(*, session: Session, store: VectorStore, version_id: int, model: LoadedModel) -> str:
     """Return the name of the version's collection, holding a vector for every movie in the database.
 
     Movies added after training get a vector from their features (description and tags included, read
@@ -67,7 +67,7 @@ def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int, by:
             raise BadUserInput(
                 f"model version {version_id} is {version.status}; only a succeeded version can serve"
             )
-        model = ModelVersion.load(Path(version.artifact_path))
+        model = LoadedModel.load(Path(version.artifact_path))
         name = build_collection(session=session, store=store, version_id=version_id, model=model)
     store.load(name)  # a reused collection (a rollback) may not be loaded
     with sessions.begin() as session:

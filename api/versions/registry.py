@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.versions.models import ModelVersion as VersionRow
-from ml.encoder import ModelVersion
+from ml.serving import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class ActiveModel:
     version_id: int
     collection: str
-    model: ModelVersion
+    model: LoadedModel
     trained_at: datetime | None
     metrics: dict[str, Any]
     rows: dict[int, int] = field(repr=False)  # movie id -> row of model.movie_vectors
@@ -40,7 +40,7 @@ def load_active_model(row: VersionRow) -> ActiveModel:
     """Return the loaded model of a version row that has an artifact and a collection."""
     if not row.artifact_path or not row.collection_name:
         raise ValueError(f"model version {row.id} has no artifact or collection")
-    model = ModelVersion.load(Path(row.artifact_path))
+    model = LoadedModel.load(Path(row.artifact_path))
     return ActiveModel(
         version_id=row.id,
         collection=row.collection_name,

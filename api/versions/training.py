@@ -17,7 +17,7 @@ from api.versions.models import INTERRUPTED
 from api.versions.service import fail_version, finish_version, mark_running, record_progress, start_version
 from api.versions.training_data import load_training_data
 from ml.config import TrainConfig
-from ml.trainer import ProgressEvent
+from ml.training_loop import ProgressEvent
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from ml.model import l2_normalise
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel, fit_vector_model, seed_everything
-from ml.trainer import LossFn
+from ml.training_loop import LossFn
 
 nn = paddle.nn
 SPARSE_DIM = 9  # sparse_feature_dim in the published config

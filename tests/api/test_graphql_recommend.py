@@ -141,9 +141,9 @@ def test_model_info_reports_the_active_version(gql: GraphQL, stack: Stack) -> No
 def test_recommendations_are_the_exact_top_inner_products_of_the_user_tower(
     gql: GraphQL, stack: Stack
 ) -> None:
-    from ml.encoder import HistoryItem, ModelVersion, UserFeatures
+    from ml.serving import HistoryItem, LoadedModel, UserFeatures
 
-    model = ModelVersion.load(stack.settings.resolved_model_dir / f"v{stack.version_id}")
+    model = LoadedModel.load(stack.settings.resolved_model_dir / f"v{stack.version_id}")
     user = stack.dataset.users[20]
     r = stack.dataset.ratings
     mask = r.user_id == user.id

@@ -34,7 +34,7 @@ from api.recommend.service import (
 )
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
-from ml.encoder import HistoryItem
+from ml.serving import HistoryItem
 from tests.api.conftest import GraphQL, Stack
 
 RECS = "query($u: Int!, $n: Int!) { recommendations(userId: $u, limit: $n) { score movie { id } because { id } } }"

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from ml.config import TrainConfig
-from ml.encoder import HistoryItem, ModelVersion, MovieFeatures, UserFeatures
 from ml.export import load_version, save_version
 from ml.features import gap_bucket_of
 from ml.inputs import to_tensors
@@ -18,6 +17,7 @@ from ml.movielens.format import Dataset
 from ml.movielens.layouts import load
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
+from ml.serving import HistoryItem, LoadedModel, MovieFeatures, UserFeatures
 from ml.train import TrainedModel, movie_vectors, seed_everything, train
 
 CONFIG = TrainConfig(
@@ -31,13 +31,11 @@ def trained(dataset: Dataset) -> TrainedModel:
 
 
 @pytest.fixture(scope="module")
-def version(
-    trained: TrainedModel, dataset: Dataset, tmp_path_factory: pytest.TempPathFactory
-) -> ModelVersion:
+def version(trained: TrainedModel, dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     return load_version(save_version(trained, tmp_path_factory.mktemp("versions") / "v1", dataset=dataset))
 
 
-def test_loaded_version_reproduces_the_trained_vectors(trained: TrainedModel, version: ModelVersion) -> None:
+def test_loaded_version_reproduces_the_trained_vectors(trained: TrainedModel, version: LoadedModel) -> None:
     assert version.dim == 256 and version.history_length == CONFIG.history_length
     assert version.config == CONFIG
     assert version.metrics["hr@10"] == trained.metrics["hr@10"]
@@ -47,7 +45,7 @@ def test_loaded_version_reproduces_the_trained_vectors(trained: TrainedModel, ve
 
 
 def test_encoder_matches_the_training_user_state(
-    trained: TrainedModel, dataset: Dataset, version: ModelVersion
+    trained: TrainedModel, dataset: Dataset, version: LoadedModel
 ) -> None:
     t = trained.prepared.timeline
     position = int(t.test[0])  # the user as they were just before their latest rating
@@ -138,7 +136,7 @@ def test_tied_ratings_are_served_in_the_order_training_saw_them(
 
 
 def test_no_request_reads_a_gap_row_training_never_updated(
-    trained: TrainedModel, version: ModelVersion
+    trained: TrainedModel, version: LoadedModel
 ) -> None:
     """A user whose newest rating is 30 years old (old data served today): the raw gap bucket is one
     no training event had, whose embedding row is still at its initial value; the encoder reads the
@@ -158,7 +156,7 @@ def test_no_request_reads_a_gap_row_training_never_updated(
     assert max(gaps) <= CONFIG.gap_cap  # longer gaps trained the cap bucket itself
 
 
-def test_a_user_back_after_years_encodes_as_one_back_after_weeks(version: ModelVersion) -> None:
+def test_a_user_back_after_years_encodes_as_one_back_after_weeks(version: LoadedModel) -> None:
     """Every gap from 2^14 minutes (11.4 days) up reads the one "long ago" bucket training filled."""
     user = UserFeatures("M", 35, 7, "55455", user_id=11)
     history = [HistoryItem(5, 4, 1_000_000), HistoryItem(8, 2, 1_000_500)]
@@ -174,7 +172,7 @@ def _gap_table(model: TwoTower) -> np.ndarray:
     return field.table.weight.numpy()
 
 
-def test_a_new_rating_moves_the_user_vector(version: ModelVersion) -> None:
+def test_a_new_rating_moves_the_user_vector(version: LoadedModel) -> None:
     user = UserFeatures("F", 25, 4, "10001", user_id=7)
     history = [HistoryItem(3, 4, 1_000), HistoryItem(9, 5, 2_000)]
     before = version.encode_user(user, history)
@@ -183,7 +181,7 @@ def test_a_new_rating_moves_the_user_vector(version: ModelVersion) -> None:
     assert float(np.linalg.norm(after)) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_unknown_user_and_movie_get_feature_only_vectors(version: ModelVersion) -> None:
+def test_unknown_user_and_movie_get_feature_only_vectors(version: LoadedModel) -> None:
     stranger = version.encode_user(
         UserFeatures("M", 56, 13, "99999", user_id=10_000_000), [HistoryItem(5, 5, 1)]
     )
@@ -218,7 +216,7 @@ def test_broken_model_leaves_no_version(trained: TrainedModel, dataset: Dataset,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_time_since_the_newest_rating_moves_the_user_vector(version: ModelVersion) -> None:
+def test_time_since_the_newest_rating_moves_the_user_vector(version: LoadedModel) -> None:
     user = UserFeatures("M", 35, 12, "94110", user_id=3)
     history = [HistoryItem(3, 4, 1_000_000), HistoryItem(9, 5, 1_000_060)]
     in_session = version.encode_user(user, history, at=1_000_120)
@@ -227,7 +225,7 @@ def test_time_since_the_newest_rating_moves_the_user_vector(version: ModelVersio
 
 
 def test_a_version_saved_before_its_user_tower_graph_encodes_the_same(
-    trained: TrainedModel, dataset: Dataset, version: ModelVersion, tmp_path: Path
+    trained: TrainedModel, dataset: Dataset, version: LoadedModel, tmp_path: Path
 ) -> None:
     directory = save_version(trained, tmp_path / "v1", dataset=dataset)
     for name in ("user_encoder.json", "user_encoder.pdiparams"):
@@ -242,7 +240,7 @@ def test_a_version_saved_before_its_user_tower_graph_encodes_the_same(
     )
 
 
-def test_unknown_demographics_read_rows_training_moved(trained: TrainedModel, version: ModelVersion) -> None:
+def test_unknown_demographics_read_rows_training_moved(trained: TrainedModel, version: LoadedModel) -> None:
     """Every training user has demographics here; the "unknown" rows (index 0) that a user without
     them reads were still trained (demographic_dropout), not left at their initial values."""
     seed_everything(CONFIG)
@@ -260,7 +258,7 @@ def _table(model: TwoTower, key: str) -> np.ndarray:
     return field.table.weight.numpy()
 
 
-def test_data_without_text_trains_no_text_field(trained: TrainedModel, version: ModelVersion) -> None:
+def test_data_without_text_trains_no_text_field(trained: TrainedModel, version: LoadedModel) -> None:
     assert CONFIG.text_buckets > 0  # on, but ML-1M's files have no text
     assert "text" not in trained.prepared.sizes() and "text" not in trained.prepared.movies
     assert version.vocabs.text_buckets == 0

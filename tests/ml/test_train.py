@@ -16,7 +16,7 @@ from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.split import InsufficientDataError
 from ml.train import ProgressEvent, TrainingError, train
-from ml.trainer import fit
+from ml.training_loop import fit
 
 CONFIG = TrainConfig(embedding_dim=16, hidden_dim=64, epochs=2, batch_size=128, learning_rate=5e-3)
 

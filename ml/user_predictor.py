@@ -1,12 +1,7 @@
-"""The user tower as served: a static graph of it (paddle.jit.save) run by Paddle's inference predictor.
+"""The user tower as served: saved as a static graph (paddle.jit.save) with each version and run by
+Paddle's inference predictor, which encodes a request's user faster than dygraph (docs/figures.md).
 
-A request encodes one user. On ml-1m-head's model (256-d, history 50) `python bench/encode.py`
-measured 0.288 ms a user with the predictor against 0.597 ms in dygraph (inputs built included,
-one CPU thread, same vectors); with oneDNN (MKLDNN) switched on the predictor took as long as
-dygraph in an earlier trial, so it is off.
-
-A version directory holds the graph as user_encoder.json and user_encoder.pdiparams (ml/export.py);
-a directory written before that is converted when loaded, in a temporary directory.
+A version directory written before the graph was saved with it is converted when loaded.
 """
 
 from __future__ import annotations
@@ -24,7 +19,7 @@ import numpy.typing as npt
 from ml.model import TwoTower
 from ml.paddle_setup import paddle
 
-PREFIX = "user_encoder"  # user_encoder.json (the program) and user_encoder.pdiparams
+PREFIX = "user_encoder"  # user_encoder.json (the program) and .pdiparams: the names saved versions have
 SEQUENCE_KEYS = ("history", "history_rating")  # (batch, history_length); every other input is (batch,)
 
 
@@ -59,7 +54,7 @@ class _UserTower(paddle.nn.Layer):
         return self.tower(inputs)
 
 
-def save_user_encoder(model: TwoTower, *, history_length: int, gap_feature: bool, directory: Path) -> None:
+def save_user_tower(model: TwoTower, *, history_length: int, gap_feature: bool, directory: Path) -> None:
     """Write the user tower of a trained model as a static graph into a directory."""
     from paddle.static import InputSpec
 
@@ -72,8 +67,8 @@ def save_user_encoder(model: TwoTower, *, history_length: int, gap_feature: bool
     paddle.jit.save(layer, str(Path(directory) / PREFIX))
 
 
-class UserEncoder:
-    """Encodes users with the predictor of a saved user tower. A predictor's input and output
+class UserPredictor:
+    """Encodes users with the inference predictor of a saved user tower. A predictor's input and output
     buffers are its own, so each thread runs a clone of it (sharing the weights): the event loop's
     encode never waits for a lock held by a thread that is encoding too."""
 
@@ -83,7 +78,7 @@ class UserEncoder:
         prefix = Path(directory) / PREFIX
         config = inference.Config(f"{prefix}.json", f"{prefix}.pdiparams")
         config.disable_gpu()
-        config.disable_mkldnn()
+        config.disable_mkldnn()  # with oneDNN on, the predictor was no faster than dygraph
         config.disable_glog_info()
         config.set_cpu_math_library_num_threads(threads)
         self._predictor = inference.create_predictor(config)
@@ -94,12 +89,12 @@ class UserEncoder:
     @classmethod
     def of_model(
         cls, model: TwoTower, *, history_length: int, gap_feature: bool, threads: int
-    ) -> UserEncoder:
-        """Return the encoder of a model whose directory holds no saved user tower: saved in a
+    ) -> UserPredictor:
+        """Return the predictor of a model whose directory holds no saved user tower: saved in a
         temporary directory that lives as long as the encoder (a clone reads the files again)."""
         directory = Path(tempfile.mkdtemp(prefix="movierec-user-encoder-"))
         try:
-            save_user_encoder(
+            save_user_tower(
                 model, history_length=history_length, gap_feature=gap_feature, directory=directory
             )
             encoder = cls(directory, keys=user_keys(gap_feature), threads=threads)

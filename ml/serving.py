@@ -1,4 +1,4 @@
-"""Serving-side API: load a model version once, then encode users and new movies per request."""
+"""A model version loaded for serving: load it once, then encode users and new movies per request."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of, 
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
-from ml.user_encoder import PREFIX, UserEncoder, user_keys
+from ml.user_predictor import PREFIX, UserPredictor, user_keys
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class MovieFeatures:
     tags: tuple[str, ...] = ()
 
 
-class ModelVersion:
-    """A loaded model version: movie vectors plus a user encoder; load once per process."""
+class LoadedModel:
+    """A model version loaded from its directory: movie vectors and a user predictor; load once a process."""
 
     def __init__(
         self,
@@ -61,10 +61,10 @@ class ModelVersion:
         metrics: dict[str, float],
         movie_ids: npt.NDArray[np.int64],
         movie_vectors: npt.NDArray[np.float32],
-        user_encoder: UserEncoder,
+        user_predictor: UserPredictor,
     ) -> None:
         self.model, self.config, self.vocabs, self.metrics = model, config, vocabs, metrics
-        self.user_encoder = user_encoder
+        self.user_predictor = user_predictor
         self.movie_ids, self.movie_vectors = movie_ids, movie_vectors
         self.dim = int(movie_vectors.shape[1])
         self.history_length = config.history_length
@@ -72,7 +72,7 @@ class ModelVersion:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, directory: Path) -> ModelVersion:
+    def load(cls, directory: Path) -> LoadedModel:
         """Return the version saved in a directory by ml.export.save_version."""
         directory = Path(directory)
         manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
@@ -89,9 +89,9 @@ class ModelVersion:
         model.eval()
         threads = config.num_threads
         if (directory / f"{PREFIX}.json").exists():
-            user_encoder = UserEncoder(directory, keys=user_keys(config.gap_feature), threads=threads)
+            user_predictor = UserPredictor(directory, keys=user_keys(config.gap_feature), threads=threads)
         else:  # written before the user tower was saved with the version
-            user_encoder = UserEncoder.of_model(
+            user_predictor = UserPredictor.of_model(
                 model, history_length=config.history_length, gap_feature=config.gap_feature, threads=threads
             )
         return cls(
@@ -101,7 +101,7 @@ class ModelVersion:
             metrics=metrics,
             movie_ids=np.load(directory / "movie_ids.npy"),
             movie_vectors=np.load(directory / "movie_vectors.npy"),
-            user_encoder=user_encoder,
+            user_predictor=user_predictor,
         )
 
     def encode_user(
@@ -123,7 +123,7 @@ class ModelVersion:
             [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
         )  # fmt: skip
         arrays.update(self._history([h for _, h in users], int(time.time()) if at is None else at))
-        return self.user_encoder(arrays)
+        return self.user_predictor(arrays)
 
     def time_key(self, newest_rating: int | None, at: int) -> int:
         """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating.
