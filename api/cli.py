@@ -160,7 +160,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
     from api.versions.training import run_training
     from ml.config import TrainConfig
-    from ml.inputs import InsufficientDataError
+    from ml.split import InsufficientDataError
     from ml.training_loop import TrainingError
 
     overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS}

@@ -37,12 +37,12 @@ from bench.baselines.popularity import popularity_scorer
 from bench.baselines.seed_model import train_seed_model
 from ml.config import TrainConfig
 from ml.evaluate import Protocol, ScoreFn, full_ranking_metrics
-from ml.export import load_version, save_version
+from ml.export import save_version
 from ml.inputs import to_tensors
 from ml.movielens.format import Dataset
 from ml.movielens.layouts import load
 from ml.paddle_setup import paddle
-from ml.serving import HistoryItem, UserFeatures
+from ml.serving import HistoryItem, LoadedModel, UserFeatures
 from ml.train import TrainedModel, train
 
 # NCF protocol HR@10 and NDCG@10, then full ranking: HR@10 (= recall@10), NDCG@10, Recall@20, NDCG@20
@@ -114,7 +114,7 @@ def _through_the_product(model: TrainedModel, dataset: Dataset, samples: int = 2
     """
     t = model.prepared.timeline
     with tempfile.TemporaryDirectory() as tmp:  # the version holds data-derived vectors: never kept
-        version = load_version(save_version(model, Path(tmp) / "version", dataset=dataset))
+        version = LoadedModel.load(save_version(model, Path(tmp) / "version", dataset=dataset))
         requests = {}
         for position in t.test:
             u = dataset.users[int(t.user_row[position])]

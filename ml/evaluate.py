@@ -17,7 +17,6 @@ from ml.split import InsufficientDataError, Timeline
 log = logging.getLogger(__name__)
 
 ScoreFn = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.floating]]
-METRIC_KEYS = ("hr@10", "ndcg@10", "recall@10", "recall@20", "ndcg@20")
 _CHUNK = 1024
 
 
@@ -33,15 +32,6 @@ def ndcg_at_k(ranks: npt.ArrayLike, k: int) -> float:
     if not r.size:
         return 0.0
     return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)))
-
-
-def recall_at_k(ranked: npt.ArrayLike, relevant: list[set[int]], k: int) -> float:
-    """Return the mean over queries of |top-k ∩ relevant| / |relevant|, skipping empty relevant sets."""
-    rows = np.asarray(ranked)
-    values = [
-        len(set(row[:k].tolist()) & rel) / len(rel) for row, rel in zip(rows, relevant, strict=True) if rel
-    ]
-    return float(np.mean(values)) if values else 0.0
 
 
 def rank_of_target(scores: npt.NDArray[np.floating], target: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -157,11 +147,3 @@ def _distinct_rated(timeline: Timeline) -> npt.NDArray[np.int64]:
     n_movies = int(timeline.movie_row.max()) + 1
     pairs = np.unique(timeline.user_row * n_movies + timeline.movie_row)
     return np.bincount(pairs // n_movies, minlength=int(timeline.user_row.max()) + 1)
-
-
-def evaluate_model(
-    score_fn: ScoreFn, timeline: Timeline, *, negatives: int = 99, seed: int = 0, split: str = "test"
-) -> dict[str, float]:
-    """Return the metrics of a score function on the test (latest) or validation (second-latest) ratings."""
-    positions = timeline.test if split == "test" else timeline.valid
-    return Protocol(timeline, positions, negatives=negatives, seed=seed).evaluate(score_fn)

@@ -18,23 +18,18 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ml.features import dataset_movie_arrays
-from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
-from ml.train import TrainedModel
+from ml.train import TrainedModel, movie_vectors
 from ml.user_predictor import save_user_tower
 
-if TYPE_CHECKING:
-    from ml.serving import LoadedModel
-
 FORMAT = "movierec-two-tower/1"
-_CHUNK = 4096
 
 
 def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> Path:
@@ -49,7 +44,12 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
     if directory.exists():
         raise FileExistsError(f"{directory} exists; model versions are never overwritten")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    movie_ids, vectors = dataset_movie_vectors(model, dataset)
+    movie_ids = np.asarray([m.id for m in dataset.movies], dtype=np.int64)
+    vectors = (
+        movie_vectors(model.model, dataset_movie_arrays(model.vocabs, dataset))
+        if dataset.movies
+        else np.zeros((0, model.config.output_dim), np.float32)
+    )
     if not np.isfinite(vectors).all():
         raise ValueError("movie vectors contain NaN or infinity; the model is broken and was not saved")
     metrics = {**model.metrics, **{f"valid_{k}": v for k, v in model.validation.items()}}
@@ -87,31 +87,6 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
-
-
-def load_version(directory: Path) -> LoadedModel:
-    """Return the model version stored in a directory written by save_version."""
-    from ml.serving import LoadedModel
-
-    return LoadedModel.load(directory)
-
-
-def dataset_movie_vectors(model: TrainedModel, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Return (movie ids (n,), vectors (n, dim)) for every movie of the dataset."""
-    ms = dataset.movies
-    arrays = dataset_movie_arrays(model.vocabs, dataset)
-    model.model.eval()
-    with paddle.no_grad():
-        parts = [
-            model.model.encode_movies(to_tensors({k: v[s : s + _CHUNK] for k, v in arrays.items()})).numpy()
-            for s in range(0, len(ms), _CHUNK)
-        ]
-    vectors = (
-        np.concatenate(parts).astype(np.float32)
-        if parts
-        else np.zeros((0, model.config.output_dim), np.float32)
-    )
-    return np.asarray([m.id for m in ms], dtype=np.int64), vectors
 
 
 def _write_json(path: Path, data: Any) -> None:

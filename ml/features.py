@@ -239,11 +239,11 @@ class FeatureVocabularies:
         titles: Sequence[str],
         years: Sequence[int | None],
         genres: Sequence[Sequence[str]],
-        descriptions: Sequence[str | None] | None = None,
-        tags: Sequence[Sequence[str]] | None = None,
+        descriptions: Sequence[str | None],
+        tags: Sequence[Sequence[str]],
     ) -> Arrays:
         """Return the movie features, one row per movie: ids (n,), genres (n, 6), title (n, 12), year (n,),
-        and with a text feature, text (n, 64): hash buckets of the description and tags (None: no text)."""
+        and with a text feature, text (n, 64): hash buckets of the description and tags."""
         n = len(titles)
         genre = np.zeros((n, GENRE_SLOTS), dtype=np.int64)
         title = np.zeros((n, MAX_TITLE_WORDS), dtype=np.int64)
@@ -259,7 +259,7 @@ class FeatureVocabularies:
             "year": np.asarray([self.year_index(y) for y in years], dtype=np.int64),
         }
         if self.text_buckets:
-            arrays["text"] = self.text_arrays(descriptions or [None] * n, tags or [()] * n)
+            arrays["text"] = self.text_arrays(descriptions, tags)
         return arrays
 
     def text_arrays(

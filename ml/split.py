@@ -35,9 +35,6 @@ class Timeline:
     valid: npt.NDArray[np.int64]  # positions of each user's second-latest event
     test: npt.NDArray[np.int64]  # positions of each user's latest event
 
-    def __len__(self) -> int:
-        return int(self.user_row.shape[0])
-
     def history(self, positions: npt.NDArray[np.int64], length: int) -> npt.NDArray[np.int64]:
         """Return (len(positions), length) event positions of the history, newest first, -1 padded."""
         offsets = positions[:, None] - 1 - np.arange(length)[None, :]

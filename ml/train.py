@@ -12,20 +12,18 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.evaluate import Protocol, ScoreFn
-from ml.features import FeatureVocabularies
+from ml.features import Arrays, FeatureVocabularies
 from ml.inputs import Prepared, prepare, to_tensors
 from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle, set_threads
 from ml.split import Timeline
-from ml.training_loop import FitResult, LossFn, ProgressEvent, TrainingError, fit
+from ml.training_loop import FitResult, LossFn, ProgressEvent, fit
 
 log = logging.getLogger(__name__)
 F = paddle.nn.functional
 _ENCODE_CHUNK = 4096
 DEMOGRAPHICS = ("gender", "age", "occupation", "zip")  # user inputs whose index 0 means "unknown"
-
-__all__ = ["ProgressEvent", "TrainedModel", "TrainingError", "train"]
 
 
 @dataclass
@@ -38,8 +36,7 @@ class TrainedModel:
     metrics: dict[str, float]  # on each user's latest (held-out) rating
     validation: dict[str, float]  # on each user's second-latest rating, best epoch
     result: FitResult
-    setup_seconds: float = 0.0  # vocabularies and feature arrays, before the first step
-    wall_seconds: float = 0.0  # the whole train() call: features, epochs, validation, test evaluation
+    wall_seconds: float  # the whole train() call: features, epochs, validation, test evaluation
 
     @property
     def vocabs(self) -> FeatureVocabularies:
@@ -102,7 +99,6 @@ def fit_vector_model(
         loss or softmax_loss(model, prepared, config),
         config,
         validate=lambda: valid.evaluate(vector_scorer(model, prepared, config)),
-        monitor=config.monitor,
         callback=callback,
         progress=progress,
     )
@@ -110,7 +106,7 @@ def fit_vector_model(
     metrics = test.evaluate(vector_scorer(model, prepared, config))
     log.info("test metrics %s", {k: round(v, 4) for k, v in metrics.items()})
     wall = setup + time.perf_counter() - started
-    return TrainedModel(model, config, prepared, metrics, result.best_metrics, result, setup, wall)
+    return TrainedModel(model, config, prepared, metrics, result.best_metrics, result, wall)
 
 
 def softmax_loss(
@@ -177,13 +173,14 @@ def _rated_columns(
     return mask
 
 
-def movie_vectors(model: paddle.nn.Layer, prepared: Prepared) -> npt.NDArray[np.float32]:
-    """Return (n_movies, dim) vectors of every movie row."""
-    rows = np.arange(prepared.movie_ids.size)
+def movie_vectors(model: paddle.nn.Layer, arrays: Arrays) -> npt.NDArray[np.float32]:
+    """Return (n, dim) vectors of the movies whose feature arrays (ml.features) are given, in chunks."""
+    model.eval()
+    n = arrays["movie_id"].shape[0]
     with paddle.no_grad():
         parts = [
-            model.encode_movies(to_tensors(prepared.movie_inputs(rows[s : s + _ENCODE_CHUNK]))).numpy()
-            for s in range(0, rows.size, _ENCODE_CHUNK)
+            model.encode_movies(to_tensors({k: v[s : s + _ENCODE_CHUNK] for k, v in arrays.items()})).numpy()
+            for s in range(0, n, _ENCODE_CHUNK)
         ]
     return np.concatenate(parts).astype(np.float32)
 
@@ -191,7 +188,7 @@ def movie_vectors(model: paddle.nn.Layer, prepared: Prepared) -> npt.NDArray[np.
 def vector_scorer(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig) -> ScoreFn:
     """Return a score function: inner products of user states (at event positions) with all movie vectors."""
     model.eval()
-    items = movie_vectors(model, prepared)
+    items = movie_vectors(model, prepared.movies)
 
     def score(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         with paddle.no_grad():

@@ -57,12 +57,11 @@ def fit(
     config: TrainConfig,
     *,
     validate: Callable[[], dict[str, float]] | None = None,
-    monitor: str = "ndcg@10",
     callback: Callable[[ProgressEvent], None] | None = None,
     progress: bool = True,
 ) -> FitResult:
     """Train on shuffled batches of example ids (config.examples_per_epoch of them an epoch when set),
-    keep the parameters of the best validation epoch.
+    keep the parameters of the epoch best by config.monitor on validation.
 
     loss_fn(batch_ids, rng) returns the scalar loss of a batch. Raises TrainingError when the
     loss is not finite; the model is then left as it was at the best epoch so far.
@@ -130,12 +129,12 @@ def fit(
             if callback is not None:
                 pct = 100.0 * epoch * steps / total
                 callback(ProgressEvent(epoch, config.epochs, steps, steps, metrics["loss"], pct, metrics))
-            score = metrics.get(monitor, -metrics["loss"])
+            score = metrics.get(config.monitor, -metrics["loss"])
             if score > best_score:
                 best_score, best_epoch, best_metrics = score, epoch, metrics
                 best_state = {k: v.clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= config.patience:
-                log.info("early stop at epoch %d: %s peaked at epoch %d", epoch, monitor, best_epoch)
+                log.info("early stop at epoch %d: %s peaked at epoch %d", epoch, config.monitor, best_epoch)
                 if callback is not None:  # training is done: tell the dashboard 100%
                     callback(
                         ProgressEvent(epoch, config.epochs, steps, steps, metrics["loss"], 100.0, metrics)

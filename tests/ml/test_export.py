@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml.config import TrainConfig
-from ml.export import load_version, save_version
+from ml.export import save_version
 from ml.features import gap_bucket_of
 from ml.inputs import to_tensors
 from ml.model import TwoTower
@@ -32,7 +32,9 @@ def trained(dataset: Dataset) -> TrainedModel:
 
 @pytest.fixture(scope="module")
 def version(trained: TrainedModel, dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
-    return load_version(save_version(trained, tmp_path_factory.mktemp("versions") / "v1", dataset=dataset))
+    return LoadedModel.load(
+        save_version(trained, tmp_path_factory.mktemp("versions") / "v1", dataset=dataset)
+    )
 
 
 def test_loaded_version_reproduces_the_trained_vectors(trained: TrainedModel, version: LoadedModel) -> None:
@@ -40,7 +42,9 @@ def test_loaded_version_reproduces_the_trained_vectors(trained: TrainedModel, ve
     assert version.config == CONFIG
     assert version.metrics["hr@10"] == trained.metrics["hr@10"]
     np.testing.assert_array_equal(version.movie_ids, [m for m in trained.prepared.movie_ids])
-    np.testing.assert_array_equal(version.movie_vectors, movie_vectors(trained.model, trained.prepared))
+    np.testing.assert_array_equal(
+        version.movie_vectors, movie_vectors(trained.model, trained.prepared.movies)
+    )
     np.testing.assert_allclose(np.linalg.norm(version.movie_vectors, axis=1), 1.0, rtol=1e-5)
 
 
@@ -76,7 +80,7 @@ def test_every_user_tower_option_serves_what_it_trained(
 ) -> None:
     config = dataclasses.replace(CONFIG, epochs=1, **options)  # type: ignore[arg-type]
     trained = train(dataset, config, progress=False)
-    version = load_version(save_version(trained, tmp_path / "v1", dataset=dataset))
+    version = LoadedModel.load(save_version(trained, tmp_path / "v1", dataset=dataset))
     t = trained.prepared.timeline
     for position in (int(p) for p in t.test[:5]):
         user = dataset.users[int(t.user_row[position])]
@@ -109,7 +113,7 @@ def test_tied_ratings_are_served_in_the_order_training_saw_them(
     tied = dataclasses.replace(dataset, ratings=hourly)
     config = dataclasses.replace(CONFIG, epochs=1)
     trained = train(tied, config, progress=False)
-    version = load_version(save_version(trained, tmp_path_factory.mktemp("tied") / "v1", dataset=tied))
+    version = LoadedModel.load(save_version(trained, tmp_path_factory.mktemp("tied") / "v1", dataset=tied))
     t = trained.prepared.timeline
     checked = 0
     for position in (int(p) for p in t.test[:40]):
@@ -230,7 +234,7 @@ def test_a_version_saved_before_its_user_tower_graph_encodes_the_same(
     directory = save_version(trained, tmp_path / "v1", dataset=dataset)
     for name in ("user_encoder.json", "user_encoder.pdiparams"):
         (directory / name).unlink()
-    older = load_version(directory)
+    older = LoadedModel.load(directory)
     user, history = (
         UserFeatures("F", 25, 4, "10001", user_id=7),
         [HistoryItem(3, 4, 1_000), HistoryItem(9, 5, 2_000)],
@@ -273,10 +277,10 @@ def test_a_movie_with_text_is_served_the_vector_training_gave_it(tmp_path: Path)
     config = dataclasses.replace(CONFIG, epochs=1, gap_feature=False, text_buckets=97)
     trained = train(dataset, config, progress=False)
     assert trained.prepared.sizes()["text"] == 98
-    version = load_version(save_version(trained, tmp_path / "v1", dataset=dataset))
+    version = LoadedModel.load(save_version(trained, tmp_path / "v1", dataset=dataset))
     assert version.vocabs.text_buckets == 97
     row, movie = next((i, m) for i, m in enumerate(dataset.movies) if m.description and m.tags)
-    training_side = movie_vectors(trained.model, trained.prepared)[row]
+    training_side = movie_vectors(trained.model, trained.prepared.movies)[row]
     np.testing.assert_array_equal(version.movie_vectors[row], training_side)  # exported for Milvus
     features = MovieFeatures(movie.title, movie.year, movie.genres, movie.id, movie.description, movie.tags)
     np.testing.assert_allclose(version.encode_movie(features), training_side, atol=1e-6)  # served

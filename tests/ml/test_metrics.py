@@ -13,7 +13,6 @@ from ml.evaluate import (
     ncf_metrics,
     ndcg_at_k,
     rank_of_target,
-    recall_at_k,
     sample_negatives,
 )
 from ml.split import Timeline
@@ -34,15 +33,6 @@ def test_ndcg_discounts_by_log_rank() -> None:
 def test_metrics_of_no_queries_are_zero() -> None:
     assert hr_at_k([], 10) == 0.0
     assert ndcg_at_k([], 10) == 0.0
-
-
-def test_recall_is_share_of_relevant_items_in_top_k() -> None:
-    ranked = [[5, 3, 9, 1], [7, 8, 2, 4]]
-    relevant = [{3, 1, 42}, {2}]
-    # user 1: top-2 holds 3 of {3, 1, 42} -> 1/3; user 2: top-2 misses 2 -> 0
-    assert recall_at_k(ranked, relevant, 2) == pytest.approx((1 / 3 + 0) / 2)
-    # top-4: user 1 finds 3 and 1 -> 2/3; user 2 finds 2 -> 1
-    assert recall_at_k(ranked, relevant, 4) == pytest.approx((2 / 3 + 1) / 2)
 
 
 def test_rank_counts_ties_against_the_target() -> None:

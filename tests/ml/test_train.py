@@ -10,23 +10,28 @@ import pytest
 
 from bench.baselines.popularity import popularity_scorer
 from ml.config import TrainConfig
-from ml.evaluate import evaluate_model
+from ml.evaluate import Protocol
 from ml.movielens.format import Dataset, Ratings, load_dataset
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.split import InsufficientDataError
-from ml.train import ProgressEvent, TrainingError, train
-from ml.training_loop import fit
+from ml.train import TrainedModel, train
+from ml.training_loop import ProgressEvent, TrainingError, fit
 
 CONFIG = TrainConfig(embedding_dim=16, hidden_dim=64, epochs=2, batch_size=128, learning_rate=5e-3)
+
+
+def popularity_metrics(model: TrainedModel) -> dict[str, float]:
+    """Return the popularity baseline's test metrics on the model's split, with the model's negatives."""
+    t = model.prepared.timeline
+    test = Protocol(t, t.test, negatives=model.config.eval_negatives, seed=model.config.eval_seed)
+    return test.evaluate(popularity_scorer(t, model.prepared.movie_ids.size))
 
 
 def test_training_beats_popularity_on_taste_structured_data(dataset: Dataset) -> None:
     events: list[ProgressEvent] = []
     model = train(dataset, CONFIG, callback=events.append, progress=False)
-    popularity = evaluate_model(
-        popularity_scorer(model.prepared.timeline, len(dataset.movies)), model.prepared.timeline
-    )
+    popularity = popularity_metrics(model)
     assert model.metrics["hr@10"] > popularity["hr@10"] + 0.05
     assert model.metrics["recall@20"] > popularity["recall@20"]
     assert set(model.metrics) >= {"hr@10", "ndcg@10", "recall@10", "recall@20", "ndcg@20"}
@@ -113,9 +118,7 @@ def test_masking_leaves_out_exactly_the_movies_each_user_rated_before(dataset: D
 
 def test_a_model_trained_with_rated_movies_masked_still_learns(dataset: Dataset) -> None:
     trained = train(dataset, dataclasses.replace(CONFIG, mask_rated=True), progress=False)
-    popular = evaluate_model(
-        popularity_scorer(trained.prepared.timeline, len(dataset.movies)), trained.prepared.timeline
-    )
+    popular = popularity_metrics(trained)
     assert all(np.isfinite(epoch["loss"]) for epoch in trained.result.history)
     assert trained.metrics["recall@20"] > popular["recall@20"]
 
@@ -142,9 +145,7 @@ def test_a_dataset_without_demographics_trains(dataset: Dataset) -> None:
     inputs = model.prepared.users
     for key in ("gender", "age", "occupation", "zip"):
         assert not inputs[key].any(), key  # index 0, "unknown", for every user
-    popularity = evaluate_model(
-        popularity_scorer(model.prepared.timeline, len(dataset.movies)), model.prepared.timeline
-    )
+    popularity = popularity_metrics(model)
     assert model.metrics["hr@10"] > popularity["hr@10"] + 0.05
 
 
@@ -171,7 +172,6 @@ def test_each_epoch_trains_on_a_new_sample_of_the_set_size() -> None:
 
 
 def test_evaluation_on_a_sample_of_users_is_drawn_once(dataset: Dataset) -> None:
-    from ml.evaluate import Protocol
     from ml.split import build_timeline
 
     timeline = build_timeline(dataset)
