@@ -670,7 +670,7 @@ def _database_problem(settings: Settings, error: DBAPIError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    from ml.movielens import MalformedDataError
+    from ml.movielens.format import MalformedDataError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from api.dataimport.service import import_dataset
 from api.db import from_epoch, make_engine, make_session_factory
 from api.settings import Settings
-from ml.movielens import load_dataset
+from ml.movielens.ml1m import load_ml1m
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    dataset = load_dataset(Path(args.data_dir))
+    dataset = load_ml1m(Path(args.data_dir))
     parse_s = time.perf_counter() - started
     n = len(dataset.ratings)
     print(f"dataset: {args.data_dir}: {len(dataset.users)} users, {len(dataset.movies)} movies, {n} ratings")
@@ -151,7 +151,7 @@ def main() -> None:
 def _without_ratings(dataset):
     import numpy as np
 
-    from ml.movielens import Dataset, Ratings
+    from ml.movielens.format import Dataset, Ratings
 
     empty = Ratings(
         user_id=np.empty(0, np.int32),

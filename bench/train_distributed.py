@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ml.config import TrainConfig
 from ml.inputs import prepare
 from ml.model import TwoTower
-from ml.movielens.format import Dataset, load_dataset
+from ml.movielens.format import Dataset
+from ml.movielens.ml1m import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel, fit_vector_model, seed_everything, softmax_loss, train
@@ -143,7 +144,7 @@ def config_of(args: argparse.Namespace) -> TrainConfig:
 def run_trainer(args: argparse.Namespace) -> None:
     """Train as one trainer of the launched job and write what it did into args.out."""
     topology = init_trainer()
-    dataset = load_dataset(args.data_dir)
+    dataset = load_ml1m(args.data_dir)
     trained = train_data_parallel(dataset, config_of(args), topology)
     report = {
         "rank": topology.rank,
@@ -201,7 +202,7 @@ def compare(args: argparse.Namespace, work: Path) -> None:
     )
     if args.data_dir is None:
         args.data_dir = write_synthetic(work / "data", users=args.users, movies=args.movies)
-    dataset = load_dataset(args.data_dir)
+    dataset = load_ml1m(args.data_dir)
     started = time.perf_counter()
     single = train(dataset, config_of(args), progress=False)
     single_wall = time.perf_counter() - started

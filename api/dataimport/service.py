@@ -15,8 +15,7 @@ from api.movies.models import Genre, Movie, MovieTag, movie_genres
 from api.ratings.models import Rating
 from api.ratings.writes import upsert_rating_columns
 from api.users.models import User
-from ml.movielens import Dataset
-from ml.movielens.format import MAX_DESCRIPTION, MAX_TAG, MAX_TAGS
+from ml.movielens.format import MAX_DESCRIPTION, MAX_TAG, MAX_TAGS, Dataset
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from api.dataimport.upsert import upsert_statement
 from api.db import from_epoch
 from api.ratings.models import Rating
 from api.users.models import User
-from ml.movielens import Ratings
+from ml.movielens.format import Ratings
 
 BUMP_CHUNK = 1_000  # users per UPDATE
 BULK_FORMAT_CHUNK = 1_000_000  # ratings formatted at a time into the bulk load's file

@@ -11,7 +11,7 @@ from api.movies.models import Movie as MovieRow
 from api.movies.service import genres_by_movie, tags_by_movie
 from api.ratings.models import Rating
 from api.users.models import User as UserRow
-from ml.movielens import Dataset, Movie, Ratings, User
+from ml.movielens.format import Dataset, Movie, Ratings, User
 
 # Ratings are read this many rows at a time, each chunk straight into typed arrays: reading 25
 # million rows as one list of row objects (about 250 bytes each) took more than 8 GB before training

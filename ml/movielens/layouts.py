@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ml.movielens.csv_layouts import load_generic_csv, load_movielens_csv
-from ml.movielens.format import Dataset, load_dataset
+from ml.movielens.format import Dataset
+from ml.movielens.ml1m import load_ml1m
 from ml.movielens.ml100k import load_ml100k
 
 
@@ -21,7 +22,7 @@ class Layout:
 LAYOUTS = {
     layout.name: layout
     for layout in (
-        Layout("ml-1m", "MovieLens 1M (users.dat, movies.dat, ratings.dat)", lambda d, _: load_dataset(d)),
+        Layout("ml-1m", "MovieLens 1M (users.dat, movies.dat, ratings.dat)", lambda d, _: load_ml1m(d)),
         Layout("ml-100k", "MovieLens 100K (u.user, u.item, u.data)", lambda d, _: load_ml100k(d)),
         Layout("movielens-csv", "a MovieLens CSV release like ml-latest or ml-25m (movies.csv, ratings.csv)",
                load_movielens_csv),

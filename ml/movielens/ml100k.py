@@ -5,10 +5,11 @@ as the ML-1M occupation it names, or "other or not specified" for the four it ha
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, User, parse_year
-from ml.movielens.tables import RatingColumns, age_bucket, dataset, integer, new_id, title_of
+from ml.movielens.tables import RatingColumns, age_bucket, dataset, integer, new_id, split_lines, title_of
 
 ENCODING = "latin-1"
 FILES = ("u.data", "u.item", "u.user")
@@ -23,20 +24,10 @@ OCCUPATION_IDS = {
 }  # fmt: skip
 
 
-def _lines(path: Path, separator: str, fields: int) -> list[tuple[int, list[str]]]:
+def _lines(path: Path, separator: str, fields: int) -> Iterator[tuple[int, list[str]]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: an ML-100K directory needs {', '.join(FILES)}")
-    rows = []
-    with path.open(encoding=ENCODING, newline="") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\r\n")
-            if not line:
-                continue
-            parts = line.split(separator)
-            if len(parts) != fields:
-                raise MalformedDataError(path, number, f"expected {fields} fields, found {len(parts)}")
-            rows.append((number, parts))
-    return rows
+    return split_lines(path, fields, separator, ENCODING)
 
 
 def load_ml100k(directory: Path) -> Dataset:

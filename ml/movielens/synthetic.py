@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ml.movielens.format import AGE_BUCKETS, ENCODING, GENRES, OCCUPATIONS, SEPARATOR
+from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS
+from ml.movielens.ml1m import ENCODING, SEPARATOR
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

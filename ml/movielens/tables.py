@@ -32,12 +32,10 @@ MAX_ID = 2**31 - 1  # the id columns' largest value (INTEGER)
 MAX_TITLE = 255
 
 
-def csv_rows(
-    path: Path, required: Sequence[str], encoding: str = "utf-8"
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number, row by column name) of a CSV file with a header naming at least `required`."""
+def csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row by column name) of a UTF-8 CSV file whose header names at least `required`."""
     try:
-        with path.open(encoding=encoding, newline="") as handle:
+        with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
@@ -57,9 +55,24 @@ def csv_rows(
                     )
                 yield reader.line_num, dict(zip(names, (f.strip() for f in fields), strict=True))
     except UnicodeDecodeError as error:
-        raise MalformedDataError(path, 0, f"not {encoding} text ({error.reason})") from None
+        raise MalformedDataError(path, 0, f"not utf-8 text ({error.reason})") from None
     except csv.Error as error:
         raise MalformedDataError(path, 0, f"not valid CSV: {error}") from None
+
+
+def split_lines(path: Path, expected: int, separator: str, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number, fields) of each non-empty line of a file of `expected` separated fields."""
+    with path.open(encoding=encoding, newline="") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\r\n")
+            if not line:
+                continue
+            parts = line.split(separator)
+            if len(parts) != expected:
+                raise MalformedDataError(
+                    path, number, f"expected {expected} fields separated by {separator!r}, found {len(parts)}"
+                )
+            yield number, parts
 
 
 def integer(path: Path, line: int, name: str, text: str, low: int = 1) -> int:
@@ -182,19 +195,24 @@ class RatingColumns:
 
 
 class ParsedRatings:
-    """Ratings of a CSV file of numbers only, parsed whole by numpy's C reader (numeric_csv_ratings):
-    ML-25M's 25 million in 8.5 s, where the line-by-line reader took 70.4 s (one run after the other)."""
+    """Ratings of a file whose every line after its header is a rating or blank, parsed as arrays: a
+    CSV file of numbers only, parsed whole by numpy's C reader (numeric_csv_ratings): ML-25M's 25
+    million in 8.5 s, where the line-by-line reader took 70.4 s (one run after the other); or an
+    ML-1M ratings.dat (no header), without an object a rating."""
 
-    def __init__(self, path: Path, users: Array, movies: Array, stars: Array, times: Array) -> None:
+    def __init__(
+        self, path: Path, users: Array, movies: Array, stars: Array, times: Array, *, header: bool = True
+    ) -> None:
         self.path, self.users, self.movies, self.stars, self.times = path, users, movies, stars, times
+        self.header = header
 
     def line(self, index: int) -> int:
-        """Return the file line of the index-th rating, counted again (only an error asks for it):
-        every line of such a file is a rating or blank."""
+        """Return the file line of the index-th rating, counted again (only an error asks for it)."""
         with self.path.open("rb") as handle:
-            handle.readline()  # the header
+            if self.header:
+                handle.readline()
             seen = -1
-            for number, raw in enumerate(handle, start=2):
+            for number, raw in enumerate(handle, start=1 + self.header):
                 seen += bool(raw.strip())
                 if seen == index:
                     return number

@@ -22,7 +22,8 @@ from api.vectors.store import VectorStore
 from api.versions.activation import activate
 from api.versions.training import run_training
 from ml.config import TrainConfig
-from ml.movielens import Dataset, load_dataset
+from ml.movielens.format import Dataset
+from ml.movielens.ml1m import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from tests.conftest import DatabaseFactory, upgrade
 
@@ -59,7 +60,7 @@ def build_stack(factory: DatabaseFactory, root: Path, *, train: bool, milvus_uri
     vectors are in Milvus Lite (a file under root) or the Milvus at milvus_uri."""
     url = factory.new_url()
     upgrade(url)
-    dataset = load_dataset(
+    dataset = load_ml1m(
         write_synthetic(root / "data", users=120, movies=300, ratings_per_user=(20, 60), seed=7)
     )
     settings = make_settings(url, root, milvus_uri)

@@ -19,8 +19,8 @@ from api.ratings import writes
 from api.ratings.writes import BulkLoadError
 from api.versions import training_data
 from api.versions.training_data import load_training_data, read_ratings
-from ml.movielens import load_dataset
 from ml.movielens.layouts import load
+from ml.movielens.ml1m import load_ml1m
 from tests.conftest import DatabaseFactory, upgrade
 
 
@@ -40,7 +40,7 @@ def _fingerprint(session: Session) -> str:
 
 
 def test_import_counts_match_the_files(session: Session, sample_dir: Path) -> None:
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     counts = import_dataset(session=session, dataset=dataset, batch_size=500)
     assert (counts.users, counts.movies, counts.ratings) == (
         len(dataset.users),
@@ -55,7 +55,7 @@ def test_training_reads_every_rating_back_streamed_in_chunks(
     session: Session, sample_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert len(read_ratings(session=session)) == 0  # an empty table reads as empty arrays
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     import_dataset(session=session, dataset=dataset)
     monkeypatch.setattr(training_data, "RATINGS_CHUNK", 7)  # many chunks, the last one short
     read = load_training_data(session=session).ratings
@@ -75,7 +75,7 @@ def test_training_reads_every_rating_back_streamed_in_chunks(
 
 
 def test_import_values_round_trip(session: Session, sample_dir: Path) -> None:
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     import_dataset(session=session, dataset=dataset)
     movie = dataset.movies[0]
     row = session.execute(text("SELECT title, year FROM movies WHERE id = :id"), {"id": movie.id}).one()
@@ -95,7 +95,7 @@ def test_import_values_round_trip(session: Session, sample_dir: Path) -> None:
 
 
 def test_second_import_changes_nothing(session: Session, sample_dir: Path) -> None:
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     first_counts = import_dataset(session=session, dataset=dataset, batch_size=700)
     first = _fingerprint(session)
     second_counts = import_dataset(session=session, dataset=dataset, batch_size=300)
@@ -113,7 +113,7 @@ def test_interrupted_import_leaves_nothing_and_a_rerun_completes(
     database_factory: DatabaseFactory, sample_dir: Path
 ) -> None:
     url = _fresh(database_factory)
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     written = 0
@@ -142,7 +142,7 @@ def test_a_first_import_into_mysql_loads_in_bulk_the_same_rows_all_or_nothing(
     it holds what row upserts write, and a rating of a user that does not exist rolls it all back."""
     if database_factory.backend != "mysql":
         pytest.skip("LOAD DATA is MySQL's")
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     bulk_loads: list[int] = []
     load_in_bulk = writes._load_in_bulk
     monkeypatch.setattr(
@@ -207,7 +207,7 @@ def test_command_imports_a_directory_twice_with_identical_counts(
 ) -> None:
     url = _fresh(database_factory)
     _use_database(monkeypatch, url, tmp_path)
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     expected = (
         f"imported: {len(dataset.users)} users, {len(dataset.movies)} movies, {len(dataset.ratings)} ratings"
     )
@@ -324,7 +324,7 @@ def test_commands_write_plain_progress_lines_into_a_log(
     for task in ("importing", "train", "keeping recommendations"):
         lines = [line for line in err.splitlines() if line.startswith(f"{task}: ")]
         assert 1 <= len(lines) <= 10 and lines[-1].startswith(f"{task}: 100%"), (task, err)
-    users = len(load_dataset(sample_dir).users)
+    users = len(load_ml1m(sample_dir).users)
     assert f"kept the recommendations of {users} users in " in out
     assert "; 1 without ratings get the popular movies" in out
 

@@ -20,7 +20,8 @@ from api.db import from_epoch, in_transaction, make_engine, make_session_factory
 from api.ratings.models import Rating
 from api.ratings.writes import upsert_rating_columns
 from api.users.models import User
-from ml.movielens import Ratings, load_dataset
+from ml.movielens.format import Ratings
+from ml.movielens.ml1m import load_ml1m
 from tests.api.conftest import GraphQL, Stack
 from tests.conftest import DatabaseFactory
 
@@ -73,7 +74,7 @@ def test_rate_and_delete_through_the_api_bump_the_version(gql: GraphQL, stack: S
 
 
 def test_an_import_bumps_every_user_it_writes_ratings_for(session: Session, sample_dir: Path) -> None:
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     import_dataset(session=session, dataset=dataset)
     raters = sorted({int(u) for u in dataset.ratings.user_id.tolist()})
     first = dict(session.execute(select(User.id, User.ratings_version)).all())
@@ -86,7 +87,7 @@ def test_an_import_bumps_every_user_it_writes_ratings_for(session: Session, samp
 def test_ratings_written_as_columns_replace_and_add(session: Session, sample_dir: Path) -> None:
     """The import's columns path on each database: existing ratings replaced, new ones added, half
     stars and times kept exactly, every user concerned bumped, over more than one statement."""
-    dataset = load_dataset(sample_dir)
+    dataset = load_ml1m(sample_dir)
     import_dataset(session=session, dataset=dataset)
     r, n = dataset.ratings, 300
     before = dict(session.execute(select(User.id, User.ratings_version)).all())

@@ -14,7 +14,7 @@ import pytest
 
 from bench.baselines.popularity import popularity_scorer
 from ml.evaluate import Protocol
-from ml.movielens.format import load_dataset
+from ml.movielens.ml1m import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.split import build_timeline
@@ -71,7 +71,7 @@ def test_two_trainers_train_one_model_on_halves_of_the_data(tmp_path: Path) -> N
     assert finished.returncode == 0, f"{finished.stdout[-3000:]}\n{worker_logs(log_dir)}"
     reports = [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(TRAINERS)]
     assert [(r["rank"], r["world"]) for r in reports] == [(0, TRAINERS), (1, TRAINERS)]
-    dataset = load_dataset(data)
+    dataset = load_ml1m(data)
     timeline = build_timeline(dataset)
     assert reports[0]["positives"] == timeline.train.size  # every training rating is a positive (0.5+)
     assert all(r["shard"] == timeline.train.size // TRAINERS for r in reports)

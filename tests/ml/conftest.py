@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from ml.movielens.format import Dataset, load_dataset
+from ml.movielens.format import Dataset
+from ml.movielens.ml1m import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 
 
 def synthetic_dataset(directory: Path, *, movies: int = 200) -> Dataset:
     """Return 300 users' 20 to 60 ratings each of `movies` movies, written and read back."""
-    return load_dataset(write_synthetic(directory, users=300, movies=movies, ratings_per_user=(20, 60)))
+    return load_ml1m(write_synthetic(directory, users=300, movies=movies, ratings_per_user=(20, 60)))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.movielens import DownloadError, download_ml1m, load_dataset
+from ml.movielens.download import DownloadError, download_ml1m
+from ml.movielens.ml1m import load_ml1m
 
 USERS = "1::F::1::10::48067\n2::M::56::16::70072\n"
 MOVIES = "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Misérables, Les (1995)::Drama|Musical\n"
@@ -86,7 +87,7 @@ def leftovers(cache: Path) -> list[str]:
 def test_downloads_verifies_and_extracts(server: Server, tmp_path: Path) -> None:
     target = download_ml1m(tmp_path, url=server.url("/ml-1m.zip"), md5=ARCHIVE_MD5, progress=True)
     assert target == tmp_path / "ml-1m"
-    data = load_dataset(target)
+    data = load_ml1m(target)
     assert [m.title for m in data.movies] == ["Toy Story (1995)", "Misérables, Les (1995)"]
     assert (tmp_path / "ml-1m.zip").read_bytes() == ARCHIVE
     assert leftovers(tmp_path) == []

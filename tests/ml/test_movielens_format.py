@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.movielens import MalformedDataError, load_dataset
-from ml.movielens.format import parse_year
+from ml.movielens.format import MalformedDataError, parse_year
+from ml.movielens.ml1m import load_ml1m
 
 USERS = "1::F::1::10::48067\n2::M::56::16::70072\n3::M::25::15::55117-1234\n"
 MOVIES = (
@@ -27,7 +27,7 @@ def write(directory: Path, users: str = USERS, movies: str = MOVIES, ratings: st
 
 
 def test_reads_users(tmp_path: Path) -> None:
-    users = load_dataset(write(tmp_path)).users
+    users = load_ml1m(write(tmp_path)).users
     assert [(u.id, u.gender, u.age, u.occupation, u.zip_code) for u in users] == [
         (1, "F", 1, 10, "48067"),
         (2, "M", 56, 16, "70072"),
@@ -36,7 +36,7 @@ def test_reads_users(tmp_path: Path) -> None:
 
 
 def test_reads_movies_with_latin1_titles_and_years(tmp_path: Path) -> None:
-    movies = load_dataset(write(tmp_path)).movies
+    movies = load_ml1m(write(tmp_path)).movies
     assert [(m.id, m.title, m.year, m.genres) for m in movies] == [
         (1, "Toy Story (1995)", 1995, ("Animation", "Children's", "Comedy")),
         (2, "Misérables, Les (1995)", 1995, ("Drama", "Musical")),
@@ -45,7 +45,7 @@ def test_reads_movies_with_latin1_titles_and_years(tmp_path: Path) -> None:
 
 
 def test_reads_ratings_as_arrays_in_file_order(tmp_path: Path) -> None:
-    ratings = load_dataset(write(tmp_path)).ratings
+    ratings = load_ml1m(write(tmp_path)).ratings
     assert len(ratings) == 4  # the blank line is skipped
     assert ratings.user_id.tolist() == [1, 1, 3, 2]
     assert ratings.movie_id.tolist() == [1, 2, 5, 1]
@@ -73,7 +73,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     write(tmp_path)
     (tmp_path / "movies.dat").unlink()
     with pytest.raises(FileNotFoundError, match=r"movies\.dat"):
-        load_dataset(tmp_path)
+        load_ml1m(tmp_path)
 
 
 BAD_USERS = USERS + "4::M::25::15\n"
@@ -107,7 +107,7 @@ def test_malformed_line_is_located(
 ) -> None:
     write(tmp_path, **files)
     with pytest.raises(MalformedDataError, match=reason) as caught:
-        load_dataset(tmp_path)
+        load_ml1m(tmp_path)
     assert caught.value.path.name == name
     assert caught.value.line_number == line
     assert str(caught.value).startswith(f"{tmp_path / name}:{line}: ")

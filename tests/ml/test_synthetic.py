@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from ml.features import text_tokens
-from ml.movielens import GENRES, Dataset, Ratings, load_dataset, write_synthetic
+from ml.movielens.format import GENRES, Dataset, Ratings
 from ml.movielens.layouts import load
-from ml.movielens.synthetic import FIRST_TIMESTAMP, LAST_TIMESTAMP
+from ml.movielens.ml1m import load_ml1m
+from ml.movielens.synthetic import FIRST_TIMESTAMP, LAST_TIMESTAMP, write_synthetic
 
 FILES = ("users.dat", "movies.dat", "ratings.dat")
 
@@ -25,7 +26,7 @@ def digests(directory: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """Return a default-sized synthetic dataset, loaded through the real reader."""
-    return load_dataset(write_synthetic(tmp_path_factory.mktemp("synthetic")))
+    return load_ml1m(write_synthetic(tmp_path_factory.mktemp("synthetic")))
 
 
 def test_same_seed_writes_identical_bytes(tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ def test_different_seed_writes_different_files(tmp_path: Path) -> None:
 
 
 def test_sizes_follow_the_arguments(tmp_path: Path) -> None:
-    data = load_dataset(write_synthetic(tmp_path, users=150, movies=80, ratings_per_user=(5, 30), seed=3))
+    data = load_ml1m(write_synthetic(tmp_path, users=150, movies=80, ratings_per_user=(5, 30), seed=3))
     assert [u.id for u in data.users] == list(range(1, 151))
     assert len(data.movies) == 80
     per_user = np.bincount(data.ratings.user_id, minlength=151)[1:]
@@ -56,7 +57,7 @@ def test_ml1m_size_is_reached(tmp_path: Path) -> None:
 
 
 def test_users_may_rate_every_movie(tmp_path: Path) -> None:
-    data = load_dataset(write_synthetic(tmp_path, users=10, movies=12, ratings_per_user=(12, 50)))
+    data = load_ml1m(write_synthetic(tmp_path, users=10, movies=12, ratings_per_user=(12, 50)))
     assert np.all(np.bincount(data.ratings.user_id)[1:] == 12)
 
 
@@ -86,7 +87,7 @@ def test_titles_use_latin1(tmp_path: Path) -> None:
     directory = write_synthetic(tmp_path, movies=400)
     raw = (directory / "movies.dat").read_bytes()
     assert "é".encode("latin-1") in raw
-    assert any("é" in m.title for m in load_dataset(directory).movies)
+    assert any("é" in m.title for m in load_ml1m(directory).movies)
 
 
 def test_timestamps_increase_within_each_user(dataset: Dataset) -> None:

@@ -11,7 +11,8 @@ import pytest
 from bench.baselines.popularity import popularity_scorer
 from ml.config import TrainConfig
 from ml.evaluate import Protocol
-from ml.movielens.format import Dataset, Ratings, load_dataset
+from ml.movielens.format import Dataset, Ratings
+from ml.movielens.ml1m import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.split import InsufficientDataError
@@ -126,7 +127,7 @@ def test_a_model_trained_with_rated_movies_masked_still_learns(dataset: Dataset)
 def test_a_catalogue_smaller_than_the_sampled_negatives_still_trains(tmp_path: Path) -> None:
     """60 movies, users with up to 45 ratings: the NCF protocol samples as many unrated movies as the
     user with the fewest has, instead of failing for want of 99."""
-    small = load_dataset(Path(write_synthetic(tmp_path, users=120, movies=60, ratings_per_user=(10, 45))))
+    small = load_ml1m(Path(write_synthetic(tmp_path, users=120, movies=60, ratings_per_user=(10, 45))))
     trained = train(small, dataclasses.replace(CONFIG, epochs=1), progress=False)
     assert 0.0 <= trained.metrics["hr@10"] <= 1.0 and trained.metrics["hr@10"] < 1.0
 
