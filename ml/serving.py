@@ -58,12 +58,11 @@ class LoadedModel:
         model: TwoTower,
         config: TrainConfig,
         vocabs: FeatureVocabularies,
-        metrics: dict[str, float],
         movie_ids: npt.NDArray[np.int64],
         movie_vectors: npt.NDArray[np.float32],
         user_predictor: UserPredictor,
     ) -> None:
-        self.model, self.config, self.vocabs, self.metrics = model, config, vocabs, metrics
+        self.model, self.config, self.vocabs = model, config, vocabs
         self.user_predictor = user_predictor
         self.movie_ids, self.movie_vectors = movie_ids, movie_vectors
         self.dim = int(movie_vectors.shape[1])
@@ -82,7 +81,6 @@ class LoadedModel:
         vocabs = FeatureVocabularies.from_json(
             json.loads((directory / "vocabularies.json").read_text("utf-8"))
         )
-        metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
         set_threads(config.num_threads)  # one thread: per-request latency, no OpenMP fan-out
         model = TwoTower(config, manifest["sizes"])
         model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
@@ -98,7 +96,6 @@ class LoadedModel:
             model=model,
             config=config,
             vocabs=vocabs,
-            metrics=metrics,
             movie_ids=np.load(directory / "movie_ids.npy"),
             movie_vectors=np.load(directory / "movie_vectors.npy"),
             user_predictor=user_predictor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +32,21 @@ def trained(dataset: Dataset) -> TrainedModel:
 
 
 @pytest.fixture(scope="module")
-def version(trained: TrainedModel, dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
-    return LoadedModel.load(
-        save_version(trained, tmp_path_factory.mktemp("versions") / "v1", dataset=dataset)
-    )
+def saved(trained: TrainedModel, dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_version(trained, tmp_path_factory.mktemp("versions") / "v1", dataset=dataset)
 
 
-def test_loaded_version_reproduces_the_trained_vectors(trained: TrainedModel, version: LoadedModel) -> None:
+@pytest.fixture(scope="module")
+def version(saved: Path) -> LoadedModel:
+    return LoadedModel.load(saved)
+
+
+def test_loaded_version_reproduces_the_trained_vectors(
+    trained: TrainedModel, saved: Path, version: LoadedModel
+) -> None:
     assert version.dim == 256 and version.history_length == CONFIG.history_length
     assert version.config == CONFIG
-    assert version.metrics["hr@10"] == trained.metrics["hr@10"]
+    assert json.loads((saved / "metrics.json").read_text())["hr@10"] == trained.metrics["hr@10"]
     np.testing.assert_array_equal(version.movie_ids, [m for m in trained.prepared.movie_ids])
     np.testing.assert_array_equal(
         version.movie_vectors, movie_vectors(trained.model, trained.prepared.movies)
