@@ -18,8 +18,8 @@ class TrainConfig:
     recent_length: int = 5  # of those, the newest pooled again separately (current intent)
     pool_last: bool = True  # pool the newest rating alone too (item-to-item transitions)
     # user feature: log-bucketed time from the newest rating to the request. Off: served on data
-    # older than the request it read "long ago" for every user and full-ranking HR@10 fell from 0.317
-    # to 0.092 (ml/README.md), and kept lists went stale as the clock moved
+    # older than the request it read "long ago" for every user and full-ranking hits collapsed
+    # (docs/figures.md), and kept lists went stale as the clock moved
     gap_feature: bool = False
     # the longest gap bucket: longer gaps share it (15: 2^14 minutes, 11 days, or more), so a user
     # back after years (or old data served today) reads a bucket thousands of training events filled
@@ -27,7 +27,7 @@ class TrainConfig:
     zip_prefix_length: int = 2  # leading zip-code characters used as a coarse region feature
     title_min_count: int = 2  # a title word needs this many movies to get its own embedding
     # hash buckets of the movie tower's bag of description words and tags (0: no text feature); the
-    # field exists only when some movie of the dataset has text, so data without any trains as before
+    # field is built only when some movie of the dataset has text
     text_buckets: int = 2048
     # chance a training example hides its user id (trains the id-less path; 1.0 = never use user ids)
     user_id_dropout: float = 0.1

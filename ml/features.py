@@ -95,7 +95,7 @@ def gap_bucket_of(seconds: int) -> int:
 def star_levels(stars: npt.ArrayLike) -> npt.NDArray[np.int64]:
     """Return the whole-star level (1-5) the user tower reads for ratings of 0.5-5 stars: a half star
     counts as the star it reaches (4.5 reads as 5, 0.5 as 1), so a model reads every rating with the
-    five levels it has; whole-star data reads as before."""
+    five levels it has; a whole star reads as itself."""
     return np.clip(np.ceil(np.asarray(stars, dtype=np.float64)), 1, 5).astype(np.int64)
 
 

@@ -1,8 +1,8 @@
-"""Import Paddle with the CPU settings this library was measured with; import paddle from here.
+"""Import Paddle with this library's CPU settings; import paddle from here.
 
-Paddle's OpenMP threads spin after each kernel; with the default block time the CPU kernels
-ran about 3x slower after the first optimizer step on a 2-core machine. KMP_BLOCKTIME=0
-only works when set before paddle is first imported in the process.
+Paddle's OpenMP threads spin after each kernel; with the default block time they slowed the CPU
+kernels down after the first optimizer step (docs/figures.md). KMP_BLOCKTIME=0 only works when set
+before paddle is first imported in the process.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class _UserTower(paddle.nn.Layer):
                   "history": history, "history_rating": history_rating}  # fmt: skip
         if gap is not None:
             inputs["gap"] = gap
-        return self.tower(inputs)
+        return self.tower(inputs)  # (batch, output_dim)
 
 
 def save_user_tower(model: TwoTower, *, history_length: int, gap_feature: bool, directory: Path) -> None:

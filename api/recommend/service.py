@@ -411,7 +411,7 @@ def popular_movies(*, session: Session, limit: int, filters: Filters, exclude: s
     """Return the most-rated movies that pass the filters, scored by their share of the top count.
 
     Demographics alone rank worse than popularity (HR@10 0.30 against 0.45 on ml-1m-head, see
-    ml/README.md), so someone without a single rating gets this list, marked as such. Counting
+    docs/figures.md), so someone without a single rating gets this list, marked as such. Counting
     every rating takes about 110 ms on ml-1m-head, so each process reuses a count for
     POPULAR_MAX_AGE_S: the ranking of a million ratings barely moves in a minute.
     """

@@ -8,8 +8,8 @@ count alike (0.01: 250,000 ratings) for tests and quick runs.
 
 The ratings carry taste, so that a model trained on them has something to learn: a rating is a
 user's and a movie's bias plus the inner product of their latent vectors, mapped onto the
-release's star shares by rank. Everything is drawn with numpy in chunks, not user by user: the
-full size takes about a minute and under 3 GB.
+release's star shares by rank. Everything is drawn with numpy in chunks, not user by user, so
+the full size fits a small machine (docs/figures.md).
 """
 
 from __future__ import annotations

@@ -163,8 +163,8 @@ def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation:
 class RatingColumns:
     """Ratings gathered row by row, with each one's line for error messages.
 
-    In typed arrays, not lists: with 25 million ratings kept as Python objects the import peaked
-    at 6.4 GB (bench/scale_data.py); as machine numbers they are 40 bytes a rating, 1 GB.
+    In typed arrays, not lists: 40 bytes a rating, where Python objects took several times that
+    for ML-25M's 25 million (docs/figures.md).
     """
 
     def __init__(self) -> None:
@@ -195,10 +195,9 @@ class RatingColumns:
 
 
 class ParsedRatings:
-    """Ratings of a file whose every line after its header is a rating or blank, parsed as arrays: a
-    CSV file of numbers only, parsed whole by numpy's C reader (numeric_csv_ratings): ML-25M's 25
-    million in 8.5 s, where the line-by-line reader took 70.4 s (one run after the other); or an
-    ML-1M ratings.dat (no header), without an object a rating."""
+    """Ratings of a file whose every line after its header is a rating or blank, held as arrays: a CSV
+    file of numbers only, parsed whole by numpy's C reader (numeric_csv_ratings, many times faster
+    than line by line: docs/figures.md), or an ML-1M ratings.dat, which has no header."""
 
     def __init__(
         self, path: Path, users: Array, movies: Array, stars: Array, times: Array, *, header: bool = True
