@@ -37,6 +37,7 @@ from ml.movielens.tables import (
     dataset,
     description,
     integer,
+    need_files,
     new_id,
     numeric_csv_ratings,
     stars,
@@ -73,17 +74,9 @@ def _ratings(path: Path, names: tuple[str, str, str, str]) -> RatingColumns | Pa
     return columns
 
 
-def _need(directory: Path, names: tuple[str, ...], layout: str) -> None:
-    for name in names:
-        if not (directory / name).is_file():
-            raise FileNotFoundError(
-                f"{directory / name} not found: the {layout} layout needs {', '.join(names)}"
-            )
-
-
 def load_movielens_csv(directory: Path, notes: list[str]) -> Dataset:
     """Return the dataset of a MovieLens CSV release; notes gets what was left out, and why."""
-    _need(directory, ("movies.csv", "ratings.csv"), "MovieLens CSV")
+    need_files(directory, ("movies.csv", "ratings.csv"), "MovieLens CSV")
     path = directory / "movies.csv"
     movies, seen, left_out = [], set[int](), 0
     for line, row in csv_rows(path, ("movieId", "title", "genres")):
@@ -136,7 +129,7 @@ def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> lis
 
 def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
     """Return the dataset of the generic CSV layout (users.csv optional)."""
-    _need(directory, ("movies.csv", "ratings.csv"), "CSV")
+    need_files(directory, ("movies.csv", "ratings.csv"), "CSV")
     path = directory / "movies.csv"
     movies, seen = [], set[int]()
     for line, row in csv_rows(path, ("movie_id", "title")):

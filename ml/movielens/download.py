@@ -12,13 +12,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from ml.movielens.ml1m import FILES
 from ml.progress import progress as progress_display
 
 logger = logging.getLogger(__name__)
 
 ML1M_URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 ML1M_MD5 = "c4d9eecfca2ab87c1945afe126590906"
-DATA_FILES = ("users.dat", "movies.dat", "ratings.dat")
 _CHUNK = 1 << 16
 
 
@@ -49,7 +49,7 @@ def download_ml1m(
 
 def _is_complete(directory: Path) -> bool:
     """Return whether directory holds every ML-1M data file, none of them empty."""
-    return all((directory / name).is_file() and (directory / name).stat().st_size > 0 for name in DATA_FILES)
+    return all((directory / name).is_file() and (directory / name).stat().st_size > 0 for name in FILES)
 
 
 def _md5_of(path: Path) -> str:
@@ -101,7 +101,7 @@ def _extract(archive: Path, target: Path) -> None:
             raise DownloadError(f"{archive} is not a valid zip archive: {error}") from error
         unpacked = staging / "ml-1m"
         if not _is_complete(unpacked):
-            raise DownloadError(f"{archive} has no ml-1m/ folder with {', '.join(DATA_FILES)}")
+            raise DownloadError(f"{archive} has no ml-1m/ folder with {', '.join(FILES)}")
         if target.exists():
             shutil.rmtree(target)
         os.replace(unpacked, target)

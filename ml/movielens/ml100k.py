@@ -5,11 +5,19 @@ as the ML-1M occupation it names, or "other or not specified" for the four it ha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, User, parse_year
-from ml.movielens.tables import RatingColumns, age_bucket, dataset, integer, new_id, split_lines, title_of
+from ml.movielens.tables import (
+    RatingColumns,
+    age_bucket,
+    dataset,
+    integer,
+    need_files,
+    new_id,
+    split_lines,
+    title_of,
+)
 
 ENCODING = "latin-1"
 FILES = ("u.data", "u.item", "u.user")
@@ -24,17 +32,12 @@ OCCUPATION_IDS = {
 }  # fmt: skip
 
 
-def _lines(path: Path, separator: str, fields: int) -> Iterator[tuple[int, list[str]]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: an ML-100K directory needs {', '.join(FILES)}")
-    return split_lines(path, fields, separator, ENCODING)
-
-
 def load_ml100k(directory: Path) -> Dataset:
     """Return the dataset of an ML-100K directory; raise MalformedDataError on the first bad line."""
+    need_files(directory, FILES, "ML-100K")
     users, seen = [], set[int]()
     path = directory / "u.user"
-    for line, (uid, age, gender, occupation, zip_code) in _lines(path, "|", 5):
+    for line, (uid, age, gender, occupation, zip_code) in split_lines(path, 5, "|", ENCODING):
         if gender not in ("F", "M"):
             raise MalformedDataError(path, line, f"gender must be F or M, not {gender!r}")
         if occupation not in OCCUPATION_IDS:
@@ -44,7 +47,7 @@ def load_ml100k(directory: Path) -> Dataset:
                           OCCUPATION_IDS[occupation], zip_code[:10] or None))  # fmt: skip
     movies, seen = [], set[int]()
     path = directory / "u.item"
-    for line, parts in _lines(path, "|", 5 + len(ITEM_GENRES)):
+    for line, parts in split_lines(path, 5 + len(ITEM_GENRES), "|", ENCODING):
         flags = parts[5:]
         if any(f not in ("0", "1") for f in flags):
             raise MalformedDataError(path, line, "genre flags must be 0 or 1")
@@ -53,7 +56,7 @@ def load_ml100k(directory: Path) -> Dataset:
         movies.append(Movie(new_id(path, line, "movie", parts[0], seen), title, parse_year(title), genres))
     path = directory / "u.data"
     columns = RatingColumns()
-    for line, (uid, mid, rating, ts) in _lines(path, "\t", 4):
+    for line, (uid, mid, rating, ts) in split_lines(path, 4, "\t", ENCODING):
         stars = integer(path, line, "rating", rating)
         if stars > 5:
             raise MalformedDataError(path, line, f"rating {stars} is outside 1-5")

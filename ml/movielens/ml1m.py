@@ -16,8 +16,9 @@ from ml.movielens.format import (
     User,
     parse_year,
 )
-from ml.movielens.tables import MAX_TITLE, ParsedRatings, dataset, integer, new_id, split_lines
+from ml.movielens.tables import MAX_TITLE, ParsedRatings, dataset, integer, need_files, new_id, split_lines
 
+FILES = ("users.dat", "movies.dat", "ratings.dat")
 ENCODING = "latin-1"
 SEPARATOR = "::"
 
@@ -29,15 +30,9 @@ def load_ml1m(directory: Path) -> Dataset:
     or for a rating whose user or movie the other files do not define.
     """
     directory = Path(directory)
-    paths = {name: directory / f"{name}.dat" for name in ("users", "movies", "ratings")}
-    for path in paths.values():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} not found: a MovieLens directory needs users.dat, movies.dat and ratings.dat"
-            )
-    return dataset(
-        paths["ratings"], _users(paths["users"]), _movies(paths["movies"]), _ratings(paths["ratings"])
-    )
+    need_files(directory, FILES, "ML-1M")
+    users, movies, ratings = (directory / name for name in FILES)
+    return dataset(ratings, _users(users), _movies(movies), _ratings(ratings))
 
 
 def _users(path: Path) -> list[User]:

@@ -60,6 +60,15 @@ def csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[st
         raise MalformedDataError(path, 0, f"not valid CSV: {error}") from None
 
 
+def need_files(directory: Path, names: Sequence[str], layout: str) -> None:
+    """Raise FileNotFoundError naming the first of the layout's files the directory lacks."""
+    for name in names:
+        if not (directory / name).is_file():
+            raise FileNotFoundError(
+                f"{directory / name} not found: the {layout} layout needs {', '.join(names)}"
+            )
+
+
 def split_lines(path: Path, expected: int, separator: str, encoding: str) -> Iterator[tuple[int, list[str]]]:
     """Yield (line number, fields) of each non-empty line of a file of `expected` separated fields."""
     with path.open(encoding=encoding, newline="") as handle:
