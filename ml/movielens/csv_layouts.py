@@ -30,16 +30,14 @@ from ml.movielens.format import (
     parse_year,
     tag_of,
 )
+from ml.movielens.rating_columns import ParsedRatings, RatingColumns, numeric_csv_ratings
 from ml.movielens.tables import (
-    ParsedRatings,
-    RatingColumns,
     csv_rows,
     dataset,
     description,
     integer,
     need_files,
     new_id,
-    numeric_csv_ratings,
     stars,
     tag_list,
     timestamp,

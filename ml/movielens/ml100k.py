@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, User, parse_year
+from ml.movielens.rating_columns import RatingColumns
 from ml.movielens.tables import (
-    RatingColumns,
     age_bucket,
     dataset,
     integer,

@@ -16,7 +16,8 @@ from ml.movielens.format import (
     User,
     parse_year,
 )
-from ml.movielens.tables import MAX_TITLE, ParsedRatings, dataset, integer, need_files, new_id, split_lines
+from ml.movielens.rating_columns import ParsedRatings
+from ml.movielens.tables import MAX_TITLE, dataset, integer, need_files, new_id, split_lines
 
 FILES = ("users.dat", "movies.dat", "ratings.dat")
 ENCODING = "latin-1"
@@ -71,6 +72,7 @@ def _movies(path: Path) -> list[Movie]:
 
 
 def _ratings(path: Path) -> ParsedRatings:
+    """Return the ratings of a ratings.dat: in lists, which append faster than RatingColumns, then arrays."""
     users: list[int] = []
     movies: list[int] = []
     stars: list[int] = []
