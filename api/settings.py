@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_TOKEN_SECRET = 32  # characters of MOVIEREC_TOKEN_SECRET, required outside development
 MIN_SESSION_SECRET = 16  # characters of MOVIEREC_SESSION_SECRET, required outside development
+MIN_TOKEN_TTL_S = 60  # shortest user token issueUserToken mints
+LONGEST_TOKEN_TTL_S = 24 * 3600  # the most MOVIEREC_TOKEN_MAX_TTL_S may allow
 PLACEHOLDER_PASSWORDS = frozenset({"", "change-me", "changeme", "admin", "password", "secret"})
 
 
@@ -53,6 +55,13 @@ class Settings(BaseSettings):
         SecretStr(""),
         description="key that signs user tokens; 32+ characters, required outside development "
         "(development generates one per start, shared by the workers of `movierec serve`)",
+    )
+    token_ttl_s: int = Field(
+        900, description="seconds a user token lives unless issueUserToken asks otherwise (the demo's too)"
+    )
+    token_max_ttl_s: int = Field(
+        3600,
+        description=f"the longest user token issueUserToken mints (seconds, {LONGEST_TOKEN_TTL_S} at most)",
     )
     anonymous_reads: bool = Field(
         True,
@@ -123,6 +132,15 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     f"MOVIEREC_{name.upper()} is not a rate such as 50/second: {value!r}"
                 ) from None
+        if not MIN_TOKEN_TTL_S <= self.token_max_ttl_s <= LONGEST_TOKEN_TTL_S:
+            raise SettingsError(
+                f"MOVIEREC_TOKEN_MAX_TTL_S must be {MIN_TOKEN_TTL_S} to {LONGEST_TOKEN_TTL_S} seconds"
+            )
+        if not MIN_TOKEN_TTL_S <= self.token_ttl_s <= self.token_max_ttl_s:
+            raise SettingsError(
+                f"MOVIEREC_TOKEN_TTL_S must be {MIN_TOKEN_TTL_S} seconds to MOVIEREC_TOKEN_MAX_TTL_S "
+                f"({self.token_max_ttl_s})"
+            )
         return self
 
     @property

@@ -88,6 +88,17 @@ def test_a_rate_limit_that_is_not_a_rate_is_refused() -> None:
     assert Settings(rate_limit_user="").rate_limit_user == ""  # no limit
 
 
+def test_user_token_lifetimes_are_bounded() -> None:
+    assert (Settings().token_ttl_s, Settings().token_max_ttl_s) == (900, 3600)
+    for wrong, name in (
+        ({"token_ttl_s": 7200}, "MOVIEREC_TOKEN_TTL_S"),  # past the maximum
+        ({"token_ttl_s": 30}, "MOVIEREC_TOKEN_TTL_S"),
+        ({"token_max_ttl_s": 2 * 24 * 3600}, "MOVIEREC_TOKEN_MAX_TTL_S"),
+    ):
+        with pytest.raises(ValidationError, match=name):
+            Settings(**wrong)
+
+
 def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOVIEREC_DATA_DIR", "")
     assert Settings().data_dir is None
