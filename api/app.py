@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 from anyio import CapacityLimiter, to_thread
 from cross_web import HTTPException
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,6 +39,7 @@ from api.demo import demo_app
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
+from api.health import Readiness, healthz
 from api.metrics import metrics_endpoint
 from api.settings import Settings
 from api.state import AppState
@@ -192,34 +192,6 @@ def warm_up(state: AppState) -> None:
     gc.freeze()
 
 
-async def healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    state: AppState = request.state.movierec
-    checks = await to_thread.run_sync(_readiness, state, limiter=state.threads)
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
-    )
-
-
-def _readiness(state: AppState) -> dict[str, str]:
-    checks: dict[str, str] = {}
-    try:
-        with state.sessions() as session:
-            session.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-            checks["model"] = "ok" if state.models.get(session) is not None else "no active model"
-    except Exception as error:  # any failure means "not ready"
-        log.warning("readiness: database check failed: %s", error)
-        checks["database"] = "unavailable"
-        checks.setdefault("model", "unknown")
-    checks["milvus"] = "ok" if state.store.ping() else "unavailable"
-    return checks
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     """Return the movierec web app; nothing connects until the lifespan starts."""
     settings = settings or Settings()
@@ -274,7 +246,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Every method: the view answers 405 as a GraphQL error.
         Route("/graphql", graphql, middleware=[identify]),
         Route("/healthz", healthz),
-        Route("/readyz", readyz),
+        Route("/readyz", Readiness().endpoint),
         Route("/metrics", metrics_endpoint),
         Mount("/admin", app=create_admin(settings), name="admin"),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -80,6 +81,11 @@ class Settings(BaseSettings):
         description="addresses of the reverse proxies whose X-Forwarded-For is believed, comma-separated "
         "(empty: nobody's; the client address is the connection's)",
     )
+    metrics_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="client addresses or networks served /metrics in production, comma-separated "
+        "(empty: nobody); other environments serve it to everyone",
+    )
     graphql_introspection: bool | None = Field(
         None, description="answer __schema and __type queries (default: in development only)"
     )
@@ -141,7 +147,17 @@ class Settings(BaseSettings):
                 f"MOVIEREC_TOKEN_TTL_S must be {MIN_TOKEN_TTL_S} seconds to MOVIEREC_TOKEN_MAX_TTL_S "
                 f"({self.token_max_ttl_s})"
             )
+        try:
+            _ = self.metrics_networks
+        except ValueError as error:
+            raise SettingsError(f"MOVIEREC_METRICS_ALLOW_IPS: {error}") from None
         return self
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Return the networks of MOVIEREC_METRICS_ALLOW_IPS (an address is a network of one)."""
+        names = (n.strip() for n in self.metrics_allow_ips.split(","))
+        return tuple(ipaddress.ip_network(n, strict=False) for n in names if n)
 
     @property
     def introspection_enabled(self) -> bool:

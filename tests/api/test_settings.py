@@ -99,6 +99,15 @@ def test_user_token_lifetimes_are_bounded() -> None:
             Settings(**wrong)
 
 
+def test_metrics_addresses_must_be_addresses_or_networks() -> None:
+    assert [str(n) for n in Settings(metrics_allow_ips="10.0.0.0/8, ::1").metrics_networks] == [
+        "10.0.0.0/8",
+        "::1/128",
+    ]
+    with pytest.raises(ValidationError, match="MOVIEREC_METRICS_ALLOW_IPS"):
+        Settings(metrics_allow_ips="localhost")
+
+
 def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOVIEREC_DATA_DIR", "")
     assert Settings().data_dir is None
