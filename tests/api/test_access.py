@@ -392,12 +392,18 @@ def test_made_up_keys_cost_no_more_reads_than_the_refusals_they_get(
         assert statements.count <= refused
 
 
-def test_a_made_up_key_sent_again_is_not_read_again(stack: Stack, statements: StatementCounter) -> None:
-    guess = {"authorization": f"Bearer mrk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"}
+def test_a_made_up_key_id_is_read_once_whatever_secret_comes_with_it(
+    stack: Stack, statements: StatementCounter
+) -> None:
+    key_id = secrets.token_hex(6)
     for client in _limited_app(stack):
         statements.count = 0
         statuses = {
-            client.post("/graphql", json={"query": "{ genres }"}, headers=guess).status_code
+            client.post(
+                "/graphql",
+                json={"query": "{ genres }"},
+                headers={"authorization": f"Bearer mrk_{key_id}_{secrets.token_urlsafe(32)}"},
+            ).status_code
             for _ in range(50)
         }
         assert statuses == {401}
