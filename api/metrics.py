@@ -158,8 +158,7 @@ class ModelCollector(Collector):
 
 
 def may_scrape(settings: Settings, host: str) -> bool:
-    """Return whether a client at `host` is served /metrics: anyone outside production, else the
-    addresses MOVIEREC_METRICS_ALLOW_IPS names."""
+    """Return whether `host` is served /metrics: anyone outside production, else those allowed."""
     if settings.environment != "production":
         return True
     try:

@@ -16,9 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.access import keys
 from api.access.keys import LiveKey, live_key, live_keys_query
 
-UNKNOWN_IDS = (
-    10_000  # ids remembered as nobody's; past that, each costs a read again (within its address's rate)
-)
+# Ids remembered as nobody's; past that many, each costs a read again (within its address's rate).
+UNKNOWN_IDS = 10_000
 UNKNOWN_HOLD_S = 600.0  # ids are random and a revocation is for good: nobody's now is nobody's later
 READ_TIMEOUT_S = 5.0
 
@@ -36,8 +35,7 @@ class KeyDirectory:
         return key_id in self._live
 
     async def listed(self, engine: AsyncEngine, key_id: str) -> LiveKey | None:
-        """Return a listed key if it is still live, reading every key again first when the last
-        read is hold_s old; None once it is revoked."""
+        """Return a listed key if still live (all keys are read again when the last read is hold_s old)."""
         if time.monotonic() - self._read_at >= self.hold_s:
             await self.read_all(engine)
         return self._live.get(key_id)
@@ -50,8 +48,7 @@ class KeyDirectory:
         await asyncio.shield(self._reading)  # a caller that leaves does not cancel the others' read
 
     async def unlisted(self, engine: AsyncEngine, key_id: str) -> LiveKey | None:
-        """Return the key of an id not listed if it exists and is live (one read, unless the id is
-        remembered as nobody's)."""
+        """Return the live key of an unlisted id: one read, unless the id is remembered as nobody's."""
         if key_id in self._unknown:
             return None
         rows = await _rows(engine, live_keys_query(key_id))

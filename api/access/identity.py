@@ -45,7 +45,7 @@ class AccessRefused(AuthenticationError):
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
     def response(self) -> JSONResponse:
-        """Return the answer: a GraphQL-shaped error with its code, and the headers its status calls for."""
+        """Return the answer: the API's error body and the headers its status calls for."""
         headers = {"retry-after": str(self.retry_after)} if self.retry_after else {}
         if self.status == 401:
             headers["www-authenticate"] = "Bearer"

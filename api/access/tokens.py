@@ -33,8 +33,7 @@ def issue_user_token(secret: str, user_id: int, key_id: str, ttl_s: int) -> tupl
 
 
 def read_user_token(secret: str, token: str) -> TokenClaims | None:
-    """Return the claims of a token this secret signed, unexpired and naming its minter; None for
-    any other token."""
+    """Return the claims of an unexpired token this secret signed and that names its minter, else None."""
     try:
         claims = jwt.decode(
             token,
