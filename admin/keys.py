@@ -7,8 +7,7 @@ from starlette.responses import RedirectResponse, Response
 
 from admin.auth import checked_form
 from admin.views import render, state_of
-from api.access.gate import KEY_CACHE_S
-from api.access.keys import create_key, list_keys, revoke_key
+from api.access.keys import KEY_CACHE_S, create_key, list_keys, revoke_key
 from api.access.scopes import SCOPES
 from api.errors import ServiceError
 

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from anyio import CapacityLimiter, to_thread
 from cross_web import HTTPException
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
@@ -32,12 +32,14 @@ from admin.app import create_admin
 from admin.app import on_shutdown as admin_shutdown
 from admin.app import on_startup as admin_startup
 from api import graphiql
-from api.access.gate import AccessRefused
+from api.access.backend import DATABASE_ERRORS, CredentialBackend
+from api.access.identity import on_refusal
 from api.db import make_async_engine, make_engine, make_read_engine, make_session_factory
 from api.demo import demo_app
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
+from api.health import Readiness, healthz
 from api.metrics import metrics_endpoint
 from api.settings import Settings
 from api.state import AppState
@@ -46,12 +48,12 @@ from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
-CALLER = "movierec.caller"  # the scope key of the request's api.access.gate.Caller
 
 
 class GraphQLApp(GraphQL):
-    """Strawberry's ASGI view with our context, error codes and GraphiQL page. Resolvers run their
-    blocking work in worker threads (api.graphql.context.Context.run), so the event loop is never held."""
+    """Strawberry's ASGI view with our context, error codes and GraphiQL page. Who calls is settled
+    before it runs (api.access.backend, as authentication middleware). Resolvers run their blocking
+    work in worker threads (api.graphql.context.Context.run), so the event loop is never held."""
 
     @property
     def graphql_ide_html(self) -> str:
@@ -59,7 +61,7 @@ class GraphQLApp(GraphQL):
         return graphiql.PAGE
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        return Context(state=request.state.movierec, caller=request.scope[CALLER])
+        return Context(state=request.state.movierec, request=request)
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         return process_result(result)
@@ -88,18 +90,6 @@ class GraphQLApp(GraphQL):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
-        try:
-            client = request.client.host if request.client else ""
-            scope[CALLER] = await request.state.movierec.access.admit(
-                request.headers.get("authorization"), client
-            )
-        except AccessRefused as refused:
-            headers = {"retry-after": str(refused.retry_after)} if refused.retry_after else {}
-            if refused.status == 401:
-                headers["www-authenticate"] = "Bearer"
-            body = {"errors": [{"message": refused.message, "extensions": {"code": refused.code}}]}
-            await JSONResponse(body, status_code=refused.status, headers=headers)(scope, receive, send)
-            return
         try:
             response = await self._unless_the_client_leaves(request, receive)
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
@@ -156,9 +146,10 @@ def request_read_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def build_state(settings: Settings) -> AppState:
-    """Return the shared resources: engine, session factory, Milvus client, model registry and the
-    worker threads' limiter (one pooled connection per thread, so no thread waits on the pool)."""
+def build_state(settings: Settings, access: CredentialBackend) -> AppState:
+    """Return the shared resources: engine, session factory, Milvus client, model registry, the
+    worker threads' limiter (one pooled connection per thread, so no thread waits on the pool) and
+    the access backend."""
     # No ping before each checkout: it is a round trip per request (0.2 of the 0.55 ms of CPU a kept
     # answer's read takes). A connection found dead fails that request with UNAVAILABLE and makes the
     # pool replace every connection it holds (SQLAlchemy's disconnect handling); pool_recycle retires
@@ -181,6 +172,7 @@ def build_state(settings: Settings) -> AppState:
         store=VectorStore(settings.resolved_milvus_uri),
         models=ModelRegistry(),
         threads=CapacityLimiter(WORKER_THREADS),
+        access=access,
     )
 
 
@@ -200,43 +192,20 @@ def warm_up(state: AppState) -> None:
     gc.freeze()
 
 
-async def healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def readyz(request: Request) -> Response:
-    state: AppState = request.state.movierec
-    checks = await to_thread.run_sync(_readiness, state, limiter=state.threads)
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
-    )
-
-
-def _readiness(state: AppState) -> dict[str, str]:
-    checks: dict[str, str] = {}
-    try:
-        with state.sessions() as session:
-            session.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-            checks["model"] = "ok" if state.models.get(session) is not None else "no active model"
-    except Exception as error:  # any failure means "not ready"
-        log.warning("readiness: database check failed: %s", error)
-        checks["database"] = "unavailable"
-        checks.setdefault("model", "unknown")
-    checks["milvus"] = "ok" if state.store.ping() else "unavailable"
-    return checks
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     """Return the movierec web app; nothing connects until the lifespan starts."""
     settings = settings or Settings()
+    access = CredentialBackend(settings)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, AppState]]:
-        state = build_state(settings)
+        state = build_state(settings, access)
         admin_startup(state)
         await to_thread.run_sync(warm_up, state)  # database and Milvus I/O, off the loop
+        try:
+            await access.keys.read_all(state.read_engine)  # the keys, before a request needs them
+        except DATABASE_ERRORS as error:  # a database that is down must not stop the API from starting
+            log.warning("could not read the API keys at startup: %s", error)
         try:
             yield {"movierec": state}
         finally:
@@ -271,10 +240,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes, seconds=settings.body_timeout_s),
         Middleware(GZipMiddleware, minimum_size=1024),
     ]
+    # Identity on the API only: the dashboard signs in with a session of its own.
+    identify = Middleware(AuthenticationMiddleware, backend=access, on_error=on_refusal)
     routes = [
-        Route("/graphql", graphql),  # every method: the view answers 405 as a GraphQL error
+        # Every method: the view answers 405 as a GraphQL error.
+        Route("/graphql", graphql, middleware=[identify]),
         Route("/healthz", healthz),
-        Route("/readyz", readyz),
+        Route("/readyz", Readiness().endpoint),
         Route("/metrics", metrics_endpoint),
         Mount("/admin", app=create_admin(settings), name="admin"),
     ]

@@ -337,8 +337,7 @@ def cmd_keys_list(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from api.access.gate import KEY_CACHE_S
-    from api.access.keys import revoke_key
+    from api.access.keys import KEY_CACHE_S, revoke_key
     from api.errors import ServiceError
 
     try:
@@ -346,7 +345,7 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
             revoke_key(session=session, key_id=args.key_id)
     except ServiceError as error:
         raise CommandError(str(error)) from error
-    print(f"revoked API key {args.key_id}; running servers refuse it within {KEY_CACHE_S:g} s")
+    print(f"revoked API key {args.key_id}; running servers refuse it and its tokens within {KEY_CACHE_S:g} s")
     return 0
 
 

@@ -203,7 +203,8 @@ def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any)
     if backend == "sqlite":
         engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        if kwargs.get("isolation_level") != "AUTOCOMMIT":  # an autocommit read must not take the write lock
+            event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
     if backend != "mysql":
         raise ValueError(f"no asyncio driver is set up for {backend}")

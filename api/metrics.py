@@ -1,13 +1,15 @@
 """Prometheus metrics (prometheus_client) and the one-line-per-request access log.
 
 With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR so that every worker's samples are
-aggregated (prometheus_client's multiprocess mode); /metrics then reports the sum.
+aggregated (prometheus_client's multiprocess mode); /metrics then reports the sum. In production
+/metrics answers only the addresses MOVIEREC_METRICS_ALLOW_IPS names (loopback by default).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import json
 import logging
 import os
@@ -24,9 +26,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from api.graphql.errors import code_and_message
+from api.settings import Settings
 from api.state import AppState
 from api.versions.models import ModelVersion
 
@@ -154,9 +157,27 @@ class ModelCollector(Collector):
         yield active
 
 
+def may_scrape(settings: Settings, host: str) -> bool:
+    """Return whether `host` is served /metrics: anyone outside production, else those allowed."""
+    if settings.environment != "production":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # no address (a unix socket) is nobody named
+        return False
+    if (
+        isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped
+    ):  # a dual-stack socket's IPv4 client
+        address = address.ipv4_mapped
+    return any(address in network for network in settings.metrics_networks)
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    """Serve the metrics in Prometheus's text format."""
+    """Serve the metrics in Prometheus's text format, or 403 FORBIDDEN to an address not allowed."""
     state: AppState = request.state.movierec
+    if not may_scrape(state.settings, request.client.host if request.client else ""):
+        message = "metrics are served only to the addresses in MOVIEREC_METRICS_ALLOW_IPS"
+        return JSONResponse({"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]}, 403)
     registry = CollectorRegistry()
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         MultiProcessCollector(registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -12,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_TOKEN_SECRET = 32  # characters of MOVIEREC_TOKEN_SECRET, required outside development
 MIN_SESSION_SECRET = 16  # characters of MOVIEREC_SESSION_SECRET, required outside development
+MIN_TOKEN_TTL_S = 60  # shortest user token issueUserToken mints
+LONGEST_TOKEN_TTL_S = 24 * 3600  # the most MOVIEREC_TOKEN_MAX_TTL_S may allow
 PLACEHOLDER_PASSWORDS = frozenset({"", "change-me", "changeme", "admin", "password", "secret"})
 
 
@@ -54,6 +57,13 @@ class Settings(BaseSettings):
         description="key that signs user tokens; 32+ characters, required outside development "
         "(development generates one per start, shared by the workers of `movierec serve`)",
     )
+    token_ttl_s: int = Field(
+        900, description="seconds a user token lives unless issueUserToken asks otherwise (the demo's too)"
+    )
+    token_max_ttl_s: int = Field(
+        3600,
+        description=f"the longest user token issueUserToken mints (seconds, {LONGEST_TOKEN_TTL_S} at most)",
+    )
     anonymous_reads: bool = Field(
         True,
         description="callers without a credential may read the catalogue and get profile recommendations",
@@ -70,6 +80,11 @@ class Settings(BaseSettings):
         "",
         description="addresses of the reverse proxies whose X-Forwarded-For is believed, comma-separated "
         "(empty: nobody's; the client address is the connection's)",
+    )
+    metrics_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="client addresses or networks served /metrics in production, comma-separated "
+        "(empty: nobody); other environments serve it to everyone",
     )
     graphql_introspection: bool | None = Field(
         None, description="answer __schema and __type queries (default: in development only)"
@@ -123,7 +138,26 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     f"MOVIEREC_{name.upper()} is not a rate such as 50/second: {value!r}"
                 ) from None
+        if not MIN_TOKEN_TTL_S <= self.token_max_ttl_s <= LONGEST_TOKEN_TTL_S:
+            raise SettingsError(
+                f"MOVIEREC_TOKEN_MAX_TTL_S must be {MIN_TOKEN_TTL_S} to {LONGEST_TOKEN_TTL_S} seconds"
+            )
+        if not MIN_TOKEN_TTL_S <= self.token_ttl_s <= self.token_max_ttl_s:
+            raise SettingsError(
+                f"MOVIEREC_TOKEN_TTL_S must be {MIN_TOKEN_TTL_S} seconds to MOVIEREC_TOKEN_MAX_TTL_S "
+                f"({self.token_max_ttl_s})"
+            )
+        try:
+            _ = self.metrics_networks
+        except ValueError as error:
+            raise SettingsError(f"MOVIEREC_METRICS_ALLOW_IPS: {error}") from None
         return self
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Return the networks of MOVIEREC_METRICS_ALLOW_IPS (an address is a network of one)."""
+        names = (n.strip() for n in self.metrics_allow_ips.split(","))
+        return tuple(ipaddress.ip_network(n, strict=False) for n in names if n)
 
     @property
     def introspection_enabled(self) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -14,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.access.gate import Gate
+from api.access.backend import CredentialBackend
 from api.db import in_transaction
 from api.movies.service import MovieCatalogue
 from api.settings import Settings
@@ -35,8 +34,8 @@ class AppState:
     store: VectorStore
     models: ModelRegistry
     threads: CapacityLimiter  # worker threads running blocking work, one pooled connection each
+    access: CredentialBackend  # who calls, within which rate; mints user tokens (api.access.backend)
     catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
-    access: Gate = field(init=False)  # who calls, within which rate (api.access.gate)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
@@ -56,12 +55,6 @@ class AppState:
                 return work(session)
 
         return await to_thread.run_sync(call, limiter=self.threads)
-
-    def __post_init__(self) -> None:
-        secret = self.settings.token_secret.get_secret_value()
-        if not self.settings.has_token_secret:  # development only (Settings refuse it elsewhere)
-            secret = secrets.token_urlsafe(32)
-        self.access = Gate(self.settings, secret, lambda work: self.run(work, write=True))
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work on the event loop after the request has its answer (awaited at shutdown)."""

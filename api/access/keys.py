@@ -1,18 +1,19 @@
 """API keys: created with scopes, shown once, stored as a SHA-256 of their secret, revocable.
 
-A key reads `mrk_<key id>_<secret>`: the key id finds the row, the secret (256 random bits) is
-checked against its hash. A fast hash is right here, unlike for passwords: nobody can guess 256
-random bits, however fast each guess is.
+A key reads `mrk_<key id>_<secret>`: the key id (12 hex digits) finds the row, the secret (256
+random bits) is checked against its hash. A fast hash is right here, unlike for passwords: nobody
+can guess 256 random bits, however fast each guess is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Select, select, update
 from sqlalchemy.orm import Session
 
 from api.access.models import ApiKey
@@ -21,15 +22,22 @@ from api.db import utcnow
 from api.errors import BadUserInput, NotFound
 
 PREFIX = "mrk_"
+KEY_CACHE_S = 10.0  # a revoked key, and every token it minted, stops working within this on every worker
+KEY_ID = re.compile(r"[0-9a-f]{12}")  # what create_key makes
 
 
 @dataclass(frozen=True)
-class KeyGrant:
-    """What a valid key may do."""
+class LiveKey:
+    """A key that is not revoked: what it may do, and the hash its secret must match."""
 
     key_id: str
     name: str
     scopes: frozenset[str]
+    secret_sha256: str
+
+    def opens_with(self, secret: str) -> bool:
+        """Return whether the secret is this key's."""
+        return hmac.compare_digest(self.secret_sha256, _digest(secret))
 
 
 def _digest(secret: str) -> str:
@@ -44,7 +52,7 @@ def create_key(*, session: Session, name: str, scopes: list[str]) -> tuple[ApiKe
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise BadUserInput(f"scopes must be some of {', '.join(SCOPES)} (got {', '.join(unknown) or 'none'})")
-    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)  # KEY_ID
     ordered = " ".join(s for s in SCOPES if s in scopes)
     row = ApiKey(key_id=key_id, secret_sha256=_digest(secret), name=name, scopes=ordered)
     session.add(row)
@@ -57,7 +65,8 @@ def list_keys(*, session: Session) -> list[ApiKey]:
 
 
 def revoke_key(*, session: Session, key_id: str) -> ApiKey:
-    """Revoke a key (it stops working within KEY_CACHE_S on every worker); NotFound if unknown."""
+    """Revoke a key (it and its tokens stop working within KEY_CACHE_S on every worker); NotFound if
+    unknown."""
     row = session.execute(select(ApiKey).where(ApiKey.key_id == key_id)).scalar_one_or_none()
     if row is None:
         raise NotFound(f"no API key {key_id!r}")
@@ -66,20 +75,35 @@ def revoke_key(*, session: Session, key_id: str) -> ApiKey:
     return row
 
 
+def is_key_id(text: str) -> bool:
+    """Return whether text is shaped like a key id (anything else names no key, unread)."""
+    return KEY_ID.fullmatch(text) is not None
+
+
 def split_key(presented: str) -> tuple[str, str] | None:
     """Return (key id, secret) of something shaped like a key, else None."""
     if not presented.startswith(PREFIX) or len(presented) > 100:
         return None
     key_id, _, secret = presented[len(PREFIX) :].partition("_")
-    return (key_id, secret) if key_id and secret else None
+    return (key_id, secret) if is_key_id(key_id) and secret else None
 
 
-def check_key(*, session: Session, key_id: str, secret: str) -> KeyGrant | None:
-    """Return the grant of a live key whose secret matches, recording its use; None otherwise."""
-    row = session.execute(select(ApiKey).where(ApiKey.key_id == key_id)).scalar_one_or_none()
-    if row is None or row.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(row.secret_sha256, _digest(secret)):
-        return None
-    session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=utcnow()))
-    return KeyGrant(row.key_id, row.name, frozenset(row.scopes.split()))
+_LIVE = select(ApiKey.key_id, ApiKey.name, ApiKey.scopes, ApiKey.secret_sha256).where(
+    ApiKey.revoked_at.is_(None)
+)
+
+
+def live_keys_query(key_id: str | None = None) -> Select[str, str, str, str]:
+    """Return the SELECT of every live key, or of the one with this id if it is live."""
+    return _LIVE if key_id is None else _LIVE.where(ApiKey.key_id == key_id)
+
+
+def live_key(row: Row[str, str, str, str]) -> LiveKey:
+    """Return the LiveKey of a row of live_keys_query."""
+    key_id, name, scopes, secret_sha256 = row
+    return LiveKey(key_id, name, frozenset(scopes.split()), secret_sha256)
+
+
+def record_use(*, session: Session, key_id: str) -> None:
+    """Record that the key was used now."""
+    session.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(last_used_at=utcnow()))

@@ -19,11 +19,11 @@ from api.graphql.context import Info
 
 def check(info: Info, *, scope: str | None, user_arg: str | None = None, **arguments: Any) -> None:
     """Return if the operation's caller may resolve the field; raise UNAUTHENTICATED or FORBIDDEN."""
-    context = info.context
-    caller = context.caller
-    if scope is None and (caller.kind != "anonymous" or context.state.settings.anonymous_reads):
+    request = info.context.request  # identified by AuthenticationMiddleware (api.access.backend)
+    caller = info.context.caller
+    if scope is None and (caller.kind != "anonymous" or info.context.state.settings.anonymous_reads):
         return
-    if caller.kind == "key" and scope in caller.scopes:
+    if caller.kind == "key" and scope in request.auth.scopes:
         return
     if caller.kind == "user" and user_arg is not None and arguments.get(user_arg) == caller.user_id:
         return

@@ -1,31 +1,50 @@
-"""User tokens: short-lived JWTs (PyJWT, HS256) bound to one user, minted by a back end that holds
-an API key with the `tokens:issue` scope, for a browser front end to send as that user."""
+"""User tokens: short-lived JWTs (PyJWT, HS256) bound to one user and to the API key that minted
+them, so that revoking the key ends its tokens too. A back end holding a key with the
+`tokens:issue` scope mints them for a browser front end to send as that user; the demo's session
+route mints them under DEMO_MINTER (api.demo.routes)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import jwt
 
+from api.access.keys import is_key_id
+
 AUDIENCE = "movierec:user"
-MAX_TTL_S = 24 * 3600
-DEFAULT_TTL_S = 3600
+# The minter of the demo's tokens: not a key id (those are hex), so it never names a key. Its tokens
+# are good while the demo is served, and end when an operator switches the demo off.
+DEMO_MINTER = "demo"
 
 
-def issue_user_token(secret: str, user_id: int, ttl_s: int = DEFAULT_TTL_S) -> tuple[str, int]:
-    """Return a token for the user and when it expires (Unix seconds)."""
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    key_id: str  # the API key that minted the token, or DEMO_MINTER
+
+
+def issue_user_token(secret: str, user_id: int, key_id: str, ttl_s: int) -> tuple[str, int]:
+    """Return a token for the user, minted by the key, and when it expires (Unix seconds)."""
     now = int(time.time())
     expires = now + ttl_s
-    claims = {"sub": str(user_id), "aud": AUDIENCE, "iat": now, "exp": expires}
+    claims = {"sub": str(user_id), "key": key_id, "aud": AUDIENCE, "iat": now, "exp": expires}
     return jwt.encode(claims, secret, algorithm="HS256"), expires
 
 
-def user_of_token(secret: str, token: str) -> int | None:
-    """Return the user a valid, unexpired token was issued for; None for any other token."""
+def read_user_token(secret: str, token: str) -> TokenClaims | None:
+    """Return the claims of an unexpired token this secret signed and that names its minter, else None."""
     try:
         claims = jwt.decode(
-            token, secret, algorithms=["HS256"], audience=AUDIENCE, options={"require": ["exp", "sub", "aud"]}
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            options={"require": ["exp", "sub", "aud", "key"]},
         )
-        return int(claims["sub"])
+        user_id, key_id = int(claims["sub"]), claims["key"]
     except (jwt.InvalidTokenError, ValueError, TypeError):
         return None
+    if not isinstance(key_id, str) or not (key_id == DEMO_MINTER or is_key_id(key_id)):
+        return None
+    return TokenClaims(user_id, key_id)

@@ -1,7 +1,9 @@
 """The demo's routes: its static page (index.html, demo.js, api.js, demo.css), and POST /demo/session,
 the back end of the page. That route runs with the demo's privileges: it creates a user when asked
 (through the service the `createUser` mutation uses) and mints a short-lived token of the user, as the
-`issueUserToken` mutation does; the page then calls /graphql with that token, never with an API key.
+`issueUserToken` mutation does, under the demo's own name rather than a key's (api.access.tokens.DEMO_MINTER):
+its tokens stop working when the demo is switched off. The page then calls /graphql with that token,
+never with an API key.
 
 Mounted only when the demo is enabled (Settings.demo_enabled): anyone who reaches the route can create
 users and act as any of them.
@@ -15,20 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
-from api.access.gate import AccessRefused
-from api.access.tokens import issue_user_token
+from api.access.backend import DATABASE_ERRORS, RETRY_UNAVAILABLE_S
+from api.access.identity import AccessRefused
+from api.access.tokens import DEMO_MINTER
 from api.errors import ServiceError
 from api.state import AppState
 from api.users import service as users
 
 STATIC = Path(__file__).resolve().parent / "static"
-TOKEN_TTL_S = 1800  # the page asks again for an existing user when its token has expired
 MAX_BODY_BYTES = 1024  # a newUser body is about 80 bytes
 MAX_ID = 2**31 - 1
 SHAPE = 'send {"userId": N} or {"newUser": {"gender": "F", "age": 25, "occupation": 12, "zipCode": "10001"}}'
@@ -42,9 +43,9 @@ class Refused(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
-    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+    def response(self) -> JSONResponse:
         body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(body, status_code=self.status)
 
 
 @dataclass(frozen=True)
@@ -60,18 +61,20 @@ async def session(request: Request) -> Response:
     state: AppState = request.state.movierec
     try:
         # Counted like an anonymous API request of the address, as a new user costs a row.
-        await state.access.admit(None, request.client.host if request.client else "")
+        await state.access.rates.within("address", request.client.host if request.client else "")
         user_id = await _user_id(state, _parse(await _json_body(request)))
     except AccessRefused as refused:
-        retry = {"retry-after": str(refused.retry_after)} if refused.retry_after else None
-        return Refused(refused.status, refused.code, refused.message).response(retry)
+        return refused.response()
     except Refused as refused:
         return refused.response()
     except ServiceError as error:  # BadUserInput from the user service, NotFound
         return Refused(STATUS.get(error.code, 500), error.code, str(error)).response()
-    except DBAPIError:
-        return Refused(503, "UNAVAILABLE", "the database is unavailable; try again shortly").response()
-    token, expires = issue_user_token(state.access.token_secret, user_id, TOKEN_TTL_S)
+    except DATABASE_ERRORS:
+        return AccessRefused(
+            503, "UNAVAILABLE", "the database is unavailable; try again shortly", RETRY_UNAVAILABLE_S
+        ).response()
+    # Lives MOVIEREC_TOKEN_TTL_S: the page asks again for an existing user when its token has expired.
+    token, expires = state.access.mint(user_id, DEMO_MINTER, state.settings.token_ttl_s)
     expires_at = datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z")  # as DateTime reads
     body = {"userId": user_id, "token": token, "expiresAt": expires_at}
     return JSONResponse(body, headers={"cache-control": "no-store"})

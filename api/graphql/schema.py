@@ -22,7 +22,6 @@ from api.access.permissions import (
     READ_USER_RECOMMENDATIONS,
     READ_USERS,
 )
-from api.access.tokens import DEFAULT_TTL_S, MAX_TTL_S, issue_user_token
 from api.db import from_epoch
 from api.errors import BadUserInput, NotFound
 from api.graphql.context import Info
@@ -42,6 +41,7 @@ from api.recommend.types import (
     similar_movies_field,
     user_recommendations,
 )
+from api.settings import MIN_TOKEN_TTL_S
 from api.users import service as users
 from api.users.types import User
 from ml.serving import MovieFeatures
@@ -293,14 +293,19 @@ class Mutation:
 
     @strawberry.mutation(
         description="A token for a browser front end to act as one user: it reads that user's profile, "
-        "ratings and recommendations and rates as them, until it expires (at most a day).",
+        "ratings and recommendations and rates as them, until it expires or the key that asked for it "
+        "is revoked. ttlSeconds defaults to, and is at most, what the service's settings say.",
         permission_classes=ISSUE_TOKENS,
     )
-    async def issue_user_token(self, info: Info, user_id: int, ttl_seconds: int = DEFAULT_TTL_S) -> UserToken:
-        if not 60 <= ttl_seconds <= MAX_TTL_S:
-            raise BadUserInput(f"ttlSeconds must be between 60 and {MAX_TTL_S}")
+    async def issue_user_token(self, info: Info, user_id: int, ttl_seconds: int | None = None) -> UserToken:
+        state = info.context.state
+        longest = state.settings.token_max_ttl_s
+        ttl_seconds = state.settings.token_ttl_s if ttl_seconds is None else ttl_seconds
+        if not MIN_TOKEN_TTL_S <= ttl_seconds <= longest:
+            raise BadUserInput(f"ttlSeconds must be between {MIN_TOKEN_TTL_S} and {longest}")
         await info.context.run(lambda s: users.get_user(session=s, user_id=user_id))
-        token, expires = issue_user_token(info.context.state.access.token_secret, user_id, ttl_seconds)
+        # The minting key goes in the token: revoking the key ends the token (api.access.backend).
+        token, expires = state.access.mint(user_id, info.context.caller.key_id, ttl_seconds)
         return UserToken(token=token, user_id=user_id, expires_at=from_epoch(expires))
 
 

@@ -5,8 +5,11 @@ rate limits, in-process and shared through Redis."""
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from api.access.keys import create_key, revoke_key
 from api.access.tokens import issue_user_token
 from api.app import create_app
 from api.db import make_engine, make_session_factory
-from tests.api.conftest import GraphQL, Stack
+from tests.api.conftest import GraphQL, Stack, StatementCounter
 
 TOKEN_SECRET = "test-token-secret-0123456789-0123456789"  # tests/api/conftest.py make_settings
 
@@ -101,8 +104,13 @@ class Credentials:
     user: int  # the user the operations act on
     other_user: int
 
+    @property
+    def minter(self) -> str:
+        """Return the id of the key that mints the tests' tokens (the tokens:issue one)."""
+        return self.keys["tokens:issue"].split("_")[1]
+
     def token(self, user: int, ttl_s: int = 300) -> str:
-        return issue_user_token(TOKEN_SECRET, user, ttl_s)[0]
+        return issue_user_token(TOKEN_SECRET, user, self.minter, ttl_s)[0]
 
     def gql(self, credential: str | None) -> GraphQL:
         return GraphQL(self.client, credential)
@@ -161,7 +169,9 @@ def test_with_another_user_s_token(credentials: Credentials, name: str) -> None:
 def test_with_an_expired_or_forged_token(credentials: Credentials, name: str) -> None:
     """A credential that does not check out is refused outright, even for public reads."""
     operation = OPERATIONS[name]
-    forged = issue_user_token("another-secret-0123456789-0123456789", credentials.user)[0]
+    forged = issue_user_token(
+        "another-secret-0123456789-0123456789", credentials.user, credentials.minter, 300
+    )[0]
     for credential in (credentials.token(credentials.user, ttl_s=-60), forged, "mrk_0000_nope", "garbage"):
         response = credentials.client.post(
             "/graphql",
@@ -213,9 +223,9 @@ def test_issuing_for_nobody_or_for_too_long_is_refused(credentials: Credentials)
 
 
 def test_a_revoked_key_stops_working(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    from api.access import gate
+    from api.access import keys
 
-    monkeypatch.setattr(gate, "KEY_CACHE_S", 0.01)  # what every worker holds, expired at once
+    monkeypatch.setattr(keys, "KEY_CACHE_S", 0.01)  # what every worker holds, expired at once
     engine = make_engine(stack.settings.resolved_database_url)
     sessions = make_session_factory(engine)
     with sessions.begin() as session:
@@ -226,11 +236,53 @@ def test_a_revoked_key_stops_working(stack: Stack, monkeypatch: pytest.MonkeyPat
         assert gql.data("{ users(first: 1) { nodes { id } } }")["users"]["nodes"]
         with sessions.begin() as session:
             assert revoke_key(session=session, key_id=key_id).last_used_at is not None  # its use is recorded
-        import time
-
         time.sleep(0.05)
         assert client.post("/graphql", json={"query": "{ genres }"}, headers=gql.headers).status_code == 401
     engine.dispose()
+
+
+def test_revoking_a_key_ends_the_user_tokens_it_minted(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.access import keys
+
+    monkeypatch.setattr(keys, "KEY_CACHE_S", 0.01)  # what every worker holds, expired at once
+    engine = make_engine(stack.settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        minter, minter_key = create_key(session=session, name="front end", scopes=["tokens:issue"])
+        key_id = minter.key_id
+    user = stack.dataset.users[3].id
+    own = "query($u: Int!) { user(id: $u) { id } }"
+    with TestClient(create_app(stack.settings)) as client:
+        issue = "mutation($u: Int!) { issueUserToken(userId: $u) { token } }"
+        token = GraphQL(client, minter_key).data(issue, u=user)["issueUserToken"]["token"]
+        other = GraphQL(client, stack.api_key).data(issue, u=user)["issueUserToken"]["token"]
+        assert GraphQL(client, token).data(own, u=user)["user"]["id"] == user
+        with sessions.begin() as session:
+            revoke_key(session=session, key_id=key_id)
+        time.sleep(0.05)
+        refused = client.post(
+            "/graphql", json={"query": own, "variables": {"u": user}}, headers=GraphQL(client, token).headers
+        )
+        assert (
+            refused.status_code == 401
+            and refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        )
+        assert GraphQL(client, other).data(own, u=user)["user"]["id"] == user  # minted by a key still live
+    engine.dispose()
+
+
+def test_token_lifetimes_come_from_the_settings(stack: Stack) -> None:
+    settings = stack.settings.model_copy(update={"token_ttl_s": 120, "token_max_ttl_s": 600})
+    user = stack.dataset.users[4].id
+    with TestClient(create_app(settings)) as client:
+        issuer = GraphQL(client, stack.api_key)
+        issue = "mutation($u: Int!, $t: Int) { issueUserToken(userId: $u, ttlSeconds: $t) { expiresAt } }"
+        default = issuer.data(issue, u=user, t=None)["issueUserToken"]["expiresAt"]
+        expires = datetime.fromisoformat(default.replace("Z", "+00:00")).timestamp()
+        assert abs(expires - (time.time() + 120)) < 30
+        assert issuer.data(issue, u=user, t=600)["issueUserToken"]["expiresAt"]
+        assert issuer.error_code(issue, u=user, t=601) == "BAD_USER_INPUT"
+        assert issuer.error_code(issue, u=user, t=59) == "BAD_USER_INPUT"
 
 
 def test_anonymous_reads_can_be_switched_off(stack: Stack) -> None:
@@ -319,3 +371,40 @@ def test_the_keys_command_creates_lists_and_revokes(
 def _listed(main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]) -> list[str]:
     assert main(["keys", "list"]) == 0
     return capsys.readouterr().out.splitlines()
+
+
+def test_made_up_keys_cost_no_more_reads_than_the_refusals_they_get(
+    stack: Stack, statements: StatementCounter
+) -> None:
+    """600 guessed keys from one address: each one the address's rate lets through costs at most one
+    read and gets 401; the rest get 429 before anything is read."""
+    for client in _limited_app(stack, rate_limit_address="20/hour"):
+        statements.count = 0
+        statuses = []
+        for _ in range(600):
+            guess = f"mrk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+            response = client.post(
+                "/graphql", json={"query": "{ genres }"}, headers={"authorization": f"Bearer {guess}"}
+            )
+            statuses.append(response.status_code)
+        refused = statuses.count(401)
+        assert refused == 20 and statuses.count(429) == 580
+        assert statements.count <= refused
+
+
+def test_a_made_up_key_id_is_read_once_whatever_secret_comes_with_it(
+    stack: Stack, statements: StatementCounter
+) -> None:
+    key_id = secrets.token_hex(6)
+    for client in _limited_app(stack):
+        statements.count = 0
+        statuses = {
+            client.post(
+                "/graphql",
+                json={"query": "{ genres }"},
+                headers={"authorization": f"Bearer mrk_{key_id}_{secrets.token_urlsafe(32)}"},
+            ).status_code
+            for _ in range(50)
+        }
+        assert statuses == {401}
+        assert statements.count <= 1

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from api.access.tokens import issue_user_token, user_of_token
+from api.access.tokens import DEMO_MINTER, issue_user_token, read_user_token
 from api.app import create_app
 from api.db import make_engine, make_session_factory
-from api.demo.routes import MAX_BODY_BYTES, TOKEN_TTL_S
+from api.demo.routes import MAX_BODY_BYTES
 from api.settings import Settings
 from api.users.models import User
 from tests.api.conftest import GraphQL, Stack, build_stack
@@ -81,6 +81,18 @@ def test_on_when_switched_on_outside_development(demo_stack: Stack) -> None:
         assert client.get("/demo/").status_code == 200
         user_id = demo_stack.dataset.users[0].id
         assert client.post("/demo/session", json={"userId": user_id}).json()["userId"] == user_id
+
+
+def test_its_tokens_stop_working_when_the_demo_is_switched_off(dev: TestClient, demo_stack: Stack) -> None:
+    user = demo_stack.dataset.users[0].id
+    token = dev.post("/demo/session", json={"userId": user}).json()["token"]
+    query = {"query": "query($u: Int!) { user(id: $u) { id } }", "variables": {"u": user}}
+    assert GraphQL(dev, token).data(query["query"], u=user)["user"]["id"] == user
+    off = demo_stack.settings.model_copy(update={"environment": "development", "demo": False})
+    with TestClient(create_app(off)) as client:
+        refused = client.post("/graphql", json=query, headers={"authorization": f"Bearer {token}"})
+        assert refused.status_code == 401
+        assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 def test_development_serves_the_page_and_its_modules_under_the_csp(dev: TestClient) -> None:
@@ -173,10 +185,12 @@ def test_a_minted_token_reads_its_user_s_recommendations_and_no_one_else_s(
     after = [r["movie"]["id"] for r in mine.data(RECS, u=me)["recommendations"]]
     assert top not in after and len(after) == 10
 
-    # It lives TOKEN_TTL_S; a token of the expired kind is refused as a whole (the page then signs in again).
+    # It lives MOVIEREC_TOKEN_TTL_S; a token of the expired kind is refused as a whole (the page then
+    # signs in again).
     secret = demo_stack.settings.token_secret.get_secret_value()
-    assert user_of_token(secret, session["token"]) == me
-    stale, _ = issue_user_token(secret, me, -1)
+    claims = read_user_token(secret, session["token"])
+    assert claims is not None and claims.user_id == me and claims.key_id == DEMO_MINTER
+    stale, _ = issue_user_token(secret, me, DEMO_MINTER, -1)
     assert (
         dev.post(
             "/graphql", json={"query": "{ genres }"}, headers={"authorization": f"Bearer {stale}"}
@@ -184,7 +198,7 @@ def test_a_minted_token_reads_its_user_s_recommendations_and_no_one_else_s(
         == 401
     )
     expires = datetime.fromisoformat(session["expiresAt"].replace("Z", "+00:00")).timestamp()
-    assert abs(expires - (time.time() + TOKEN_TTL_S)) < 60
+    assert abs(expires - (time.time() + demo_stack.settings.token_ttl_s)) < 60
 
 
 def test_a_new_user_is_created_signed_in_and_recommended_to(dev: TestClient, demo_stack: Stack) -> None:

@@ -1,5 +1,5 @@
-"""Faults: MySQL stopping under the running app. The test starts a MariaDB server of its own (never
-the shared one other tests use), stops it mid-run and starts it again."""
+"""Faults: MySQL stopping under the running app, or killed under load. The tests start a MariaDB server
+of their own (never the shared one other tests use), stop or kill it mid-run and start it again."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from api.access import keys
 from api.app import create_app
-from tests.api.conftest import GraphQL, build_stack
+from api.db import make_engine
+from api.ratings.models import Rating
+from tests.api.conftest import GraphQL, Stack, build_stack
 from tests.conftest import DatabaseFactory
 from tests.milvus import milvus_lite_pids
 
@@ -61,9 +66,9 @@ class OwnMariaDB:
             time.sleep(0.2)
         raise RuntimeError("the test's MariaDB did not start")
 
-    def stop(self) -> None:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
             self.process.wait(timeout=60)
             self.process = None
 
@@ -112,12 +117,106 @@ def test_mysql_outage_fails_fast_then_recovers_without_restart(
                 break
             time.sleep(0.5)
         assert len(body["data"]["recommendations"]) == 5, body
-        assert client.get("/readyz").status_code == 200
+        # Readiness answers from checks made at most once a second: ready within a few of them.
+        deadline = time.monotonic() + 10
+        while (ready := client.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ready.status_code == 200, ready.json()
         rated = gql.data(
             "query($u: Int!) { user(id: $u) { ratings(first: 100) { nodes { movieId rating } } } }", u=user
         )
         stored = {n["movieId"] for n in rated["user"]["ratings"]["nodes"] if n["rating"] == 4}
         assert set(acknowledged) <= stored
+    factory.drop_all()
+
+
+RATE = "mutation($u: Int!, $m: Int!) { rateMovie(userId: $u, movieId: $m, rating: 4) { rating } }"
+RECS = "query($u: Int!) { recommendations(userId: $u, limit: 5) { movie { id } } }"
+
+
+class Load:
+    """Clients rating and asking for recommendations with the API key, and reading the catalogue
+    anonymously, each in a thread of its own, until stopped; every answer is kept."""
+
+    def __init__(self, client: TestClient, stack: Stack, clients: int = 4) -> None:
+        self.client, self.stack = client, stack
+        self.answers: list[tuple[int, list[str]]] = []  # HTTP status, error codes
+        self.acknowledged: set[tuple[int, int]] = set()  # (user, movie) rated 4 and answered so
+        self.stopped = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(clients)]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(timeout=120)
+
+    def _run(self, n: int) -> None:
+        user = self.stack.dataset.users[20 + n].id
+        movies = [m.id for m in self.stack.dataset.movies[100 + 30 * n : 130 + 30 * n]]
+        keyed = {"authorization": f"Bearer {self.stack.api_key}"}
+        turn = 0
+        while not self.stopped.is_set():
+            movie = movies[turn % len(movies)]
+            turn += 1
+            for body, headers in (
+                ({"query": RATE, "variables": {"u": user, "m": movie}}, keyed),
+                ({"query": RECS, "variables": {"u": user}}, keyed),
+                ({"query": "{ genres }"}, {}),
+            ):
+                response = self.client.post("/graphql", json=body, headers=headers)
+                try:
+                    codes = [e["extensions"]["code"] for e in response.json().get("errors", [])]
+                except ValueError:  # not JSON: uvicorn's own 500
+                    codes = ["not JSON"]
+                self.answers.append((response.status_code, codes))
+                if body["query"] is RATE and response.status_code == 200 and not codes:
+                    self.acknowledged.add((user, movie))
+
+
+def test_mysql_killed_under_load_is_unavailable_never_a_500_and_loses_no_write(
+    own_mariadb: OwnMariaDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keyed and anonymous requests while the server is killed: every failure is UNAVAILABLE (HTTP 503
+    for a key that must be read again, as every KEY_CACHE_S), none is a 500, and every rating the API
+    acknowledged is stored once the server is back."""
+    monkeypatch.setattr(keys, "KEY_CACHE_S", 0.05)  # keys are read again during the outage
+    factory = DatabaseFactory("mysql", tmp_path, own_mariadb.url)
+    stack = build_stack(factory, tmp_path, train=True)
+    app = create_app(stack.settings)
+    with TestClient(app, raise_server_exceptions=False) as client, Load(client, stack) as load:
+        time.sleep(2)
+        own_mariadb.stop(signal.SIGKILL)
+        time.sleep(3)
+        own_mariadb.start()
+        keyed = GraphQL(client, stack.api_key).headers
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            body = {"query": RECS, "variables": {"u": stack.dataset.users[0].id}}
+            answer = client.post("/graphql", json=body, headers=keyed)
+            if answer.status_code == 200 and "errors" not in answer.json():
+                break
+            time.sleep(0.5)
+        time.sleep(1)  # the load goes on a while on the recovered server
+    failures = [(status, codes) for status, codes in load.answers if status != 200 or codes]
+    assert failures, "the load saw no outage"
+    assert not [f for f in failures if f[0] == 500]
+    assert all(
+        status in (200, 503) and codes and set(codes) == {"UNAVAILABLE"} for status, codes in failures
+    ), {(status, tuple(codes)) for status, codes in failures}
+    assert any(status == 503 for status, _ in failures)  # a key read during the outage
+    assert load.answers[-1] == (200, [])
+    engine = make_engine(stack.settings.resolved_database_url)
+    with engine.connect() as connection:
+        stored = set(
+            connection.execute(select(Rating.user_id, Rating.movie_id).where(Rating.rating == 4)).tuples()
+        )
+    engine.dispose()
+    assert load.acknowledged and load.acknowledged <= stored
     factory.drop_all()
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.graphql.pagination import encode_cursor
+from api.metrics import may_scrape
 from tests.api.conftest import GraphQL, Stack, StatementCounter
 
 MOVIE_FIELDS = "id title year genres averageRating ratingsCount"
@@ -195,6 +198,47 @@ def test_health_and_readiness(gql: GraphQL) -> None:
     ready = gql.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "model": "ok", "milvus": "ok"}
+
+
+def test_a_flood_of_readiness_probes_checks_at_most_once_a_second(stack: Stack) -> None:
+    checks = []
+
+    def count(_connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement == "SELECT 1":  # the readiness check's own statement
+            checks.append(statement)
+
+    with TestClient(create_app(stack.settings)) as client:
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            started = time.monotonic()
+            with ThreadPoolExecutor(8) as probes:
+                answers = list(probes.map(lambda _: client.get("/readyz"), range(200)))
+            elapsed = time.monotonic() - started
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+    assert {a.status_code for a in answers} == {200}
+    assert all(a.json()["checks"]["database"] == "ok" for a in answers)
+    assert 1 <= len(checks) <= int(elapsed) + 1
+
+
+def test_metrics_in_production_answer_only_the_addresses_named(stack: Stack) -> None:
+    production = stack.settings.model_copy(update={"environment": "production"})
+    for host, status in (("127.0.0.1", 200), ("203.0.113.9", 403)):
+        with TestClient(create_app(production), client=(host, 40000)) as client:
+            response = client.get("/metrics")
+        assert response.status_code == status
+        if status == 403:
+            assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        else:
+            assert "movierec_graphql_requests_total" in response.text
+    named = production.model_copy(update={"metrics_allow_ips": "10.0.0.0/8, 2001:db8::/32"})
+    assert [may_scrape(named, h) for h in ("10.1.2.3", "2001:db8::7", "127.0.0.1", "11.0.0.1")] == [
+        True, True, False, False
+    ]  # fmt: skip
+    assert may_scrape(production, "::ffff:127.0.0.1") and may_scrape(production, "::1")
+    assert not may_scrape(production, "testclient")  # not an address
+    assert not may_scrape(production.model_copy(update={"metrics_allow_ips": ""}), "127.0.0.1")
+    assert may_scrape(stack.settings, "203.0.113.9")  # outside production, anyone
 
 
 def test_large_responses_are_gzipped(gql: GraphQL) -> None:

@@ -88,6 +88,26 @@ def test_a_rate_limit_that_is_not_a_rate_is_refused() -> None:
     assert Settings(rate_limit_user="").rate_limit_user == ""  # no limit
 
 
+def test_user_token_lifetimes_are_bounded() -> None:
+    assert (Settings().token_ttl_s, Settings().token_max_ttl_s) == (900, 3600)
+    for wrong, name in (
+        ({"token_ttl_s": 7200}, "MOVIEREC_TOKEN_TTL_S"),  # past the maximum
+        ({"token_ttl_s": 30}, "MOVIEREC_TOKEN_TTL_S"),
+        ({"token_max_ttl_s": 2 * 24 * 3600}, "MOVIEREC_TOKEN_MAX_TTL_S"),
+    ):
+        with pytest.raises(ValidationError, match=name):
+            Settings(**wrong)
+
+
+def test_metrics_addresses_must_be_addresses_or_networks() -> None:
+    assert [str(n) for n in Settings(metrics_allow_ips="10.0.0.0/8, ::1").metrics_networks] == [
+        "10.0.0.0/8",
+        "::1/128",
+    ]
+    with pytest.raises(ValidationError, match="MOVIEREC_METRICS_ALLOW_IPS"):
+        Settings(metrics_allow_ips="localhost")
+
+
 def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOVIEREC_DATA_DIR", "")
     assert Settings().data_dir is None
