@@ -28,6 +28,7 @@ class OperationHooks(ParserCache):
     module docstring)."""
 
     RULES: tuple[type[ASTValidationRule], ...] = ()  # added to Strawberry's (GraphQL's specified rules)
+    HIDE_SUGGESTIONS = False
 
     def on_operation(self) -> Iterator[None]:
         execution = self.execution_context
@@ -40,12 +41,16 @@ class OperationHooks(ParserCache):
         execution = self.execution_context
         assert execution.graphql_document is not None  # validation follows a successful parse
         rules = (*execution.validation_rules, *self.RULES)
-        errors = validate_document(execution.schema._schema, execution.graphql_document, rules)
+        errors = validate_document(
+            execution.schema._schema, execution.graphql_document, rules, self.HIDE_SUGGESTIONS
+        )
         execution.pre_execution_errors = list(errors)
         yield
 
 
 class ClosedOperationHooks(OperationHooks):
-    """The same, refusing introspection (`__schema`, `__type`): production's default."""
+    """The same, refusing introspection (`__schema`, `__type`) and suggesting no name of the schema
+    for a misspelled one ("Did you mean ..."): production's default."""
 
     RULES = (NoSchemaIntrospectionCustomRule,)
+    HIDE_SUGGESTIONS = True

@@ -28,11 +28,13 @@ def validate_document(
     schema: GraphQLSchema,
     document: DocumentNode,
     rules: tuple[type[ASTValidationRule], ...],
+    hide_suggestions: bool,
 ) -> tuple[GraphQLError, ...]:
-    """Return the document's errors: the limits' alone when it goes over one, else those of `rules`."""
+    """Return the document's errors: the limits' alone when it goes over one, else those of `rules`
+    (without "Did you mean" when `hide_suggestions`)."""
     refused = check_limits(document)
     if refused:
         return tuple(refused)
-    errors = validate(schema, document, (*rules, *STRAWBERRY_RULES))
+    errors = validate(schema, document, (*rules, *STRAWBERRY_RULES), hide_suggestions=hide_suggestions)
     # A bare "Validation aborted." is graphql-core spending its budget (or its nesting bound).
     return tuple(GraphQLError(OVER_BUDGET) if e.message == "Validation aborted." else e for e in errors)

@@ -1,11 +1,15 @@
 """Validation through the app: its work stays linear in the document however its fragments spread
-one another."""
+one another, and with introspection off its errors suggest no names of the schema."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
 
-from tests.api.conftest import GraphQL, SelectionReads, fan_out, selection_count
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from tests.api.conftest import GraphQL, SelectionReads, Stack, fan_out, selection_count
 
 
 @pytest.mark.parametrize(
@@ -64,3 +68,31 @@ def test_unknown_and_cyclic_fragments_are_validation_errors(gql: GraphQL) -> Non
     assert gql.error_code("{ ...Missing }") == "GRAPHQL_VALIDATION_FAILED"
     cycle = "{ ...A } fragment A on Query { genres ...B } fragment B on Query { ...A }"
     assert {e["extensions"]["code"] for e in gql(cycle)["errors"]} == {"GRAPHQL_VALIDATION_FAILED"}
+
+
+MISSPELLED = [
+    ("{ movi(id: 1) { title } }", {}, "'movie'"),  # a field
+    ("{ movie(idd: 1) { title } }", {}, "'id'"),  # an argument
+    ("query($r: [RatedMovieInpt!]!) { recommendationsForProfile(ratedMovies: $r) { score } }", {"r": []}, "'RatedMovieInput'"),
+    ('mutation { createUser(input: {gendr: "F"}) { id } }', {}, "'gender'"),  # an input field, written
+    ("mutation($i: CreateUserInput!) { createUser(input: $i) { id } }", {"i": {"gendr": "F"}}, "'gender'"),  # in variables
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def open_gql(stack: Stack) -> Iterator[GraphQL]:
+    """Return requests to an app that answers introspection, as in development."""
+    settings = stack.settings.model_copy(update={"graphql_introspection": True})
+    with TestClient(create_app(settings)) as client:
+        yield GraphQL(client, stack.api_key)
+
+
+@pytest.mark.parametrize(("document", "variables", "name"), MISSPELLED)
+def test_errors_suggest_no_names_while_introspection_is_off(
+    gql: GraphQL, open_gql: GraphQL, document: str, variables: dict[str, object], name: str
+) -> None:
+    """Production's default: a stranger learns no field, argument or type name from a typo."""
+    messages = [e["message"] for e in gql(document, **variables)["errors"]]
+    assert not any("Did you mean" in m or name in m for m in messages), messages
+    messages = [e["message"] for e in open_gql(document, **variables)["errors"]]
+    assert any("Did you mean" in m and name in m for m in messages), messages
