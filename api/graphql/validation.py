@@ -1,7 +1,8 @@
 """Validation of an operation's document in two passes, so that its work stays linear in the document:
 our limits (api.graphql.limits) first and alone, then, only for a document within them, the rules of
-GraphQL and Strawberry. Of those, only the overlapping-fields rule can do more than linear work (pairs
-of fields of one name, pairs of fragments); it stops at OVERLAP_BUDGET units of graphql-core's count."""
+GraphQL and Strawberry. Of those, the overlapping-fields rule is the one whose work can grow as the
+square of the document (pairs of fields of one name, pairs of fragments); it stops at OVERLAP_BUDGET
+units of graphql-core's count."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from api.graphql.limits import check_limits
 
-# graphql-core's own default is 500,000, about a second of one core. Every document of this API's
-# clients costs under a hundred; this is milliseconds.
+# Far above what real documents spend, and low enough that the worst document within MAX_TOKENS
+# costs no more than validating any other of its size (docs/figures.md); graphql-core's default is 50x.
 OVERLAP_BUDGET = 10_000
 overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = OVERLAP_BUDGET  # read when the rule starts
 # Strawberry's rules that its own validation adds to every schema's.
