@@ -109,7 +109,7 @@ def cost_problem(totals: Totals) -> str | None:
     """Return why an operation costs too much, or None."""
     if totals.similar > SIMILAR_UNDER_LIST:
         return (
-            f"the query costs too much: similar under a list of up to {shown(totals.similar)} movies "
+            f"the query costs too much: similar under a list of {shown(totals.similar, 'up to ')} movies "
             f"(at most {SIMILAR_UNDER_LIST}); ask similarMovies for the movies you show"
         )
     if totals.cost > MAX_COST:
@@ -119,9 +119,9 @@ def cost_problem(totals: Totals) -> str | None:
     return None
 
 
-def shown(count: int) -> str:
-    """Return a count as a message says it."""
-    return f"over {CEILING}" if count >= CEILING else str(count)
+def shown(count: int, exact: str = "") -> str:
+    """Return a count as a message says it: after `exact` when below CEILING, else as over CEILING."""
+    return f"over {CEILING}" if count >= CEILING else f"{exact}{count}"
 
 
 def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, Totals]:
