@@ -3,9 +3,9 @@
 Strawberry builds every extension's hooks anew for each operation (an instance, and a context
 manager per overridden hook, found by inspecting the class), so six small extensions cost a
 served request more than one that does all of their work. OperationHooks does:
-- the cost limits: at most MAX_TOKENS tokens parsed, depth, alias and cost rules (api.graphql.cost)
-  added to validation;
-- parse and validation caching (Strawberry's ParserCache and ValidationCache, inherited);
+- the cost limits: at most MAX_TOKENS tokens parsed, then validation with the depth, alias and cost
+  limits first (api.graphql.validation);
+- parse caching (Strawberry's ParserCache, inherited) and validation caching;
 - metrics and the access-log line (api.metrics.record_operation).
 """
 
@@ -15,41 +15,42 @@ import time
 from collections.abc import Iterator
 
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import ParserCache, ValidationCache
-from strawberry.extensions.max_aliases import create_validator as alias_limit
-from strawberry.extensions.query_depth_limiter import create_validator as depth_limit
+from strawberry.extensions import ParserCache
 
-from api.graphql.cost import CostLimit
+from api.graphql.validation import validate_document
 from api.metrics import record_operation
 
-MAX_DEPTH = 8
-MAX_ALIASES = 30
 MAX_TOKENS = 2_000
-# Built once: the validation cache keys on the rule classes, and the stock limiter extensions make
-# new classes per request, which would turn every validation into a miss.
-LIMIT_RULES: tuple[type[ASTValidationRule], ...] = (
-    depth_limit(MAX_DEPTH, should_ignore=None),
-    alias_limit(MAX_ALIASES),
-    CostLimit,
-)
 
 
-class OperationHooks(ParserCache, ValidationCache):
+class OperationHooks(ParserCache):
     """Limits, caches (each of Strawberry's default size) and metrics of one operation (see the
     module docstring)."""
 
-    RULES = LIMIT_RULES
+    RULES: tuple[type[ASTValidationRule], ...] = ()  # added to Strawberry's (GraphQL's specified rules)
+    HIDE_SUGGESTIONS = False
 
     def on_operation(self) -> Iterator[None]:
         execution = self.execution_context
         execution.parse_options["max_tokens"] = MAX_TOKENS
-        execution.validation_rules = execution.validation_rules + self.RULES
         started = time.perf_counter()
         yield
         record_operation(execution, time.perf_counter() - started)
 
+    def on_validate(self) -> Iterator[None]:
+        execution = self.execution_context
+        assert execution.graphql_document is not None  # validation follows a successful parse
+        rules = (*execution.validation_rules, *self.RULES)
+        errors = validate_document(
+            execution.schema._schema, execution.graphql_document, rules, self.HIDE_SUGGESTIONS
+        )
+        execution.pre_execution_errors = list(errors)
+        yield
+
 
 class ClosedOperationHooks(OperationHooks):
-    """The same, refusing introspection (`__schema`, `__type`): production's default."""
+    """The same, refusing introspection (`__schema`, `__type`) and suggesting no name of the schema
+    for a misspelled one ("Did you mean ..."): production's default."""
 
-    RULES = (*LIMIT_RULES, NoSchemaIntrospectionCustomRule)
+    RULES = (NoSchemaIntrospectionCustomRule,)
+    HIDE_SUGGESTIONS = True

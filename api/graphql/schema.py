@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy.orm import Session
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from api.access.permissions import (
@@ -316,12 +317,22 @@ class Schema(strawberry.Schema):
         """Log nothing here: api.graphql.errors logs unexpected errors; client errors are not the server's."""
 
 
+class QuietExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, whose errors in variables suggest no input field ("Did you mean ...")."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        """Return the executor of an operation, or its variables' errors, without suggestions."""
+        return super().build(*args, **{**kwargs, "hide_suggestions": True})
+
+
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
     """Return the schema with its limits, caches and error handling; without introspection, queries
-    of `__schema` and `__type` fail validation."""
+    of `__schema` and `__type` fail validation and no error suggests a name of the schema."""
     return Schema(
         query=Query,
         mutation=Mutation,
         extensions=[OperationHooks if introspection else ClosedOperationHooks],
+        execution_context_class=None if introspection else QuietExecutor,
         config=StrawberryConfig(scalar_map={datetime: UTC_DATETIME}),
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode, Visitor, parse, visit
 from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
 
@@ -151,3 +152,55 @@ def statements() -> Iterator[StatementCounter]:
     event.listen(Engine, "before_cursor_execute", counter)
     yield counter
     event.remove(Engine, "before_cursor_execute", counter)
+
+
+class SelectionReads:
+    """Counts the selections reached each time any code reads a selection set of any document (the
+    nodes a validation rule or the executor visits), and stops that code once they pass `stop`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stop = 10**9
+
+    def __get__(self, node: SelectionSetNode | None, owner: type | None = None) -> tuple[Any, ...]:
+        if node is None:
+            return ()  # the class's default, as dataclasses read it
+        selections: tuple[Any, ...] = node.__dict__["selections"]
+        self.count += len(selections)
+        if self.count > self.stop:
+            raise RuntimeError(f"more than {self.stop} selections visited")
+        return selections
+
+    def __set__(self, node: SelectionSetNode, selections: tuple[Any, ...]) -> None:
+        node.__dict__["selections"] = selections
+
+    def start(self, stop: int) -> None:
+        """Count from zero, stopping readers past `stop` selections."""
+        self.count, self.stop = 0, stop
+
+
+@pytest.fixture
+def selection_reads(monkeypatch: pytest.MonkeyPatch) -> SelectionReads:
+    """Count the selections that every reader of a selection set reaches during the test."""
+    reads = SelectionReads()
+    monkeypatch.setattr(SelectionSetNode, "selections", reads)
+    return reads
+
+
+def selection_count(document: str) -> int:
+    """Return how many selections (fields, fragment spreads, inline fragments) a document holds."""
+    count = 0
+
+    class Counter(Visitor):
+        def enter(self, node: object, *_: object) -> None:
+            nonlocal count
+            count += isinstance(node, (FieldNode, FragmentSpreadNode, InlineFragmentNode))
+
+    visit(parse(document), Counter())
+    return count
+
+
+def fan_out(levels: int, root: str = "{ ...F0 }", on: str = "Query", leaf: str = "__typename") -> str:
+    """Return a document whose fragments each spread the next one twice: 2^levels leaves expanded."""
+    fragments = (f"fragment F{i} on {on} {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels))
+    return f"{root} {' '.join(fragments)} fragment F{levels} on {on} {{ {leaf} }}"

@@ -1,0 +1,200 @@
+"""The limits on an operation, checked before the rest of validation: depth, aliases and cost. Each
+fragment's share is added up once and reused wherever it is spread, so the work is linear in the
+document however many times its fragments spread one another:
+
+    query { ...F0 } fragment F0 on Query { ...F1 ...F1 } ... fragment F60 on Query { __typename }
+
+is 2^60 fields once expanded; here it is 61 fragments read once each, and it costs too much.
+
+Depth: a field is one level below the field it is selected in; fragments add no level and
+introspection fields (`__schema`) are not looked into. Deeper than MAX_DEPTH is refused.
+Aliases: every aliased field of every operation, a fragment's once per spread; more than MAX_ALIASES
+is refused. (Both count as Strawberry's QueryDepthLimiter and MaxAliasesLimiter do.)
+
+Cost: each field counts 1, a field that searches Milvus counts SEARCH_COST, and everything under a
+list counts once per item the list can hold: its `first` or `limit` argument when written in the
+query, the largest page (100) when it comes from a variable (validation runs once per document,
+before variables are known), the field's default otherwise. `similar` under a list of more than
+SIMILAR_UNDER_LIST movies is refused outright: one Milvus search per movie of a page.
+
+    { users(first: 100) { nodes { ratings(first: 100) {
+        nodes { movie { similar(limit: 100) { score } } } } } } }
+
+asked for 10,000 searches in 95 bytes; it costs more than 2,000,000 here and is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+
+from api.graphql.pagination import MAX_PAGE
+
+MAX_DEPTH = 8
+MAX_ALIASES = 30
+MAX_COST = 2_000
+SEARCH_COST = 20  # a field that searches Milvus, against 1 for any other
+SIMILAR_UNDER_LIST = 10
+SEARCHES = frozenset({"recommendations", "recommendationsForProfile", "similarMovies", "similar"})
+# List fields and the item count their default arguments give (first: 20, limit: 10).
+LISTS = {"movies": 20, "users": 20, "ratings": 20, "recommendations": 10, "recommendationsForProfile": 10,
+         "similarMovies": 10, "similar": 10, "because": 2}  # fmt: skip
+# Counts stop here: far over every limit, and numbers this small stay cheap to multiply and print.
+CEILING = 10**12
+
+
+@dataclass(slots=True)
+class Totals:
+    """What a selection set adds up to, resolved once."""
+
+    cost: int = 0
+    similar: int = 0  # the most items a `similar` in it is resolved for; 0 without one
+    aliases: int = 0
+    depth: int = 0  # the level of its deepest selection, its own selections being at 0
+
+    def add(self, other: Totals, items: int, level: int | None) -> None:
+        """Add a fragment's totals, spread `items` times at `level` (None: not counted for depth)."""
+        self.cost = min(self.cost + items * other.cost, CEILING)
+        self.similar = max(self.similar, min(items * other.similar, CEILING))
+        self.aliases = min(self.aliases + other.aliases, CEILING)
+        if level is not None:
+            self.depth = max(self.depth, level + other.depth)
+
+
+Spread = tuple[str, int, int | None]  # a fragment's name, the items it is resolved for, its level
+
+
+def check_limits(document: DocumentNode) -> list[GraphQLError]:
+    """Return an error for each limit the document's operations go over; none when within them."""
+    errors: list[GraphQLError] = []
+    aliases = 0
+    problem: str | None = None  # the first reason to refuse on cost; one is enough
+    for operation, totals in operation_totals(document):
+        if totals.depth > MAX_DEPTH:
+            name = operation.name.value if operation.name else "anonymous"
+            errors.append(GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", operation))
+        aliases = min(aliases + totals.aliases, CEILING)
+        if problem is None:
+            problem = cost_problem(totals)
+    if aliases > MAX_ALIASES:
+        errors.append(GraphQLError(f"{shown(aliases)} aliases found. Allowed: {MAX_ALIASES}"))
+    if problem is not None:
+        errors.append(GraphQLError(problem))
+    return errors
+
+
+def operation_totals(document: DocumentNode) -> list[tuple[OperationDefinitionNode, Totals]]:
+    """Return each operation of the document with its totals, those of the fragments it spreads added."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    done = fragment_totals(fragments)
+    return [
+        (d, combine(*own_totals(d.selection_set), done))
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+
+
+def cost_problem(totals: Totals) -> str | None:
+    """Return why an operation costs too much, or None."""
+    if totals.similar > SIMILAR_UNDER_LIST:
+        return (
+            f"the query costs too much: similar under a list of {shown(totals.similar, 'up to ')} movies "
+            f"(at most {SIMILAR_UNDER_LIST}); ask similarMovies for the movies you show"
+        )
+    if totals.cost > MAX_COST:
+        return (
+            f"the query costs {shown(totals.cost)}, more than {MAX_COST}: ask for fewer items or less nesting"
+        )
+    return None
+
+
+def shown(count: int, exact: str = "") -> str:
+    """Return a count as a message says it: after `exact` when below CEILING, else as over CEILING."""
+    return f"over {CEILING}" if count >= CEILING else f"{exact}{count}"
+
+
+def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, Totals]:
+    """Return each fragment's totals, the fragments it spreads included, each fragment read once.
+
+    A spread that closes a cycle adds nothing here: validation refuses cycles after the limits."""
+    own = {name: own_totals(fragment.selection_set) for name, fragment in fragments.items()}
+    done: dict[str, Totals] = {}
+    for root in own:
+        if root in done:
+            continue
+        # Depth first without recursion: a fragment is added up once every fragment it spreads is.
+        path = [(root, iter(own[root][1]))]
+        on_path = {root}
+        while path:
+            name, spreads = path[-1]
+            for spread, _, _ in spreads:
+                if spread in own and spread not in done and spread not in on_path:
+                    path.append((spread, iter(own[spread][1])))
+                    on_path.add(spread)
+                    break
+            else:
+                path.pop()
+                on_path.remove(name)
+                done[name] = combine(*own[name], done)
+    return done
+
+
+def combine(totals: Totals, spreads: list[Spread], done: dict[str, Totals]) -> Totals:
+    """Return the totals with those of the fragments spread added (unknown ones add nothing)."""
+    result = replace(totals)
+    for name, items, level in spreads:
+        fragment = done.get(name)
+        if fragment is not None:
+            result.add(fragment, items, level)
+    return result
+
+
+def own_totals(selection_set: SelectionSetNode) -> tuple[Totals, list[Spread]]:
+    """Return the totals of a definition's selections, its spreads left out, and the spreads."""
+    totals = Totals()
+    spreads: list[Spread] = []
+    stack: list[tuple[SelectionSetNode, int, int | None]] = [(selection_set, 1, 0)]
+    while stack:
+        selections, items, level = stack.pop()
+        for selection in selections.selections:
+            if level is not None:
+                totals.depth = max(totals.depth, level)
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                totals.cost = min(totals.cost + items * (SEARCH_COST if name in SEARCHES else 1), CEILING)
+                if name == "similar":
+                    totals.similar = max(totals.similar, items)
+                if selection.alias:
+                    totals.aliases += 1
+                if selection.selection_set:
+                    below = None if level is None or name.startswith("__") else level + 1
+                    stack.append((selection.selection_set, min(items * list_size(selection), CEILING), below))
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append((selection.selection_set, items, level))
+            elif isinstance(selection, FragmentSpreadNode):
+                spreads.append((selection.name.value, items, level))
+    return totals, spreads
+
+
+def list_size(field: FieldNode) -> int:
+    """Return how many items a field can resolve to: 1 unless it is a list."""
+    if field.name.value not in LISTS:
+        return 1
+    for argument in field.arguments or ():
+        if argument.name.value in ("first", "limit"):
+            value = argument.value
+            if isinstance(value, IntValueNode):
+                return max(0, min(int(value.value), MAX_PAGE)) if len(value.value) < 12 else MAX_PAGE
+            return MAX_PAGE  # a variable: the most it can be
+    return LISTS[field.name.value]
