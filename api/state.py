@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.access.gate import Gate
 from api.db import in_transaction
 from api.movies.service import MovieCatalogue
+from api.recommend.popular import Popularity
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
@@ -37,6 +38,7 @@ class AppState:
     threads: CapacityLimiter  # worker threads running blocking work, one pooled connection each
     catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
     access: Gate = field(init=False)  # who calls, within which rate (api.access.gate)
+    popular: Popularity = field(init=False)  # the most-rated movies, counted once a minute
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
@@ -62,6 +64,7 @@ class AppState:
         if not self.settings.has_token_secret:  # development only (Settings refuse it elsewhere)
             secret = secrets.token_urlsafe(32)
         self.access = Gate(self.settings, secret, lambda work: self.run(work, write=True))
+        self.popular = Popularity(self.engine)
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work on the event loop after the request has its answer (awaited at shutdown)."""

@@ -195,9 +195,13 @@ class Query:
         year_from: int | None = None,
         year_to: int | None = None,
     ) -> list[Recommendation]:
+        popular = info.context.state.popular
+        if not rated_movies:  # a process's first read of the popular movies is awaited here, not in a thread
+            await popular.snapshot()
         return await recommend(
             info,
             recommend_for_profile,
+            popular=popular,
             gender=gender,
             age=age,
             occupation=occupation,
