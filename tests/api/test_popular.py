@@ -182,6 +182,7 @@ class HeldCounts:
 
 @contextmanager
 def held_counts() -> Iterator[HeldCounts]:
+    """Yield the event, listening to every engine; wait for the held reads to end before leaving."""
     held = HeldCounts()
     event.listen(Engine, "before_cursor_execute", held)
     try:
@@ -218,7 +219,7 @@ def test_the_counts_are_read_once_a_minute_by_one_thread_while_the_last_ones_ans
             assert held.count == 1  # one read, however many asked
         finally:
             held.release.set()
-    second = popular.newest()
+        second = popular.newest()  # before the event goes: removing it under a running read fails that read
     assert second is not first and popular.current() is second
     assert ranked(second, Filters(None, 2000), set(), 10) == [(14, 1.0)]
     assert ranked(first, Filters(None, 2000), set(), 10) == []
