@@ -431,7 +431,6 @@ def recommend_for_profile(
     session: Session,
     store: VectorStore,
     active: ActiveModel | None,
-    popular: Popularity,
     gender: str | None,
     age: int | None,
     occupation: int | None,
@@ -439,7 +438,8 @@ def recommend_for_profile(
     limit: int,
     filters: Filters = NO_FILTERS,
 ) -> list[Recommended]:
-    """Return top movies for a visitor described by demographics and (movie, stars) in the order rated."""
+    """Return top movies for a visitor described by demographics and (movie, stars) in the order rated
+    (at least one: api.recommend.types.popular_for_visitor answers a visitor without)."""
     model = require_model(active)
     check_demographics(session=session, gender=gender, age=age, occupation=occupation)
     if len(rated) > PROFILE_MAX_RATINGS:
@@ -451,8 +451,6 @@ def recommend_for_profile(
     missing = [m for m in ids if m not in known]
     if missing:
         raise NotFound(f"movie {missing[0]} does not exist")
-    if not rated:
-        return popular_movies(snapshot=popular.current(), limit=limit, filters=filters, exclude=set())
     now = int(time.time())
     history = [HistoryItem(m, s, now - (len(rated) - i)) for i, (m, s) in enumerate(rated)]
     vector = model.model.encode_user(UserFeatures(gender, age, occupation, None, None), history)

@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, insert, select, text
+from sqlalchemy import Engine, Pool, event, func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from api.app import WORKER_THREADS, create_app
 from api.db import make_engine, make_session_factory
 from api.errors import BadUserInput
 from api.movies.models import Genre, Movie, movie_genres
@@ -317,3 +317,46 @@ def test_requests_waiting_for_the_first_counts_hold_no_worker_thread(stack: Stac
         profiles = waiting.result(timeout=GUARD_S)
     assert held.count == 1
     assert answered(profiles) == expected_lists(stack, 1940, 25)
+
+
+class HeldCheckouts:
+    """A pool event that holds every thread taking a database connection until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(self, *_args: Any) -> None:
+        if not self.release.wait(GUARD_S):
+            raise AssertionError("a held checkout was never released")
+
+
+def test_visitors_without_ratings_are_answered_while_every_worker_thread_is_busy(stack: Stack) -> None:
+    """A flood of popular lists takes no worker thread, so it never queues ahead of the blocking
+    work of other clients (title searches here, waiting for a database connection in every worker
+    thread at once)."""
+    query = thirty("recommendationsForProfile(ratedMovies: [], ", 1945, 15)
+    held = HeldCheckouts()
+    with TestClient(create_app(stack.settings)) as client, ThreadPoolExecutor(WORKER_THREADS) as pool:
+        state = client.app_state["movierec"]
+        state.models.check_interval = math.inf  # the model is read once: no thread to check it again
+        state.popular.max_age = math.inf
+        anonymous = GraphQL(client, None)
+        expected = anonymous.data(query)  # the counts, and the titles into the catalogue
+        event.listen(Pool, "checkout", held)
+        searches = []
+        try:
+            for _ in range(WORKER_THREADS):
+                searches.append(
+                    pool.submit(anonymous.data, '{ movies(first: 5, search: "the") { nodes { id } } }')
+                )
+            for _ in range(GUARD_S * 100):  # until each search holds a thread
+                if state.threads.borrowed_tokens == WORKER_THREADS:
+                    break
+                held.release.wait(0.01)
+            assert anonymous.data(query) == expected
+            assert state.threads.borrowed_tokens == WORKER_THREADS and not any(s.done() for s in searches)
+        finally:
+            held.release.set()
+            for search in searches:
+                search.result(timeout=GUARD_S)
+            event.remove(Pool, "checkout", held)
