@@ -210,7 +210,7 @@ def main() -> None:
     parser.set_defaults(work_dir=str(ROOT / "var" / "bench-popular"))
     parser.add_argument("--database", default=DB_NAME)
     parser.add_argument("--duration", type=float, default=10, help="seconds of each idle and flood phase")
-    parser.add_argument("--rounds", type=int, default=3, help="idle and flood phases taking turns (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="idle and flood phases taking turns (medians)")
     parser.add_argument("--probe-rate", type=float, default=20, help="the other client's requests a second")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of the served model, when built")
     parser.add_argument("--fresh", action="store_true", help="rebuild database and model")
