@@ -57,8 +57,9 @@ def page(request: Request) -> Response:
             try:
                 recent = latest_records(session=session, user_id=user_id, limit=RECENT)
                 recs = recommend_for_user(
-                    session=session, store=state.store, active=active, user_id=user_id, limit=RECOMMENDED
-                ).found
+                    session=session, store=state.store, active=active, popular=state.popular,
+                    user_id=user_id, limit=RECOMMENDED,
+                ).found  # fmt: skip
                 context.update(
                     recent=recent, recommended=recs, rater=get_user(session=session, user_id=user_id)
                 )

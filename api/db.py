@@ -246,8 +246,11 @@ def _sqlite_on_begin(connection: Connection) -> None:
     # timeout). A deferred one that read first and then wrote failed at once with "database is
     # locked" whenever another connection wrote in between: a mutation just after the write-back of
     # a computed list, in tests/api/test_graphql_mutations.py, one run in 7. Reads on the event loop
-    # begin no transaction (api.db.read_async) and never wait for it.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # begin no transaction (api.db.read_async) and never wait for it. A connection that only reads
+    # may say so (execution option `deferred_begin`): in WAL mode it then neither waits for a writer
+    # nor holds one up.
+    deferred = connection.get_execution_options().get("deferred_begin", False)
+    connection.exec_driver_sql("BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE")
 
 
 LOCK_ERRORS = (1205, 1213)  # MySQL/MariaDB: lock wait timeout, deadlock (the transaction was rolled back)

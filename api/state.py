@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.access.backend import CredentialBackend
 from api.db import in_transaction
 from api.movies.service import MovieCatalogue
+from api.recommend.popular import Popularity
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
@@ -36,6 +37,7 @@ class AppState:
     threads: CapacityLimiter  # worker threads running blocking work, one pooled connection each
     access: CredentialBackend  # who calls, within which rate; mints user tokens (api.access.backend)
     catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
+    popular: Popularity = field(init=False)  # the most-rated movies, counted once a minute
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
@@ -55,6 +57,9 @@ class AppState:
                 return work(session)
 
         return await to_thread.run_sync(call, limiter=self.threads)
+
+    def __post_init__(self) -> None:
+        self.popular = Popularity(self.engine)
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work on the event loop after the request has its answer (awaited at shutdown)."""

@@ -38,6 +38,7 @@ from api.recommend.service import Filters, recommend_for_profile
 from api.recommend.types import (
     ModelInfo,
     Recommendation,
+    popular_for_visitor,
     recommend,
     similar_movies_field,
     user_recommendations,
@@ -196,6 +197,11 @@ class Query:
         year_from: int | None = None,
         year_to: int | None = None,
     ) -> list[Recommendation]:
+        filters, limit = Filters(genres, year_from, year_to), check_bound(limit, "limit")
+        if not rated_movies:
+            return await popular_for_visitor(
+                info, gender=gender, age=age, occupation=occupation, limit=limit, filters=filters
+            )
         return await recommend(
             info,
             recommend_for_profile,
@@ -203,8 +209,8 @@ class Query:
             age=age,
             occupation=occupation,
             rated=[(r.movie_id, r.rating) for r in rated_movies],
-            limit=check_bound(limit, "limit"),
-            filters=Filters(genres, year_from, year_to),
+            limit=limit,
+            filters=filters,
         )
 
     @strawberry.field(

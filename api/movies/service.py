@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, insert, select
@@ -97,7 +97,11 @@ def genre_names(*, session: Session) -> list[str]:
 
 def check_genres(*, session: Session, genres: Sequence[str]) -> list[str]:
     """Return genres de-duplicated, or raise BadUserInput naming the first unknown one."""
-    known = set(genre_names(session=session))
+    return check_genre_names(genres, genre_names(session=session))
+
+
+def check_genre_names(genres: Sequence[str], known: Collection[str]) -> list[str]:
+    """Return genres de-duplicated, or raise BadUserInput naming the first one not `known`."""
     for genre in genres:
         if genre not in known:
             raise BadUserInput(f"unknown genre {genre!r}; known genres: {', '.join(sorted(known))}")

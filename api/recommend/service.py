@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from anyio import to_thread
-from cachetools import TTLCache
 from sqlalchemy import Connection, Insert, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Session
@@ -23,11 +21,11 @@ from api.dataimport.upsert import upsert_statement
 from api.db import DriverRead, read_async, utcnow
 from api.errors import BadUserInput, ModelNotReady, NotFound, Unavailable
 from api.metrics import ANSWERS, STAGE
-from api.movies.models import Genre, Movie, movie_genres
-from api.movies.service import check_genres, genre_names
-from api.ratings.models import Rating
+from api.movies.models import Movie
+from api.movies.service import check_genre_names, genre_names
 from api.ratings.service import HISTORY, RATED, check_stars, parse_rated, rated_movie_ids
 from api.recommend.models import KeptList
+from api.recommend.popular import Popularity, Snapshot
 from api.state import AppState
 from api.users.models import User
 from api.users.service import check_demographics
@@ -154,6 +152,7 @@ def recommend_for_user(
     session: Session,
     store: VectorStore,
     active: ActiveModel | None,
+    popular: Popularity,
     user_id: int,
     limit: int,
     filters: Filters = NO_FILTERS,
@@ -170,8 +169,8 @@ def recommend_for_user(
     if found is not None:
         return Ranked(found)
     return compute_for_user(
-        session=session, store=store, model=model, user_id=user_id, user=user, limit=limit,
-        filters=filters, exclude_rated=exclude_rated, use_kept=use_kept, now=now,
+        session=session, store=store, model=model, popular=popular, user_id=user_id, user=user,
+        limit=limit, filters=filters, exclude_rated=exclude_rated, use_kept=use_kept, now=now,
     )  # fmt: skip
 
 
@@ -223,6 +222,7 @@ def compute_for_user(
     session: Session,
     store: VectorStore,
     model: ActiveModel,
+    popular: Popularity,
     user_id: int,
     user: UserState,
     limit: int,
@@ -240,8 +240,8 @@ def compute_for_user(
         history = [HistoryItem(*row) for row in rows]
         rated = rated_movie_ids(session=session, user_id=user_id) if exclude_rated else set()
     found, newest = rank_for_user(
-        session=session, store=store, model=model, user_id=user_id, user=user, history=history,
-        rated=rated, limit=KEPT_LIMIT if default else limit, filters=filters, now=now,
+        session=session, store=store, model=model, popular=popular, user_id=user_id, user=user,
+        history=history, rated=rated, limit=KEPT_LIMIT if default else limit, filters=filters, now=now,
     )  # fmt: skip
     COMPUTED.inc()
     keep = kept_row(model, user_id, user, newest, found, now) if use_kept and default else None
@@ -288,6 +288,7 @@ def rank_for_user(
     session: Session,
     store: VectorStore,
     model: ActiveModel,
+    popular: Popularity,
     user_id: int,
     user: UserState,
     history: Sequence[HistoryItem],
@@ -302,7 +303,7 @@ def rank_for_user(
     known = set(genre_names(session=session)) if filters.genres else set()
     plan = plan_search(model, user_id, user, history, rated, filters, known, now)
     if plan is None:
-        return popular_movies(session=session, limit=limit, filters=filters, exclude=rated), None
+        return popular_movies(snapshot=popular.current(), limit=limit, filters=filters, exclude=rated), None
     with STAGE.labels("vector_search").time():
         hits = store.search(model.collection, plan.vector, limit=limit, expr=plan.expr)
     return explain(hits, plan.liked, movie_vectors(store, model, to_explain(hits, plan.liked))), plan.newest
@@ -321,9 +322,9 @@ async def compute_async(
     now: int,
 ) -> Ranked:
     """Return what compute_for_user does, on the event loop: the reads through the asyncio engine,
-    the encode inline (about 0.3 ms), the search through Milvus's asyncio client. Only what is
-    rare goes to a worker thread: genre names for a genre filter, the popular movies for a user
-    without ratings, vectors of movies added after training."""
+    the encode inline (about 0.3 ms), the search through Milvus's asyncio client, the popular
+    movies of a user without ratings from the process's snapshot. Only what is rare goes to a
+    worker thread: genre names for a genre filter, vectors of movies added after training."""
     default = is_default(limit, filters, exclude_rated)
     with STAGE.labels("database").time():
         history, rated = await read_history_async(
@@ -333,9 +334,8 @@ async def compute_async(
     size = KEPT_LIMIT if default else limit
     plan = plan_search(model, user_id, user, history, rated, filters, known, now)
     if plan is None:
-        found = await state.run(
-            lambda s: popular_movies(session=s, limit=size, filters=filters, exclude=rated)
-        )
+        snapshot = await state.popular.snapshot()
+        found = popular_movies(snapshot=snapshot, limit=size, filters=filters, exclude=rated)
         newest = None
     else:
         with STAGE.labels("vector_search").time():
@@ -400,65 +400,22 @@ def plan_searches(
     ]
 
 
-POPULAR_MAX_AGE_S = 60.0  # the most-rated movies are counted again at most this often per process
-# At most 256 filters' lists (each at most a few thousand movie ids) per process: a client varying
-# its filters evicts the oldest, it does not grow memory.
-_popular: TTLCache[tuple[object, ...], tuple[int, list[tuple[int, int]]]] = TTLCache(256, POPULAR_MAX_AGE_S)
-_popular_lock = threading.Lock()
-
-
-def popular_movies(*, session: Session, limit: int, filters: Filters, exclude: set[int]) -> list[Recommended]:
+def popular_movies(
+    *, snapshot: Snapshot, limit: int, filters: Filters, exclude: set[int]
+) -> list[Recommended]:
     """Return the most-rated movies that pass the filters, scored by their share of the top count.
 
     Demographics alone rank worse than popularity (HR@10 0.30 against 0.45 on ml-1m-head, see
-    docs/figures.md), so someone without a single rating gets this list, marked as such. Counting
-    every rating takes about 110 ms on ml-1m-head, so each process reuses a count for
-    POPULAR_MAX_AGE_S: the ranking of a million ratings barely moves in a minute.
+    docs/figures.md), so someone without a single rating gets this list, marked as such. The counts are
+    the process's snapshot of them (api/recommend/popular.py): no request reads `ratings` for it.
     """
     _check_years(filters)
-    wanted = check_genres(session=session, genres=filters.genres) if filters.genres else None
-    size = limit + len(exclude)
-    key = (
-        str(session.get_bind().engine.url),
-        tuple(sorted(wanted or ())),
-        filters.year_from,
-        filters.year_to,
+    genres = check_genre_names(filters.genres, snapshot.genre_names) if filters.genres else None
+    rows = snapshot.top(
+        limit, genres=genres, year_from=filters.year_from, year_to=filters.year_to, exclude=exclude
     )
-    with _popular_lock:
-        cached = _popular.get(key)
-    if cached is None or cached[0] < size:
-        cached = (size, _count_popular(session, size, wanted, filters))
-        with _popular_lock:
-            _popular[key] = cached
-    rows = [(m, n) for m, n in cached[1] if m not in exclude][:limit]
     top = rows[0][1] if rows else 1
     return [Recommended(movie_id, round(n / top, 6), [], "popularity") for movie_id, n in rows]
-
-
-def _count_popular(
-    session: Session, size: int, genres: list[str] | None, filters: Filters
-) -> list[tuple[int, int]]:
-    count = func.count(Rating.movie_id).label("ratings")
-    query = (
-        select(Movie.id, count)
-        .join(Rating, Rating.movie_id == Movie.id)
-        .group_by(Movie.id)
-        .order_by(count.desc(), Movie.id)
-        .limit(size)
-    )
-    if genres:
-        query = query.where(
-            Movie.id.in_(
-                select(movie_genres.c.movie_id)
-                .join(Genre, Genre.id == movie_genres.c.genre_id)
-                .where(Genre.name.in_(genres))
-            )
-        )
-    if filters.year_from is not None:
-        query = query.where(Movie.year >= filters.year_from)
-    if filters.year_to is not None:
-        query = query.where(Movie.year <= filters.year_to)
-    return [(movie_id, n) for movie_id, n in session.execute(query)]
 
 
 def _check_years(filters: Filters) -> None:
@@ -481,7 +438,8 @@ def recommend_for_profile(
     limit: int,
     filters: Filters = NO_FILTERS,
 ) -> list[Recommended]:
-    """Return top movies for a visitor described by demographics and (movie, stars) in the order rated."""
+    """Return top movies for a visitor described by demographics and (movie, stars) in the order rated
+    (at least one: api.recommend.types.popular_for_visitor answers a visitor without)."""
     model = require_model(active)
     check_demographics(session=session, gender=gender, age=age, occupation=occupation)
     if len(rated) > PROFILE_MAX_RATINGS:
@@ -493,8 +451,6 @@ def recommend_for_profile(
     missing = [m for m in ids if m not in known]
     if missing:
         raise NotFound(f"movie {missing[0]} does not exist")
-    if not rated:
-        return popular_movies(session=session, limit=limit, filters=filters, exclude=set())
     now = int(time.time())
     history = [HistoryItem(m, s, now - (len(rated) - i)) for i, (m, s) in enumerate(rated)]
     vector = model.model.encode_user(UserFeatures(gender, age, occupation, None, None), history)

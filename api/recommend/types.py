@@ -21,12 +21,14 @@ from api.recommend.service import (
     Recommended,
     compute_async,
     kept_answer,
+    popular_movies,
     read_user_async,
     require_model,
     similar_movies,
     store_kept_async,
 )
 from api.state import AppState
+from api.users.service import check_gender_and_age, check_occupation
 
 
 @strawberry.type(description="A recommended movie, its score and why.")
@@ -137,11 +139,33 @@ async def user_recommendations(
         if ranked.keep is not None:
             state.in_background(store_kept_async(engine=state.async_engine, rows=[ranked.keep]))
         found = ranked.found
-    answer = found
-    movies = state.catalogue.cached(movie_ids(answer))
+    return await with_movies(info, found)
+
+
+async def popular_for_visitor(
+    info: Info, *, gender: str | None, age: int | None, occupation: int | None, limit: int, filters: Filters
+) -> list[Recommendation]:
+    """Answer a visitor without ratings with the popular movies, on the event loop: a worker thread
+    only checks an occupation or reads titles the catalogue does not hold."""
+    context = info.context
+    require_model(await context.active_model())
+    check_gender_and_age(gender, age)
+    if occupation is not None:
+        await context.run(lambda session: check_occupation(session=session, occupation=occupation))
+    snapshot = await context.state.popular.snapshot()
+    return await with_movies(
+        info, popular_movies(snapshot=snapshot, limit=limit, filters=filters, exclude=set())
+    )
+
+
+async def with_movies(info: Info, found: list[Recommended]) -> list[Recommendation]:
+    """Return the GraphQL results of recommendations, their movies from the catalogue, read in a worker
+    thread only when it lacks some."""
+    state = info.context.state
+    movies = state.catalogue.cached(movie_ids(found))
     if movies is None:
-        movies = await context.run(lambda session: movies_of(state, session, answer))
-    return results(answer, movies)
+        movies = await info.context.run(lambda session: movies_of(state, session, found))
+    return results(found, movies)
 
 
 async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:

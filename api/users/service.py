@@ -44,12 +44,23 @@ def check_demographics(
 ) -> None:
     """Raise BadUserInput unless each of gender, age bucket and occupation is an ML-1M value or
     None (unknown)."""
+    check_gender_and_age(gender, age)
+    if occupation is not None:
+        check_occupation(session=session, occupation=occupation)
+
+
+def check_gender_and_age(gender: str | None, age: int | None) -> None:
+    """Raise BadUserInput unless gender and age bucket are each an ML-1M value or None (unknown)."""
     if gender is not None and gender not in ("F", "M"):
         raise BadUserInput("gender must be F or M, or left out")
     if age is not None and age not in AGE_BUCKET_VALUES:
         buckets = ", ".join(map(str, AGE_BUCKET_VALUES))
         raise BadUserInput(f"age must be one of the buckets {buckets}, or left out")
-    if occupation is not None and occupation not in occupation_names(session=session):
+
+
+def check_occupation(*, session: Session, occupation: int) -> None:
+    """Raise BadUserInput unless the occupation is one of the occupations table's."""
+    if occupation not in occupation_names(session=session):
         raise BadUserInput("occupation must be an id from 0 to 20, or left out")
 
 

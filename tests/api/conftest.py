@@ -3,6 +3,7 @@ real Paddle, its vectors in a real Milvus Lite, and the app running its lifespan
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,9 +141,15 @@ def gql(client: TestClient, stack: Stack) -> GraphQL:
 class StatementCounter:
     def __init__(self) -> None:
         self.count = 0
+        self.texts: list[str] = []
 
-    def __call__(self, *_args: Any) -> None:
+    def __call__(self, _connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.count += 1
+        self.texts.append(statement)
+
+    def naming(self, table: str) -> list[str]:
+        """Return the statements so far that name a table."""
+        return [s for s in self.texts if re.search(rf"\b{table}\b", s)]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from tests.api.conftest import GraphQL, Stack, StatementCounter, build_stack
+from tests.api.conftest import GraphQL, Stack, build_stack
 from tests.conftest import DatabaseFactory
 
 RECS = "query($u: Int!, $n: Int!) { recommendations(userId: $u, limit: $n) { score movie { id genres year } because { id } } }"
@@ -180,37 +180,3 @@ def test_without_a_model_recommendations_say_model_not_ready(untrained_client: G
     assert gql.data("{ movie(id: 1) { id } }")["movie"]["id"] == 1
     ready = untrained_client.client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["model"] == "no active model"
-
-
-def test_the_most_rated_movies_are_counted_once_a_minute(
-    stack: Stack, statements: StatementCounter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Counting every rating is the slow part of a cold user's list; a process reuses the count,
-    for a minute and for at most 256 filters."""
-    from cachetools import TTLCache
-
-    from api.db import make_engine, make_session_factory
-    from api.recommend import service
-    from api.recommend.service import NO_FILTERS, Filters, popular_movies
-
-    clock = [0.0]
-    counts: TTLCache[object, object] = TTLCache(256, service.POPULAR_MAX_AGE_S, timer=lambda: clock[0])
-    monkeypatch.setattr(service, "_popular", counts)  # not the counts earlier tests' requests left
-    engine = make_engine(stack.settings.resolved_database_url)
-    with make_session_factory(engine)() as session:
-        first = popular_movies(session=session, limit=10, filters=NO_FILTERS, exclude=set())
-        counted = statements.count
-        again = popular_movies(session=session, limit=4, filters=NO_FILTERS, exclude={first[0].movie_id})
-        assert statements.count == counted  # answered from the count
-        assert [r.movie_id for r in again] == [r.movie_id for r in first[1:5]]
-        clock[0] += service.POPULAR_MAX_AGE_S + 1  # every count is too old
-        assert popular_movies(session=session, limit=10, filters=NO_FILTERS, exclude=set()) == first
-        assert statements.count > counted
-        genres = ["Comedy", "Drama"]
-        for order in (genres, genres[::-1], genres * 50):  # one entry, however the genres are sent
-            popular_movies(session=session, limit=3, filters=Filters(order), exclude=set())
-        assert len(counts) == 2
-        for year in range(1800, 2100):  # a client varying its filters evicts; it does not grow memory
-            popular_movies(session=session, limit=3, filters=Filters(None, year, 2100), exclude=set())
-        assert len(counts) == 256
-    engine.dispose()

@@ -23,6 +23,7 @@ from api.recommend import kept as kept_module
 from api.recommend.catalogue import Catalogue
 from api.recommend.kept import keep_lists
 from api.recommend.models import KeptList
+from api.recommend.popular import Popularity
 from api.recommend.service import (
     KEPT_LIMIT,
     NO_FILTERS,
@@ -79,8 +80,8 @@ def _computed(
     store = VectorStore(stack.settings.resolved_milvus_uri)
     with sessions() as session:
         ranked = recommend_for_user(
-            session=session, store=store, active=ModelRegistry().get(session), user_id=user_id, limit=limit,
-            use_kept=False,
+            session=session, store=store, active=ModelRegistry().get(session), popular=Popularity(session.get_bind()),
+            user_id=user_id, limit=limit, use_kept=False,
         )  # fmt: skip
     store.close()
     assert ranked.keep is None
@@ -227,6 +228,7 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
     equal a request's own filtered search."""
     length = model.model.history_length
     with sessions() as session:
+        popular = Popularity(session.get_bind())  # these users have ratings: it is never read
         ids = list(
             session.execute(select(Rating.user_id).distinct().order_by(Rating.user_id).limit(60)).scalars()
         )
@@ -253,8 +255,8 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
             assert movies == rated_movie_ids(session=session, user_id=user_id)
             assert len(history) == min(length, len(movies))
             expected, expected_newest = rank_for_user(
-                session=session, store=store, model=model, user_id=user_id, user=state, history=history,
-                rated=movies, limit=KEPT_LIMIT, filters=NO_FILTERS, now=now,
+                session=session, store=store, model=model, popular=popular, user_id=user_id, user=state,
+                history=history, rated=movies, limit=KEPT_LIMIT, filters=NO_FILTERS, now=now,
             )  # fmt: skip
             assert newest == expected_newest
             assert_same_ranking(

@@ -1,0 +1,167 @@
+"""The most-rated movies from a per-process snapshot of every movie's rating count, year and genres:
+a request filters and ranks it in memory and never reads `ratings`.
+
+Popularity holds a process's snapshot. It is read again (one GROUP BY over `ratings`) at most every
+MAX_AGE_S seconds, by one thread of its own at a time, while requests go on being answered from
+the snapshot before; only the first request of a process waits for a read, and on the event loop
+it waits without holding a worker thread. The ranking of a million ratings barely moves in a
+minute, while a count per request and filter would let one client's filters hold every worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.orm import Session
+
+from api.movies.models import Genre, Movie, movie_genres
+from api.ratings.models import Rating
+
+log = logging.getLogger(__name__)
+MAX_AGE_S = 60.0  # a process counts the ratings again at most this often
+RETRY_S = 5.0  # after a failed read, the snapshot before serves this long before the next try
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """Every rated movie's id, rating count, year and genres, most-rated first (ties: lower id first)."""
+
+    ids: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.int64]
+    years: npt.NDArray[np.float64]  # NaN where unknown: like SQL's NULL, it passes no year bound
+    genres: npt.NDArray[np.bool_]  # (movies, genre_names): whether each movie has each genre
+    genre_names: tuple[str, ...]  # every genre of the catalogue, alphabetically
+
+    def top(
+        self,
+        limit: int,
+        *,
+        genres: Collection[str] | None = None,
+        year_from: int | None = None,
+        year_to: int | None = None,
+        exclude: Collection[int] = (),
+    ) -> list[tuple[int, int]]:
+        """Return (movie id, rating count) of the `limit` most-rated movies of any of `genres` within
+        the years, but the `exclude` ones. Genres must be among genre_names (check them first)."""
+        keep = np.ones(self.ids.size, dtype=bool)
+        if genres:
+            columns = [self.genre_names.index(g) for g in set(genres)]
+            keep &= self.genres[:, columns].any(axis=1)
+        if year_from is not None:
+            keep &= self.years >= year_from
+        if year_to is not None:
+            keep &= self.years <= year_to
+        rows = np.flatnonzero(keep)
+        if exclude:
+            rows = rows[: limit + len(exclude)]  # enough for `limit` whichever of them are excluded
+            rows = rows[~np.isin(self.ids[rows], np.fromiter(exclude, np.int64, len(exclude)))]
+        rows = rows[:limit]
+        return list(zip(self.ids[rows].tolist(), self.counts[rows].tolist(), strict=True))
+
+
+def read_snapshot(session: Session | Connection) -> Snapshot:
+    """Return the snapshot of the database now: its one aggregate over `ratings`, and the genres."""
+    counted = select(Rating.movie_id, func.count().label("n")).group_by(Rating.movie_id).subquery()
+    rows = session.execute(
+        select(Movie.id, Movie.year, counted.c.n).join(counted, counted.c.movie_id == Movie.id)
+    ).all()
+    names = dict(session.execute(select(Genre.id, Genre.name)).all())
+    links = session.execute(select(movie_genres.c.movie_id, movie_genres.c.genre_id)).all()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    years = np.array([math.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
+    counts = np.array([r[2] for r in rows], dtype=np.int64)
+    order = np.lexsort((ids, -counts))  # most-rated first, then the lower id
+    ids, counts, years = ids[order], counts[order], years[order]
+    genre_names = tuple(sorted(names.values()))
+    column_of = {genre_id: genre_names.index(name) for genre_id, name in names.items()}
+    matrix = np.zeros((ids.size, len(genre_names)), dtype=bool)
+    row_of = {movie_id: row for row, movie_id in enumerate(ids.tolist())}
+    # A movie nobody rated is not in the snapshot, nor are its genres.
+    cells = [(row_of[movie_id], column_of[genre_id]) for movie_id, genre_id in links if movie_id in row_of]
+    if cells:
+        rows_at, columns_at = zip(*cells, strict=True)
+        matrix[list(rows_at), list(columns_at)] = True
+    return Snapshot(ids, counts, years, matrix, genre_names)
+
+
+class Popularity:
+    """A process's Snapshot: read when older than max_age seconds by one thread at a time (single
+    flight); the snapshot before answers meanwhile."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_age: float = MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine, self.max_age, self._clock = engine, max_age, clock
+        self._lock = threading.Lock()
+        self._current: Snapshot | None = None
+        self._due = -math.inf  # when the current snapshot is to be read again
+        self._reading: Future[Snapshot] | None = None
+
+    async def snapshot(self) -> Snapshot:
+        """Return the current snapshot; before the first, wait for its read on the event loop."""
+        current, reading = self._current_or_reading()
+        if current is not None:
+            return current
+        assert reading is not None
+        return await asyncio.wrap_future(reading)
+
+    def current(self) -> Snapshot:
+        """Return what snapshot does, waiting in the calling thread: for code already in a worker thread."""
+        current, reading = self._current_or_reading()
+        if current is not None:
+            return current
+        assert reading is not None
+        return reading.result()
+
+    def newest(self) -> Snapshot:
+        """Return the current snapshot after the read under way, if any, has ended; waits in the
+        calling thread."""
+        with self._lock:
+            reading = self._reading
+        if reading is not None:
+            wait([reading])
+        return self.current()
+
+    def _current_or_reading(self) -> tuple[Snapshot | None, Future[Snapshot] | None]:
+        """Return the current snapshot and the read under way, starting one if it is due and none is."""
+        with self._lock:
+            if self._reading is None and (self._current is None or self._clock() >= self._due):
+                self._reading = Future()
+                # Running from the start: a waiter that is cancelled (its client left) cannot cancel
+                # the read that other waiters share.
+                self._reading.set_running_or_notify_cancel()
+                threading.Thread(
+                    target=self._read, args=(self._reading,), name="popular-read", daemon=True
+                ).start()
+            return self._current, self._reading
+
+    def _read(self, reading: Future[Snapshot]) -> None:
+        started = self._clock()
+        try:
+            # Only reads: on SQLite it then holds up no writer (api.db._sqlite_on_begin), nor a caller
+            # in a worker thread whose transaction waits for this first snapshot.
+            with self._engine.connect().execution_options(deferred_begin=True) as connection:
+                snapshot = read_snapshot(connection)
+        except Exception as error:  # the next request tries again; until then the snapshot before serves
+            log.warning("could not count the most-rated movies: %s", error)
+            with self._lock:
+                self._reading, self._due = None, started + RETRY_S
+            reading.set_exception(error)
+            return
+        with self._lock:
+            self._current, self._due, self._reading = snapshot, started + self.max_age, None
+        reading.set_result(snapshot)
