@@ -136,14 +136,14 @@ def test_a_write_that_loses_a_lock_conflict_runs_again(database_factory: Databas
 
     def work(session: Session) -> None:
         tries.append(1)
+        if sqlite and len(tries) == 2:  # the first try lost the lock: the holder lets it go only now
+            holder.commit()
         session.execute(text("UPDATE t SET n = n + 10 WHERE id = 1"))
         if len(tries) == 1 and not sqlite:
             threading.Timer(0.3, lambda: holder.execute(text("UPDATE t SET n = n + 1 WHERE id = 1"))).start()
         session.execute(text("UPDATE t SET n = n + 10 WHERE id = 2"))  # waits for the holder
 
-    if sqlite:
-        threading.Timer(0.3, holder.commit).start()
-    else:  # the holder finishes once it got row 1, which the deadlock's loser gave up
+    if not sqlite:  # the holder finishes once it got row 1, which the deadlock's loser gave up
         threading.Timer(2.0, holder.commit).start()
     in_transaction(sessions, work)
     holder.close()
@@ -165,6 +165,8 @@ def test_a_conflict_is_not_run_again_forever(tmp_path: Path) -> None:
 
     def work(session: Session) -> None:
         tries.append(1)
+        if sqlite and len(tries) == 2:  # the first try lost the lock: the holder lets it go only now
+            holder.commit()
         session.execute(text("UPDATE t SET n = 1"))
 
     with pytest.raises(OperationalError, match="locked"):
