@@ -103,7 +103,30 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
         f"{counts.users} users, {counts.movies} movies, {counts.ratings} ratings, {counts.genres} genres"
     )
     print(f"imported: {summary}")
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    imported_from(settings).write_text(f"{source.directory.resolve()}\n", encoding="utf-8")
     return 0
+
+
+def imported_from(settings: Settings) -> Path:
+    """Return the file naming the directory the last import read, which `up` compares with the data dir."""
+    return settings.var_dir / "imported-from"
+
+
+def data_dir_note(settings: Settings) -> str | None:
+    """Return one line when MOVIEREC_DATA_DIR is not the directory the database was imported from."""
+    if settings.data_dir is None:
+        return None
+    wanted = settings.data_dir.resolve()
+    path = imported_from(settings)
+    recorded = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if recorded == str(wanted):
+        return None
+    was = f"from {recorded}" if recorded else "from a source not recorded here"
+    return (
+        f"data: MOVIEREC_DATA_DIR is {settings.data_dir}, but the database was imported {was}; "
+        "serving what it holds (--reimport to import the new directory)"
+    )
 
 
 def cmd_data_sample(args: argparse.Namespace, _settings: Settings) -> int:
@@ -441,6 +464,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         cmd_data_import(args, settings)
     else:
         print(f"data: {ratings} ratings already imported (--reimport to import again)")
+        note = data_dir_note(settings)
+        if note:
+            print(note)
     with sessions() as session:
         active = active_version(session=session)
     if active is None or args.retrain:
