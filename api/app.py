@@ -1,5 +1,6 @@
-"""The app factory: a page linking the front ends at /, GraphQL at /graphql, health at /healthz and /readyz, the dashboard at /admin, the
-demo front end at /demo when enabled; resources live in the lifespan."""
+"""The app factory: a page linking the front ends at /, GraphQL at /graphql, health at /healthz and
+/readyz, the dashboard at /admin, the demo front end at /demo when enabled; resources live in the
+lifespan."""
 
 from __future__ import annotations
 
@@ -151,9 +152,10 @@ def build_state(settings: Settings, access: CredentialBackend) -> AppState:
     """Return the shared resources: engine, session factory, Milvus client, model registry, the
     worker threads' limiter (one pooled connection per thread, so no thread waits on the pool) and
     the access backend."""
-    # No ping before each checkout: it is a round trip per request, a large share of a kept answer's read. A connection found dead fails that request with UNAVAILABLE and makes the
-    # pool replace every connection it holds (SQLAlchemy's disconnect handling); pool_recycle retires
-    # connections before the server's idle timeout would.
+    # No ping before each checkout: it is a round trip per request, a large share of a kept answer's
+    # read. A connection found dead fails that request with UNAVAILABLE and makes the pool replace
+    # every connection it holds (SQLAlchemy's disconnect handling); pool_recycle retires connections
+    # before the server's idle timeout would.
     engine = make_engine(
         settings.resolved_database_url,
         pool_size=WORKER_THREADS + POOL_HEADROOM,

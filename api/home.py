@@ -30,7 +30,8 @@ def home(settings: Settings) -> Route:
     )
     page = (
         '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>movierec</title></head>\n'
-        "<body>\n<h1>movierec</h1>\n<p>Movie recommendations over a GraphQL API at <code>/graphql</code>.</p>\n"
+        "<body>\n<h1>movierec</h1>\n"
+        "<p>Movie recommendations over a GraphQL API at <code>/graphql</code>.</p>\n"
         f"<ul>\n{items}\n</ul>\n</body>\n</html>\n"
     )
 

@@ -24,7 +24,9 @@ def test_home_links_the_dashboard_outside_development(client: TestClient) -> Non
 
 
 def test_home_links_the_demo_dashboard_and_graphiql_in_development(tmp_path: Path) -> None:
-    settings = Settings(environment="development", var_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/x.db")
+    settings = Settings(
+        environment="development", var_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/x.db"
+    )
     client = TestClient(create_app(settings))  # no lifespan: the page and the demo's files need no database
     response = client.get("/")
     assert response.status_code == 200
