@@ -24,7 +24,7 @@ from api.access.scopes import SCOPES
 from api.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# One API process per core, up to 4 (each holds its own model, about 400 MB).
+# One API process per core, up to 4: each holds its own model in memory.
 DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 WORKERS_HELP = (
     f"API processes, sharing the port and one Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
@@ -547,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="import users, movies and ratings (idempotent: a re-run changes nothing)",
         description="Import a dataset in one transaction: a failure leaves nothing behind, a re-run "
-        "completes an interrupted import without duplicates. README's 'Your own data' shows each layout.",
+        "completes an interrupted import without duplicates. docs/data.md shows each layout.",
     )
     imp.add_argument(
         "--source",
@@ -579,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--ml25m", type=float, metavar="SHARE",
         help="instead, an ML-25M-shaped dataset (162,541 users, 62,423 movies, 25,000,095 ratings, "
-        "long tails, half stars) times SHARE, in the MovieLens CSV layout (1: full size, about 3 min)",
+        "long tails, half stars) times SHARE, in the MovieLens CSV layout (1: full size, several minutes)",
     )  # fmt: skip
     sample.set_defaults(handler=cmd_data_sample)
 
