@@ -21,8 +21,12 @@ runtime: $(BIN)/movierec  ## virtual environment with the project only: what `ma
 
 install: $(VENV)/.dev  ## the same, plus the tools of tests, checks and benchmarks
 
+# make demo PORT=8080 DATA_DIR=~/data/ml-latest-small: another port; a dataset for the first import
+PORT ?=
+DATA_DIR ?=
+
 demo: runtime  ## migrate, import, train and index what is missing, then serve on http://127.0.0.1:8000
-	$(BIN)/movierec up
+	$(if $(DATA_DIR),MOVIEREC_DATA_DIR=$(DATA_DIR) )$(BIN)/movierec up$(if $(PORT), --port $(PORT))
 
 test: install  ## the test suite on SQLite and MySQL (MOVIEREC_TEST_MYSQL_URL; skipped when unreachable unless CI=true)
 	$(BIN)/pytest

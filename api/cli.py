@@ -24,7 +24,7 @@ from api.access.scopes import SCOPES
 from api.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# One API process per core, up to 4 (each holds its own model, about 400 MB).
+# One API process per core, up to 4: each holds its own model in memory.
 DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 WORKERS_HELP = (
     f"API processes, sharing the port and one Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
@@ -103,7 +103,30 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
         f"{counts.users} users, {counts.movies} movies, {counts.ratings} ratings, {counts.genres} genres"
     )
     print(f"imported: {summary}")
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    imported_from(settings).write_text(f"{source.directory.resolve()}\n", encoding="utf-8")
     return 0
+
+
+def imported_from(settings: Settings) -> Path:
+    """Return the file naming the directory the last import read, which `up` compares with the data dir."""
+    return settings.var_dir / "imported-from"
+
+
+def data_dir_note(settings: Settings) -> str | None:
+    """Return one line when MOVIEREC_DATA_DIR is not the directory the database was imported from."""
+    if settings.data_dir is None:
+        return None
+    wanted = settings.data_dir.resolve()
+    path = imported_from(settings)
+    recorded = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if recorded == str(wanted):
+        return None
+    was = f"from {recorded}" if recorded else "from a source not recorded here"
+    return (
+        f"data: MOVIEREC_DATA_DIR is {settings.data_dir}, but the database was imported {was}; "
+        "serving what it holds (--reimport to import the new directory)"
+    )
 
 
 def cmd_data_sample(args: argparse.Namespace, _settings: Settings) -> int:
@@ -441,6 +464,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         cmd_data_import(args, settings)
     else:
         print(f"data: {ratings} ratings already imported (--reimport to import again)")
+        note = data_dir_note(settings)
+        if note:
+            print(note)
     with sessions() as session:
         active = active_version(session=session)
     if active is None or args.retrain:
@@ -521,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="import users, movies and ratings (idempotent: a re-run changes nothing)",
         description="Import a dataset in one transaction: a failure leaves nothing behind, a re-run "
-        "completes an interrupted import without duplicates. README's 'Your own data' shows each layout.",
+        "completes an interrupted import without duplicates. docs/data.md shows each layout.",
     )
     imp.add_argument(
         "--source",
@@ -553,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--ml25m", type=float, metavar="SHARE",
         help="instead, an ML-25M-shaped dataset (162,541 users, 62,423 movies, 25,000,095 ratings, "
-        "long tails, half stars) times SHARE, in the MovieLens CSV layout (1: full size, about 3 min)",
+        "long tails, half stars) times SHARE, in the MovieLens CSV layout (1: full size, several minutes)",
     )  # fmt: skip
     sample.set_defaults(handler=cmd_data_sample)
 

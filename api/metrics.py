@@ -78,7 +78,7 @@ def _root_fields(schema: GraphQLSchema) -> frozenset[str]:
 class BufferedAccessHandler(logging.StreamHandler):
     """The access log's handler: lines go through the stream's buffer, flushed at most every
     `interval` seconds (by a background thread when traffic stops) and on close, as nginx's
-    buffered access_log does. A write per request was about 3% of a worker's time under load;
+    buffered access_log does: a write per request costs a worker time under load, and
     a crash loses at most `interval` seconds of access lines, and warnings are not written here.
     """
 

@@ -12,14 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _dry_run(target: str, tmp_path: Path) -> str:
+def _dry_run(target: str, tmp_path: Path, *variables: str) -> str:
     if shutil.which("make") is None:
         pytest.fail("make is missing")
     venv = tmp_path / "venv"  # absent: make plans the whole install
     # run from `make test`, make's own variables would make this a sub-make that prints directories
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     result = subprocess.run(
-        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}", *variables],
         cwd=ROOT, capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
     return result.stdout
@@ -35,3 +35,9 @@ def test_demo_installs_the_runtime_without_the_dev_tools(tmp_path: Path) -> None
 def test_tests_get_the_dev_tools(tmp_path: Path) -> None:
     plan = _dry_run("test", tmp_path)
     assert "pip install --quiet -e '.[dev]'" in plan and "pytest" in plan
+
+
+def test_demo_passes_port_and_data_dir_to_movierec_up(tmp_path: Path) -> None:
+    plan = _dry_run("demo", tmp_path, "PORT=8123", "DATA_DIR=/data/ml-latest-small")
+    last = plan.rstrip().splitlines()[-1]
+    assert last == f"MOVIEREC_DATA_DIR=/data/ml-latest-small {tmp_path}/venv/bin/movierec up --port 8123"

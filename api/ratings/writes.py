@@ -124,9 +124,8 @@ def _load_in_bulk(session: Session, ratings: Ratings) -> None:
     """Load ratings into the empty ratings table with one LOAD DATA, in the caller's transaction.
 
     With unique and foreign-key checks off for the statement, MariaDB (10.6 and later) fills an
-    empty InnoDB table in bulk, sorting each index once, without a row of undo log each. At ML-25M's
-    size (bench/scale_data.py) the whole import took 135.5 s, where LOAD DATA of the same ratings
-    with the checks on took 203 s alone and the multi-row INSERTs of an earlier run 423 s. The checks
+    empty InnoDB table in bulk, sorting each index once, without a row of undo log each, faster than
+    LOAD DATA with its checks on or multi-row INSERTs (docs/figures.md, "At ML-25M's size"). The checks
     it skips are made here first, on rows locked until commit: every user and movie exists (and no
     pair repeats: _can_load_in_bulk). A rollback empties the table again. The rows go through a
     temporary file (about 25 bytes a rating), deleted after.

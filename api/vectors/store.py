@@ -46,18 +46,16 @@ class IndexSpec:
 
 
 EXACT_BELOW = 50_000  # rows; below this an exact (FLAT) scan answers within a few milliseconds
-NPROBE = 64  # lists an IVF search scans; from bench/scale.py's sweep on a server (README)
+NPROBE = 64  # lists an IVF search scans: the fewest that keep recall@10 above 0.95 (docs/figures.md)
 MAX_TOPK = 16_384  # Milvus answers at most this many hits per query vector (its topk bound)
 MAX_NQ = 1_024  # query vectors per batched search here, to bound one answer's size
-READ_BATCH = 512  # ids per get (vector_rows): Lite read 62,423 vectors in 2.1 s at 512, in 42 s at 4,096
+READ_BATCH = 512  # ids per get (vector_rows): Lite reads large batches far slower (docs/figures.md)
 
 
 def ivf(rows: int) -> IndexSpec:
     """Return the server's index above EXACT_BELOW rows: IVF_FLAT with about 4·sqrt(rows) lists (a
-    power of two: 1,024 at 100,000 rows, 4,096 at 1,000,000). On bench/scale.py's vectors with nprobe
-    64 it gave recall@10 0.973 at p50 2.2 ms at 100,000 rows and 0.992 at 3.7 ms at 1,000,000 (nprobe
-    32: 0.941 and 0.971), where HNSW (M 16 or 32) gave no ef with both recall 0.95 and p50 under 5 ms
-    at 1,000,000 (README)."""
+    power of two: 1,024 at 100,000 rows, 4,096 at 1,000,000): with NPROBE it met the recall and
+    latency targets where HNSW did not (docs/figures.md, "Vector search at scale")."""
     nlist = 2 ** round(math.log2(4 * math.sqrt(max(rows, 1))))
     return IndexSpec("IVF_FLAT", {"nlist": nlist}, {"nprobe": NPROBE})
 
@@ -69,9 +67,8 @@ def choose_index(uri: str, rows: int) -> IndexSpec:
     IVF_FLAT and AUTOINDEX, keeps a collection in one growing segment (flush seals nothing), and for
     IVF_FLAT or AUTOINDEX searches segcore's interim IVF_FLAT_CC index, built from 100,000 rows on,
     with nlist 100 and nprobe 4 whatever the build and search parameters say (its log, LOG_LEVEL=INFO:
-    "origin_index_type=IVF_FLAT, index_type=IVF_FLAT_CC ... nlist 100"). On bench/scale.py's clustered
-    256-d vectors that index gave recall@10 0.35 at 100,000 rows (p50 1.7 ms) and 0.34 at 1,000,000
-    (p50 6.6 ms) for every nprobe from 1 to 1,024, where FLAT gives 1.0 at p50 12 ms and 109 ms.
+    "origin_index_type=IVF_FLAT, index_type=IVF_FLAT_CC ... nlist 100"), whose recall is too low to
+    serve (docs/figures.md), so Lite keeps FLAT.
     A Milvus server scans small collections (every movie catalogue) exactly and builds IVF_FLAT above
     EXACT_BELOW rows.
     """
@@ -136,9 +133,9 @@ def is_embedded(uri: str) -> bool:
 class VectorStore:
     """One Milvus client; collections hold movie_id, a float vector, genres and year.
 
-    Requests search with `asearch`, on the event loop through pymilvus's AsyncMilvusClient
-    (bench/milvus_access.py: on Milvus Lite, 0.44 ms of the process's CPU a search against 0.63 ms
-    in a worker thread); everything else is synchronous, for worker threads and commands.
+    Requests search with `asearch`, on the event loop through pymilvus's AsyncMilvusClient, which
+    costs less CPU than a search in a worker thread; everything else is synchronous, for worker
+    threads and commands.
     """
 
     def __init__(self, uri: str, *, token: str = "", timeout: int = 5) -> None:
@@ -200,8 +197,8 @@ class VectorStore:
         if is_embedded(self.uri) and expected_rows >= EXACT_BELOW:
             log.warning(
                 "Milvus Lite will scan all %d movies of %s for every search (FLAT, its only index): "
-                "requests that compute their answer slow down with the catalogue (8 ms a search at "
-                "62,423 movies); a Milvus server indexes it (docs/deploy.md)",
+                "requests that compute their answer slow down with the catalogue; a Milvus server "
+                "indexes it (docs/deploy.md)",
                 expected_rows, name,
             )  # fmt: skip
         index = self._client.prepare_index_params()
@@ -267,7 +264,7 @@ class VectorStore:
         params: dict[str, Any] | None = None,
     ) -> list[Hit]:
         """Return the limit movies of highest inner product with vector that satisfy expr; params
-        replace the search parameters of the collection's index (bench/scale.py sweeps them)."""
+        replace the search parameters of the collection's index (to retune them on a server)."""
         params = self._params_for(name) if params is None else params
         return _hits(self._call("search", name, **_search_request(vector, limit, expr, params)))
 

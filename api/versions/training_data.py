@@ -13,9 +13,8 @@ from api.ratings.models import Rating
 from api.users.models import User as UserRow
 from ml.movielens.format import Dataset, Movie, Ratings, User
 
-# Ratings are read this many rows at a time, each chunk straight into typed arrays: reading 25
-# million rows as one list of row objects (about 250 bytes each) took more than 8 GB before training
-# began (bench/scale_data.py).
+# Ratings are read this many rows at a time, each chunk straight into typed arrays: at ML-25M's size
+# one list of row objects takes several times the memory (docs/figures.md).
 RATINGS_CHUNK = 200_000
 
 

@@ -1,5 +1,5 @@
 """Readers of the two CSV layouts: the MovieLens CSV releases (ml-latest-small, ml-latest, ml-25m,
-ml-32m) and the documented generic layout a team can write its own data in (README, "Your own data").
+ml-32m) and the documented generic layout a team can write its own data in (docs/data.md).
 
 MovieLens CSV: ratings.csv (userId,movieId,rating,timestamp; half stars), movies.csv
 (movieId,title,genres with `|`), no users (their demographics are unknown). Its genre "Children" is

@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from api.cli import main
+from api.cli import data_dir_note, main
 from api.dataimport.service import MovieTextError, count_rows, import_dataset
 from api.db import make_batch_engine, make_engine, make_session_factory
 from api.ratings import writes
 from api.ratings.writes import BulkLoadError
+from api.settings import Settings
 from api.versions import training_data
 from api.versions.training_data import load_training_data, read_ratings
 from ml.movielens.layouts import load
@@ -214,6 +215,30 @@ def test_command_imports_a_directory_twice_with_identical_counts(
     for _ in range(2):
         assert main(["data", "import", "--source", str(sample_dir), "--quiet"]) == 0
         assert expected in capsys.readouterr().out
+
+
+def test_up_says_when_the_data_dir_is_not_what_the_database_was_imported_from(
+    database_factory: DatabaseFactory,
+    sample_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = _fresh(database_factory)
+    _use_database(monkeypatch, url, tmp_path)
+    settings = Settings(database_url=url, var_dir=tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    unrecorded = data_dir_note(settings.model_copy(update={"data_dir": other}))
+    assert unrecorded is not None and "from a source not recorded here" in unrecorded
+
+    assert main(["data", "import", "--source", str(sample_dir), "--quiet"]) == 0
+    assert data_dir_note(settings) is None  # no MOVIEREC_DATA_DIR: nothing to compare
+    assert data_dir_note(settings.model_copy(update={"data_dir": sample_dir})) is None
+    note = data_dir_note(settings.model_copy(update={"data_dir": other}))
+    assert note == (
+        f"data: MOVIEREC_DATA_DIR is {other}, but the database was imported from {sample_dir.resolve()}; "
+        "serving what it holds (--reimport to import the new directory)"
+    )
 
 
 def test_malformed_file_is_one_error_line_and_imports_nothing(
