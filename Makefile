@@ -31,10 +31,11 @@ demo: runtime  ## migrate, import, train and index what is missing, then serve o
 test: install  ## the test suite on SQLite and MySQL (MOVIEREC_TEST_MYSQL_URL; skipped when unreachable unless CI=true)
 	$(BIN)/pytest
 
-check: install  ## lint and type checks
+check: install  ## lint, type checks and the import contracts (ml <- api <- admin)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

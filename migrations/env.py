@@ -7,9 +7,20 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import Connection
 
-from api.db import compare_type, make_engine
-from api.models import metadata
+import admin.models
+import api.access.models
+import api.movies.models
+import api.ratings.models
+import api.recommend.models
+import api.users.models
+import api.versions.models
+from api.db import Base, compare_type, make_engine
 from api.settings import Settings
+
+# Every table of the product, including the dashboard's: the modules above declare them on Base.
+MODEL_MODULES = (admin.models, api.access.models, api.movies.models, api.ratings.models,
+                 api.recommend.models, api.users.models, api.versions.models)  # fmt: skip
+metadata = Base.metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
