@@ -181,8 +181,11 @@ class VectorStore:
     def exists(self, name: str) -> bool:
         return bool(self._call("has_collection", name))
 
-    def create(self, name: str, *, dim: int, expected_rows: int = 0) -> IndexSpec:
-        """Create an empty collection called name (dropping a leftover one) and return its index."""
+    def create(
+        self, name: str, *, dim: int, expected_rows: int = 0, index: IndexSpec | None = None
+    ) -> IndexSpec:
+        """Create an empty collection called name (dropping a leftover one) and return its index:
+        `index`, or choose_index's for `expected_rows` on this Milvus."""
         if self.exists(name):
             self.drop(name)
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -196,7 +199,7 @@ class VectorStore:
             max_length=32,
         )
         schema.add_field("year", DataType.INT64)
-        spec = choose_index(self.uri, expected_rows)
+        spec = index or choose_index(self.uri, expected_rows)
         if is_embedded(self.uri) and expected_rows >= EXACT_BELOW:
             log.warning(
                 "Milvus Lite will scan all %d movies of %s for every search (FLAT, its only index): "
