@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,12 @@ def test_demo_installs_the_runtime_without_the_dev_tools(tmp_path: Path) -> None
 def test_tests_get_the_dev_tools(tmp_path: Path) -> None:
     plan = _dry_run("test", tmp_path)
     assert "pip install --quiet -e '.[dev]'" in plan and "pytest" in plan
+
+
+def test_the_fast_tier_leaves_out_what_needs_a_server_a_browser_or_time(tmp_path: Path) -> None:
+    plan = _dry_run("test-fast", tmp_path)
+    assert "pip install --quiet -e '.[dev]'" in plan
+    assert plan.rstrip().endswith('pytest -m "not (mysql or milvus_server or browser or slow)"')
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    declared = {m.split(":")[0] for m in pytest_options["markers"]}
+    assert declared >= {"mysql", "milvus_server", "browser", "slow"}

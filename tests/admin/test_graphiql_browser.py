@@ -17,6 +17,9 @@ from tests.api.conftest import Stack, build_stack
 from tests.conftest import DatabaseFactory
 
 
+pytestmark = pytest.mark.browser
+
+
 @pytest.fixture(scope="session")
 def graphiql_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     """A database with synthetic data and no model: `{ genres }` reads the database only."""

@@ -32,7 +32,7 @@ from tests.milvus import milvus_lite_pids
 GENRES = {"Action", "Children's", "Comedy", "Drama", "Sci-Fi"}
 
 
-@pytest.fixture(scope="module", params=["lite", "server"])
+@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.milvus_server)])
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorStore]:
     """The adapter's contract, on Milvus Lite and on a Milvus standalone server."""
     if request.param == "lite":
@@ -321,6 +321,7 @@ def test_milvus_lite_refuses_a_graph_index(lite: VectorStore) -> None:
             store.drop("server_index")
 
 
+@pytest.mark.slow
 def test_reconnects_after_milvus_stops_answering_and_comes_back(
     store: VectorStore, movies: np.ndarray, request: pytest.FixtureRequest
 ) -> None:
