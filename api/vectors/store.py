@@ -207,11 +207,15 @@ class VectorStore:
                 "62,423 movies); a Milvus server indexes it (docs/deploy.md)",
                 expected_rows, name,
             )  # fmt: skip
-        index = self._client.prepare_index_params()
-        index.add_index(field_name="vector", index_type=spec.index_type, metric_type="IP", params=spec.build)
+        index_params = self._client.prepare_index_params()
+        index_params.add_index(
+            field_name="vector", index_type=spec.index_type, metric_type="IP", params=spec.build
+        )
         # The server's default consistency (Bounded): searches don't wait; upsert() makes its rows
         # visible before it returns. Strong here cost every search a time tick (~200 ms) on a server.
-        self._call("create_collection", name, schema=schema, index_params=index, consistency_level="Bounded")
+        self._call(
+            "create_collection", name, schema=schema, index_params=index_params, consistency_level="Bounded"
+        )
         self._search_params[name] = spec.search
         return spec
 

@@ -16,7 +16,6 @@ from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.api.conftest import Stack, build_stack
 from tests.conftest import DatabaseFactory
 
-
 pytestmark = pytest.mark.browser
 
 
