@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export KMP_BLOCKTIME ?= 0
 
 # .venv/bin/movierec marks the runtime install, .venv/.dev the dev tools on top of it.
-.PHONY: runtime install demo test check format graphiql bench-import bench-train-load clean
+.PHONY: runtime install demo test test-fast check format graphiql bench-import bench-train-load clean
 
 $(BIN)/movierec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: runtime  ## migrate, import, train and index what is missing, then serve o
 
 test: install  ## the test suite on SQLite and MySQL (MOVIEREC_TEST_MYSQL_URL; skipped when unreachable unless CI=true)
 	$(BIN)/pytest
+
+# The edit loop's tier: SQLite and Milvus Lite only; no MySQL, no Milvus server, no browser, no slow
+# training (pytest markers mysql, milvus_server, browser, slow in pyproject.toml).
+test-fast: install  ## the tests that need no MySQL, Milvus server or browser, nor train for long
+	$(BIN)/pytest -m "not (mysql or milvus_server or browser or slow)"
 
 check: install  ## lint, type checks and the import contracts (ml <- api <- admin)
 	$(BIN)/ruff check .

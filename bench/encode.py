@@ -48,16 +48,10 @@ def main(args: argparse.Namespace) -> None:
             )
     at = int(time.time())
 
-    def arrays(features: UserFeatures, history: list[HistoryItem]) -> dict[str, np.ndarray]:
-        result = model.vocabs.user_arrays(
-            [features.user_id], [features.gender], [features.age], [features.occupation], [features.zip_code]
-        )
-        result.update(model._history([history], at))
-        return result
-
     def dygraph(features: UserFeatures, history: list[HistoryItem]) -> np.ndarray:
+        arrays = model.user_arrays([(features, history)], at=at)
         with paddle.no_grad():
-            return model.model.encode_users(to_tensors(arrays(features, history))).numpy()[0]
+            return model.model.encode_users(to_tensors(arrays)).numpy()[0]
 
     def predictor(features: UserFeatures, history: list[HistoryItem]) -> np.ndarray:
         return model.encode_user(features, history, at=at)

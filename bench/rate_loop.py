@@ -30,11 +30,16 @@ class Loop:
     rate_ms: list[float] = field(default_factory=list)
     recommend_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    rate_limited: int = 0  # errors that were 429 RATE_LIMITED: the stack's limits, not the service
     stale: int = 0  # answers that still held the movie just rated
 
 
 class Refused(Exception):
     """A request answered with an error: the client stops, and its error is counted."""
+
+    def __init__(self, status: int, codes: list[str]) -> None:
+        super().__init__(f"HTTP {status} {','.join(codes)}")
+        self.rate_limited = status == 429 or "RATE_LIMITED" in codes
 
 
 async def _post(client: httpx.AsyncClient, query: str, variables: dict, times: list[float]) -> dict:
@@ -44,7 +49,7 @@ async def _post(client: httpx.AsyncClient, query: str, variables: dict, times: l
     body = response.json()
     if response.status_code != 200 or "errors" in body:
         codes = sorted({e.get("extensions", {}).get("code", "?") for e in body.get("errors") or []})
-        raise Refused(f"HTTP {response.status_code} {','.join(codes)}")
+        raise Refused(response.status_code, codes)
     data: dict = body["data"]
     return data
 
@@ -70,6 +75,7 @@ async def _client(url: str, key: str, user: int, deadline: float, loop: Loop, se
                     loop.stale += 1
     except (Refused, httpx.HTTPError, IndexError) as error:
         loop.errors.append(f"user {user}, {step}: {error!r}")
+        loop.rate_limited += isinstance(error, Refused) and error.rate_limited
 
 
 def run(url: str, key: str, users: list[int], duration: float) -> dict[str, Any]:
@@ -97,6 +103,7 @@ def run(url: str, key: str, users: list[int], duration: float) -> dict[str, Any]
         "recommend_p50_ms": pct(loop.recommend_ms, 50),
         "recommend_p99_ms": pct(loop.recommend_ms, 99),
         "errors": len(loop.errors),
+        "rate_limited": loop.rate_limited,
         "error_samples": loop.errors[:5],
         "stale_answers": loop.stale,
         "checked_answers": len(loop.recommend_ms),

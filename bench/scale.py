@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from api.vectors import store as store_module
 from api.vectors.store import IndexSpec, VectorStore, is_embedded, is_lite_file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
@@ -64,10 +63,16 @@ def timed_searches(
 
 
 def measure(
-    size: int, queries: int, rng: np.random.Generator, uri: str, efs: list[int], nprobes: list[int]
+    size: int,
+    queries: int,
+    rng: np.random.Generator,
+    uri: str,
+    efs: list[int],
+    nprobes: list[int],
+    index: IndexSpec | None = None,
 ) -> list[dict[str, float | int | str]]:
-    """Return one row for the adapter's search parameters, then one per ef (HNSW) or nprobe (IVF)
-    of the sweep."""
+    """Return one row for the search parameters of `index` (default: the adapter's choice), then one
+    per ef (HNSW) or nprobe (IVF) of the sweep."""
     vectors = clustered(size, rng)
     picks = rng.integers(0, size, queries)
     noisy = vectors[picks] + 0.3 * rng.standard_normal((queries, DIM)).astype(np.float32)
@@ -83,10 +88,12 @@ def measure(
     store = VectorStore(uri, timeout=3600)
     try:
         started = time.perf_counter()
-        spec = store.create(COLLECTION, dim=DIM, expected_rows=size)
+        spec = store.create(COLLECTION, dim=DIM, expected_rows=size, index=index)
         store.upsert(COLLECTION, np.arange(1, size + 1), vectors, [[] for _ in range(size)], [None] * size)
         store.flush(COLLECTION)
-        if spec.index_type != "FLAT":  # a server builds the index after the flush, then hands it over
+        # A server builds the index after the flush, then hands it over; Milvus Lite builds none, it
+        # searches its one growing segment (choose_index)
+        if spec.index_type != "FLAT" and not is_embedded(uri):
             while (stats := store.stats(COLLECTION)).pending_rows or stats.indexed_rows < size:
                 time.sleep(1)
             # The query node keeps searching the growing segments' interim index until it loads
@@ -135,9 +142,7 @@ def main() -> None:
     parser.add_argument("--build", default="{}", help="index-building parameters (JSON), with --index")
     parser.add_argument("--search", default="{}", help="search parameters (JSON), with --index")
     args = parser.parse_args()
-    if args.index:
-        trial = IndexSpec(args.index, json.loads(args.build), json.loads(args.search))
-        store_module.choose_index = lambda uri, rows: trial  # VectorStore.create asks the module
+    trial = IndexSpec(args.index, json.loads(args.build), json.loads(args.search)) if args.index else None
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
     header = ("size", "index", "search", "build s", "p50 ms", "p99 ms", "recall@10", "numpy p50")
@@ -147,7 +152,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             uri = args.milvus_uri or str(Path(tmp) / f"scale_{size}.db")
-            for row in measure(size, args.queries, rng, uri, args.ef, args.nprobe):
+            for row in measure(size, args.queries, rng, uri, args.ef, args.nprobe, trial):
                 rows.append(row)
                 print(" ".join(f"{row[k]!s:>11}" for k in keys), flush=True)
     if args.index:

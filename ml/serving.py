@@ -115,12 +115,19 @@ class LoadedModel:
         self, users: Sequence[tuple[UserFeatures, Sequence[HistoryItem]]], *, at: int | None = None
     ) -> npt.NDArray[np.float32]:
         """Return (len(users), dim) unit vectors, one per (features, history) pair."""
+        return self.user_predictor(self.user_arrays(users, at=at))
+
+    def user_arrays(
+        self, users: Sequence[tuple[UserFeatures, Sequence[HistoryItem]]], *, at: int | None = None
+    ) -> Arrays:
+        """Return the user tower's input arrays (batch first) for (features, history) pairs, as
+        encode_users feeds them to the model."""
         arrays = self.vocabs.user_arrays(
             [u.user_id for u, _ in users], [u.gender for u, _ in users], [u.age for u, _ in users],
             [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
         )  # fmt: skip
         arrays.update(self._history([h for _, h in users], int(time.time()) if at is None else at))
-        return self.user_predictor(arrays)
+        return arrays
 
     def time_key(self, newest_rating: int | None, at: int) -> int:
         """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating.

@@ -81,7 +81,10 @@ class DatabaseFactory:
         admin.dispose()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+@pytest.fixture(
+    scope="session",
+    params=[pytest.param(b, marks=[pytest.mark.mysql] if b == "mysql" else []) for b in BACKENDS],
+)
 def database_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DatabaseFactory]:

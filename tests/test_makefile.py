@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,12 @@ def test_demo_passes_port_and_data_dir_to_movierec_up(tmp_path: Path) -> None:
     plan = _dry_run("demo", tmp_path, "PORT=8123", "DATA_DIR=/data/ml-latest-small")
     last = plan.rstrip().splitlines()[-1]
     assert last == f"MOVIEREC_DATA_DIR=/data/ml-latest-small {tmp_path}/venv/bin/movierec up --port 8123"
+
+
+def test_the_fast_tier_leaves_out_what_needs_a_server_a_browser_or_time(tmp_path: Path) -> None:
+    plan = _dry_run("test-fast", tmp_path)
+    assert "pip install --quiet -e '.[dev]'" in plan
+    assert plan.rstrip().endswith('pytest -m "not (mysql or milvus_server or browser or slow)"')
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    declared = {m.split(":")[0] for m in pytest_options["markers"]}
+    assert declared >= {"mysql", "milvus_server", "browser", "slow"}

@@ -178,8 +178,11 @@ class VectorStore:
     def exists(self, name: str) -> bool:
         return bool(self._call("has_collection", name))
 
-    def create(self, name: str, *, dim: int, expected_rows: int = 0) -> IndexSpec:
-        """Create an empty collection called name (dropping a leftover one) and return its index."""
+    def create(
+        self, name: str, *, dim: int, expected_rows: int = 0, index: IndexSpec | None = None
+    ) -> IndexSpec:
+        """Create an empty collection called name (dropping a leftover one) and return its index:
+        `index`, or choose_index's for `expected_rows` on this Milvus."""
         if self.exists(name):
             self.drop(name)
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -193,7 +196,7 @@ class VectorStore:
             max_length=32,
         )
         schema.add_field("year", DataType.INT64)
-        spec = choose_index(self.uri, expected_rows)
+        spec = index or choose_index(self.uri, expected_rows)
         if is_embedded(self.uri) and expected_rows >= EXACT_BELOW:
             log.warning(
                 "Milvus Lite will scan all %d movies of %s for every search (FLAT, its only index): "
@@ -201,11 +204,15 @@ class VectorStore:
                 "indexes it (docs/deploy.md)",
                 expected_rows, name,
             )  # fmt: skip
-        index = self._client.prepare_index_params()
-        index.add_index(field_name="vector", index_type=spec.index_type, metric_type="IP", params=spec.build)
+        index_params = self._client.prepare_index_params()
+        index_params.add_index(
+            field_name="vector", index_type=spec.index_type, metric_type="IP", params=spec.build
+        )
         # The server's default consistency (Bounded): searches don't wait; upsert() makes its rows
         # visible before it returns. Strong here cost every search a time tick (~200 ms) on a server.
-        self._call("create_collection", name, schema=schema, index_params=index, consistency_level="Bounded")
+        self._call(
+            "create_collection", name, schema=schema, index_params=index_params, consistency_level="Bounded"
+        )
         self._search_params[name] = spec.search
         return spec
 

@@ -30,6 +30,9 @@ CHROMIUM_ARGS = [
 TRAINING_TIMEOUT_MS = 240_000  # one tiny epoch takes seconds; a busy CI machine gets slack
 
 
+pytestmark = pytest.mark.browser
+
+
 @pytest.fixture(scope="session")
 def browser_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     """A stack of its own: the test activates a new version, which other tests must not see."""

@@ -26,6 +26,9 @@ from tests.conftest import DatabaseFactory
 TOP_CLICKS = 5  # rate the top recommendation 1 star this many times
 
 
+pytestmark = pytest.mark.browser
+
+
 @pytest.fixture(scope="module")
 def demo_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     """A stack of its own: the test creates ratings that other tests must not see."""

@@ -16,6 +16,8 @@ from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.api.conftest import Stack, build_stack
 from tests.conftest import DatabaseFactory
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture(scope="session")
 def graphiql_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Stack:

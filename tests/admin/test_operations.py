@@ -106,6 +106,7 @@ def test_orphaned_collections_are_listed_and_only_they_can_be_dropped(own_stack:
         store.close()
 
 
+@pytest.mark.slow
 def test_runs_compare_side_by_side_and_train_again_with_the_same_settings(own_stack: Stack) -> None:
     other = _second_version(own_stack, seed=9, learning_rate=0.004)
     with TestClient(create_app(own_stack.settings), follow_redirects=False) as client:

@@ -170,6 +170,7 @@ def test_overview_shows_counts_model_collection_and_health(
     assert f'name="epochs" value="{TrainConfig().epochs}"' in page  # the default, filled in
 
 
+@pytest.mark.slow
 def test_one_training_at_a_time_and_a_failed_run_keeps_the_active_version(
     signed_in: tuple[TestClient, str], admin_stack: Stack
 ) -> None:
@@ -222,6 +223,7 @@ def test_a_run_whose_worker_died_is_marked_interrupted_at_start(admin_stack: Sta
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_stopping_the_service_interrupts_its_training_and_keeps_the_active_version(
     admin_stack: Stack,
 ) -> None:
@@ -243,6 +245,7 @@ def test_stopping_the_service_interrupts_its_training_and_keeps_the_active_versi
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_is_failed_the_active_version_serves_and_a_new_run_starts(
     admin_stack: Stack,
 ) -> None:

@@ -4,6 +4,7 @@ real Paddle, its vectors in a real Milvus Lite, and the app running its lifespan
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode, Visitor, parse, visit
 from sqlalchemy import Engine, event
+from sqlalchemy.orm import sessionmaker
 from starlette.testclient import TestClient
 
 from api.access.keys import create_key
@@ -22,6 +24,7 @@ from api.db import make_engine, make_session_factory
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.activation import activate
+from api.versions.service import finish_version, get_version, record_progress, start_version
 from api.versions.training import run_training
 from ml.config import TrainConfig
 from ml.movielens.format import Dataset
@@ -57,9 +60,56 @@ def make_settings(url: str, root: Path, milvus_uri: str | None = None) -> Settin
     )
 
 
+@dataclass(frozen=True)
+class TrainedVersion:
+    """A version of TINY trained on build_stack's data, as run_training left it."""
+
+    directory: Path  # a copy of its version directory, kept for the session
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    progress: dict[str, Any]
+
+
+# The first build_stack(train=True) of each backend in a session trains; every later one gets a copy
+# of that version (its directory and its row), since every stack holds the same data. Training is the
+# subject of tests that call run_training themselves.
+TRAINED: dict[str, TrainedVersion] = {}
+
+
+def train_or_copy(sessions: sessionmaker, settings: Settings, backend: str, root: Path) -> int:
+    """Return the id of a new succeeded version in the stack's database: trained when the backend has
+    none yet this session, else a copy of the one trained."""
+    trained = TRAINED.get(backend)
+    if trained is None:
+        version_id = run_training(
+            sessions=sessions,
+            model_dir=settings.resolved_model_dir,
+            config=TINY,
+            started_by="tests",
+            progress_bar=False,
+        )
+        with sessions() as session:
+            row = get_version(session=session, version_id=version_id)
+            assert row.artifact_path and row.metrics and row.progress
+            kept = root / "trained-version"  # outlives any one test's tmp_path use of the stack
+            shutil.copytree(row.artifact_path, kept)
+            TRAINED[backend] = TrainedVersion(kept, row.params, row.metrics, row.progress)
+        return version_id
+    with sessions.begin() as session:
+        version_id = start_version(session=session, params=trained.params, started_by="tests").id
+    path = settings.resolved_model_dir / f"v{version_id}"
+    shutil.copytree(trained.directory, path)
+    with sessions.begin() as session:
+        record_progress(session=session, version_id=version_id, progress=trained.progress)
+        finish_version(
+            session=session, version_id=version_id, metrics=trained.metrics, artifact_path=str(path.resolve())
+        )
+    return version_id
+
+
 def build_stack(factory: DatabaseFactory, root: Path, *, train: bool, milvus_uri: str | None = None) -> Stack:
-    """Return a migrated database with synthetic data and, with train, an active trained model whose
-    vectors are in Milvus Lite (a file under root) or the Milvus at milvus_uri."""
+    """Return a migrated database with synthetic data and, with train, an active trained model
+    (train_or_copy) whose vectors are in Milvus Lite (a file under root) or the Milvus at milvus_uri."""
     url = factory.new_url()
     upgrade(url)
     dataset = load_ml1m(
@@ -73,13 +123,7 @@ def build_stack(factory: DatabaseFactory, root: Path, *, train: bool, milvus_uri
         _, api_key = create_key(session=session, name="tests", scopes=list(SCOPES))
     version_id = None
     if train:
-        version_id = run_training(
-            sessions=sessions,
-            model_dir=settings.resolved_model_dir,
-            config=TINY,
-            started_by="tests",
-            progress_bar=False,
-        )
+        version_id = train_or_copy(sessions, settings, factory.backend, root)
         store = VectorStore(settings.resolved_milvus_uri)
         activate(sessions=sessions, store=store, version_id=version_id)
         store.close()

@@ -85,6 +85,7 @@ def own_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnMariaDB
     server.stop()
 
 
+@pytest.mark.mysql
 def test_mysql_outage_fails_fast_then_recovers_without_restart(
     own_mariadb: OwnMariaDB, tmp_path: Path
 ) -> None:
@@ -178,6 +179,7 @@ class Load:
                     self.acknowledged.add((user, movie))
 
 
+@pytest.mark.mysql
 def test_mysql_killed_under_load_is_unavailable_never_a_500_and_loses_no_write(
     own_mariadb: OwnMariaDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -220,6 +222,7 @@ def test_mysql_killed_under_load_is_unavailable_never_a_500_and_loses_no_write(
     factory.drop_all()
 
 
+@pytest.mark.slow
 def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:

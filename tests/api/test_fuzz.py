@@ -134,6 +134,7 @@ def check_response(status: int, payload: bytes) -> None:
         assert error["extensions"]["code"] in CODES, error
 
 
+@pytest.mark.slow
 def test_generated_requests_get_well_formed_answers(fuzz_client: TestClient, fuzz_stack: Stack) -> None:
     seen: dict[int, int] = {}
 

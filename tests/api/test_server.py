@@ -187,6 +187,7 @@ def _on_every_worker(url: str, query: str, metrics: Path, key: str | None = None
     raise AssertionError(f"one worker answered every request: {now}")
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_milvus_lite_and_one_session_key_and_stop_cleanly(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
@@ -238,6 +239,7 @@ def _until_every_worker_serves(url: str, version: int, metrics: Path) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.milvus_server
 def test_two_workers_serve_from_a_milvus_server_through_creations_activations_and_a_rollback(
     database_factory: DatabaseFactory, tmp_path: Path, milvus_server: MilvusServer
 ) -> None:
@@ -304,6 +306,7 @@ def test_two_workers_serve_from_a_milvus_server_through_creations_activations_an
         store.close()
 
 
+@pytest.mark.milvus_server
 def test_up_runs_the_demo_on_a_milvus_server_unchanged(tmp_path: Path, milvus_server: MilvusServer) -> None:
     # Enough movies for the default training's evaluation (99 sampled unrated movies per user).
     sample_dir = write_synthetic(tmp_path / "data", users=120, movies=300, ratings_per_user=(20, 60), seed=7)
@@ -331,6 +334,7 @@ def test_up_runs_the_demo_on_a_milvus_server_unchanged(tmp_path: Path, milvus_se
         store.close()
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_ratings_on_two_workers_all_succeed(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
@@ -373,6 +377,7 @@ def test_fifty_concurrent_ratings_on_two_workers_all_succeed(
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_killed_milvus_lite_is_started_again_and_no_worker_exits(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
@@ -407,6 +412,7 @@ def test_a_killed_milvus_lite_is_started_again_and_no_worker_exits(
         assert milvus_lite_pids(db_file) and milvus_lite_pids(db_file) != killed
 
 
+@pytest.mark.slow
 def test_the_banner_comes_once_the_api_answers(tmp_path: Path) -> None:
     """The port is bound seconds before a worker has loaded Paddle: a banner printed then sent
     people to a port that refused them."""

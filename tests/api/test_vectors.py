@@ -32,7 +32,7 @@ from tests.milvus import milvus_lite_pids
 GENRES = {"Action", "Children's", "Comedy", "Drama", "Sci-Fi"}
 
 
-@pytest.fixture(scope="module", params=["lite", "server"])
+@pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.milvus_server)])
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorStore]:
     """The adapter's contract, on Milvus Lite and on a Milvus standalone server."""
     if request.param == "lite":
@@ -308,20 +308,20 @@ def test_milvus_lite_warns_of_a_catalogue_a_server_would_index(
     assert any("a Milvus server indexes it" in r.getMessage() for r in caplog.records) == warned
 
 
-def test_milvus_lite_refuses_a_graph_index(lite: VectorStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_milvus_lite_refuses_a_graph_index(lite: VectorStore) -> None:
     store = lite
     # Why Lite stays exact (choose_index): no graph index, and IVF answered from an interim index
     # whatever its parameters. Should a Lite upgrade accept HNSW, revisit the choice.
     graph = IndexSpec("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64})
-    monkeypatch.setattr(store_module, "choose_index", lambda uri, rows: graph)
     try:
         with pytest.raises(VectorStoreError, match="invalid index type: HNSW"):
-            store.create("server_index", dim=16, expected_rows=1_000_000)
+            store.create("server_index", dim=16, expected_rows=1_000_000, index=graph)
     finally:
         if store.exists("server_index"):
             store.drop("server_index")
 
 
+@pytest.mark.slow
 def test_reconnects_after_milvus_stops_answering_and_comes_back(
     store: VectorStore, movies: np.ndarray, request: pytest.FixtureRequest
 ) -> None:

@@ -50,6 +50,7 @@ def test_sizes_follow_the_arguments(tmp_path: Path) -> None:
     assert per_user.min() < per_user.max()  # counts vary between users
 
 
+@pytest.mark.slow
 def test_ml1m_size_is_reached(tmp_path: Path) -> None:
     directory = write_synthetic(tmp_path, users=6040, movies=3900, ratings_per_user=(20, 700))
     lines = (directory / "ratings.dat").read_bytes().count(b"\n")

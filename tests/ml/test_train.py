@@ -132,6 +132,7 @@ def test_a_catalogue_smaller_than_the_sampled_negatives_still_trains(tmp_path: P
     assert 0.0 <= trained.metrics["hr@10"] <= 1.0 and trained.metrics["hr@10"] < 1.0
 
 
+@pytest.mark.slow
 def test_a_dataset_without_demographics_trains(dataset: Dataset) -> None:
     """Users with no gender, age, occupation or zip: every one reads "unknown", and the model learns
     from ratings alone."""
