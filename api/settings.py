@@ -22,6 +22,12 @@ class SettingsError(ValueError):
     """Settings that cannot run the service."""
 
 
+def is_no_limit(rate: str) -> bool:
+    """Whether a rate-limit setting turns its limit off: `none` (from the environment, where an empty
+    value counts as unset) or an empty string (from code)."""
+    return rate.strip().lower() in ("", "none")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MOVIEREC_",
@@ -68,8 +74,8 @@ class Settings(BaseSettings):
         True,
         description="callers without a credential may read the catalogue and get profile recommendations",
     )
-    rate_limit_key: str = Field("5000/second", description="requests per API key (empty: no limit)")
-    rate_limit_user: str = Field("20/second", description="requests per user token's user (empty: no limit)")
+    rate_limit_key: str = Field("5000/second", description="requests per API key (none: no limit)")
+    rate_limit_user: str = Field("20/second", description="requests per user token's user (none: no limit)")
     rate_limit_address: str = Field(
         "50/second", description="requests per client address without a credential, or with a bad one"
     )
@@ -132,7 +138,7 @@ class Settings(BaseSettings):
         for name in ("rate_limit_key", "rate_limit_user", "rate_limit_address"):
             value = getattr(self, name)
             try:
-                if value.strip():
+                if not is_no_limit(value):
                     limits.parse(value)
             except ValueError:
                 raise SettingsError(

@@ -14,7 +14,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 
 from api.access.identity import AccessRefused
-from api.settings import Settings
+from api.settings import Settings, is_no_limit
 
 log = logging.getLogger(__name__)
 Kind = Literal["key", "user", "address"]
@@ -48,4 +48,4 @@ class Rates:
 
 
 def _rate(text: str) -> RateLimitItem | None:
-    return parse(text) if text.strip() else None
+    return None if is_no_limit(text) else parse(text)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from api.access.identity import AccessRefused
+from api.access.rates import Rates
 from api.cli import main
 from api.settings import Settings
 
@@ -85,7 +88,24 @@ def test_production_refuses_a_missing_or_short_token_secret() -> None:
 def test_a_rate_limit_that_is_not_a_rate_is_refused() -> None:
     with pytest.raises(ValidationError, match="MOVIEREC_RATE_LIMIT_USER"):
         Settings(rate_limit_user="lots")
-    assert Settings(rate_limit_user="").rate_limit_user == ""  # no limit
+
+
+def test_none_turns_a_rate_limit_off_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty variable counts as unset (the default limit stays), so the environment says `none`."""
+    monkeypatch.setenv("MOVIEREC_RATE_LIMIT_USER", "none")
+    monkeypatch.setenv("MOVIEREC_RATE_LIMIT_ADDRESS", "2/minute")
+    rates = Rates(Settings())
+
+    async def hits() -> None:
+        for _ in range(100):
+            await rates.within("user", "7")
+        await rates.within("address", "10.0.0.1")
+        await rates.within("address", "10.0.0.1")
+        with pytest.raises(AccessRefused) as refused:
+            await rates.within("address", "10.0.0.1")
+        assert refused.value.code == "RATE_LIMITED"
+
+    asyncio.run(hits())
 
 
 def test_user_token_lifetimes_are_bounded() -> None:
