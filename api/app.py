@@ -34,7 +34,7 @@ from admin.app import on_startup as admin_startup
 from api import graphiql
 from api.access.backend import DATABASE_ERRORS, CredentialBackend
 from api.access.identity import on_refusal
-from api.db import make_async_engine, make_engine, make_read_engine, make_session_factory
+from api.db import make_engine, make_read_engine, make_session_factory
 from api.demo import demo_app
 from api.graphql.context import Context
 from api.graphql.errors import process_result
@@ -166,8 +166,6 @@ def build_state(settings: Settings, access: CredentialBackend) -> AppState:
         settings=settings,
         engine=engine,
         read_engine=request_read_engine(settings),
-        # One statement each, after the answer: a few connections serve thousands a second.
-        async_engine=make_async_engine(settings.resolved_database_url, pool_size=2, max_overflow=2),
         sessions=make_session_factory(engine),
         store=VectorStore(settings.resolved_milvus_uri),
         models=ModelRegistry(),
@@ -214,7 +212,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.store.close_async()
             state.store.close()
             state.engine.dispose()
-            await state.async_engine.dispose()
             await state.read_engine.dispose()
 
     ide = settings.environment == "development"

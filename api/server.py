@@ -179,7 +179,7 @@ def serve(
     if not settings.has_token_secret:  # the same for the user tokens' key
         os.environ["MOVIEREC_TOKEN_SECRET"] = secrets.token_urlsafe(32)
     metrics = None
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # read by the workers' prometheus_client
+    if settings.metrics_dir is None:  # the workers' prometheus_client reads it from the environment
         metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="movierec-metrics-")
     lite = LiteKeeper.start(settings.resolved_milvus_uri)
     try:
