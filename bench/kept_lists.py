@@ -3,10 +3,11 @@
 On a database with an active version (by default bench/scale_data.py's, ML-25M's size), reads
 --users users in keep_lists' chunks (api/recommend/kept.py: read_users) and ranks each chunk both
 ways through the pipeline's batched ranking (api/recommend/pipeline.py): by matrix products over the
-collection's vectors (api/recommend/catalogue.py) and by batched Milvus searches (search_unrated), taking turns chunk by chunk so that a slower minute
-of the machine falls on both. Reports users/s of each (the reads excluded, which both share), their
-ratio, how many lists came out the same, and how many had the same scores position by position
-(movies of one vector score alike, and Milvus orders them as its heap does).
+collection's vectors (api/recommend/catalogue.py) and by batched Milvus searches (search_unrated),
+taking turns chunk by chunk so that a slower minute of the machine falls on both. Reports users/s
+of each (the reads excluded, which both share), their ratio, how many lists came out the same, and
+how many had the same scores position by position (movies of one vector score alike, and Milvus
+orders them as its heap does).
 Writes bench/results/kept_lists.json.
 
     .venv/bin/python bench/kept_lists.py [--database movierec_bench_scale] [--users 5000]
