@@ -3,6 +3,7 @@ while the fingerprint is current, and a computed answer is stored for every proc
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import functools
 import time
@@ -19,7 +20,7 @@ from api.db import make_engine, make_read_engine, make_session_factory
 from api.movies.models import Movie
 from api.movies.service import create_movie, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import HISTORY, rate_movie, rated_movie_ids
+from api.ratings.service import latest_records, rate_movie
 from api.recommend import catalogue as catalogue_module
 from api.recommend import kept as kept_module
 from api.recommend.catalogue import Catalogue
@@ -263,10 +264,12 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
         users = kept_module.read_users(session=session, ids=ids, length=length)
         movie_ids = list(session.execute(select(Movie.id)).scalars())
         for user_id, state in users:  # what a request reads of the user, read for many at once
+            records = latest_records(session=session, user_id=user_id)
             assert state.history == [
-                HistoryItem(*row) for row in session.execute(HISTORY, {"user_id": user_id, "limit": length})
+                HistoryItem(r.movie_id, r.rating, calendar.timegm(r.rated_at.timetuple()))
+                for r in records[:length]
             ]
-            assert state.rated == rated_movie_ids(session=session, user_id=user_id)
+            assert state.rated == {r.movie_id for r in records}
             assert len(state.history) == min(length, len(state.rated))
             read = _read_user(stack, model, user_id)
             assert (read.history, read.rated, read.ratings_version) == (
