@@ -222,7 +222,7 @@ def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tup
     ):
         histories[user_id].append(HistoryItem(movie_id, rating, seconds))
     return [
-        (user_id, UserState(*state, history=histories[user_id], rated=rated[user_id]))  # type: ignore[misc]
+        (user_id, UserState.of(state, history=histories[user_id], rated=rated[user_id]))
         for user_id, *state in users
         if user_id in rated
     ]

@@ -6,6 +6,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +77,11 @@ class UserState:
     history: list[HistoryItem] = field(default_factory=list)  # the newest ratings, newest first
     rated: set[int] = field(default_factory=set)  # every movie the user rated
 
+    @classmethod
+    def of(cls, columns: Sequence[Any], **rest: Any) -> UserState:
+        """Return the state of USER_STATE_COLUMNS' values, with the rest of the fields given."""
+        return cls(*columns, **rest)
+
 
 @dataclass(frozen=True)
 class KeptRow:
@@ -128,31 +134,9 @@ async def read_user(*, engine: AsyncEngine, user_id: int, history_length: int) -
         raise Unavailable("the database is unavailable; try again shortly") from None
     if not rows:
         raise NotFound(f"user {user_id} does not exist")
-    (
-        gender,
-        age,
-        occupation_id,
-        zip_code,
-        version,
-        newest_movie,
-        kept_as,
-        newest_rating,
-        items,
-        history,
-        rated,
-    ) = rows[0]
+    *columns, kept_as, newest_rating, items, history, rated = rows[0]
     kept = None if kept_as is None else KeptRow(kept_as, newest_rating, items)
-    return UserState(
-        gender,
-        age,
-        occupation_id,
-        zip_code,
-        version,
-        newest_movie,
-        kept,
-        parse_history(history),
-        parse_rated(rated),
-    )
+    return UserState.of(columns, kept=kept, history=parse_history(history), rated=parse_rated(rated))
 
 
 def parse_history(joined: str | bytes | None) -> list[HistoryItem]:
