@@ -16,7 +16,7 @@ from api.errors import ServiceError
 from api.ids import MAX_ID, parse_id
 from api.movies.service import MovieCatalogue, genres_by_movie, list_movies
 from api.ratings.service import latest_records
-from api.recommend.pipeline import recommendations
+from api.recommend.pipeline import recommend_user
 from api.recommend.service import Recommended, require_model, similar_movies
 from api.users.service import get_user
 
@@ -55,7 +55,9 @@ async def page(request: Request) -> Response:
     recs: list[Recommended] | None = None
     if user_id is not None:
         try:
-            recs = await recommendations(state, require_model(active), user_id=user_id, limit=RECOMMENDED)
+            recs = await recommend_user(
+                state.sources, require_model(active), state.read_engine, user_id=user_id, limit=RECOMMENDED
+            )
         except ServiceError as error:
             errors.append(str(error))
 

@@ -41,6 +41,9 @@ from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
 from api.health import Readiness, healthz
 from api.metrics import metrics_endpoint
+from api.movies.service import genre_names
+from api.recommend.pipeline import Sources
+from api.recommend.service import store_kept
 from api.settings import Settings
 from api.state import AppState
 from api.transport import BodyLimit, SecurityHeaders
@@ -162,7 +165,7 @@ def build_state(settings: Settings, access: CredentialBackend) -> AppState:
     )
     if settings.var_dir and not settings.milvus_uri:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    return AppState(
+    state = AppState(
         settings=settings,
         engine=engine,
         read_engine=request_read_engine(settings),
@@ -172,6 +175,15 @@ def build_state(settings: Settings, access: CredentialBackend) -> AppState:
         threads=CapacityLimiter(WORKER_THREADS),
         access=access,
     )
+
+    def keep(rows: list[dict[str, object]]) -> None:  # after the answer, in a transaction of its own
+        state.in_background(state.run(lambda session: store_kept(session=session, rows=rows), write=True))
+
+    async def genres() -> list[str]:
+        return await state.run(lambda session: genre_names(session=session))
+
+    state.sources = Sources(state.store, state.popular, genres, use_kept=settings.kept_lists, keep=keep)
+    return state
 
 
 def warm_up(state: AppState) -> None:

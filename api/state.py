@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
@@ -20,6 +20,9 @@ from api.recommend.popular import Popularity
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
+
+if TYPE_CHECKING:  # the pipeline reads the state's parts; the state only holds it
+    from api.recommend.pipeline import Sources
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +40,7 @@ class AppState:
     access: CredentialBackend  # who calls, within which rate; mints user tokens (api.access.backend)
     catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
     popular: Popularity = field(init=False)  # the most-rated movies, counted once a minute
+    sources: Sources = field(init=False)  # what a user's recommendations are answered from (build_state)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.db import make_engine, make_read_engine, make_session_factory
-from api.recommend.service import USER_SELECT, read_user
+from api.recommend.pipeline import USER_SELECT, read_user
 
 T = TypeVar("T")
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/movierec_bench_serve"

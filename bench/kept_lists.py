@@ -91,10 +91,10 @@ def main() -> None:
         now = int(time.time())
         ranked = {}
         for way, rank_many in ways.items():
-            sources = Sources(model, store, Popularity(engine), no_genres, rank_many=rank_many)
+            sources = Sources(store, Popularity(engine), no_genres, rank_many=rank_many)
             asks = [Ask(user_id, user, KEPT_LIMIT) for user_id, user in chunk]
             started = time.perf_counter()
-            anyio.run(answer, sources, asks, now)
+            anyio.run(answer, sources, model, asks, now)
             seconds[way] += time.perf_counter() - started
             ranked[way] = [ask.found or [] for ask in asks]
         users += len(chunk)

@@ -1,7 +1,7 @@
 """Kept lists for every user, computed ahead after a version is activated.
 
 A user's kept list is their top KEPT_LIMIT movies with the fingerprint of what they were computed
-from (api/recommend/service.py: `fingerprint`). A request reads it with the user's row, answers
+from (api/recommend/pipeline.py: `fingerprint`). A request reads it with the user's row, answers
 from it while the fingerprint is current, and otherwise computes and stores it again, so every
 process and replica shares every list. `keep_lists` fills the table for a newly active version
 through the same pipeline, so that the first request of each user is answered from it too.
@@ -13,7 +13,6 @@ import functools
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 
 import anyio
@@ -23,27 +22,17 @@ from anyio import to_thread
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import epoch_seconds
 from api.movies.models import Movie
 from api.ratings.models import Rating
-from api.ratings.service import parse_rated
 from api.recommend.catalogue import Catalogue
-from api.recommend.pipeline import Ask, RankMany, Sources, answer
+from api.recommend.pipeline import USER_STATE_COLUMNS, Ask, RankMany, Sources, UserState, answer, rating_item
 from api.recommend.popular import Popularity
-from api.recommend.service import (
-    KEPT_LIMIT,
-    NO_FILTERS,
-    USER_STATE_COLUMNS,
-    UserState,
-    search_filter,
-    store_kept,
-)
+from api.recommend.service import KEPT_LIMIT, NO_FILTERS, search_filter, store_kept
 from api.users.models import User
 from api.vectors.store import MAX_TOPK, Hit, VectorStore
 from api.versions.history import KeptJob
 from api.versions.registry import ActiveModel, load_active_model
 from api.versions.service import active_version, get_version
-from ml.serving import HistoryItem
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # users per transaction of keep_lists
@@ -144,9 +133,9 @@ async def keep_lists(
             rank_many: RankMany = functools.partial(catalogue.top_unrated, limit=KEPT_LIMIT)
         else:
             rank_many = functools.partial(search_unrated, store, model.collection, limit=KEPT_LIMIT)
-        sources = Sources(model, store, popular, _no_genres, rank_many=rank_many)
+        sources = Sources(store, popular, _no_genres, rank_many=rank_many)
         asks = [Ask(user_id, user, KEPT_LIMIT) for user_id, user in users]
-        await answer(sources, asks, int(time.time()))
+        await answer(sources, model, asks, int(time.time()))
         rows = [ask.keep for ask in asks if ask.keep is not None]
         await to_thread.run_sync(_store, sessions, rows)
         stored += len(rows)
@@ -187,42 +176,35 @@ def _stale(catalogue: Catalogue | None, newest_movie: int | None) -> bool:
 
 def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:
     """Return those of the users with ratings, each with what a request reads of them (read_user):
-    their state, newest `length` ratings (newest first) and rated movies, for many users at once.
-
-    The rated ids come one string a user, and of the ratings only each user's newest `length` (a
-    window function), not all of them as rows.
-    """
+    their state, newest `length` ratings and rated movies, for many users at once (the newest
+    ratings of each by a window function)."""
     users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
-    rated = {
-        user_id: parse_rated(joined)
-        for user_id, joined in session.execute(
+    rated: dict[int, str | bytes] = dict(
+        session.execute(
             select(Rating.user_id, func.group_concat(Rating.movie_id))
             .where(Rating.user_id.in_(ids))
             .group_by(Rating.user_id)
-        )
-    }
+        ).all()
+    )
+    order = (Rating.rated_at.desc(), Rating.movie_id.desc())
     newest = (
         select(
             Rating.user_id,
-            Rating.movie_id,
-            Rating.rating,
-            epoch_seconds(Rating.rated_at).label("seconds"),
-            func.row_number()
-            .over(partition_by=Rating.user_id, order_by=(Rating.rated_at.desc(), Rating.movie_id.desc()))
-            .label("n"),
+            rating_item().label("item"),
+            func.row_number().over(partition_by=Rating.user_id, order_by=order).label("n"),
         )
         .where(Rating.user_id.in_(ids))
         .subquery()
     )
-    histories: dict[int, list[HistoryItem]] = defaultdict(list)
-    for user_id, movie_id, rating, seconds in session.execute(
-        select(newest.c.user_id, newest.c.movie_id, newest.c.rating, newest.c.seconds)
-        .where(newest.c.n <= length)
-        .order_by(newest.c.user_id, newest.c.n)
-    ):
-        histories[user_id].append(HistoryItem(movie_id, rating, seconds))
+    histories: dict[int, str | bytes] = dict(
+        session.execute(
+            select(newest.c.user_id, func.group_concat(newest.c.item))
+            .where(newest.c.n <= length)
+            .group_by(newest.c.user_id)
+        ).all()
+    )
     return [
-        (user_id, UserState.of(state, history=histories[user_id], rated=rated[user_id]))
+        (user_id, UserState.of(state, newest_ratings=histories[user_id], rated_ids=rated[user_id]))
         for user_id, *state in users
         if user_id in rated
     ]

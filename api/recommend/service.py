@@ -1,31 +1,25 @@
-"""Recommendation queries: for a user, for an anonymous profile, and movies similar to a movie."""
+"""What recommendations are made of (filters, searches, reasons, popular movies), and the queries for
+an anonymous profile and for movies similar to a movie; a user's go through api/recommend/pipeline.py."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
-from sqlalchemy import String, bindparam, cast, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.dataimport.upsert import upsert_statement
-from api.db import DriverRead, epoch_seconds, read_async, utcnow
-from api.errors import BadUserInput, ModelNotReady, NotFound, Unavailable
+from api.errors import BadUserInput, ModelNotReady, NotFound
 from api.metrics import STAGE
 from api.movies.models import Movie
 from api.movies.service import check_genre_names, genre_names
-from api.ratings.models import Rating
-from api.ratings.service import RATED, check_stars, parse_rated
+from api.ratings.service import check_stars
 from api.recommend.models import KeptList
 from api.recommend.popular import Snapshot
-from api.users.models import User
 from api.users.service import check_demographics
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
 from api.vectors.store import Hit, VectorStore
@@ -35,7 +29,6 @@ from ml.serving import HistoryItem, UserFeatures
 LIKED = 4  # stars from which a rated movie can explain a recommendation ("because you liked")
 BECAUSE_MAX = 2
 PROFILE_MAX_RATINGS = 200
-READ_TIMEOUT_S = 30  # the event loop's read, bounded as make_engine bounds a thread's
 KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
 
 
@@ -63,134 +56,9 @@ def require_model(active: ActiveModel | None) -> ActiveModel:
     return active
 
 
-@dataclass(frozen=True)
-class UserState:
-    """What a user's recommendations are computed from, and their kept list: the request's one read."""
-
-    gender: str | None  # each None when unknown
-    age: int | None
-    occupation_id: int | None
-    zip_code: str | None
-    ratings_version: int  # bumped with every change to the user's ratings (api/ratings/writes.py)
-    newest_movie: int | None  # the catalogue's highest movie id: a new movie changes it
-    kept: KeptRow | None = None
-    history: list[HistoryItem] = field(default_factory=list)  # the newest ratings, newest first
-    rated: set[int] = field(default_factory=set)  # every movie the user rated
-
-    @classmethod
-    def of(cls, columns: Sequence[Any], **rest: Any) -> UserState:
-        """Return the state of USER_STATE_COLUMNS' values, with the rest of the fields given."""
-        return cls(*columns, **rest)
-
-
-@dataclass(frozen=True)
-class KeptRow:
-    fingerprint: str
-    newest_rating: int | None
-    items: str  # JSON, parsed only when the fingerprint matches
-
-
-_users, _kept, _ratings = User.__table__.c, KeptList.__table__.c, Rating.__table__.c
-NEWEST_MOVIE = select(func.max(Movie.id)).scalar_subquery()
-USER_STATE_COLUMNS = (
-    _users.gender, _users.age, _users.occupation_id, _users.zip_code, _users.ratings_version, NEWEST_MOVIE
-)  # fmt: skip
-_newest = (
-    select(
-        (
-            cast(_ratings.movie_id, String)
-            + ":"
-            + cast(_ratings.rating, String)
-            + ":"
-            + cast(epoch_seconds(_ratings.rated_at), String)
-        ).label("item")
-    )
-    .where(_ratings.user_id == bindparam("user_id"))
-    .order_by(_ratings.rated_at.desc(), _ratings.movie_id.desc())
-    .limit(bindparam("limit"))
-    .subquery()
-)
-# A request's one read: the user's state, kept list, newest ratings ("movie:stars:seconds") and rated
-# ids, each list one string, so that a heavy rater costs one row through the driver.
-_READ_COLUMNS = (
-    *USER_STATE_COLUMNS, _kept.fingerprint, _kept.newest_rating, _kept["items"],
-    select(func.group_concat(_newest.c.item)).scalar_subquery(), RATED.scalar_subquery(),
-)  # fmt: skip
-USER_SELECT = (
-    select(*_READ_COLUMNS)
-    .select_from(User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id))
-    .where(_users.id == bindparam("user_id"))
-)
-USER_READ = DriverRead(USER_SELECT)
-
-
-async def read_user(*, engine: AsyncEngine, user_id: int, history_length: int) -> UserState:
-    """Return the user's state, kept list, newest `history_length` ratings and rated movies, read on
-    the event loop by the driver (api.db.DriverRead), or raise NotFound."""
-    try:
-        parameters = {"user_id": user_id, "limit": history_length}
-        [rows] = await read_async(engine, (USER_READ, parameters), timeout=READ_TIMEOUT_S)
-    except TimeoutError:
-        raise Unavailable("the database is unavailable; try again shortly") from None
-    if not rows:
-        raise NotFound(f"user {user_id} does not exist")
-    *columns, kept_as, newest_rating, items, history, rated = rows[0]
-    kept = None if kept_as is None else KeptRow(kept_as, newest_rating, items)
-    return UserState.of(columns, kept=kept, history=parse_history(history), rated=parse_rated(rated))
-
-
-def parse_history(joined: str | bytes | None) -> list[HistoryItem]:
-    """Return the ratings of USER_READ's history string, newest first (joined in any order)."""
-    if isinstance(joined, bytes):
-        joined = joined.decode()
-    items = [item.split(":") for item in joined.split(",")] if joined else []
-    history = [HistoryItem(int(movie), float(stars), int(seconds)) for movie, stars, seconds in items]
-    history.sort(key=lambda h: (h.timestamp, h.movie_id), reverse=True)
-    return history
-
-
-def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
-    """Return the fingerprint of everything a user's default recommendations depend on at `now`.
-
-    The model version, the user's demographics and ratings (through their ratings version, and
-    the time of the newest, which the ratings version fixes), the catalogue (its newest movie)
-    and the model's view of the time since that newest rating. Two computations with the same
-    fingerprint return the same list, so a kept list answers exactly when its fingerprint is the
-    one of the request.
-    """
-    inputs = (
-        model.version_id, user.ratings_version, user.newest_movie, model.model.time_key(newest_rating, now),
-        user.gender, user.age, user.occupation_id, user.zip_code,
-    )  # fmt: skip
-    return hashlib.blake2b(repr(inputs).encode(), digest_size=16).hexdigest()
-
-
 def is_default(limit: int, filters: Filters, exclude_rated: bool) -> bool:
     """Return whether a request is answered from the user's kept list (its first `limit` movies)."""
     return limit <= KEPT_LIMIT and filters == NO_FILTERS and exclude_rated
-
-
-def kept_answer(model: ActiveModel, user: UserState, limit: int, now: int) -> list[Recommended] | None:
-    """Return the first `limit` movies of the user's kept list, or None unless its fingerprint is
-    the one computed for it now."""
-    kept = user.kept
-    if kept is None or kept.fingerprint != fingerprint(model, user, kept.newest_rating, now):
-        return None
-    items = orjson.loads(kept.items)[:limit]
-    return [Recommended(movie_id, score, because) for movie_id, score, because in items]
-
-
-def kept_row(
-    model: ActiveModel, user_id: int, user: UserState, newest: int, found: list[Recommended], now: int
-) -> dict[str, object]:
-    """Return the kept_recommendations row of a user's top KEPT_LIMIT."""
-    return {
-        "user_id": user_id,
-        "fingerprint": fingerprint(model, user, newest, now),
-        "newest_rating": newest,
-        "items": orjson.dumps([[r.movie_id, r.score, r.because] for r in found]).decode(),
-        "computed_at": utcnow(),
-    }
 
 
 def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
@@ -200,30 +68,6 @@ def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
         columns = ["fingerprint", "newest_rating", "items", "computed_at"]
         upsert = upsert_statement(session.connection(), KeptList.__table__, ["user_id"], columns)
         session.execute(upsert, list(rows))
-
-
-@dataclass(frozen=True)
-class SearchPlan:
-    """A user's search: their vector, their liked movies (newest first) to explain the results with,
-    and the time of their newest rating."""
-
-    vector: npt.NDArray[np.float32]
-    liked: list[int]
-    newest: int
-
-
-def plan_searches(model: ActiveModel, users: Sequence[tuple[int, UserState]], now: int) -> list[SearchPlan]:
-    """Return the searches of users with ratings, their vectors encoded together."""
-    recent = [user.history[: model.model.history_length] for _, user in users]
-    features = [
-        (UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user_id), history)
-        for (user_id, user), history in zip(users, recent, strict=True)
-    ]
-    vectors = model.model.encode_users(features, at=now)
-    return [
-        SearchPlan(vector, [h.movie_id for h in items if h.rating >= LIKED], max(h.timestamp for h in items))
-        for vector, items in zip(vectors, recent, strict=True)
-    ]
 
 
 def popular_movies(

@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 from api.graphql.context import Info
 from api.movies.service import MovieRecord
 from api.movies.types import Movie
-from api.recommend.pipeline import recommendations
+from api.recommend.pipeline import recommend_user
 from api.recommend.service import (
     NO_FILTERS,
     Filters,
@@ -117,10 +117,11 @@ async def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
     """Answer through the recommendation pipeline (api/recommend/pipeline.py)."""
-    model = require_model(await info.context.active_model())
-    found = await recommendations(
-        info.context.state, model, user_id=user_id, limit=limit, filters=filters, exclude_rated=exclude_rated
-    )
+    state = info.context.state
+    found = await recommend_user(
+        state.sources, require_model(await info.context.active_model()), state.read_engine,
+        user_id=user_id, limit=limit, filters=filters, exclude_rated=exclude_rated,
+    )  # fmt: skip
     return await with_movies(info, found)
 
 

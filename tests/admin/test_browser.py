@@ -208,7 +208,7 @@ def _kept_lists_appear(stack: Stack, version_id: int, timeout: float = 60.0) -> 
     """Return whether the activated version's kept lists are written (in the background) within timeout:
     the first user's row holds the fingerprint of that version."""
     from api.db import make_engine, make_read_engine, make_session_factory
-    from api.recommend.service import fingerprint, read_user
+    from api.recommend.pipeline import fingerprint, read_user
     from api.versions.registry import load_active_model
     from api.versions.service import get_version
 

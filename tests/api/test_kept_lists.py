@@ -26,9 +26,18 @@ from api.recommend import kept as kept_module
 from api.recommend.catalogue import Catalogue
 from api.recommend.kept import keep_lists
 from api.recommend.models import KeptList
-from api.recommend.pipeline import Ask, Sources, answer, recommend_user
+from api.recommend.pipeline import (
+    Ask,
+    Sources,
+    UserState,
+    answer,
+    encode,
+    fingerprint,
+    read_user,
+    recommend_user,
+)
 from api.recommend.popular import Popularity
-from api.recommend.service import KEPT_LIMIT, UserState, fingerprint, plan_searches, read_user
+from api.recommend.service import KEPT_LIMIT, Recommended
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
 from ml.serving import HistoryItem
@@ -71,14 +80,14 @@ def kept(stack: Stack, sessions: sessionmaker, model: ActiveModel) -> Iterator[i
         session.execute(delete(KeptList))
 
 
-def _sources(stack: Stack, sessions: sessionmaker, model: ActiveModel, store: VectorStore) -> Sources:
+def _sources(sessions: sessionmaker, store: VectorStore) -> Sources:
     """Return the pipeline's sources of a computed reference: kept lists neither read nor stored."""
 
     async def genres() -> Collection[str]:
         with sessions() as session:
             return genre_names(session=session)
 
-    return Sources(model, store, Popularity(sessions.kw["bind"]), genres, use_kept=False)
+    return Sources(store, Popularity(sessions.kw["bind"]), genres, use_kept=False)
 
 
 def _computed(
@@ -89,21 +98,19 @@ def _computed(
         model = ModelRegistry().get(session)
     assert model is not None
 
-    async def compute() -> Ask:
+    async def compute() -> list[Recommended]:
         engine = make_read_engine(stack.settings.resolved_database_url)
         store = VectorStore(stack.settings.resolved_milvus_uri)
         try:
             return await recommend_user(
-                _sources(stack, sessions, model, store), engine, user_id=user_id, limit=limit
+                _sources(sessions, store), model, engine, user_id=user_id, limit=limit
             )
         finally:
             await store.close_async()
             store.close()
             await engine.dispose()
 
-    ask = anyio.run(compute)
-    assert ask.keep is None and not ask.kept and ask.found is not None
-    return [(r.movie_id, round(r.score, 6), r.because) for r in ask.found]
+    return [(r.movie_id, round(r.score, 6), r.because) for r in anyio.run(compute)]
 
 
 def _read_user(stack: Stack, model: ActiveModel, user_id: int) -> UserState:
@@ -289,17 +296,17 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
         rank_many = functools.partial(catalogue.top_unrated, limit=KEPT_LIMIT)
     else:
         rank_many = functools.partial(kept_module.search_unrated, store, model.collection, limit=KEPT_LIMIT)
-    batched = dataclasses.replace(_sources(stack, sessions, model, store), rank_many=rank_many)
-    alone = _sources(stack, sessions, model, store)
+    batched = dataclasses.replace(_sources(sessions, store), rank_many=rank_many)
+    alone = _sources(sessions, store)
     now = int(time.time())
 
     async def rank() -> tuple[list[Ask], list[Ask]]:
         together = [Ask(user_id, state, KEPT_LIMIT) for user_id, state in users]
-        await answer(batched, together, now)
+        await answer(batched, model, together, now)
         each = []
         for user_id, state in users:  # a request's own filtered search
             ask = Ask(user_id, state, KEPT_LIMIT)
-            await answer(alone, [ask], now)
+            await answer(alone, model, [ask], now)
             each.append(ask)
         await store.close_async()
         return together, each
@@ -327,7 +334,9 @@ def test_a_movie_added_while_lists_are_kept_is_ranked_from_the_next_chunk(
     with sessions() as session:
         last = session.execute(select(func.max(Rating.user_id))).scalar_one()
         users = kept_module.read_users(session=session, ids=[last], length=model.model.history_length)
-    (plan,) = plan_searches(model, users, int(time.time()))
+    vectors, _, _ = encode(
+        model, [Ask(user_id, user, KEPT_LIMIT) for user_id, user in users], int(time.time())
+    )
     added: list[int] = []
 
     def add_movie_once(done: int, total: int) -> None:
@@ -335,7 +344,7 @@ def test_a_movie_added_while_lists_are_kept_is_ranked_from_the_next_chunk(
             return
         with sessions.begin() as session:
             movie = create_movie(session=session, title="Added While Keeping (2024)", year=2024, genres=[])
-            store.upsert(model.collection, [movie.id], plan.vector[None, :], [[]], [2024])  # the user's own
+            store.upsert(model.collection, [movie.id], vectors[:1], [[]], [2024])  # the user's own
             added.append(movie.id)
 
     try:
