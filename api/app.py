@@ -42,8 +42,7 @@ from api.graphql.schema import build_schema
 from api.health import Readiness, healthz
 from api.metrics import metrics_endpoint
 from api.movies.service import genre_names
-from api.recommend.pipeline import Sources
-from api.recommend.service import store_kept
+from api.recommend.pipeline import Sources, store_kept
 from api.settings import Settings
 from api.state import AppState
 from api.transport import BodyLimit, SecurityHeaders

@@ -31,9 +31,8 @@ from api.db import make_engine, make_session_factory
 from api.movies.models import Movie
 from api.recommend.catalogue import Catalogue
 from api.recommend.kept import CHUNK, read_users, search_unrated
-from api.recommend.pipeline import Ask, RankMany, Sources, answer
+from api.recommend.pipeline import KEPT_LIMIT, Ask, RankMany, Sources, answer
 from api.recommend.popular import Popularity
-from api.recommend.service import KEPT_LIMIT
 from api.settings import Settings
 from api.users.models import User
 from api.vectors.store import VectorStore

@@ -25,9 +25,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.movies.models import Movie
 from api.ratings.models import Rating
 from api.recommend.catalogue import Catalogue
-from api.recommend.pipeline import USER_STATE_COLUMNS, Ask, RankMany, Sources, UserState, answer, rating_item
+from api.recommend.pipeline import (
+    KEPT_LIMIT,
+    USER_STATE_COLUMNS,
+    Ask,
+    RankMany,
+    Sources,
+    UserState,
+    answer,
+    rating_item,
+    store_kept,
+)
 from api.recommend.popular import Popularity
-from api.recommend.service import KEPT_LIMIT, NO_FILTERS, search_filter, store_kept
+from api.recommend.service import NO_FILTERS, search_filter
 from api.users.models import User
 from api.vectors.store import MAX_TOPK, Hit, VectorStore
 from api.versions.history import KeptJob

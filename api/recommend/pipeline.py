@@ -19,7 +19,9 @@ import orjson
 from anyio import to_thread
 from sqlalchemy import ColumnElement, String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
 
+from api.dataimport.upsert import upsert_statement
 from api.db import DriverRead, epoch_seconds, read_async, utcnow
 from api.errors import NotFound, Unavailable
 from api.metrics import ANSWERS, STAGE
@@ -29,13 +31,11 @@ from api.ratings.service import RATED, parse_rated
 from api.recommend.models import KeptList
 from api.recommend.popular import Popularity
 from api.recommend.service import (
-    KEPT_LIMIT,
     LIKED,
     NO_FILTERS,
     Filters,
     Recommended,
     explain,
-    is_default,
     movie_vectors,
     popular_movies,
     search_filter,
@@ -46,6 +46,7 @@ from api.vectors.store import Hit, VectorStore
 from api.versions.registry import ActiveModel
 from ml.serving import HistoryItem, UserFeatures
 
+KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
 READ_TIMEOUT_S = 30  # the event loop's read, bounded as make_engine bounds a thread's
 KEPT, COMPUTED = ANSWERS.labels("kept"), ANSWERS.labels("computed")
 # Ranks many users' default lists at once: vectors (users, dim) and each user's rated movies in,
@@ -163,6 +164,15 @@ def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, 
     return hashlib.blake2b(repr(inputs).encode(), digest_size=16).hexdigest()
 
 
+def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Insert or replace kept lists (the caller commits). A row computed from older inputs than the
+    one it replaces only makes the next request compute again: its fingerprint no longer matches."""
+    if rows:
+        columns = ["fingerprint", "newest_rating", "items", "computed_at"]
+        upsert = upsert_statement(session.connection(), KeptList.__table__, ["user_id"], columns)
+        session.execute(upsert, list(rows))
+
+
 @dataclass
 class Ask:
     """One user's request, and its answer once a stage has given it."""
@@ -178,7 +188,8 @@ class Ask:
 
     @property
     def default(self) -> bool:
-        return is_default(self.limit, self.filters, self.exclude_rated)
+        """Whether the kept list answers the request (its first `limit` movies)."""
+        return self.limit <= KEPT_LIMIT and self.filters == NO_FILTERS and self.exclude_rated
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,11 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.dataimport.upsert import upsert_statement
 from api.errors import BadUserInput, ModelNotReady, NotFound
 from api.metrics import STAGE
 from api.movies.models import Movie
 from api.movies.service import check_genre_names, genre_names
 from api.ratings.service import check_stars
-from api.recommend.models import KeptList
 from api.recommend.popular import Snapshot
 from api.users.service import check_demographics
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
@@ -29,7 +27,6 @@ from ml.serving import HistoryItem, UserFeatures
 LIKED = 4  # stars from which a rated movie can explain a recommendation ("because you liked")
 BECAUSE_MAX = 2
 PROFILE_MAX_RATINGS = 200
-KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
 
 
 @dataclass(frozen=True)
@@ -54,20 +51,6 @@ def require_model(active: ActiveModel | None) -> ActiveModel:
     if active is None:
         raise ModelNotReady("no model has been trained and activated yet; run `movierec train`")
     return active
-
-
-def is_default(limit: int, filters: Filters, exclude_rated: bool) -> bool:
-    """Return whether a request is answered from the user's kept list (its first `limit` movies)."""
-    return limit <= KEPT_LIMIT and filters == NO_FILTERS and exclude_rated
-
-
-def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
-    """Insert or replace kept lists (the caller commits). A row computed from older inputs than the
-    one it replaces only makes the next request compute again: its fingerprint no longer matches."""
-    if rows:
-        columns = ["fingerprint", "newest_rating", "items", "computed_at"]
-        upsert = upsert_statement(session.connection(), KeptList.__table__, ["user_id"], columns)
-        session.execute(upsert, list(rows))
 
 
 def popular_movies(

@@ -27,6 +27,7 @@ from api.recommend.catalogue import Catalogue
 from api.recommend.kept import keep_lists
 from api.recommend.models import KeptList
 from api.recommend.pipeline import (
+    KEPT_LIMIT,
     Ask,
     Sources,
     UserState,
@@ -37,7 +38,7 @@ from api.recommend.pipeline import (
     recommend_user,
 )
 from api.recommend.popular import Popularity
-from api.recommend.service import KEPT_LIMIT, Recommended
+from api.recommend.service import Recommended
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
 from ml.serving import HistoryItem
