@@ -103,12 +103,26 @@ class DriverRead:
         return sql, tuple(parameters[n] if n in parameters else defaults[n] for n in names)
 
 
-def make_read_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Return the asyncio engine of read_async: make_async_engine's, its connections in autocommit,
-    so that each read sees what was committed before it and leaves no transaction open (the driver's
-    reads begin none that SQLAlchemy would end; the next request on the connection read the previous
-    one's snapshot in a test on MySQL), at no ROLLBACK round trip per request."""
-    return make_async_engine(url, isolation_level="AUTOCOMMIT", **kwargs)
+def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
+    """Return the asyncio engine of read_async on the same database as url (asyncmy for MySQL: its
+    protocol is compiled; aiosqlite for SQLite), set up as make_engine's.
+
+    Its connections are in autocommit, so that each read sees what was committed before it and
+    leaves no transaction open (the driver's reads begin none that SQLAlchemy would end), at no
+    ROLLBACK round trip per request.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    kwargs["isolation_level"] = "AUTOCOMMIT"
+    if backend == "sqlite":  # no `begin` listener: an autocommit read must not take the write lock
+        engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        return engine
+    if backend != "mysql":
+        raise ValueError(f"no asyncio driver is set up for {backend}")
+    return create_async_engine(
+        _server_defaults(parsed.set(drivername=f"mysql+{mysql_driver}"), kwargs), **kwargs
+    )
 
 
 async def read_async(
@@ -182,25 +196,6 @@ def make_batch_engine(url: str) -> Engine:
     # local_infile: the import's first load of the ratings table is a LOAD DATA LOCAL (api/ratings/writes.py)
     connect_args = {"read_timeout": BATCH_TIMEOUT_S, "write_timeout": BATCH_TIMEOUT_S, "local_infile": True}
     return make_engine(url, connect_args=connect_args)
-
-
-def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
-    """Return an asyncio engine on the same database as url (asyncmy for MySQL, aiosqlite for
-    SQLite), set up as make_engine's, for the reads that run on the event loop. asyncmy rather than
-    aiomysql: its protocol is compiled (Cython), so a read costs less CPU."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        if kwargs.get("isolation_level") != "AUTOCOMMIT":  # an autocommit read must not take the write lock
-            event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
-        return engine
-    if backend != "mysql":
-        raise ValueError(f"no asyncio driver is set up for {backend}")
-    return create_async_engine(
-        _server_defaults(parsed.set(drivername=f"mysql+{mysql_driver}"), kwargs), **kwargs
-    )
 
 
 def _server_defaults(parsed: URL, kwargs: dict[str, Any]) -> URL:
