@@ -27,13 +27,13 @@ from api.ratings.models import Rating
 from api.recommend.catalogue import Catalogue
 from api.recommend.pipeline import (
     KEPT_LIMIT,
+    RATING_ITEM,
     USER_STATE_COLUMNS,
     Ask,
     RankMany,
     Sources,
     UserState,
     answer,
-    rating_item,
     store_kept,
 )
 from api.recommend.popular import Popularity
@@ -200,7 +200,7 @@ def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tup
     newest = (
         select(
             Rating.user_id,
-            rating_item().label("item"),
+            RATING_ITEM.label("item"),
             func.row_number().over(partition_by=Rating.user_id, order_by=order).label("n"),
         )
         .where(Rating.user_id.in_(ids))

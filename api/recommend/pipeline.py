@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from anyio import to_thread
-from sqlalchemy import ColumnElement, String, bindparam, cast, func, select
+from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
@@ -103,17 +103,13 @@ USER_STATE_COLUMNS = (
 )  # fmt: skip
 
 
-def rating_item() -> ColumnElement[str]:
-    """Return a rating as the text "movie:stars:seconds" (UserState.newest_ratings joins them)."""
-    fields = (_ratings.movie_id, _ratings.rating, epoch_seconds(_ratings.rated_at))
-    text: ColumnElement[str] = cast(fields[0], String)
-    for value in fields[1:]:
-        text = text + ":" + cast(value, String)
-    return text
-
-
+# A rating as the text "movie:stars:seconds" (UserState.newest_ratings joins them).
+RATING_ITEM = (
+    cast(_ratings.movie_id, String) + ":" + cast(_ratings.rating, String) + ":"
+    + cast(epoch_seconds(_ratings.rated_at), String)
+)  # fmt: skip
 _newest = (
-    select(rating_item().label("item"))
+    select(RATING_ITEM.label("item"))
     .where(_ratings.user_id == bindparam("user_id"))
     .order_by(_ratings.rated_at.desc(), _ratings.movie_id.desc())
     .limit(bindparam("limit"))
