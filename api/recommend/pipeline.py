@@ -96,7 +96,7 @@ class UserState:
         return parse_rated(self.rated_ids)
 
 
-_users, _kept, _ratings = User.__table__.c, KeptList.__table__.c, Rating.__table__.c
+_users, _kept = User.__table__.c, KeptList.__table__.c
 USER_STATE_COLUMNS = (
     _users.gender, _users.age, _users.occupation_id, _users.zip_code, _users.ratings_version,
     select(func.max(Movie.id)).scalar_subquery(),
@@ -105,13 +105,13 @@ USER_STATE_COLUMNS = (
 
 # A rating as the text "movie:stars:seconds" (UserState.newest_ratings joins them).
 RATING_ITEM = (
-    cast(_ratings.movie_id, String) + ":" + cast(_ratings.rating, String) + ":"
-    + cast(epoch_seconds(_ratings.rated_at), String)
+    cast(Rating.movie_id, String) + ":" + cast(Rating.rating, String) + ":"
+    + cast(epoch_seconds(Rating.rated_at), String)
 )  # fmt: skip
 _newest = (
     select(RATING_ITEM.label("item"))
-    .where(_ratings.user_id == bindparam("user_id"))
-    .order_by(_ratings.rated_at.desc(), _ratings.movie_id.desc())
+    .where(Rating.user_id == bindparam("user_id"))
+    .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
     .limit(bindparam("limit"))
     .subquery()
 )
