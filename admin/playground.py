@@ -1,5 +1,5 @@
 """The dashboard's playground: a user's ratings and recommendations, a movie's similar movies and a
-title search, through the same services as the GraphQL resolvers."""
+title search, through the same services as the GraphQL resolvers (recommendations: the pipeline)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from api.errors import ServiceError
 from api.ids import MAX_ID, parse_id
 from api.movies.service import MovieCatalogue, genres_by_movie, list_movies
 from api.ratings.service import latest_records
-from api.recommend.service import recommend_for_user, similar_movies
+from api.recommend.pipeline import recommend_user
+from api.recommend.service import Recommended, require_model, similar_movies
 from api.users.service import get_user
 
 RECENT, RECOMMENDED, SIMILAR, FOUND = 20, 10, 10, 20  # rows of each list
@@ -32,7 +33,7 @@ class Shown:
     genres: list[str]
 
 
-def page(request: Request) -> Response:
+async def page(request: Request) -> Response:
     """Return the playground for the user id, movie id and title search of the query string."""
     state = state_of(request)
     errors: list[str] = []
@@ -50,23 +51,24 @@ def page(request: Request) -> Response:
         return "?" + urlencode(params)
 
     context: dict[str, Any] = {"user_id": user_id, "movie_id": movie_id, "q": q, "link": link}
-    ids: set[int] = set() if movie_id is None else {movie_id}
-    with state.sessions() as session:
-        active = state.models.get(session)
-        if user_id is not None:
-            try:
-                recent = latest_records(session=session, user_id=user_id, limit=RECENT)
-                recs = recommend_for_user(
-                    session=session, store=state.store, active=active, popular=state.popular,
-                    user_id=user_id, limit=RECOMMENDED,
-                ).found  # fmt: skip
-                context.update(
-                    recent=recent, recommended=recs, rater=get_user(session=session, user_id=user_id)
-                )
-                ids.update(r.movie_id for r in recent)
-                ids.update(m for r in recs for m in [r.movie_id, *r.because])
-            except ServiceError as error:
-                errors.append(str(error))
+    active = await state.run(state.models.get)
+    recs: list[Recommended] | None = None
+    if user_id is not None:
+        try:
+            recs = await recommend_user(
+                state.sources, require_model(active), state.read_engine, user_id=user_id, limit=RECOMMENDED
+            )
+        except ServiceError as error:
+            errors.append(str(error))
+
+    def read(session: Session) -> None:
+        """Fill the context with what the page shows besides the recommendations."""
+        ids: set[int] = set() if movie_id is None else {movie_id}
+        if user_id is not None and recs is not None:
+            recent = latest_records(session=session, user_id=user_id, limit=RECENT)
+            context.update(recent=recent, recommended=recs, rater=get_user(session=session, user_id=user_id))
+            ids.update(r.movie_id for r in recent)
+            ids.update(m for r in recs for m in [r.movie_id, *r.because])
         if movie_id is not None:
             try:
                 similar = similar_movies(
@@ -82,6 +84,8 @@ def page(request: Request) -> Response:
             ids.update(found[:FOUND])
         context["movies"] = _shown(session, state.catalogue, ids)
         context["active_id"] = active.version_id if active else None
+
+    await state.run(read)
     context["errors"] = errors
     context["raw"] = {name: request.query_params.get(name, "").strip() for name in ("user_id", "movie_id")}
     return render(request, "playground.html", status_code=status, **context)

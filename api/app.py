@@ -35,7 +35,7 @@ from admin.app import on_startup as admin_startup
 from api import graphiql
 from api.access.backend import DATABASE_ERRORS, CredentialBackend
 from api.access.identity import on_refusal
-from api.db import make_async_engine, make_engine, make_read_engine, make_session_factory
+from api.db import make_engine, make_read_engine, make_session_factory
 from api.demo import demo_app
 from api.graphql.context import Context
 from api.graphql.errors import process_result
@@ -43,6 +43,8 @@ from api.graphql.schema import build_schema
 from api.health import Readiness, healthz
 from api.home import home
 from api.metrics import metrics_endpoint
+from api.movies.service import genre_names
+from api.recommend.pipeline import Sources, store_kept
 from api.settings import Settings
 from api.state import AppState
 from api.transport import BodyLimit, SecurityHeaders
@@ -164,18 +166,25 @@ def build_state(settings: Settings, access: CredentialBackend) -> AppState:
     )
     if settings.var_dir and not settings.milvus_uri:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    return AppState(
+    state = AppState(
         settings=settings,
         engine=engine,
         read_engine=request_read_engine(settings),
-        # One statement each, after the answer: a few connections serve thousands a second.
-        async_engine=make_async_engine(settings.resolved_database_url, pool_size=2, max_overflow=2),
         sessions=make_session_factory(engine),
         store=VectorStore(settings.resolved_milvus_uri),
         models=ModelRegistry(),
         threads=CapacityLimiter(WORKER_THREADS),
         access=access,
     )
+
+    def keep(rows: list[dict[str, object]]) -> None:  # after the answer, in a transaction of its own
+        state.in_background(state.run(lambda session: store_kept(session=session, rows=rows), write=True))
+
+    async def genres() -> list[str]:
+        return await state.run(lambda session: genre_names(session=session))
+
+    state.sources = Sources(state.store, state.popular, genres, use_kept=settings.kept_lists, keep=keep)
+    return state
 
 
 def warm_up(state: AppState) -> None:
@@ -216,7 +225,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await state.store.close_async()
             state.store.close()
             state.engine.dispose()
-            await state.async_engine.dispose()
             await state.read_engine.dispose()
 
     ide = settings.environment == "development"

@@ -62,8 +62,7 @@ def from_epoch(seconds: int) -> datetime:
 
 class epoch_seconds(FunctionElement[int]):  # reads as the SQL function it is
     """The whole seconds since the epoch of a naive UTC datetime column, computed by the database:
-    a request's 50 history rows no longer go through the driver's datetime parsing (pure Python
-    in PyMySQL) and back to seconds."""
+    a request's ratings skip the driver's datetime parsing and the way back to seconds."""
 
     type = Integer()
     inherit_cache = True
@@ -83,13 +82,9 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: A
 class DriverRead:
     """A SELECT built with SQLAlchemy, compiled once per dialect and run by the asyncio driver's own
     cursor (read_async): SQLAlchemy keeps the connections (its pool) and the SQL, the driver's rows
-    come back as they are.
-
-    `python bench/db_access.py` (the request's read, 3,000 times, 8 at a time, medians of 5 rounds,
-    aiomysql both ways): 4,117 reads/s at 0.166 ms of CPU a read this way, against 3,324 at 0.221 ms
-    through SQLAlchemy's asyncio execute (its execution context and result objects, across a
-    greenlet); a recommendation request makes one to three such reads. Only for columns the driver
-    returns as Python wants them (integers and strings: no datetimes, which SQLite returns as text).
+    come back as they are, without SQLAlchemy's execution context and result objects across a
+    greenlet. Only for columns the driver returns as Python wants them
+    (integers and strings: no datetimes, which SQLite returns as text).
     """
 
     def __init__(self, statement: ClauseElement) -> None:
@@ -108,12 +103,26 @@ class DriverRead:
         return sql, tuple(parameters[n] if n in parameters else defaults[n] for n in names)
 
 
-def make_read_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Return the asyncio engine of read_async: make_async_engine's, its connections in autocommit,
-    so that each read sees what was committed before it and leaves no transaction open (the driver's
-    reads begin none that SQLAlchemy would end; the next request on the connection read the previous
-    one's snapshot in a test on MySQL), at no ROLLBACK round trip per request."""
-    return make_async_engine(url, isolation_level="AUTOCOMMIT", **kwargs)
+def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
+    """Return the asyncio engine of read_async on the same database as url (asyncmy for MySQL: its
+    protocol is compiled; aiosqlite for SQLite), set up as make_engine's.
+
+    Its connections are in autocommit, so that each read sees what was committed before it and
+    leaves no transaction open (the driver's reads begin none that SQLAlchemy would end), at no
+    ROLLBACK round trip per request.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    kwargs["isolation_level"] = "AUTOCOMMIT"
+    if backend == "sqlite":  # no `begin` listener: an autocommit read must not take the write lock
+        engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        return engine
+    if backend != "mysql":
+        raise ValueError(f"no asyncio driver is set up for {backend}")
+    return create_async_engine(
+        _server_defaults(parsed.set(drivername=f"mysql+{mysql_driver}"), kwargs), **kwargs
+    )
 
 
 async def read_async(
@@ -180,37 +189,13 @@ BATCH_TIMEOUT_S = 3600  # a statement of the command line's long jobs, on MySQL 
 def make_batch_engine(url: str) -> Engine:
     """Return make_engine's engine for the command line's long jobs: an import, a training run's
     reads, every user's kept list. On MySQL their statements may take minutes at tens of millions of
-    ratings (a batch INSERT waiting while InnoDB flushes, the commit of 25 million rows, a COUNT(*)
-    of them), past the 30 s that bound a request's: the import of an ML-25M-sized dataset lost its
-    connection to that bound. A server that is gone is still found at connect (connect_timeout)."""
+    ratings (a batch INSERT waiting while InnoDB flushes, a commit or a COUNT(*) of them all), past
+    the bound of a request's. A server that is gone is still found at connect (connect_timeout)."""
     if make_url(url).get_backend_name() != "mysql":
         return make_engine(url)
     # local_infile: the import's first load of the ratings table is a LOAD DATA LOCAL (api/ratings/writes.py)
     connect_args = {"read_timeout": BATCH_TIMEOUT_S, "write_timeout": BATCH_TIMEOUT_S, "local_infile": True}
     return make_engine(url, connect_args=connect_args)
-
-
-def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
-    """Return an asyncio engine on the same database as url (asyncmy for MySQL, aiosqlite for
-    SQLite), set up as make_engine's, for the reads that run on the event loop.
-
-    asyncmy rather than aiomysql: its protocol is compiled (Cython). `python bench/db_access.py`
-    (the request's read through read_async, 8 at a time, medians of 5 rounds): 0.115 ms of CPU a
-    read against 0.166 with aiomysql, 6,021 reads/s against 4,117.
-    """
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        if kwargs.get("isolation_level") != "AUTOCOMMIT":  # an autocommit read must not take the write lock
-            event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
-        return engine
-    if backend != "mysql":
-        raise ValueError(f"no asyncio driver is set up for {backend}")
-    return create_async_engine(
-        _server_defaults(parsed.set(drivername=f"mysql+{mysql_driver}"), kwargs), **kwargs
-    )
 
 
 def _server_defaults(parsed: URL, kwargs: dict[str, Any]) -> URL:
@@ -220,8 +205,8 @@ def _server_defaults(parsed: URL, kwargs: dict[str, Any]) -> URL:
     connect_args = kwargs.setdefault("connect_args", {})
     # Fail fast when the server is gone: a request errs within seconds instead of hanging.
     connect_args.setdefault("connect_timeout", 3)
-    # api.ratings.service.RATED reads a user's rated movies as one GROUP_CONCAT, which MySQL 8 cuts
-    # at 1,024 bytes by default (MariaDB at 1 MiB): room for any user's ratings, on both engines.
+    # A request reads a user's ratings as GROUP_CONCAT strings (api.recommend.service.USER_READ),
+    # which MySQL 8 cuts short by default: room for any user's ratings, on both engines.
     connect_args.setdefault("init_command", "SET SESSION group_concat_max_len = 67108864")
     kwargs.setdefault("pool_timeout", 5)
     kwargs.setdefault("pool_recycle", 3600)
@@ -244,11 +229,10 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
 def _sqlite_on_begin(connection: Connection) -> None:
     # IMMEDIATE: a transaction takes the write lock when it begins, waiting for it (the driver's busy
     # timeout). A deferred one that read first and then wrote failed at once with "database is
-    # locked" whenever another connection wrote in between: a mutation just after the write-back of
-    # a computed list, in tests/api/test_graphql_mutations.py, one run in 7. Reads on the event loop
-    # begin no transaction (api.db.read_async) and never wait for it. A connection that only reads
-    # may say so (execution option `deferred_begin`): in WAL mode it then neither waits for a writer
-    # nor holds one up.
+    # locked" whenever another connection wrote in between (a mutation just after the write-back of
+    # a computed list). Reads on the event loop begin no transaction (api.db.read_async) and never
+    # wait for it. A connection that only reads may say so (execution option `deferred_begin`): in
+    # WAL mode it then neither waits for a writer nor holds one up.
     deferred = connection.get_execution_options().get("deferred_begin", False)
     connection.exec_driver_sql("BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE")
 

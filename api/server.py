@@ -6,9 +6,7 @@ Five things around uvicorn are ours, each small:
   the kernel spreads connections over them (WorkerSocket).
 - The listening socket is made with IPPROTO_TCP. asyncio turns TCP_NODELAY on for accepted
   connections only when the listener says so, and the socket uvicorn binds for `--workers` says 0,
-  so keep-alive requests wait for delayed ACKs. Measured with wrk at 16 connections on kept answers,
-  2 workers, two runs each, taking turns: p50 52 ms and 290-300 req/s with a proto-0 socket,
-  23-39 ms and 400-650 req/s with this one.
+  so keep-alive requests would wait for delayed ACKs.
 - With Milvus Lite, which lets one process open its file, this process starts the Lite server,
   the workers reach it through its unix socket, and a thread starts it again if it dies (LiteKeeper).
 - With several workers, metrics are written to a directory they share (prometheus_client's
@@ -104,9 +102,8 @@ class WorkerSocket(socket.socket):
     """What uvicorn hands each worker process: unpickled there, a listening socket of the worker's own.
 
     uvicorn passes one listening socket to all its workers, and a worker's event loop accepts every
-    connection waiting when it wakes: wrk's 16 connections all landed on one of 2 workers (ss -tnp),
-    and a load of computed recommendations ran at one worker's pace, 183 req/s. With a
-    SO_REUSEPORT socket per worker the kernel spread them 8/8, 10/6 and 9/7: 240-263 req/s.
+    connection waiting when it wakes, so a few busy clients can all land on one worker and the load
+    runs at its pace. With a SO_REUSEPORT socket per worker the kernel spreads them.
     """
 
     def __reduce__(self) -> tuple[object, tuple[str, int]]:
@@ -179,7 +176,7 @@ def serve(
     if not settings.has_token_secret:  # the same for the user tokens' key
         os.environ["MOVIEREC_TOKEN_SECRET"] = secrets.token_urlsafe(32)
     metrics = None
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # read by the workers' prometheus_client
+    if settings.metrics_dir is None:  # the workers' prometheus_client reads it from the environment
         metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="movierec-metrics-")
     lite = LiteKeeper.start(settings.resolved_milvus_uri)
     try:

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         30.0, gt=0, description="seconds a client has to send a whole request body once it starts (408 after)"
     )
     import_batch_size: int = Field(20_000, ge=100, description="rows per INSERT batch when importing")
+    # prometheus_client's own variable, unprefixed: the workers' client reads it from the environment.
+    metrics_dir: Path | None = Field(
+        None,
+        validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="directory where the workers of `movierec serve` write their metrics "
+        "(PROMETHEUS_MULTIPROC_DIR; unset: a temporary one for the run)",
+    )
 
     @model_validator(mode="after")
     def _require_password_outside_development(self) -> Settings:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
@@ -21,6 +21,9 @@ from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 
+if TYPE_CHECKING:  # the pipeline reads the state's parts; the state only holds it
+    from api.recommend.pipeline import Sources
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -29,8 +32,7 @@ T = TypeVar("T")
 class AppState:
     settings: Settings
     engine: Engine
-    read_engine: AsyncEngine  # the reads of a recommendation request, on the event loop (api.db.read_async)
-    async_engine: AsyncEngine  # the write-back of a computed list, on the event loop
+    read_engine: AsyncEngine  # a recommendation request's read, on the event loop (api.db.read_async)
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry
@@ -38,16 +40,16 @@ class AppState:
     access: CredentialBackend  # who calls, within which rate; mints user tokens (api.access.backend)
     catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
     popular: Popularity = field(init=False)  # the most-rated movies, counted once a minute
+    sources: Sources = field(init=False)  # what a user's recommendations are answered from (build_state)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
         """Return work(session), run in a worker thread with a session of its own.
 
-        Every blocking statement and Milvus call of a request runs here (a recommendation's reads,
-        encode and search run on the loop instead: api.recommend.service.compute_async), at most
-        `threads` at a time (one pooled connection each), while the event loop goes on serving.
-        With `write`, the session is one transaction, committed on success and run again when it
-        loses a lock conflict (api.db.in_transaction).
+        Every blocking statement and Milvus call of a request runs here, at most `threads` at a time
+        (one pooled connection each), while the event loop goes on serving. With `write`, the
+        session is one transaction, committed on success and run again when it loses a lock
+        conflict (api.db.in_transaction).
         """
 
         def call() -> T:
@@ -62,7 +64,7 @@ class AppState:
         self.popular = Popularity(self.engine)
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run work on the event loop after the request has its answer (awaited at shutdown)."""
+        """Run work after the request has its answer (awaited at shutdown)."""
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._finished)

@@ -5,7 +5,7 @@ It has Strawberry's parse and validation caches, as the API has, and nothing els
 no faster than this, so bench/serve.py reports both against the numpy ceiling.
 
 With --read, each request first makes the one read a kept answer makes (the user's row and kept
-list, api.recommend.service.read_user_async, on the API's own read engine, MOVIEREC_DATABASE_URL):
+list, api.recommend.pipeline.read_user, on the API's own read engine, MOVIEREC_DATABASE_URL):
 the stack plus the database, what the kept path can reach at most.
 
     .venv/bin/python bench/constant_app.py PORT WORKERS [--read]   # served like the API (api/server.py)
@@ -54,9 +54,9 @@ class ReadQuery:
     async def recommendations(
         self, info: strawberry.Info, user_id: int, limit: int = 10
     ) -> list[Recommendation]:
-        from api.recommend.service import read_user_async
+        from api.recommend.pipeline import read_user
 
-        await read_user_async(engine=info.context["engine"], user_id=user_id)
+        await read_user(engine=info.context["engine"], user_id=user_id, history_length=50)
         return TEN[:limit]
 
 

@@ -1,6 +1,6 @@
 """How a request's database read should leave the event loop: a worker thread, or an async driver.
 
-Every `recommendations` request makes one read (the user's row and kept list, USER_READ). This
+Every `recommendations` request makes one read (the user's row, kept list and ratings, USER_READ). This
 runs that read --reads times from --concurrency coroutines on one event loop, each way, taking
 turns for --rounds rounds, and prints reads per second and the process's CPU per read (medians):
 - threads: api.graphql.context.Context.run's way, PyMySQL in a worker thread with its own ORM
@@ -33,10 +33,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.db import make_engine, make_read_engine, make_session_factory
-from api.recommend.service import USER_READ, read_user, read_user_async
+from api.recommend.pipeline import USER_SELECT, read_user
 
 T = TypeVar("T")
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/movierec_bench_serve"
+HISTORY_LENGTH = 50  # the default model's
 
 
 async def measure(
@@ -67,11 +68,12 @@ async def main(args: argparse.Namespace) -> None:
 
     def read_in_session(user_id: int) -> object:
         with sessions() as session:
-            return read_user(session=session, user_id=user_id)
+            return session.execute(USER_SELECT, {"user_id": user_id, "limit": HISTORY_LENGTH}).one()
 
     def read_in_connection(user_id: int) -> object:
         with engine.connect() as connection:
-            return connection.execute(USER_READ, {"user_id": user_id}).one()
+            parameters = {"user_id": user_id, "limit": HISTORY_LENGTH}
+            return connection.execute(USER_SELECT, parameters).one()
 
     async def threads(user_id: int) -> object:
         return await to_thread.run_sync(read_in_session, user_id, limiter=limiter)
@@ -81,13 +83,14 @@ async def main(args: argparse.Namespace) -> None:
 
     async def on_loop(user_id: int) -> object:
         async with async_engine.connect() as connection:
-            return (await connection.execute(USER_READ, {"user_id": user_id})).one()
+            parameters = {"user_id": user_id, "limit": HISTORY_LENGTH}
+            return (await connection.execute(USER_SELECT, parameters)).one()
 
     async def by_driver(user_id: int) -> object:
-        return await read_user_async(engine=api_engine, user_id=user_id)
+        return await read_user(engine=api_engine, user_id=user_id, history_length=HISTORY_LENGTH)
 
     async def by_aiomysql(user_id: int) -> object:
-        return await read_user_async(engine=aiomysql_engine, user_id=user_id)
+        return await read_user(engine=aiomysql_engine, user_id=user_id, history_length=HISTORY_LENGTH)
 
     rng = random.Random(0)
     users = [rng.randint(1, args.users) for _ in range(args.reads)]

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.db import make_engine, make_session_factory
-from api.ratings.service import HISTORY
+from api.recommend.kept import read_users
 from api.users.models import User
 from api.versions.models import ModelVersion as VersionRow
 from ml.inputs import to_tensors
@@ -39,13 +39,11 @@ def main(args: argparse.Namespace) -> None:
             select(VersionRow.artifact_path).where(VersionRow.is_active.is_(True))
         ).scalar_one()
         model = LoadedModel.load(Path(path))
-        users = []
-        for user in session.execute(select(User).order_by(User.id).limit(args.users)).scalars():
-            rows = session.execute(HISTORY, {"user_id": user.id, "limit": model.history_length})
-            history = [HistoryItem(*row) for row in rows]
-            users.append(
-                (UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user.id), history)
-            )
+        ids = list(session.execute(select(User.id).order_by(User.id).limit(args.users)).scalars())
+        users = [
+            (UserFeatures(user.gender, user.age, user.occupation_id, user.zip_code, user_id), user.history)
+            for user_id, user in read_users(session=session, ids=ids, length=model.history_length)
+        ]
     at = int(time.time())
 
     def dygraph(features: UserFeatures, history: list[HistoryItem]) -> np.ndarray:

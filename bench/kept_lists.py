@@ -2,11 +2,12 @@
 
 On a database with an active version (by default bench/scale_data.py's, ML-25M's size), reads
 --users users in keep_lists' chunks (api/recommend/kept.py: read_users) and ranks each chunk both
-ways with rank_users: by matrix products over the collection's vectors (api/recommend/catalogue.py)
-and by batched Milvus searches (search_unrated), taking turns chunk by chunk so that a slower minute
-of the machine falls on both. Reports users/s of each (the reads excluded, which both share), their
-ratio, how many lists came out the same, and how many had the same scores position by position
-(movies of one vector score alike, and Milvus orders them as its heap does).
+ways through the pipeline's batched ranking (api/recommend/pipeline.py): by matrix products over the
+collection's vectors (api/recommend/catalogue.py) and by batched Milvus searches (search_unrated),
+taking turns chunk by chunk so that a slower minute of the machine falls on both. Reports users/s
+of each (the reads excluded, which both share), their ratio, how many lists came out the same, and
+how many had the same scores position by position (movies of one vector score alike, and Milvus
+orders them as its heap does).
 Writes bench/results/kept_lists.json.
 
     .venv/bin/python bench/kept_lists.py [--database movierec_bench_scale] [--users 5000]
@@ -15,19 +16,23 @@ Writes bench/results/kept_lists.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+import anyio
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.db import make_engine, make_session_factory
 from api.movies.models import Movie
 from api.recommend.catalogue import Catalogue
-from api.recommend.kept import CHUNK, rank_users, read_users
+from api.recommend.kept import CHUNK, read_users, search_unrated
+from api.recommend.pipeline import KEPT_LIMIT, Ask, RankMany, Sources, answer
+from api.recommend.popular import Popularity
 from api.settings import Settings
 from api.users.models import User
 from api.vectors.store import VectorStore
@@ -68,22 +73,31 @@ def main() -> None:
     print(f"{model.collection}: {len(catalogue.movie_ids):,} vectors of {catalogue.vectors.shape[1]} "
           f"read in {read_s:.1f} s")  # fmt: skip
     seconds = {"in_process": 0.0, "milvus": 0.0}
+    ways: dict[str, RankMany] = {
+        "in_process": functools.partial(catalogue.top_unrated, limit=KEPT_LIMIT),
+        "milvus": functools.partial(search_unrated, store, model.collection, limit=KEPT_LIMIT),
+    }
+
+    async def no_genres() -> tuple[str, ...]:
+        return ()
+
     users = same = same_scores = 0
     for start in range(0, len(user_ids), CHUNK):
         with sessions() as session:
-            chunk, rated = read_users(
+            chunk = read_users(
                 session=session, ids=user_ids[start : start + CHUNK], length=model.model.history_length
             )
         now = int(time.time())
         ranked = {}
-        for way, given in (("in_process", catalogue), ("milvus", None)):
+        for way, rank_many in ways.items():
+            sources = Sources(store, Popularity(engine), no_genres, rank_many=rank_many)
+            asks = [Ask(user_id, user, KEPT_LIMIT) for user_id, user in chunk]
             started = time.perf_counter()
-            ranked[way] = rank_users(
-                store=store, model=model, users=chunk, rated=rated, now=now, catalogue=given
-            )
+            anyio.run(answer, sources, model, asks, now)
             seconds[way] += time.perf_counter() - started
+            ranked[way] = [ask.found or [] for ask in asks]
         users += len(chunk)
-        for (a, _), (b, _) in zip(ranked["in_process"], ranked["milvus"], strict=True):
+        for a, b in zip(ranked["in_process"], ranked["milvus"], strict=True):
             same += [r.movie_id for r in a] == [r.movie_id for r in b]
             # otherwise only movies of equal scores may be in another order (or another at the cut)
             same_scores += len(a) == len(b) and all(

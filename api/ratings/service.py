@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from api.db import epoch_seconds, utcnow
+from api.db import utcnow
 from api.errors import BadUserInput, NotFound
 from api.movies.models import Movie
 from api.ratings.models import Rating
@@ -25,8 +25,7 @@ class RatingRecord:
 
 
 def latest_records(*, session: Session, user_id: int, limit: int | None = None) -> list[RatingRecord]:
-    """Return the user's newest ratings first (all of them without a limit) as plain records, no
-    ORM objects on the hot path: recommendations read the history and the movies to leave out at once."""
+    """Return the user's newest ratings first (all of them without a limit) as plain records."""
     query = (
         select(Rating.movie_id, Rating.rating, Rating.rated_at)
         .where(Rating.user_id == user_id)
@@ -36,24 +35,11 @@ def latest_records(*, session: Session, user_id: int, limit: int | None = None) 
     return [RatingRecord(*row) for row in session.execute(query)]
 
 
-# Statements built once, executed with parameters: building one and computing its cache key on every
-# request is a visible share of a computed recommendation's time on the event loop.
-HISTORY: Select[int, float, int] = (
-    select(Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
-    .where(Rating.user_id == bindparam("user_id"))
-    .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
-    .limit(bindparam("limit"))
-)  # a user's `limit` newest ratings as (movie id, stars, seconds since the epoch): what the model reads
+# A user's rated movies joined by commas, one string a user: a heavy rater costs one row to parse
+# (MySQL's limit on its length is raised in api.db._server_defaults).
 RATED: Select[str | bytes | None] = select(func.group_concat(Rating.movie_id)).where(
     Rating.user_id == bindparam("user_id")
-)  # the ids of every movie a user rated, joined by commas
-
-
-def rated_movie_ids(*, session: Session, user_id: int) -> set[int]:
-    """Return the ids of every movie the user rated, read as one string: a user with a thousand
-    ratings costs one row to parse instead of a thousand (MySQL's limit on its length is raised in
-    api.db._server_defaults)."""
-    return parse_rated(session.execute(RATED, {"user_id": user_id}).scalar())
+)
 
 
 def parse_rated(joined: str | bytes | None) -> set[int]:

@@ -2,12 +2,9 @@
 
 A collection indexed FLAT (every Milvus Lite collection, and a server's below EXACT_BELOW movies) is
 searched exactly: each query vector is scored against every movie. Milvus Lite does that one query
-vector at a time, reading the whole collection from memory each time (at ML-25M's 62,423 movies of
-256 floats, 64 MB a query vector; 17.2 min for 162,541 users' kept lists, bench/scale_data.py). A
-batch of users scored by one matrix product over the same vectors reads them once per batch, for the
-same top movies with the same scores but for float32 rounding: 3.9 to 4.6 min for the same lists,
-and 4.7 to 5.3 times the users a second of batched Lite searches on the same users
-(bench/kept_lists.py, README).
+vector at a time, reading the whole collection from memory each time. A batch of users scored by one
+matrix product over the same vectors reads them once per batch, for the same top movies with the
+same scores but for float32 rounding.
 So keep_lists (api/recommend/kept.py) reads such a collection's vectors once and ranks here, and
 asks Milvus (search_unrated) for any other index (an approximate one's answers are its own) or a
 collection too big to hold.
@@ -24,7 +21,7 @@ import numpy.typing as npt
 from api.vectors.store import Hit, VectorStore
 
 MAX_BYTES = 1 << 30  # vectors held for ranking at most (4 million movies of 64 floats, 1 million of 256)
-RANK_BATCH = 128  # users scored by one matrix product: 128 × 62,423 scores are 32 MB
+RANK_BATCH = 128  # users scored by one matrix product: bounds the scores held at once
 
 
 @dataclass(frozen=True)

@@ -1,50 +1,48 @@
 """Kept lists for every user, computed ahead after a version is activated.
 
 A user's kept list is their top KEPT_LIMIT movies with the fingerprint of what they were computed
-from (api/recommend/service.py: `fingerprint`). A request reads it with the user's row, answers
+from (api/recommend/pipeline.py: `fingerprint`). A request reads it with the user's row, answers
 from it while the fingerprint is current, and otherwise computes and stores it again, so every
-process and replica shares every list. `keep_lists` fills the table for a newly active version,
-so that the first request of each user is answered from it too.
+process and replica shares every list. `keep_lists` fills the table for a newly active version
+through the same pipeline, so that the first request of each user is answered from it too.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
+import anyio
 import numpy as np
 import numpy.typing as npt
+from anyio import to_thread
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import epoch_seconds
 from api.movies.models import Movie
 from api.ratings.models import Rating
-from api.ratings.service import parse_rated
 from api.recommend.catalogue import Catalogue
-from api.recommend.service import (
+from api.recommend.pipeline import (
     KEPT_LIMIT,
-    NO_FILTERS,
+    RATING_ITEM,
     USER_STATE_COLUMNS,
-    Recommended,
+    Ask,
+    RankMany,
+    Sources,
     UserState,
-    explain,
-    kept_row,
-    movie_vectors,
-    plan_searches,
-    search_filter,
+    answer,
     store_kept,
-    to_explain,
 )
+from api.recommend.popular import Popularity
+from api.recommend.service import NO_FILTERS, search_filter
 from api.users.models import User
 from api.vectors.store import MAX_TOPK, Hit, VectorStore
 from api.versions.history import KeptJob
 from api.versions.registry import ActiveModel, load_active_model
 from api.versions.service import active_version, get_version
-from ml.serving import HistoryItem
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # users per transaction of keep_lists
@@ -80,7 +78,7 @@ def keep_version_lists(
     try:
         with sessions() as session:
             model = load_active_model(get_version(session=session, version_id=version_id))
-        stored = keep_lists(sessions=sessions, store=store, model=model, progress=on_chunk)
+        stored = anyio.run(lambda: keep_lists(sessions=sessions, store=store, model=model, progress=on_chunk))
     except Superseded as superseded:
         job.finished("superseded", str(superseded))
         raise
@@ -107,49 +105,68 @@ def keep_in_background(*, sessions: sessionmaker, store: VectorStore, version_id
     return thread
 
 
-def keep_lists(
+async def keep_lists(
     *,
     sessions: sessionmaker,
     store: VectorStore,
     model: ActiveModel,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Compute and store the kept list of every user with ratings; return how many were stored.
+    """Compute and store the kept list of every user with ratings through the pipeline
+    (api/recommend/pipeline.py); return how many were stored.
 
-    Each chunk of users is read in one snapshot and written in one transaction. A chunk's users are
-    encoded together and ranked together (rank_users): in process over the collection's vectors when
-    Milvus would scan them all (Catalogue.read, read again once a chunk sees a newer movie), else by
-    batched Milvus searches. The rows are what a request stores (kept_row, store_kept).
+    A chunk of users is read in one snapshot, encoded together and ranked together: in process over
+    the collection's vectors when Milvus would scan them all (Catalogue.read, read again once a chunk
+    sees a newer movie), else by batched Milvus searches (search_unrated).
     """
-    with sessions() as session:
-        user_ids = list(session.execute(select(User.id).order_by(User.id)).scalars())
+    user_ids = await to_thread.run_sync(_user_ids, sessions)
     length = model.model.history_length
+    popular = Popularity(sessions.kw["bind"])  # never read: every user here has ratings
     stored = 0
     started = time.monotonic()
     catalogue: Catalogue | None = None
     in_process = True  # until the collection turns out not to be searched exactly (Catalogue.read)
     for start in range(0, len(user_ids), CHUNK):
         ids = user_ids[start : start + CHUNK]
-        now = int(time.time())
-        with sessions.begin() as session:
-            chunk, rated = read_users(session=session, ids=ids, length=length)
-            if in_process and chunk and _stale(catalogue, chunk[0][1].newest_movie):
-                catalogue = _read_catalogue(session, store, model.collection)
-                in_process = catalogue is not None
-            ranked = rank_users(
-                store=store, model=model, users=chunk, rated=rated, now=now, catalogue=catalogue
-            )
-            kept = [
-                row
-                for (user_id, state, _), (found, newest) in zip(chunk, ranked, strict=True)
-                if (row := kept_row(model, user_id, state, newest, found, now)) is not None
-            ]
-            store_kept(session=session, rows=kept)
-        stored += len(kept)
+
+        def read(ids: list[int]) -> list[tuple[int, UserState]]:
+            nonlocal catalogue, in_process
+            with sessions() as session:
+                users = read_users(session=session, ids=ids, length=length)
+                if in_process and users and _stale(catalogue, users[0][1].newest_movie):
+                    catalogue = _read_catalogue(session, store, model.collection)
+                    in_process = catalogue is not None
+            return users
+
+        users = await to_thread.run_sync(read, ids)
+        if catalogue is not None:
+            rank_many: RankMany = functools.partial(catalogue.top_unrated, limit=KEPT_LIMIT)
+        else:
+            rank_many = functools.partial(search_unrated, store, model.collection, limit=KEPT_LIMIT)
+        sources = Sources(store, popular, _no_genres, rank_many=rank_many)
+        asks = [Ask(user_id, user, KEPT_LIMIT) for user_id, user in users]
+        await answer(sources, model, asks, int(time.time()))
+        rows = [ask.keep for ask in asks if ask.keep is not None]
+        await to_thread.run_sync(_store, sessions, rows)
+        stored += len(rows)
         if progress is not None:
-            progress(min(start + CHUNK, len(user_ids)), len(user_ids))
+            await to_thread.run_sync(progress, min(start + CHUNK, len(user_ids)), len(user_ids))
     log.info("kept %d lists for version %d in %.1f s", stored, model.version_id, time.monotonic() - started)
     return stored
+
+
+def _user_ids(sessions: sessionmaker) -> list[int]:
+    with sessions() as session:
+        return list(session.execute(select(User.id).order_by(User.id)).scalars())
+
+
+def _store(sessions: sessionmaker, rows: list[dict[str, object]]) -> None:
+    with sessions.begin() as session:
+        store_kept(session=session, rows=rows)
+
+
+async def _no_genres() -> Collection[str]:
+    return ()  # keep_lists filters nothing
 
 
 def _read_catalogue(session: Session, store: VectorStore, name: str) -> Catalogue | None:
@@ -167,75 +184,39 @@ def _stale(catalogue: Catalogue | None, newest_movie: int | None) -> bool:
     )
 
 
-def read_users(
-    *, session: Session, ids: Sequence[int], length: int
-) -> tuple[list[tuple[int, UserState, list[HistoryItem]]], list[set[int]]]:
-    """Return those of the users with ratings, each with their state and newest `length` ratings
-    (newest first, the order of HISTORY), and the movies each of them rated.
-
-    As a request reads them (HISTORY, RATED), for many users at once: the rated ids one string a
-    user, and of the ratings only each user's newest `length` (a window function), not all of them
-    as rows (at ML-25M's size, 25 million rows through the driver and SQLAlchemy against 8).
-    """
+def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:
+    """Return those of the users with ratings, each with what a request reads of them (read_user):
+    their state, newest `length` ratings and rated movies, for many users at once (the newest
+    ratings of each by a window function)."""
     users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
-    rated = {
-        user_id: parse_rated(joined)
-        for user_id, joined in session.execute(
+    rated: dict[int, str | bytes] = dict(
+        session.execute(
             select(Rating.user_id, func.group_concat(Rating.movie_id))
             .where(Rating.user_id.in_(ids))
             .group_by(Rating.user_id)
-        )
-    }
+        ).all()
+    )
+    order = (Rating.rated_at.desc(), Rating.movie_id.desc())
     newest = (
         select(
             Rating.user_id,
-            Rating.movie_id,
-            Rating.rating,
-            epoch_seconds(Rating.rated_at).label("seconds"),
-            func.row_number()
-            .over(partition_by=Rating.user_id, order_by=(Rating.rated_at.desc(), Rating.movie_id.desc()))
-            .label("n"),
+            RATING_ITEM.label("item"),
+            func.row_number().over(partition_by=Rating.user_id, order_by=order).label("n"),
         )
         .where(Rating.user_id.in_(ids))
         .subquery()
     )
-    histories: dict[int, list[HistoryItem]] = defaultdict(list)
-    for user_id, movie_id, rating, seconds in session.execute(
-        select(newest.c.user_id, newest.c.movie_id, newest.c.rating, newest.c.seconds)
-        .where(newest.c.n <= length)
-        .order_by(newest.c.user_id, newest.c.n)
-    ):
-        histories[user_id].append(HistoryItem(movie_id, rating, seconds))
-    found = [
-        (user_id, UserState(*state), histories[user_id]) for user_id, *state in users if user_id in rated
-    ]
-    return found, [rated[user_id] for user_id, _, _ in found]
-
-
-def rank_users(
-    *,
-    store: VectorStore,
-    model: ActiveModel,
-    users: Sequence[tuple[int, UserState, Sequence[HistoryItem]]],
-    rated: Sequence[set[int]],
-    now: int,
-    catalogue: Catalogue | None = None,
-) -> list[tuple[list[Recommended], int]]:
-    """Return what rank_for_user returns for each user with ratings (id, state, latest ratings newest
-    first) asking for their kept list, and the movies they rated: one encode for them all, ranked in
-    process over the collection's vectors when given them (api/recommend/catalogue.py), else by
-    batched Milvus searches (search_unrated)."""
-    if not users:
-        return []
-    plans = plan_searches(model, users, now)
-    vectors = np.stack([p.vector for p in plans])
-    if catalogue is not None:
-        hits = catalogue.top_unrated(vectors, rated, KEPT_LIMIT)
-    else:
-        hits = search_unrated(store, model.collection, vectors, rated, KEPT_LIMIT)
+    histories: dict[int, str | bytes] = dict(
+        session.execute(
+            select(newest.c.user_id, func.group_concat(newest.c.item))
+            .where(newest.c.n <= length)
+            .group_by(newest.c.user_id)
+        ).all()
+    )
     return [
-        (explain(found, plan.liked, movie_vectors(store, model, to_explain(found, plan.liked))), plan.newest)
-        for plan, found in zip(plans, hits, strict=True)
+        (user_id, UserState.of(state, newest_ratings=histories[user_id], rated_ids=rated[user_id]))
+        for user_id, *state in users
+        if user_id in rated
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -12,20 +11,16 @@ from sqlalchemy.orm import Session
 from strawberry.scalars import JSON
 
 from api.graphql.context import Info
-from api.metrics import STAGE
 from api.movies.service import MovieRecord
 from api.movies.types import Movie
+from api.recommend.pipeline import recommend_user
 from api.recommend.service import (
     NO_FILTERS,
     Filters,
     Recommended,
-    compute_async,
-    kept_answer,
     popular_movies,
-    read_user_async,
     require_model,
     similar_movies,
-    store_kept_async,
 )
 from api.state import AppState
 from api.users.service import check_gender_and_age, check_occupation
@@ -121,24 +116,12 @@ def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Re
 async def user_recommendations(
     info: Info, *, user_id: int, limit: int, filters: Filters = NO_FILTERS, exclude_rated: bool = True
 ) -> list[Recommendation]:
-    """Answer from the user's kept list when it is current; else compute, answer, and store the
-    list computed for keeping after the answer. All on the event loop (compute_async)."""
-    context = info.context
-    state = context.state
-    model = require_model(await context.active_model())
-    with STAGE.labels("database").time():
-        user = await read_user_async(engine=state.read_engine, user_id=user_id)
-    now = int(time.time())
-    use_kept = state.settings.kept_lists
-    found = kept_answer(model, user, limit, filters, exclude_rated, now) if use_kept else None
-    if found is None:
-        ranked = await compute_async(
-            state=state, model=model, user_id=user_id, user=user, limit=limit, filters=filters,
-            exclude_rated=exclude_rated, use_kept=use_kept, now=now,
-        )  # fmt: skip
-        if ranked.keep is not None:
-            state.in_background(store_kept_async(engine=state.async_engine, rows=[ranked.keep]))
-        found = ranked.found
+    """Answer through the recommendation pipeline (api/recommend/pipeline.py)."""
+    state = info.context.state
+    found = await recommend_user(
+        state.sources, require_model(await info.context.active_model()), state.read_engine,
+        user_id=user_id, limit=limit, filters=filters, exclude_rated=exclude_rated,
+    )  # fmt: skip
     return await with_movies(info, found)
 
 

@@ -3,36 +3,42 @@ while the fingerprint is current, and a computed answer is stored for every proc
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
+import anyio
 import orjson
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import sessionmaker
 
-from api.db import make_engine, make_session_factory
+from api.db import make_engine, make_read_engine, make_session_factory
 from api.movies.models import Movie
-from api.movies.service import create_movie
+from api.movies.service import create_movie, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import HISTORY, rate_movie, rated_movie_ids
+from api.ratings.service import latest_records, rate_movie
 from api.recommend import catalogue as catalogue_module
 from api.recommend import kept as kept_module
 from api.recommend.catalogue import Catalogue
 from api.recommend.kept import keep_lists
 from api.recommend.models import KeptList
-from api.recommend.popular import Popularity
-from api.recommend.service import (
+from api.recommend.pipeline import (
     KEPT_LIMIT,
-    NO_FILTERS,
+    Ask,
+    Sources,
+    UserState,
+    answer,
+    encode,
     fingerprint,
-    plan_searches,
-    rank_for_user,
     read_user,
-    recommend_for_user,
+    recommend_user,
 )
+from api.recommend.popular import Popularity
+from api.recommend.service import Recommended
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
 from ml.serving import HistoryItem
@@ -65,7 +71,9 @@ def kept(stack: Stack, sessions: sessionmaker, model: ActiveModel) -> Iterator[i
     """Keep every user's list for the active version; remove them after the module (the stack is shared)."""
     store = VectorStore(stack.settings.resolved_milvus_uri)
     seen: list[tuple[int, int]] = []
-    stored = keep_lists(sessions=sessions, store=store, model=model, progress=lambda *p: seen.append(p))
+    stored = anyio.run(
+        lambda: keep_lists(sessions=sessions, store=store, model=model, progress=lambda *p: seen.append(p))
+    )
     store.close()
     assert seen[-1][0] == seen[-1][1]  # progress reached every user
     yield stored
@@ -73,19 +81,50 @@ def kept(stack: Stack, sessions: sessionmaker, model: ActiveModel) -> Iterator[i
         session.execute(delete(KeptList))
 
 
+def _sources(sessions: sessionmaker, store: VectorStore) -> Sources:
+    """Return the pipeline's sources of a computed reference: kept lists neither read nor stored."""
+
+    async def genres() -> Collection[str]:
+        with sessions() as session:
+            return genre_names(session=session)
+
+    return Sources(store, Popularity(sessions.kw["bind"]), genres, use_kept=False)
+
+
 def _computed(
     stack: Stack, sessions: sessionmaker, user_id: int, limit: int
 ) -> list[tuple[int, float, list[int]]]:
-    """Return the user's recommendations computed now, without reading or storing any kept list."""
-    store = VectorStore(stack.settings.resolved_milvus_uri)
+    """Return the user's recommendations computed now through the pipeline, kept lists off."""
     with sessions() as session:
-        ranked = recommend_for_user(
-            session=session, store=store, active=ModelRegistry().get(session), popular=Popularity(session.get_bind()),
-            user_id=user_id, limit=limit, use_kept=False,
-        )  # fmt: skip
-    store.close()
-    assert ranked.keep is None
-    return [(r.movie_id, round(r.score, 6), r.because) for r in ranked.found]
+        model = ModelRegistry().get(session)
+    assert model is not None
+
+    async def compute() -> list[Recommended]:
+        engine = make_read_engine(stack.settings.resolved_database_url)
+        store = VectorStore(stack.settings.resolved_milvus_uri)
+        try:
+            return await recommend_user(
+                _sources(sessions, store), model, engine, user_id=user_id, limit=limit
+            )
+        finally:
+            await store.close_async()
+            store.close()
+            await engine.dispose()
+
+    return [(r.movie_id, round(r.score, 6), r.because) for r in anyio.run(compute)]
+
+
+def _read_user(stack: Stack, model: ActiveModel, user_id: int) -> UserState:
+    """Return what a request reads of the user."""
+
+    async def read() -> UserState:
+        engine = make_read_engine(stack.settings.resolved_database_url)
+        try:
+            return await read_user(engine=engine, user_id=user_id, history_length=model.model.history_length)
+        finally:
+            await engine.dispose()
+
+    return anyio.run(read)
 
 
 def _ids(rows: list[dict]) -> list[tuple[int, float, list[int]]]:
@@ -192,8 +231,7 @@ def test_the_fingerprint_changes_with_every_input(
     kept: int, stack: Stack, sessions: sessionmaker, model: ActiveModel
 ) -> None:
     user_id = stack.dataset.users[43].id
-    with sessions() as session:
-        user = read_user(session=session, user_id=user_id)
+    user = _read_user(stack, model, user_id)
     assert user.kept is not None
     newest, now = user.kept.newest_rating, int(time.time())
     assert newest is not None
@@ -228,43 +266,62 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
     equal a request's own filtered search."""
     length = model.model.history_length
     with sessions() as session:
-        popular = Popularity(session.get_bind())  # these users have ratings: it is never read
         ids = list(
             session.execute(select(Rating.user_id).distinct().order_by(Rating.user_id).limit(60)).scalars()
         )
-        users, rated = kept_module.read_users(session=session, ids=ids, length=length)
-        counts = sorted(len(r) for r in rated)
-        monkeypatch.setattr(kept_module, "SEARCH_BATCH", 7)
-        monkeypatch.setattr(kept_module, "FIRST_EXTRA", 2)  # most users short after the first pass
-        monkeypatch.setattr(kept_module, "MAX_TOPK", KEPT_LIMIT + counts[len(counts) // 2])  # half go alone
-        monkeypatch.setattr(catalogue_module, "RANK_BATCH", 7)
-        store = VectorStore(stack.settings.resolved_milvus_uri)
+        users = kept_module.read_users(session=session, ids=ids, length=length)
         movie_ids = list(session.execute(select(Movie.id)).scalars())
-        catalogue = Catalogue.read(store, model.collection, movie_ids) if in_process else None
-        assert (catalogue is not None) == in_process  # Milvus Lite: FLAT
-        now = int(time.time())
-        ranked = kept_module.rank_users(
-            store=store, model=model, users=users, rated=rated, now=now, catalogue=catalogue
-        )
-        assert len(ranked) == len(users) == len(ids)
-        for (user_id, state, history), movies, (found, newest) in zip(users, rated, ranked, strict=True):
-            # what a request reads of the user, read for many at once
-            assert history == [
-                HistoryItem(*row) for row in session.execute(HISTORY, {"user_id": user_id, "limit": length})
+        for user_id, state in users:  # what a request reads of the user, read for many at once
+            records = latest_records(session=session, user_id=user_id)
+            assert state.history == [
+                HistoryItem(r.movie_id, r.rating, calendar.timegm(r.rated_at.timetuple()))
+                for r in records[:length]
             ]
-            assert movies == rated_movie_ids(session=session, user_id=user_id)
-            assert len(history) == min(length, len(movies))
-            expected, expected_newest = rank_for_user(
-                session=session, store=store, model=model, popular=popular, user_id=user_id, user=state,
-                history=history, rated=movies, limit=KEPT_LIMIT, filters=NO_FILTERS, now=now,
-            )  # fmt: skip
-            assert newest == expected_newest
-            assert_same_ranking(
-                [(r.movie_id, r.score, r.because) for r in found],
-                [(r.movie_id, r.score, r.because) for r in expected],
+            assert state.rated == {r.movie_id for r in records}
+            assert len(state.history) == min(length, len(state.rated))
+            read = _read_user(stack, model, user_id)
+            assert (read.history, read.rated, read.ratings_version) == (
+                state.history,
+                state.rated,
+                state.ratings_version,
             )
-            assert len(found) == KEPT_LIMIT and not {r.movie_id for r in found} & movies
-        store.close()
+    counts = sorted(len(state.rated) for _, state in users)
+    monkeypatch.setattr(kept_module, "SEARCH_BATCH", 7)
+    monkeypatch.setattr(kept_module, "FIRST_EXTRA", 2)  # most users short after the first pass
+    monkeypatch.setattr(kept_module, "MAX_TOPK", KEPT_LIMIT + counts[len(counts) // 2])  # half go alone
+    monkeypatch.setattr(catalogue_module, "RANK_BATCH", 7)
+    store = VectorStore(stack.settings.resolved_milvus_uri)
+    catalogue = Catalogue.read(store, model.collection, movie_ids) if in_process else None
+    assert (catalogue is not None) == in_process  # Milvus Lite: FLAT
+    if catalogue is not None:
+        rank_many = functools.partial(catalogue.top_unrated, limit=KEPT_LIMIT)
+    else:
+        rank_many = functools.partial(kept_module.search_unrated, store, model.collection, limit=KEPT_LIMIT)
+    batched = dataclasses.replace(_sources(sessions, store), rank_many=rank_many)
+    alone = _sources(sessions, store)
+    now = int(time.time())
+
+    async def rank() -> tuple[list[Ask], list[Ask]]:
+        together = [Ask(user_id, state, KEPT_LIMIT) for user_id, state in users]
+        await answer(batched, model, together, now)
+        each = []
+        for user_id, state in users:  # a request's own filtered search
+            ask = Ask(user_id, state, KEPT_LIMIT)
+            await answer(alone, model, [ask], now)
+            each.append(ask)
+        await store.close_async()
+        return together, each
+
+    together, each = anyio.run(rank)
+    store.close()
+    assert len(together) == len(ids)
+    for (_, state), found, expected in zip(users, together, each, strict=True):
+        assert found.found is not None and expected.found is not None
+        assert_same_ranking(
+            [(r.movie_id, r.score, r.because) for r in found.found],
+            [(r.movie_id, r.score, r.because) for r in expected.found],
+        )
+        assert len(found.found) == KEPT_LIMIT and not {r.movie_id for r in found.found} & state.rated
 
 
 def test_a_movie_added_while_lists_are_kept_is_ranked_from_the_next_chunk(
@@ -277,8 +334,10 @@ def test_a_movie_added_while_lists_are_kept_is_ranked_from_the_next_chunk(
     store = VectorStore(stack.settings.resolved_milvus_uri)
     with sessions() as session:
         last = session.execute(select(func.max(Rating.user_id))).scalar_one()
-        users, _ = kept_module.read_users(session=session, ids=[last], length=model.model.history_length)
-    (plan,) = plan_searches(model, users, int(time.time()))
+        users = kept_module.read_users(session=session, ids=[last], length=model.model.history_length)
+    vectors, _, _ = encode(
+        model, [Ask(user_id, user, KEPT_LIMIT) for user_id, user in users], int(time.time())
+    )
     added: list[int] = []
 
     def add_movie_once(done: int, total: int) -> None:
@@ -286,14 +345,14 @@ def test_a_movie_added_while_lists_are_kept_is_ranked_from_the_next_chunk(
             return
         with sessions.begin() as session:
             movie = create_movie(session=session, title="Added While Keeping (2024)", year=2024, genres=[])
-            store.upsert(model.collection, [movie.id], plan.vector[None, :], [[]], [2024])  # the user's own
+            store.upsert(model.collection, [movie.id], vectors[:1], [[]], [2024])  # the user's own
             added.append(movie.id)
 
     try:
-        keep_lists(sessions=sessions, store=store, model=model, progress=add_movie_once)
+        anyio.run(lambda: keep_lists(sessions=sessions, store=store, model=model, progress=add_movie_once))
         with sessions() as session:
             row = session.get(KeptList, last)
-            user = read_user(session=session, user_id=last)
+        user = _read_user(stack, model, last)
         assert row is not None and orjson.loads(row.items)[0][:2] == [added[0], pytest.approx(1.0, abs=1e-5)]
         assert row.fingerprint == fingerprint(model, user, row.newest_rating, int(time.time()))
     finally:

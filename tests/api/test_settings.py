@@ -128,6 +128,15 @@ def test_metrics_addresses_must_be_addresses_or_networks() -> None:
         Settings(metrics_allow_ips="localhost")
 
 
+def test_the_metrics_directory_is_prometheus_clients_own_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert Settings().metrics_dir is None
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # unprefixed: its workers read it too
+    assert Settings().metrics_dir == tmp_path
+
+
 def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOVIEREC_DATA_DIR", "")
     assert Settings().data_dir is None

@@ -1,0 +1,318 @@
+"""A user's recommendations: one read of the user, then an ordered list of stages over the requests
+being answered: the user's kept list, else the model, else the most-rated movies. Each stage answers
+only the requests still unanswered, so the order reads here and nowhere else. A GraphQL request, the
+dashboard's playground and keep_lists (many users at once) all run it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from anyio import to_thread
+from sqlalchemy import String, bindparam, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
+
+from api.dataimport.upsert import upsert_statement
+from api.db import DriverRead, epoch_seconds, read_async, utcnow
+from api.errors import NotFound, Unavailable
+from api.metrics import ANSWERS, STAGE
+from api.movies.models import Movie
+from api.ratings.models import Rating
+from api.ratings.service import RATED, parse_rated
+from api.recommend.models import KeptList
+from api.recommend.popular import Popularity
+from api.recommend.service import (
+    LIKED,
+    NO_FILTERS,
+    Filters,
+    Recommended,
+    explain,
+    movie_vectors,
+    popular_movies,
+    search_filter,
+    to_explain,
+)
+from api.users.models import User
+from api.vectors.store import Hit, VectorStore
+from api.versions.registry import ActiveModel
+from ml.serving import HistoryItem, UserFeatures
+
+KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
+READ_TIMEOUT_S = 30  # the event loop's read, bounded as make_engine bounds a thread's
+KEPT, COMPUTED = ANSWERS.labels("kept"), ANSWERS.labels("computed")
+# Ranks many users' default lists at once: vectors (users, dim) and each user's rated movies in,
+# each user's top KEPT_LIMIT unrated movies out (api/recommend/kept.py).
+RankMany = Callable[[npt.NDArray[np.float32], Sequence[set[int]]], list[list[Hit]]]
+
+
+@dataclass(frozen=True)
+class KeptRow:
+    fingerprint: str
+    newest_rating: int | None
+    items: str  # JSON, parsed only when the fingerprint matches
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What a user's recommendations are computed from, and their kept list. The ratings come as the
+    database joins them and are parsed only when the model is asked: a kept answer never needs them."""
+
+    gender: str | None  # each None when unknown
+    age: int | None
+    occupation_id: int | None
+    zip_code: str | None
+    ratings_version: int  # bumped with every change to the user's ratings (api/ratings/writes.py)
+    newest_movie: int | None  # the catalogue's highest movie id: a new movie changes it
+    kept: KeptRow | None = None
+    newest_ratings: str | bytes | None = None  # the newest ones as "movie:stars:seconds", in any order
+    rated_ids: str | bytes | None = None  # the ids of every movie rated, comma-separated
+
+    @classmethod
+    def of(cls, columns: Sequence[Any], **rest: Any) -> UserState:
+        """Return the state of USER_STATE_COLUMNS' values, with the rest of the fields given."""
+        return cls(*columns, **rest)
+
+    @cached_property
+    def history(self) -> list[HistoryItem]:
+        """The newest ratings, newest first (ties: higher movie id first, as the model reads them)."""
+        joined = self.newest_ratings
+        if isinstance(joined, bytes):  # MySQL types GROUP_CONCAT binary for some arguments
+            joined = joined.decode()
+        items = [item.split(":") for item in joined.split(",")] if joined else []
+        history = [HistoryItem(int(movie), float(stars), int(seconds)) for movie, stars, seconds in items]
+        return sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)
+
+    @cached_property
+    def rated(self) -> set[int]:
+        return parse_rated(self.rated_ids)
+
+
+_users, _kept = User.__table__.c, KeptList.__table__.c
+USER_STATE_COLUMNS = (
+    _users.gender, _users.age, _users.occupation_id, _users.zip_code, _users.ratings_version,
+    select(func.max(Movie.id)).scalar_subquery(),
+)  # fmt: skip
+
+
+# A rating as the text "movie:stars:seconds" (UserState.newest_ratings joins them).
+RATING_ITEM = (
+    cast(Rating.movie_id, String) + ":" + cast(Rating.rating, String) + ":"
+    + cast(epoch_seconds(Rating.rated_at), String)
+)  # fmt: skip
+_newest = (
+    select(RATING_ITEM.label("item"))
+    .where(Rating.user_id == bindparam("user_id"))
+    .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
+    .limit(bindparam("limit"))
+    .subquery()
+)
+# A request's one read: the user's state, kept list, newest ratings and rated ids, each list one
+# string, so that a heavy rater costs one row through the driver.
+_READ_COLUMNS = (
+    *USER_STATE_COLUMNS, _kept.fingerprint, _kept.newest_rating, _kept["items"],
+    select(func.group_concat(_newest.c.item)).scalar_subquery(), RATED.scalar_subquery(),
+)  # fmt: skip
+USER_SELECT = (
+    select(*_READ_COLUMNS)
+    .select_from(User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id))
+    .where(_users.id == bindparam("user_id"))
+)
+USER_READ = DriverRead(USER_SELECT)
+
+
+async def read_user(*, engine: AsyncEngine, user_id: int, history_length: int) -> UserState:
+    """Return the user's state, kept list, newest `history_length` ratings and rated movies, read on
+    the event loop by the driver (api.db.DriverRead), or raise NotFound."""
+    try:
+        parameters = {"user_id": user_id, "limit": history_length}
+        [rows] = await read_async(engine, (USER_READ, parameters), timeout=READ_TIMEOUT_S)
+    except TimeoutError:
+        raise Unavailable("the database is unavailable; try again shortly") from None
+    if not rows:
+        raise NotFound(f"user {user_id} does not exist")
+    *columns, kept_as, newest_rating, items, newest_ratings, rated_ids = rows[0]
+    kept = None if kept_as is None else KeptRow(kept_as, newest_rating, items)
+    return UserState.of(columns, kept=kept, newest_ratings=newest_ratings, rated_ids=rated_ids)
+
+
+def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
+    """Return the fingerprint of everything a user's default recommendations depend on at `now`.
+
+    The model version, the user's demographics and ratings (through their ratings version, and
+    the time of the newest, which the ratings version fixes), the catalogue (its newest movie)
+    and the model's view of the time since that newest rating. Two computations with the same
+    fingerprint return the same list, so a kept list answers exactly when its fingerprint is the
+    one of the request.
+    """
+    inputs = (
+        model.version_id, user.ratings_version, user.newest_movie, model.model.time_key(newest_rating, now),
+        user.gender, user.age, user.occupation_id, user.zip_code,
+    )  # fmt: skip
+    return hashlib.blake2b(repr(inputs).encode(), digest_size=16).hexdigest()
+
+
+def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
+    """Insert or replace kept lists (the caller commits). A row computed from older inputs than the
+    one it replaces only makes the next request compute again: its fingerprint no longer matches."""
+    if rows:
+        columns = ["fingerprint", "newest_rating", "items", "computed_at"]
+        upsert = upsert_statement(session.connection(), KeptList.__table__, ["user_id"], columns)
+        session.execute(upsert, list(rows))
+
+
+@dataclass
+class Ask:
+    """One user's request, and its answer once a stage has given it."""
+
+    user_id: int
+    user: UserState
+    limit: int
+    filters: Filters = NO_FILTERS
+    exclude_rated: bool = True
+    found: list[Recommended] | None = None
+    kept: bool = False  # answered from the kept list
+    keep: dict[str, object] | None = None  # the kept list to store, computed for a default request
+
+    @property
+    def default(self) -> bool:
+        """Whether the kept list answers the request (its first `limit` movies)."""
+        return self.limit <= KEPT_LIMIT and self.filters == NO_FILTERS and self.exclude_rated
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the stages answer from, built once (AppState.sources; keep_lists builds its own)."""
+
+    store: VectorStore
+    popular: Popularity
+    genres: Callable[[], Awaitable[Collection[str]]]  # every genre name, for a genre filter
+    use_kept: bool = True  # answer from kept lists, and compute lists to keep
+    keep: Callable[[list[dict[str, object]]], None] | None = None  # stores computed lists
+    # Ranks default requests in one go, in a worker thread: keep_lists runs on an event loop of its
+    # own, where the store's asyncio client (made on the app's loop) must not be used.
+    rank_many: RankMany | None = None
+
+
+Stage = Callable[[Sources, ActiveModel, list[Ask], int], Awaitable[None]]
+
+
+async def from_kept(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
+    """Answer default requests whose kept list's fingerprint is the one computed for them now."""
+    for ask in asks:
+        kept = ask.user.kept
+        if (
+            sources.use_kept
+            and ask.default
+            and kept is not None
+            and kept.fingerprint == fingerprint(model, ask.user, kept.newest_rating, now)
+        ):
+            items = orjson.loads(kept.items)[: ask.limit]
+            ask.found, ask.kept = [Recommended(m, score, because) for m, score, because in items], True
+
+
+async def from_model(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
+    """Answer users with ratings from the model. A default request is ranked to KEPT_LIMIT exactly as
+    its kept list is, so that a kept answer and a computed one are the same list."""
+    asks = [ask for ask in asks if ask.user.history]
+    if not asks:
+        return
+    known = set(await sources.genres()) if any(ask.filters.genres for ask in asks) else set()
+    exprs = [search_filter(a.filters, known, a.user.rated if a.exclude_rated else set()) for a in asks]
+    with STAGE.labels("encode").time():  # one user's encode is shorter than a thread hop
+        vectors, liked, newest = (
+            encode(model, asks, now) if len(asks) == 1 else await to_thread.run_sync(encode, model, asks, now)
+        )
+    with STAGE.labels("vector_search").time():
+        if sources.rank_many is not None and all(ask.default for ask in asks):
+            hits = await to_thread.run_sync(sources.rank_many, vectors, [ask.user.rated for ask in asks])
+        else:
+            hits = [
+                await sources.store.asearch(
+                    model.collection, vector, limit=KEPT_LIMIT if ask.default else ask.limit, expr=expr
+                )
+                for ask, vector, expr in zip(asks, vectors, exprs, strict=True)
+            ]
+    wanted = [m for found, likes in zip(hits, liked, strict=True) for m in to_explain(found, likes)]
+    if all(model.vector_of(m) is not None for m in wanted):
+        vectors_of = movie_vectors(sources.store, model, wanted)
+    else:  # movies created after training: Milvus holds their vectors
+        vectors_of = await to_thread.run_sync(movie_vectors, sources.store, model, wanted)
+    for ask, found, likes, last in zip(asks, hits, liked, newest, strict=True):
+        ranked = explain(found, likes, vectors_of)
+        ask.found = ranked[: ask.limit]
+        if sources.use_kept and ask.default:
+            ask.keep = {
+                "user_id": ask.user_id,
+                "fingerprint": fingerprint(model, ask.user, last, now),
+                "newest_rating": last,
+                "items": orjson.dumps([[r.movie_id, r.score, r.because] for r in ranked]).decode(),
+                "computed_at": utcnow(),
+            }
+
+
+def encode(
+    model: ActiveModel, asks: Sequence[Ask], now: int
+) -> tuple[npt.NDArray[np.float32], list[list[int]], list[int]]:
+    """Return the vectors (users, dim) of users with ratings, encoded together, with each one's liked
+    movies (newest first) to explain the results with and the time of their newest rating."""
+    recent = [ask.user.history[: model.model.history_length] for ask in asks]
+    features = [
+        (UserFeatures(a.user.gender, a.user.age, a.user.occupation_id, a.user.zip_code, a.user_id), history)
+        for a, history in zip(asks, recent, strict=True)
+    ]
+    liked = [[h.movie_id for h in history if h.rating >= LIKED] for history in recent]
+    return model.model.encode_users(features, at=now), liked, [history[0].timestamp for history in recent]
+
+
+async def from_popular(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
+    """Answer users without ratings with the most-rated movies (never kept: they change with
+    everybody's ratings)."""
+    snapshot = await sources.popular.snapshot()
+    for ask in asks:
+        exclude = ask.user.rated if ask.exclude_rated else set()
+        ask.found = popular_movies(snapshot=snapshot, limit=ask.limit, filters=ask.filters, exclude=exclude)
+
+
+STAGES: tuple[Stage, ...] = (from_kept, from_model, from_popular)
+
+
+async def answer(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
+    """Run the stages in order, each over the requests still unanswered."""
+    for stage in STAGES:
+        pending = [ask for ask in asks if ask.found is None]
+        if pending:
+            await stage(sources, model, pending, now)
+
+
+async def recommend_user(
+    sources: Sources,
+    model: ActiveModel,
+    engine: AsyncEngine,
+    *,
+    user_id: int,
+    limit: int,
+    filters: Filters = NO_FILTERS,
+    exclude_rated: bool = True,
+) -> list[Recommended]:
+    """Return a user's recommendations: one read (the user, their kept list and ratings), then the
+    stages; a computed list to keep is handed to the sources to store after the answer."""
+    now = int(time.time())
+    with STAGE.labels("database").time():
+        length = model.model.history_length
+        user = await read_user(engine=engine, user_id=user_id, history_length=length)
+    ask = Ask(user_id, user, limit, filters, exclude_rated)
+    await answer(sources, model, [ask], now)
+    (KEPT if ask.kept else COMPUTED).inc()
+    if ask.keep is not None and sources.keep is not None:
+        sources.keep([ask.keep])
+    assert ask.found is not None
+    return ask.found
