@@ -14,7 +14,7 @@ from starlette.responses import Response
 from admin.views import render, state_of
 from api.errors import ServiceError
 from api.ids import MAX_ID, parse_id
-from api.movies.service import MovieCatalogue, genres_by_movie, list_movies
+from api.movies.service import TitleCache, genres_by_movie, list_movies
 from api.ratings.service import latest_records
 from api.recommend.pipeline import recommend_user
 from api.recommend.service import Recommended, require_model, similar_movies
@@ -82,7 +82,7 @@ async def page(request: Request) -> Response:
             found = [m.id for m in list_movies(session=session, first=FOUND, search=q)]  # one more: more?
             context.update(found=found[:FOUND], more_found=len(found) > FOUND)
             ids.update(found[:FOUND])
-        context["movies"] = _shown(session, state.catalogue, ids)
+        context["movies"] = _shown(session, state.titles, ids)
         context["active_id"] = active.version_id if active else None
 
     await state.run(read)
@@ -103,9 +103,9 @@ def _id_param(request: Request, name: str, label: str, errors: list[str]) -> int
     return value
 
 
-def _shown(session: Session, catalogue: MovieCatalogue, ids: set[int]) -> dict[int, Shown]:
+def _shown(session: Session, titles: TitleCache, ids: set[int]) -> dict[int, Shown]:
     """Return the titles (without the year MovieLens appends), years and genres of movies, by id."""
-    records = catalogue.get_many(session=session, ids=list(ids))
+    records = titles.get_many(session=session, ids=list(ids))
     genres = genres_by_movie(session=session, ids=list(records))
     return {
         movie_id: Shown(

@@ -14,7 +14,7 @@ from admin import forms
 from admin.service import collection_stats, collections, counts, database_ok
 from api.ids import parse_id
 from api.state import AppState
-from api.versions.history import activations
+from api.versions.jobs import activations
 from api.versions.models import ModelVersion
 from api.versions.service import SHOWN_METRICS, active_version, busy_version, list_versions
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.access.backend import CredentialBackend
 from api.db import in_transaction
-from api.movies.service import MovieCatalogue
+from api.movies.service import TitleCache
 from api.recommend.popular import Popularity
 from api.settings import Settings
 from api.vectors.store import VectorStore
@@ -38,7 +38,7 @@ class AppState:
     models: ModelRegistry
     threads: CapacityLimiter  # worker threads running blocking work, one pooled connection each
     access: CredentialBackend  # who calls, within which rate; mints user tokens (api.access.backend)
-    catalogue: MovieCatalogue = field(default_factory=MovieCatalogue)
+    titles: TitleCache = field(default_factory=TitleCache)
     popular: Popularity = field(init=False)  # the most-rated movies, counted once a minute
     sources: Sources = field(init=False)  # what a user's recommendations are answered from (build_state)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)

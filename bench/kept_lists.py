@@ -3,7 +3,7 @@
 On a database with an active version (by default bench/scale_data.py's, ML-25M's size), reads
 --users users in keep_lists' chunks (api/recommend/kept.py: read_users) and ranks each chunk both
 ways through the pipeline's batched ranking (api/recommend/pipeline.py): by matrix products over the
-collection's vectors (api/recommend/catalogue.py) and by batched Milvus searches (search_unrated),
+collection's vectors (api/recommend/exact.py) and by batched Milvus searches (search_unrated),
 taking turns chunk by chunk so that a slower minute of the machine falls on both. Reports users/s
 of each (the reads excluded, which both share), their ratio, how many lists came out the same, and
 how many had the same scores position by position (movies of one vector score alike, and Milvus
@@ -29,7 +29,7 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.db import make_engine, make_session_factory
 from api.movies.models import Movie
-from api.recommend.catalogue import Catalogue
+from api.recommend.exact import ExactIndex
 from api.recommend.kept import CHUNK, read_users, search_unrated
 from api.recommend.pipeline import KEPT_LIMIT, Ask, RankMany, Sources, answer
 from api.recommend.popular import Popularity
@@ -67,14 +67,14 @@ def main() -> None:
         assert model is not None, f"{args.database} has no active version"
         user_ids = list(session.execute(select(User.id).order_by(User.id).limit(args.users)).scalars())
         started = time.perf_counter()
-        catalogue = Catalogue.read(store, model.collection, list(session.execute(select(Movie.id)).scalars()))
+        index = ExactIndex.read(store, model.collection, list(session.execute(select(Movie.id)).scalars()))
         read_s = time.perf_counter() - started
-    assert catalogue is not None, "the collection is not searched exactly (FLAT): Milvus ranks it"
-    print(f"{model.collection}: {len(catalogue.movie_ids):,} vectors of {catalogue.vectors.shape[1]} "
+    assert index is not None, "the collection is not searched exactly (FLAT): Milvus ranks it"
+    print(f"{model.collection}: {len(index.movie_ids):,} vectors of {index.vectors.shape[1]} "
           f"read in {read_s:.1f} s")  # fmt: skip
     seconds = {"in_process": 0.0, "milvus": 0.0}
     ways: dict[str, RankMany] = {
-        "in_process": functools.partial(catalogue.top_unrated, limit=KEPT_LIMIT),
+        "in_process": functools.partial(index.top_unrated, limit=KEPT_LIMIT),
         "milvus": functools.partial(search_unrated, store, model.collection, limit=KEPT_LIMIT),
     }
 
@@ -110,7 +110,7 @@ def main() -> None:
     result = {
         "database": args.database,
         "milvus": args.milvus_uri or "Milvus Lite",
-        "movies": len(catalogue.movie_ids),
+        "movies": len(index.movie_ids),
         "users": users,
         "vectors_read_s": round(read_s, 2),
         "in_process_users_per_s": round(users / seconds["in_process"], 1),

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from strawberry.dataloader import DataLoader
 
 from api.movies.service import (
-    MovieCatalogue,
     MovieRecord,
     RatingStats,
+    TitleCache,
     genres_by_movie,
     rating_stats_by_movie,
 )
@@ -32,8 +32,8 @@ def _loader(run: Run, fetch: Callable[..., dict[int, V]], default: Callable[[], 
 
 
 class Loaders:
-    def __init__(self, run: Run, catalogue: MovieCatalogue) -> None:
-        self.movie: DataLoader[int, MovieRecord | None] = _loader(run, catalogue.get_many, lambda: None)
+    def __init__(self, run: Run, titles: TitleCache) -> None:
+        self.movie: DataLoader[int, MovieRecord | None] = _loader(run, titles.get_many, lambda: None)
         self.genres: DataLoader[int, list[str]] = _loader(run, genres_by_movie, list)
         self.rating_stats: DataLoader[int, RatingStats] = _loader(
             run, rating_stats_by_movie, lambda: RatingStats(None, 0)

@@ -32,7 +32,7 @@ class MovieRecord:
     read_at: float = field(default=0.0, compare=False)  # time.monotonic() when read from the database
 
 
-class MovieCatalogue:
+class TitleCache:
     """Titles and years shared by a process's requests, read again after `max_age` seconds.
 
     The API never changes a stored movie; only a re-import of a corrected movies file can, and

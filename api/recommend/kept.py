@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.movies.models import Movie
 from api.ratings.models import Rating
-from api.recommend.catalogue import Catalogue
+from api.recommend.exact import ExactIndex
 from api.recommend.pipeline import (
     KEPT_LIMIT,
     RATING_ITEM,
@@ -40,7 +40,7 @@ from api.recommend.popular import Popularity
 from api.recommend.service import NO_FILTERS, search_filter
 from api.users.models import User
 from api.vectors.store import MAX_TOPK, Hit, VectorStore
-from api.versions.history import KeptJob
+from api.versions.jobs import KeptJob
 from api.versions.registry import ActiveModel, load_active_model
 from api.versions.service import active_version, get_version
 
@@ -116,7 +116,7 @@ async def keep_lists(
     (api/recommend/pipeline.py); return how many were stored.
 
     A chunk of users is read in one snapshot, encoded together and ranked together: in process over
-    the collection's vectors when Milvus would scan them all (Catalogue.read, read again once a chunk
+    the collection's vectors when Milvus would scan them all (ExactIndex.read, read again once a chunk
     sees a newer movie), else by batched Milvus searches (search_unrated).
     """
     user_ids = await to_thread.run_sync(_user_ids, sessions)
@@ -124,23 +124,23 @@ async def keep_lists(
     popular = Popularity(sessions.kw["bind"])  # never read: every user here has ratings
     stored = 0
     started = time.monotonic()
-    catalogue: Catalogue | None = None
-    in_process = True  # until the collection turns out not to be searched exactly (Catalogue.read)
+    index: ExactIndex | None = None
+    in_process = True  # until the collection turns out not to be searched exactly (ExactIndex.read)
     for start in range(0, len(user_ids), CHUNK):
         ids = user_ids[start : start + CHUNK]
 
         def read(ids: list[int]) -> list[tuple[int, UserState]]:
-            nonlocal catalogue, in_process
+            nonlocal index, in_process
             with sessions() as session:
                 users = read_users(session=session, ids=ids, length=length)
-                if in_process and users and _stale(catalogue, users[0][1].newest_movie):
-                    catalogue = _read_catalogue(session, store, model.collection)
-                    in_process = catalogue is not None
+                if in_process and users and _stale(index, users[0][1].newest_movie):
+                    index = _read_index(session, store, model.collection)
+                    in_process = index is not None
             return users
 
         users = await to_thread.run_sync(read, ids)
-        if catalogue is not None:
-            rank_many: RankMany = functools.partial(catalogue.top_unrated, limit=KEPT_LIMIT)
+        if index is not None:
+            rank_many: RankMany = functools.partial(index.top_unrated, limit=KEPT_LIMIT)
         else:
             rank_many = functools.partial(search_unrated, store, model.collection, limit=KEPT_LIMIT)
         sources = Sources(store, popular, _no_genres, rank_many=rank_many)
@@ -169,19 +169,17 @@ async def _no_genres() -> Collection[str]:
     return ()  # keep_lists filters nothing
 
 
-def _read_catalogue(session: Session, store: VectorStore, name: str) -> Catalogue | None:
+def _read_index(session: Session, store: VectorStore, name: str) -> ExactIndex | None:
     """Return the vectors of the movies the session sees, to rank kept lists with in process, or
-    None (Catalogue.read)."""
-    return Catalogue.read(store, name, list(session.execute(select(Movie.id)).scalars()))
+    None (ExactIndex.read)."""
+    return ExactIndex.read(store, name, list(session.execute(select(Movie.id)).scalars()))
 
 
-def _stale(catalogue: Catalogue | None, newest_movie: int | None) -> bool:
+def _stale(index: ExactIndex | None, newest_movie: int | None) -> bool:
     """Return whether the vectors are to be read (again): not yet, or movies were added since."""
-    if catalogue is None:
+    if index is None:
         return True
-    return newest_movie is not None and (
-        catalogue.newest_movie is None or newest_movie > catalogue.newest_movie
-    )
+    return newest_movie is not None and (index.newest_movie is None or newest_movie > index.newest_movie)
 
 
 def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:

@@ -89,7 +89,7 @@ def movie_ids(found: list[Recommended]) -> list[int]:
 
 def movies_of(state: AppState, session: Session, found: list[Recommended]) -> dict[int, MovieRecord]:
     """Return the titles and years of the recommended movies and their reasons, from the catalogue."""
-    return state.catalogue.get_many(session=session, ids=movie_ids(found))
+    return state.titles.get_many(session=session, ids=movie_ids(found))
 
 
 def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Recommendation]:
@@ -145,7 +145,7 @@ async def with_movies(info: Info, found: list[Recommended]) -> list[Recommendati
     """Return the GraphQL results of recommendations, their movies from the catalogue, read in a worker
     thread only when it lacks some."""
     state = info.context.state
-    movies = state.catalogue.cached(movie_ids(found))
+    movies = state.titles.cached(movie_ids(found))
     if movies is None:
         movies = await info.context.run(lambda session: movies_of(state, session, found))
     return results(found, movies)

@@ -14,7 +14,7 @@ from api.errors import BadUserInput
 from api.movies.models import Movie
 from api.movies.service import genres_by_movie, tags_by_movie
 from api.vectors.store import VectorStore
-from api.versions.history import record_activation
+from api.versions.jobs import record_activation
 from api.versions.service import active_version, collection_name, get_version, set_active
 from ml.serving import LoadedModel, MovieFeatures
 

@@ -48,7 +48,7 @@ KEPT_STATUSES = ("running", "succeeded", "failed", "superseded")
 
 class Activation(Base):
     """One switch of the active version: who made it and when, and the job that then keeps every
-    user's list for the new version (api/versions/history.py)."""
+    user's list for the new version (api/versions/jobs.py)."""
 
     __tablename__ = "activations"
     __table_args__ = (

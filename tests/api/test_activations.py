@@ -11,7 +11,7 @@ from api.db import make_engine, make_session_factory
 from api.recommend.kept import Superseded, keep_version_lists
 from api.vectors.store import VectorStore
 from api.versions.activation import activate
-from api.versions.history import activations
+from api.versions.jobs import activations
 from api.versions.training import run_training
 from tests.api.conftest import TINY, build_stack
 from tests.conftest import DatabaseFactory

@@ -21,9 +21,9 @@ from api.movies.models import Movie
 from api.movies.service import create_movie, genre_names
 from api.ratings.models import Rating
 from api.ratings.service import latest_records, rate_movie
-from api.recommend import catalogue as catalogue_module
+from api.recommend import exact
 from api.recommend import kept as kept_module
-from api.recommend.catalogue import Catalogue
+from api.recommend.exact import ExactIndex
 from api.recommend.kept import keep_lists
 from api.recommend.models import KeptList
 from api.recommend.pipeline import (
@@ -289,12 +289,12 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
     monkeypatch.setattr(kept_module, "SEARCH_BATCH", 7)
     monkeypatch.setattr(kept_module, "FIRST_EXTRA", 2)  # most users short after the first pass
     monkeypatch.setattr(kept_module, "MAX_TOPK", KEPT_LIMIT + counts[len(counts) // 2])  # half go alone
-    monkeypatch.setattr(catalogue_module, "RANK_BATCH", 7)
+    monkeypatch.setattr(exact, "RANK_BATCH", 7)
     store = VectorStore(stack.settings.resolved_milvus_uri)
-    catalogue = Catalogue.read(store, model.collection, movie_ids) if in_process else None
-    assert (catalogue is not None) == in_process  # Milvus Lite: FLAT
-    if catalogue is not None:
-        rank_many = functools.partial(catalogue.top_unrated, limit=KEPT_LIMIT)
+    index = ExactIndex.read(store, model.collection, movie_ids) if in_process else None
+    assert (index is not None) == in_process  # Milvus Lite: FLAT
+    if index is not None:
+        rank_many = functools.partial(index.top_unrated, limit=KEPT_LIMIT)
     else:
         rank_many = functools.partial(kept_module.search_unrated, store, model.collection, limit=KEPT_LIMIT)
     batched = dataclasses.replace(_sources(sessions, store), rank_many=rank_many)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from api.recommend import catalogue as catalogue_module
-from api.recommend.catalogue import Catalogue
+from api.recommend import exact
+from api.recommend.exact import ExactIndex
 from api.vectors import store as store_module
 from api.vectors.filters import FilterError, build_filter
 from api.vectors.store import (
@@ -139,17 +139,17 @@ def test_vectors_are_read_in_id_order_in_batches(
 
 
 @pytest.mark.parametrize("limit", [12, 60])
-def test_a_catalogue_ranks_what_a_filtered_search_finds(
+def test_an_exact_index_ranks_what_a_filtered_search_finds(
     store: VectorStore, movies: np.ndarray, limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Kept lists ranked in process (api/recommend/catalogue.py) equal Milvus's exact search leaving
+    """Kept lists ranked in process (api/recommend/exact.py) equal Milvus's exact search leaving
     the rated movies out: none rated, some, ids without a vector, all but three, every movie."""
-    monkeypatch.setattr(catalogue_module, "RANK_BATCH", 2)  # users scored in several products
-    catalogue = Catalogue.read(store, "movies_test", range(1, 51))
-    assert catalogue is not None and catalogue.newest_movie == 50
+    monkeypatch.setattr(exact, "RANK_BATCH", 2)  # users scored in several products
+    index = ExactIndex.read(store, "movies_test", range(1, 51))
+    assert index is not None and index.newest_movie == 50
     rated = [set(), {1, 2, 3, 8}, {999, 5, 0}, set(range(1, 48)), set(range(1, 51))]
     queries = movies[[7, 7, 20, 33, 2]] + np.float32(0.1) * movies[[1, 9, 4, 40, 6]]
-    found = catalogue.top_unrated(queries, rated, limit)
+    found = index.top_unrated(queries, rated, limit)
     for query, movies_rated, hits in zip(queries, rated, found, strict=True):
         expected = store.search(
             "movies_test",
@@ -162,18 +162,18 @@ def test_a_catalogue_ranks_what_a_filtered_search_finds(
         assert len(hits) == min(limit, len(set(range(1, 51)) - movies_rated))
 
 
-def test_a_catalogue_orders_equal_scores_by_id(store: VectorStore, movies: np.ndarray) -> None:
+def test_an_exact_index_orders_equal_scores_by_id(store: VectorStore, movies: np.ndarray) -> None:
     """Movies of one vector score the same: the catalogue puts the lower id first, in the list and at
     its cut, where Milvus's order among them is its own; the scores and the movies above the tie are
     Milvus's."""
     twins = [60, 55, 58, 53]  # movie 10's vector
     store.upsert("movies_test", twins, np.repeat(movies[9][None, :], 4, axis=0), [[]] * 4, [None] * 4)
     try:
-        catalogue = Catalogue.read(store, "movies_test", [*range(1, 51), *twins])
-        assert catalogue is not None
+        index = ExactIndex.read(store, "movies_test", [*range(1, 51), *twins])
+        assert index is not None
         query = movies[9]  # the five movies of its vector first, then the rest
         for limit, rated in ((3, set()), (8, {53})):
-            (hits,) = catalogue.top_unrated(query[None, :], [rated], limit)
+            (hits,) = index.top_unrated(query[None, :], [rated], limit)
             expected = store.search(
                 "movies_test",
                 query,
@@ -189,11 +189,11 @@ def test_a_catalogue_orders_equal_scores_by_id(store: VectorStore, movies: np.nd
         store.delete("movies_test", twins)
 
 
-def test_a_catalogue_is_not_read_past_its_memory_bound(
+def test_an_exact_index_is_not_read_past_its_memory_bound(
     store: VectorStore, movies: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalogue_module, "MAX_BYTES", 50 * 16 * 4 - 1)  # one byte short of the vectors
-    assert Catalogue.read(store, "movies_test", range(1, 51)) is None
+    monkeypatch.setattr(exact, "MAX_BYTES", 50 * 16 * 4 - 1)  # one byte short of the vectors
+    assert ExactIndex.read(store, "movies_test", range(1, 51)) is None
 
 
 def test_upsert_replaces_a_movie(store: VectorStore, movies: np.ndarray) -> None:
@@ -378,7 +378,7 @@ def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(serv
         assert (stats.index_type, stats.pending_rows, stats.row_count) == ("IVF_FLAT", 0, rows)
         assert stats.index_params == {k: str(v) for k, v in spec.build.items()}
         assert store.search("ivf_test", vectors[41], limit=1)[0].movie_id == 42
-        assert Catalogue.read(store, "ivf_test", range(1, rows + 1)) is None  # approximate: Milvus ranks
+        assert ExactIndex.read(store, "ivf_test", range(1, rows + 1)) is None  # approximate: Milvus ranks
     finally:
         store.drop("ivf_test")
 

@@ -25,7 +25,7 @@ RANK_BATCH = 128  # users scored by one matrix product: bounds the scores held a
 
 
 @dataclass(frozen=True)
-class Catalogue:
+class ExactIndex:
     """A collection's movie ids (ascending) and their vectors, row for row, and the database's newest
     movie when they were read: every movie up to it has its vector here (a new movie's vector is
     stored before its row is committed)."""
@@ -35,7 +35,7 @@ class Catalogue:
     newest_movie: int | None
 
     @classmethod
-    def read(cls, store: VectorStore, name: str, movie_ids: Sequence[int]) -> Catalogue | None:
+    def read(cls, store: VectorStore, name: str, movie_ids: Sequence[int]) -> ExactIndex | None:
         """Return the vectors of the database's movies (`movie_ids`) when Milvus searches the collection
         exactly and they fit MAX_BYTES, or None (search it with Milvus)."""
         stats = store.stats(name)
