@@ -36,7 +36,7 @@ test: install  ## the test suite on SQLite and MySQL (MOVIEREC_TEST_MYSQL_URL; s
 test-fast: install  ## the tests that need no MySQL, Milvus server or browser, nor train for long
 	$(BIN)/pytest -m "not (mysql or milvus_server or browser or slow)"
 
-check: install  ## lint, type checks and the import contracts (ml <- api <- admin)
+check: install  ## lint, type checks and the import contracts (ml <- api <- admin, layers inside api)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

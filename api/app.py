@@ -40,10 +40,9 @@ from api.demo import demo_app
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
-from api.health import Readiness, healthz
 from api.home import home
-from api.metrics import metrics_endpoint
 from api.movies.service import genre_names
+from api.ops import Readiness, healthz, metrics_endpoint
 from api.recommend.pipeline import Sources, store_kept
 from api.settings import Settings
 from api.state import AppState

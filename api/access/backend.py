@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from cachetools import TTLCache
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
 from starlette.authentication import AuthCredentials, AuthenticationBackend
 from starlette.requests import HTTPConnection
 
@@ -35,12 +38,19 @@ from api.access.rates import Rates
 from api.access.tokens import DEMO_MINTER, issue_user_token, read_user_token
 from api.settings import Settings
 
-if TYPE_CHECKING:
-    from api.state import AppState
-
 log = logging.getLogger(__name__)
 RETRY_UNAVAILABLE_S = 5
 DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+T = TypeVar("T")
+
+
+class Database(Protocol):
+    """What the backend reads and writes through: the app's state (api.state.AppState), which the
+    lifespan puts in every request's `state.movierec`."""
+
+    read_engine: AsyncEngine
+
+    async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T: ...
 
 
 class CredentialBackend(AuthenticationBackend):
@@ -56,7 +66,7 @@ class CredentialBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, Caller]:
         """Return the caller's scopes and identity; raise AccessRefused (401, 429 or 503)."""
-        state: AppState = conn.state.movierec
+        state: Database = conn.state.movierec
         address = _Address(self.rates, conn.client.host if conn.client else "")
         header = conn.headers.get("authorization")
         if header is None:
@@ -84,7 +94,7 @@ class CredentialBackend(AuthenticationBackend):
         """Return a token of the user minted by the key (or DEMO_MINTER), and when it expires."""
         return issue_user_token(self.token_secret, user_id, key_id, ttl_s)
 
-    async def _identify(self, state: AppState, credential: str, address: _Address) -> Caller | None:
+    async def _identify(self, state: Database, credential: str, address: _Address) -> Caller | None:
         parts = split_key(credential)
         if parts is not None:
             key = await self._live_key(state, parts[0], address)
@@ -101,13 +111,13 @@ class CredentialBackend(AuthenticationBackend):
             live = await self._live_key(state, claims.key_id, address) is not None
         return Caller("user", user_id=claims.user_id, key_id=claims.key_id) if live else None
 
-    async def _live_key(self, state: AppState, key_id: str, address: _Address) -> LiveKey | None:
+    async def _live_key(self, state: Database, key_id: str, address: _Address) -> LiveKey | None:
         if self.keys.lists(key_id):
             return await self.keys.listed(state.read_engine, key_id)
         await address.charge()  # before any read: a throttled guess costs the database nothing
         return await self.keys.unlisted(state.read_engine, key_id)
 
-    async def _record_use(self, state: AppState, key_id: str) -> None:
+    async def _record_use(self, state: Database, key_id: str) -> None:
         """Record the key's use, at most once per KEY_CACHE_S; a failure is only logged."""
         if key_id in self._used:
             return

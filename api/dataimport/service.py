@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
-from api.dataimport.upsert import upsert_statement
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
 from api.ratings.models import Rating
 from api.ratings.writes import upsert_rating_columns
+from api.upsert import upsert_statement
 from api.users.models import User
 from ml.movielens.format import MAX_DESCRIPTION, MAX_TAG, MAX_TAGS, Dataset
 

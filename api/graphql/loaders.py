@@ -9,13 +9,8 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 from strawberry.dataloader import DataLoader
 
-from api.movies.service import (
-    MovieRecord,
-    RatingStats,
-    TitleCache,
-    genres_by_movie,
-    rating_stats_by_movie,
-)
+from api.movies.service import MovieRecord, TitleCache, genres_by_movie
+from api.ratings.service import RatingStats, rating_stats_by_movie
 from api.users.models import User
 from api.users.service import occupation_names, users_by_ids
 

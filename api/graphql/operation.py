@@ -6,19 +6,29 @@ served request more than one that does all of their work. OperationHooks does:
 - the cost limits: at most MAX_TOKENS tokens parsed, then validation with the depth, alias and cost
   limits first (api.graphql.validation);
 - parse caching (Strawberry's ParserCache, inherited) and validation caching;
-- metrics and the access-log line (api.metrics.record_operation).
+- metrics and the access-log line (record_operation).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
-from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from graphql import (
+    ASTValidationRule,
+    FieldNode,
+    GraphQLSchema,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+)
 from strawberry.extensions import ParserCache
 
+from api.graphql.errors import code_and_message
 from api.graphql.validation import validate_document
-from api.metrics import record_operation
+from api.metrics import LATENCY, REQUESTS, access_log
 
 MAX_TOKENS = 2_000
 
@@ -54,3 +64,43 @@ class ClosedOperationHooks(OperationHooks):
 
     RULES = (NoSchemaIntrospectionCustomRule,)
     HIDE_SUGGESTIONS = True
+
+
+def operation_label(context: Any) -> str:
+    """Return the operation's root fields, by the schema's own names only (bounded cardinality):
+    names a client made up, which fail validation, are "unknown"; a document that did not parse
+    is "invalid"."""
+    document = context.graphql_document
+    name = context.operation_name
+    if document is None:
+        return "invalid"
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (
+            name is None or (definition.name is not None and definition.name.value == name)
+        ):
+            known = _root_fields(context.schema._schema)
+            fields = {s.name.value for s in definition.selection_set.selections if isinstance(s, FieldNode)}
+            if not fields <= known:
+                return "unknown"
+            return "+".join(sorted(fields)[:3]) or "anonymous"
+    return "unknown"
+
+
+@functools.cache
+def _root_fields(schema: GraphQLSchema) -> frozenset[str]:
+    roots = (schema.query_type, schema.mutation_type, schema.subscription_type)
+    return frozenset({"__typename", "__schema", "__type"}).union(*(r.fields for r in roots if r is not None))
+
+
+def record_operation(context: Any, elapsed: float) -> None:
+    """Count and time a finished operation (a Strawberry execution context) and write its access-log line."""
+    label = operation_label(context)
+    result = context.result
+    errors = getattr(result, "errors", None) or context.pre_execution_errors or []
+    status = "error" if errors else "ok"
+    REQUESTS.labels(label, status).inc()
+    LATENCY.labels(label).observe(elapsed)
+    codes = sorted({code_and_message(e)[0] for e in errors})
+    name = context.operation_name
+    access_log.info(json.dumps({"operation": label, "name": name and name[:100], "status": status,
+                                "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip

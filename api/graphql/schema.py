@@ -13,7 +13,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
-from api.access.permissions import (
+from api.db import from_epoch
+from api.errors import BadUserInput, NotFound
+from api.graphql.context import Info
+from api.graphql.movies import Movie, Recommendation, recommend, similar_movies_field
+from api.graphql.operation import ClosedOperationHooks, OperationHooks
+from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
+from api.graphql.permissions import (
     CREATE_USERS,
     ISSUE_TOKENS,
     MANAGE_CATALOGUE,
@@ -23,29 +29,16 @@ from api.access.permissions import (
     READ_USER_RECOMMENDATIONS,
     READ_USERS,
 )
-from api.db import from_epoch
-from api.errors import BadUserInput, NotFound
-from api.graphql.context import Info
-from api.graphql.operation import ClosedOperationHooks, OperationHooks
-from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
+from api.graphql.ratings import Rating
+from api.graphql.recommend import ModelInfo, popular_for_visitor, user_recommendations
 from api.graphql.scalars import UTC_DATETIME
+from api.graphql.users import User
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
-from api.movies.types import Movie
 from api.ratings import service as ratings
-from api.ratings.types import Rating
 from api.recommend.service import Filters, recommend_for_profile
-from api.recommend.types import (
-    ModelInfo,
-    Recommendation,
-    popular_for_visitor,
-    recommend,
-    similar_movies_field,
-    user_recommendations,
-)
 from api.settings import MIN_TOKEN_TTL_S
 from api.users import service as users
-from api.users.types import User
 from ml.serving import MovieFeatures
 
 

@@ -8,18 +8,11 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from api.errors import BadUserInput
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
-from api.ratings.models import Rating
-
-
-@dataclass(frozen=True)
-class RatingStats:
-    average: float | None
-    count: int
 
 
 @dataclass(frozen=True)
@@ -143,20 +136,6 @@ def tags_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, list[str
         for movie_id, tag in rows:
             result[movie_id].append(tag)
     return result
-
-
-def rating_stats_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, RatingStats]:
-    """Return the average rating and the number of ratings of each movie."""
-    stats = {i: RatingStats(None, 0) for i in ids}
-    if ids:
-        rows = session.execute(
-            select(Rating.movie_id, func.avg(Rating.rating), func.count())
-            .where(Rating.movie_id.in_(set(ids)))
-            .group_by(Rating.movie_id)
-        )
-        for movie_id, average, count in rows:
-            stats[movie_id] = RatingStats(round(float(average), 4), int(count))
-    return stats
 
 
 def list_movies(

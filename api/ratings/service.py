@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,12 @@ from api.movies.models import Movie
 from api.ratings.models import Rating
 from api.ratings.writes import delete_rating_row, upsert_ratings
 from api.users.service import get_user
+
+
+@dataclass(frozen=True)
+class RatingStats:
+    average: float | None
+    count: int
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,20 @@ def latest_records(*, session: Session, user_id: int, limit: int | None = None) 
         .limit(limit)
     )
     return [RatingRecord(*row) for row in session.execute(query)]
+
+
+def rating_stats_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, RatingStats]:
+    """Return the average rating and the number of ratings of each movie."""
+    stats = {i: RatingStats(None, 0) for i in ids}
+    if ids:
+        rows = session.execute(
+            select(Rating.movie_id, func.avg(Rating.rating), func.count())
+            .where(Rating.movie_id.in_(set(ids)))
+            .group_by(Rating.movie_id)
+        )
+        for movie_id, average, count in rows:
+            stats[movie_id] = RatingStats(round(float(average), 4), int(count))
+    return stats
 
 
 # A user's rated movies joined by commas, one string a user: a heavy rater costs one row to parse

@@ -19,9 +19,9 @@ from pymysql.constants import CLIENT
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from api.dataimport.upsert import upsert_statement
 from api.db import from_epoch
 from api.ratings.models import Rating
+from api.upsert import upsert_statement
 from api.users.models import User
 from ml.movielens.format import Ratings
 

@@ -21,7 +21,6 @@ from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from api.dataimport.upsert import upsert_statement
 from api.db import DriverRead, epoch_seconds, read_async, utcnow
 from api.errors import NotFound, Unavailable
 from api.metrics import ANSWERS, STAGE
@@ -41,6 +40,7 @@ from api.recommend.service import (
     search_filter,
     to_explain,
 )
+from api.upsert import upsert_statement
 from api.users.models import User
 from api.vectors.store import Hit, VectorStore
 from api.versions.registry import ActiveModel

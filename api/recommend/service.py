@@ -92,7 +92,7 @@ def recommend_for_profile(
     filters: Filters = NO_FILTERS,
 ) -> list[Recommended]:
     """Return top movies for a visitor described by demographics and (movie, stars) in the order rated
-    (at least one: api.recommend.types.popular_for_visitor answers a visitor without)."""
+    (at least one: api.graphql.recommend.popular_for_visitor answers a visitor without)."""
     model = require_model(active)
     check_demographics(session=session, gender=gender, age=age, occupation=occupation)
     if len(rated) > PROFILE_MAX_RATINGS:

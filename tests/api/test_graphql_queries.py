@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.graphql.pagination import encode_cursor
-from api.metrics import may_scrape
+from api.ops import may_scrape
 from tests.api.conftest import GraphQL, Stack, StatementCounter
 
 MOVIE_FIELDS = "id title year genres averageRating ratingsCount"

@@ -8,9 +8,9 @@ import strawberry
 
 from api.errors import BadUserInput
 from api.graphql.context import Info
+from api.graphql.movies import Movie
 from api.graphql.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor
 from api.ids import parse_id
-from api.movies.types import Movie
 from api.ratings.models import Rating as RatingRow
 from api.ratings.service import ratings_page
 

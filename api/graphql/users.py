@@ -11,8 +11,8 @@ from api.graphql.pagination import check_bound
 from api.users.models import User as UserRow
 
 if TYPE_CHECKING:
-    from api.ratings.types import RatingConnection
-    from api.recommend.types import Recommendation
+    from api.graphql.movies import Recommendation
+    from api.graphql.ratings import RatingConnection
 
 
 @strawberry.type(description="A user and their demographics; each is null when unknown.")
@@ -40,15 +40,15 @@ class User:
     @strawberry.field(description="The user's ratings, newest first.")
     async def ratings(
         self, info: Info, first: int = 20, after: str | None = None
-    ) -> Annotated[RatingConnection, strawberry.lazy("api.ratings.types")]:
-        from api.ratings.types import ratings_connection
+    ) -> Annotated[RatingConnection, strawberry.lazy("api.graphql.ratings")]:
+        from api.graphql.ratings import ratings_connection
 
         return await ratings_connection(info, self.id, check_bound(first, "first"), after)
 
     @strawberry.field(description="Recommendations for this user, as the top-level query gives them.")
     async def recommendations(
         self, info: Info, limit: int = 10
-    ) -> list[Annotated[Recommendation, strawberry.lazy("api.recommend.types")]]:
-        from api.recommend.types import user_recommendations
+    ) -> list[Annotated[Recommendation, strawberry.lazy("api.graphql.movies")]]:
+        from api.graphql.recommend import user_recommendations
 
         return await user_recommendations(info, user_id=self.id, limit=check_bound(limit, "limit"))

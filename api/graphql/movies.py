@@ -1,0 +1,114 @@
+"""GraphQL types for movies and for a recommended movie, and the resolvers that turn what a
+recommendation service found into them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from sqlalchemy.orm import Session
+
+from api.graphql.context import Info
+from api.graphql.pagination import check_bound
+from api.movies.models import Movie as MovieRow
+from api.movies.service import MovieRecord
+from api.recommend.service import Recommended, similar_movies
+from api.state import AppState
+
+
+@strawberry.type(description="A movie of the catalogue.")
+class Movie:
+    id: int
+    title: str = strawberry.field(
+        description="Title as in MovieLens, year included, e.g. 'Toy Story (1995)'."
+    )
+    year: int | None = strawberry.field(description="Release year parsed from the title.")
+
+    @classmethod
+    def from_row(cls, row: MovieRow | MovieRecord) -> Movie:
+        return cls(id=row.id, title=row.title, year=row.year)
+
+    @strawberry.field(description="Genre names, alphabetically.")
+    async def genres(self, info: Info) -> list[str]:
+        return await info.context.loaders.genres.load(self.id)
+
+    @strawberry.field(description="Mean star rating, or null when nobody has rated it.")
+    async def average_rating(self, info: Info) -> float | None:
+        return (await info.context.loaders.rating_stats.load(self.id)).average
+
+    @strawberry.field(description="How many users rated it.")
+    async def ratings_count(self, info: Info) -> int:
+        return (await info.context.loaders.rating_stats.load(self.id)).count
+
+    @strawberry.field(description="Movies whose vectors are closest to this one's in the active model.")
+    async def similar(self, info: Info, limit: int = 10) -> list[Recommendation]:
+        return await similar_movies_field(info, self.id, check_bound(limit, "limit"))
+
+
+@strawberry.type(description="A recommended movie, its score and why.")
+class Recommendation:
+    movie: Movie
+    score: float = strawberry.field(
+        description="Inner product of the user and movie vectors (higher is better)."
+    )
+    source: str = strawberry.field(
+        description="model: ranked by the two-tower model; popularity: the most-rated movies, "
+        "for someone with no ratings yet (demographics alone rank worse than popularity)"
+    )
+    because_ids: strawberry.Private[list[int]]
+    movies: strawberry.Private[dict[int, MovieRecord]]
+
+    @strawberry.field(description="Up to two of the user's highly rated movies closest to this one.")
+    def because(self) -> list[Movie]:
+        """Built only when asked for: most queries do not."""
+        return [Movie.from_row(self.movies[m]) for m in self.because_ids if m in self.movies]
+
+
+async def recommend(
+    info: Info, service: Callable[..., list[Recommended]], **arguments: Any
+) -> list[Recommendation]:
+    """Return the GraphQL results of a recommendation service, called in a worker thread with the
+    operation's resources."""
+    state = info.context.state
+
+    def work(session: Session) -> tuple[list[Recommended], dict[int, MovieRecord]]:
+        found = service(session=session, store=state.store, active=state.models.get(session), **arguments)
+        return found, movies_of(state, session, found)
+
+    return results(*await info.context.run(work))
+
+
+def movie_ids(found: list[Recommended]) -> list[int]:
+    """Return the ids of the recommended movies and of their reasons."""
+    return list({r.movie_id for r in found} | {m for r in found for m in r.because})
+
+
+def movies_of(state: AppState, session: Session, found: list[Recommended]) -> dict[int, MovieRecord]:
+    """Return the titles and years of the recommended movies and their reasons, from the catalogue."""
+    return state.titles.get_many(session=session, ids=movie_ids(found))
+
+
+def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Recommendation]:
+    """Return the GraphQL objects of recommendations."""
+
+    def movie(movie_id: int) -> Movie:
+        row = movies.get(movie_id)
+        if row is None:  # in the collection but deleted from the database since
+            return Movie(id=movie_id, title="(removed)", year=None)
+        return Movie.from_row(row)
+
+    return [
+        Recommendation(
+            movie=movie(r.movie_id),
+            score=round(r.score, 6),
+            source=r.source,
+            because_ids=r.because,
+            movies=movies,
+        )
+        for r in found
+    ]
+
+
+async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:
+    return await recommend(info, similar_movies, movie_id=movie_id, limit=limit)

@@ -1,0 +1,149 @@
+"""The operator's endpoints: GET /healthz (the process answers), GET /readyz (the database, Milvus
+and an active model answer) and GET /metrics (Prometheus's text format).
+
+/healthz and /readyz are cheap whatever their number: /healthz checks nothing, and /readyz answers
+from checks made at most once per READY_S, one run at a time however many probes wait for it. In
+production /metrics answers only the addresses MOVIEREC_METRICS_ALLOW_IPS names (loopback by
+default)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+from anyio import to_thread
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select, text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.metrics import ANSWERS, LATENCY, REQUESTS, STAGE
+from api.settings import Settings
+from api.state import AppState
+from api.versions.models import ModelVersion
+
+log = logging.getLogger(__name__)
+READY_S = 1.0
+
+
+async def healthz(_request: Request) -> Response:
+    """Return 200 while the process serves: liveness must not hang on the database or Milvus."""
+    return JSONResponse({"status": "ok"})
+
+
+class Readiness:
+    """The endpoint of /readyz, holding the last checks and when they began."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, str] = {}
+        self._checked_at = -READY_S
+        self._checking: asyncio.Task[dict[str, str]] | None = None
+
+    async def endpoint(self, request: Request) -> Response:
+        """Return 200 with the checks when all are ok, else 503 with the failing one."""
+        checks = await self.checks(request.state.movierec)
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    async def checks(self, state: AppState) -> dict[str, str]:
+        """Return checks begun less than READY_S ago, made now if there are none."""
+        if time.monotonic() - self._checked_at < READY_S:
+            return self._checks
+        if self._checking is None:
+            self._checking = asyncio.ensure_future(self._check(state))
+            self._checking.add_done_callback(self._checked)
+        return await asyncio.shield(self._checking)  # a probe that leaves does not cancel the others'
+
+    async def _check(self, state: AppState) -> dict[str, str]:
+        began = time.monotonic()
+        checks = await to_thread.run_sync(_readiness, state, limiter=state.threads)
+        self._checks, self._checked_at = checks, began
+        return checks
+
+    def _checked(self, _task: asyncio.Task[dict[str, str]]) -> None:
+        self._checking = None
+
+
+def _readiness(state: AppState) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        with state.sessions() as session:
+            session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+            checks["model"] = "ok" if state.models.get(session) is not None else "no active model"
+    except Exception as error:  # any failure means "not ready"
+        log.warning("readiness: database check failed: %s", error)
+        checks["database"] = "unavailable"
+        checks.setdefault("model", "unknown")
+    checks["milvus"] = "ok" if state.store.ping() else "unavailable"
+    return checks
+
+
+class ModelCollector(Collector):
+    """Reads training runs and the active version from the database at scrape time."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        runs = GaugeMetricFamily("movierec_training_runs", "Training runs by status", labels=["status"])
+        active = GaugeMetricFamily(
+            "movierec_active_model_version", "Id of the active model version (0: none)"
+        )
+        try:
+            with self.state.sessions() as session:
+                counts = session.execute(
+                    select(ModelVersion.status, func.count()).group_by(ModelVersion.status)
+                ).all()
+                version = session.execute(
+                    select(ModelVersion.id).where(ModelVersion.is_active.is_(True))
+                ).scalar()
+        except Exception:  # the database being down must not break the scrape of the other metrics
+            return
+        for status, count in counts:
+            runs.add_metric([status], count)
+        active.add_metric([], version or 0)
+        yield runs
+        yield active
+
+
+def may_scrape(settings: Settings, host: str) -> bool:
+    """Return whether `host` is served /metrics: anyone outside production, else those allowed."""
+    if settings.environment != "production":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # no address (a unix socket) is nobody named
+        return False
+    if (
+        isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped
+    ):  # a dual-stack socket's IPv4 client
+        address = address.ipv4_mapped
+    return any(address in network for network in settings.metrics_networks)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """Serve the metrics in Prometheus's text format, or 403 FORBIDDEN to an address not allowed."""
+    state: AppState = request.state.movierec
+    if not may_scrape(state.settings, request.client.host if request.client else ""):
+        message = "metrics are served only to the addresses in MOVIEREC_METRICS_ALLOW_IPS"
+        return JSONResponse({"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]}, 403)
+    registry = CollectorRegistry()
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        MultiProcessCollector(registry)
+    else:
+        for collector in (REQUESTS, LATENCY, STAGE, ANSWERS):
+            registry.register(collector)
+    registry.register(ModelCollector(state))
+    # Reading the workers' files and the database blocks: in a worker thread, as every request's I/O.
+    body = await to_thread.run_sync(generate_latest, registry, limiter=state.threads)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
