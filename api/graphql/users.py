@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
-
 import strawberry
 
 from api.graphql.context import Info
+from api.graphql.movies import Recommendation
 from api.graphql.pagination import check_bound
+from api.graphql.ratings import RatingConnection, ratings_connection
+from api.graphql.recommend import user_recommendations
 from api.users.models import User as UserRow
-
-if TYPE_CHECKING:
-    from api.graphql.movies import Recommendation
-    from api.graphql.ratings import RatingConnection
 
 
 @strawberry.type(description="A user and their demographics; each is null when unknown.")
@@ -38,17 +35,9 @@ class User:
         return await info.context.loaders.occupation_name(self.occupation_id)
 
     @strawberry.field(description="The user's ratings, newest first.")
-    async def ratings(
-        self, info: Info, first: int = 20, after: str | None = None
-    ) -> Annotated[RatingConnection, strawberry.lazy("api.graphql.ratings")]:
-        from api.graphql.ratings import ratings_connection
-
+    async def ratings(self, info: Info, first: int = 20, after: str | None = None) -> RatingConnection:
         return await ratings_connection(info, self.id, check_bound(first, "first"), after)
 
     @strawberry.field(description="Recommendations for this user, as the top-level query gives them.")
-    async def recommendations(
-        self, info: Info, limit: int = 10
-    ) -> list[Annotated[Recommendation, strawberry.lazy("api.graphql.movies")]]:
-        from api.graphql.recommend import user_recommendations
-
+    async def recommendations(self, info: Info, limit: int = 10) -> list[Recommendation]:
         return await user_recommendations(info, user_id=self.id, limit=check_bound(limit, "limit"))
