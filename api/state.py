@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
@@ -16,13 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.access.backend import CredentialBackend
 from api.db import in_transaction
 from api.movies.service import TitleCache
+from api.recommend.pipeline import Sources
 from api.recommend.popular import Popularity
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
-
-if TYPE_CHECKING:  # the pipeline reads the state's parts; the state only holds it
-    from api.recommend.pipeline import Sources
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
