@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, DateTime, Engine, Integer, MetaData, create_engine, event, func
-from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Executable,
+    Integer,
+    MetaData,
+    Row,
+    create_engine,
+    event,
+    func,
+)
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import JSON, TypeEngine
 
@@ -79,41 +88,17 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: A
     return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
 
 
-class DriverRead:
-    """A SELECT built with SQLAlchemy, compiled once per dialect and run by the asyncio driver's own
-    cursor (read_async): SQLAlchemy keeps the connections (its pool) and the SQL, the driver's rows
-    come back as they are, without SQLAlchemy's execution context and result objects across a
-    greenlet. Only for columns the driver returns as Python wants them
-    (integers and strings: no datetimes, which SQLite returns as text).
-    """
-
-    def __init__(self, statement: ClauseElement) -> None:
-        self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
-
-    def sql(self, dialect: Dialect, parameters: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
-        """Return the statement's SQL for a dialect and its positional parameters' values: those
-        given, else the statement's own (SQLite's LIMIT adds an OFFSET 0, for one)."""
-        if dialect.name not in self._compiled:
-            compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect))
-            if "POSTCOMPILE" in str(compiled):
-                raise ValueError("a DriverRead cannot expand parameters at execution (IN lists, literals)")
-            self._compiled[dialect.name] = (str(compiled), tuple(compiled.positiontup or ()), compiled.params)
-        sql, names, defaults = self._compiled[dialect.name]
-        return sql, tuple(parameters[n] if n in parameters else defaults[n] for n in names)
-
-
 def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
-    """Return the asyncio engine of read_async on the same database as url (asyncmy for MySQL: its
+    """Return the asyncio engine of read_one on the same database as url (asyncmy for MySQL: its
     protocol is compiled; aiosqlite for SQLite), set up as make_engine's.
 
     Its connections are in autocommit, so that each read sees what was committed before it and
-    leaves no transaction open (the driver's reads begin none that SQLAlchemy would end), at no
-    ROLLBACK round trip per request.
+    leaves no transaction open, at no ROLLBACK round trip per request.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     kwargs["isolation_level"] = "AUTOCOMMIT"
+    kwargs["skip_autocommit_rollback"] = True  # nothing to roll back when a read goes back to the pool
     if backend == "sqlite":  # no `begin` listener: an autocommit read must not take the write lock
         engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -125,44 +110,19 @@ def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) 
     )
 
 
-async def read_async(
-    engine: AsyncEngine, *reads: tuple[DriverRead, dict[str, Any]], timeout: float
-) -> list[list[tuple[Any, ...]]]:
-    """Return the rows of each (read, parameters), read in turn on one pooled connection of an
-    engine made by make_read_engine.
-
-    A database that fails on the way raises what SQLAlchemy raises for it (OperationalError: the
-    API's UNAVAILABLE), one that does not answer within `timeout` seconds TimeoutError; on any
-    failure the connection is dropped from the pool.
-    """
-    dialect = engine.dialect
-    async with asyncio.timeout(timeout), engine.connect() as connection:
-        driver: Any = (await connection.get_raw_connection()).driver_connection
-        results = []
+async def read_one(
+    engine: AsyncEngine, statement: Executable, parameters: dict[str, Any], *, timeout: float
+) -> Row[Any] | None:
+    """Return the first row of a statement, read on a pooled connection of an engine made by
+    make_read_engine. A database that does not answer within `timeout` seconds raises TimeoutError;
+    on any failure the connection is dropped from the pool, its protocol state being unknown."""
+    async with engine.connect() as connection:
         try:
-            for read, parameters in reads:
-                sql, values = read.sql(dialect, parameters)
-                cursor = driver.cursor()  # asyncmy's is made at once, aiosqlite's awaited
-                if inspect.isawaitable(cursor):
-                    cursor = await cursor
-                try:
-                    await cursor.execute(sql, values)
-                    results.append(list(await cursor.fetchall()))
-                finally:
-                    await cursor.close()
-        except BaseException as error:
-            await connection.invalidate()  # whatever failed, its transaction's state is unknown
-            if isinstance(error, _connection_errors(dialect)):
-                raise OperationalError(sql, None, error) from error
+            async with asyncio.timeout(timeout):
+                return (await connection.execute(statement, parameters)).first()
+        except BaseException:
+            await connection.invalidate()
             raise
-        return results
-
-
-def _connection_errors(dialect: Dialect) -> tuple[type[Exception], ...]:
-    """The driver's errors of a lost or refused connection (SQLite's driver has no InterfaceError)."""
-    dbapi = dialect.loaded_dbapi
-    names = ("OperationalError", "InterfaceError")
-    return tuple(getattr(dbapi, name) for name in names if hasattr(dbapi, name))
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -230,7 +190,7 @@ def _sqlite_on_begin(connection: Connection) -> None:
     # IMMEDIATE: a transaction takes the write lock when it begins, waiting for it (the driver's busy
     # timeout). A deferred one that read first and then wrote failed at once with "database is
     # locked" whenever another connection wrote in between (a mutation just after the write-back of
-    # a computed list). Reads on the event loop begin no transaction (api.db.read_async) and never
+    # a computed list). Reads on the event loop begin no transaction (api.db.read_one) and never
     # wait for it. A connection that only reads may say so (execution option `deferred_begin`): in
     # WAL mode it then neither waits for a writer nor holds one up.
     deferred = connection.get_execution_options().get("deferred_begin", False)

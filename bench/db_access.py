@@ -5,10 +5,9 @@ runs that read --reads times from --concurrency coroutines on one event loop, ea
 turns for --rounds rounds, and prints reads per second and the process's CPU per read (medians):
 - threads: api.graphql.context.Context.run's way, PyMySQL in a worker thread with its own ORM
   session, at most 8 threads at a time; and the same with a Core connection instead of a session;
-- async: SQLAlchemy's asyncio extension with aiomysql, a Core connection, on the event loop; and
-  the API's way, the same statement compiled once and run by the driver's own cursor on a
-  connection of that engine's pool (api.db.read_async), with asyncmy (the API's driver) and with
-  aiomysql.
+- async: SQLAlchemy's asyncio extension on the event loop, a Core connection with aiomysql in a
+  transaction; and the API's way (api.db.read_one: a connection in autocommit, no ROLLBACK on its
+  return to the pool), with asyncmy (the API's driver) and with aiomysql.
 Needs the bench database of bench/serve.py and the dev extra (aiomysql).
 
     .venv/bin/python bench/db_access.py
@@ -86,7 +85,7 @@ async def main(args: argparse.Namespace) -> None:
             parameters = {"user_id": user_id, "limit": HISTORY_LENGTH}
             return (await connection.execute(USER_SELECT, parameters)).one()
 
-    async def by_driver(user_id: int) -> object:
+    async def by_api(user_id: int) -> object:
         return await read_user(engine=api_engine, user_id=user_id, history_length=HISTORY_LENGTH)
 
     async def by_aiomysql(user_id: int) -> object:
@@ -98,8 +97,8 @@ async def main(args: argparse.Namespace) -> None:
         "thread, ORM session (PyMySQL)": threads,
         "thread, Core connection (PyMySQL)": threads_core,
         "event loop, Core connection (aiomysql)": on_loop,
-        "event loop, driver's cursor (aiomysql)": by_aiomysql,
-        "event loop, driver's cursor (API, asyncmy)": by_driver,
+        "event loop, autocommit read_one (aiomysql)": by_aiomysql,
+        "event loop, autocommit read_one (API, asyncmy)": by_api,
     }
     for read in ways.values():  # warm pools and caches
         await measure(read, users[:200], args.concurrency)

@@ -32,17 +32,24 @@ def table(heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows[2:]]
 
 
+def variable(field: str) -> str:
+    """The environment variable of a setting: MOVIEREC_<FIELD>, or the alias it is read from."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"MOVIEREC_{field.upper()}"
+
+
 def test_the_settings_table_lists_every_setting_and_nothing_else() -> None:
-    listed = [re.fullmatch(r"`(MOVIEREC_[A-Z_]+)`", row[0]) for row in table("Settings")]
+    listed = [re.fullmatch(r"`([A-Z_]+)`", row[0]) for row in table("Settings")]
     assert all(listed), [row[0] for row in table("Settings")]
     names = [m.group(1) for m in listed if m]
     assert len(names) == len(set(names))
-    assert set(names) == {f"MOVIEREC_{field.upper()}" for field in Settings.model_fields}
+    assert set(names) == {variable(field) for field in Settings.model_fields}
 
 
 def test_the_settings_table_gives_each_default() -> None:
+    fields = {variable(name): field for name, field in Settings.model_fields.items()}
     for row in table("Settings"):
-        field = Settings.model_fields[row[0].strip("`").removeprefix("MOVIEREC_").lower()]
+        field = fields[row[0].strip("`")]
         default = field.get_default(call_default_factory=True)
         shown = row[1]
         if default in (None, "") or (hasattr(default, "get_secret_value") and not default.get_secret_value()):

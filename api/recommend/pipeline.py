@@ -21,7 +21,7 @@ from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from api.db import DriverRead, epoch_seconds, read_async, utcnow
+from api.db import epoch_seconds, read_one, utcnow
 from api.errors import NotFound, Unavailable
 from api.metrics import ANSWERS, STAGE
 from api.movies.models import Movie
@@ -126,20 +126,19 @@ USER_SELECT = (
     .select_from(User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id))
     .where(_users.id == bindparam("user_id"))
 )
-USER_READ = DriverRead(USER_SELECT)
 
 
 async def read_user(*, engine: AsyncEngine, user_id: int, history_length: int) -> UserState:
     """Return the user's state, kept list, newest `history_length` ratings and rated movies, read on
-    the event loop by the driver (api.db.DriverRead), or raise NotFound."""
+    the event loop, or raise NotFound."""
     try:
         parameters = {"user_id": user_id, "limit": history_length}
-        [rows] = await read_async(engine, (USER_READ, parameters), timeout=READ_TIMEOUT_S)
+        row = await read_one(engine, USER_SELECT, parameters, timeout=READ_TIMEOUT_S)
     except TimeoutError:
         raise Unavailable("the database is unavailable; try again shortly") from None
-    if not rows:
+    if row is None:
         raise NotFound(f"user {user_id} does not exist")
-    *columns, kept_as, newest_rating, items, newest_ratings, rated_ids = rows[0]
+    *columns, kept_as, newest_rating, items, newest_ratings, rated_ids = tuple(row)
     kept = None if kept_as is None else KeptRow(kept_as, newest_rating, items)
     return UserState.of(columns, kept=kept, newest_ratings=newest_ratings, rated_ids=rated_ids)
 

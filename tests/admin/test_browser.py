@@ -9,6 +9,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,8 @@ def _kept_lists_appear(stack: Stack, version_id: int, timeout: float = 60.0) -> 
     try:
         with sessions() as session:
             model = load_active_model(get_version(session=session, version_id=version_id))
-        return asyncio.run(current())
+        # Playwright's sync API runs an event loop in this thread: the read gets a thread of its own.
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, current()).result()
     finally:
         engine.dispose()

@@ -214,9 +214,12 @@ def test_mysql_killed_under_load_is_unavailable_never_a_500_and_loses_no_write(
     assert load.answers[-1] == (200, [])
     engine = make_engine(stack.settings.resolved_database_url)
     with engine.connect() as connection:
-        stored = set(
-            connection.execute(select(Rating.user_id, Rating.movie_id).where(Rating.rating == 4)).tuples()
-        )
+        stored = {
+            (user, movie)
+            for user, movie in connection.execute(
+                select(Rating.user_id, Rating.movie_id).where(Rating.rating == 4)
+            )
+        }
     engine.dispose()
     assert load.acknowledged and load.acknowledged <= stored
     factory.drop_all()
