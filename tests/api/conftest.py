@@ -138,6 +138,25 @@ def stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
+def hostile_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """Return a stack of its own, with an active trained model, for the fuzz tests: their generated
+    mutations add users, movies and ratings that the other tests' stack must not see."""
+    return build_stack(database_factory, tmp_path_factory.mktemp("hostile"), train=True)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def documented_error_codes() -> set[str]:
+    """Return the error codes of README.md's table under "Error codes": what a client may see in
+    `extensions.code`."""
+    section = re.split(r"\n#+ Error codes\n", README.read_text(), maxsplit=1)[1].split("\n#", 1)[0]
+    codes = set(re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.MULTILINE))
+    assert codes, "README.md has no table of error codes"
+    return codes
+
+
+@pytest.fixture(scope="session")
 def client(stack: Stack) -> Iterator[TestClient]:
     with TestClient(create_app(stack.settings)) as client:
         yield client

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -79,6 +81,36 @@ def test_user_field_recommendations_equal_the_top_level_query(gql: GraphQL, stac
         "query($u: Int!) { user(id: $u) { recommendations(limit: 5) { movie { id } } } }", u=user
     )
     assert [r["movie"]["id"] for r in nested["user"]["recommendations"]] == [r["movie"]["id"] for r in top]
+
+
+def test_a_failing_field_leaves_the_connections_of_its_cancelled_siblings_sound(
+    gql: GraphQL, stack: Stack
+) -> None:
+    """A field that fails beside others nulls the whole answer, and GraphQL cancels the siblings
+    still reading the database on the event loop (api.db.read_one): their connections, mid-statement,
+    must leave the pool rather than serve the next request (on MySQL it then read the rest of the
+    cancelled answer: UNAVAILABLE)."""
+    invalidated: list[object] = []
+
+    def count(connection: object, *_: object) -> None:
+        invalidated.append(connection)
+
+    event.listen(Pool, "invalidate", count)
+    try:
+        for user in range(1, 31):
+            siblings = " ".join(
+                f"r{i}: recommendations(userId: {user + i}) {{ score movie {{ title }} because {{ id }} }}"
+                for i in range(4)
+            )
+            failing = f"{{ {siblings} similarMovies(movieId: {user}) {{ score }} bad: recommendations(userId: {user}, limit: 0) {{ score }} }}"
+            assert gql.error_code(failing) == "BAD_USER_INPUT"
+            after = gql.data(
+                "query($u: Int!) { recommendations(userId: $u) { score } user(id: $u) { id } }", u=user
+            )
+            assert len(after["recommendations"]) == 10 and after["user"] == {"id": user}
+    finally:
+        event.remove(Pool, "invalidate", count)
+    assert invalidated  # siblings were cancelled mid-read, so the case above happened
 
 
 def test_similar_movies_are_closest_first_and_exclude_the_movie(gql: GraphQL, stack: Stack) -> None:
