@@ -56,7 +56,8 @@ class ReadQuery:
     ) -> list[Recommendation]:
         from api.recommend.pipeline import read_user
 
-        await read_user(engine=info.context["engine"], user_id=user_id, history_length=50)
+        # a kept answer's read: the user's row and kept list, without the ratings
+        await read_user(engine=info.context["engine"], user_id=user_id, history_length=50, ratings=False)
         return TEN[:limit]
 
 

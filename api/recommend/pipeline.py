@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -75,6 +75,7 @@ class UserState:
     kept: KeptRow | None = None
     newest_ratings: str | bytes | None = None  # the newest ones as "movie:stars:seconds", in any order
     rated_ids: str | bytes | None = None  # the ids of every movie rated, comma-separated
+    ratings_read: bool = True  # False: read without them, for a kept list to answer
 
     @classmethod
     def of(cls, columns: Sequence[Any], **rest: Any) -> UserState:
@@ -115,32 +116,55 @@ _newest = (
     .limit(bindparam("limit"))
     .subquery()
 )
-# A request's one read: the user's state, kept list, newest ratings and rated ids, each list one
-# string, so that a heavy rater costs one row through the driver.
-_READ_COLUMNS = (
-    *USER_STATE_COLUMNS, _kept.fingerprint, _kept.newest_rating, _kept["items"],
-    select(func.group_concat(_newest.c.item)).scalar_subquery(), RATED.scalar_subquery(),
-)  # fmt: skip
-USER_SELECT = (
-    select(*_READ_COLUMNS)
-    .select_from(User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id))
+_NEWEST_RATINGS = select(func.group_concat(_newest.c.item)).scalar_subquery()
+_KEPT_COLUMNS = (_kept.fingerprint, _kept.newest_rating, _kept["items"])
+_USER_FROM = User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id)
+# A request's one read: the user's state and kept list and, unless the kept list may answer, their
+# newest ratings and rated ids, each list one string, so that a heavy rater costs one row.
+KEPT_SELECT = (
+    select(*USER_STATE_COLUMNS, *_KEPT_COLUMNS)
+    .select_from(_USER_FROM)
     .where(_users.id == bindparam("user_id"))
 )
+USER_SELECT = (
+    select(*USER_STATE_COLUMNS, *_KEPT_COLUMNS, _NEWEST_RATINGS, RATED.scalar_subquery())
+    .select_from(_USER_FROM)
+    .where(_users.id == bindparam("user_id"))
+)
+# The ratings a kept list did not answer for after all (a stale list): the second read of the request.
+RATINGS_SELECT = select(_NEWEST_RATINGS, RATED.scalar_subquery())
 
 
-async def read_user(*, engine: AsyncEngine, user_id: int, history_length: int) -> UserState:
-    """Return the user's state, kept list, newest `history_length` ratings and rated movies, read on
-    the event loop, or raise NotFound."""
+async def _read(engine: AsyncEngine, statement: Any, parameters: dict[str, Any]) -> Any:
     try:
-        parameters = {"user_id": user_id, "limit": history_length}
-        row = await read_one(engine, USER_SELECT, parameters, timeout=READ_TIMEOUT_S)
+        return await read_one(engine, statement, parameters, timeout=READ_TIMEOUT_S)
     except TimeoutError:
         raise Unavailable("the database is unavailable; try again shortly") from None
+
+
+async def read_user(
+    *, engine: AsyncEngine, user_id: int, history_length: int, ratings: bool = True
+) -> UserState:
+    """Return the user's state and kept list, with (`ratings`) their newest `history_length` ratings
+    and rated movies, read on the event loop, or raise NotFound."""
+    parameters = {"user_id": user_id, "limit": history_length}
+    row = await _read(engine, USER_SELECT if ratings else KEPT_SELECT, parameters)
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
-    *columns, kept_as, newest_rating, items, newest_ratings, rated_ids = tuple(row)
+    *columns, kept_as, newest_rating, items = tuple(row)[: len(USER_STATE_COLUMNS) + 3]
     kept = None if kept_as is None else KeptRow(kept_as, newest_rating, items)
+    if not ratings:
+        return UserState.of(columns, kept=kept, ratings_read=False)
+    newest_ratings, rated_ids = tuple(row)[-2:]
     return UserState.of(columns, kept=kept, newest_ratings=newest_ratings, rated_ids=rated_ids)
+
+
+async def read_ratings(
+    *, engine: AsyncEngine, user: UserState, user_id: int, history_length: int
+) -> UserState:
+    """Return the user's state with the newest ratings and rated movies its read left out."""
+    row = await _read(engine, RATINGS_SELECT, {"user_id": user_id, "limit": history_length})
+    return replace(user, newest_ratings=row[0], rated_ids=row[1], ratings_read=True)
 
 
 def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
@@ -180,11 +204,17 @@ class Ask:
     found: list[Recommended] | None = None
     kept: bool = False  # answered from the kept list
     keep: dict[str, object] | None = None  # the kept list to store, computed for a default request
+    # Reads the ratings the request's first read left out (api.recommend.pipeline.read_ratings).
+    read_ratings: Callable[[UserState], Awaitable[UserState]] | None = None
 
     @property
     def default(self) -> bool:
-        """Whether the kept list answers the request (its first `limit` movies)."""
-        return self.limit <= KEPT_LIMIT and self.filters == NO_FILTERS and self.exclude_rated
+        return is_default(self.limit, self.filters, self.exclude_rated)
+
+
+def is_default(limit: int, filters: Filters, exclude_rated: bool) -> bool:
+    """Whether the kept list answers a request (its first `limit` movies)."""
+    return limit <= KEPT_LIMIT and filters == NO_FILTERS and exclude_rated
 
 
 @dataclass(frozen=True)
@@ -216,6 +246,15 @@ async def from_kept(sources: Sources, model: ActiveModel, asks: list[Ask], now: 
         ):
             items = orjson.loads(kept.items)[: ask.limit]
             ask.found, ask.kept = [Recommended(m, score, because) for m, score, because in items], True
+
+
+async def with_ratings(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
+    """Read the ratings of the requests whose first read left them out for a kept list that did not
+    answer after all (it was stale): the model and the popular movies need them."""
+    for ask in asks:
+        if not ask.user.ratings_read:
+            assert ask.read_ratings is not None, "a user read without ratings needs a way to read them"
+            ask.user = await ask.read_ratings(ask.user)
 
 
 async def from_model(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
@@ -281,7 +320,7 @@ async def from_popular(sources: Sources, model: ActiveModel, asks: list[Ask], no
         ask.found = popular_movies(snapshot=snapshot, limit=ask.limit, filters=ask.filters, exclude=exclude)
 
 
-STAGES: tuple[Stage, ...] = (from_kept, from_model, from_popular)
+STAGES: tuple[Stage, ...] = (from_kept, with_ratings, from_model, from_popular)
 
 
 async def answer(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
@@ -302,13 +341,20 @@ async def recommend_user(
     filters: Filters = NO_FILTERS,
     exclude_rated: bool = True,
 ) -> list[Recommended]:
-    """Return a user's recommendations: one read (the user, their kept list and ratings), then the
-    stages; a computed list to keep is handed to the sources to store after the answer."""
+    """Return a user's recommendations: one read (the user, their kept list and, unless the kept list
+    may answer, their ratings), then the stages; a computed list to keep is handed to the sources to
+    store after the answer."""
     now = int(time.time())
-    with STAGE.labels("database").time():
-        length = model.model.history_length
-        user = await read_user(engine=engine, user_id=user_id, history_length=length)
-    ask = Ask(user_id, user, limit, filters, exclude_rated)
+    length = model.model.history_length
+
+    async def ratings(user: UserState) -> UserState:
+        with STAGE.labels("database").time():
+            return await read_ratings(engine=engine, user=user, user_id=user_id, history_length=length)
+
+    with STAGE.labels("database").time():  # the ratings too, unless the kept list may answer
+        ratings_now = not (sources.use_kept and is_default(limit, filters, exclude_rated))
+        user = await read_user(engine=engine, user_id=user_id, history_length=length, ratings=ratings_now)
+    ask = Ask(user_id, user, limit, filters, exclude_rated, read_ratings=ratings)
     await answer(sources, model, [ask], now)
     (KEPT if ask.kept else COMPUTED).inc()
     if ask.keep is not None and sources.keep is not None:

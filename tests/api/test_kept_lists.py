@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import functools
+import re
 import time
 from collections.abc import Collection, Iterator
 
@@ -42,7 +43,7 @@ from api.recommend.service import Recommended
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
 from ml.serving import HistoryItem
-from tests.api.conftest import GraphQL, Stack
+from tests.api.conftest import GraphQL, Stack, StatementCounter
 
 RECS = "query($u: Int!, $n: Int!) { recommendations(userId: $u, limit: $n) { score movie { id } because { id } } }"
 
@@ -208,6 +209,33 @@ def test_a_new_rating_computes_at_once_and_the_new_list_is_stored_for_the_next_r
     kept_before = _answers("kept")
     assert _ids(gql.data(RECS, u=user, n=10)["recommendations"]) == after
     assert _answers("kept") == kept_before + 1
+
+
+def test_a_kept_answer_reads_no_rating_and_a_stale_list_reads_them_once(
+    kept: int, gql: GraphQL, stack: Stack, sessions: sessionmaker, statements: StatementCounter
+) -> None:
+    """A default request reads the user and their kept list only; the ratings are read (a second
+    statement) only when the list turns out stale."""
+    user = stack.dataset.users[46].id
+    _ids(gql.data(RECS, u=user, n=10)["recommendations"])  # a current list, stored if it was not
+    _wait_for_row(sessions, user)
+    statements.texts.clear()
+    kept_before = _answers("kept")
+    first = _ids(gql.data(RECS, u=user, n=10)["recommendations"])
+    assert _answers("kept") == kept_before + 1
+    assert len(statements.naming("kept_recommendations")) == 1 and statements.naming("ratings") == []
+    with sessions.begin() as session:
+        rate_movie(session=session, user_id=user, movie_id=first[0][0], rating=5)
+    statements.texts.clear()
+    computed_before = _answers("computed")
+    after = _ids(gql.data(RECS, u=user, n=10)["recommendations"])
+    assert _answers("computed") == computed_before + 1
+    reads = [s for s in statements.texts if s.lstrip().upper().startswith("SELECT")]
+    assert [bool(re.search(r"\bratings\b", s)) for s in reads if re.search(r"\b(users|ratings)\b", s)] == [
+        False,
+        True,
+    ]  # the user and kept list, then their ratings
+    assert after == _computed(stack, sessions, user, 10)
 
 
 def test_a_user_without_a_row_is_computed_then_answered_from_the_stored_one(
