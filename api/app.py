@@ -43,7 +43,7 @@ from api.graphql.schema import build_schema
 from api.home import home
 from api.movies.service import genre_names
 from api.ops import Readiness, healthz, metrics_endpoint
-from api.recommend.pipeline import Sources, kept_upsert
+from api.recommend.pipeline import Sources, store_kept
 from api.settings import Settings
 from api.state import AppState
 from api.transport import BodyLimit, SecurityHeaders
@@ -176,14 +176,8 @@ def build_state(settings: Settings, access: CredentialBackend) -> AppState:
         access=access,
     )
 
-    async def write_kept(rows: list[dict[str, object]]) -> None:
-        # On the loop, taking no worker thread from the requests: the read engine's connections are in
-        # autocommit, and the upsert is one statement, so it commits whole or not at all.
-        async with state.read_engine.connect() as connection:
-            await connection.execute(kept_upsert(connection), rows)
-
-    def keep(rows: list[dict[str, object]]) -> None:  # after the answer
-        state.in_background(write_kept(rows))
+    def keep(rows: list[dict[str, object]]) -> None:  # after the answer, in a transaction of its own
+        state.in_background(state.run(lambda session: store_kept(session=session, rows=rows), write=True))
 
     async def genres() -> list[str]:
         return await state.run(lambda session: genre_names(session=session))

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 from anyio import to_thread
-from sqlalchemy import Connection, Insert, String, bindparam, cast, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import String, bindparam, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from api.db import epoch_seconds, read_one, utcnow
@@ -183,17 +183,13 @@ def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, 
     return hashlib.blake2b(repr(inputs).encode(), digest_size=16).hexdigest()
 
 
-def kept_upsert(connection: Connection | AsyncConnection) -> Insert:
-    """Return the statement that inserts or replaces kept lists. A row computed from older inputs than
-    the one it replaces only makes the next request compute again: its fingerprint no longer matches."""
-    columns = ["fingerprint", "newest_rating", "items", "computed_at"]
-    return upsert_statement(connection, KeptList.__table__, ["user_id"], columns)
-
-
 def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
-    """Insert or replace kept lists in the session's transaction (keep_lists; the caller commits)."""
+    """Insert or replace kept lists (the caller commits). A row computed from older inputs than the
+    one it replaces only makes the next request compute again: its fingerprint no longer matches."""
     if rows:
-        session.execute(kept_upsert(session.connection()), list(rows))
+        columns = ["fingerprint", "newest_rating", "items", "computed_at"]
+        upsert = upsert_statement(session.connection(), KeptList.__table__, ["user_id"], columns)
+        session.execute(upsert, list(rows))
 
 
 @dataclass
