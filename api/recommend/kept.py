@@ -126,19 +126,18 @@ async def keep_lists(
     started = time.monotonic()
     index: ExactIndex | None = None
     in_process = True  # until the collection turns out not to be searched exactly (ExactIndex.read)
+
+    def read(ids: list[int]) -> list[tuple[int, UserState]]:
+        nonlocal index, in_process
+        with sessions() as session:
+            users = read_users(session=session, ids=ids, length=length)
+            if in_process and users and _stale(index, users[0][1].newest_movie):
+                index = _read_index(session, store, model.collection)
+                in_process = index is not None
+        return users
+
     for start in range(0, len(user_ids), CHUNK):
-        ids = user_ids[start : start + CHUNK]
-
-        def read(ids: list[int]) -> list[tuple[int, UserState]]:
-            nonlocal index, in_process
-            with sessions() as session:
-                users = read_users(session=session, ids=ids, length=length)
-                if in_process and users and _stale(index, users[0][1].newest_movie):
-                    index = _read_index(session, store, model.collection)
-                    in_process = index is not None
-            return users
-
-        users = await to_thread.run_sync(read, ids)
+        users = await to_thread.run_sync(read, user_ids[start : start + CHUNK])
         if index is not None:
             rank_many: RankMany = functools.partial(index.top_unrated, limit=KEPT_LIMIT)
         else:
