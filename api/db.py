@@ -30,7 +30,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import JSON, TypeEngine
 
 T = TypeVar("T")
 NAMING_CONVENTION = {
@@ -70,8 +69,8 @@ def from_epoch(seconds: int) -> datetime:
 
 
 class epoch_seconds(FunctionElement[int]):  # reads as the SQL function it is
-    """The whole seconds since the epoch of a naive UTC datetime column, computed by the database:
-    a request's ratings skip the driver's datetime parsing and the way back to seconds."""
+    """A naive UTC datetime column's seconds since the epoch, computed by the database (a request's
+    ratings skip the driver's datetime parsing)."""
 
     type = Integer()
     inherit_cache = True
@@ -89,12 +88,8 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: A
 
 
 def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
-    """Return the asyncio engine of read_one on the same database as url (asyncmy for MySQL: its
-    protocol is compiled; aiosqlite for SQLite), set up as make_engine's.
-
-    Its connections are in autocommit, so that each read sees what was committed before it and
-    leaves no transaction open, at no ROLLBACK round trip per request.
-    """
+    """Return the asyncio engine of read_one on url's database (asyncmy, whose protocol is compiled;
+    aiosqlite), in autocommit: each read sees what was committed before it, at no ROLLBACK per read."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     kwargs["isolation_level"] = "AUTOCOMMIT"
@@ -113,9 +108,8 @@ def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) 
 async def read_one(
     engine: AsyncEngine, statement: Executable, parameters: dict[str, Any], *, timeout: float
 ) -> Row[Any] | None:
-    """Return the first row of a statement, read on a pooled connection of an engine made by
-    make_read_engine. A database that does not answer within `timeout` seconds raises TimeoutError;
-    on any failure the connection is dropped from the pool, its protocol state being unknown."""
+    """Return the first row of a statement (TimeoutError after `timeout` s); on any failure the
+    connection leaves the pool, its protocol state being unknown."""
     async with engine.connect() as connection:
         try:
             async with asyncio.timeout(timeout):
@@ -147,10 +141,8 @@ BATCH_TIMEOUT_S = 3600  # a statement of the command line's long jobs, on MySQL 
 
 
 def make_batch_engine(url: str) -> Engine:
-    """Return make_engine's engine for the command line's long jobs: an import, a training run's
-    reads, every user's kept list. On MySQL their statements may take minutes at tens of millions of
-    ratings (a batch INSERT waiting while InnoDB flushes, a commit or a COUNT(*) of them all), past
-    the bound of a request's. A server that is gone is still found at connect (connect_timeout)."""
+    """Return make_engine's engine for the command line's long jobs (import, training reads, kept
+    lists), whose MySQL statements may take minutes at tens of millions of ratings."""
     if make_url(url).get_backend_name() != "mysql":
         return make_engine(url)
     # local_infile: the import's first load of the ratings table is a LOAD DATA LOCAL (api/ratings/writes.py)
@@ -187,12 +179,9 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
-    # IMMEDIATE: a transaction takes the write lock when it begins, waiting for it (the driver's busy
-    # timeout). A deferred one that read first and then wrote failed at once with "database is
-    # locked" whenever another connection wrote in between (a mutation just after the write-back of
-    # a computed list). Reads on the event loop begin no transaction (api.db.read_one) and never
-    # wait for it. A connection that only reads may say so (execution option `deferred_begin`): in
-    # WAL mode it then neither waits for a writer nor holds one up.
+    # IMMEDIATE takes the write lock at BEGIN, waiting for it: a deferred transaction that read, then
+    # wrote, failed at once with "database is locked" when another wrote in between. A connection
+    # that only reads says so (execution option `deferred_begin`) and then never waits for a writer.
     deferred = connection.get_execution_options().get("deferred_begin", False)
     connection.exec_driver_sql("BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE")
 
@@ -201,9 +190,8 @@ LOCK_ERRORS = (1205, 1213)  # MySQL/MariaDB: lock wait timeout, deadlock (the tr
 
 
 def is_lock_conflict(error: BaseException) -> bool:
-    """Return whether a failed transaction lost a lock conflict with another one, so that running it
-    again can succeed: a MySQL deadlock or lock wait timeout, or SQLite's "database is locked"
-    after its busy timeout."""
+    """Return whether a failed transaction lost a lock conflict (a MySQL deadlock or lock wait timeout,
+    SQLite's "database is locked"), so that running it again can succeed."""
     original = getattr(error, "orig", None)
     if isinstance(original, sqlite3.OperationalError):
         return "locked" in str(original)
@@ -228,16 +216,3 @@ def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]
 def make_session_factory(engine: Engine) -> sessionmaker:
     """Return the session factory that the edges (requests, commands) open sessions from."""
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def compare_type(
-    _context: object,
-    _inspected_column: object,
-    _metadata_column: object,
-    inspected_type: TypeEngine,
-    metadata_type: TypeEngine,
-) -> bool | None:
-    """Alembic type comparison: MariaDB reflects JSON as LONGTEXT, which is no difference."""
-    if isinstance(metadata_type, JSON) and type(inspected_type).__name__ in {"LONGTEXT", "JSON"}:
-        return False
-    return None

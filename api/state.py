@@ -42,13 +42,8 @@ class AppState:
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
-        """Return work(session), run in a worker thread with a session of its own.
-
-        Every blocking statement and Milvus call of a request runs here, at most `threads` at a time
-        (one pooled connection each), while the event loop goes on serving. With `write`, the
-        session is one transaction, committed on success and run again when it loses a lock
-        conflict (api.db.in_transaction).
-        """
+        """Return work(session), run in a worker thread (at most `threads` at once, one pooled
+        connection each) with a session of its own; with `write`, one transaction (in_transaction)."""
 
         def call() -> T:
             if write:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import JSON, Connection
+from sqlalchemy.types import TypeEngine
 
 import admin.models
 import api.access.models
@@ -14,7 +15,7 @@ import api.ratings.models
 import api.recommend.models
 import api.users.models
 import api.versions.models
-from api.db import Base, compare_type, make_engine
+from api.db import Base, make_engine
 from api.settings import Settings
 
 # Every table of the product, including the dashboard's: the modules above declare them on Base.
@@ -25,6 +26,13 @@ metadata = Base.metadata
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def compare_type(
+    _context: object, _inspected: object, _column: object, inspected: TypeEngine, ours: TypeEngine
+) -> bool | None:
+    """Alembic's type comparison: MariaDB reflects JSON as LONGTEXT, which is no difference."""
+    return False if isinstance(ours, JSON) and type(inspected).__name__ in {"LONGTEXT", "JSON"} else None
 
 
 def _configure(connection: Connection) -> None:

@@ -1,14 +1,6 @@
-"""Kept lists ranked in this process, where Milvus would scan every movie vector anyway.
-
-A collection indexed FLAT (every Milvus Lite collection, and a server's below EXACT_BELOW movies) is
-searched exactly: each query vector is scored against every movie. Milvus Lite does that one query
-vector at a time, reading the whole collection from memory each time. A batch of users scored by one
-matrix product over the same vectors reads them once per batch, for the same top movies with the
-same scores but for float32 rounding.
-So keep_lists (api/recommend/kept.py) reads such a collection's vectors once and ranks here, and
-asks Milvus (search_unrated) for any other index (an approximate one's answers are its own) or a
-collection too big to hold.
-"""
+"""Kept lists ranked in this process where Milvus would scan every vector anyway (a FLAT index):
+Milvus Lite scores one query vector at a time over the whole collection, while one matrix product
+scores a batch of users, for the same top movies. Other indexes are searched by Milvus (kept.py)."""
 
 from __future__ import annotations
 
@@ -26,9 +18,8 @@ RANK_BATCH = 128  # users scored by one matrix product: bounds the scores held a
 
 @dataclass(frozen=True)
 class ExactIndex:
-    """A collection's movie ids (ascending) and their vectors, row for row, and the database's newest
-    movie when they were read: every movie up to it has its vector here (a new movie's vector is
-    stored before its row is committed)."""
+    """A collection's movie ids (ascending) and vectors, row for row, and the database's newest movie
+    when they were read (a new movie's vector is stored before its row is committed)."""
 
     movie_ids: npt.NDArray[np.int64]
     vectors: npt.NDArray[np.float32]
@@ -36,8 +27,8 @@ class ExactIndex:
 
     @classmethod
     def read(cls, store: VectorStore, name: str, movie_ids: Sequence[int]) -> ExactIndex | None:
-        """Return the vectors of the database's movies (`movie_ids`) when Milvus searches the collection
-        exactly and they fit MAX_BYTES, or None (search it with Milvus)."""
+        """Return the movies' vectors when Milvus searches the collection exactly and they fit
+        MAX_BYTES, else None (search with Milvus)."""
         stats = store.stats(name)
         if stats.index_type != "FLAT" or len(movie_ids) * stats.dim * 4 > MAX_BYTES:
             return None
@@ -47,10 +38,8 @@ class ExactIndex:
     def top_unrated(
         self, queries: npt.NDArray[np.float32], rated: Sequence[set[int]], limit: int
     ) -> list[list[Hit]]:
-        """Return the `limit` movies of highest inner product with each query vector but the movies its
-        user rated (rated[i] for queries[i]), best first: what a search filtering them out finds. Equal
-        scores (movies of one vector: cold movies of the same features) go lower id first, at the cut
-        too; Milvus's own order among them is its heap's (Lite and a server differ)."""
+        """Return the `limit` movies of highest inner product with each query vector but those its user
+        rated (rated[i]), best first, as a filtered search finds them; equal scores go lower id first."""
         size = len(self.movie_ids)
         k = min(limit, size)
         if k == 0:

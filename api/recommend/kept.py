@@ -1,11 +1,5 @@
-"""Kept lists for every user, computed ahead after a version is activated.
-
-A user's kept list is their top KEPT_LIMIT movies with the fingerprint of what they were computed
-from (api/recommend/pipeline.py: `fingerprint`). A request reads it with the user's row, answers
-from it while the fingerprint is current, and otherwise computes and stores it again, so every
-process and replica shares every list. `keep_lists` fills the table for a newly active version
-through the same pipeline, so that the first request of each user is answered from it too.
-"""
+"""Every user's kept list, computed ahead through the pipeline when a version is activated, so that
+even a user's first request is answered from it (a list answers while its fingerprint matches)."""
 
 from __future__ import annotations
 
@@ -61,9 +55,8 @@ def keep_version_lists(
     version_id: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Load a version's model and keep every user's list for it (keep_lists); return how many were
-    stored. The job's progress and outcome go to the version's newest activation (KeptJob); it
-    stops, raising Superseded, once the version is no longer the active one."""
+    """Keep every user's list for a version (keep_lists) and return how many were stored; progress
+    and outcome go to its newest activation (KeptJob). Raises Superseded once it is not active."""
     job = KeptJob(sessions, version_id)
 
     def on_chunk(done: int, total: int) -> None:
@@ -112,13 +105,9 @@ async def keep_lists(
     model: ActiveModel,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Compute and store the kept list of every user with ratings through the pipeline
-    (api/recommend/pipeline.py); return how many were stored.
-
-    A chunk of users is read in one snapshot, encoded together and ranked together: in process over
-    the collection's vectors when Milvus would scan them all (ExactIndex.read, read again once a chunk
-    sees a newer movie), else by batched Milvus searches (search_unrated).
-    """
+    """Compute and store the kept list of every user with ratings; return how many were stored. A
+    chunk of users is read, encoded and ranked together: in process when Milvus would scan every
+    vector anyway (ExactIndex), else by batched Milvus searches (search_unrated)."""
     user_ids = await to_thread.run_sync(_user_ids, sessions)
     length = model.model.history_length
     popular = Popularity(sessions.kw["bind"])  # never read: every user here has ratings
@@ -169,8 +158,6 @@ async def _no_genres() -> Collection[str]:
 
 
 def _read_index(session: Session, store: VectorStore, name: str) -> ExactIndex | None:
-    """Return the vectors of the movies the session sees, to rank kept lists with in process, or
-    None (ExactIndex.read)."""
     return ExactIndex.read(store, name, list(session.execute(select(Movie.id)).scalars()))
 
 
@@ -182,9 +169,8 @@ def _stale(index: ExactIndex | None, newest_movie: int | None) -> bool:
 
 
 def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:
-    """Return those of the users with ratings, each with what a request reads of them (read_user):
-    their state, newest `length` ratings and rated movies, for many users at once (the newest
-    ratings of each by a window function)."""
+    """Return the users with ratings among `ids`, each read as read_user reads one (the newest
+    `length` ratings of each by a window function)."""
     users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
     rated: dict[int, str | bytes] = dict(
         session.execute(
@@ -222,15 +208,10 @@ def search_unrated(
 ) -> list[list[Hit]]:
     """Return the top `limit` movies of each vector but its user's rated ones.
 
-    A request leaves the rated movies out with a filter, which a batched search cannot do per query
-    vector. Here each query asks for more movies and drops the rated: once `limit` unrated movies
-    are among a user's top n, they are the user's top `limit` unrated, as an exact scan with the
-    filter finds them (every catalogue on Milvus Lite, and below EXACT_BELOW movies on a server).
-    A first pass asks for at most FIRST_EXTRA more; the users it leaves short are asked again for
-    as many more as they rated (most hits a search returns are parsed into Python objects by
-    pymilvus: asking everyone for that many spent most of the time there). Users are sorted by how
-    many movies they rated, SEARCH_BATCH to a search, so that one heavy rater does not widen many
-    searches; a user past Milvus's top-k bound is searched alone with the filter.
+    A batched search has no filter per query vector, so each asks for more and drops the rated: at
+    most FIRST_EXTRA more first, then as many more as the user rated for those left short (pymilvus
+    parses every hit into Python objects: asking everyone for that many is slow). Users go sorted by
+    ratings, SEARCH_BATCH a search; one past Milvus's top-k bound is searched alone with the filter.
     """
     found: list[list[Hit]] = [[] for _ in rated]
     pending = sorted(range(len(rated)), key=lambda i: len(rated[i]))

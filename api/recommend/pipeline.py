@@ -1,8 +1,6 @@
-"""A user's recommendations: one read of the user, then an ordered list of stages over the requests
-being answered: the user's kept list, else the model, else the most-rated movies. Each stage answers
-only the requests still unanswered, so the order reads here and nowhere else. A GraphQL request, the
-dashboard's playground and keep_lists (many users at once) all run it.
-"""
+"""A user's recommendations: one read of the user, then stages in order (the kept list, else the
+model, else the most-rated movies), each answering only what is still unanswered. GraphQL, the
+dashboard's playground and keep_lists (many users at once) all run it."""
 
 from __future__ import annotations
 
@@ -79,8 +77,7 @@ class UserState:
 
     @classmethod
     def of(cls, columns: Sequence[Any], **rest: Any) -> UserState:
-        """Return the state of USER_STATE_COLUMNS' values, with the rest of the fields given."""
-        return cls(*columns, **rest)
+        return cls(*columns, **rest)  # USER_STATE_COLUMNS' values, typed as a sequence
 
     @cached_property
     def history(self) -> list[HistoryItem]:
@@ -168,14 +165,9 @@ async def read_ratings(
 
 
 def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
-    """Return the fingerprint of everything a user's default recommendations depend on at `now`.
-
-    The model version, the user's demographics and ratings (through their ratings version, and
-    the time of the newest, which the ratings version fixes), the catalogue (its newest movie)
-    and the model's view of the time since that newest rating. Two computations with the same
-    fingerprint return the same list, so a kept list answers exactly when its fingerprint is the
-    one of the request.
-    """
+    """Return the fingerprint of everything a user's default list depends on at `now`: the version,
+    the user's demographics and ratings version, the newest movie and the model's time key. Equal
+    fingerprints compute equal lists, so a kept list answers exactly when its fingerprint matches."""
     inputs = (
         model.version_id, user.ratings_version, user.newest_movie, model.model.time_key(newest_rating, now),
         user.gender, user.age, user.occupation_id, user.zip_code,

@@ -1,12 +1,6 @@
-"""The most-rated movies from a per-process snapshot of every movie's rating count, year and genres:
-a request filters and ranks it in memory and never reads `ratings`.
-
-Popularity holds a process's snapshot. It is read again (one GROUP BY over `ratings`) at most every
-MAX_AGE_S seconds, by one thread of its own at a time, while requests go on being answered from
-the snapshot before; only the first request of a process waits for a read, and on the event loop
-it waits without holding a worker thread. The ranking of a million ratings barely moves in a
-minute, while a count per request and filter would let one client's filters hold every worker thread.
-"""
+"""The most-rated movies from a per-process snapshot of every movie's rating count, year and genres,
+read again at most every MAX_AGE_S by one thread while the one before answers: a request filters it
+in memory, so no client's filters can make every request count the ratings."""
 
 from __future__ import annotations
 

@@ -56,12 +56,8 @@ def require_model(active: ActiveModel | None) -> ActiveModel:
 def popular_movies(
     *, snapshot: Snapshot, limit: int, filters: Filters, exclude: set[int]
 ) -> list[Recommended]:
-    """Return the most-rated movies that pass the filters, scored by their share of the top count.
-
-    Demographics alone rank worse than popularity (docs/figures.md), so someone without a single
-    rating gets this list, marked as such. The counts are the process's snapshot of them
-    (api/recommend/popular.py): no request reads `ratings` for it.
-    """
+    """Return the most-rated movies that pass the filters, scored by their share of the top count:
+    for someone without a rating, as demographics alone rank worse than popularity."""
     _check_years(filters)
     genres = check_genre_names(filters.genres, snapshot.genre_names) if filters.genres else None
     rows = snapshot.top(
