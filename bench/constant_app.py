@@ -8,17 +8,25 @@ With --read, each request first makes the one read a kept answer makes (the user
 list, api.recommend.pipeline.read_user, on the API's own read engine, MOVIEREC_DATABASE_URL):
 the stack plus the database, what the kept path can reach at most.
 
-    .venv/bin/python bench/constant_app.py PORT WORKERS [--read]   # served like the API (api/server.py)
+With --compute, each request makes what a computed answer needs and nothing else: the one read with
+the user's ratings, one encode by the active model and one Milvus search leaving the rated movies
+out (MOVIEREC_MILVUS_URI), then answers constants: what the computed path can reach at most.
+
+    .venv/bin/python bench/constant_app.py PORT WORKERS [--read|--compute]   # served like the API
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
@@ -61,11 +69,32 @@ class ReadQuery:
         return TEN[:limit]
 
 
+@strawberry.type
+class ComputeQuery:
+    @strawberry.field
+    async def recommendations(
+        self, info: strawberry.Info, user_id: int, limit: int = 10
+    ) -> list[Recommendation]:
+        from api.recommend.pipeline import Ask, encode, read_user
+        from api.recommend.service import NO_FILTERS, search_filter
+
+        context = info.context
+        model = context["model"]
+        user = await read_user(
+            engine=context["engine"], user_id=user_id, history_length=model.model.history_length
+        )
+        vectors, _liked, _newest = encode(model, [Ask(user_id, user, limit)], int(time.time()))
+        expr = search_filter(NO_FILTERS, set(), user.rated)
+        await context["store"].asearch(model.collection, vectors[0], limit=limit, expr=expr)
+        return TEN[:limit]
+
+
 class ReadGraphQL(GraphQL[dict[str, object], None]):
     engine: AsyncEngine
+    extra: dict[str, object]
 
     async def get_context(self, request: object, response: object) -> dict[str, object]:
-        return {"engine": self.engine}
+        return {"engine": self.engine, **self.extra}
 
 
 def create_app() -> Starlette:
@@ -80,7 +109,41 @@ def create_read_app() -> Starlette:
     schema = strawberry.Schema(query=ReadQuery, extensions=[ParserCache, ValidationCache])
     graphql = ReadGraphQL(schema, graphql_ide=None)
     graphql.engine = request_read_engine(Settings(database_url=os.environ["MOVIEREC_DATABASE_URL"]))
+    graphql.extra = {}
     return Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])
+
+
+def create_compute_app() -> Starlette:
+    from api.app import request_read_engine
+    from api.db import make_engine, make_session_factory
+    from api.settings import Settings
+    from api.vectors.store import VectorStore
+    from api.versions.registry import ModelRegistry
+
+    settings = Settings()
+    schema = strawberry.Schema(query=ComputeQuery, extensions=[ParserCache, ValidationCache])
+    graphql = ReadGraphQL(schema, graphql_ide=None)
+    graphql.engine = request_read_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url)
+        with make_session_factory(engine)() as session:
+            model = ModelRegistry().get(session)
+        engine.dispose()
+        assert model is not None, "no active model: run bench/serve.py first"
+        store = VectorStore(settings.resolved_milvus_uri)
+        store.load(model.collection)
+        graphql.extra = {"model": model, "store": store}
+        yield
+        await store.close_async()
+        store.close()
+
+    async def ready(_request: object) -> PlainTextResponse:  # answered once the lifespan has loaded all
+        return PlainTextResponse("ready")
+
+    routes = [Route("/graphql", graphql, methods=["POST"]), Route("/ready", ready)]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 if __name__ == "__main__":
@@ -88,7 +151,9 @@ if __name__ == "__main__":
     from api.settings import Settings
 
     port, workers = int(sys.argv[1]), int(sys.argv[2])
-    factory = "create_read_app" if "--read" in sys.argv[3:] else "create_app"
-    settings = Settings(milvus_uri="http://127.0.0.1:1")  # a server URI: no Milvus Lite is started
+    mode = (sys.argv[3:] or ["--constant"])[0]
+    factory = {"--read": "create_read_app", "--compute": "create_compute_app"}.get(mode, "create_app")
+    # --compute searches MOVIEREC_MILVUS_URI's Milvus (started here when a Lite file); the others none
+    settings = Settings() if mode == "--compute" else Settings(milvus_uri="http://127.0.0.1:1")
     serve(settings, host="127.0.0.1", port=port, workers=workers, log_config=None, access_log=False,
           app=f"bench.constant_app:{factory}")  # fmt: skip

@@ -5,7 +5,9 @@ users' kept lists computed (again on reuse: earlier runs leave them stale). Driv
 at --connections concurrent connections (random known users, limit 10; a 3 s warm-up with other
 users first):
 - the computed path: the API with kept lists off (MOVIEREC_KEPT_LISTS=false: every request reads,
-  encodes and searches), once, while /healthz is asked every 20 ms beside the load;
+  encodes and searches), taking turns for --rounds rounds with bench/constant_app.py --compute,
+  Strawberry making the same read, encode and Milvus search and answering constants: the most the
+  computed path allows. /healthz is asked every 20 ms beside the API's first turn;
 - then, side by side and taking turns for --rounds rounds of --duration s, the API as deployed
   (`movierec serve --workers N`, answering from kept lists) and a plain Starlette route that ranks
   the same movie vectors with numpy (bench/baseline_app.py), served the same way as one process
@@ -389,25 +391,61 @@ def main() -> None:
     rounds: list[dict[str, dict[str, float]]] = []
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        # Every request reads, encodes and searches: no kept list. Measured once, on its own, with
-        # /healthz asked beside it: the event loop must answer while the worker is saturated.
-        uncached = start(serve_command(args, port), {**LOAD_RATES, "MOVIEREC_KEPT_LISTS": "false"})
-        try:
-            wait_ready(f"http://127.0.0.1:{port}/readyz")
-            run_wrk(f"http://127.0.0.1:{port}/graphql", script, args.connections, 3, seed=1)
-            stop = threading.Event()
-            probe: list[list[float]] = []
-            prober = threading.Thread(
-                target=lambda: probe.append(probe_healthz(f"http://127.0.0.1:{port}/healthz", stop))
-            )
-            prober.start()
-            results["recommendations_uncached"] = measure_api(port, args.duration)
-            stop.set()
-            prober.join()
-            healthz = probe[0]
-        finally:
-            uncached.terminate()
-            uncached.wait(timeout=60)
+        # Every request reads, encodes and searches: no kept list. The API and the most its own work
+        # allows (constant_app --compute: the read, the encode and the search, nothing else) take
+        # turns for --rounds rounds, each alone on Milvus Lite's file; /healthz is asked every 20 ms
+        # beside the API's first turn: the event loop must answer while the worker is saturated.
+        healthz: list[float] = []
+        computed_rounds: list[dict[str, dict[str, float]]] = []
+        bound_command = [
+            sys.executable,
+            "bench/constant_app.py",
+            str(port + 5),
+            str(args.workers),
+            "--compute",
+        ]
+        for turn_number in range(args.rounds):
+            turn: dict[str, dict[str, float]] = {}
+            uncached = start(serve_command(args, port), {**LOAD_RATES, "MOVIEREC_KEPT_LISTS": "false"})
+            try:
+                wait_ready(f"http://127.0.0.1:{port}/readyz")
+                run_wrk(f"http://127.0.0.1:{port}/graphql", script, args.connections, 3, seed=1)
+                stop = threading.Event()
+                prober = threading.Thread(
+                    target=lambda done=stop: healthz.extend(
+                        probe_healthz(f"http://127.0.0.1:{port}/healthz", done)
+                    )
+                )
+                if turn_number == 0:
+                    prober.start()
+                turn["api"] = measure_api(port, args.duration)
+                stop.set()
+                if turn_number == 0:
+                    prober.join()
+            finally:
+                uncached.terminate()
+                uncached.wait(timeout=60)
+            bound = start(bound_command, {})
+            try:
+                wait_ready(f"http://127.0.0.1:{port + 5}/ready")
+                run_wrk(f"http://127.0.0.1:{port + 5}/graphql", script, args.connections, 3, seed=1)
+                turn["bound"] = run_wrk(f"http://127.0.0.1:{port + 5}/graphql", script, args.connections,
+                                        args.duration, seed=2)  # fmt: skip
+            finally:
+                bound.terminate()
+                bound.wait(timeout=60)
+            computed_rounds.append(turn)
+        computed_runs = [turn["api"] for turn in computed_rounds]
+        results["recommendations_uncached"] = {
+            k: float(np.median([r[k] for r in computed_runs])) for k in ("req_per_s", "p50_ms", "p99_ms")
+        } | {k: sum(r[k] for r in computed_runs) for k in ("errors", "answered", "lookups")}
+        results["computed_bound"] = {
+            k: float(np.median([turn["bound"][k] for turn in computed_rounds]))
+            for k in ("req_per_s", "p50_ms", "p99_ms")
+        } | {"errors": sum(turn["bound"]["errors"] for turn in computed_rounds)}
+        computed_bound_ratios = [
+            turn["api"]["req_per_s"] / turn["bound"]["req_per_s"] for turn in computed_rounds
+        ]
         # The API and both ceilings run side by side, each idle while another is measured; they take
         # turns for --rounds rounds, so a slower or faster minute of the machine falls on all of them.
         servers += [
@@ -510,6 +548,14 @@ def main() -> None:
         "rounds": args.rounds,
         "uncached_ratio": round(uncached_ratio, 3),
         "uncached_cache_hit_rate": cold["cache_hit_rate"],
+        "computed_bound_req_per_s": round(results["computed_bound"]["req_per_s"], 1),
+        "computed_bound_errors": results["computed_bound"]["errors"],
+        # the computed path against the most its read, encode and search allow, turn by turn
+        "computed_of_bound": round(float(np.median(computed_bound_ratios)), 3),
+        "computed_of_stack": round(cold["req_per_s"] / results["stack"]["req_per_s"], 3),
+        "computed_bound_of_stack": round(
+            results["computed_bound"]["req_per_s"] / results["stack"]["req_per_s"], 3
+        ),
         "healthz_under_computed_load_p50_ms": round(float(np.percentile(healthz, 50)), 2),
         "healthz_under_computed_load_p99_ms": round(float(np.percentile(healthz, 99)), 2),
         "healthz_probes": len(healthz),
@@ -522,6 +568,7 @@ def main() -> None:
         ("  the same, every request computed", cold),
         ("Strawberry answering 10 constants (the stack)", results["stack"]),
         ("  the same after the kept answer's one read", results["stack_read"]),
+        ("  the same after read, encode and search", results["computed_bound"]),
         ("numpy brute-force top-10, 1 process", results["baseline_1_process"]),
         (f"numpy brute-force top-10, {args.workers} processes", results[base_n]),
     ):
@@ -550,6 +597,11 @@ def main() -> None:
         f"computed: ratio {summary['uncached_ratio']:.3f} (target >= 0.06), p99 {cold['p99_ms']:.1f} ms "
         f"(target < 50); /healthz meanwhile p50 {summary['healthz_under_computed_load_p50_ms']} ms "
         f"p99 {summary['healthz_under_computed_load_p99_ms']} ms over {len(healthz)} probes"
+    )
+    print(
+        f"computed against its bound (the read, encode and search alone): {summary['computed_of_bound']:.3f} "
+        f"(rounds: {', '.join(f'{r:.3f}' for r in computed_bound_ratios)}); computed / stack "
+        f"{summary['computed_of_stack']:.3f}, bound / stack {summary['computed_bound_of_stack']:.3f}"
     )
     loop = rate_loop
     print(
