@@ -28,13 +28,17 @@ DATA_DIR ?=
 demo: runtime  ## migrate, import, train and index what is missing, then serve on http://127.0.0.1:8000
 	$(if $(DATA_DIR),MOVIEREC_DATA_DIR=$(DATA_DIR) )$(BIN)/movierec up$(if $(PORT), --port $(PORT))
 
+# Both test targets run on every core (pytest-xdist); a Milvus server's tests, and the browser's,
+# each keep to one worker (tests/conftest.py), so that one server and one browser start.
+PYTEST := $(BIN)/pytest -n auto --dist loadgroup
+
 test: install  ## the test suite on SQLite and MySQL (MOVIEREC_TEST_MYSQL_URL; skipped when unreachable unless CI=true)
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The edit loop's tier: SQLite and Milvus Lite only; no MySQL, no Milvus server, no browser, no slow
 # training (pytest markers mysql, milvus_server, browser, slow in pyproject.toml).
 test-fast: install  ## the tests that need no MySQL, Milvus server or browser, nor train for long
-	$(BIN)/pytest -m "not (mysql or milvus_server or browser or slow)"
+	$(PYTEST) -m "not (mysql or milvus_server or browser or slow)"
 
 check: install  ## lint, type checks and the import contracts (ml <- api <- admin, layers inside api)
 	$(BIN)/ruff check .

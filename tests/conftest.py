@@ -18,7 +18,17 @@ from api.settings import Settings
 from tests.milvus import MilvusServer, ServerFailed
 
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+# With pytest-xdist (`make test`), each of these keeps its tests on one worker (--dist loadgroup):
+# one Milvus server (idle, it still burns CPU) and one browser start, not one per worker.
+ONE_WORKER_MARKERS = ("milvus_server", "browser")
 BACKENDS = ("sqlite", "mysql")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = next((m for m in ONE_WORKER_MARKERS if item.get_closest_marker(m)), None)
+        if marker is not None:
+            item.add_marker(pytest.mark.xdist_group(marker))
 
 
 def _mysql_admin_url() -> str:

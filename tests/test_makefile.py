@@ -47,7 +47,9 @@ def test_demo_passes_port_and_data_dir_to_movierec_up(tmp_path: Path) -> None:
 def test_the_fast_tier_leaves_out_what_needs_a_server_a_browser_or_time(tmp_path: Path) -> None:
     plan = _dry_run("test-fast", tmp_path)
     assert "pip install --quiet -e '.[dev]'" in plan
-    assert plan.rstrip().endswith('pytest -m "not (mysql or milvus_server or browser or slow)"')
+    assert plan.rstrip().endswith(
+        'pytest -n auto --dist loadgroup -m "not (mysql or milvus_server or browser or slow)"'
+    )
     pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     declared = {m.split(":")[0] for m in pytest_options["markers"]}
     assert declared >= {"mysql", "milvus_server", "browser", "slow"}
