@@ -24,6 +24,7 @@ ONE_WORKER_MARKERS = ("milvus_server", "browser")
 BACKENDS = ("sqlite", "mysql")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = next((m for m in ONE_WORKER_MARKERS if item.get_closest_marker(m)), None)
