@@ -88,17 +88,13 @@ def full_ranking_metrics(
         for i, p in enumerate(chunk):
             scores[i, timeline.rated_before(int(p))] = -np.inf
         ranks.append(rank_of_target(scores, timeline.movie_row[chunk]))
-    r = np.concatenate(ranks)
-    return {
-        "recall@10": hr_at_k(r, 10),  # one held-out item per user: recall@k is the hit rate
-        "recall@20": hr_at_k(r, 20),
-        "ndcg@10": ndcg_at_k(r, 10),
-        "ndcg@20": ndcg_at_k(r, 20),
-    }
+    r = np.concatenate(ranks)  # one held-out item per user: recall@k is the hit rate
+    return {f"recall@{k}": hr_at_k(r, k) for k in (10, 20)} | {f"ndcg@{k}": ndcg_at_k(r, k) for k in (10, 20)}
 
 
 class Protocol:
-    """The held-out queries of one split (test or validation) with negatives fixed once by seed."""
+    """The held-out queries of one split (test or validation), of at most `users` users (0: all), with
+    negatives fixed once by seed."""
 
     def __init__(
         self,
@@ -109,7 +105,6 @@ class Protocol:
         seed: int,
         users: int = 0,
     ) -> None:
-        """With `users`, the queries of at most that many users, drawn once by seed (0: every user's)."""
         if 0 < users < positions.size:
             positions = np.sort(np.random.default_rng(seed).choice(positions, size=users, replace=False))
         self.timeline, self.positions = timeline, positions
@@ -132,14 +127,8 @@ class Protocol:
         """Return hr@10, ndcg@10 (NCF protocol) and recall@10/20, ndcg@20 (full ranking)."""
         ncf = ncf_metrics(score_fn, self.positions, self.targets, self.negatives)
         full = full_ranking_metrics(score_fn, self.timeline, self.positions, self.candidates)
-        return {
-            "hr@10": ncf["hr@10"],
-            "ndcg@10": ncf["ndcg@10"],
-            "recall@10": full["recall@10"],
-            "recall@20": full["recall@20"],
-            "ndcg@20": full["ndcg@20"],
-            "full_ndcg@10": full["ndcg@10"],  # NDCG@10 of the full ranking (ndcg@10 is the NCF one)
-        }
+        full["full_ndcg@10"] = full.pop("ndcg@10")  # ndcg@10 is the NCF one
+        return ncf | full
 
 
 def _distinct_rated(timeline: Timeline) -> npt.NDArray[np.int64]:

@@ -56,9 +56,7 @@ class Prepared:
         valid = hist >= 0
         inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
         inputs["history_rating"] = np.where(valid, star_levels(t.rating[hist]), 0)
-        inputs["gap"] = self.vocabs.trained_gaps(
-            raw_gaps(t, positions)
-        )  # as serving reads them (evaluation positions too)
+        inputs["gap"] = self.vocabs.trained_gaps(raw_gaps(t, positions))  # as serving reads them
         return inputs
 
     def movie_inputs(self, movie_rows: npt.NDArray[np.int64]) -> Arrays:
@@ -67,10 +65,8 @@ class Prepared:
 
 
 def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
-    """Return the dataset split by time and encoded with vocabularies built from its training events.
-
-    Raises InsufficientDataError (a ValueError) before any training when the data is too small.
-    """
+    """Return the dataset split by time and encoded with vocabularies built from its training events;
+    raise InsufficientDataError (a ValueError) when the data is too small."""
     timeline = build_timeline(dataset)
     positives = timeline.train[timeline.rating[timeline.train] >= config.min_rating]
     if positives.size < MIN_TRAIN_EVENTS:
@@ -88,10 +84,8 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         title_min_count=config.title_min_count,
         text_buckets=config.text_buckets,
     )
-    # The gap buckets of the events trained on: serving maps any other onto them.
-    gaps = np.minimum(
-        raw_gaps(timeline, positives), config.gap_cap
-    )  # trained_gaps maps every longer gap onto the cap
+    # The gap buckets of the events trained on, to the cap: serving maps any other onto them.
+    gaps = np.minimum(raw_gaps(timeline, positives), config.gap_cap)
     vocabs = dataclasses.replace(vocabs, gap_buckets=tuple(int(b) for b in np.unique(gaps) if b))
     counts = np.bincount(timeline.movie_row[positives], minlength=len(dataset.movies)).astype(np.float64)
     log_q = np.log(np.maximum(counts, 1.0) / positives.size).astype(np.float32)

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,38 +49,35 @@ class MovieFeatures:
     tags: tuple[str, ...] = ()
 
 
+@dataclass(kw_only=True, eq=False)  # eq=False: compared and hashed by identity
 class LoadedModel:
     """A model version loaded from its directory: movie vectors and a user predictor; load once a process."""
 
-    def __init__(
-        self,
-        *,
-        model: TwoTower,
-        config: TrainConfig,
-        vocabs: FeatureVocabularies,
-        movie_ids: npt.NDArray[np.int64],
-        movie_vectors: npt.NDArray[np.float32],
-        user_predictor: UserPredictor,
-    ) -> None:
-        self.model, self.config, self.vocabs = model, config, vocabs
-        self.user_predictor = user_predictor
-        self.movie_ids, self.movie_vectors = movie_ids, movie_vectors
-        self.dim = int(movie_vectors.shape[1])
-        self.history_length = config.history_length
-        # Paddle's no_grad switches a process-wide tracer flag: one movie tower pass at a time.
-        self._lock = threading.Lock()
+    model: TwoTower
+    config: TrainConfig
+    vocabs: FeatureVocabularies
+    movie_ids: npt.NDArray[np.int64]
+    movie_vectors: npt.NDArray[np.float32]
+    user_predictor: UserPredictor
+    # Paddle's no_grad switches a process-wide tracer flag: one movie tower pass at a time.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.dim = int(self.movie_vectors.shape[1])
+        self.history_length = self.config.history_length
 
     @classmethod
     def load(cls, directory: Path) -> LoadedModel:
         """Return the version saved in a directory by ml.export.save_version."""
         directory = Path(directory)
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        manifest, config_data, vocab_data = (
+            json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
+            for name in ("manifest", "config", "vocabularies")
+        )
         if manifest.get("format") != FORMAT:
             raise ValueError(f"{directory} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
-        config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text(encoding="utf-8")))
-        vocabs = FeatureVocabularies.from_json(
-            json.loads((directory / "vocabularies.json").read_text("utf-8"))
-        )
+        config = TrainConfig.from_dict(config_data)
+        vocabs = FeatureVocabularies.from_json(vocab_data)
         set_threads(config.num_threads)  # one thread: per-request latency, no OpenMP fan-out
         model = TwoTower(config, manifest["sizes"])
         model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
@@ -104,11 +101,8 @@ class LoadedModel:
     def encode_user(
         self, user: UserFeatures, history: Sequence[HistoryItem], *, at: int | None = None
     ) -> npt.NDArray[np.float32]:
-        """Return the user's (dim,) unit vector from demographics and their ratings (any order).
-
-        `at` is the moment of the request in epoch seconds (default: now); only models whose gap
-        feature is on read it (time_key tells).
-        """
+        """Return the user's (dim,) unit vector from demographics and their ratings (any order); `at`,
+        the request's epoch seconds (default: now), is read by models with the gap feature only."""
         return self.encode_users([(user, history)], at=at)[0]
 
     def encode_users(
@@ -120,8 +114,7 @@ class LoadedModel:
     def user_arrays(
         self, users: Sequence[tuple[UserFeatures, Sequence[HistoryItem]]], *, at: int | None = None
     ) -> Arrays:
-        """Return the user tower's input arrays (batch first) for (features, history) pairs, as
-        encode_users feeds them to the model."""
+        """Return the user tower's input arrays for (features, history) pairs, as encode_users reads them."""
         arrays = self.vocabs.user_arrays(
             [u.user_id for u, _ in users], [u.gender for u, _ in users], [u.age for u, _ in users],
             [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
@@ -130,11 +123,8 @@ class LoadedModel:
         return arrays
 
     def time_key(self, newest_rating: int | None, at: int) -> int:
-        """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating.
-
-        Two encodings of the same user and history with equal time keys are equal; 0 when the
-        model has no gap feature or the user no ratings.
-        """
+        """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating (0:
+        no gap feature or no ratings); encodings of one user and history with equal keys are equal."""
         if not self.config.gap_feature or newest_rating is None:
             return 0
         return self.vocabs.trained_gap(gap_bucket_of(at - newest_rating))

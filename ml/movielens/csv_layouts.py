@@ -1,16 +1,10 @@
 """Readers of the two CSV layouts: the MovieLens CSV releases (ml-latest-small, ml-latest, ml-25m,
 ml-32m) and the documented generic layout a team can write its own data in (docs/data.md).
 
-MovieLens CSV: ratings.csv (userId,movieId,rating,timestamp; half stars), movies.csv
-(movieId,title,genres with `|`), no users (their demographics are unknown). Its genre "Children" is
-ML-1M's "Children's"; "(no genres listed)" is none; "IMAX", a screen format rather than a genre, is
-left out and counted in a note. tags.csv (userId,movieId,tag,timestamp), when present, gives each
-movie the tags its users applied, most applied first: at most MAX_TAGS a movie, tags longer than
-MAX_TAG characters left out, both counted in a note. links.csv is not read.
-
-Generic: ratings.csv (user_id,movie_id,rating,timestamp), movies.csv
-(movie_id,title[,year][,genres][,description][,tags], tags `|`-separated), and optionally users.csv
-(user_id[,gender][,age][,occupation][,zip_code]), UTF-8 with a header line.
+MovieLens CSV: ratings.csv, movies.csv (genres `|`-separated; "IMAX", a screen format, left out and
+noted), optional tags.csv (each movie's MAX_TAGS most applied tags), no users; links.csv is not read.
+Generic: ratings.csv, movies.csv (movie_id,title[,year][,genres][,description][,tags]), optional
+users.csv (user_id[,gender][,age][,occupation][,zip_code]), UTF-8 with a header line.
 """
 
 from __future__ import annotations
@@ -30,14 +24,16 @@ from ml.movielens.format import (
     parse_year,
     tag_of,
 )
-from ml.movielens.rating_columns import ParsedRatings, RatingColumns, numeric_csv_ratings
 from ml.movielens.tables import (
+    RatingColumns,
     csv_rows,
     dataset,
     description,
+    genre_list,
     integer,
     need_files,
     new_id,
+    numeric_csv_ratings,
     stars,
     tag_list,
     timestamp,
@@ -45,22 +41,22 @@ from ml.movielens.tables import (
     user,
 )
 
+# The releases' genre names: "Children" is ML-1M's "Children's"; None is left out
 RELEASE_GENRES = {
     **{g: g for g in GENRES},
     "Children": "Children's",
     "(no genres listed)": None,
     "IMAX": None,
 }
-LEFT_OUT = ("IMAX",)  # release genres that are formats, not genres: noted, not kept
 
 
-def _ratings(path: Path, names: tuple[str, str, str, str]) -> RatingColumns | ParsedRatings:
+def _ratings(path: Path, names: tuple[str, str, str, str]) -> RatingColumns:
     """Return the file's ratings: parsed whole when it holds numbers only, else line by line."""
     parsed = numeric_csv_ratings(path, names)
     if parsed is not None:
         return parsed
     user_col, movie_col, rating_col, time_col = names
-    columns = RatingColumns()
+    columns = RatingColumns(path)
     for line, row in csv_rows(path, names):
         columns.add(
             line,
@@ -78,12 +74,8 @@ def load_movielens_csv(directory: Path, notes: list[str]) -> Dataset:
     path = directory / "movies.csv"
     movies, seen, left_out = [], set[int](), 0
     for line, row in csv_rows(path, ("movieId", "title", "genres")):
-        names = [g for g in row["genres"].split("|") if g]
-        unknown = [g for g in names if g not in RELEASE_GENRES]
-        if unknown:
-            raise MalformedDataError(path, line, f"unknown genre {unknown[0]!r}")
-        left_out += any(g in LEFT_OUT for g in names)
-        genres = tuple(dict.fromkeys(g for n in names if (g := RELEASE_GENRES[n])))
+        genres = tuple(dict.fromkeys(genre_list(path, line, row["genres"], RELEASE_GENRES)))
+        left_out += "IMAX" in row["genres"].split("|")
         title = title_of(path, line, row["title"])
         movies.append(
             Movie(new_id(path, line, "movie", row["movieId"], seen), title, parse_year(title), genres)
@@ -92,8 +84,9 @@ def load_movielens_csv(directory: Path, notes: list[str]) -> Dataset:
         notes.append(f"IMAX is a screen format, not one of the 18 genres: left out of {left_out} movies")
     if (directory / "tags.csv").is_file():
         movies = _with_release_tags(directory / "tags.csv", movies, notes)
-    columns = _ratings(directory / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
-    return dataset(directory / "ratings.csv", None, movies, columns)
+    return dataset(
+        None, movies, _ratings(directory / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
+    )
 
 
 def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> list[Movie]:
@@ -134,10 +127,7 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
         title = title_of(path, line, row["title"])
         year_text = row.get("year", "")
         year = integer(path, line, "year", year_text) if year_text else parse_year(title)
-        genres = tuple(g for g in row.get("genres", "").split("|") if g)
-        unknown = [g for g in genres if g not in GENRES]
-        if unknown:
-            raise MalformedDataError(path, line, f"unknown genre {unknown[0]!r}: one of {', '.join(GENRES)}")
+        genres = genre_list(path, line, row.get("genres", ""))
         movie_id = new_id(path, line, "movie", row["movie_id"], seen)
         text = description(path, line, row.get("description", ""))
         movies.append(Movie(movie_id, title, year, genres, text, tag_list(path, line, row.get("tags", ""))))
@@ -151,5 +141,6 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
             users.append(user(path, line, uid, *fields))
     else:
         notes.append("no users.csv: the raters are the users, their demographics unknown")
-    columns = _ratings(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"))
-    return dataset(directory / "ratings.csv", users, movies, columns)
+    return dataset(
+        users, movies, _ratings(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"))
+    )

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, User, parse_year
-from ml.movielens.rating_columns import RatingColumns
 from ml.movielens.tables import (
+    RatingColumns,
     age_bucket,
     dataset,
     integer,
@@ -55,11 +55,11 @@ def load_ml100k(directory: Path) -> Dataset:
         title = title_of(path, line, parts[1].strip())
         movies.append(Movie(new_id(path, line, "movie", parts[0], seen), title, parse_year(title), genres))
     path = directory / "u.data"
-    columns = RatingColumns()
+    columns = RatingColumns(path)
     for line, (uid, mid, rating, ts) in split_lines(path, 4, "\t", ENCODING):
         stars = integer(path, line, "rating", rating)
         if stars > 5:
             raise MalformedDataError(path, line, f"rating {stars} is outside 1-5")
         columns.add(line, integer(path, line, "user id", uid), integer(path, line, "movie id", mid),
                     float(stars), integer(path, line, "timestamp", ts, low=0))  # fmt: skip
-    return dataset(path, users, movies, columns)
+    return dataset(users, movies, columns)

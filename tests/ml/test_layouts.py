@@ -10,7 +10,7 @@ import pytest
 from ml.movielens import csv_layouts
 from ml.movielens.format import MalformedDataError
 from ml.movielens.layouts import detect, load
-from ml.movielens.rating_columns import numeric_csv_ratings
+from ml.movielens.tables import numeric_csv_ratings
 
 GENRE_FLAGS = (
     "0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0"  # unknown, Action, Adventure, Animation, Children's, ...
