@@ -85,8 +85,8 @@ def full_ranking_metrics(
         allowed = np.zeros(scores.shape[1], dtype=bool)
         allowed[candidates] = True
         scores[:, ~allowed] = -np.inf
-        for i, p in enumerate(chunk):
-            scores[i, timeline.rated_before(int(p))] = -np.inf
+        rows, events = timeline.events_before(chunk)
+        scores[rows, timeline.movie_row[events]] = -np.inf  # what the user rated before
         ranks.append(rank_of_target(scores, timeline.movie_row[chunk]))
     r = np.concatenate(ranks)  # one held-out item per user: recall@k is the hit rate
     return {f"recall@{k}": hr_at_k(r, k) for k in (10, 20)} | {f"ndcg@{k}": ndcg_at_k(r, k) for k in (10, 20)}
@@ -110,7 +110,10 @@ class Protocol:
         self.timeline, self.positions = timeline, positions
         self.candidates = np.unique(timeline.movie_row)  # every movie anyone rated
         self.targets = timeline.movie_row[positions]
-        fewest = self.candidates.size - int(_distinct_rated(timeline)[timeline.user_row[positions]].max())
+        n_movies = int(timeline.movie_row.max()) + 1
+        pairs = np.unique(timeline.user_row * n_movies + timeline.movie_row)  # distinct (user, movie)
+        distinct_rated = np.bincount(pairs // n_movies, minlength=int(timeline.user_row.max()) + 1)
+        fewest = self.candidates.size - int(distinct_rated[timeline.user_row[positions]].max())
         if fewest < 1:
             raise InsufficientDataError(
                 "a user rated every movie: no unrated movie to rank the held-out one against"
@@ -129,10 +132,3 @@ class Protocol:
         full = full_ranking_metrics(score_fn, self.timeline, self.positions, self.candidates)
         full["full_ndcg@10"] = full.pop("ndcg@10")  # ndcg@10 is the NCF one
         return ncf | full
-
-
-def _distinct_rated(timeline: Timeline) -> npt.NDArray[np.int64]:
-    """Return the number of distinct movies each user row rated (indexed by user row)."""
-    n_movies = int(timeline.movie_row.max()) + 1
-    pairs = np.unique(timeline.user_row * n_movies + timeline.movie_row)
-    return np.bincount(pairs // n_movies, minlength=int(timeline.user_row.max()) + 1)

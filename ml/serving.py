@@ -115,12 +115,26 @@ class LoadedModel:
         self, users: Sequence[tuple[UserFeatures, Sequence[HistoryItem]]], *, at: int | None = None
     ) -> Arrays:
         """Return the user tower's input arrays for (features, history) pairs, as encode_users reads them."""
+        at = int(time.time()) if at is None else at
         arrays = self.vocabs.user_arrays(
             [u.user_id for u, _ in users], [u.gender for u, _ in users], [u.age for u, _ in users],
             [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
         )  # fmt: skip
-        arrays.update(self._history([h for _, h in users], int(time.time()) if at is None else at))
-        return arrays
+        movies = np.zeros((len(users), self.history_length), dtype=np.int64)
+        stars = np.zeros_like(movies)
+        newest_time = np.zeros(len(users), dtype=np.int64)
+        for row, (_, history) in enumerate(users):
+            # newest first, ties by movie id as training orders them (ml.split.build_timeline)
+            newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[
+                : self.history_length
+            ]
+            movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
+            stars[row, : len(newest)] = star_levels([h.rating for h in newest])
+            newest_time[row] = newest[0].timestamp if newest else at
+        stars[movies == 0] = 0
+        has_history = np.asarray([len(h) > 0 for _, h in users])
+        gap = self.vocabs.trained_gaps(gap_bucket(at - newest_time, has_history))
+        return arrays | {"history": movies, "history_rating": stars, "gap": gap}
 
     def time_key(self, newest_rating: int | None, at: int) -> int:
         """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating (0:
@@ -136,19 +150,3 @@ class LoadedModel:
         )
         with self._lock, paddle.no_grad():
             return self.model.encode_movies(to_tensors(arrays)).numpy()[0]
-
-    def _history(self, histories: Sequence[Sequence[HistoryItem]], at: int) -> Arrays:
-        length = self.history_length
-        movies = np.zeros((len(histories), length), dtype=np.int64)
-        stars = np.zeros((len(histories), length), dtype=np.int64)
-        newest_time = np.zeros(len(histories), dtype=np.int64)
-        for row, history in enumerate(histories):
-            # newest first, ties by movie id as training orders them (ml.split.build_timeline)
-            newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[:length]
-            movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
-            stars[row, : len(newest)] = star_levels([h.rating for h in newest]) if newest else []
-            newest_time[row] = newest[0].timestamp if newest else at
-        stars[movies == 0] = 0
-        has_history = np.asarray([len(h) > 0 for h in histories])
-        gap = self.vocabs.trained_gaps(gap_bucket(at - newest_time, has_history))
-        return {"history": movies, "history_rating": stars, "gap": gap}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle, set_threads
 from ml.split import Timeline
-from ml.training_loop import FitResult, LossFn, ProgressEvent, fit
+from ml.training_loop import Callback, FitResult, LossFn, fit
 
 log = logging.getLogger(__name__)
 F = paddle.nn.functional
@@ -58,16 +57,10 @@ def seed_everything(config: TrainConfig) -> None:
 
 
 def train(
-    dataset: Dataset,
-    config: TrainConfig,
-    *,
-    callback: Callable[[ProgressEvent], None] | None = None,
-    progress: bool = True,
+    dataset: Dataset, config: TrainConfig, *, callback: Callback = None, progress: bool = True
 ) -> TrainedModel:
-    """Return the two-tower model trained on every rating but each user's latest two, with test metrics.
-
-    Raises InsufficientDataError before training on too little data and TrainingError on a NaN loss.
-    """
+    """Return the two-tower model trained on every rating but each user's latest two, with test metrics;
+    raise InsufficientDataError before training on too little data and TrainingError on a NaN loss."""
     started = time.perf_counter()
     seed_everything(config)
     prepared = prepare(dataset, config)
@@ -82,7 +75,7 @@ def fit_vector_model(
     prepared: Prepared,
     config: TrainConfig,
     *,
-    callback: Callable[[ProgressEvent], None] | None = None,
+    callback: Callback = None,
     progress: bool = True,
     setup: float = 0.0,
     loss: LossFn | None = None,

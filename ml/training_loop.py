@@ -48,6 +48,7 @@ class FitResult:
 
 
 LossFn = Callable[[npt.NDArray[np.int64], np.random.Generator], paddle.Tensor]
+Callback = Callable[[ProgressEvent], None] | None
 
 
 def fit(
@@ -57,7 +58,7 @@ def fit(
     config: TrainConfig,
     *,
     validate: Callable[[], dict[str, float]] | None = None,
-    callback: Callable[[ProgressEvent], None] | None = None,
+    callback: Callback = None,
     progress: bool = True,
 ) -> FitResult:
     """Train on shuffled batches of example ids (loss_fn(batch_ids, rng) is a batch's scalar loss) and
@@ -67,17 +68,11 @@ def fit(
     per_epoch = min(examples.size, config.examples_per_epoch or examples.size)
     steps = math.ceil(per_epoch / config.batch_size)
     total = steps * config.epochs
-    schedule = (
-        paddle.optimizer.lr.CosineAnnealingDecay(
-            config.learning_rate, T_max=total, eta_min=config.learning_rate / 10
-        )
-        if config.lr_decay
-        else None
-    )
+    lr, schedule = config.learning_rate, None
+    if config.lr_decay:
+        schedule = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=total, eta_min=lr / 10)
     optimizer = paddle.optimizer.Adam(
-        learning_rate=schedule or config.learning_rate,
-        parameters=model.parameters(),
-        weight_decay=config.weight_decay or None,
+        learning_rate=schedule or lr, parameters=model.parameters(), weight_decay=config.weight_decay or None
     )
     best_score, best_epoch, best_state = -math.inf, 0, None
     best_metrics: dict[str, float] = {}
@@ -114,11 +109,10 @@ def fit(
                     schedule.step()
                 running += value
                 seen += batch.size
-                done = (epoch - 1) * steps + step
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{running / step:.4f}")
                 if step % 20 == 0 or step == steps:
-                    report(step, running / step, 100.0 * done / total)
+                    report(step, running / step, 100.0 * ((epoch - 1) * steps + step) / total)
             train_seconds += time.perf_counter() - started
             metrics = {"loss": running / steps}
             if validate is not None:

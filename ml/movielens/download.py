@@ -27,12 +27,7 @@ class DownloadError(RuntimeError):
 
 
 def download_ml1m(
-    cache_dir: Path,
-    *,
-    url: str = ML1M_URL,
-    md5: str = ML1M_MD5,
-    progress: bool = True,
-    timeout: float = 10,
+    cache_dir: Path, *, url: str = ML1M_URL, md5: str = ML1M_MD5, progress: bool = True, timeout: float = 10
 ) -> Path:
     """Return cache_dir/"ml-1m" holding users.dat, movies.dat and ratings.dat, downloading it if needed."""
     cache_dir = Path(cache_dir)
