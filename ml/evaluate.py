@@ -1,8 +1,5 @@
-"""Ranking metrics (pure functions) and the two evaluation protocols, for any score function.
-
-A score function maps event positions of the timeline (the moment being predicted: the user
-state is everything before it) to scores of every movie row, shape (len(positions), n_movies).
-"""
+"""Ranking metrics (pure functions) and the two evaluation protocols, for any score function: it maps
+event positions (the user state is everything before them) to (len(positions), n_movies) scores."""
 
 from __future__ import annotations
 

@@ -123,15 +123,14 @@ class FeatureVocabularies:
         text feature only when some movie has a description or tags."""
         words = Counter(w for m in dataset.movies for w in set(title_words(m.title)))
         years = sorted({year_bucket(m.year) for m in dataset.movies if m.year is not None})
+        zips = sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, zip_prefix_length))})
         return cls(
             user_id=Vocab(sorted(int(i) for i in set(train_user_ids))),
             movie_id=Vocab(sorted(int(i) for i in set(train_movie_ids))),
             gender=Vocab(["F", "M"]),  # None, "unknown", is index 0 of every vocabulary
             age=Vocab(sorted(AGE_BUCKETS)),
             occupation=Vocab(sorted(OCCUPATIONS)),
-            zip_prefix=Vocab(
-                sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, zip_prefix_length))})
-            ),
+            zip_prefix=Vocab(zips),
             genre=Vocab(GENRES),
             title_word=Vocab(sorted(w for w, c in words.items() if c >= title_min_count)),
             year=Vocab(years),
@@ -140,11 +139,9 @@ class FeatureVocabularies:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Return the vocabularies as JSON-ready lists of keys."""
+        """Return the vocabularies as JSON-ready lists of keys, and the scalars (a tuple dumps as a list)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {
-            k: v.keys if isinstance(v, Vocab) else v for k, v in values.items()
-        }  # a tuple dumps as a list
+        return {k: v.keys if isinstance(v, Vocab) else v for k, v in values.items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureVocabularies:

@@ -80,13 +80,10 @@ def build_timeline(dataset: Dataset) -> Timeline:
     first = np.flatnonzero(np.r_[True, user_row[1:] != user_row[:-1]])
     counts = np.diff(np.r_[first, n])
     user_start = np.repeat(first, counts)
-    last = first + counts - 1
-    evaluable = counts >= 3
-    test = last[evaluable]
+    test = (first + counts - 1)[counts >= 3]  # the latest event of each user with three or more
     valid = test - 1
     is_train = np.ones(n, dtype=bool)
-    is_train[test] = False
-    is_train[valid] = False
+    is_train[np.concatenate([test, valid])] = False
     train = np.flatnonzero(is_train)
 
     if test.size < MIN_EVAL_USERS:

@@ -24,11 +24,8 @@ SEPARATOR = "::"
 
 
 def load_ml1m(directory: Path) -> Dataset:
-    """Return the dataset in a directory holding users.dat, movies.dat and ratings.dat.
-
-    Raises FileNotFoundError naming a missing file, and MalformedDataError for a bad line
-    or for a rating whose user or movie the other files do not define.
-    """
+    """Return the dataset in a directory holding users.dat, movies.dat and ratings.dat, or raise
+    FileNotFoundError naming a missing file or MalformedDataError naming a bad line."""
     directory = Path(directory)
     need_files(directory, FILES, "ML-1M")
     users, movies, ratings = (directory / name for name in FILES)

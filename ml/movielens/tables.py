@@ -82,11 +82,8 @@ class RatingColumns:
 
 
 def numeric_csv_ratings(path: Path, names: Sequence[str]) -> RatingColumns | None:
-    """Return the ratings of a CSV file whose header is `names` in any order and whose lines hold digits,
-    points and commas only, parsed whole by numpy's C reader and checked as `integer` and `stars` check.
-
-    None for any other file or value those would refuse: the line-by-line reader then names the bad line.
-    """
+    """Return the ratings of a CSV file of numbers under a header of `names` (any order), parsed whole by
+    numpy's C reader, or None for any other file or a value `integer` or `stars` would refuse."""
     try:
         with path.open("rb") as handle:
             header = [h.strip() for h in handle.readline().decode("utf-8").split(",")]
