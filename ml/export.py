@@ -73,11 +73,9 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
         np.save(tmp / "movie_ids.npy", movie_ids)
         np.save(tmp / "movie_vectors.npy", vectors)
+        config = model.config
         save_user_tower(
-            model.model,
-            history_length=model.config.history_length,
-            gap_feature=model.config.gap_feature,
-            directory=tmp,
+            model.model, history_length=config.history_length, gap_feature=config.gap_feature, directory=tmp
         )
         tmp.rename(directory)
     except BaseException:
