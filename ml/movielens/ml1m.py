@@ -64,9 +64,9 @@ def _movies(path: Path) -> list[Movie]:
 def _ratings(path: Path) -> RatingColumns:
     """Return the ratings of a ratings.dat: in one flat list, which grows faster than RatingColumns."""
     values: list[int] = []
-    for number, fields in split_lines(path, 4, SEPARATOR, ENCODING):
+    for number, (uid, mid, rating, ts) in split_lines(path, 4, SEPARATOR, ENCODING):
         try:
-            u, m, r, t = map(int, fields)
+            u, m, r, t = int(uid), int(mid), int(rating), int(ts)
         except ValueError:
             raise MalformedDataError(
                 path, number, "user, movie, rating and timestamp must be integers"
