@@ -28,13 +28,8 @@ def load_ml1m(directory: Path) -> Dataset:
     FileNotFoundError naming a missing file or MalformedDataError naming a bad line."""
     directory = Path(directory)
     need_files(directory, FILES, "ML-1M")
-    users, movies, ratings = (directory / name for name in FILES)
-    return dataset(_users(users), _movies(movies), _ratings(ratings))
-
-
-def _users(path: Path) -> list[User]:
-    users: list[User] = []
-    seen: set[int] = set()
+    users, seen = [], set[int]()
+    path = directory / "users.dat"
     for number, (uid, gender, age, occupation, zip_code) in split_lines(path, 5, SEPARATOR, ENCODING):
         user_id = new_id(path, number, "user", uid, seen)
         if gender not in ("F", "M"):
@@ -48,17 +43,13 @@ def _users(path: Path) -> list[User]:
         if not zip_code or len(zip_code) > 10:
             raise MalformedDataError(path, number, f"zip code {zip_code!r} is empty or too long")
         users.append(User(user_id, gender, age_bucket, occ, zip_code))
-    return users
-
-
-def _movies(path: Path) -> list[Movie]:
-    movies: list[Movie] = []
-    seen: set[int] = set()
+    movies, seen = [], set[int]()
+    path = directory / "movies.dat"
     for number, (mid, title, genres) in split_lines(path, 3, SEPARATOR, ENCODING):
         movie_id = new_id(path, number, "movie", mid, seen)
         title = title_of(path, number, title)
         movies.append(Movie(movie_id, title, parse_year(title), genre_list(path, number, genres)))
-    return movies
+    return dataset(users, movies, _ratings(directory / "ratings.dat"))
 
 
 def _ratings(path: Path) -> RatingColumns:
