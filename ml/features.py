@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ml.config import GAP_BUCKETS
+from ml.config import GAP_BUCKETS, TrainConfig
 from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset
 
 GENRE_SLOTS = 6  # genres a movie's bag holds (the model's input width): ML-1M movies have at most 6
@@ -112,30 +112,31 @@ class FeatureVocabularies:
     def build(
         cls,
         dataset: Dataset,
-        *,
-        train_user_ids: Iterable[int],
-        train_movie_ids: Iterable[int],
-        zip_prefix_length: int,
-        title_min_count: int,
-        text_buckets: int = 0,
+        config: TrainConfig,
+        user_ids: Iterable[int],
+        movie_ids: Iterable[int],
+        gaps: npt.NDArray[np.int64],
     ) -> FeatureVocabularies:
-        """Return vocabularies: ids seen in training events, features from the user and movie lists; the
-        text feature only when some movie has a description or tags."""
+        """Return vocabularies: the ids and gap buckets of training events, features from the user and
+        movie lists; the text feature only when some movie has a description or tags."""
         words = Counter(w for m in dataset.movies for w in set(title_words(m.title)))
         years = sorted({year_bucket(m.year) for m in dataset.movies if m.year is not None})
+        zip_prefix_length = config.zip_prefix_length
         zips = sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, zip_prefix_length))})
+        text = any(m.description or m.tags for m in dataset.movies)
         return cls(
-            user_id=Vocab(sorted(int(i) for i in set(train_user_ids))),
-            movie_id=Vocab(sorted(int(i) for i in set(train_movie_ids))),
+            user_id=Vocab(sorted(int(i) for i in set(user_ids))),
+            movie_id=Vocab(sorted(int(i) for i in set(movie_ids))),
             gender=Vocab(["F", "M"]),  # None, "unknown", is index 0 of every vocabulary
             age=Vocab(sorted(AGE_BUCKETS)),
             occupation=Vocab(sorted(OCCUPATIONS)),
             zip_prefix=Vocab(zips),
             genre=Vocab(GENRES),
-            title_word=Vocab(sorted(w for w, c in words.items() if c >= title_min_count)),
+            title_word=Vocab(sorted(w for w, c in words.items() if c >= config.title_min_count)),
             year=Vocab(years),
             zip_prefix_length=zip_prefix_length,
-            text_buckets=text_buckets if any(m.description or m.tags for m in dataset.movies) else 0,
+            gap_buckets=tuple(int(b) for b in np.unique(gaps) if b),  # 0, no history, aside
+            text_buckets=config.text_buckets if text else 0,
         )
 
     def to_json(self) -> dict[str, Any]:
