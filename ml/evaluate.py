@@ -62,11 +62,9 @@ def ncf_metrics(
     """Return HR@10 and NDCG@10 of each target ranked against its sampled negatives (He et al. 2017)."""
     ranks = []
     for s in range(0, positions.size, _CHUNK):
-        scores = score_fn(positions[s : s + _CHUNK])
         cand = np.concatenate([targets[s : s + _CHUNK, None], negatives[s : s + _CHUNK]], axis=1)
-        ranks.append(
-            rank_of_target(np.take_along_axis(scores, cand, axis=1), np.zeros(len(cand), dtype=np.int64))
-        )
+        scores = np.take_along_axis(score_fn(positions[s : s + _CHUNK]), cand, axis=1)
+        ranks.append(rank_of_target(scores, np.zeros(len(cand), dtype=np.int64)))  # the target is column 0
     r = np.concatenate(ranks)
     return {"hr@10": hr_at_k(r, 10), "ndcg@10": ndcg_at_k(r, 10)}
 
