@@ -1,8 +1,5 @@
-"""Ranking metrics (pure functions) and the two evaluation protocols, for any score function.
-
-A score function maps event positions of the timeline (the moment being predicted: the user
-state is everything before it) to scores of every movie row, shape (len(positions), n_movies).
-"""
+"""Ranking metrics (pure functions) and the two evaluation protocols, for any score function: it maps
+event positions (the user state is everything before them) to (len(positions), n_movies) scores."""
 
 from __future__ import annotations
 
@@ -65,11 +62,9 @@ def ncf_metrics(
     """Return HR@10 and NDCG@10 of each target ranked against its sampled negatives (He et al. 2017)."""
     ranks = []
     for s in range(0, positions.size, _CHUNK):
-        scores = score_fn(positions[s : s + _CHUNK])
         cand = np.concatenate([targets[s : s + _CHUNK, None], negatives[s : s + _CHUNK]], axis=1)
-        ranks.append(
-            rank_of_target(np.take_along_axis(scores, cand, axis=1), np.zeros(len(cand), dtype=np.int64))
-        )
+        scores = np.take_along_axis(score_fn(positions[s : s + _CHUNK]), cand, axis=1)
+        ranks.append(rank_of_target(scores, np.zeros(len(cand), dtype=np.int64)))  # the target is column 0
     r = np.concatenate(ranks)
     return {"hr@10": hr_at_k(r, 10), "ndcg@10": ndcg_at_k(r, 10)}
 
@@ -85,20 +80,16 @@ def full_ranking_metrics(
         allowed = np.zeros(scores.shape[1], dtype=bool)
         allowed[candidates] = True
         scores[:, ~allowed] = -np.inf
-        for i, p in enumerate(chunk):
-            scores[i, timeline.rated_before(int(p))] = -np.inf
+        rows, events = timeline.events_before(chunk)
+        scores[rows, timeline.movie_row[events]] = -np.inf  # what the user rated before
         ranks.append(rank_of_target(scores, timeline.movie_row[chunk]))
-    r = np.concatenate(ranks)
-    return {
-        "recall@10": hr_at_k(r, 10),  # one held-out item per user: recall@k is the hit rate
-        "recall@20": hr_at_k(r, 20),
-        "ndcg@10": ndcg_at_k(r, 10),
-        "ndcg@20": ndcg_at_k(r, 20),
-    }
+    r = np.concatenate(ranks)  # one held-out item per user: recall@k is the hit rate
+    return {f"recall@{k}": hr_at_k(r, k) for k in (10, 20)} | {f"ndcg@{k}": ndcg_at_k(r, k) for k in (10, 20)}
 
 
 class Protocol:
-    """The held-out queries of one split (test or validation) with negatives fixed once by seed."""
+    """The held-out queries of one split (test or validation), of at most `users` users (0: all), with
+    negatives fixed once by seed."""
 
     def __init__(
         self,
@@ -109,13 +100,15 @@ class Protocol:
         seed: int,
         users: int = 0,
     ) -> None:
-        """With `users`, the queries of at most that many users, drawn once by seed (0: every user's)."""
         if 0 < users < positions.size:
             positions = np.sort(np.random.default_rng(seed).choice(positions, size=users, replace=False))
         self.timeline, self.positions = timeline, positions
         self.candidates = np.unique(timeline.movie_row)  # every movie anyone rated
         self.targets = timeline.movie_row[positions]
-        fewest = self.candidates.size - int(_distinct_rated(timeline)[timeline.user_row[positions]].max())
+        n_movies = int(timeline.movie_row.max()) + 1
+        pairs = np.unique(timeline.user_row * n_movies + timeline.movie_row)  # distinct (user, movie)
+        distinct_rated = np.bincount(pairs // n_movies, minlength=int(timeline.user_row.max()) + 1)
+        fewest = self.candidates.size - int(distinct_rated[timeline.user_row[positions]].max())
         if fewest < 1:
             raise InsufficientDataError(
                 "a user rated every movie: no unrated movie to rank the held-out one against"
@@ -132,18 +125,5 @@ class Protocol:
         """Return hr@10, ndcg@10 (NCF protocol) and recall@10/20, ndcg@20 (full ranking)."""
         ncf = ncf_metrics(score_fn, self.positions, self.targets, self.negatives)
         full = full_ranking_metrics(score_fn, self.timeline, self.positions, self.candidates)
-        return {
-            "hr@10": ncf["hr@10"],
-            "ndcg@10": ncf["ndcg@10"],
-            "recall@10": full["recall@10"],
-            "recall@20": full["recall@20"],
-            "ndcg@20": full["ndcg@20"],
-            "full_ndcg@10": full["ndcg@10"],  # NDCG@10 of the full ranking (ndcg@10 is the NCF one)
-        }
-
-
-def _distinct_rated(timeline: Timeline) -> npt.NDArray[np.int64]:
-    """Return the number of distinct movies each user row rated (indexed by user row)."""
-    n_movies = int(timeline.movie_row.max()) + 1
-    pairs = np.unique(timeline.user_row * n_movies + timeline.movie_row)
-    return np.bincount(pairs // n_movies, minlength=int(timeline.user_row.max()) + 1)
+        full["full_ndcg@10"] = full.pop("ndcg@10")  # ndcg@10 is the NCF one
+        return ncf | full

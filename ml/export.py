@@ -33,11 +33,8 @@ FORMAT = "movierec-two-tower/1"
 
 
 def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> Path:
-    """Write a model version to a new directory and return its path; nothing is left on failure.
-
-    Vectors are computed for every movie of `dataset` (movies unknown to training use features
-    only). Raises FileExistsError if the directory exists and ValueError if a vector is not finite.
-    """
+    """Write a model version, with a vector for every movie of `dataset`, to a new directory and return
+    its path; nothing is left on failure (FileExistsError, ValueError for a vector not finite)."""
     directory = Path(directory)
     if not isinstance(model.model, TwoTower):
         raise TypeError("only the two-tower model can be exported as a model version")
@@ -76,11 +73,9 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
         np.save(tmp / "movie_ids.npy", movie_ids)
         np.save(tmp / "movie_vectors.npy", vectors)
+        config = model.config
         save_user_tower(
-            model.model,
-            history_length=model.config.history_length,
-            gap_feature=model.config.gap_feature,
-            directory=tmp,
+            model.model, history_length=config.history_length, gap_feature=config.gap_feature, directory=tmp
         )
         tmp.rename(directory)
     except BaseException:

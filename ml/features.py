@@ -8,13 +8,13 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ml.config import GAP_BUCKETS
+from ml.config import GAP_BUCKETS, TrainConfig
 from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset
 
 GENRE_SLOTS = 6  # genres a movie's bag holds (the model's input width): ML-1M movies have at most 6
@@ -37,12 +37,7 @@ class Vocab:
         """Return the table size an embedding needs: known keys plus the unknown slot."""
         return len(self.keys) + 1
 
-    def index(self, key: Any) -> int:
-        """Return the index of a key, 0 if unknown."""
-        return self._index.get(key, 0)
-
     def indices(self, keys: Iterable[Any]) -> npt.NDArray[np.int64]:
-        """Return the indices of many keys."""
         get = self._index.get
         return np.fromiter((get(k, 0) for k in keys), dtype=np.int64)
 
@@ -53,15 +48,13 @@ def title_words(title: str) -> list[str]:
 
 
 def text_tokens(description: str | None, tags: Sequence[str]) -> list[str]:
-    """Return the tokens of a movie's text: each tag whole ("tag:dark comedy"), then the lower-case
-    words of the description."""
+    """Return each tag whole ("tag:dark comedy"), then the lower-case words of the description."""
     words = _WORD_RE.findall(description.lower()) if description else []
     return [f"tag:{t}" for t in tags] + words
 
 
 def text_bucket(token: str, buckets: int) -> int:
-    """Return the bucket 1..buckets of a token: CRC-32 of its UTF-8 bytes, the same in every process
-    and on every machine (Python's hash() of a string is salted per process)."""
+    """Return the bucket 1..buckets of a token by CRC-32, the same in every process (hash() is salted)."""
     return 1 + zlib.crc32(token.encode("utf-8")) % buckets
 
 
@@ -82,26 +75,19 @@ def gap_bucket(seconds: npt.NDArray[np.int64], has_history: npt.NDArray[np.bool_
 
 
 def gap_bucket_of(seconds: int) -> int:
-    """Return gap_bucket of one user with history, without numpy's per-call cost (a request's hot path).
-
-    Equal to gap_bucket for whole seconds: one second short of a bucket boundary, log2 is still
-    more than 1e-8 below the integer, far beyond either log2's rounding error (tests/ml compares
-    the two at and around every boundary).
-    """
+    """Return gap_bucket of one user with history without numpy's per-call cost (a request's hot path);
+    equal for whole seconds, whose log2 stays far from a boundary beside either's rounding error."""
     minutes = max(seconds, 0) / 60.0
     return 1 + min(math.floor(math.log2(1.0 + minutes)), GAP_BUCKETS - 2)
 
 
 def star_levels(stars: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """Return the whole-star level (1-5) the user tower reads for ratings of 0.5-5 stars: a half star
-    counts as the star it reaches (4.5 reads as 5, 0.5 as 1), so a model reads every rating with the
-    five levels it has; a whole star reads as itself."""
+    """Return the whole-star level (1-5) the user tower reads: a half star reads as the star it reaches."""
     return np.clip(np.ceil(np.asarray(stars, dtype=np.float64)), 1, 5).astype(np.int64)
 
 
 def zip_prefix(zip_code: str | None, length: int) -> str | None:
-    """Return the leading characters of a zip code, the coarse region the user tower reads (None
-    when unknown, which no vocabulary holds)."""
+    """Return the leading characters of a zip code, the coarse region the user tower reads."""
     return zip_code.strip()[:length] if zip_code else None
 
 
@@ -119,63 +105,44 @@ class FeatureVocabularies:
     title_word: Vocab
     year: Vocab
     zip_prefix_length: int
-    # The gap buckets training saw (0, no history, aside); empty: a version saved before they were kept.
-    gap_buckets: tuple[int, ...] = ()
-    # Hash buckets of the movies' description words and tags; 0: no text feature (turned off, the
-    # dataset has no text, or a version saved before it existed).
-    text_buckets: int = 0
+    gap_buckets: tuple[int, ...] = ()  # the gap buckets training saw, but 0 (empty: an older version)
+    text_buckets: int = 0  # hash buckets of the movies' words and tags (0: no text feature)
 
     @classmethod
     def build(
         cls,
         dataset: Dataset,
-        *,
-        train_user_ids: Iterable[int],
-        train_movie_ids: Iterable[int],
-        zip_prefix_length: int,
-        title_min_count: int,
-        text_buckets: int = 0,
+        config: TrainConfig,
+        user_ids: Iterable[int],
+        movie_ids: Iterable[int],
+        gaps: npt.NDArray[np.int64],
     ) -> FeatureVocabularies:
-        """Return vocabularies: ids seen in training events, features from the user and movie lists.
-
-        The text feature is kept only when some movie has a description or tags.
-        """
+        """Return vocabularies: the ids and gap buckets of training events, features from the user and
+        movie lists; the text feature only when some movie has a description or tags."""
         words = Counter(w for m in dataset.movies for w in set(title_words(m.title)))
         years = sorted({year_bucket(m.year) for m in dataset.movies if m.year is not None})
+        zip_prefix_length = config.zip_prefix_length
+        zips = sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, zip_prefix_length))})
+        text = any(m.description or m.tags for m in dataset.movies)
         return cls(
-            user_id=Vocab(sorted(int(i) for i in set(train_user_ids))),
-            movie_id=Vocab(sorted(int(i) for i in set(train_movie_ids))),
+            user_id=Vocab(sorted(int(i) for i in set(user_ids))),
+            movie_id=Vocab(sorted(int(i) for i in set(movie_ids))),
             gender=Vocab(["F", "M"]),  # None, "unknown", is index 0 of every vocabulary
             age=Vocab(sorted(AGE_BUCKETS)),
             occupation=Vocab(sorted(OCCUPATIONS)),
-            zip_prefix=Vocab(
-                sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, zip_prefix_length))})
-            ),
+            zip_prefix=Vocab(zips),
             genre=Vocab(GENRES),
-            title_word=Vocab(sorted(w for w, c in words.items() if c >= title_min_count)),
+            title_word=Vocab(sorted(w for w, c in words.items() if c >= config.title_min_count)),
             year=Vocab(years),
             zip_prefix_length=zip_prefix_length,
-            text_buckets=text_buckets if any(m.description or m.tags for m in dataset.movies) else 0,
+            gap_buckets=tuple(int(b) for b in np.unique(gaps) if b),  # 0, no history, aside
+            text_buckets=config.text_buckets if text else 0,
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Return the vocabularies as JSON-ready lists of keys."""
-        names = (
-            "user_id",
-            "movie_id",
-            "gender",
-            "age",
-            "occupation",
-            "zip_prefix",
-            "genre",
-            "title_word",
-            "year",
-        )
-        data: dict[str, Any] = {name: getattr(self, name).keys for name in names}
-        data["zip_prefix_length"] = self.zip_prefix_length
-        data["gap_buckets"] = list(self.gap_buckets)
-        data["text_buckets"] = self.text_buckets
-        return data
+        """Return the vocabularies as JSON-ready lists of keys, and the scalars (a tuple dumps as a list)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v.keys if isinstance(v, Vocab) else v for k, v in values.items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureVocabularies:
@@ -188,10 +155,8 @@ class FeatureVocabularies:
         return cls(**vocabs, zip_prefix_length=length, gap_buckets=gaps, text_buckets=text)
 
     def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Return each gap bucket as one training saw: the nearest trained bucket at or below it (the
-        lowest trained one if none is), so that no request reads an embedding row training never
-        updated. A user back after a longer gap than any in the training data, or data older than
-        it (served years later), otherwise met a row still at its random initial value."""
+        """Return each gap bucket as one training saw: the nearest trained bucket at or below it (else the
+        lowest), so that no request reads an embedding row training never updated."""
         if not self.gap_buckets:
             return buckets
         trained = np.asarray(self.gap_buckets, dtype=np.int64)
@@ -209,12 +174,7 @@ class FeatureVocabularies:
         """Return the year bucket index; years past either end use the nearest known bucket."""
         if year is None or not self.year.keys:
             return 0
-        bucket = min(max(year_bucket(year), self.year.keys[0]), self.year.keys[-1])
-        found = self.year.index(bucket)
-        if found:
-            return found
-        earlier = [k for k in self.year.keys if k <= bucket]
-        return self.year.index(earlier[-1]) if earlier else 1
+        return max(bisect.bisect_right(self.year.keys, year_bucket(year)), 1)  # the keys are sorted
 
     def user_arrays(
         self,
@@ -244,35 +204,26 @@ class FeatureVocabularies:
     ) -> Arrays:
         """Return the movie features, one row per movie: ids (n,), genres (n, 6), title (n, 12), year (n,),
         and with a text feature, text (n, 64): hash buckets of the description and tags."""
-        n = len(titles)
-        genre = np.zeros((n, GENRE_SLOTS), dtype=np.int64)
-        title = np.zeros((n, MAX_TITLE_WORDS), dtype=np.int64)
-        for row in range(n):
-            g = [i for i in self.genre.indices(genres[row]) if i][:GENRE_SLOTS]
-            genre[row, : len(g)] = g
-            w = [i for i in self.title_word.indices(title_words(titles[row])) if i][:MAX_TITLE_WORDS]
-            title[row, : len(w)] = w
         arrays = {
             "movie_id": self.movie_id.indices(movie_ids),
-            "genres": genre,
-            "title": title,
+            "genres": _padded((self.genre.indices(g) for g in genres), GENRE_SLOTS),
+            "title": _padded((self.title_word.indices(title_words(t)) for t in titles), MAX_TITLE_WORDS),
             "year": np.asarray([self.year_index(y) for y in years], dtype=np.int64),
         }
         if self.text_buckets:
-            arrays["text"] = self.text_arrays(descriptions, tags)
+            tokens = (text_tokens(d, t) for d, t in zip(descriptions, tags, strict=True))
+            buckets = (dict.fromkeys(text_bucket(t, self.text_buckets) for t in ts) for ts in tokens)
+            arrays["text"] = _padded(buckets, MAX_TEXT_TOKENS)  # distinct buckets in token order
         return arrays
 
-    def text_arrays(
-        self, descriptions: Sequence[str | None], tags: Sequence[Sequence[str]]
-    ) -> npt.NDArray[np.int64]:
-        """Return (n, MAX_TEXT_TOKENS): each movie's distinct text buckets in token order, 0-padded
-        (a movie without text reads padding only)."""
-        text = np.zeros((len(descriptions), MAX_TEXT_TOKENS), dtype=np.int64)
-        for row, (description, movie_tags) in enumerate(zip(descriptions, tags, strict=True)):
-            tokens = text_tokens(description, movie_tags)
-            found = list(dict.fromkeys(text_bucket(t, self.text_buckets) for t in tokens))[:MAX_TEXT_TOKENS]
-            text[row, : len(found)] = found
-        return text
+
+def _padded(rows: Iterable[Iterable[int]], width: int) -> npt.NDArray[np.int64]:
+    """Return (n, width): each row's non-zero values, cut to width and 0-padded."""
+    values = [[i for i in row if i][:width] for row in rows]
+    out = np.zeros((len(values), width), dtype=np.int64)
+    for row, found in enumerate(values):
+        out[row, : len(found)] = found
+    return out
 
 
 def dataset_user_arrays(vocabs: FeatureVocabularies, dataset: Dataset) -> Arrays:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -56,9 +55,7 @@ class Prepared:
         valid = hist >= 0
         inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
         inputs["history_rating"] = np.where(valid, star_levels(t.rating[hist]), 0)
-        inputs["gap"] = self.vocabs.trained_gaps(
-            raw_gaps(t, positions)
-        )  # as serving reads them (evaluation positions too)
+        inputs["gap"] = self.vocabs.trained_gaps(raw_gaps(t, positions))  # as serving reads them
         return inputs
 
     def movie_inputs(self, movie_rows: npt.NDArray[np.int64]) -> Arrays:
@@ -67,10 +64,8 @@ class Prepared:
 
 
 def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
-    """Return the dataset split by time and encoded with vocabularies built from its training events.
-
-    Raises InsufficientDataError (a ValueError) before any training when the data is too small.
-    """
+    """Return the dataset split by time and encoded with vocabularies built from its training events;
+    raise InsufficientDataError (a ValueError) when the data is too small."""
     timeline = build_timeline(dataset)
     positives = timeline.train[timeline.rating[timeline.train] >= config.min_rating]
     if positives.size < MIN_TRAIN_EVENTS:
@@ -80,30 +75,15 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
         )
     user_ids = np.asarray([u.id for u in dataset.users], dtype=np.int64)
     movie_ids = np.asarray([m.id for m in dataset.movies], dtype=np.int64)
-    vocabs = FeatureVocabularies.build(
-        dataset,
-        train_user_ids=user_ids[np.unique(timeline.user_row[timeline.train])],
-        train_movie_ids=movie_ids[np.unique(timeline.movie_row[timeline.train])],
-        zip_prefix_length=config.zip_prefix_length,
-        title_min_count=config.title_min_count,
-        text_buckets=config.text_buckets,
-    )
-    # The gap buckets of the events trained on: serving maps any other onto them.
-    gaps = np.minimum(
-        raw_gaps(timeline, positives), config.gap_cap
-    )  # trained_gaps maps every longer gap onto the cap
-    vocabs = dataclasses.replace(vocabs, gap_buckets=tuple(int(b) for b in np.unique(gaps) if b))
+    train_users = user_ids[np.unique(timeline.user_row[timeline.train])]
+    train_movies = movie_ids[np.unique(timeline.movie_row[timeline.train])]
+    # The gap buckets of the events trained on, to the cap: serving maps any other onto them.
+    gaps = np.minimum(raw_gaps(timeline, positives), config.gap_cap)
+    vocabs = FeatureVocabularies.build(dataset, config, train_users, train_movies, gaps)
     counts = np.bincount(timeline.movie_row[positives], minlength=len(dataset.movies)).astype(np.float64)
     log_q = np.log(np.maximum(counts, 1.0) / positives.size).astype(np.float32)
-    return Prepared(
-        timeline=timeline,
-        vocabs=vocabs,
-        users=dataset_user_arrays(vocabs, dataset),
-        movies=dataset_movie_arrays(vocabs, dataset),
-        movie_ids=movie_ids,
-        positives=positives,
-        log_q=log_q,
-    )
+    users, movies = dataset_user_arrays(vocabs, dataset), dataset_movie_arrays(vocabs, dataset)
+    return Prepared(timeline, vocabs, users, movies, movie_ids, positives, log_q)
 
 
 def raw_gaps(t: Timeline, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

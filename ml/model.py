@@ -45,13 +45,9 @@ class BagField(nn.Layer):
 
 
 class HistoryField(nn.Layer):
-    """The user's most recent rated movies, newest first, pooled with learned per-star weights.
-
-    One pooling per window length, e.g. (50, 5, 1): the whole window (taste), the newest few
-    (current intent), the newest one (item-to-item transitions). Each pooling has learned weights
-    per position (initialised to a mean over its window) and per star, so a 1-star rating can
-    push away.
-    """
+    """The user's most recent rated movies, newest first, pooled once per window length, e.g. (50, 5, 1):
+    taste, current intent, the last transition; with learned weights per position (initially a mean
+    over the window) and per star, so a 1-star rating can push away."""
 
     def __init__(self, size: int, dim: int, windows: Sequence[int]) -> None:
         super().__init__()

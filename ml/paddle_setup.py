@@ -1,9 +1,5 @@
-"""Import Paddle with this library's CPU settings; import paddle from here.
-
-Paddle's OpenMP threads spin after each kernel; with the default block time they slowed the CPU
-kernels down after the first optimizer step (docs/figures.md). KMP_BLOCKTIME=0 only works when set
-before paddle is first imported in the process.
-"""
+"""Import Paddle with this library's CPU settings; import paddle from here. KMP_BLOCKTIME=0 stops OpenMP
+threads spinning after each kernel, slowing the next, and only works before paddle is first imported."""
 
 from __future__ import annotations
 

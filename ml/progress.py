@@ -1,6 +1,5 @@
-"""Progress of long work: tqdm's redrawn bar on a terminal, one plain line per tenth of the work
-anywhere else (a log file, a pipe, a service manager's journal), where a bar redrawn ten times a
-second became thousands of lines."""
+"""Progress of long work: tqdm's redrawn bar on a terminal, one plain line per tenth of the work anywhere
+else (a log file, a pipe, a journal), where a redrawn bar would be thousands of lines."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,38 +49,35 @@ class MovieFeatures:
     tags: tuple[str, ...] = ()
 
 
+@dataclass(kw_only=True, eq=False)  # eq=False: compared and hashed by identity
 class LoadedModel:
     """A model version loaded from its directory: movie vectors and a user predictor; load once a process."""
 
-    def __init__(
-        self,
-        *,
-        model: TwoTower,
-        config: TrainConfig,
-        vocabs: FeatureVocabularies,
-        movie_ids: npt.NDArray[np.int64],
-        movie_vectors: npt.NDArray[np.float32],
-        user_predictor: UserPredictor,
-    ) -> None:
-        self.model, self.config, self.vocabs = model, config, vocabs
-        self.user_predictor = user_predictor
-        self.movie_ids, self.movie_vectors = movie_ids, movie_vectors
-        self.dim = int(movie_vectors.shape[1])
-        self.history_length = config.history_length
-        # Paddle's no_grad switches a process-wide tracer flag: one movie tower pass at a time.
-        self._lock = threading.Lock()
+    model: TwoTower
+    config: TrainConfig
+    vocabs: FeatureVocabularies
+    movie_ids: npt.NDArray[np.int64]
+    movie_vectors: npt.NDArray[np.float32]
+    user_predictor: UserPredictor
+    # Paddle's no_grad switches a process-wide tracer flag: one movie tower pass at a time.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.dim = int(self.movie_vectors.shape[1])
+        self.history_length = self.config.history_length
 
     @classmethod
     def load(cls, directory: Path) -> LoadedModel:
         """Return the version saved in a directory by ml.export.save_version."""
         directory = Path(directory)
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        manifest, config_data, vocab_data = (
+            json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
+            for name in ("manifest", "config", "vocabularies")
+        )
         if manifest.get("format") != FORMAT:
             raise ValueError(f"{directory} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
-        config = TrainConfig.from_dict(json.loads((directory / "config.json").read_text(encoding="utf-8")))
-        vocabs = FeatureVocabularies.from_json(
-            json.loads((directory / "vocabularies.json").read_text("utf-8"))
-        )
+        config = TrainConfig.from_dict(config_data)
+        vocabs = FeatureVocabularies.from_json(vocab_data)
         set_threads(config.num_threads)  # one thread: per-request latency, no OpenMP fan-out
         model = TwoTower(config, manifest["sizes"])
         model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
@@ -104,11 +101,8 @@ class LoadedModel:
     def encode_user(
         self, user: UserFeatures, history: Sequence[HistoryItem], *, at: int | None = None
     ) -> npt.NDArray[np.float32]:
-        """Return the user's (dim,) unit vector from demographics and their ratings (any order).
-
-        `at` is the moment of the request in epoch seconds (default: now); only models whose gap
-        feature is on read it (time_key tells).
-        """
+        """Return the user's (dim,) unit vector from demographics and their ratings (any order); `at`,
+        the request's epoch seconds (default: now), is read by models with the gap feature only."""
         return self.encode_users([(user, history)], at=at)[0]
 
     def encode_users(
@@ -120,21 +114,31 @@ class LoadedModel:
     def user_arrays(
         self, users: Sequence[tuple[UserFeatures, Sequence[HistoryItem]]], *, at: int | None = None
     ) -> Arrays:
-        """Return the user tower's input arrays (batch first) for (features, history) pairs, as
-        encode_users feeds them to the model."""
+        """Return the user tower's input arrays for (features, history) pairs, as encode_users reads them."""
+        at = int(time.time()) if at is None else at
         arrays = self.vocabs.user_arrays(
             [u.user_id for u, _ in users], [u.gender for u, _ in users], [u.age for u, _ in users],
             [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
         )  # fmt: skip
-        arrays.update(self._history([h for _, h in users], int(time.time()) if at is None else at))
-        return arrays
+        movies = np.zeros((len(users), self.history_length), dtype=np.int64)
+        stars = np.zeros_like(movies)
+        newest_time = np.zeros(len(users), dtype=np.int64)
+        for row, (_, history) in enumerate(users):
+            # newest first, ties by movie id as training orders them (ml.split.build_timeline)
+            newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[
+                : self.history_length
+            ]
+            movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
+            stars[row, : len(newest)] = star_levels([h.rating for h in newest])
+            newest_time[row] = newest[0].timestamp if newest else at
+        stars[movies == 0] = 0
+        has_history = np.asarray([len(h) > 0 for _, h in users])
+        gap = self.vocabs.trained_gaps(gap_bucket(at - newest_time, has_history))
+        return arrays | {"history": movies, "history_rating": stars, "gap": gap}
 
     def time_key(self, newest_rating: int | None, at: int) -> int:
-        """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating.
-
-        Two encodings of the same user and history with equal time keys are equal; 0 when the
-        model has no gap feature or the user no ratings.
-        """
+        """Return all that encoding at `at` reads of the time: the gap bucket since the newest rating (0:
+        no gap feature or no ratings); encodings of one user and history with equal keys are equal."""
         if not self.config.gap_feature or newest_rating is None:
             return 0
         return self.vocabs.trained_gap(gap_bucket_of(at - newest_rating))
@@ -146,19 +150,3 @@ class LoadedModel:
         )
         with self._lock, paddle.no_grad():
             return self.model.encode_movies(to_tensors(arrays)).numpy()[0]
-
-    def _history(self, histories: Sequence[Sequence[HistoryItem]], at: int) -> Arrays:
-        length = self.history_length
-        movies = np.zeros((len(histories), length), dtype=np.int64)
-        stars = np.zeros((len(histories), length), dtype=np.int64)
-        newest_time = np.zeros(len(histories), dtype=np.int64)
-        for row, history in enumerate(histories):
-            # newest first, ties by movie id as training orders them (ml.split.build_timeline)
-            newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[:length]
-            movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
-            stars[row, : len(newest)] = star_levels([h.rating for h in newest]) if newest else []
-            newest_time[row] = newest[0].timestamp if newest else at
-        stars[movies == 0] = 0
-        has_history = np.asarray([len(h) > 0 for h in histories])
-        gap = self.vocabs.trained_gaps(gap_bucket(at - newest_time, has_history))
-        return {"history": movies, "history_rating": stars, "gap": gap}

@@ -20,11 +20,8 @@ class InsufficientDataError(ValueError):
 
 @dataclass(frozen=True)
 class Timeline:
-    """Every rating as an event, sorted by user, time, then movie id (the order serving reads).
-
-    Arrays are indexed by event position. A user's events occupy [start[p], p] so the
-    history of the event at p is the events before it in [user_start[p], p).
-    """
+    """Every rating as an event, sorted by user, time, then movie id (the order serving reads); arrays
+    are indexed by event position, and the history of the event at p is [user_start[p], p)."""
 
     user_row: npt.NDArray[np.int64]  # row of the user in dataset.users
     movie_row: npt.NDArray[np.int64]  # row of the movie in dataset.movies
@@ -63,11 +60,8 @@ class Timeline:
 
 
 def build_timeline(dataset: Dataset) -> Timeline:
-    """Return the dataset's events sorted by user and time, split by leaving out each user's latest two.
-
-    Users with fewer than three ratings contribute training events only. Raises
-    InsufficientDataError when too little is left to train or evaluate.
-    """
+    """Return the dataset's events, each user's latest two left out (when it has three or more), or raise
+    InsufficientDataError when too little is left to train or evaluate."""
     ratings = dataset.ratings
     if len(ratings) == 0 or not dataset.users or not dataset.movies:
         raise InsufficientDataError("the dataset has no ratings, users or movies: nothing to train on")
@@ -86,13 +80,10 @@ def build_timeline(dataset: Dataset) -> Timeline:
     first = np.flatnonzero(np.r_[True, user_row[1:] != user_row[:-1]])
     counts = np.diff(np.r_[first, n])
     user_start = np.repeat(first, counts)
-    last = first + counts - 1
-    evaluable = counts >= 3
-    test = last[evaluable]
+    test = (first + counts - 1)[counts >= 3]  # the latest event of each user with three or more
     valid = test - 1
     is_train = np.ones(n, dtype=bool)
-    is_train[test] = False
-    is_train[valid] = False
+    is_train[np.concatenate([test, valid])] = False
     train = np.flatnonzero(is_train)
 
     if test.size < MIN_EVAL_USERS:

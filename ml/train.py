@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle, set_threads
 from ml.split import Timeline
-from ml.training_loop import FitResult, LossFn, ProgressEvent, fit
+from ml.training_loop import Callback, FitResult, LossFn, fit
 
 log = logging.getLogger(__name__)
 F = paddle.nn.functional
@@ -43,8 +42,7 @@ class TrainedModel:
         return self.prepared.vocabs
 
     @property
-    def train_seconds(self) -> float:
-        """Seconds spent in training steps (no feature building or validation)."""
+    def train_seconds(self) -> float:  # in training steps only
         return self.result.train_seconds
 
     @property
@@ -59,16 +57,10 @@ def seed_everything(config: TrainConfig) -> None:
 
 
 def train(
-    dataset: Dataset,
-    config: TrainConfig,
-    *,
-    callback: Callable[[ProgressEvent], None] | None = None,
-    progress: bool = True,
+    dataset: Dataset, config: TrainConfig, *, callback: Callback = None, progress: bool = True
 ) -> TrainedModel:
-    """Return the two-tower model trained on every rating but each user's latest two, with test metrics.
-
-    Raises InsufficientDataError before training on too little data and TrainingError on a NaN loss.
-    """
+    """Return the two-tower model trained on every rating but each user's latest two, with test metrics;
+    raise InsufficientDataError before training on too little data and TrainingError on a NaN loss."""
     started = time.perf_counter()
     seed_everything(config)
     prepared = prepare(dataset, config)
@@ -83,7 +75,7 @@ def fit_vector_model(
     prepared: Prepared,
     config: TrainConfig,
     *,
-    callback: Callable[[ProgressEvent], None] | None = None,
+    callback: Callback = None,
     progress: bool = True,
     setup: float = 0.0,
     loss: LossFn | None = None,
@@ -109,14 +101,9 @@ def fit_vector_model(
     return TrainedModel(model, config, prepared, metrics, result.best_metrics, result, wall)
 
 
-def softmax_loss(
-    model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig
-) -> Callable[[npt.NDArray[np.int64], np.random.Generator], paddle.Tensor]:
-    """Return the batch loss: softmax over the batch's movies (plus uniform negatives), logQ-corrected.
-
-    A movie's correction is the log of its expected count among the candidates: batch_size times
-    its share of the positives, plus uniform_negatives over the number of trained movies.
-    """
+def softmax_loss(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig) -> LossFn:
+    """Return the batch loss: softmax over the batch's movies (plus uniform negatives), corrected by
+    the log of each movie's expected count among the candidates (logQ)."""
     t = prepared.timeline
     trained = np.flatnonzero(prepared.movies["movie_id"] > 0)  # movie rows with a trained id
     share = np.exp(prepared.log_q.astype(np.float64))
@@ -131,16 +118,10 @@ def softmax_loss(
         candidates, column = np.unique(np.concatenate([positives, negatives]), return_inverse=True)
         users_in = prepared.user_inputs(batch, config.history_length)
         movies_in = prepared.movie_inputs(candidates)
-        if config.user_id_dropout:
-            hide = rng.random(batch.size) < config.user_id_dropout
-            users_in["user_id"] = np.where(hide, 0, users_in["user_id"])
-        if config.demographic_dropout:
-            for field in DEMOGRAPHICS:
-                hide = rng.random(batch.size) < config.demographic_dropout
-                users_in[field] = np.where(hide, 0, users_in[field])
-        if config.movie_id_dropout:
-            hide = rng.random(candidates.size) < config.movie_id_dropout
-            movies_in["movie_id"] = np.where(hide, 0, movies_in["movie_id"])
+        _hide(rng, users_in, "user_id", config.user_id_dropout)
+        for field in DEMOGRAPHICS:
+            _hide(rng, users_in, field, config.demographic_dropout)
+        _hide(rng, movies_in, "movie_id", config.movie_id_dropout)
         bias = -config.logq_weight * log_q[candidates][None, :]  # (1, candidates)
         if config.mask_rated:
             bias = np.where(_rated_columns(t, batch, candidates, column[: batch.size]), -1e4, bias).astype(
@@ -153,6 +134,12 @@ def softmax_loss(
         return F.cross_entropy(logits, labels)  # (batch, candidates) logits -> scalar
 
     return loss
+
+
+def _hide(rng: np.random.Generator, inputs: Arrays, field: str, rate: float) -> None:
+    """Set the field to 0, "unknown", in each row with chance `rate`."""
+    if rate:
+        inputs[field] = np.where(rng.random(inputs[field].shape[0]) < rate, 0, inputs[field])
 
 
 def _rated_columns(

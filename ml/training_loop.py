@@ -48,6 +48,7 @@ class FitResult:
 
 
 LossFn = Callable[[npt.NDArray[np.int64], np.random.Generator], paddle.Tensor]
+Callback = Callable[[ProgressEvent], None] | None
 
 
 def fit(
@@ -57,30 +58,21 @@ def fit(
     config: TrainConfig,
     *,
     validate: Callable[[], dict[str, float]] | None = None,
-    callback: Callable[[ProgressEvent], None] | None = None,
+    callback: Callback = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train on shuffled batches of example ids (config.examples_per_epoch of them an epoch when set),
-    keep the parameters of the epoch best by config.monitor on validation.
-
-    loss_fn(batch_ids, rng) returns the scalar loss of a batch. Raises TrainingError when the
-    loss is not finite; the model is then left as it was at the best epoch so far.
-    """
+    """Train on shuffled batches of example ids (loss_fn(batch_ids, rng) is a batch's scalar loss) and
+    keep the parameters of the epoch best by config.monitor on validation, also when the loss stops
+    being finite, which raises TrainingError."""
     rng = np.random.default_rng(config.seed)
     per_epoch = min(examples.size, config.examples_per_epoch or examples.size)
     steps = math.ceil(per_epoch / config.batch_size)
     total = steps * config.epochs
-    schedule = (
-        paddle.optimizer.lr.CosineAnnealingDecay(
-            config.learning_rate, T_max=total, eta_min=config.learning_rate / 10
-        )
-        if config.lr_decay
-        else None
-    )
+    lr, schedule = config.learning_rate, None
+    if config.lr_decay:
+        schedule = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=total, eta_min=lr / 10)
     optimizer = paddle.optimizer.Adam(
-        learning_rate=schedule or config.learning_rate,
-        parameters=model.parameters(),
-        weight_decay=config.weight_decay or None,
+        learning_rate=schedule or lr, parameters=model.parameters(), weight_decay=config.weight_decay or None
     )
     best_score, best_epoch, best_state = -math.inf, 0, None
     best_metrics: dict[str, float] = {}
@@ -88,6 +80,11 @@ def fit(
     seen, train_seconds = 0, 0.0
     bar = progress_display(total, "train", "steps", enabled=progress, leave=False)
     epoch = 0
+
+    def report(step: int, loss: float, percent: float, metrics: dict[str, float] | None = None) -> None:
+        if callback is not None:
+            callback(ProgressEvent(epoch, config.epochs, step, steps, loss, percent, metrics or {}))
+
     try:
         for epoch in range(1, config.epochs + 1):
             model.train()
@@ -112,13 +109,10 @@ def fit(
                     schedule.step()
                 running += value
                 seen += batch.size
-                done = (epoch - 1) * steps + step
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{running / step:.4f}")
-                if callback is not None and (step % 20 == 0 or step == steps):
-                    callback(
-                        ProgressEvent(epoch, config.epochs, step, steps, running / step, 100.0 * done / total)
-                    )
+                if step % 20 == 0 or step == steps:
+                    report(step, running / step, 100.0 * ((epoch - 1) * steps + step) / total)
             train_seconds += time.perf_counter() - started
             metrics = {"loss": running / steps}
             if validate is not None:
@@ -126,19 +120,14 @@ def fit(
                 metrics.update(validate())
             history.append(metrics)
             log.info("epoch %d/%d %s", epoch, config.epochs, {k: round(v, 4) for k, v in metrics.items()})
-            if callback is not None:
-                pct = 100.0 * epoch * steps / total
-                callback(ProgressEvent(epoch, config.epochs, steps, steps, metrics["loss"], pct, metrics))
+            report(steps, metrics["loss"], 100.0 * epoch * steps / total, metrics)
             score = metrics.get(config.monitor, -metrics["loss"])
             if score > best_score:
                 best_score, best_epoch, best_metrics = score, epoch, metrics
                 best_state = {k: v.clone() for k, v in model.state_dict().items()}
             elif epoch - best_epoch >= config.patience:
                 log.info("early stop at epoch %d: %s peaked at epoch %d", epoch, config.monitor, best_epoch)
-                if callback is not None:  # training is done: tell the dashboard 100%
-                    callback(
-                        ProgressEvent(epoch, config.epochs, steps, steps, metrics["loss"], 100.0, metrics)
-                    )
+                report(steps, metrics["loss"], 100.0, metrics)  # training is done: tell the dashboard
                 break
     finally:
         bar.close()

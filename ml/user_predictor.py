@@ -1,8 +1,5 @@
 """The user tower as served: saved as a static graph (paddle.jit.save) with each version and run by
-Paddle's inference predictor, which encodes a request's user faster than dygraph (docs/figures.md).
-
-A version directory written before the graph was saved with it is converted when loaded.
-"""
+Paddle's inference predictor, faster than dygraph; a version saved without the graph is converted."""
 
 from __future__ import annotations
 
@@ -68,9 +65,8 @@ def save_user_tower(model: TwoTower, *, history_length: int, gap_feature: bool, 
 
 
 class UserPredictor:
-    """Encodes users with the inference predictor of a saved user tower. A predictor's input and output
-    buffers are its own, so each thread runs a clone of it (sharing the weights): the event loop's
-    encode never waits for a lock held by a thread that is encoding too."""
+    """Encodes users with the inference predictor of a saved user tower, a clone of it (sharing the
+    weights) a thread: a predictor's buffers are its own, and no encode waits for another's lock."""
 
     def __init__(self, directory: Path, *, keys: tuple[str, ...], threads: int) -> None:
         from paddle import inference
@@ -78,7 +74,7 @@ class UserPredictor:
         prefix = Path(directory) / PREFIX
         config = inference.Config(f"{prefix}.json", f"{prefix}.pdiparams")
         config.disable_gpu()
-        config.disable_mkldnn()  # with oneDNN on, the predictor was no faster than dygraph
+        config.disable_mkldnn()  # oneDNN makes it no faster than dygraph
         config.disable_glog_info()
         config.set_cpu_math_library_num_threads(threads)
         self._predictor = inference.create_predictor(config)
@@ -90,8 +86,7 @@ class UserPredictor:
     def of_model(
         cls, model: TwoTower, *, history_length: int, gap_feature: bool, threads: int
     ) -> UserPredictor:
-        """Return the predictor of a model whose directory holds no saved user tower: saved in a
-        temporary directory that lives as long as the encoder (a clone reads the files again)."""
+        """Return the predictor of a model saved in a temporary directory that lives as long as it."""
         directory = Path(tempfile.mkdtemp(prefix="movierec-user-encoder-"))
         try:
             save_user_tower(
@@ -113,7 +108,6 @@ class UserPredictor:
         for key in self._keys:
             predictor.get_input_handle(key).copy_from_cpu(np.ascontiguousarray(arrays[key], dtype=np.int64))
         predictor.run()
-        result: npt.NDArray[np.float32] = predictor.get_output_handle(
-            predictor.get_output_names()[0]
-        ).copy_to_cpu()
+        output = predictor.get_output_handle(predictor.get_output_names()[0])
+        result: npt.NDArray[np.float32] = output.copy_to_cpu()
         return result

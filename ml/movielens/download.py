@@ -10,6 +10,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from functools import partial
 from pathlib import Path
 
 from ml.movielens.ml1m import FILES
@@ -27,12 +28,7 @@ class DownloadError(RuntimeError):
 
 
 def download_ml1m(
-    cache_dir: Path,
-    *,
-    url: str = ML1M_URL,
-    md5: str = ML1M_MD5,
-    progress: bool = True,
-    timeout: float = 10,
+    cache_dir: Path, *, url: str = ML1M_URL, md5: str = ML1M_MD5, progress: bool = True, timeout: float = 10
 ) -> Path:
     """Return cache_dir/"ml-1m" holding users.dat, movies.dat and ratings.dat, downloading it if needed."""
     cache_dir = Path(cache_dir)
@@ -53,12 +49,8 @@ def _is_complete(directory: Path) -> bool:
 
 
 def _md5_of(path: Path) -> str:
-    """Return the hex md5 digest of a file."""
-    digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, partial(hashlib.md5, usedforsecurity=False)).hexdigest()
 
 
 def _fetch(url: str, archive: Path, *, md5: str, progress: bool, timeout: float) -> None:

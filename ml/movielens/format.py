@@ -78,9 +78,7 @@ class MalformedDataError(ValueError):
     """A line of a MovieLens file that does not follow the format."""
 
     def __init__(self, path: Path, line_number: int, reason: str) -> None:
-        self.path = path
-        self.line_number = line_number
-        self.reason = reason
+        self.path, self.line_number, self.reason = path, line_number, reason
         super().__init__(f"{path}:{line_number}: {reason}")
 
 

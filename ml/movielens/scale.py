@@ -1,15 +1,7 @@
-"""A MovieLens-25M-shaped dataset, written fast, in the MovieLens CSV layout (ratings.csv, movies.csv).
-
-ML-25M itself may not be redistributed; what matters for scale is its shape: 162,541 users,
-62,423 movies, 25,000,095 ratings, each user with at least 20, a long tail on both sides (a few
-users with thousands of ratings, a few movies with tens of thousands, most movies with a handful),
-half stars distributed as in the release, timestamps from 1995 to 2019. `scale` shrinks every
-count alike (0.01: 250,000 ratings) for tests and quick runs.
-
-The ratings carry taste, so that a model trained on them has something to learn: a rating is a
-user's and a movie's bias plus the inner product of their latent vectors, mapped onto the
-release's star shares by rank. Everything is drawn with numpy in chunks, not user by user, so
-the full size fits a small machine (docs/figures.md).
+"""A MovieLens-25M-shaped dataset in the MovieLens CSV layout, written fast: ML-25M itself may not be
+redistributed, but its shape (users, movies, ratings, long tails, star shares, times) is what matters
+for scale; `scale` shrinks every count alike. Ratings carry taste (biases plus latent vectors, mapped
+onto the release's star shares by rank), so a model has something to learn.
 """
 
 from __future__ import annotations
@@ -60,16 +52,14 @@ def write_ml25m_shaped(directory: Path, *, scale: float = 1.0, seed: int = 0) ->
 
 
 def _movie_weights(rng: np.random.Generator, n: int) -> npt.NDArray[np.float64]:
-    """Return each movie's share of all ratings, by a random rank: 1 / (rank + k)^2.15, k = 400 at
-    ML-25M's size, fitted to its most rated movie (0.3% of the ratings) and its median one (6)."""
+    """Return each movie's share of all ratings by a random rank: 1 / (rank + k)^2.15, fitted to ML-25M."""
     ranks = rng.permutation(n) + 1
     weights = 1.0 / (ranks + max(1.0, 400 * n / ML25M_MOVIES)) ** 2.15
     return weights / weights.sum()
 
 
 def _user_counts(rng: np.random.Generator, shape: Shape) -> npt.NDArray[np.int64]:
-    """Return each user's number of ratings: at least MIN_PER_USER, a log-normal tail (ML-25M's
-    median user has 71, its heaviest over 30,000), summing to shape.ratings exactly."""
+    """Return each user's number of ratings: MIN_PER_USER plus a log-normal tail, summing to shape.ratings."""
     extra = rng.lognormal(mean=3.6, sigma=1.35, size=shape.users)
     extra *= (shape.ratings - MIN_PER_USER * shape.users) / extra.sum()
     cap = max(MIN_PER_USER, shape.movies // 2) - MIN_PER_USER  # nobody rates more than half the movies
@@ -88,9 +78,8 @@ def _user_counts(rng: np.random.Generator, shape: Shape) -> npt.NDArray[np.int64
 def _distinct_pairs(
     rng: np.random.Generator, counts: npt.NDArray[np.int64], popularity: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
-    """Return (user, movie) index pairs, counts[u] distinct movies for user u drawn by popularity,
-    sorted by user: draw with replacement and drop repeats; whoever fell short (heavy raters, whom
-    popular movies run out for) draws the rest among the movies they have not, by popularity."""
+    """Return (user, movie) index pairs sorted by user, counts[u] distinct movies for user u by popularity:
+    drawn with replacement, repeats dropped, and whoever fell short draws the rest among the others."""
     n_movies = popularity.size
     users = np.repeat(np.arange(counts.size), np.ceil(counts * 1.15).astype(np.int64))
     movies = np.minimum(np.searchsorted(np.cumsum(popularity), rng.random(users.size)), n_movies - 1)
@@ -109,8 +98,7 @@ def _distinct_pairs(
 def _first_distinct(
     rng: np.random.Generator, codes: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], n_movies: int
 ) -> npt.NDArray[np.int64]:
-    """Return, of sorted distinct codes (user * n_movies + movie), at most counts[u] of each user's,
-    chosen at random (not their lowest movie ids), sorted."""
+    """Return at most counts[u] random codes (user * n_movies + movie) of each user's, sorted."""
     owner = codes // n_movies
     order = np.lexsort((rng.random(codes.size), owner))
     starts = np.searchsorted(owner, np.arange(counts.size))
@@ -137,8 +125,7 @@ def _stars(
 
 
 def _times(rng: np.random.Generator, counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Return each rating's time: a user's ratings fall in a span of theirs (most within a day or
-    two, some over years), in random order of their movies."""
+    """Return each rating's time, within a span of its user's (most a day or two, some years)."""
     first = rng.integers(FIRST_TIME, LAST_TIME - 86_400, size=counts.size)
     span = np.minimum(np.exp(rng.uniform(np.log(600), np.log(4e8), size=counts.size)), LAST_TIME - first)
     owner = np.repeat(np.arange(counts.size), counts)

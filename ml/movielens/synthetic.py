@@ -59,8 +59,8 @@ _NOUNS = (
 )  # fmt: skip
 _TITLE_FORMS = ("{a} {n}", "The {a} {n}", "{a} {n}, The", "{n} of the {m}", "{n} in the {m}")
 
-# Text: words and tags each lean towards a direction of taste space, so they tell of a movie's taste
-# (its genres' and its own) as its ratings do. Filler words carry nothing.
+# Text: words and tags each lean towards a direction of taste space, so they tell of a movie's taste as
+# its ratings do. Filler words carry nothing.
 _TASTE_WORDS = (
     "harbour", "orchard", "cipher", "lantern", "meridian", "quarry", "ballad", "compass", "ember",
     "glacier", "labyrinth", "monsoon", "nomad", "oracle", "pilgrim", "quartet", "relic", "saga",
@@ -95,12 +95,8 @@ def write_synthetic(
     seed: int = 0,
     text: bool = False,
 ) -> Path:
-    """Write users.dat, movies.dat and ratings.dat in the ML-1M format into directory and return it.
-
-    With text, write the same users, movies and ratings in the generic CSV layout instead (users.csv,
-    ratings.csv, movies.csv with description and tags columns; ML-1M's files have no place for text):
-    descriptions and tags drawn from each movie's hidden taste. The other draws are unchanged.
-    """
+    """Write users.dat, movies.dat and ratings.dat in the ML-1M format into directory and return it;
+    with text, the same data in the generic CSV layout, plus descriptions and tags drawn from taste."""
     low, high = ratings_per_user
     if users < 1 or movies < 1:
         raise ValueError(f"need at least one user and one movie, not {users} users and {movies} movies")
@@ -149,17 +145,15 @@ def write_synthetic(
                    movie_rows)  # fmt: skip
         _write_csv(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"), rating_rows)
     else:
-        movie_lines = zip(map(str, movie_ids.tolist()), titles, genres, strict=True)
-        _write(directory / "users.dat", (SEPARATOR.join(map(str, row)) for row in user_rows))
-        _write(directory / "movies.dat", (SEPARATOR.join(row) for row in movie_lines))
-        _write(directory / "ratings.dat", (SEPARATOR.join(map(str, row)) for row in rating_rows))
+        _write(directory / "users.dat", user_rows)
+        _write(directory / "movies.dat", zip(movie_ids.tolist(), titles, genres, strict=True))
+        _write(directory / "ratings.dat", rating_rows)
     return directory
 
 
-def _write(path: Path, lines: Iterable[str]) -> None:
-    """Write lines, each ended by a newline, in the ML-1M encoding."""
-    text = "".join(f"{line}\n" for line in lines)
-    path.write_bytes(text.encode(ENCODING))
+def _write(path: Path, rows: Iterable[Sequence[object]]) -> None:
+    """Write rows in the ML-1M format: fields separated by SEPARATOR, in its encoding."""
+    path.write_bytes("".join(SEPARATOR.join(map(str, row)) + "\n" for row in rows).encode(ENCODING))
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
@@ -171,11 +165,8 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object
 
 
 def _texts(rng: np.random.Generator, movie_taste: FloatArray) -> tuple[list[str], list[str]]:
-    """Return each movie's description ("" for none) and `|`-separated tags, drawn from its taste.
-
-    Each taste word and tag has a random unit direction in taste space; a movie draws them with odds
-    exp(sharpness x cosine of its taste with the direction), and filler words at random between them.
-    """
+    """Return each movie's description ("" for none) and `|`-separated tags, drawn from its taste:
+    words and tags by their direction's cosine with it (see _odds), filler words at random between."""
     unit = movie_taste / np.linalg.norm(movie_taste, axis=1, keepdims=True)  # (movies, dim)
     n = unit.shape[0]
     word_odds = _odds(rng, unit, len(_TASTE_WORDS))  # (movies, words)
@@ -207,7 +198,6 @@ def _odds(rng: np.random.Generator, unit: FloatArray, count: int) -> FloatArray:
 
 
 def _shares(counts: tuple[int, ...] | tuple[float, ...]) -> FloatArray:
-    """Return counts scaled to probabilities."""
     array = np.asarray(counts, dtype=np.float64)
     return array / array.sum()
 
@@ -255,7 +245,6 @@ def _titles(rng: np.random.Generator, years: IntArray) -> list[str]:
 
 
 def _leaning_vector(leanings: dict[str, float]) -> FloatArray:
-    """Return a genre-weight vector for one group's leanings."""
     return np.asarray([leanings.get(genre, 0.0) for genre in GENRES])
 
 
@@ -294,11 +283,8 @@ def _choices(
     log_popularity: FloatArray,
     counts: IntArray,
 ) -> tuple[IntArray, IntArray]:
-    """Return (user index, movie index) of each rating, each user's movies in the order they were watched.
-
-    A user picks movie after movie, each time among the unseen ones with odds popularity x exp(affinity):
-    the Gumbel top-k of those weights, in key order, is exactly that sequence of draws.
-    """
+    """Return (user index, movie index) of each rating, each user's movies in the order watched: picked
+    one by one among the unseen with odds popularity x exp(affinity), which Gumbel top-k draws at once."""
     mean, scale = _affinity_scale(user_taste, movie_taste)
     n_movies = movie_taste.shape[0]
     raters: list[IntArray] = []

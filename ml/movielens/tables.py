@@ -1,17 +1,21 @@
-"""Shared by the readers of every layout: lines and CSV rows with their numbers, values checked as
-the database checks them, and the dataset put together with its references checked."""
+"""Shared by the readers of every layout: lines and CSV rows with their numbers, values and ratings
+checked as the database checks them, and the dataset put together with its references checked."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+import warnings
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ml.movielens.format import (
     AGE_BUCKETS,
+    GENRES,
     MAX_DESCRIPTION,
     MAX_TAG,
     MAX_TAGS,
@@ -19,12 +23,93 @@ from ml.movielens.format import (
     Dataset,
     MalformedDataError,
     Movie,
+    Ratings,
     User,
     tag_of,
 )
-from ml.movielens.rating_columns import ParsedRatings, RatingColumns
 
 MAX_TITLE = 255
+MAX_ID = 2**31 - 1  # the id columns' largest value (INTEGER)
+NUMERIC_BYTES = b"0123456789.,\r\n"  # all a file the fast reader takes may hold after its header
+_READ_BLOCK = 1 << 24
+
+
+class RatingColumns:
+    """A file's ratings as columns: added row by row with each one's line (in typed arrays, 40 bytes a
+    rating), or parsed whole, a line then counted again only when an error names one."""
+
+    def __init__(self, path: Path, parsed: Sequence[Any] = (), *, header: bool = True) -> None:
+        self.path, self.header, self.lines = path, header, array("q")
+        self.users, self.movies, self.stars, self.times = parsed or [array(code) for code in "qqdq"]
+
+    def add(self, line: int, user_id: int, movie_id: int, rating: float, seconds: int) -> None:
+        self.users.append(user_id)
+        self.movies.append(movie_id)
+        self.stars.append(rating)
+        self.times.append(seconds)
+        self.lines.append(line)
+
+    def line(self, index: int) -> int:
+        """Return the file line of the index-th rating."""
+        if self.lines:
+            return self.lines[index]
+        with self.path.open("rb") as handle:
+            if self.header:
+                handle.readline()
+            seen = -1
+            for number, raw in enumerate(handle, start=1 + self.header):
+                seen += bool(raw.strip())
+                if seen == index:
+                    return number
+        raise IndexError(index)
+
+    def ratings(self) -> Ratings:
+        """Return the ratings as arrays, or raise MalformedDataError for an id past the largest one."""
+        users, movies = np.asarray(self.users), np.asarray(self.movies)
+        for name, ids in (("user", users), ("movie", movies)):
+            too_big = np.flatnonzero(ids > MAX_ID)
+            if too_big.size:
+                index = int(too_big[0])
+                raise MalformedDataError(
+                    self.path, self.line(index), f"{name} id {ids[index]} is above {MAX_ID}"
+                )
+        return Ratings(
+            user_id=users.astype(np.int32),
+            movie_id=movies.astype(np.int32),
+            rating=np.asarray(self.stars).astype(np.float32),
+            timestamp=np.array(self.times, dtype=np.int64),  # a copy: not a view of a reader's buffer
+        )
+
+
+def numeric_csv_ratings(path: Path, names: Sequence[str]) -> RatingColumns | None:
+    """Return the ratings of a CSV file of numbers under a header of `names` (any order), parsed whole by
+    numpy's C reader, or None for any other file or a value `integer` or `stars` would refuse."""
+    try:
+        with path.open("rb") as handle:
+            header = [h.strip() for h in handle.readline().decode("utf-8").split(",")]
+            if sorted(header) != sorted(names):
+                return None
+            while block := handle.read(_READ_BLOCK):
+                if block.translate(None, NUMERIC_BYTES):
+                    return None
+    except (OSError, UnicodeDecodeError):
+        return None
+    kinds = dict(zip(names, (np.int64, np.int64, np.float64, np.int64), strict=True))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": no ratings
+            table = np.loadtxt(
+                path, delimiter=",", skiprows=1, comments=None, quotechar=None, encoding="ascii", ndmin=1,
+                dtype=[(name, kinds[name]) for name in header],
+            )  # fmt: skip
+    except ValueError:  # a field that is not a number of its kind, or a line of other length
+        return None
+    users, movies, stars, times = (table[name] for name in names)
+    if not (
+        (users >= 1) & (movies >= 1) & (stars >= 0.5) & (stars <= 5) & (2 * stars == np.round(2 * stars))
+    ).all():
+        return None
+    return RatingColumns(path, (users, movies, stars, times))
 
 
 def csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -126,9 +211,22 @@ def age_bucket(years: int) -> int:
 
 
 def title_of(path: Path, line: int, title: str) -> str:
-    if not title or len(title) > MAX_TITLE:
+    if not title.strip() or len(title) > MAX_TITLE:
         raise MalformedDataError(path, line, f"title is empty or longer than {MAX_TITLE} characters")
     return title
+
+
+def genre_list(
+    path: Path, line: int, text: str, names: Mapping[str, str | None] | None = None
+) -> tuple[str, ...]:
+    """Return the genres of a `|`-separated list, each a name of GENRES or of `names`, which maps it
+    to its genre (None: left out)."""
+    found = [g for g in text.split("|") if g]
+    known = names or dict(zip(GENRES, GENRES, strict=True))
+    unknown = [g for g in found if g not in known]
+    if unknown:
+        raise MalformedDataError(path, line, f"unknown genre {unknown[0]!r}: one of {', '.join(known)}")
+    return tuple(g for n in found if (g := known[n]))
 
 
 def description(path: Path, line: int, text: str) -> str | None:
@@ -164,27 +262,27 @@ def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation:
     return User(user_id, gender or None, years, occ, zip_code or None)
 
 
-def dataset(
-    ratings_path: Path, users: list[User] | None, movies: list[Movie], columns: RatingColumns | ParsedRatings
-) -> Dataset:
+def dataset(users: list[User] | None, movies: list[Movie], columns: RatingColumns) -> Dataset:
     """Return the dataset after checking every rating's user (when users are listed) and movie, and
     that no user rates a movie twice; users are the raters, demographics unknown, when not listed."""
-    ratings = columns.ratings(ratings_path)
+    ratings = columns.ratings()
     if users is None:
         users = [User(int(u), None, None, None, None) for u in np.unique(ratings.user_id)]
-    checks = [("movie", ratings.movie_id, [m.id for m in movies])]
-    checks.insert(0, ("user", ratings.user_id, [u.id for u in users]))
+    checks = (
+        ("user", ratings.user_id, [u.id for u in users]),
+        ("movie", ratings.movie_id, [m.id for m in movies]),
+    )
     for name, column, known in checks:
         bad = np.flatnonzero(~np.isin(column, np.asarray(known, dtype=np.int32)))
         if bad.size:
             raise MalformedDataError(
-                ratings_path, columns.line(int(bad[0])), f"{name} id {int(column[bad[0]])} is not defined"
+                columns.path, columns.line(int(bad[0])), f"{name} id {int(column[bad[0]])} is not defined"
             )
     pairs = ratings.user_id.astype(np.int64) * (1 << 32) + ratings.movie_id
     _, first = np.unique(pairs, return_index=True)
     if first.size != pairs.size:
         again = int(np.setdiff1d(np.arange(pairs.size), first)[0])
         raise MalformedDataError(
-            ratings_path, columns.line(again), "the same user rates the same movie twice"
+            columns.path, columns.line(again), "the same user rates the same movie twice"
         )
     return Dataset(users=users, movies=movies, ratings=ratings)

@@ -159,7 +159,8 @@ def test_no_request_reads_a_gap_row_training_never_updated(
     learned = _gap_table(trained.model)
     np.testing.assert_array_equal(learned[raw], initial[raw])  # never trained: as initialised
     history = [HistoryItem(3, 4, 1_000_000)]
-    used = int(version._history([history], at=1_000_000 + 30 * 365 * 86_400)["gap"][0])
+    anonymous = UserFeatures(None, None, None, None)
+    used = int(version.user_arrays([(anonymous, history)], at=1_000_000 + 30 * 365 * 86_400)["gap"][0])
     assert used in gaps and used == max(gaps)
     assert not np.array_equal(learned[used], initial[used])
     assert version.time_key(1_000_000, 1_000_000 + 30 * 365 * 86_400) == used

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ml.movielens import csv_layouts
+from ml.movielens import layouts
 from ml.movielens.format import MalformedDataError
 from ml.movielens.layouts import detect, load
-from ml.movielens.rating_columns import numeric_csv_ratings
+from ml.movielens.tables import numeric_csv_ratings
 
 GENRE_FLAGS = (
     "0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0"  # unknown, Action, Adventure, Animation, Children's, ...
@@ -164,7 +164,7 @@ def test_a_ratings_file_of_numbers_is_parsed_whole_to_what_the_line_reader_reads
     parsed = numeric_csv_ratings(path, NAMES)
     assert parsed is not None and parsed.line(2) == 5  # the third rating, after the blank line
     whole = load(directory).dataset.ratings
-    monkeypatch.setattr(csv_layouts, "numeric_csv_ratings", lambda *_: None)
+    monkeypatch.setattr(layouts, "numeric_csv_ratings", lambda *_: None)
     by_line = load(directory).dataset.ratings
     for name in ("user_id", "movie_id", "rating", "timestamp"):
         assert getattr(whole, name).dtype == getattr(by_line, name).dtype
