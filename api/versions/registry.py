@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.versions.models import ModelVersion as VersionRow
+from api.versions.service import active_version
 from ml.serving import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,10 @@ class ModelRegistry:
 
     def get(self, session: Session) -> ActiveModel | None:
         """Return the active model (None when no version is active)."""
-        if self.is_fresh():
-            return self._current
-        with self._lock:
-            if time.monotonic() - self._checked_at >= self.check_interval:
-                self._refresh(session)
+        if not self.is_fresh():
+            with self._lock:
+                if not self.is_fresh():  # another thread may have read it meanwhile
+                    self._refresh(session)
         return self._current
 
     def invalidate(self) -> None:
@@ -87,7 +86,7 @@ class ModelRegistry:
         self._checked_at = float("-inf")
 
     def _refresh(self, session: Session) -> None:
-        row = session.execute(select(VersionRow).where(VersionRow.is_active.is_(True))).scalar_one_or_none()
+        row = active_version(session=session)
         if row is None:
             self._current = None
         elif self._current is None or self._current.version_id != row.id:
