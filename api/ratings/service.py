@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, func, select, tuple_
+from sqlalchemy import Row, Select, bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from api.db import utcnow
@@ -27,17 +27,12 @@ class RatingStats:
 NEWEST_FIRST = (Rating.rated_at.desc(), Rating.movie_id.desc())
 
 
-@dataclass(frozen=True)
-class RatingRecord:
-    movie_id: int
-    rating: float
-    rated_at: datetime
-
-
-def latest_records(*, session: Session, user_id: int, limit: int | None = None) -> list[RatingRecord]:
-    """Return the user's newest ratings first (all of them without a limit) as plain records."""
+def latest_records(
+    *, session: Session, user_id: int, limit: int | None = None
+) -> list[Row[int, float, datetime]]:
+    """Return the user's newest ratings first (all of them without a limit): movie_id, rating, rated_at."""
     query = select(Rating.movie_id, Rating.rating, Rating.rated_at).where(Rating.user_id == user_id)
-    return [RatingRecord(*row) for row in session.execute(query.order_by(*NEWEST_FIRST).limit(limit))]
+    return list(session.execute(query.order_by(*NEWEST_FIRST).limit(limit)))
 
 
 def rating_stats_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, RatingStats]:

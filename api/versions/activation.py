@@ -21,12 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def build_collection(*, session: Session, store: VectorStore, version_id: int, model: LoadedModel) -> str:
-    """Return the name of the version's collection, holding a vector for every movie in the database.
-
-    Movies added after training get a vector from their features (description and tags included, read
-    as training read them). A complete existing collection is reused; an incomplete one (an
-    interrupted build) is rebuilt.
-    """
+    """Return the name of the version's collection, holding a vector for every movie in the database:
+    movies added after training are encoded from their features. A complete collection is reused."""
     name = collection_name(version_id)
     movies = list(session.execute(select(Movie).order_by(Movie.id)).scalars())
     if store.exists(name) and store.count(name) == len(movies):

@@ -60,14 +60,9 @@ class ModelRegistry:
 
     def __init__(self, *, check_interval: float = 1.0) -> None:
         self.check_interval = check_interval
-        self._current: ActiveModel | None = None
+        self.current: ActiveModel | None = None  # as last read: what get returns while is_fresh
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
-
-    @property
-    def current(self) -> ActiveModel | None:
-        """The model as last read (what get returns while is_fresh)."""
-        return self._current
 
     def is_fresh(self) -> bool:
         """Return whether the database was read within check_interval."""
@@ -75,21 +70,19 @@ class ModelRegistry:
 
     def get(self, session: Session) -> ActiveModel | None:
         """Return the active model (None when no version is active)."""
-        if not self.is_fresh():
-            with self._lock:
-                if not self.is_fresh():  # another thread may have read it meanwhile
-                    self._refresh(session)
-        return self._current
+        if self.is_fresh():
+            return self.current
+        with self._lock:
+            if not self.is_fresh():  # another thread may have read it meanwhile
+                row = active_version(session=session)
+                if row is None:
+                    self.current = None
+                elif self.current is None or self.current.version_id != row.id:
+                    log.info("loading model version %d from %s", row.id, row.artifact_path)
+                    self.current = load_active_model(row)
+                self._checked_at = time.monotonic()
+        return self.current
 
     def invalidate(self) -> None:
         """Make the next get() re-read the database (after this process activated a version)."""
         self._checked_at = float("-inf")
-
-    def _refresh(self, session: Session) -> None:
-        row = active_version(session=session)
-        if row is None:
-            self._current = None
-        elif self._current is None or self._current.version_id != row.id:
-            log.info("loading model version %d from %s", row.id, row.artifact_path)
-            self._current = load_active_model(row)
-        self._checked_at = time.monotonic()
