@@ -1,9 +1,5 @@
-"""Prometheus metrics (prometheus_client) and the one-line-per-request access log: the metric
-objects every layer counts into, importing nothing of the API.
-
-With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR so that every worker's samples are
-aggregated (prometheus_client's multiprocess mode); /metrics (api.ops) then reports the sum.
-"""
+"""Prometheus metrics every layer counts into, and the access log. With several uvicorn workers set
+PROMETHEUS_MULTIPROC_DIR: /metrics (api.ops) then reports the sum of every worker's samples."""
 
 from __future__ import annotations
 

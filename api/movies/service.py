@@ -25,11 +25,8 @@ class MovieRecord:
 
 
 class TitleCache:
-    """Titles and years shared by a process's requests, read again after `max_age` seconds.
-
-    The API never changes a stored movie; only a re-import of a corrected movies file can, and
-    that shows within max_age. At most `capacity` movies are kept; the rest are read each time.
-    """
+    """Titles and years shared by a process's requests, at most `capacity`, read again after `max_age`
+    seconds: only a re-import of a corrected movies file changes a stored movie."""
 
     def __init__(self, *, max_age: float = 60.0, capacity: int = 100_000) -> None:
         self._records: TTLCache[int, MovieRecord] = TTLCache(capacity, max_age)

@@ -1,10 +1,8 @@
-"""The only writes of the ratings table: the API's rate and delete, and the import, go through here.
+"""The only writes of the ratings table: the API's rate and delete, and the import.
 
-Each write first bumps the ratings version of every user it changes, in the same transaction: kept
-recommendations read that version, so no write leaves a kept list looking current. Bumping first
-takes the user's row lock before the rating's foreign-key check asks for a shared one, so concurrent
-raters of one user queue instead of deadlocking.
-"""
+Each first bumps the ratings version of every user it changes, in its transaction, so no kept list
+stays current. Bumping first takes the user's row lock before the rating's foreign-key check asks
+for a shared one: concurrent raters of one user queue instead of deadlocking."""
 
 from __future__ import annotations
 
@@ -44,13 +42,9 @@ def upsert_rating_columns(
     batch_size: int = 20_000,
     report: Callable[[int], Any] | None = None,
 ) -> int | None:
-    """Insert or replace ratings given as columns (the import), in the caller's transaction; return
-    how many rows the ratings table holds when known without counting (after a bulk load), else None.
-
-    On MySQL an empty ratings table is filled by one LOAD DATA (_load_in_bulk); otherwise each batch
-    is one multi-row INSERT written from the numbers themselves (nothing to quote), not row
-    dictionaries bound one value at a time by the driver. Elsewhere, the portable upsert.
-    """
+    """Insert or replace the import's ratings in the caller's transaction; return the table's row
+    count when known without counting (after a bulk load), else None. On MySQL an empty table gets
+    one LOAD DATA, else each batch is one INSERT written from the numbers (no binding per value)."""
     connection = session.connection()
     mysql = connection.dialect.name == "mysql"
     _bump(session, np.unique(ratings.user_id).tolist())
@@ -110,12 +104,9 @@ def _can_load_in_bulk(session: Session, ratings: Ratings) -> bool:
 
 
 def _load_in_bulk(session: Session, ratings: Ratings) -> None:
-    """Load ratings into the empty ratings table with one LOAD DATA, in the caller's transaction.
-
-    With unique and foreign-key checks off, MariaDB fills an empty InnoDB table in bulk, sorting each
-    index once, without undo log per row. The checks it skips are made here first, on rows locked
-    until commit; a rollback empties the table again. The rows go through a temporary file.
-    """
+    """Load ratings into the empty ratings table with one LOAD DATA of a temporary file, with unique
+    and foreign-key checks off (MariaDB then fills it in bulk); the skipped checks are made here first
+    on rows locked until commit. A rollback empties the table again."""
     connection = session.connection()
     for table, column in (("users", ratings.user_id), ("movies", ratings.movie_id)):
         known = np.fromiter(

@@ -13,7 +13,7 @@ from api.errors import BadUserInput
 from api.movies.models import Movie
 from api.movies.service import genres_by_movie, tags_by_movie
 from api.vectors.store import VectorStore
-from api.versions.jobs import record_activation
+from api.versions.models import Activation
 from api.versions.service import active_version, collection_name, get_version, servable_artifact, set_active
 from ml.serving import LoadedModel, MovieFeatures
 
@@ -57,12 +57,10 @@ def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int, by:
     with sessions.begin() as session:
         previous = active_version(session=session)
         set_active(session=session, version_id=version_id, collection=name)
-        if previous is None or previous.id != version_id:  # `movierec up` re-activates: no switch
-            record_activation(
-                session=session,
-                version_id=version_id,
-                previous_version_id=previous.id if previous else None,
-                by=by,
+        previous_id = previous.id if previous else None
+        if previous_id != version_id:  # `movierec up` re-activates: no switch to record
+            session.add(
+                Activation(version_id=version_id, previous_version_id=previous_id, activated_by=by[:64])
             )
     return name
 

@@ -15,12 +15,6 @@ log = logging.getLogger(__name__)
 ERROR_CHARS = 2000  # of a failed job's message kept in its row
 
 
-def record_activation(*, session: Session, version_id: int, previous_version_id: int | None, by: str) -> None:
-    """Record a switch, in the caller's transaction (the one that makes the version active)."""
-    switch = Activation(version_id=version_id, previous_version_id=previous_version_id, activated_by=by[:64])
-    session.add(switch)
-
-
 def activations(*, session: Session, limit: int = 100) -> list[Activation]:
     """Return the newest activations first."""
     return list(session.scalars(select(Activation).order_by(Activation.id.desc()).limit(limit)))

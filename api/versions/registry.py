@@ -52,11 +52,8 @@ def load_active_model(row: VersionRow) -> ActiveModel:
 
 
 class ModelRegistry:
-    """Answers "which model serves now?", re-reading the database at most every check_interval seconds.
-
-    Switching versions is a single-row change in MySQL; every API process picks it up within
-    check_interval without a restart, and a request always uses one consistent version.
-    """
+    """Answers "which model serves now?", re-reading the database at most every check_interval seconds:
+    every process picks up a switch without a restart, and a request uses one consistent version."""
 
     def __init__(self, *, check_interval: float = 1.0) -> None:
         self.check_interval = check_interval

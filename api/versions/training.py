@@ -67,12 +67,8 @@ def run_training(
     on_started: Callable[[int], None] | None = None,
     version_id: int | None = None,
 ) -> int:
-    """Train a new version on the database's data and return its id; the run is recorded either way.
-
-    A failure (too little data, a NaN loss, an interruption) marks the version failed with the
-    error text and leaves no version directory; the active version never changes here. With
-    version_id, the run takes over that queued version (one the dashboard queued for its worker).
-    """
+    """Train a new version on the database's data and return its id; a failure marks it failed with
+    the error text. With version_id, the run takes over that queued version (the dashboard's worker)."""
     from ml.export import save_version
     from ml.train import train
 
