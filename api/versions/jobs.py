@@ -21,9 +21,8 @@ def activations(*, session: Session, limit: int = 100) -> list[Activation]:
 
 
 class KeptJob:
-    """Writes a kept-lists job's progress and outcome to the newest activation of its version, so
-    that every process (and the dashboard) sees a job that runs in the background or failed there.
-    A version never activated through `activate` (none recorded) records nothing."""
+    """Writes a kept-lists job's progress and outcome to the newest activation of its version, where
+    every process and the dashboard see it; a version never activated through `activate` records nothing."""
 
     def __init__(self, sessions: sessionmaker, version_id: int) -> None:
         self.sessions = sessions

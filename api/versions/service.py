@@ -38,12 +38,9 @@ def start_version(*, session: Session, params: dict[str, Any], started_by: str) 
 
 def busy_version(*, session: Session, lock: bool = False) -> ModelVersion | None:
     """Return the queued or running version, if any (lock: hold its rows until the caller commits)."""
-    query = (
-        select(ModelVersion).where(ModelVersion.status.in_(("queued", "running"))).order_by(ModelVersion.id)
-    )
-    if lock:
-        query = query.with_for_update()
-    return session.execute(query.limit(1)).scalar_one_or_none()
+    query = select(ModelVersion).where(ModelVersion.status.in_(("queued", "running")))
+    query = query.order_by(ModelVersion.id).limit(1)
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def queue_version(*, session: Session, params: dict[str, Any], started_by: str) -> ModelVersion:
