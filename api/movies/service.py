@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from cachetools import TTLCache
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from api.errors import BadUserInput
@@ -121,13 +121,7 @@ def list_movies(
         query = query.where(Movie.title.icontains(search, autoescape=True))
     if genre:
         check_genres(session=session, genres=[genre])
-        query = query.where(
-            Movie.id.in_(
-                select(movie_genres.c.movie_id)
-                .join(Genre, Genre.id == movie_genres.c.genre_id)
-                .where(Genre.name == genre)
-            )
-        )
+        query = query.where(Movie.genres.any(Genre.name == genre))
     if year_from is not None:
         query = query.where(Movie.year >= year_from)
     if year_to is not None:
@@ -143,10 +137,8 @@ def create_movie(*, session: Session, title: str, year: int | None, genres: Sequ
     if not title.isprintable():
         raise BadUserInput("title must not contain control, format or unassigned characters")
     genres = check_genres(session=session, genres=genres)
-    movie = Movie(title=title, year=year)
+    rows = session.scalars(select(Genre).where(Genre.name.in_(genres)))
+    movie = Movie(title=title, year=year, genres=list(rows))
     session.add(movie)
     session.flush()
-    ids = dict(session.execute(select(Genre.name, Genre.id).where(Genre.name.in_(genres))).all())
-    if genres:
-        session.execute(insert(movie_genres), [{"movie_id": movie.id, "genre_id": ids[g]} for g in genres])
     return movie
