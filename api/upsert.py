@@ -14,11 +14,8 @@ from sqlalchemy.sql import Insert, TableClause
 def upsert_statement(
     connection: Connection | AsyncConnection, table: FromClause, key: Sequence[str], update: Sequence[str]
 ) -> Insert:
-    """Return an INSERT that updates `update` columns of an existing row with the same `key`.
-
-    With no `update` columns an existing row is left as it is. Unlike INSERT IGNORE, no other
-    error (a CHECK or foreign-key violation) is turned into a warning.
-    """
+    """Return an INSERT that updates `update` columns of an existing row with the same `key` (with none,
+    leaves it as it is). Unlike INSERT IGNORE, it turns no other error (CHECK, foreign key) into a warning."""
     target = cast(TableClause, table)  # ORM models expose __table__ as a FromClause
     dialect = connection.dialect.name
     if dialect == "mysql":

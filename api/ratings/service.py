@@ -36,16 +36,13 @@ def latest_records(
 
 
 def rating_stats_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, RatingStats]:
-    """Return the average rating and the number of ratings of each movie."""
-    stats = {i: RatingStats(None, 0) for i in ids}
+    """Return the average rating and the number of ratings of each rated movie."""
     rows = session.execute(
         select(Rating.movie_id, func.avg(Rating.rating), func.count())
         .where(Rating.movie_id.in_(set(ids)))
         .group_by(Rating.movie_id)
     )
-    for movie_id, average, count in rows:
-        stats[movie_id] = RatingStats(round(float(average), 4), int(count))
-    return stats
+    return {movie_id: RatingStats(round(float(average), 4), int(count)) for movie_id, average, count in rows}
 
 
 # A user's rated movies joined by commas, one string a user: a heavy rater costs one row to parse
@@ -73,8 +70,7 @@ def ratings_page(
 
 
 def check_stars(stars: float, what: str = "rating") -> float:
-    """Return a rating's stars, or raise BadUserInput unless it is 0.5 to 5 in half steps (the
-    database checks the same)."""
+    """Return the stars, or raise BadUserInput unless 0.5 to 5 in half steps (as the database checks)."""
     if isinstance(stars, bool) or not isinstance(stars, int | float) or not math.isfinite(stars):
         raise BadUserInput(f"{what} must be a number of stars")
     if not (0.5 <= stars <= 5 and float(2 * stars).is_integer()):

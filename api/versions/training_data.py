@@ -36,8 +36,8 @@ def load_training_data(*, session: Session) -> Dataset:
 
 
 def read_ratings(*, session: Session) -> Ratings:
-    """Return every rating as typed arrays, streamed from the database RATINGS_CHUNK rows at a time
-    (the seconds computed by the database, no datetime objects)."""
+    """Return every rating as typed arrays, streamed RATINGS_CHUNK rows at a time (seconds computed by
+    the database: no datetime objects)."""
     query = select(Rating.user_id, Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
     types = (np.int32, np.int32, np.float32, np.int64)  # half stars are floats
     parts: tuple[list[np.ndarray], ...] = ([], [], [], [])
