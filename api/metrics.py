@@ -1,16 +1,10 @@
-"""Prometheus metrics (prometheus_client) and the one-line-per-request access log: the metric
-objects every layer counts into, importing nothing of the API.
-
-With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR so that every worker's samples are
-aggregated (prometheus_client's multiprocess mode); /metrics (api.ops) then reports the sum.
-"""
+"""Prometheus metrics every layer counts into, and the access log. With several uvicorn workers set
+PROMETHEUS_MULTIPROC_DIR: /metrics (api.ops) then reports the sum of every worker's samples."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-import time
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -32,16 +26,13 @@ ANSWERS = Counter(
 
 
 class BufferedAccessHandler(logging.StreamHandler):
-    """The access log's handler: lines go through the stream's buffer, flushed at most every
-    `interval` seconds (by a background thread when traffic stops) and on close, as nginx's
-    buffered access_log does: a write per request costs a worker time under load, and
-    a crash loses at most `interval` seconds of access lines, and warnings are not written here.
-    """
+    """The access log's handler: lines go through the stream's buffer, flushed every `interval` seconds
+    by a background thread and on close, as nginx's buffered access_log: a write per request costs a
+    worker time under load, and a crash loses at most `interval` seconds of access lines."""
 
     def __init__(self, stream: Any = None, interval: float = 1.0) -> None:
         super().__init__(stream)
         self.interval = interval
-        self._flushed = time.monotonic()
         self._ticker: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -51,21 +42,14 @@ class BufferedAccessHandler(logging.StreamHandler):
             self._ticker.start()
         super().emit(record)
 
-    def flush(self) -> None:  # StreamHandler.emit calls this after every line
-        if time.monotonic() - self._flushed >= self.interval:
-            self.flush_now()
-
-    def flush_now(self) -> None:
-        with self.lock or contextlib.nullcontext():
-            if self.stream is not None and hasattr(self.stream, "flush"):
-                self.stream.flush()
-            self._flushed = time.monotonic()
+    def flush(self) -> None:
+        """Nothing: StreamHandler.emit calls this after every line; the ticker and close flush."""
 
     def close(self) -> None:
         self._closed.set()
-        self.flush_now()
+        super().flush()
         super().close()
 
     def _tick(self) -> None:
         while not self._closed.wait(self.interval):
-            self.flush_now()
+            super().flush()

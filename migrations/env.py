@@ -1,11 +1,12 @@
-"""Alembic environment: the URL comes from movierec's settings, or from a connection handed in."""
+"""Alembic environment: the URL comes from the Alembic configuration, else from movierec's settings."""
 
 from __future__ import annotations
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
-from sqlalchemy import JSON, Connection
+from sqlalchemy import JSON
 from sqlalchemy.types import TypeEngine
 
 import admin.models
@@ -21,11 +22,11 @@ from api.settings import Settings
 # Every table of the product, including the dashboard's: the modules above declare them on Base.
 MODEL_MODULES = (admin.models, api.access.models, api.movies.models, api.ratings.models,
                  api.recommend.models, api.users.models, api.versions.models)  # fmt: skip
-metadata = Base.metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
+url = config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url
 
 
 def compare_type(
@@ -35,55 +36,35 @@ def compare_type(
     return False if isinstance(ours, JSON) and type(inspected).__name__ in {"LONGTEXT", "JSON"} else None
 
 
-def _configure(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        compare_type=compare_type,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-
-
-def _run(connection: Connection) -> None:
-    """Run the migrations in one transaction. On SQLite, with foreign keys unchecked while they run:
-    batch mode rebuilds a table by copy, drop and rename, and dropping a table that others reference
-    would fail (Alembic's advice); the keys are checked whole before the transaction commits."""
-    _configure(connection)
-    raw = connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
-    if raw is not None:  # outside a transaction, where SQLite lets this pragma change
-        raw.execute("PRAGMA foreign_keys=OFF")
-    try:
-        with context.begin_transaction():
-            context.run_migrations()
-            if raw is not None:
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
-                if broken:
-                    raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
-    finally:
-        if raw is not None:
-            raw.execute("PRAGMA foreign_keys=ON")
+OPTIONS: dict[str, Any] = {"target_metadata": Base.metadata, "compare_type": compare_type}
 
 
 def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)
-        return
-    url = config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url
+    """Run the migrations in one transaction. On SQLite, with foreign keys unchecked while they run:
+    batch mode rebuilds a table by copy, drop and rename, and dropping a table that others reference
+    would fail (Alembic's advice); the keys are checked whole before the transaction commits."""
     engine = make_engine(url)
     with engine.connect() as connection:
-        _run(connection)
+        sqlite = connection.dialect.name == "sqlite"
+        context.configure(connection=connection, render_as_batch=sqlite, **OPTIONS)
+        raw = connection.connection.driver_connection if sqlite else None
+        if raw is not None:  # outside a transaction, where SQLite lets this pragma change
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all() if raw else []
+                if broken:
+                    raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
     engine.dispose()
 
 
-def run_migrations_offline() -> None:
-    url = config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url
-    context.configure(url=url, target_metadata=metadata, literal_binds=True, compare_type=compare_type)
+if context.is_offline_mode():
+    context.configure(url=url, literal_binds=True, **OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
-
-
-if context.is_offline_mode():
-    run_migrations_offline()
 else:
     run_migrations_online()

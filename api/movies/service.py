@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from cachetools import TTLCache
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from api.errors import BadUserInput
@@ -22,65 +22,36 @@ class MovieRecord:
     id: int
     title: str
     year: int | None
-    read_at: float = field(default=0.0, compare=False)  # time.monotonic() when read from the database
 
 
 class TitleCache:
-    """Titles and years shared by a process's requests, read again after `max_age` seconds.
-
-    The API never changes a stored movie; only a re-import of a corrected movies file can, and
-    that shows within max_age. At most `capacity` movies are kept; the rest are read each time.
-    """
+    """Titles and years shared by a process's requests, at most `capacity`, read again after `max_age`
+    seconds: only a re-import of a corrected movies file changes a stored movie."""
 
     def __init__(self, *, max_age: float = 60.0, capacity: int = 100_000) -> None:
-        self.max_age, self.capacity = max_age, capacity
-        self._records: dict[int, MovieRecord] = {}
+        self._records: TTLCache[int, MovieRecord] = TTLCache(capacity, max_age)
         self._lock = threading.Lock()
 
     def cached(self, ids: Sequence[int]) -> dict[int, MovieRecord] | None:
-        """Return the movies with the given ids if every one is kept and fresh, else None (read them
-        with get_many)."""
-        now = time.monotonic()
-        found = {}
-        for movie_id in ids:
-            record = self._fresh(movie_id, now)
-            if record is None:
-                return None
-            found[movie_id] = record
-        return found
+        """Return the movies with the given ids if every one is kept and fresh, else None."""
+        found = self._kept(ids)
+        return found if len(found) == len(set(ids)) else None
 
-    def _fresh(self, movie_id: int, now: float) -> MovieRecord | None:
-        """Return the kept record of a movie if it was read within max_age."""
-        record = self._records.get(movie_id)
-        return None if record is None or now - record.read_at > self.max_age else record
-
-    def get_many(
-        self, *, session: Session | Callable[[], Session], ids: Sequence[int]
-    ) -> dict[int, MovieRecord]:
-        """Return the movies with the given ids, by id (absent ids are left out).
-
-        `session` may be a callable giving one, called only if some movie must be read.
-        """
-        now = time.monotonic()
-        found: dict[int, MovieRecord] = {}
-        missing = set()
-        for movie_id in ids:
-            record = self._fresh(movie_id, now)
-            if record is None:
-                missing.add(movie_id)
-            else:
-                found[movie_id] = record
-        if missing:
-            if not isinstance(session, Session):
-                session = session()
+    def get_many(self, *, session: Session, ids: Sequence[int]) -> dict[int, MovieRecord]:
+        """Return the movies with the given ids, by id (absent ids are left out)."""
+        found = self._kept(ids)
+        if missing := set(ids) - found.keys():
             rows = session.execute(select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
-            fresh = {row.id: MovieRecord(row.id, row.title, row.year, now) for row in rows}
+            fresh = {row.id: MovieRecord(row.id, row.title, row.year) for row in rows}
             found.update(fresh)
             with self._lock:
-                if len(self._records) + len(fresh) > self.capacity:
-                    self._records.clear()
                 self._records.update(fresh)
         return found
+
+    def _kept(self, ids: Sequence[int]) -> dict[int, MovieRecord]:
+        with self._lock:  # a TTLCache changes as it is read (it drops what expired)
+            kept = ((movie_id, self._records.get(movie_id)) for movie_id in ids)
+            return {movie_id: record for movie_id, record in kept if record is not None}
 
 
 def genre_names(*, session: Session) -> list[str]:
@@ -103,38 +74,32 @@ def check_genre_names(genres: Sequence[str], known: Collection[str]) -> list[str
 
 def movies_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, Movie]:
     """Return the movies with the given ids, by id (absent ids are left out)."""
-    if not ids:
-        return {}
     rows = session.execute(select(Movie).where(Movie.id.in_(set(ids)))).scalars()
     return {movie.id: movie for movie in rows}
 
 
 def genres_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
     """Return each movie's genre names, alphabetically."""
-    result: dict[int, list[str]] = defaultdict(list)
-    if ids:
-        rows = session.execute(
-            select(movie_genres.c.movie_id, Genre.name)
-            .join(Genre, Genre.id == movie_genres.c.genre_id)
-            .where(movie_genres.c.movie_id.in_(set(ids)))
-            .order_by(Genre.name)
-        )
-        for movie_id, name in rows:
-            result[movie_id].append(name)
-    return result
+    query = (
+        select(movie_genres.c.movie_id, Genre.name)
+        .join(Genre, Genre.id == movie_genres.c.genre_id)
+        .where(movie_genres.c.movie_id.in_(set(ids)))
+        .order_by(Genre.name)
+    )
+    return _by_movie(session, query, ids)
 
 
 def tags_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
     """Return each movie's tags, most applied first (movies without tags are left out)."""
+    query = select(MovieTag.movie_id, MovieTag.tag).where(MovieTag.movie_id.in_(set(ids)))
+    return _by_movie(session, query.order_by(MovieTag.position), ids)
+
+
+def _by_movie(session: Session, query: Select[int, str], ids: Sequence[int]) -> dict[int, list[str]]:
+    """Return the query's (movie id, text) rows as lists by movie; no ids read nothing."""
     result: dict[int, list[str]] = defaultdict(list)
-    if ids:
-        rows = session.execute(
-            select(MovieTag.movie_id, MovieTag.tag)
-            .where(MovieTag.movie_id.in_(set(ids)))
-            .order_by(MovieTag.movie_id, MovieTag.position)
-        )
-        for movie_id, tag in rows:
-            result[movie_id].append(tag)
+    for movie_id, text in session.execute(query) if ids else ():
+        result[movie_id].append(text)
     return result
 
 
@@ -153,17 +118,10 @@ def list_movies(
     if after_id is not None:
         query = query.where(Movie.id > after_id)
     if search:
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Movie.title.ilike(f"%{escaped}%", escape="\\"))
+        query = query.where(Movie.title.icontains(search, autoescape=True))
     if genre:
         check_genres(session=session, genres=[genre])
-        query = query.where(
-            Movie.id.in_(
-                select(movie_genres.c.movie_id)
-                .join(Genre, Genre.id == movie_genres.c.genre_id)
-                .where(Genre.name == genre)
-            )
-        )
+        query = query.where(Movie.genres.any(Genre.name == genre))
     if year_from is not None:
         query = query.where(Movie.year >= year_from)
     if year_to is not None:
@@ -179,10 +137,8 @@ def create_movie(*, session: Session, title: str, year: int | None, genres: Sequ
     if not title.isprintable():
         raise BadUserInput("title must not contain control, format or unassigned characters")
     genres = check_genres(session=session, genres=genres)
-    movie = Movie(title=title, year=year)
+    rows = session.scalars(select(Genre).where(Genre.name.in_(genres)))
+    movie = Movie(title=title, year=year, genres=list(rows))
     session.add(movie)
     session.flush()
-    ids = dict(session.execute(select(Genre.name, Genre.id).where(Genre.name.in_(genres))).all())
-    if genres:
-        session.execute(insert(movie_genres), [{"movie_id": movie.id, "genre_id": ids[g]} for g in genres])
     return movie

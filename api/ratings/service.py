@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, func, select, tuple_
+from sqlalchemy import Row, Select, bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from api.db import utcnow
@@ -24,36 +24,25 @@ class RatingStats:
     count: int
 
 
-@dataclass(frozen=True)
-class RatingRecord:
-    movie_id: int
-    rating: float
-    rated_at: datetime
+NEWEST_FIRST = (Rating.rated_at.desc(), Rating.movie_id.desc())
 
 
-def latest_records(*, session: Session, user_id: int, limit: int | None = None) -> list[RatingRecord]:
-    """Return the user's newest ratings first (all of them without a limit) as plain records."""
-    query = (
-        select(Rating.movie_id, Rating.rating, Rating.rated_at)
-        .where(Rating.user_id == user_id)
-        .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
-        .limit(limit)
-    )
-    return [RatingRecord(*row) for row in session.execute(query)]
+def latest_records(
+    *, session: Session, user_id: int, limit: int | None = None
+) -> list[Row[int, float, datetime]]:
+    """Return the user's newest ratings first (all of them without a limit): movie_id, rating, rated_at."""
+    query = select(Rating.movie_id, Rating.rating, Rating.rated_at).where(Rating.user_id == user_id)
+    return list(session.execute(query.order_by(*NEWEST_FIRST).limit(limit)))
 
 
 def rating_stats_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, RatingStats]:
-    """Return the average rating and the number of ratings of each movie."""
-    stats = {i: RatingStats(None, 0) for i in ids}
-    if ids:
-        rows = session.execute(
-            select(Rating.movie_id, func.avg(Rating.rating), func.count())
-            .where(Rating.movie_id.in_(set(ids)))
-            .group_by(Rating.movie_id)
-        )
-        for movie_id, average, count in rows:
-            stats[movie_id] = RatingStats(round(float(average), 4), int(count))
-    return stats
+    """Return the average rating and the number of ratings of each rated movie."""
+    rows = session.execute(
+        select(Rating.movie_id, func.avg(Rating.rating), func.count())
+        .where(Rating.movie_id.in_(set(ids)))
+        .group_by(Rating.movie_id)
+    )
+    return {movie_id: RatingStats(round(float(average), 4), int(count)) for movie_id, average, count in rows}
 
 
 # A user's rated movies joined by commas, one string a user: a heavy rater costs one row to parse
@@ -74,20 +63,14 @@ def ratings_page(
     *, session: Session, user_id: int, first: int, after: tuple[datetime, int] | None = None
 ) -> list[Rating]:
     """Return up to first + 1 of the user's ratings, newest first, after the (rated_at, movie_id) cursor."""
-    query = (
-        select(Rating)
-        .where(Rating.user_id == user_id)
-        .order_by(Rating.rated_at.desc(), Rating.movie_id.desc())
-        .limit(first + 1)
-    )
+    query = select(Rating).where(Rating.user_id == user_id).order_by(*NEWEST_FIRST).limit(first + 1)
     if after is not None:
         query = query.where(tuple_(Rating.rated_at, Rating.movie_id) < tuple_(*after))
     return list(session.execute(query).scalars())
 
 
 def check_stars(stars: float, what: str = "rating") -> float:
-    """Return a rating's stars, or raise BadUserInput unless it is 0.5 to 5 in half steps (the
-    database checks the same)."""
+    """Return the stars, or raise BadUserInput unless 0.5 to 5 in half steps (as the database checks)."""
     if isinstance(stars, bool) or not isinstance(stars, int | float) or not math.isfinite(stars):
         raise BadUserInput(f"{what} must be a number of stars")
     if not (0.5 <= stars <= 5 and float(2 * stars).is_integer()):
@@ -101,12 +84,7 @@ def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: float) 
     get_user(session=session, user_id=user_id)
     if session.get(Movie, movie_id) is None:
         raise NotFound(f"movie {movie_id} does not exist")
-    values = {
-        "user_id": user_id,
-        "movie_id": movie_id,
-        "rating": rating,
-        "rated_at": utcnow().replace(microsecond=0),
-    }
+    values = dict(user_id=user_id, movie_id=movie_id, rating=rating, rated_at=utcnow().replace(microsecond=0))
     upsert_ratings(session=session, rows=[values])
     return Rating(**values)
 

@@ -1,25 +1,21 @@
-"""The only writes of the ratings table: the API's rate and delete, and the import, go through here.
+"""The only writes of the ratings table: the API's rate and delete, and the import.
 
-Each write bumps the ratings version of every user whose ratings it changes, in the same
-transaction: the fingerprint of a user's kept recommendations reads that version, so no write
-can leave a kept list looking current (tests/api/test_rating_writes.py holds every other module to
-this). The bump comes before the rating is touched: the user's row lock is then taken before the
-rating's foreign-key check asks for a shared one, so concurrent raters of one user queue instead
-of deadlocking.
-"""
+Each first bumps the ratings version of every user it changes, in its transaction, so no kept list
+stays current. Bumping first takes the user's row lock before the rating's foreign-key check asks
+for a shared one: concurrent raters of one user queue instead of deadlocking."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from pymysql.constants import CLIENT
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, Insert, delete, update
 from sqlalchemy.orm import Session
 
-from api.db import from_epoch
 from api.ratings.models import Rating
 from api.upsert import upsert_statement
 from api.users.models import User
@@ -27,26 +23,16 @@ from ml.movielens.format import Ratings
 
 BUMP_CHUNK = 1_000  # users per UPDATE
 BULK_FORMAT_CHUNK = 1_000_000  # ratings formatted at a time into the bulk load's file
+MYSQL_UPSERT = (
+    "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES {} "
+    "ON DUPLICATE KEY UPDATE rating = VALUES(rating), rated_at = VALUES(rated_at)"
+)
 
 
-def upsert_ratings(
-    *,
-    session: Session,
-    rows: Sequence[dict[str, Any]],
-    batch_size: int = 20_000,
-    report: Callable[[int], Any] | None = None,
-) -> None:
+def upsert_ratings(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert or replace ratings (user_id, movie_id, rating, rated_at), in the caller's transaction."""
     _bump(session, sorted({row["user_id"] for row in rows}))
-    connection = session.connection()
-    statement = upsert_statement(
-        connection, Rating.__table__, ["user_id", "movie_id"], ["rating", "rated_at"]
-    )
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        connection.execute(statement, list(chunk))
-        if report is not None:
-            report(len(chunk))
+    session.connection().execute(_upsert(session.connection()), list(rows))
 
 
 def upsert_rating_columns(
@@ -56,36 +42,35 @@ def upsert_rating_columns(
     batch_size: int = 20_000,
     report: Callable[[int], Any] | None = None,
 ) -> int | None:
-    """Insert or replace ratings given as columns (the import), in the caller's transaction; return
-    how many rows the ratings table holds when that is known without counting them (after a bulk
-    load, which filled it from empty), else None.
-
-    On MySQL, into an empty ratings table (a first import), one LOAD DATA in bulk (_load_in_bulk);
-    otherwise each batch is one multi-row INSERT written here from the numbers themselves (ids,
-    stars and times: nothing to quote or escape), not row dictionaries bound one value at a time
-    by the driver. Elsewhere, upsert_ratings with the same rows.
-    """
+    """Insert or replace the import's ratings in the caller's transaction; return the table's row
+    count when known without counting (after a bulk load), else None. On MySQL an empty table gets
+    one LOAD DATA, else each batch is one INSERT written from the numbers (no binding per value)."""
     connection = session.connection()
-    if connection.dialect.name != "mysql":
-        rows = list(_rating_rows(ratings))
-        upsert_ratings(session=session, rows=rows, batch_size=batch_size, report=report)
-        return None
+    mysql = connection.dialect.name == "mysql"
     _bump(session, np.unique(ratings.user_id).tolist())
-    if len(ratings) and _can_load_in_bulk(session, ratings):
+    if mysql and len(ratings) and _can_load_in_bulk(session, ratings):
         _load_in_bulk(session, ratings)
         if report is not None:
             report(len(ratings))
         return len(ratings)
     for start in range(0, len(ratings), batch_size):
         end = min(start + batch_size, len(ratings))
-        values = ",".join(f"({u},{m},{s!r},'{t}')" for u, m, s, t in _values(ratings, start, end))
-        connection.exec_driver_sql(
-            "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES "
-            f"{values} ON DUPLICATE KEY UPDATE rating = VALUES(rating), rated_at = VALUES(rated_at)"
-        )
+        if mysql:
+            values = ",".join(f"({u},{m},{s!r},'{t}')" for u, m, s, t in _values(ratings, start, end))
+            connection.exec_driver_sql(MYSQL_UPSERT.format(values))
+        else:
+            rows = [
+                {"user_id": u, "movie_id": m, "rating": s, "rated_at": datetime.fromisoformat(t)}
+                for u, m, s, t in _values(ratings, start, end)
+            ]
+            connection.execute(_upsert(connection), rows)
         if report is not None:
             report(end - start)
     return None
+
+
+def _upsert(connection: Connection) -> Insert:
+    return upsert_statement(connection, Rating.__table__, ["user_id", "movie_id"], ["rating", "rated_at"])
 
 
 def _values(ratings: Ratings, start: int, end: int) -> Iterator[tuple[int, int, float, str]]:
@@ -102,16 +87,14 @@ class BulkLoadError(RuntimeError):
 
 
 def _can_load_in_bulk(session: Session, ratings: Ratings) -> bool:
-    """Return whether these ratings may be loaded in bulk on this MySQL connection: no (user, movie)
-    pair repeats (the readers refuse that; an upsert keeps the last), the ratings table is empty,
-    and the server allows LOAD DATA LOCAL and so does the connection
-    (api.db.make_batch_engine's, the command line's import)."""
+    """Return whether these ratings may be loaded in bulk: no (user, movie) pair repeats (an upsert
+    keeps the last), the ratings table is empty, and server and connection allow LOAD DATA LOCAL
+    (api.db.make_batch_engine's)."""
     pairs = np.sort(ratings.user_id.astype(np.int64) << 32 | ratings.movie_id.astype(np.int64))
-    if (pairs[1:] == pairs[:-1]).any():  # (np.unique's hash table took minutes on 25 million)
+    if (pairs[1:] == pairs[:-1]).any():  # sorting: np.unique's hash table is far slower at this size
         return False
     connection = session.connection()
-    raw = connection.connection.dbapi_connection
-    if not getattr(raw, "client_flag", 0) & CLIENT.LOCAL_FILES:
+    if not getattr(connection.connection.dbapi_connection, "client_flag", 0) & CLIENT.LOCAL_FILES:
         return False
     if not connection.exec_driver_sql("SELECT @@local_infile").scalar_one():
         return False
@@ -121,15 +104,9 @@ def _can_load_in_bulk(session: Session, ratings: Ratings) -> bool:
 
 
 def _load_in_bulk(session: Session, ratings: Ratings) -> None:
-    """Load ratings into the empty ratings table with one LOAD DATA, in the caller's transaction.
-
-    With unique and foreign-key checks off for the statement, MariaDB (10.6 and later) fills an
-    empty InnoDB table in bulk, sorting each index once, without a row of undo log each, faster than
-    LOAD DATA with its checks on or multi-row INSERTs (docs/figures.md, "At ML-25M's size"). The checks
-    it skips are made here first, on rows locked until commit: every user and movie exists (and no
-    pair repeats: _can_load_in_bulk). A rollback empties the table again. The rows go through a
-    temporary file (about 25 bytes a rating), deleted after.
-    """
+    """Load ratings into the empty ratings table with one LOAD DATA of a temporary file, with unique
+    and foreign-key checks off (MariaDB then fills it in bulk); the skipped checks are made here first
+    on rows locked until commit. A rollback empties the table again."""
     connection = session.connection()
     for table, column in (("users", ratings.user_id), ("movies", ratings.movie_id)):
         known = np.fromiter(
@@ -160,20 +137,6 @@ def _load_in_bulk(session: Session, ratings: Ratings) -> None:
     # LOCAL turns a refused row into a warning: anything but every row, cleanly, rolls back.
     if loaded != len(ratings) or warnings:
         raise BulkLoadError(f"MySQL loaded {loaded} of {len(ratings)} ratings with {warnings} warnings")
-
-
-def _rating_rows(ratings: Ratings) -> Iterator[dict[str, Any]]:
-    # Timestamps repeat a lot (one user rates many movies in a minute): convert each once.
-    unique, inverse = np.unique(ratings.timestamp, return_inverse=True)
-    moments = [from_epoch(int(t)) for t in unique]
-    for u, m, s, i in zip(
-        ratings.user_id.tolist(),
-        ratings.movie_id.tolist(),
-        ratings.rating.tolist(),
-        inverse.tolist(),
-        strict=True,
-    ):
-        yield {"user_id": u, "movie_id": m, "rating": s, "rated_at": moments[i]}
 
 
 def delete_rating_row(*, session: Session, user_id: int, movie_id: int) -> bool:

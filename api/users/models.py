@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, SmallInteger, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
 
@@ -37,5 +37,3 @@ class User(CreatedAtMixin, Base):
     # Bumped in the same transaction as every change to the user's ratings (rate, delete, import):
     # serving keeps the user's recommendations while it stays the same.
     ratings_version: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
-
-    occupation: Mapped[Occupation | None] = relationship(lazy="raise")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -13,8 +14,6 @@ from api.users.models import AGE_BUCKET_VALUES, Occupation, User
 
 def users_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, User]:
     """Return the users with the given ids, by id (absent ids are left out)."""
-    if not ids:
-        return {}
     return {u.id: u for u in session.execute(select(User).where(User.id.in_(set(ids)))).scalars()}
 
 
@@ -42,8 +41,7 @@ def list_users(*, session: Session, first: int, after_id: int | None = None) -> 
 def check_demographics(
     *, session: Session, gender: str | None, age: int | None, occupation: int | None
 ) -> None:
-    """Raise BadUserInput unless each of gender, age bucket and occupation is an ML-1M value or
-    None (unknown)."""
+    """Raise BadUserInput unless gender, age bucket and occupation are each an ML-1M value or None."""
     check_gender_and_age(gender, age)
     if occupation is not None:
         check_occupation(session=session, occupation=occupation)
@@ -60,7 +58,7 @@ def check_gender_and_age(gender: str | None, age: int | None) -> None:
 
 def check_occupation(*, session: Session, occupation: int) -> None:
     """Raise BadUserInput unless the occupation is one of the occupations table's."""
-    if occupation not in occupation_names(session=session):
+    if session.get(Occupation, occupation) is None:
         raise BadUserInput("occupation must be an id from 0 to 20, or left out")
 
 
@@ -75,11 +73,8 @@ def create_user(
     """Insert a user and return it (the caller commits); demographics left out are unknown."""
     check_demographics(session=session, gender=gender, age=age, occupation=occupation)
     zip_code = zip_code.strip() if zip_code is not None else None
-    if zip_code is not None and (
-        not 1 <= len(zip_code) <= 10
-        or not zip_code.replace("-", "").isascii()
-        or not zip_code.replace("-", "").isalnum()
-    ):
+    # ASCII letters, digits and dashes, not only dashes.
+    if zip_code is not None and not re.fullmatch(r"(?=.*[A-Za-z0-9])[A-Za-z0-9-]{1,10}", zip_code):
         raise BadUserInput("zipCode must be 1 to 10 letters, digits or dashes, or left out")
     user = User(gender=gender, age=age, occupation_id=occupation, zip_code=zip_code)
     session.add(user)

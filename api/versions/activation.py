@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
@@ -14,28 +13,24 @@ from api.errors import BadUserInput
 from api.movies.models import Movie
 from api.movies.service import genres_by_movie, tags_by_movie
 from api.vectors.store import VectorStore
-from api.versions.jobs import record_activation
-from api.versions.service import active_version, collection_name, get_version, set_active
+from api.versions.models import Activation
+from api.versions.service import active_version, collection_name, get_version, servable_artifact, set_active
 from ml.serving import LoadedModel, MovieFeatures
 
 log = logging.getLogger(__name__)
 
 
 def build_collection(*, session: Session, store: VectorStore, version_id: int, model: LoadedModel) -> str:
-    """Return the name of the version's collection, holding a vector for every movie in the database.
-
-    Movies added after training get a vector from their features (description and tags included, read
-    as training read them). A complete existing collection is reused; an incomplete one (an
-    interrupted build) is rebuilt.
-    """
+    """Return the name of the version's collection, holding a vector for every movie in the database:
+    movies added after training are encoded from their features. A complete collection is reused."""
     name = collection_name(version_id)
     movies = list(session.execute(select(Movie).order_by(Movie.id)).scalars())
     if store.exists(name) and store.count(name) == len(movies):
         return name
-    genres = genres_by_movie(session=session, ids=[m.id for m in movies])
+    ids = [m.id for m in movies]
+    genres = genres_by_movie(session=session, ids=ids)
     rows = {int(m): i for i, m in enumerate(model.movie_ids.tolist())}
-    new = [m.id for m in movies if m.id not in rows]
-    tags = tags_by_movie(session=session, ids=new)
+    tags = tags_by_movie(session=session, ids=[i for i in ids if i not in rows])
     vectors = np.empty((len(movies), model.dim), dtype=np.float32)
     for i, movie in enumerate(movies):
         row = rows.get(movie.id)
@@ -48,13 +43,7 @@ def build_collection(*, session: Session, store: VectorStore, version_id: int, m
             )  # fmt: skip
             vectors[i] = model.encode_movie(features)
     store.create(name, dim=model.dim, expected_rows=len(movies))
-    store.upsert(
-        name,
-        [m.id for m in movies],
-        vectors,
-        [genres.get(m.id, []) for m in movies],
-        [m.year for m in movies],
-    )
+    store.upsert(name, ids, vectors, [genres.get(i, []) for i in ids], [m.year for m in movies])
     log.info("built collection %s with %d movies", name, len(movies))
     return name
 
@@ -62,23 +51,16 @@ def build_collection(*, session: Session, store: VectorStore, version_id: int, m
 def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int, by: str = "cli") -> str:
     """Make version_id the active version, recording who switched (`by`); return its collection's name."""
     with sessions() as session:
-        version = get_version(session=session, version_id=version_id)
-        if version.status != "succeeded" or not version.artifact_path:
-            raise BadUserInput(
-                f"model version {version_id} is {version.status}; only a succeeded version can serve"
-            )
-        model = LoadedModel.load(Path(version.artifact_path))
+        model = LoadedModel.load(servable_artifact(session=session, version_id=version_id))
         name = build_collection(session=session, store=store, version_id=version_id, model=model)
     store.load(name)  # a reused collection (a rollback) may not be loaded
     with sessions.begin() as session:
         previous = active_version(session=session)
         set_active(session=session, version_id=version_id, collection=name)
-        if previous is None or previous.id != version_id:  # `movierec up` re-activates: no switch
-            record_activation(
-                session=session,
-                version_id=version_id,
-                previous_version_id=previous.id if previous else None,
-                by=by,
+        previous_id = previous.id if previous else None
+        if previous_id != version_id:  # `movierec up` re-activates: no switch to record
+            session.add(
+                Activation(version_id=version_id, previous_version_id=previous_id, activated_by=by[:64])
             )
     return name
 

@@ -15,41 +15,20 @@ log = logging.getLogger(__name__)
 ERROR_CHARS = 2000  # of a failed job's message kept in its row
 
 
-def record_activation(*, session: Session, version_id: int, previous_version_id: int | None, by: str) -> None:
-    """Record a switch, in the caller's transaction (the one that makes the version active)."""
-    session.add(
-        Activation(
-            version_id=version_id,
-            previous_version_id=previous_version_id,
-            activated_by=by[:64],
-            activated_at=utcnow(),
-            kept_status="running",
-            kept_done=0,
-            kept_total=0,
-        )
-    )
-
-
 def activations(*, session: Session, limit: int = 100) -> list[Activation]:
     """Return the newest activations first."""
-    query = select(Activation).order_by(Activation.id.desc()).limit(limit)
-    return list(session.execute(query).scalars())
-
-
-def latest_activation_id(*, session: Session, version_id: int) -> int | None:
-    query = select(Activation.id).where(Activation.version_id == version_id).order_by(Activation.id.desc())
-    return session.execute(query.limit(1)).scalar_one_or_none()
+    return list(session.scalars(select(Activation).order_by(Activation.id.desc()).limit(limit)))
 
 
 class KeptJob:
-    """Writes a kept-lists job's progress and outcome to the newest activation of its version, so
-    that every process (and the dashboard) sees a job that runs in the background or failed there.
-    A version never activated through `activate` (none recorded) records nothing."""
+    """Writes a kept-lists job's progress and outcome to the newest activation of its version, where
+    every process and the dashboard see it; a version never activated through `activate` records nothing."""
 
     def __init__(self, sessions: sessionmaker, version_id: int) -> None:
         self.sessions = sessions
+        query = select(Activation.id).where(Activation.version_id == version_id)
         with sessions() as session:
-            self.activation_id = latest_activation_id(session=session, version_id=version_id)
+            self.activation_id = session.scalar(query.order_by(Activation.id.desc()).limit(1))
         self._write(kept_status="running", kept_done=0, kept_finished_at=None, kept_error=None)
 
     def progress(self, done: int, total: int) -> None:

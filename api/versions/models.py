@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin
+from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin, utcnow
 
 STATUSES = ("queued", "running", "succeeded", "failed")
 INTERRUPTED = "interrupted: "  # how the error of a failed run that was stopped, not broken, begins
@@ -60,12 +60,11 @@ class Activation(Base):
     version_id: Mapped[int] = mapped_column(Integer, index=True)  # kept after the version is deleted
     previous_version_id: Mapped[int | None] = mapped_column(Integer)
     activated_by: Mapped[str] = mapped_column(String(64))
-    activated_at: Mapped[datetime] = mapped_column(DateTime)
+    activated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     kept_status: Mapped[str] = mapped_column(String(16), default="running")
     kept_done: Mapped[int] = mapped_column(Integer, default=0)  # users done of kept_total
     kept_total: Mapped[int] = mapped_column(Integer, default=0)
-    kept_updated_at: Mapped[datetime | None] = mapped_column(
-        DateTime
-    )  # its last write: a dead job stops moving
+    # The job's last write: a dead job stops moving.
+    kept_updated_at: Mapped[datetime | None] = mapped_column(DateTime)
     kept_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     kept_error: Mapped[str | None] = mapped_column(Text)

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.versions.models import ModelVersion as VersionRow
+from api.versions.service import active_version
 from ml.serving import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -52,22 +52,14 @@ def load_active_model(row: VersionRow) -> ActiveModel:
 
 
 class ModelRegistry:
-    """Answers "which model serves now?", re-reading the database at most every check_interval seconds.
-
-    Switching versions is a single-row change in MySQL; every API process picks it up within
-    check_interval without a restart, and a request always uses one consistent version.
-    """
+    """Answers "which model serves now?", re-reading the database at most every check_interval seconds:
+    every process picks up a switch without a restart, and a request uses one consistent version."""
 
     def __init__(self, *, check_interval: float = 1.0) -> None:
         self.check_interval = check_interval
-        self._current: ActiveModel | None = None
+        self.current: ActiveModel | None = None  # as last read: what get returns while is_fresh
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
-
-    @property
-    def current(self) -> ActiveModel | None:
-        """The model as last read (what get returns while is_fresh)."""
-        return self._current
 
     def is_fresh(self) -> bool:
         """Return whether the database was read within check_interval."""
@@ -76,21 +68,18 @@ class ModelRegistry:
     def get(self, session: Session) -> ActiveModel | None:
         """Return the active model (None when no version is active)."""
         if self.is_fresh():
-            return self._current
+            return self.current
         with self._lock:
-            if time.monotonic() - self._checked_at >= self.check_interval:
-                self._refresh(session)
-        return self._current
+            if not self.is_fresh():  # another thread may have read it meanwhile
+                row = active_version(session=session)
+                if row is None:
+                    self.current = None
+                elif self.current is None or self.current.version_id != row.id:
+                    log.info("loading model version %d from %s", row.id, row.artifact_path)
+                    self.current = load_active_model(row)
+                self._checked_at = time.monotonic()
+        return self.current
 
     def invalidate(self) -> None:
         """Make the next get() re-read the database (after this process activated a version)."""
         self._checked_at = float("-inf")
-
-    def _refresh(self, session: Session) -> None:
-        row = session.execute(select(VersionRow).where(VersionRow.is_active.is_(True))).scalar_one_or_none()
-        if row is None:
-            self._current = None
-        elif self._current is None or self._current.version_id != row.id:
-            log.info("loading model version %d from %s", row.id, row.artifact_path)
-            self._current = load_active_model(row)
-        self._checked_at = time.monotonic()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from api.db import utcnow
@@ -32,22 +33,14 @@ def collection_name(version_id: int) -> str:
 
 def start_version(*, session: Session, params: dict[str, Any], started_by: str) -> ModelVersion:
     """Insert a running version and return it (the caller commits)."""
-    version = ModelVersion(
-        status="running", params=params, started_by=started_by, started_at=utcnow(), progress={"percent": 0.0}
-    )
-    session.add(version)
-    session.flush()
-    return version
+    return _insert(session, "running", params, started_by)
 
 
 def busy_version(*, session: Session, lock: bool = False) -> ModelVersion | None:
     """Return the queued or running version, if any (lock: hold its rows until the caller commits)."""
-    query = (
-        select(ModelVersion).where(ModelVersion.status.in_(("queued", "running"))).order_by(ModelVersion.id)
-    )
-    if lock:
-        query = query.with_for_update()
-    return session.execute(query.limit(1)).scalar_one_or_none()
+    query = select(ModelVersion).where(ModelVersion.status.in_(("queued", "running")))
+    query = query.order_by(ModelVersion.id).limit(1)
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def queue_version(*, session: Session, params: dict[str, Any], started_by: str) -> ModelVersion:
@@ -58,8 +51,12 @@ def queue_version(*, session: Session, params: dict[str, Any], started_by: str) 
             f"model version {busy.id} is {busy.status}; only one training runs at a time, "
             "wait for it to finish"
         )
+    return _insert(session, "queued", params, started_by)
+
+
+def _insert(session: Session, status: str, params: dict[str, Any], started_by: str) -> ModelVersion:
     version = ModelVersion(
-        status="queued", params=params, started_by=started_by, started_at=utcnow(), progress={"percent": 0.0}
+        status=status, params=params, started_by=started_by, started_at=utcnow(), progress={"percent": 0.0}
     )
     session.add(version)
     session.flush()
@@ -68,33 +65,28 @@ def queue_version(*, session: Session, params: dict[str, Any], started_by: str) 
 
 def mark_running(*, session: Session, version_id: int, progress: dict[str, Any]) -> None:
     """Move a queued version to running; refused when it is no longer queued (reaped or cancelled)."""
-    done = session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.id == version_id, ModelVersion.status == "queued")
-        .values(status="running", progress=progress)
-    )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    queued = ModelVersion.status == "queued"
+    if _update(session, version_id, queued, status="running", progress=progress) != 1:
         raise BadUserInput(f"model version {version_id} is not queued")
 
 
 def record_progress(*, session: Session, version_id: int, progress: dict[str, Any]) -> None:
-    session.execute(update(ModelVersion).where(ModelVersion.id == version_id).values(progress=progress))
+    _update(session, version_id, progress=progress)
 
 
 def finish_version(*, session: Session, version_id: int, metrics: dict[str, Any], artifact_path: str) -> None:
-    session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.id == version_id)
-        .values(status="succeeded", metrics=metrics, artifact_path=artifact_path, finished_at=utcnow())
-    )
+    values = {"metrics": metrics, "artifact_path": artifact_path, "finished_at": utcnow()}
+    _update(session, version_id, status="succeeded", **values)
 
 
 def fail_version(*, session: Session, version_id: int, error: str) -> None:
-    session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.id == version_id)
-        .values(status="failed", error=error[:10_000], finished_at=utcnow())
-    )
+    _update(session, version_id, status="failed", error=error[:10_000], finished_at=utcnow())
+
+
+def _update(session: Session, version_id: int, *where: ColumnElement[bool], **values: Any) -> int:
+    """Set values on the version's row if `where` holds too; return how many rows changed."""
+    query = update(ModelVersion).where(ModelVersion.id == version_id, *where).values(**values)
+    return session.execute(query).rowcount  # type: ignore[attr-defined]
 
 
 def get_version(*, session: Session, version_id: int) -> ModelVersion:
@@ -102,6 +94,16 @@ def get_version(*, session: Session, version_id: int) -> ModelVersion:
     if version is None:
         raise NotFound(f"model version {version_id} does not exist")
     return version
+
+
+def servable_artifact(*, session: Session, version_id: int) -> Path:
+    """Return the directory of a version that can serve (a succeeded one), else raise BadUserInput."""
+    version = get_version(session=session, version_id=version_id)
+    if version.status != "succeeded" or not version.artifact_path:
+        raise BadUserInput(
+            f"model version {version_id} is {version.status}; only a succeeded version can serve"
+        )
+    return Path(version.artifact_path)
 
 
 def active_version(*, session: Session) -> ModelVersion | None:
@@ -116,15 +118,7 @@ def list_versions(*, session: Session, limit: int = 100) -> list[ModelVersion]:
 
 def set_active(*, session: Session, version_id: int, collection: str) -> None:
     """Make a succeeded version the active one, in the caller's transaction (readers see old or new)."""
-    version = get_version(session=session, version_id=version_id)
-    if version.status != "succeeded":
-        raise BadUserInput(
-            f"model version {version_id} is {version.status}; only a succeeded version can serve"
-        )
+    servable_artifact(session=session, version_id=version_id)
     # NULL first: the unique TRUE-or-NULL column admits a single active row at any moment.
     session.execute(update(ModelVersion).where(ModelVersion.is_active.is_(True)).values(is_active=None))
-    session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.id == version_id)
-        .values(is_active=True, collection_name=collection)
-    )
+    _update(session, version_id, is_active=True, collection_name=collection)

@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -34,19 +33,15 @@ class ProgressRecorder:
         self.sessions, self.version_id, self.interval = sessions, version_id, interval
         self.started = time.monotonic()
         self.last = float("-inf")
-        self.history: list[dict[str, float]] = []  # one entry per finished epoch: loss and metrics
+        # Loss and metrics by epoch: an epoch ends twice (loss, then with validation metrics), the last stays.
+        self.epochs: dict[int, dict[str, float]] = {}
 
     def __call__(self, event: ProgressEvent) -> None:
         now = time.monotonic()
         epoch_done = event.step == event.steps
         if epoch_done:
-            entry = {"epoch": event.epoch, "loss": event.loss, **event.metrics}
-            # An epoch's end comes twice (loss, then loss with validation metrics): keep the last.
-            if self.history and self.history[-1]["epoch"] == event.epoch:
-                self.history[-1] = entry
-            else:
-                self.history.append(entry)
-        if not epoch_done and now - self.last < self.interval:
+            self.epochs[event.epoch] = {"epoch": event.epoch, "loss": event.loss, **event.metrics}
+        elif now - self.last < self.interval:
             return
         self.last = now
         elapsed = now - self.started
@@ -55,7 +50,7 @@ class ProgressRecorder:
             **asdict(event),
             "elapsed_s": round(elapsed, 1),
             "eta_s": eta and round(eta, 1),
-            "history": self.history,
+            "history": list(self.epochs.values()),
             **worker_identity(),
         }
         with self.sessions.begin() as session:
@@ -72,24 +67,18 @@ def run_training(
     on_started: Callable[[int], None] | None = None,
     version_id: int | None = None,
 ) -> int:
-    """Train a new version on the database's data and return its id; the run is recorded either way.
-
-    A failure (too little data, a NaN loss, an interruption) marks the version failed with the
-    error text and leaves no version directory; the active version never changes here. With
-    version_id, the run takes over that queued version (one the dashboard queued for its worker).
-    """
+    """Train a new version on the database's data and return its id; a failure marks it failed with
+    the error text. With version_id, the run takes over that queued version (the dashboard's worker)."""
     from ml.export import save_version
     from ml.train import train
 
+    started = {"percent": 0.0, **worker_identity()}
     with sessions.begin() as session:
         if version_id is None:
-            version = start_version(session=session, params=config.to_dict(), started_by=started_by)
-            version_id = version.id
-            version.progress = {"percent": 0.0, **worker_identity()}
+            version_id = start_version(session=session, params=config.to_dict(), started_by=started_by).id
+            record_progress(session=session, version_id=version_id, progress=started)
         else:
-            mark_running(
-                session=session, version_id=version_id, progress={"percent": 0.0, **worker_identity()}
-            )
+            mark_running(session=session, version_id=version_id, progress=started)
     if on_started:
         on_started(version_id)
     try:
@@ -104,18 +93,14 @@ def run_training(
             "examples_per_second": trained.examples_per_second,
             **{f"valid_{k}": v for k, v in trained.validation.items()},
         }
+        done = {"percent": 100.0, "history": list(recorder.epochs.values()), **worker_identity()}
+        artifact = str(path.resolve())
         with sessions.begin() as session:
-            record_progress(
-                session=session,
-                version_id=version_id,
-                progress={"percent": 100.0, "history": recorder.history, **worker_identity()},
-            )
-            finish_version(
-                session=session, version_id=version_id, metrics=metrics, artifact_path=str(path.resolve())
-            )
+            record_progress(session=session, version_id=version_id, progress=done)
+            finish_version(session=session, version_id=version_id, metrics=metrics, artifact_path=artifact)
     except BaseException as error:
         message = str(error) or type(error).__name__
-        log.error("training run %d failed: %s\n%s", version_id, message, traceback.format_exc())
+        log.exception("training run %d failed: %s", version_id, message)
         if isinstance(error, KeyboardInterrupt):
             message = f"{INTERRUPTED}stopped from the keyboard"
         elif not (isinstance(error, SystemExit) and message.startswith(INTERRUPTED)):

@@ -36,17 +36,14 @@ def load_training_data(*, session: Session) -> Dataset:
 
 
 def read_ratings(*, session: Session) -> Ratings:
-    """Return every rating as typed arrays, streamed from the database RATINGS_CHUNK rows at a time
-    (the seconds computed by the database, no datetime objects)."""
+    """Return every rating as typed arrays, streamed RATINGS_CHUNK rows at a time (seconds computed by
+    the database: no datetime objects)."""
     query = select(Rating.user_id, Rating.movie_id, Rating.rating, epoch_seconds(Rating.rated_at))
-    columns: tuple[list[np.ndarray], ...] = ([], [], [], [])
     types = (np.int32, np.int32, np.float32, np.int64)  # half stars are floats
-    result = session.execute(query.execution_options(yield_per=RATINGS_CHUNK))
-    for rows in result.partitions():
-        for kept, values, kind in zip(columns, zip(*rows, strict=True), types, strict=True):
+    parts: tuple[list[np.ndarray], ...] = ([], [], [], [])
+    for rows in session.execute(query.execution_options(yield_per=RATINGS_CHUNK)).partitions():
+        for kept, values, kind in zip(parts, zip(*rows, strict=True), types, strict=True):
             kept.append(np.asarray(values, dtype=kind))
-    user_id, movie_id, rating, timestamp = (
-        np.concatenate(parts) if parts else np.empty(0, kind)
-        for parts, kind in zip(columns, types, strict=True)
+    return Ratings(
+        *(np.concatenate([np.empty(0, kind), *kept]) for kept, kind in zip(parts, types, strict=True))
     )
-    return Ratings(user_id=user_id, movie_id=movie_id, rating=rating, timestamp=timestamp)
