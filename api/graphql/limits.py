@@ -1,26 +1,10 @@
-"""The limits on an operation, checked before the rest of validation: depth, aliases and cost. Each
-fragment's share is added up once and reused wherever it is spread, so the work is linear in the
-document however many times its fragments spread one another:
+"""The limits on an operation, checked before the rest of validation: depth, aliases and cost
+(docs/api.md gives the cost model). Each fragment's totals are added up once and reused at every
+spread, so the work is linear in the document even when fragments spread each other 2^60 times over.
 
-    query { ...F0 } fragment F0 on Query { ...F1 ...F1 } ... fragment F60 on Query { __typename }
-
-is 2^60 fields once expanded; here it is 61 fragments read once each, and it costs too much.
-
-Depth: a field is one level below the field it is selected in; fragments add no level and
-introspection fields (`__schema`) are not looked into. Deeper than MAX_DEPTH is refused.
-Aliases: every aliased field of every operation, a fragment's once per spread; more than MAX_ALIASES
-is refused. (Both count as Strawberry's QueryDepthLimiter and MaxAliasesLimiter do.)
-
-Cost: each field counts 1, a field that searches Milvus counts SEARCH_COST, and everything under a
-list counts once per item the list can hold: its `first` or `limit` argument when written in the
-query, the largest page (100) when it comes from a variable (validation runs once per document,
-before variables are known), the field's default otherwise. `similar` under a list of more than
-SIMILAR_UNDER_LIST movies is refused outright: one Milvus search per movie of a page.
-
-    { users(first: 100) { nodes { ratings(first: 100) {
-        nodes { movie { similar(limit: 100) { score } } } } } } }
-
-asked for 10,000 searches in 95 bytes; it costs more than 2,000,000 here and is refused.
+Depth and aliases count as Strawberry's QueryDepthLimiter and MaxAliasesLimiter do. A list's items
+are its `first` or `limit` when written in the query, MAX_PAGE when they come from a variable
+(validation runs before variables are known), its default otherwise.
 """
 
 from __future__ import annotations

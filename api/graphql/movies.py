@@ -43,7 +43,7 @@ class Movie:
 
     @strawberry.field(description="Movies whose vectors are closest to this one's in the active model.")
     async def similar(self, info: Info, limit: int = 10) -> list[Recommendation]:
-        return await similar_movies_field(info, self.id, check_bound(limit, "limit"))
+        return await recommend(info, similar_movies, movie_id=self.id, limit=check_bound(limit, "limit"))
 
 
 @strawberry.type(description="A recommended movie, its score and why.")
@@ -108,7 +108,3 @@ def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Re
         )
         for r in found
     ]
-
-
-async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:
-    return await recommend(info, similar_movies, movie_id=movie_id, limit=limit)
