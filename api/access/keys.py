@@ -13,7 +13,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.access.models import ApiKey
@@ -65,8 +65,7 @@ def list_keys(*, session: Session) -> list[ApiKey]:
 
 
 def revoke_key(*, session: Session, key_id: str) -> ApiKey:
-    """Revoke a key (it and its tokens stop working within KEY_CACHE_S on every worker); NotFound if
-    unknown."""
+    """Revoke a key: it and its tokens stop within KEY_CACHE_S on every worker; NotFound if unknown."""
     row = session.execute(select(ApiKey).where(ApiKey.key_id == key_id)).scalar_one_or_none()
     if row is None:
         raise NotFound(f"no API key {key_id!r}")
@@ -86,22 +85,6 @@ def split_key(presented: str) -> tuple[str, str] | None:
         return None
     key_id, _, secret = presented[len(PREFIX) :].partition("_")
     return (key_id, secret) if is_key_id(key_id) and secret else None
-
-
-_LIVE = select(ApiKey.key_id, ApiKey.name, ApiKey.scopes, ApiKey.secret_sha256).where(
-    ApiKey.revoked_at.is_(None)
-)
-
-
-def live_keys_query(key_id: str | None = None) -> Select[str, str, str, str]:
-    """Return the SELECT of every live key, or of the one with this id if it is live."""
-    return _LIVE if key_id is None else _LIVE.where(ApiKey.key_id == key_id)
-
-
-def live_key(row: Row[str, str, str, str]) -> LiveKey:
-    """Return the LiveKey of a row of live_keys_query."""
-    key_id, name, scopes, secret_sha256 = row
-    return LiveKey(key_id, name, frozenset(scopes.split()), secret_sha256)
 
 
 def record_use(*, session: Session, key_id: str) -> None:

@@ -183,21 +183,16 @@ class Query:
         year_from: int | None = None,
         year_to: int | None = None,
     ) -> list[Recommendation]:
-        filters, limit = Filters(genres, year_from, year_to), check_bound(limit, "limit")
+        visitor: dict[str, Any] = {"gender": gender, "age": age, "occupation": occupation}
+        request = {
+            **visitor,
+            "limit": check_bound(limit, "limit"),
+            "filters": Filters(genres, year_from, year_to),
+        }
         if not rated_movies:
-            return await popular_for_visitor(
-                info, gender=gender, age=age, occupation=occupation, limit=limit, filters=filters
-            )
-        return await recommend(
-            info,
-            recommend_for_profile,
-            gender=gender,
-            age=age,
-            occupation=occupation,
-            rated=[(r.movie_id, r.rating) for r in rated_movies],
-            limit=limit,
-            filters=filters,
-        )
+            return await popular_for_visitor(info, **request)
+        rated = [(r.movie_id, r.rating) for r in rated_movies]
+        return await recommend(info, recommend_for_profile, rated=rated, **request)
 
     @strawberry.field(
         description="The model version that serves, or null before the first training.",
