@@ -39,13 +39,12 @@ def overview(request: Request) -> Response:
     with state.sessions() as session:
         db_ok = database_ok(session=session)
         active = active_version(session=session) if db_ok else None
-        busy = busy_version(session=session) if db_ok else None
         return render(
             request,
             "overview.html",
             counts=counts(session=session) if db_ok else None,
             active=active,
-            busy=busy,
+            busy=busy_version(session=session) if db_ok else None,
             stats=collection_stats(store=state.store, name=active.collection_name if active else None),
             collections=collections(session=session, store=state.store) if db_ok else None,
             kept=next(iter(activations(session=session, limit=1)), None) if db_ok else None,

@@ -21,9 +21,7 @@ from api.access.models import ApiKey
 UNKNOWN_IDS = 10_000
 UNKNOWN_HOLD_S = 600.0  # ids are random and a revocation is for good: nobody's now is nobody's later
 READ_TIMEOUT_S = 5.0
-LIVE = select(ApiKey.key_id, ApiKey.name, ApiKey.scopes, ApiKey.secret_sha256).where(
-    ApiKey.revoked_at.is_(None)
-)
+LIVE = select(ApiKey.key_id, ApiKey.scopes, ApiKey.secret_sha256).where(ApiKey.revoked_at.is_(None))
 
 
 class KeyDirectory:
@@ -36,9 +34,9 @@ class KeyDirectory:
     async def find(
         self, engine: AsyncEngine, key_id: str, charge: Callable[[], Awaitable[None]]
     ) -> LiveKey | None:
-        """Return the live key of this id, or None. A listed id waits for a full read when the last one is
-        KEY_CACHE_S old; an unlisted one is charged (`charge`, before any read: a throttled guess costs
-        the database nothing), then read unless it is remembered as nobody's."""
+        """Return the live key of this id, or None. A listed id waits for a full read when the last is
+        KEY_CACHE_S old; an unlisted one is charged first (a throttled guess costs the database
+        nothing), then read unless it is remembered as nobody's."""
         if key_id in self._live:
             if time.monotonic() - self._read_at >= keys.KEY_CACHE_S:
                 await self.read_all(engine)
@@ -71,12 +69,12 @@ class KeyDirectory:
             task.exception()  # retrieved here too: the callers that waited for it may all have left
 
 
-def _live_key(row: Row[str, str, str, str]) -> LiveKey:
-    key_id, name, scopes, secret_sha256 = row
-    return LiveKey(key_id, name, frozenset(scopes.split()), secret_sha256)
+def _live_key(row: Row[str, str, str]) -> LiveKey:
+    key_id, scopes, secret_sha256 = row
+    return LiveKey(key_id, frozenset(scopes.split()), secret_sha256)
 
 
-async def _rows(engine: AsyncEngine, query: Select[str, str, str, str]) -> Sequence[Row[str, str, str, str]]:
+async def _rows(engine: AsyncEngine, query: Select[str, str, str]) -> Sequence[Row[str, str, str]]:
     """Return the rows of one SELECT on a connection of the autocommit read engine (no BEGIN)."""
     async with asyncio.timeout(READ_TIMEOUT_S), engine.connect() as connection:
         try:

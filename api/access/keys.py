@@ -1,9 +1,6 @@
-"""API keys: created with scopes, shown once, stored as a SHA-256 of their secret, revocable.
-
-A key reads `mrk_<key id>_<secret>`: the key id (12 hex digits) finds the row, the secret (256
-random bits) is checked against its hash. A fast hash is right here, unlike for passwords: nobody
-can guess 256 random bits, however fast each guess is.
-"""
+"""API keys, `mrk_<key id>_<secret>`: created with scopes, shown once, revocable. The key id (12 hex
+digits) finds the row; the secret, 256 random bits, is stored as its SHA-256: a fast hash is right
+here, unlike for passwords, as nobody can guess 256 random bits however fast each guess is."""
 
 from __future__ import annotations
 
@@ -31,7 +28,6 @@ class LiveKey:
     """A key that is not revoked: what it may do, and the hash its secret must match."""
 
     key_id: str
-    name: str
     scopes: frozenset[str]
     secret_sha256: str
 
@@ -88,5 +84,4 @@ def split_key(presented: str) -> tuple[str, str] | None:
 
 
 def record_use(*, session: Session, key_id: str) -> None:
-    """Record that the key was used now."""
     session.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(last_used_at=utcnow()))

@@ -93,10 +93,8 @@ def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Re
     """Return the GraphQL objects of recommendations."""
 
     def movie(movie_id: int) -> Movie:
-        row = movies.get(movie_id)
-        if row is None:  # in the collection but deleted from the database since
-            return Movie(id=movie_id, title="(removed)", year=None)
-        return Movie.from_row(row)
+        # "(removed)": deleted from the database since its vector was indexed
+        return Movie.from_row(movies.get(movie_id) or MovieRecord(movie_id, "(removed)", None))
 
     return [
         Recommendation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import strawberry
@@ -50,12 +51,10 @@ def _after(cursor: str | None) -> tuple[datetime, int] | None:
         return None
     stamp, _, movie = value.partition("|")
     movie_id = parse_id(movie)
-    try:
-        if movie_id is None or len(stamp) > 32:
-            raise ValueError(stamp)
-        return datetime.fromisoformat(stamp), movie_id
-    except ValueError:
-        raise BadUserInput("after is not a valid cursor for this list") from None
+    with contextlib.suppress(ValueError):
+        if movie_id is not None and len(stamp) <= 32:
+            return datetime.fromisoformat(stamp), movie_id
+    raise BadUserInput("after is not a valid cursor for this list")
 
 
 async def ratings_connection(info: Info, user_id: int, first: int, after: str | None) -> RatingConnection:
