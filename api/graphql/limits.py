@@ -115,21 +115,17 @@ def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, T
     own = {name: own_totals(fragment.selection_set) for name, fragment in fragments.items()}
     done: dict[str, Totals] = {}
     for root in own:
-        if root in done:
-            continue
-        # Depth first without recursion: a fragment is added up once every fragment it spreads is.
-        path = [(root, iter(own[root][1]))]
-        on_path = {root}
+        # Depth first without recursion: a fragment is added up once every fragment it spreads is. The
+        # path is a dict, a stack that also answers whether a fragment is on it.
+        path = {} if root in done else {root: iter(own[root][1])}
         while path:
-            name, spreads = path[-1]
+            name, spreads = next(reversed(path.items()))
             for spread, _, _ in spreads:
-                if spread in own and spread not in done and spread not in on_path:
-                    path.append((spread, iter(own[spread][1])))
-                    on_path.add(spread)
+                if spread in own and spread not in done and spread not in path:
+                    path[spread] = iter(own[spread][1])
                     break
             else:
-                path.pop()
-                on_path.remove(name)
+                path.popitem()
                 done[name] = combine(*own[name], done)
     return done
 
@@ -138,9 +134,8 @@ def combine(totals: Totals, spreads: list[Spread], done: dict[str, Totals]) -> T
     """Return the totals with those of the fragments spread added (unknown ones add nothing)."""
     result = replace(totals)
     for name, items, level in spreads:
-        fragment = done.get(name)
-        if fragment is not None:
-            result.add(fragment, items, level)
+        if name in done:
+            result.add(done[name], items, level)
     return result
 
 

@@ -82,8 +82,7 @@ def _root_fields(schema: GraphQLSchema) -> frozenset[str]:
 def record_operation(context: Any, elapsed: float) -> None:
     """Count and time a finished operation (a Strawberry execution context) and write its access-log line."""
     label = operation_label(context)
-    result = context.result
-    errors = getattr(result, "errors", None) or context.pre_execution_errors or []
+    errors = getattr(context.result, "errors", None) or context.pre_execution_errors or []
     status = "error" if errors else "ok"
     REQUESTS.labels(label, status).inc()
     LATENCY.labels(label).observe(elapsed)
