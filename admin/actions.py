@@ -30,12 +30,14 @@ from admin.views import render, state_of
 from admin.worker import start_training
 from api.errors import ServiceError
 from api.recommend.kept import keep_in_background
+from api.state import AppState
 from api.versions.activation import activate
 from api.versions.service import get_version
 from ml.config import TrainConfig
 
 log = logging.getLogger(__name__)
 OPERATOR = "admin"  # one shared password, so one operator name
+BY = f"dashboard:{OPERATOR}"
 
 
 def _to(request: Request, route: str, error: str | None = None, **params: object) -> Response:
@@ -65,18 +67,13 @@ async def login(request: Request) -> Response:
         return response
     password = form.get("password")
     problem = password_problem(state.settings)
-    if problem or not isinstance(password, str) or not password_matches(state.settings, password):
+    if problem:
+        return render(request, "login.html", status_code=403, problem=problem, error=None)
+    if not isinstance(password, str) or not password_matches(state.settings, password):
         log.warning("dashboard: failed sign-in from %s", address)
-        if not problem:
-            with contextlib.suppress(IntegrityError):  # two first failures at once: one is counted
-                await state.run(lambda s: throttle.failed(s, key), write=True)
-        return render(
-            request,
-            "login.html",
-            status_code=401 if not problem else 403,
-            problem=problem,
-            error=None if problem else "Wrong password.",
-        )
+        with contextlib.suppress(IntegrityError):  # two first failures at once: one is counted
+            await state.run(lambda s: throttle.failed(s, key), write=True)
+        return render(request, "login.html", status_code=401, problem=None, error="Wrong password.")
 
     def signed_in(session: Session) -> str:
         throttle.succeeded(session, key)
@@ -108,18 +105,17 @@ async def logout(request: Request) -> Response:
     return _to(request, "admin:login")
 
 
+async def _train(state: AppState, config: TrainConfig) -> int:
+    """Return the id of the version a new worker process trains with config."""
+    return await run_in_threadpool(
+        start_training, sessions=state.sessions, settings=state.settings, config=config, started_by=BY
+    )
+
+
 async def retrain(request: Request) -> Response:
     form = await checked_form(request)
-    state = state_of(request)
     try:
-        config = forms.parse(form)
-        version_id = await run_in_threadpool(
-            start_training,
-            sessions=state.sessions,
-            settings=state.settings,
-            config=config,
-            started_by=f"dashboard:{request.session.get(USER_KEY)}",
-        )
+        version_id = await _train(state_of(request), forms.parse(form))
     except (forms.FormError, ServiceError) as error:
         return _to(request, "admin:overview", error=str(error))
     return _to(request, "admin:run", version_id=version_id)
@@ -132,13 +128,7 @@ async def rerun(request: Request) -> Response:
     version_id = request.path_params["version_id"]
     try:
         params = await state.run(lambda s: get_version(session=s, version_id=version_id).params)
-        new_id = await run_in_threadpool(
-            start_training,
-            sessions=state.sessions,
-            settings=state.settings,
-            config=TrainConfig.from_dict(params),
-            started_by=f"dashboard:{request.session.get(USER_KEY)}",
-        )
+        new_id = await _train(state, TrainConfig.from_dict(params))
     except ServiceError as error:
         return _to(request, "admin:run", error=str(error), version_id=version_id)
     flash(request, "ok", f"Training version {new_id} with the settings of version {version_id}.")
@@ -152,11 +142,7 @@ async def activate_version(request: Request) -> Response:
     try:
         # Building a collection takes seconds: off the event loop, which keeps serving the API.
         await run_in_threadpool(
-            activate,
-            sessions=state.sessions,
-            store=state.store,
-            version_id=version_id,
-            by=f"dashboard:{request.session.get(USER_KEY)}",
+            activate, sessions=state.sessions, store=state.store, version_id=version_id, by=BY
         )
     except ServiceError as error:
         return _to(request, "admin:run", error=str(error), version_id=version_id)

@@ -30,18 +30,6 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 
 
-def session_secret(settings: Settings) -> str:
-    """Return the key that signs session cookies; in development a missing one is generated.
-
-    Settings already refuse to start without one outside development.
-    """
-    return (
-        settings.session_secret.get_secret_value()
-        if settings.has_session_secret
-        else secrets.token_urlsafe(32)
-    )
-
-
 def _context(request: Request) -> dict[str, Any]:
     return {
         "csrf_token": csrf_token(request),
@@ -107,7 +95,9 @@ def create_admin(settings: Settings) -> Starlette:
         Route("/keys/{key_id:str}/revoke", keys.revoke, name="keys_revoke", methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    secret = session_secret(settings)
+    secret = settings.session_secret.get_secret_value()
+    if not settings.has_session_secret:  # development only (Settings refuse it elsewhere)
+        secret = secrets.token_urlsafe(32)
     middleware = [
         Middleware(
             SessionMiddleware,

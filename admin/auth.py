@@ -86,37 +86,31 @@ def signed_in_user(request: Request) -> str | None:
 
 
 class RequireLogin:
-    """Redirects every request but the sign-in page and static files to sign-in when nobody is signed in.
+    """Sends every request but the sign-in page and static files to sign-in while nobody is signed in.
 
-    A cookie is signed in only while its server-side session lives: sign-out deletes it, and it
-    ends SESSION_HOURS after sign-in. A copy of the cookie is worth nothing after either.
-    """
+    A cookie is signed in only while its server-side session lives: sign-out deletes it, and it ends
+    SESSION_HOURS after sign-in, so a copy of the cookie is worth nothing after either."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        request = Request(scope) if scope["type"] == "http" else None
+        path = request.url.path.removeprefix(scope.get("root_path", "")) if request else ""
+        if request is None or path.startswith("/static/"):  # files anyone may fetch: no session to check
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-        if path.startswith("/static/"):  # files anyone may fetch: no session to check
+        sid = request.session.get(SID_KEY)
+        if signed_in_user(request) is not None and not (
+            isinstance(sid, str) and await request.state.movierec.run(lambda s: session_alive(s, sid))
+        ):
+            request.session.clear()
+        if signed_in_user(request) is not None or path in ("/login", "/login/"):
             await self.app(scope, receive, send)
             return
-        if signed_in_user(request) is not None:
-            sid = request.session.get(SID_KEY)
-            state = request.state.movierec
-            if not isinstance(sid, str) or not await state.run(lambda s: session_alive(s, sid)):
-                request.session.clear()
-        if signed_in_user(request) is None and path not in ("/login", "/login/"):
-            response: Response
-            if request.method == "GET":
-                # A path, not an absolute URL: nothing taken from the Host header a client sent.
-                target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
-                response = RedirectResponse(target, status_code=303)
-            else:
-                response = Response("sign in first", status_code=401)
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        response = Response("sign in first", status_code=401)
+        if request.method == "GET":
+            # A path, not an absolute URL: nothing taken from the Host header a client sent.
+            target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
+            response = RedirectResponse(target, status_code=303)
+        await response(scope, receive, send)

@@ -17,8 +17,6 @@ def flash(request: Request, kind: Kind, text: str) -> None:
 
 def take_flash(request: Request) -> tuple[str, str] | None:
     """Return the message waiting for this page, once; None if there is none."""
-    if "session" not in request.scope:  # a page outside the session middleware (none today)
-        return None
     value = request.session.pop(KEY, None)
     if isinstance(value, list) and len(value) == 2 and value[0] in ("ok", "error"):
         return value[0], str(value[1])

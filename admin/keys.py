@@ -21,12 +21,13 @@ async def page(request: Request, *, created: str | None = None, error: str | Non
 
 async def create(request: Request) -> Response:
     form = await checked_form(request)
-    state = state_of(request)
     name = form.get("name")
     name = name if isinstance(name, str) else ""
     scopes = [s for s in form.getlist("scope") if isinstance(s, str)]
     try:
-        key = (await state.run(lambda s: create_key(session=s, name=name, scopes=scopes), write=True))[1]
+        _, key = await state_of(request).run(
+            lambda s: create_key(session=s, name=name, scopes=scopes), write=True
+        )
     except ServiceError as error:
         return await page(request, error=str(error))
     return await page(request, created=key)  # shown this once; never stored in the clear
@@ -34,10 +35,9 @@ async def create(request: Request) -> Response:
 
 async def revoke(request: Request) -> Response:
     await checked_form(request)
-    state = state_of(request)
     key_id = request.path_params["key_id"]
     try:
-        await state.run(lambda s: revoke_key(session=s, key_id=key_id), write=True)
+        await state_of(request).run(lambda s: revoke_key(session=s, key_id=key_id), write=True)
     except ServiceError as error:
         return await page(request, error=str(error))
     return RedirectResponse(request.url_for("admin:keys").path, status_code=303)

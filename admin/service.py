@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select, text
@@ -14,31 +14,15 @@ from api.db import utcnow
 from api.ratings.models import Rating
 from api.vectors.store import CollectionStats, VectorStore
 from api.versions.models import ModelVersion
-from api.versions.service import COLLECTION_PREFIX
+from api.versions.service import COLLECTION_PREFIX, collection_name
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Counts:
-    users: int
-    movies: int
-    ratings: int
-    ratings_last_day: int
-
-
-def counts(*, session: Session) -> Counts:
+def counts(*, session: Session) -> dict[str, int]:
     """Return the catalogue's sizes and the ratings of the last 24 hours."""
-    since = utcnow() - timedelta(days=1)
-    total = count_rows(session=session)
-    return Counts(
-        users=total.users,
-        movies=total.movies,
-        ratings=total.ratings,
-        ratings_last_day=session.execute(
-            select(func.count()).select_from(Rating).where(Rating.rated_at >= since)
-        ).scalar_one(),
-    )
+    last_day = select(func.count()).where(Rating.rated_at >= utcnow() - timedelta(days=1))
+    return {**asdict(count_rows(session=session)), "ratings_last_day": session.execute(last_day).scalar_one()}
 
 
 def database_ok(*, session: Session) -> bool:
@@ -61,9 +45,8 @@ LOAD_STATES = {
 def collection_stats(*, store: VectorStore, name: str | None) -> CollectionStats | None:
     """Return the active collection's figures, or None when there is none or Milvus cannot say.
 
-    A restarted Milvus Lite, or a roll-back to a released collection, says NotLoad until the first
-    search loads it; the collection that serves is loaded here instead, so that the card tells the
-    state searches will find."""
+    One that says NotLoad (a restarted Milvus Lite, a roll-back) is loaded here, as the first search
+    would load it, so that the card tells the state searches will find."""
     if not name:
         return None
     try:
@@ -98,14 +81,11 @@ def collections(*, session: Session, store: VectorStore) -> list[Collection] | N
     except Exception as error:
         log.warning("dashboard: listing collections failed: %s", error)
         return None
-    owners = {
-        v.id: v
-        for v in session.execute(select(ModelVersion).where(ModelVersion.status == "succeeded")).scalars()
-    }
+    succeeded = session.execute(select(ModelVersion).where(ModelVersion.status == "succeeded")).scalars()
+    owners = {collection_name(v.id): v for v in succeeded}
     found = []
     for name in names:
-        suffix = name.removeprefix(COLLECTION_PREFIX)
-        version = owners.get(int(suffix)) if suffix.isdigit() else None
+        version = owners.get(name)
         role = "orphaned" if version is None else "active" if version.is_active else "kept for roll-back"
         found.append(Collection(name, version.id if version else None, role))
     return found

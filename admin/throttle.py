@@ -1,12 +1,7 @@
 """Slows password guessing without locking the operators out, for every worker at once (the counts
-are rows in the database).
-
-Failures are counted per browser when it carries a device cookie (given at each successful
-sign-in, signed with the session key), else per address. After `attempts` failures in `window`
-seconds that browser or address must wait for the window to pass. Someone guessing from the
-address every operator shares behind a proxy thus blocks only browsers that never signed in:
-an operator's own browser has its own count (OWASP's "device cookie" defence).
-"""
+are rows in the database). Failures count per browser when it carries a device cookie (signed, given
+at each sign-in), else per address, so a guesser behind the operators' shared proxy blocks only
+browsers that never signed in (OWASP's "device cookie" defence)."""
 
 from __future__ import annotations
 
@@ -45,7 +40,7 @@ class SignInThrottle:
         return f"device:{device}" if device else f"address:{address}"[:100]
 
     def retry_after(self, session: Session, key: str) -> int:
-        """Return the seconds to wait before this key may try again (0: it may try now)."""
+        """Return the seconds this key must wait, `attempts` failures in `window` (0: it may try now)."""
         row = session.get(SignInFailures, key)
         if row is None or row.failures < self.attempts:
             return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +19,6 @@ from api.versions.jobs import activations
 from api.versions.models import ModelVersion
 from api.versions.service import SHOWN_METRICS, active_version, busy_version, list_versions
 
-METRICS = SHOWN_METRICS
 VALIDATION = tuple((f"valid_{key}", f"{label}, validation (best epoch)") for key, label in SHOWN_METRICS[:2])
 
 
@@ -27,14 +27,10 @@ def state_of(request: Request) -> AppState:
     return state
 
 
-def templates_of(request: Request) -> Jinja2Templates:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates
-
-
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
-    return templates_of(request).TemplateResponse(
-        request, name, {"metric_names": METRICS, **context}, status_code=status_code
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, name, {"metric_names": SHOWN_METRICS, **context}, status_code=status_code
     )
 
 
@@ -43,13 +39,12 @@ def overview(request: Request) -> Response:
     with state.sessions() as session:
         db_ok = database_ok(session=session)
         active = active_version(session=session) if db_ok else None
-        busy = busy_version(session=session) if db_ok else None
         return render(
             request,
             "overview.html",
             counts=counts(session=session) if db_ok else None,
             active=active,
-            busy=busy,
+            busy=busy_version(session=session) if db_ok else None,
             stats=collection_stats(store=state.store, name=active.collection_name if active else None),
             collections=collections(session=session, store=state.store) if db_ok else None,
             kept=next(iter(activations(session=session, limit=1)), None) if db_ok else None,
@@ -93,7 +88,7 @@ def compare(request: Request) -> Response:
         chosen = [v for v in versions if v is not None]
         metrics = [
             Row(label, [(v.metrics or {}).get(key) for v in chosen], False)
-            for key, label in (*METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
+            for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
         ]
         keys = sorted({k for v in chosen for k in v.params})
         params = [Row(k, [v.params.get(k) for v in chosen], len({repr(v.params.get(k)) for v in chosen}) > 1)
@@ -109,19 +104,21 @@ def runs(request: Request) -> Response:
 
 def run(request: Request) -> Response:
     with state_of(request).sessions() as session:
-        version = session.get(ModelVersion, request.path_params["version_id"])
-        if version is None:
-            raise HTTPException(404, "no such model version")
+        version = _version(session, request)
         return render(request, "run.html", v=version, progress=progress_of(version))
 
 
 def run_progress(request: Request) -> Response:
     """Return a run's status and progress as JSON, for the page's polling."""
     with state_of(request).sessions() as session:
-        version = session.get(ModelVersion, request.path_params["version_id"])
-        if version is None:
-            raise HTTPException(404, "no such model version")
-        return JSONResponse(progress_of(version), headers={"cache-control": "no-store"})
+        return JSONResponse(progress_of(_version(session, request)), headers={"cache-control": "no-store"})
+
+
+def _version(session: Session, request: Request) -> ModelVersion:
+    version = session.get(ModelVersion, request.path_params["version_id"])
+    if version is None:
+        raise HTTPException(404, "no such model version")
+    return version
 
 
 def progress_of(version: ModelVersion) -> dict[str, Any]:

@@ -32,11 +32,8 @@ WORKER_GONE = f"{INTERRUPTED}the training worker stopped before the run finished
 def start_training(
     *, sessions: sessionmaker, settings: Settings, config: TrainConfig, started_by: str
 ) -> int:
-    """Queue a version, start its worker process and return the version's id.
-
-    Refused (BadUserInput) while another version is queued or running, in any process: the check and
-    the insert share one transaction that locks the busy rows.
-    """
+    """Queue a version, start its worker process and return the version's id; BadUserInput while
+    another version is queued or running (queue_version locks the busy rows)."""
     config = TrainConfig.from_dict({**config.to_dict(), "num_threads": 1})
     with sessions.begin() as session:
         version_id = queue_version(session=session, params=config.to_dict(), started_by=started_by).id
@@ -147,5 +144,5 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process
     return True

@@ -1,20 +1,7 @@
-"""Who is calling, and whether they are within their rate: a Starlette AuthenticationBackend, run
-by AuthenticationMiddleware before a GraphQL request executes (api.app applies it to /graphql; the
-dashboard has a sign-in of its own). It sets `request.user` (api.access.identity.Caller) and
-`request.auth` (the scopes), or refuses the request with its code.
-
-A caller sends `Authorization: Bearer <credential>`: an API key (`mrk_…`) or a user token. No
-header makes an anonymous caller; a credential that does not check out is refused with 401, never
-downgraded to anonymous. A user token is good only while the key that minted it is live.
-
-Refusals are cheap: a key id the process does not list (api.access.directory) is counted against
-its address's rate before anything reads it, and ids found to be nobody's are remembered, so made-up
-keys cost at most one read per request the address's rate lets through, and none once throttled.
-
-When a key must be read (the directory is KEY_CACHE_S old, or the id is new to it) and the database
-does not answer, the request gets 503 UNAVAILABLE with Retry-After; a key's last known grant is not
-honoured meanwhile: a revoked key must stop within KEY_CACHE_S, and during an outage nearly every
-operation needs the database anyway.
+"""Who is calling, and whether they are within their rate: the AuthenticationBackend that sets
+`request.user` (api.access.identity.Caller) and `request.auth` (the scopes) on /graphql, or refuses
+the request with 401, 429 or 503 (docs/api.md). A credential that does not check out is refused,
+never downgraded to anonymous; a user token is good only while the key that minted it is live.
 """
 
 from __future__ import annotations
@@ -33,7 +20,7 @@ from starlette.requests import HTTPConnection
 
 from api.access.directory import KeyDirectory
 from api.access.identity import ANONYMOUS, AccessRefused, Caller, unauthenticated
-from api.access.keys import KEY_CACHE_S, LiveKey, record_use, split_key
+from api.access.keys import KEY_CACHE_S, record_use, split_key
 from api.access.rates import Rates
 from api.access.tokens import DEMO_MINTER, issue_user_token, read_user_token
 from api.settings import Settings
@@ -97,7 +84,7 @@ class CredentialBackend(AuthenticationBackend):
     async def _identify(self, state: Database, credential: str, address: _Address) -> Caller | None:
         parts = split_key(credential)
         if parts is not None:
-            key = await self._live_key(state, parts[0], address)
+            key = await self.keys.find(state.read_engine, parts[0], address.charge)
             if key is None or not key.opens_with(parts[1]):
                 return None
             await self._record_use(state, key.key_id)
@@ -108,14 +95,8 @@ class CredentialBackend(AuthenticationBackend):
         if claims.key_id == DEMO_MINTER:
             live = self.settings.demo_enabled
         else:
-            live = await self._live_key(state, claims.key_id, address) is not None
+            live = await self.keys.find(state.read_engine, claims.key_id, address.charge) is not None
         return Caller("user", user_id=claims.user_id, key_id=claims.key_id) if live else None
-
-    async def _live_key(self, state: Database, key_id: str, address: _Address) -> LiveKey | None:
-        if self.keys.lists(key_id):
-            return await self.keys.listed(state.read_engine, key_id)
-        await address.charge()  # before any read: a throttled guess costs the database nothing
-        return await self.keys.unlisted(state.read_engine, key_id)
 
     async def _record_use(self, state: Database, key_id: str) -> None:
         """Record the key's use, at most once per KEY_CACHE_S; a failure is only logged."""

@@ -1,5 +1,5 @@
-"""The live API keys as one process knows them: every one read at once, again at most once per
-KEY_CACHE_S (one read however many requests wait for it), and the key ids found to be nobody's
+"""The live API keys as one process knows them (docs/api.md): every one read at once, again at most
+once per KEY_CACHE_S however many requests wait for that read, and the ids found to be nobody's
 (made up, or revoked) in a bounded cache. Reads are single autocommit SELECTs on the event loop."""
 
 from __future__ import annotations
@@ -7,38 +7,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from cachetools import TTLCache
-from sqlalchemy import Row, Select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.access import keys
-from api.access.keys import LiveKey, live_key, live_keys_query
+from api.access.keys import LiveKey
+from api.access.models import ApiKey
 
 # Ids remembered as nobody's; past that many, each costs a read again (within its address's rate).
 UNKNOWN_IDS = 10_000
 UNKNOWN_HOLD_S = 600.0  # ids are random and a revocation is for good: nobody's now is nobody's later
 READ_TIMEOUT_S = 5.0
+LIVE = select(ApiKey.key_id, ApiKey.scopes, ApiKey.secret_sha256).where(ApiKey.revoked_at.is_(None))
 
 
 class KeyDirectory:
     def __init__(self) -> None:
-        self.hold_s = keys.KEY_CACHE_S
         self._live: dict[str, LiveKey] = {}
-        self._read_at = -self.hold_s  # time.monotonic() when the last full read began
+        self._read_at = -float("inf")  # time.monotonic() when the last full read began
         self._reading: asyncio.Task[None] | None = None
         self._unknown: TTLCache[str, bool] = TTLCache(UNKNOWN_IDS, UNKNOWN_HOLD_S)
 
-    def lists(self, key_id: str) -> bool:
-        """Return whether the key was live at the last read (or found live since)."""
-        return key_id in self._live
-
-    async def listed(self, engine: AsyncEngine, key_id: str) -> LiveKey | None:
-        """Return a listed key if still live (all keys are read again when the last read is hold_s old)."""
-        if time.monotonic() - self._read_at >= self.hold_s:
-            await self.read_all(engine)
-        return self._live.get(key_id)
+    async def find(
+        self, engine: AsyncEngine, key_id: str, charge: Callable[[], Awaitable[None]]
+    ) -> LiveKey | None:
+        """Return the live key of this id, or None. A listed id waits for a full read when the last is
+        KEY_CACHE_S old; an unlisted one is charged first (a throttled guess costs the database
+        nothing), then read unless it is remembered as nobody's."""
+        if key_id in self._live:
+            if time.monotonic() - self._read_at >= keys.KEY_CACHE_S:
+                await self.read_all(engine)
+            return self._live.get(key_id)
+        await charge()
+        if key_id in self._unknown:
+            return None
+        rows = await _rows(engine, LIVE.where(ApiKey.key_id == key_id))
+        if not rows:
+            self._unknown[key_id] = True
+            return None
+        self._live[key_id] = found = _live_key(rows[0])
+        return found
 
     async def read_all(self, engine: AsyncEngine) -> None:
         """Read every live key; callers arriving while a read runs wait for that one."""
@@ -47,21 +58,9 @@ class KeyDirectory:
             self._reading.add_done_callback(self._read_done)
         await asyncio.shield(self._reading)  # a caller that leaves does not cancel the others' read
 
-    async def unlisted(self, engine: AsyncEngine, key_id: str) -> LiveKey | None:
-        """Return the live key of an unlisted id: one read, unless the id is remembered as nobody's."""
-        if key_id in self._unknown:
-            return None
-        rows = await _rows(engine, live_keys_query(key_id))
-        if not rows:
-            self._unknown[key_id] = True
-            return None
-        self._live[key_id] = found = live_key(rows[0])
-        return found
-
     async def _read_all(self, engine: AsyncEngine) -> None:
         began = time.monotonic()
-        rows = await _rows(engine, live_keys_query())
-        self._live = {row[0]: live_key(row) for row in rows}
+        self._live = {row[0]: _live_key(row) for row in await _rows(engine, LIVE)}
         self._read_at = began
 
     def _read_done(self, task: asyncio.Task[None]) -> None:
@@ -70,7 +69,12 @@ class KeyDirectory:
             task.exception()  # retrieved here too: the callers that waited for it may all have left
 
 
-async def _rows(engine: AsyncEngine, query: Select[str, str, str, str]) -> Sequence[Row[str, str, str, str]]:
+def _live_key(row: Row[str, str, str]) -> LiveKey:
+    key_id, scopes, secret_sha256 = row
+    return LiveKey(key_id, frozenset(scopes.split()), secret_sha256)
+
+
+async def _rows(engine: AsyncEngine, query: Select[str, str, str]) -> Sequence[Row[str, str, str]]:
     """Return the rows of one SELECT on a connection of the autocommit read engine (no BEGIN)."""
     async with asyncio.timeout(READ_TIMEOUT_S), engine.connect() as connection:
         try:

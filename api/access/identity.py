@@ -25,12 +25,8 @@ class Caller(BaseUser):
         return self.kind != "anonymous"
 
     @property
-    def display_name(self) -> str:
-        return self.identity
-
-    @property
     def identity(self) -> str:
-        """Return what its rate limit counts by: the key id, or the token's user id."""
+        """Return what its rate limit counts by."""
         return self.key_id if self.kind == "key" else str(self.user_id or "")
 
 
@@ -60,6 +56,4 @@ def unauthenticated() -> AccessRefused:
 
 def on_refusal(_conn: HTTPConnection, error: AuthenticationError) -> Response:
     """Return AuthenticationMiddleware's answer to a refused request."""
-    if isinstance(error, AccessRefused):
-        return error.response()
-    return unauthenticated().response()
+    return (error if isinstance(error, AccessRefused) else unauthenticated()).response()

@@ -1,9 +1,6 @@
-"""API keys: created with scopes, shown once, stored as a SHA-256 of their secret, revocable.
-
-A key reads `mrk_<key id>_<secret>`: the key id (12 hex digits) finds the row, the secret (256
-random bits) is checked against its hash. A fast hash is right here, unlike for passwords: nobody
-can guess 256 random bits, however fast each guess is.
-"""
+"""API keys, `mrk_<key id>_<secret>`: created with scopes, shown once, revocable. The key id (12 hex
+digits) finds the row; the secret, 256 random bits, is stored as its SHA-256: a fast hash is right
+here, unlike for passwords, as nobody can guess 256 random bits however fast each guess is."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.access.models import ApiKey
@@ -31,7 +28,6 @@ class LiveKey:
     """A key that is not revoked: what it may do, and the hash its secret must match."""
 
     key_id: str
-    name: str
     scopes: frozenset[str]
     secret_sha256: str
 
@@ -65,8 +61,7 @@ def list_keys(*, session: Session) -> list[ApiKey]:
 
 
 def revoke_key(*, session: Session, key_id: str) -> ApiKey:
-    """Revoke a key (it and its tokens stop working within KEY_CACHE_S on every worker); NotFound if
-    unknown."""
+    """Revoke a key: it and its tokens stop within KEY_CACHE_S on every worker; NotFound if unknown."""
     row = session.execute(select(ApiKey).where(ApiKey.key_id == key_id)).scalar_one_or_none()
     if row is None:
         raise NotFound(f"no API key {key_id!r}")
@@ -88,22 +83,5 @@ def split_key(presented: str) -> tuple[str, str] | None:
     return (key_id, secret) if is_key_id(key_id) and secret else None
 
 
-_LIVE = select(ApiKey.key_id, ApiKey.name, ApiKey.scopes, ApiKey.secret_sha256).where(
-    ApiKey.revoked_at.is_(None)
-)
-
-
-def live_keys_query(key_id: str | None = None) -> Select[str, str, str, str]:
-    """Return the SELECT of every live key, or of the one with this id if it is live."""
-    return _LIVE if key_id is None else _LIVE.where(ApiKey.key_id == key_id)
-
-
-def live_key(row: Row[str, str, str, str]) -> LiveKey:
-    """Return the LiveKey of a row of live_keys_query."""
-    key_id, name, scopes, secret_sha256 = row
-    return LiveKey(key_id, name, frozenset(scopes.split()), secret_sha256)
-
-
 def record_use(*, session: Session, key_id: str) -> None:
-    """Record that the key was used now."""
     session.execute(update(ApiKey).where(ApiKey.key_id == key_id).values(last_used_at=utcnow()))

@@ -49,13 +49,7 @@ def with_code(error: GraphQLError) -> GraphQLError:
     if code == "INTERNAL_SERVER_ERROR":
         log.error("unexpected error in %s", error.path, exc_info=error.original_error)
     return GraphQLError(
-        message=message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        original_error=None,
-        extensions={"code": code},
+        message, error.nodes, error.source, error.positions, error.path, extensions={"code": code}
     )
 
 

@@ -1,26 +1,10 @@
-"""The limits on an operation, checked before the rest of validation: depth, aliases and cost. Each
-fragment's share is added up once and reused wherever it is spread, so the work is linear in the
-document however many times its fragments spread one another:
+"""The limits on an operation, checked before the rest of validation: depth, aliases and cost
+(docs/api.md gives the cost model). Each fragment's totals are added up once and reused at every
+spread, so the work is linear in the document even when fragments spread each other 2^60 times over.
 
-    query { ...F0 } fragment F0 on Query { ...F1 ...F1 } ... fragment F60 on Query { __typename }
-
-is 2^60 fields once expanded; here it is 61 fragments read once each, and it costs too much.
-
-Depth: a field is one level below the field it is selected in; fragments add no level and
-introspection fields (`__schema`) are not looked into. Deeper than MAX_DEPTH is refused.
-Aliases: every aliased field of every operation, a fragment's once per spread; more than MAX_ALIASES
-is refused. (Both count as Strawberry's QueryDepthLimiter and MaxAliasesLimiter do.)
-
-Cost: each field counts 1, a field that searches Milvus counts SEARCH_COST, and everything under a
-list counts once per item the list can hold: its `first` or `limit` argument when written in the
-query, the largest page (100) when it comes from a variable (validation runs once per document,
-before variables are known), the field's default otherwise. `similar` under a list of more than
-SIMILAR_UNDER_LIST movies is refused outright: one Milvus search per movie of a page.
-
-    { users(first: 100) { nodes { ratings(first: 100) {
-        nodes { movie { similar(limit: 100) { score } } } } } } }
-
-asked for 10,000 searches in 95 bytes; it costs more than 2,000,000 here and is refused.
+Depth and aliases count as Strawberry's QueryDepthLimiter and MaxAliasesLimiter do. A list's items
+are its `first` or `limit` when written in the query, MAX_PAGE when they come from a variable
+(validation runs before variables are known), its default otherwise.
 """
 
 from __future__ import annotations
@@ -131,21 +115,17 @@ def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, T
     own = {name: own_totals(fragment.selection_set) for name, fragment in fragments.items()}
     done: dict[str, Totals] = {}
     for root in own:
-        if root in done:
-            continue
-        # Depth first without recursion: a fragment is added up once every fragment it spreads is.
-        path = [(root, iter(own[root][1]))]
-        on_path = {root}
+        # Depth first without recursion: a fragment is added up once every fragment it spreads is. The
+        # path is a dict, a stack that also answers whether a fragment is on it.
+        path = {} if root in done else {root: iter(own[root][1])}
         while path:
-            name, spreads = path[-1]
+            name, spreads = next(reversed(path.items()))
             for spread, _, _ in spreads:
-                if spread in own and spread not in done and spread not in on_path:
-                    path.append((spread, iter(own[spread][1])))
-                    on_path.add(spread)
+                if spread in own and spread not in done and spread not in path:
+                    path[spread] = iter(own[spread][1])
                     break
             else:
-                path.pop()
-                on_path.remove(name)
+                path.popitem()
                 done[name] = combine(*own[name], done)
     return done
 
@@ -154,9 +134,8 @@ def combine(totals: Totals, spreads: list[Spread], done: dict[str, Totals]) -> T
     """Return the totals with those of the fragments spread added (unknown ones add nothing)."""
     result = replace(totals)
     for name, items, level in spreads:
-        fragment = done.get(name)
-        if fragment is not None:
-            result.add(fragment, items, level)
+        if name in done:
+            result.add(done[name], items, level)
     return result
 
 

@@ -11,8 +11,7 @@ from strawberry.dataloader import DataLoader
 
 from api.movies.service import MovieRecord, TitleCache, genres_by_movie
 from api.ratings.service import RatingStats, rating_stats_by_movie
-from api.users.models import User
-from api.users.service import occupation_names, users_by_ids
+from api.users.service import occupation_names
 
 V = TypeVar("V")
 Run = Callable[[Callable[[Session], Any]], Awaitable[Any]]
@@ -33,7 +32,6 @@ class Loaders:
         self.rating_stats: DataLoader[int, RatingStats] = _loader(
             run, rating_stats_by_movie, lambda: RatingStats(None, 0)
         )
-        self.user: DataLoader[int, User | None] = _loader(run, users_by_ids, lambda: None)
         self._run = run
         self._occupations: dict[int, str] | None = None
 

@@ -43,7 +43,7 @@ class Movie:
 
     @strawberry.field(description="Movies whose vectors are closest to this one's in the active model.")
     async def similar(self, info: Info, limit: int = 10) -> list[Recommendation]:
-        return await similar_movies_field(info, self.id, check_bound(limit, "limit"))
+        return await recommend(info, similar_movies, movie_id=self.id, limit=check_bound(limit, "limit"))
 
 
 @strawberry.type(description="A recommended movie, its score and why.")
@@ -93,10 +93,8 @@ def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Re
     """Return the GraphQL objects of recommendations."""
 
     def movie(movie_id: int) -> Movie:
-        row = movies.get(movie_id)
-        if row is None:  # in the collection but deleted from the database since
-            return Movie(id=movie_id, title="(removed)", year=None)
-        return Movie.from_row(row)
+        # "(removed)": deleted from the database since its vector was indexed
+        return Movie.from_row(movies.get(movie_id) or MovieRecord(movie_id, "(removed)", None))
 
     return [
         Recommendation(
@@ -108,7 +106,3 @@ def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Re
         )
         for r in found
     ]
-
-
-async def similar_movies_field(info: Info, movie_id: int, limit: int) -> list[Recommendation]:
-    return await recommend(info, similar_movies, movie_id=movie_id, limit=limit)

@@ -1,13 +1,6 @@
-"""What the API does around every GraphQL operation, as one Strawberry extension.
-
-Strawberry builds every extension's hooks anew for each operation (an instance, and a context
-manager per overridden hook, found by inspecting the class), so six small extensions cost a
-served request more than one that does all of their work. OperationHooks does:
-- the cost limits: at most MAX_TOKENS tokens parsed, then validation with the depth, alias and cost
-  limits first (api.graphql.validation);
-- parse caching (Strawberry's ParserCache, inherited) and validation caching;
-- metrics and the access-log line (record_operation).
-"""
+"""What the API does around every GraphQL operation, as one Strawberry extension (Strawberry builds
+each extension's hooks anew per operation, so one costs less than several): the token limit,
+validation with the cost limits first, parse and validation caches, metrics and the access log."""
 
 from __future__ import annotations
 
@@ -22,7 +15,7 @@ from graphql import (
     FieldNode,
     GraphQLSchema,
     NoSchemaIntrospectionCustomRule,
-    OperationDefinitionNode,
+    get_operation_ast,
 )
 from strawberry.extensions import ParserCache
 
@@ -34,8 +27,7 @@ MAX_TOKENS = 2_000
 
 
 class OperationHooks(ParserCache):
-    """Limits, caches (each of Strawberry's default size) and metrics of one operation (see the
-    module docstring)."""
+    """Limits, caches (each of Strawberry's default size) and metrics of one operation."""
 
     RULES: tuple[type[ASTValidationRule], ...] = ()  # added to Strawberry's (GraphQL's specified rules)
     HIDE_SUGGESTIONS = False
@@ -70,20 +62,15 @@ def operation_label(context: Any) -> str:
     """Return the operation's root fields, by the schema's own names only (bounded cardinality):
     names a client made up, which fail validation, are "unknown"; a document that did not parse
     is "invalid"."""
-    document = context.graphql_document
-    name = context.operation_name
-    if document is None:
+    if context.graphql_document is None:
         return "invalid"
-    for definition in document.definitions:
-        if isinstance(definition, OperationDefinitionNode) and (
-            name is None or (definition.name is not None and definition.name.value == name)
-        ):
-            known = _root_fields(context.schema._schema)
-            fields = {s.name.value for s in definition.selection_set.selections if isinstance(s, FieldNode)}
-            if not fields <= known:
-                return "unknown"
-            return "+".join(sorted(fields)[:3]) or "anonymous"
-    return "unknown"
+    operation = get_operation_ast(context.graphql_document, context.operation_name)
+    if operation is None:
+        return "unknown"
+    fields = {s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)}
+    if not fields <= _root_fields(context.schema._schema):
+        return "unknown"
+    return "+".join(sorted(fields)[:3]) or "anonymous"
 
 
 @functools.cache
@@ -95,8 +82,7 @@ def _root_fields(schema: GraphQLSchema) -> frozenset[str]:
 def record_operation(context: Any, elapsed: float) -> None:
     """Count and time a finished operation (a Strawberry execution context) and write its access-log line."""
     label = operation_label(context)
-    result = context.result
-    errors = getattr(result, "errors", None) or context.pre_execution_errors or []
+    errors = getattr(context.result, "errors", None) or context.pre_execution_errors or []
     status = "error" if errors else "ok"
     REQUESTS.labels(label, status).inc()
     LATENCY.labels(label).observe(elapsed)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Generic, Self, TypeVar
 
 import strawberry
 
@@ -13,6 +14,7 @@ from api.ids import parse_id
 
 MAX_PAGE = 100  # bounds every first and limit argument
 Node = TypeVar("Node")
+Row = TypeVar("Row")
 
 
 def check_bound(value: int, name: str) -> int:
@@ -70,3 +72,12 @@ class Connection(Generic[Node]):
     @strawberry.field
     def nodes(self) -> list[Node]:
         return [edge.node for edge in self.edges]
+
+    @classmethod
+    def of(
+        cls, rows: Sequence[Row], first: int, cursor: Callable[[Row], str], node: Callable[[Row], Node]
+    ) -> Self:
+        """Return the page of the first `first` rows; a row more tells that there is a next page."""
+        edges = [Edge(cursor=cursor(row), node=node(row)) for row in rows[:first]]
+        end = edges[-1].cursor if edges else None
+        return cls(edges=edges, page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=end))

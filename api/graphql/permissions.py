@@ -17,31 +17,26 @@ from api.errors import Forbidden, Unauthenticated
 from api.graphql.context import Info
 
 
-def check(info: Info, *, scope: str | None, user_arg: str | None = None, **arguments: Any) -> None:
-    """Return if the operation's caller may resolve the field; raise UNAUTHENTICATED or FORBIDDEN."""
-    request = info.context.request  # identified by AuthenticationMiddleware (api.access.backend)
-    caller = info.context.caller
-    if scope is None and (caller.kind != "anonymous" or info.context.state.settings.anonymous_reads):
-        return
-    if caller.kind == "key" and scope in request.auth.scopes:
-        return
-    if caller.kind == "user" and user_arg is not None and arguments.get(user_arg) == caller.user_id:
-        return
-    if caller.kind == "anonymous":
-        raise Unauthenticated("sign the request with an API key or a user token (Authorization: Bearer …)")
-    needed = f"an API key with the {scope} scope" if scope else "a credential"
-    own = " or a token of this user" if user_arg else ""
-    raise Forbidden(f"this needs {needed}{own}")
-
-
 def allowed(scope: str | None = None, *, own: str | None = None) -> type[BasePermission]:
     """Return a permission class: `scope` needed on an API key (None: a public read), or, with `own`
     naming the user id argument, a token of that user."""
 
     class Allowed(BasePermission):
-        def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-            check(info, scope=scope, user_arg=own, **kwargs)
-            return True
+        def has_permission(self, source: Any, info: Info, **arguments: Any) -> bool:
+            """Return True if the caller may resolve the field; raise UNAUTHENTICATED or FORBIDDEN."""
+            caller = info.context.caller  # identified by AuthenticationMiddleware (api.access.backend)
+            if scope is None and (caller.kind != "anonymous" or info.context.state.settings.anonymous_reads):
+                return True
+            if caller.kind == "key" and scope in info.context.request.auth.scopes:
+                return True
+            if caller.kind == "user" and own is not None and arguments.get(own) == caller.user_id:
+                return True
+            if caller.kind == "anonymous":
+                raise Unauthenticated(
+                    "sign the request with an API key or a user token (Authorization: Bearer …)"
+                )
+            needed = f"an API key with the {scope} scope" if scope else "a credential"
+            raise Forbidden(f"this needs {needed}{' or a token of this user' if own else ''}")
 
     Allowed.__name__ = Allowed.__qualname__ = f"Allowed_{scope or 'public'}_{own or ''}"
     return Allowed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import strawberry
@@ -9,7 +10,7 @@ import strawberry
 from api.errors import BadUserInput
 from api.graphql.context import Info
 from api.graphql.movies import Movie
-from api.graphql.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor
+from api.graphql.pagination import Connection, decode_cursor, encode_cursor
 from api.ids import parse_id
 from api.ratings.models import Rating as RatingRow
 from api.ratings.service import ratings_page
@@ -50,12 +51,10 @@ def _after(cursor: str | None) -> tuple[datetime, int] | None:
         return None
     stamp, _, movie = value.partition("|")
     movie_id = parse_id(movie)
-    try:
-        if movie_id is None or len(stamp) > 32:
-            raise ValueError(stamp)
-        return datetime.fromisoformat(stamp), movie_id
-    except ValueError:
-        raise BadUserInput("after is not a valid cursor for this list") from None
+    with contextlib.suppress(ValueError):
+        if movie_id is not None and len(stamp) <= 32:
+            return datetime.fromisoformat(stamp), movie_id
+    raise BadUserInput("after is not a valid cursor for this list")
 
 
 async def ratings_connection(info: Info, user_id: int, first: int, after: str | None) -> RatingConnection:
@@ -63,9 +62,4 @@ async def ratings_connection(info: Info, user_id: int, first: int, after: str | 
     rows = await info.context.run(
         lambda session: ratings_page(session=session, user_id=user_id, first=first, after=cursor)
     )
-    page = rows[:first]
-    edges = [Edge(cursor=_cursor(r), node=Rating.from_row(r)) for r in page]
-    return RatingConnection(
-        edges=edges,
-        page_info=PageInfo(has_next_page=len(rows) > first, end_cursor=edges[-1].cursor if edges else None),
-    )
+    return RatingConnection.of(rows, first, _cursor, Rating.from_row)

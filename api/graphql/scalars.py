@@ -15,16 +15,9 @@ def _serialize(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _parse(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("DateTime must be an RFC 3339 string")
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
+# Output only: no argument or input field takes a DateTime, so none is ever parsed.
 UTC_DATETIME = strawberry.scalar(
     name="DateTime",
     description="A moment in time, in UTC: RFC 3339 with a `Z` offset, e.g. 2026-11-30T09:15:00Z.",
     serialize=_serialize,
-    parse_value=_parse,
 )

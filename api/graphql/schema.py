@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +15,9 @@ from strawberry.types import ExecutionContext
 from api.db import from_epoch
 from api.errors import BadUserInput, NotFound
 from api.graphql.context import Info
-from api.graphql.movies import Movie, Recommendation, recommend, similar_movies_field
+from api.graphql.movies import Movie, Recommendation, recommend
 from api.graphql.operation import ClosedOperationHooks, OperationHooks
-from api.graphql.pagination import Connection, Edge, PageInfo, check_bound, decode_id_cursor, encode_cursor
+from api.graphql.pagination import Connection, check_bound, decode_id_cursor, encode_cursor
 from api.graphql.permissions import (
     CREATE_USERS,
     ISSUE_TOKENS,
@@ -36,7 +35,7 @@ from api.graphql.users import User
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
 from api.ratings import service as ratings
-from api.recommend.service import Filters, recommend_for_profile
+from api.recommend.service import Filters, recommend_for_profile, similar_movies
 from api.settings import MIN_TOKEN_TTL_S
 from api.users import service as users
 from ml.serving import MovieFeatures
@@ -80,13 +79,6 @@ class CreateMovieInput:
     genres: list[str] = strawberry.field(default_factory=list)
 
 
-async def _movie(info: Info, movie_id: int) -> Movie:
-    row = (await info.context.run(lambda s: movies.movies_by_ids(session=s, ids=[movie_id]))).get(movie_id)
-    if row is None:
-        raise NotFound(f"movie {movie_id} does not exist")
-    return Movie.from_row(row)
-
-
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -94,7 +86,10 @@ class Query:
         permission_classes=PUBLIC,
     )
     async def movie(self, info: Info, id: int) -> Movie | None:
-        return await _movie(info, id)
+        row = (await info.context.run(lambda s: movies.movies_by_ids(session=s, ids=[id]))).get(id)
+        if row is None:
+            raise NotFound(f"movie {id} does not exist")
+        return Movie.from_row(row)
 
     @strawberry.field(
         description="Movies by id, filtered by title words, genre and years; paginated.",
@@ -125,8 +120,7 @@ class Query:
                 year_to=year_to,
             )
         )
-        edges = [Edge(cursor=encode_cursor("movie", str(r.id)), node=Movie.from_row(r)) for r in rows[:first]]
-        return MovieConnection(edges=edges, page_info=_page(edges, len(rows) > first))
+        return MovieConnection.of(rows, first, lambda r: encode_cursor("movie", str(r.id)), Movie.from_row)
 
     @strawberry.field(
         description="A user by id; null, with a NOT_FOUND error, when there is none.",
@@ -140,8 +134,7 @@ class Query:
         check_bound(first, "first")
         after_id = decode_id_cursor("user", after)
         rows = await info.context.run(lambda s: users.list_users(session=s, first=first, after_id=after_id))
-        edges = [Edge(cursor=encode_cursor("user", str(r.id)), node=User.from_row(r)) for r in rows[:first]]
-        return UserConnection(edges=edges, page_info=_page(edges, len(rows) > first))
+        return UserConnection.of(rows, first, lambda r: encode_cursor("user", str(r.id)), User.from_row)
 
     @strawberry.field(description="Every genre name.", permission_classes=PUBLIC)
     async def genres(self, info: Info) -> list[str]:
@@ -171,7 +164,7 @@ class Query:
 
     @strawberry.field(description="Movies closest to a movie in the active model.", permission_classes=PUBLIC)
     async def similar_movies(self, info: Info, movie_id: int, limit: int = 10) -> list[Recommendation]:
-        return await similar_movies_field(info, movie_id, check_bound(limit, "limit"))
+        return await recommend(info, similar_movies, movie_id=movie_id, limit=check_bound(limit, "limit"))
 
     @strawberry.field(
         description="Top movies for a visitor without an account: a few ratings and, when known, "
@@ -190,21 +183,16 @@ class Query:
         year_from: int | None = None,
         year_to: int | None = None,
     ) -> list[Recommendation]:
-        filters, limit = Filters(genres, year_from, year_to), check_bound(limit, "limit")
+        visitor: dict[str, Any] = {"gender": gender, "age": age, "occupation": occupation}
+        request = {
+            **visitor,
+            "limit": check_bound(limit, "limit"),
+            "filters": Filters(genres, year_from, year_to),
+        }
         if not rated_movies:
-            return await popular_for_visitor(
-                info, gender=gender, age=age, occupation=occupation, limit=limit, filters=filters
-            )
-        return await recommend(
-            info,
-            recommend_for_profile,
-            gender=gender,
-            age=age,
-            occupation=occupation,
-            rated=[(r.movie_id, r.rating) for r in rated_movies],
-            limit=limit,
-            filters=filters,
-        )
+            return await popular_for_visitor(info, **request)
+        rated = [(r.movie_id, r.rating) for r in rated_movies]
+        return await recommend(info, recommend_for_profile, rated=rated, **request)
 
     @strawberry.field(
         description="The model version that serves, or null before the first training.",
@@ -228,24 +216,11 @@ class Query:
         )
 
 
-def _page(edges: Sequence[Edge[Any]], has_next: bool) -> PageInfo:
-    return PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
-
-
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Create a user from demographics.", permission_classes=CREATE_USERS)
     async def create_user(self, info: Info, input: CreateUserInput) -> User:
-        row = await info.context.run(
-            lambda s: users.create_user(
-                session=s,
-                gender=input.gender,
-                age=input.age,
-                occupation=input.occupation,
-                zip_code=input.zip_code,
-            ),
-            write=True,
-        )
+        row = await info.context.run(lambda s: users.create_user(session=s, **vars(input)), write=True)
         return User.from_row(row)
 
     @strawberry.mutation(

@@ -1,8 +1,6 @@
-"""Validation of an operation's document in two passes, so that its work stays linear in the document:
-our limits (api.graphql.limits) first and alone, then, only for a document within them, the rules of
-GraphQL and Strawberry. Of those, the overlapping-fields rule is the one whose work can grow as the
-square of the document (pairs of fields of one name, pairs of fragments); it stops at OVERLAP_BUDGET
-units of graphql-core's count."""
+"""Validation in two passes, so that its work stays linear in the document: our limits first and
+alone, then, for a document within them, the rules of GraphQL and Strawberry, where the one whose
+work can grow as the square of the document (overlapping fields) stops at OVERLAP_BUDGET."""
 
 from __future__ import annotations
 
