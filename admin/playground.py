@@ -14,7 +14,7 @@ from starlette.responses import Response
 from admin.views import render, state_of
 from api.errors import ServiceError
 from api.ids import MAX_ID, parse_id
-from api.movies.service import TitleCache, genres_by_movie, list_movies
+from api.movies.service import MovieRecord, genres_by_movie, list_movies
 from api.ratings.service import latest_records
 from api.recommend.pipeline import recommend_user
 from api.recommend.service import Recommended, require_model, similar_movies
@@ -61,8 +61,9 @@ async def page(request: Request) -> Response:
         except ServiceError as error:
             errors.append(str(error))
 
-    def read(session: Session) -> None:
-        """Fill the context with what the page shows besides the recommendations."""
+    def read(session: Session) -> tuple[set[int], dict[int, list[str]]]:
+        """Fill the context with what the page shows besides the recommendations; return the movies
+        shown and their genres."""
         ids: set[int] = set() if movie_id is None else {movie_id}
         if user_id is not None and recs is not None:
             recent = latest_records(session=session, user_id=user_id, limit=RECENT)
@@ -82,10 +83,11 @@ async def page(request: Request) -> Response:
             found = [m.id for m in list_movies(session=session, first=FOUND, search=q)]  # one more: more?
             context.update(found=found[:FOUND], more_found=len(found) > FOUND)
             ids.update(found[:FOUND])
-        context["movies"] = _shown(session, state.titles, ids)
         context["active_id"] = active.version_id if active else None
+        return ids, genres_by_movie(session=session, ids=list(ids))
 
-    await state.run(read)
+    ids, genres = await state.run(read)
+    context["movies"] = _shown(await state.titles.get_many(state.read_engine, list(ids)), genres)
     context["errors"] = errors
     context["raw"] = {name: request.query_params.get(name, "").strip() for name in ("user_id", "movie_id")}
     return render(request, "playground.html", status_code=status, **context)
@@ -103,10 +105,8 @@ def _id_param(request: Request, name: str, label: str, errors: list[str]) -> int
     return value
 
 
-def _shown(session: Session, titles: TitleCache, ids: set[int]) -> dict[int, Shown]:
+def _shown(records: dict[int, MovieRecord], genres: dict[int, list[str]]) -> dict[int, Shown]:
     """Return the titles (without the year MovieLens appends), years and genres of movies, by id."""
-    records = titles.get_many(session=session, ids=list(ids))
-    genres = genres_by_movie(session=session, ids=list(records))
     return {
         movie_id: Shown(
             r.title.removesuffix(f" ({r.year})") if r.year else r.title, r.year, genres.get(movie_id, [])

@@ -143,7 +143,7 @@ POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside 
 
 
 def request_read_engine(settings: Settings) -> AsyncEngine:
-    """Return the engine of a request's reads on the event loop (api.db.read_one)."""
+    """Return the engine of a request's reads on the event loop (api.db.read)."""
     return make_read_engine(
         settings.resolved_database_url, pool_size=WORKER_THREADS, max_overflow=WORKER_THREADS
     )

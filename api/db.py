@@ -6,7 +6,7 @@ import asyncio
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,7 +88,7 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: A
 
 
 def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
-    """Return the asyncio engine of read_one on url's database (asyncmy, whose protocol is compiled;
+    """Return the asyncio engine of `read` on url's database (asyncmy, whose protocol is compiled;
     aiosqlite), in autocommit: each read sees what was committed before it, at no ROLLBACK per read."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -105,15 +105,22 @@ def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) 
     )
 
 
-async def read_one(
-    engine: AsyncEngine, statement: Executable, parameters: dict[str, Any], *, timeout: float
-) -> Row[Any] | None:
-    """Return the first row of a statement (TimeoutError after `timeout` s); on any failure the
-    connection leaves the pool, its protocol state being unknown."""
+READ_TIMEOUT_S = 30  # a read on the event loop, bounded as make_engine bounds a thread's
+
+
+async def read(
+    engine: AsyncEngine,
+    statement: Executable,
+    parameters: dict[str, Any] | None = None,
+    *,
+    timeout: float = READ_TIMEOUT_S,
+) -> Sequence[Row[Any]]:
+    """Return the rows of a statement, read on the event loop (TimeoutError after `timeout` s); on
+    any failure the connection leaves the pool, its protocol state being unknown."""
     async with engine.connect() as connection:
         try:
             async with asyncio.timeout(timeout):
-                return (await connection.execute(statement, parameters)).first()
+                return (await connection.execute(statement, parameters)).all()
         except BaseException:
             await connection.invalidate()
             raise

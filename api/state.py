@@ -30,7 +30,7 @@ T = TypeVar("T")
 class AppState:
     settings: Settings
     engine: Engine
-    read_engine: AsyncEngine  # a recommendation request's read, on the event loop (api.db.read_one)
+    read_engine: AsyncEngine  # a recommendation request's read, on the event loop (api.db.read)
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry

@@ -6,7 +6,7 @@ turns for --rounds rounds, and prints reads per second and the process's CPU per
 - threads: api.graphql.context.Context.run's way, PyMySQL in a worker thread with its own ORM
   session, at most 8 threads at a time; and the same with a Core connection instead of a session;
 - async: SQLAlchemy's asyncio extension on the event loop, a Core connection with aiomysql in a
-  transaction; and the API's way (api.db.read_one: a connection in autocommit, no ROLLBACK on its
+  transaction; and the API's way (api.db.read: a connection in autocommit, no ROLLBACK on its
   return to the pool), with asyncmy (the API's driver) and with aiomysql.
 Needs the bench database of bench/serve.py and the dev extra (aiomysql).
 
@@ -97,8 +97,8 @@ async def main(args: argparse.Namespace) -> None:
         "thread, ORM session (PyMySQL)": threads,
         "thread, Core connection (PyMySQL)": threads_core,
         "event loop, Core connection (aiomysql)": on_loop,
-        "event loop, autocommit read_one (aiomysql)": by_aiomysql,
-        "event loop, autocommit read_one (API, asyncmy)": by_api,
+        "event loop, autocommit read (aiomysql)": by_aiomysql,
+        "event loop, autocommit read (API, asyncmy)": by_api,
     }
     for read in ways.values():  # warm pools and caches
         await measure(read, users[:200], args.concurrency)

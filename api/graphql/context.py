@@ -45,7 +45,7 @@ class Context:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self.run, self.state.titles)
+            self._loaders = Loaders(self.run, self.state.titles, self.state.read_engine)
         return self._loaders
 
 

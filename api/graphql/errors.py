@@ -6,7 +6,8 @@ import logging
 import re
 
 from graphql import GraphQLError
-from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http import process_result as strawberry_process_result
 from strawberry.types import ExecutionResult
@@ -25,7 +26,8 @@ def code_and_message(error: GraphQLError) -> tuple[str, str]:
     original = error.original_error
     if isinstance(original, ServiceError):
         return original.code, str(original)
-    if isinstance(original, (OperationalError, TimeoutError)) or (
+    # TimeoutError: a read on the event loop that got no answer in time (api.db.read)
+    if isinstance(original, (OperationalError, PoolTimeout, TimeoutError)) or (
         isinstance(original, DBAPIError) and original.connection_invalidated
     ):
         return "UNAVAILABLE", "the database is unavailable; try again shortly"

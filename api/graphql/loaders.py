@@ -1,11 +1,12 @@
 """DataLoaders, built per operation: every relation is fetched in one statement per batch, in a
-worker thread (api.graphql.context.Context.run)."""
+worker thread (api.graphql.context.Context.run); titles from the process's cache (TitleCache)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from strawberry.dataloader import DataLoader
 
@@ -26,8 +27,12 @@ def _loader(run: Run, fetch: Callable[..., dict[int, V]], default: Callable[[], 
 
 
 class Loaders:
-    def __init__(self, run: Run, titles: TitleCache) -> None:
-        self.movie: DataLoader[int, MovieRecord | None] = _loader(run, titles.get_many, lambda: None)
+    def __init__(self, run: Run, titles: TitleCache, engine: AsyncEngine) -> None:
+        async def movies(keys: Sequence[int]) -> list[MovieRecord | None]:
+            found = await titles.get_many(engine, keys)
+            return [found.get(k) for k in keys]
+
+        self.movie: DataLoader[int, MovieRecord | None] = DataLoader(load_fn=movies)
         self.genres: DataLoader[int, list[str]] = _loader(run, genres_by_movie, list)
         self.rating_stats: DataLoader[int, RatingStats] = _loader(
             run, rating_stats_by_movie, lambda: RatingStats(None, 0)

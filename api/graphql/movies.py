@@ -14,7 +14,6 @@ from api.graphql.pagination import check_bound
 from api.movies.models import Movie as MovieRow
 from api.movies.service import MovieRecord
 from api.recommend.service import Recommended, similar_movies
-from api.state import AppState
 
 
 @strawberry.type(description="A movie of the catalogue.")
@@ -72,21 +71,16 @@ async def recommend(
     operation's resources."""
     state = info.context.state
 
-    def work(session: Session) -> tuple[list[Recommended], dict[int, MovieRecord]]:
-        found = service(session=session, store=state.store, active=state.models.get(session), **arguments)
-        return found, movies_of(state, session, found)
+    def work(session: Session) -> list[Recommended]:
+        return service(session=session, store=state.store, active=state.models.get(session), **arguments)
 
-    return results(*await info.context.run(work))
+    found = await info.context.run(work)
+    return results(found, await state.titles.get_many(state.read_engine, movie_ids(found)))
 
 
 def movie_ids(found: list[Recommended]) -> list[int]:
     """Return the ids of the recommended movies and of their reasons."""
     return list({r.movie_id for r in found} | {m for r in found for m in r.because})
-
-
-def movies_of(state: AppState, session: Session, found: list[Recommended]) -> dict[int, MovieRecord]:
-    """Return the titles and years of the recommended movies and their reasons, from the catalogue."""
-    return state.titles.get_many(session=session, ids=movie_ids(found))
 
 
 def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Recommendation]:

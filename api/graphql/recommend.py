@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.graphql.context import Info
-from api.graphql.movies import Recommendation, movie_ids, movies_of, results
+from api.graphql.movies import Recommendation, movie_ids, results
 from api.recommend.pipeline import recommend_user
 from api.recommend.service import (
     NO_FILTERS,
@@ -72,10 +72,6 @@ async def popular_for_visitor(
 
 
 async def with_movies(info: Info, found: list[Recommended]) -> list[Recommendation]:
-    """Return the GraphQL results of recommendations, their movies from the catalogue, read in a worker
-    thread only when it lacks some."""
+    """Return the GraphQL results of recommendations, with their movies' titles."""
     state = info.context.state
-    movies = state.titles.cached(movie_ids(found))
-    if movies is None:
-        movies = await info.context.run(lambda session: movies_of(state, session, found))
-    return results(found, movies)
+    return results(found, await state.titles.get_many(state.read_engine, movie_ids(found)))

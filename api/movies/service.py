@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 from cachetools import TTLCache
 from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
+from api.db import read
 from api.errors import BadUserInput
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
 
@@ -32,16 +34,12 @@ class TitleCache:
         self._records: TTLCache[int, MovieRecord] = TTLCache(capacity, max_age)
         self._lock = threading.Lock()
 
-    def cached(self, ids: Sequence[int]) -> dict[int, MovieRecord] | None:
-        """Return the movies with the given ids if every one is kept and fresh, else None."""
-        found = self._kept(ids)
-        return found if len(found) == len(set(ids)) else None
-
-    def get_many(self, *, session: Session, ids: Sequence[int]) -> dict[int, MovieRecord]:
-        """Return the movies with the given ids, by id (absent ids are left out)."""
+    async def get_many(self, engine: AsyncEngine, ids: Sequence[int]) -> dict[int, MovieRecord]:
+        """Return the movies with the given ids, by id (absent ids are left out); those not kept are
+        read on the event loop (api.db.read)."""
         found = self._kept(ids)
         if missing := set(ids) - found.keys():
-            rows = session.execute(select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
+            rows = await read(engine, select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
             fresh = {row.id: MovieRecord(row.id, row.title, row.year) for row in rows}
             found.update(fresh)
             with self._lock:

@@ -19,7 +19,7 @@ from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from api.db import epoch_seconds, read_one, utcnow
+from api.db import epoch_seconds, read, utcnow
 from api.errors import NotFound, Unavailable
 from api.metrics import ANSWERS, STAGE
 from api.movies.models import Movie
@@ -45,7 +45,6 @@ from api.versions.registry import ActiveModel
 from ml.serving import HistoryItem, UserFeatures
 
 KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
-READ_TIMEOUT_S = 30  # the event loop's read, bounded as make_engine bounds a thread's
 KEPT, COMPUTED = ANSWERS.labels("kept"), ANSWERS.labels("computed")
 # Ranks many users' default lists at once: vectors (users, dim) and each user's rated movies in,
 # each user's top KEPT_LIMIT unrated movies out (api/recommend/kept.py).
@@ -134,9 +133,10 @@ RATINGS_SELECT = select(_NEWEST_RATINGS, RATED.scalar_subquery())
 
 async def _read(engine: AsyncEngine, statement: Any, parameters: dict[str, Any]) -> Any:
     try:
-        return await read_one(engine, statement, parameters, timeout=READ_TIMEOUT_S)
+        rows = await read(engine, statement, parameters)
     except TimeoutError:
         raise Unavailable("the database is unavailable; try again shortly") from None
+    return rows[0] if rows else None
 
 
 async def read_user(

@@ -87,7 +87,7 @@ def test_a_failing_field_leaves_the_connections_of_its_cancelled_siblings_sound(
     gql: GraphQL, stack: Stack
 ) -> None:
     """A field that fails beside others nulls the whole answer, and GraphQL cancels the siblings
-    still reading the database on the event loop (api.db.read_one): their connections, mid-statement,
+    still reading the database on the event loop (api.db.read): their connections, mid-statement,
     must leave the pool rather than serve the next request (on MySQL it then read the rest of the
     cancelled answer: UNAVAILABLE)."""
     invalidated: list[object] = []

@@ -289,7 +289,7 @@ def test_thirty_popular_lists_of_fresh_year_ranges_read_no_ratings(
         profiles = anonymous.data(thirty("recommendationsForProfile(ratedMovies: [], ", 1950, 20))
         assert statements.naming("ratings") == []
         users = keyed.data(thirty(f"recommendations(userId: {user}, ", 1950, 30))
-        # The user's own ratings are read (api.db.read_one); nobody else's are counted.
+        # The user's own ratings are read (api.db.read); nobody else's are counted.
         assert not [s for s in statements.texts if is_count(s)]
     assert answered(profiles) == expected_lists(stack, 1950, 20)
     assert answered(users) == expected_lists(stack, 1950, 30)
