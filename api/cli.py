@@ -29,9 +29,6 @@ from api.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # One API process per core, up to 4: each holds its own model in memory.
 DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
-WORKERS_HELP = (
-    f"API processes, sharing the port and one Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
-)
 # Under var_dir, the directory the last import read, which `up` compares with the data dir.
 IMPORTED_FROM = "imported-from"
 # A command prints what it did and raises CommandError (or a ServiceError) for what the user can fix.
@@ -73,18 +70,12 @@ def _store(settings: Settings) -> closing[VectorStore]:
     return closing(VectorStore(settings.resolved_milvus_uri))
 
 
-def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
+def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(settings), args.revision)
+    migrate = command.upgrade if args.db_command == "upgrade" else command.downgrade
+    migrate(alembic_config(settings), args.revision)
     print(f"database at {args.revision} ({_safe_url(settings)})")
-
-
-def cmd_db_downgrade(args: argparse.Namespace, settings: Settings) -> None:
-    from alembic import command
-
-    command.downgrade(alembic_config(settings), args.revision)
-    print(f"database downgraded to {args.revision}")
 
 
 def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
@@ -207,16 +198,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> None:
     shown = ", ".join(f"{label} {metrics[k]:.4f}" for k, label in SHOWN_METRICS if k in metrics)
     print(f"version {version_id} trained: {shown}")
     if args.activate:
-        _activate(settings, sessions, version_id, quiet=args.quiet)
+        _activate(settings, version_id, quiet=args.quiet)
 
 
 def _activate(
-    settings: Settings,
-    sessions: sessionmaker,
-    version_id: int,
-    *,
-    only_missing: bool = False,
-    quiet: bool = False,
+    settings: Settings, version_id: int, *, only_missing: bool = False, quiet: bool = False
 ) -> None:
     """Activate a version, then keep its users' lists (with only_missing, only when no list is kept)."""
     from sqlalchemy import func, select
@@ -224,6 +210,7 @@ def _activate(
     from api.recommend.models import KeptList
     from api.versions.activation import activate
 
+    sessions = _sessions(settings)
     with _store(settings) as store:
         name = activate(sessions=sessions, store=store, version_id=version_id, by=f"cli:{getpass.getuser()}")
         print(f"version {version_id} is active (Milvus collection {name})")
@@ -290,7 +277,7 @@ def cmd_versions_list(_args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_versions_activate(args: argparse.Namespace, settings: Settings) -> None:
-    _activate(settings, _sessions(settings), args.version)
+    _activate(settings, args.version)
 
 
 def cmd_versions_delete(args: argparse.Namespace, settings: Settings) -> None:
@@ -334,18 +321,13 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
 def demo_key(settings: Settings) -> str:
     """Return the development demo's API key (every scope), kept in var/demo-api-key; a new one
     when the file is missing or its key was revoked."""
-    from sqlalchemy import select
-
-    from api.access.keys import create_key, split_key
-    from api.access.models import ApiKey
+    from api.access.keys import create_key, live_keys_query, split_key
 
     path = settings.var_dir / "demo-api-key"
     key = path.read_text(encoding="utf-8").strip() if path.exists() else ""
     parts = split_key(key)
     with _sessions(settings).begin() as session:
-        found = select(ApiKey).where(ApiKey.key_id == parts[0]) if parts else None
-        row = session.execute(found).scalar_one_or_none() if found is not None else None
-        if row is None or row.revoked_at is not None:
+        if parts is None or session.execute(live_keys_query(parts[0])).first() is None:
             key = create_key(session=session, name="demo (movierec up)", scopes=list(SCOPES))[1]
             path.write_text(key + "\n", encoding="utf-8")
             path.chmod(0o600)
@@ -431,7 +413,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
     else:
         print(f"model: version {active.id} is active (--retrain to train a new one)")
         # Rebuilds its collection and kept lists only if they are missing.
-        _activate(settings, sessions, active.id, only_missing=True)
+        _activate(settings, active.id, only_missing=True)
     password_source = "MOVIEREC_ADMIN_PASSWORD"
     if not settings.admin_password.get_secret_value():
         path = settings.var_dir / "admin-password"
@@ -494,13 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
     serving = argparse.ArgumentParser(add_help=False)
     serving.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     serving.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serving.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=WORKERS_HELP)
+    about = (
+        f"API processes, sharing the port and one Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
+    )
+    serving.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=about)
 
     db = _group(commands, "db", "database schema (Alembic migrations)")
     about = "migrate the database to the latest schema (alembic upgrade)"
-    upgrade = _command(db, "upgrade", cmd_db_upgrade, about)
+    upgrade = _command(db, "upgrade", cmd_db, about)
     upgrade.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
-    down = _command(db, "downgrade", cmd_db_downgrade, "migrate the database back (alembic downgrade)")
+    down = _command(db, "downgrade", cmd_db, "migrate the database back (alembic downgrade)")
     down.add_argument("revision", help="target revision, e.g. base or -1")
 
     data = _group(commands, "data", "MovieLens data: import, synthetic sample")
