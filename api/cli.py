@@ -79,6 +79,8 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
+    """Import a dataset in one transaction: a failure leaves nothing behind, a re-run completes an
+    interrupted import without duplicates. docs/data.md shows each layout."""
     from api.dataimport.service import MovieTextError, UnknownGenreError, import_dataset, total_rows
     from api.dataimport.sources import resolve_source
     from api.ratings.writes import BulkLoadError
@@ -88,16 +90,13 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
 
     try:
         source = resolve_source(args.source, settings)
-    except DownloadError as error:
-        raise CommandError(str(error)) from error
-    if source.notice:
-        print(source.notice)
-    print(f"reading {source.description}")
-    loaded = load(source.directory, args.format)
-    print(f"layout: {loaded.layout.name}, {loaded.layout.description}")
-    for note in loaded.notes:
-        print(f"note: {note}")
-    try:
+        if source.notice:
+            print(source.notice)
+        print(f"reading {source.description}")
+        loaded = load(source.directory, args.format)
+        print(f"layout: {loaded.layout.name}, {loaded.layout.description}")
+        for note in loaded.notes:
+            print(f"note: {note}")
         with (
             progress(total_rows(loaded.dataset), "importing", "rows", enabled=not args.quiet) as bar,
             _sessions(settings).begin() as session,
@@ -108,7 +107,8 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
                 batch_size=settings.import_batch_size,
                 progress=bar.update,
             )
-    except (MovieTextError, UnknownGenreError, BulkLoadError) as error:  # rolled back: nothing was written
+    # The import's errors roll it back: nothing was written.
+    except (DownloadError, MovieTextError, UnknownGenreError, BulkLoadError) as error:
         raise CommandError(str(error)) from error
     print(f"imported: {counts}")
     settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +171,9 @@ TRAIN_OPTIONS: dict[str, tuple[type, str]] = {
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> None:
+    """Train the two-tower model on every rating in the database (each user's latest two held out for
+    validation and test), save the version under the model dir, record it in model_versions and build
+    its Milvus collection."""
     from api.versions.service import SHOWN_METRICS, get_version
     from api.versions.training import run_training
     from ml.config import TrainConfig
@@ -382,7 +385,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
-    """Migrate, import, train and index what is missing, then serve: the one command of the README."""
+    """Bring the service up with what exists: the schema is migrated, data imported only into an empty
+    database, a model trained only when none is active, then the API and dashboard are served. A second
+    run starts in seconds."""
     import secrets
 
     from alembic import command
@@ -395,9 +400,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
     config = alembic_config(settings)
     config.attributes["configure_logger"] = False  # keep the command's logging as main set it
     command.upgrade(config, "head")
-    sessions = _sessions(settings)
-    with sessions() as session:
+    with _sessions(settings)() as session:
         ratings = session.execute(select(func.count()).select_from(Rating)).scalar_one()
+        active = active_version(session=session)  # an import does not change it
     if ratings == 0 or args.reimport:
         cmd_data_import(args, settings)
     else:
@@ -405,8 +410,6 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
         note = data_dir_note(settings)
         if note:
             print(note)
-    with sessions() as session:
-        active = active_version(session=session)
     if active is None or args.retrain:
         args.epochs = args.epochs if args.retrain else None  # up's --epochs counts with --retrain
         cmd_train(args, settings)
@@ -442,11 +445,9 @@ def cmd_schema(args: argparse.Namespace, _settings: Settings) -> None:
         print(sdl, end="")
 
 
-def _command(
-    actions: Any, name: str, handler: Command, about: str, **options: Any
-) -> argparse.ArgumentParser:
-    """Add the subcommand `name` that runs `handler`; `options` go to its parser (parents, description)."""
-    parser: argparse.ArgumentParser = actions.add_parser(name, help=about, **options)
+def _command(group: Any, name: str, handler: Command, about: str, **options: Any) -> argparse.ArgumentParser:
+    """Add the subcommand `name` that runs `handler`, described in `--help` by the handler's docstring."""
+    parser = group.add_parser(name, help=about, description=handler.__doc__, **options)
     parser.set_defaults(handler=handler)
     return parser
 
@@ -476,9 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     serving = argparse.ArgumentParser(add_help=False)
     serving.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     serving.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    about = (
-        f"API processes, sharing the port and one Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
-    )
+    about = f"API processes sharing the port and Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
     serving.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=about)
 
     db = _group(commands, "db", "database schema (Alembic migrations)")
@@ -490,11 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = _group(commands, "data", "MovieLens data: import, synthetic sample")
     about = "import users, movies and ratings (idempotent: a re-run changes nothing)"
-    described = (
-        "Import a dataset in one transaction: a failure leaves nothing behind, a re-run "
-        "completes an interrupted import without duplicates. docs/data.md shows each layout."
-    )
-    imp = _command(data, "import", cmd_data_import, about, parents=[quiet], description=described)
+    imp = _command(data, "import", cmd_data_import, about, parents=[quiet])
     imp.add_argument(
         "--source",
         default="auto",
@@ -526,12 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     about = "train a model version on the database's ratings and (by default) activate it"
-    described = (
-        "Train the two-tower model on every rating in the database (each user's latest two "
-        "held out for validation and test), save the version under the model dir, record it in "
-        "model_versions and build its Milvus collection."
-    )
-    train = _command(commands, "train", cmd_train, about, parents=[quiet], description=described)
+    train = _command(commands, "train", cmd_train, about, parents=[quiet])
     for name, (kind, about) in TRAIN_OPTIONS.items():
         train.add_argument(f"--{name.replace('_', '-')}", type=kind, help=about)
     train.add_argument("--no-activate", dest="activate", action="store_false", help="do not make it active")
@@ -558,12 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _command(commands, "serve", cmd_serve, "serve the GraphQL API with uvicorn", parents=[serving])
     about = "everything to a running service: migrate, import, train and index what is missing, serve"
-    described = (
-        "Bring the service up with what exists: the schema is migrated, data imported only "
-        "into an empty database, a model trained only when none is active, then the API and dashboard "
-        "are served. A second run starts in seconds."
-    )
-    up = _command(commands, "up", cmd_up, about, parents=[serving], description=described)
+    up = _command(commands, "up", cmd_up, about, parents=[serving])
     up.add_argument("--source", default="auto", help="data source for a first import (default: auto)")
     up.add_argument("--reimport", action="store_true", help="import the data again")
     up.add_argument("--retrain", action="store_true", help="train and activate a new model version")

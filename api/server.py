@@ -40,12 +40,12 @@ class HeaderDeadline(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, transport.close)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_deadline.cancel()
-        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self.transport.close)
 
     def on_headers_complete(self) -> None:
         self._header_deadline.cancel()
@@ -54,10 +54,6 @@ class HeaderDeadline(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._header_deadline.cancel()
         super().connection_lost(exc)
-
-    def _headers_too_slow(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.close()
 
 
 class ServeError(RuntimeError):
@@ -151,7 +147,10 @@ def serve(
     metrics = None
     if settings.metrics_dir is None:  # the workers' prometheus_client reads it from the environment
         metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="movierec-metrics-")
-    lite = LiteKeeper.start(settings.resolved_milvus_uri)
+    lite = None
+    if is_lite_file(settings.resolved_milvus_uri):
+        lite = LiteKeeper(Path(settings.resolved_milvus_uri).resolve())
+        os.environ["MOVIEREC_MILVUS_URI"] = lite.server.uds_path  # read by the workers' Settings
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:
@@ -190,30 +189,18 @@ class LiteKeeper:
 
     CHECK_S = 1.0
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: Path) -> None:
         from milvus_lite.server import Server
 
-        self.path = path
-        self.server = Server(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.server = str(path), Server(str(path))
         self.socket_path = self.server.uds_path.removeprefix("unix:")
+        with lite_logs_beside(self.path):
+            if not (self.server.init() and self.server.start()):
+                raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")
         self._stopped = threading.Event()
         self._watch = threading.Thread(target=self._keep, name="milvus-lite-keeper", daemon=True)
-
-    @classmethod
-    def start(cls, uri: str) -> LiteKeeper | None:
-        """Start the Lite server of a Lite file and point the workers at it; None for any other URI."""
-        if not is_lite_file(uri):
-            return None
-        path = Path(uri).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        keeper = cls(str(path))
-        with lite_logs_beside(str(path)):
-            started = keeper.server.init() and keeper.server.start()
-        if not started:
-            raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")
-        os.environ["MOVIEREC_MILVUS_URI"] = keeper.server.uds_path  # read by the workers' Settings
-        keeper._watch.start()
-        return keeper
+        self._watch.start()
 
     def answers(self) -> bool:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
