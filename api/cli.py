@@ -568,17 +568,12 @@ def _database_problem(settings: Settings, error: DBAPIError) -> str:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from api.db import make_engine
-
     url = _safe_url(settings)
-    engine = make_engine(settings.resolved_database_url)
     try:
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+        with _sessions(settings)() as session:
+            current = MigrationContext.configure(session.connection()).get_current_revision()
     except DBAPIError as unreachable:
         return f"cannot use the database at {url}: {unreachable.orig}"
-    finally:
-        engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
     if current != head:
         return f"the database at {url} has schema {current or 'none'}, not {head}: run `movierec db upgrade`"

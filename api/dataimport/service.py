@@ -99,9 +99,8 @@ def import_dataset(
 
 
 def count_rows(*, session: Session, ratings: int | None = None) -> ImportCounts:
-    """Return how many users, movies, ratings and genres the database holds; `ratings` when the
-    caller knows it (a COUNT(*) inside a bulk load's transaction is far slower than after its
-    commit)."""
+    """Return how many users, movies, ratings and genres the database holds, taking `ratings` from a
+    caller who knows it (a COUNT(*) inside a bulk load's transaction is far slower than after it)."""
 
     def count(table: Any) -> int:
         return int(session.execute(select(func.count()).select_from(table)).scalar_one())
@@ -127,8 +126,8 @@ def total_rows(dataset: Dataset) -> int:
 def _check_text(dataset: Dataset) -> None:
     """Raise MovieTextError, before anything is written, for a movie's text past the readers' bounds."""
     for m in dataset.movies:
-        if m.description is not None and len(m.description) > MAX_DESCRIPTION:
-            length = len(m.description)
+        length = len(m.description or "")
+        if length > MAX_DESCRIPTION:
             raise MovieTextError(
                 f"movie {m.id} has a description of {length} characters, at most {MAX_DESCRIPTION}"
             )
