@@ -24,6 +24,7 @@ from api.metrics import ANSWERS, LATENCY, REQUESTS, STAGE
 from api.settings import Settings
 from api.state import AppState
 from api.versions.models import ModelVersion
+from api.versions.service import active_version
 
 log = logging.getLogger(__name__)
 READY_S = 1.0
@@ -96,14 +97,12 @@ class ModelCollector(Collector):
                 counts = session.execute(
                     select(ModelVersion.status, func.count()).group_by(ModelVersion.status)
                 ).all()
-                version = session.execute(
-                    select(ModelVersion.id).where(ModelVersion.is_active.is_(True))
-                ).scalar()
+                active_row = active_version(session=session)
         except Exception:  # the database being down must not break the scrape of the other metrics
             return
         for status, count in counts:
             runs.add_metric([status], count)
-        active.add_metric([], version or 0)
+        active.add_metric([], active_row.id if active_row else 0)
         yield runs
         yield active
 
