@@ -1,15 +1,17 @@
-"""The `movierec` command: database migrations, data import and, later, training and serving."""
+"""The `movierec` command: migrations, data import, training, model versions, API keys and serving."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -21,15 +23,16 @@ if TYPE_CHECKING:
     from api.vectors.store import VectorStore
 
 from api.access.scopes import SCOPES
+from api.errors import ServiceError
 from api.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # One API process per core, up to 4: each holds its own model in memory.
 DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
-WORKERS_HELP = (
-    f"API processes, sharing the port and one Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
-)
-Command = Callable[[argparse.Namespace, Settings], int]
+# Under var_dir, the directory the last import read, which `up` compares with the data dir.
+IMPORTED_FROM = "imported-from"
+# A command prints what it did and raises CommandError (or a ServiceError) for what the user can fix.
+Command = Callable[[argparse.Namespace, Settings], None]
 
 
 class CommandError(Exception):
@@ -49,121 +52,10 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
-def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from alembic import command
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
 
-    command.upgrade(alembic_config(settings), args.revision)
-    print(f"database at {args.revision} ({_safe_url(settings)})")
-    return 0
-
-
-def cmd_db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
-    from alembic import command
-
-    command.downgrade(alembic_config(settings), args.revision)
-    print(f"database downgraded to {args.revision}")
-    return 0
-
-
-def cmd_data_import(args: argparse.Namespace, settings: Settings) -> int:
-    from api.dataimport.service import MovieTextError, UnknownGenreError, import_dataset, total_rows
-    from api.dataimport.sources import resolve_source
-    from api.db import make_batch_engine, make_session_factory
-    from api.ratings.writes import BulkLoadError
-    from ml.movielens.download import DownloadError
-    from ml.movielens.layouts import load
-    from ml.progress import progress
-
-    try:
-        source = resolve_source(args.source, settings)
-    except (DownloadError, FileNotFoundError) as error:
-        raise CommandError(str(error)) from error
-    if source.notice:
-        print(source.notice)
-    print(f"reading {source.description}")
-    loaded = load(source.directory, getattr(args, "format", "auto"))
-    print(f"layout: {loaded.layout.name}, {loaded.layout.description}")
-    for note in loaded.notes:
-        print(f"note: {note}")
-    dataset = loaded.dataset
-    engine = make_batch_engine(settings.resolved_database_url)
-    try:
-        with (
-            progress(total_rows(dataset), "importing", "rows", enabled=not args.quiet) as bar,
-            make_session_factory(engine).begin() as session,
-        ):
-            counts = import_dataset(
-                session=session, dataset=dataset, batch_size=settings.import_batch_size, progress=bar.update
-            )
-    except (MovieTextError, UnknownGenreError, BulkLoadError) as error:  # rolled back: nothing was written
-        raise CommandError(str(error)) from error
-    finally:
-        engine.dispose()
-    summary = (
-        f"{counts.users} users, {counts.movies} movies, {counts.ratings} ratings, {counts.genres} genres"
-    )
-    print(f"imported: {summary}")
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    imported_from(settings).write_text(f"{source.directory.resolve()}\n", encoding="utf-8")
-    return 0
-
-
-def imported_from(settings: Settings) -> Path:
-    """Return the file naming the directory the last import read, which `up` compares with the data dir."""
-    return settings.var_dir / "imported-from"
-
-
-def data_dir_note(settings: Settings) -> str | None:
-    """Return one line when MOVIEREC_DATA_DIR is not the directory the database was imported from."""
-    if settings.data_dir is None:
-        return None
-    wanted = settings.data_dir.resolve()
-    path = imported_from(settings)
-    recorded = path.read_text(encoding="utf-8").strip() if path.exists() else ""
-    if recorded == str(wanted):
-        return None
-    was = f"from {recorded}" if recorded else "from a source not recorded here"
-    return (
-        f"data: MOVIEREC_DATA_DIR is {settings.data_dir}, but the database was imported {was}; "
-        "serving what it holds (--reimport to import the new directory)"
-    )
-
-
-def cmd_data_sample(args: argparse.Namespace, _settings: Settings) -> int:
-    from ml.movielens.scale import write_ml25m_shaped
-    from ml.movielens.synthetic import write_synthetic
-
-    if args.ml25m is not None:
-        if not 0 < args.ml25m <= 1:
-            raise CommandError("--ml25m is a share of ML-25M's counts, above 0 and at most 1")
-        try:
-            shape = write_ml25m_shaped(Path(args.out), scale=args.ml25m, seed=args.seed)
-        except ValueError as error:
-            raise CommandError(str(error)) from None
-        print(f"wrote an ML-25M-shaped dataset ({shape.users} users, {shape.movies} movies, "
-              f"{shape.ratings} ratings) to {args.out} in the MovieLens CSV layout")  # fmt: skip
-        return 0
-    out = write_synthetic(
-        Path(args.out), users=args.users, movies=args.movies, seed=args.seed, text=args.text
-    )
-    print(f"wrote a synthetic sample to {out}")
-    return 0
-
-
-def cmd_summary(_args: argparse.Namespace, settings: Settings) -> int:
-    from api.dataimport.service import count_rows
-    from api.db import make_engine, make_session_factory
-
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            counts = count_rows(session=session)
-    finally:
-        engine.dispose()
-    print(f"database: {_safe_url(settings)}")
-    print(f"  {counts.users} users, {counts.movies} movies, {counts.ratings} ratings, {counts.genres} genres")
-    print(f"milvus:   {settings.resolved_milvus_uri}")
-    return 0
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
 
 
 def _sessions(settings: Settings) -> sessionmaker:
@@ -172,23 +64,124 @@ def _sessions(settings: Settings) -> sessionmaker:
     return make_session_factory(make_batch_engine(settings.resolved_database_url))
 
 
-# The train command's hyperparameter options, as TrainConfig names them (None: the config's default).
-TRAIN_OPTIONS = (
-    "epochs", "examples_per_epoch", "eval_users", "learning_rate", "batch_size", "embedding_dim", "seed"
-)  # fmt: skip
+def _store(settings: Settings) -> closing[VectorStore]:
+    from api.vectors.store import VectorStore
+
+    return closing(VectorStore(settings.resolved_milvus_uri))
 
 
-def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    import getpass
+def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
+    from alembic import command
 
+    migrate = command.upgrade if args.db_command == "upgrade" else command.downgrade
+    migrate(alembic_config(settings), args.revision)
+    print(f"database at {args.revision} ({_safe_url(settings)})")
+
+
+def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
+    """Import a dataset in one transaction: a failure leaves nothing behind, a re-run completes an
+    interrupted import without duplicates. docs/data.md shows each layout."""
+    from api.dataimport.service import MovieTextError, UnknownGenreError, import_dataset, total_rows
+    from api.dataimport.sources import resolve_source
+    from api.ratings.writes import BulkLoadError
+    from ml.movielens.download import DownloadError
+    from ml.movielens.layouts import load
+    from ml.progress import progress
+
+    try:
+        source = resolve_source(args.source, settings)
+        if source.notice:
+            print(source.notice)
+        print(f"reading {source.description}")
+        loaded = load(source.directory, args.format)
+        print(f"layout: {loaded.layout.name}, {loaded.layout.description}")
+        for note in loaded.notes:
+            print(f"note: {note}")
+        with (
+            progress(total_rows(loaded.dataset), "importing", "rows", enabled=not args.quiet) as bar,
+            _sessions(settings).begin() as session,
+        ):
+            counts = import_dataset(
+                session=session,
+                dataset=loaded.dataset,
+                batch_size=settings.import_batch_size,
+                progress=bar.update,
+            )
+    # The import's errors roll it back: nothing was written.
+    except (DownloadError, MovieTextError, UnknownGenreError, BulkLoadError) as error:
+        raise CommandError(str(error)) from error
+    print(f"imported: {counts}")
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    (settings.var_dir / IMPORTED_FROM).write_text(f"{source.directory.resolve()}\n", encoding="utf-8")
+
+
+def data_dir_note(settings: Settings) -> str | None:
+    """Return one line when MOVIEREC_DATA_DIR is not the directory the database was imported from."""
+    if settings.data_dir is None:
+        return None
+    path = settings.var_dir / IMPORTED_FROM
+    recorded = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if recorded == str(settings.data_dir.resolve()):
+        return None
+    was = f"from {recorded}" if recorded else "from a source not recorded here"
+    return (
+        f"data: MOVIEREC_DATA_DIR is {settings.data_dir}, but the database was imported {was}; "
+        "serving what it holds (--reimport to import the new directory)"
+    )
+
+
+def cmd_data_sample(args: argparse.Namespace, _settings: Settings) -> None:
+    from ml.movielens.scale import write_ml25m_shaped
+    from ml.movielens.synthetic import write_synthetic
+
+    if args.ml25m is None:
+        out = write_synthetic(
+            Path(args.out), users=args.users, movies=args.movies, seed=args.seed, text=args.text
+        )
+        print(f"wrote a synthetic sample to {out}")
+        return
+    if not 0 < args.ml25m <= 1:
+        raise CommandError("--ml25m is a share of ML-25M's counts, above 0 and at most 1")
+    try:
+        shape = write_ml25m_shaped(Path(args.out), scale=args.ml25m, seed=args.seed)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    print(f"wrote an ML-25M-shaped dataset ({shape.users} users, {shape.movies} movies, "
+          f"{shape.ratings} ratings) to {args.out} in the MovieLens CSV layout")  # fmt: skip
+
+
+def cmd_summary(_args: argparse.Namespace, settings: Settings) -> None:
+    from api.dataimport.service import count_rows
+
+    with _sessions(settings)() as session:
+        counts = count_rows(session=session)
+    print(f"database: {_safe_url(settings)}\n  {counts}\nmilvus:   {settings.resolved_milvus_uri}")
+
+
+# The train command's hyperparameter options, as TrainConfig names them (unset: the config's default).
+TRAIN_OPTIONS: dict[str, tuple[type, str]] = {
+    "epochs": (int, "upper bound on epochs (early stopping may end sooner)"),
+    "examples_per_epoch": (int, "train each epoch on a new random sample of this many ratings"),
+    "eval_users": (int, "validate and test on at most this many users"),
+    "learning_rate": (float, "Adam step size"),
+    "batch_size": (int, "positives per step (the in-batch negatives)"),
+    "embedding_dim": (int, "width of the id and feature embeddings"),
+    "seed": (int, "random seed"),
+}
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> None:
+    """Train the two-tower model on every rating in the database (each user's latest two held out for
+    validation and test), save the version under the model dir, record it in model_versions and build
+    its Milvus collection."""
+    from api.versions.service import SHOWN_METRICS, get_version
     from api.versions.training import run_training
     from ml.config import TrainConfig
     from ml.split import InsufficientDataError
     from ml.training_loop import TrainingError
 
-    overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS}
     try:
-        config = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+        config = TrainConfig(**{k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None})
     except (TypeError, ValueError) as error:
         raise CommandError(f"bad hyperparameters: {error}") from error
     sessions = _sessions(settings)
@@ -204,49 +197,36 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     except (InsufficientDataError, TrainingError) as error:
         raise CommandError(str(error)) from error
     with sessions() as session:
-        from api.versions.service import SHOWN_METRICS, get_version
-
         metrics = get_version(session=session, version_id=version_id).metrics or {}
-    print(
-        f"version {version_id} trained: "
-        + ", ".join(f"{label} {metrics[k]:.4f}" for k, label in SHOWN_METRICS if k in metrics)
-    )
+    shown = ", ".join(f"{label} {metrics[k]:.4f}" for k, label in SHOWN_METRICS if k in metrics)
+    print(f"version {version_id} trained: {shown}")
     if args.activate:
-        _activate(settings, sessions, version_id, quiet=args.quiet)
-    return 0
+        _activate(settings, version_id, quiet=args.quiet)
 
 
 def _activate(
-    settings: Settings, sessions: sessionmaker, version_id: int, *, keep: str = "always", quiet: bool = False
+    settings: Settings, version_id: int, *, only_missing: bool = False, quiet: bool = False
 ) -> None:
-    """Activate a version, then compute the users' kept lists: "always", or "missing" (the table is empty)."""
-    import getpass
-
-    from api.vectors.store import VectorStore
-    from api.versions.activation import activate
-
-    store = VectorStore(settings.resolved_milvus_uri)
-    try:
-        name = activate(sessions=sessions, store=store, version_id=version_id, by=f"cli:{getpass.getuser()}")
-        print(f"version {version_id} is active (Milvus collection {name})")
-        _keep_lists(sessions, store, version_id, only_missing=keep == "missing", quiet=quiet)
-    finally:
-        store.close()
-
-
-def _keep_lists(
-    sessions: sessionmaker, store: VectorStore, version_id: int, *, only_missing: bool, quiet: bool
-) -> None:
+    """Activate a version, then keep its users' lists (with only_missing, only when no list is kept)."""
     from sqlalchemy import func, select
 
-    from api.recommend.kept import Superseded, keep_version_lists
     from api.recommend.models import KeptList
-    from ml.progress import Progress, progress
+    from api.versions.activation import activate
 
-    if only_missing:  # lists of another version only make their users' next requests compute
-        with sessions() as session:
-            if session.execute(select(func.count()).select_from(KeptList)).scalar_one():
-                return
+    sessions = _sessions(settings)
+    with _store(settings) as store:
+        name = activate(sessions=sessions, store=store, version_id=version_id, by=f"cli:{getpass.getuser()}")
+        print(f"version {version_id} is active (Milvus collection {name})")
+        if only_missing:  # lists of another version only make their users' next requests compute
+            with sessions() as session:
+                if session.execute(select(func.count()).select_from(KeptList)).scalar_one():
+                    return
+        _keep_lists(sessions, store, version_id, quiet=quiet)
+
+
+def _keep_lists(sessions: sessionmaker, store: VectorStore, version_id: int, *, quiet: bool) -> None:
+    from api.recommend.kept import Superseded, keep_version_lists
+    from ml.progress import Progress, progress
 
     bar: Progress | None = None
     shown, users = 0, 0
@@ -272,8 +252,7 @@ def _keep_lists(
     print(f"; {users - stored} without ratings get the popular movies" if users > stored else "")
 
 
-def cmd_versions_keep(args: argparse.Namespace, settings: Settings) -> int:
-    from api.vectors.store import VectorStore
+def cmd_versions_keep(args: argparse.Namespace, settings: Settings) -> None:
     from api.versions.service import active_version
 
     sessions = _sessions(settings)
@@ -281,15 +260,11 @@ def cmd_versions_keep(args: argparse.Namespace, settings: Settings) -> int:
         active = active_version(session=session)
     if active is None:
         raise CommandError("no version is active; run `movierec train`")
-    store = VectorStore(settings.resolved_milvus_uri)
-    try:
-        _keep_lists(sessions, store, active.id, only_missing=False, quiet=args.quiet)
-    finally:
-        store.close()
-    return 0
+    with _store(settings) as store:
+        _keep_lists(sessions, store, active.id, quiet=args.quiet)
 
 
-def cmd_versions_list(_args: argparse.Namespace, settings: Settings) -> int:
+def cmd_versions_list(_args: argparse.Namespace, settings: Settings) -> None:
     from api.versions.service import list_versions
 
     with _sessions(settings)() as session:
@@ -302,50 +277,30 @@ def cmd_versions_list(_args: argparse.Namespace, settings: Settings) -> int:
         active = "*" if v.is_active else " "
         started = f"{v.started_at:%Y-%m-%d %H:%M}" if v.started_at else ""
         print(f"{active} v{v.id:<4} {v.status:<10} {started}  {figures}  {v.error or ''}".rstrip())
-    return 0
 
 
-def cmd_versions_activate(args: argparse.Namespace, settings: Settings) -> int:
-    from api.errors import ServiceError
-
-    try:
-        _activate(settings, _sessions(settings), args.version)
-    except ServiceError as error:
-        raise CommandError(str(error)) from error
-    return 0
+def cmd_versions_activate(args: argparse.Namespace, settings: Settings) -> None:
+    _activate(settings, args.version)
 
 
-def cmd_versions_delete(args: argparse.Namespace, settings: Settings) -> int:
-    from api.errors import ServiceError
-    from api.vectors.store import VectorStore
+def cmd_versions_delete(args: argparse.Namespace, settings: Settings) -> None:
     from api.versions.activation import delete_version
 
-    store = VectorStore(settings.resolved_milvus_uri)
-    try:
+    with _store(settings) as store:
         delete_version(sessions=_sessions(settings), store=store, version_id=args.version)
-    except ServiceError as error:
-        raise CommandError(str(error)) from error
-    finally:
-        store.close()
     print(f"deleted model version {args.version}, its collection and its files")
-    return 0
 
 
-def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
     from api.access.keys import create_key
-    from api.errors import ServiceError
 
-    try:
-        with _sessions(settings).begin() as session:
-            row, key = create_key(session=session, name=args.name, scopes=args.scope)
-            key_id, scopes = row.key_id, row.scopes
-    except ServiceError as error:
-        raise CommandError(str(error)) from error
+    with _sessions(settings).begin() as session:
+        row, key = create_key(session=session, name=args.name, scopes=args.scope)
+        key_id, scopes = row.key_id, row.scopes
     print(f"created API key {key_id} ({scopes}); it is shown this once:\n{key}")
-    return 0
 
 
-def cmd_keys_list(_args: argparse.Namespace, settings: Settings) -> int:
+def cmd_keys_list(_args: argparse.Namespace, settings: Settings) -> None:
     from api.access.keys import list_keys
 
     with _sessions(settings)() as session:
@@ -356,37 +311,26 @@ def cmd_keys_list(_args: argparse.Namespace, settings: Settings) -> int:
         used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
         print(f"{k.key_id}  {k.name:<24} {k.scopes:<40} last used {used:<16} {state}")
-    return 0
 
 
-def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
     from api.access.keys import KEY_CACHE_S, revoke_key
-    from api.errors import ServiceError
 
-    try:
-        with _sessions(settings).begin() as session:
-            revoke_key(session=session, key_id=args.key_id)
-    except ServiceError as error:
-        raise CommandError(str(error)) from error
+    with _sessions(settings).begin() as session:
+        revoke_key(session=session, key_id=args.key_id)
     print(f"revoked API key {args.key_id}; running servers refuse it and its tokens within {KEY_CACHE_S:g} s")
-    return 0
 
 
 def demo_key(settings: Settings) -> str:
     """Return the development demo's API key (every scope), kept in var/demo-api-key; a new one
     when the file is missing or its key was revoked."""
-    from sqlalchemy import select
-
-    from api.access.keys import create_key, split_key
-    from api.access.models import ApiKey
+    from api.access.keys import create_key, live_keys_query, split_key
 
     path = settings.var_dir / "demo-api-key"
     key = path.read_text(encoding="utf-8").strip() if path.exists() else ""
     parts = split_key(key)
     with _sessions(settings).begin() as session:
-        found = select(ApiKey).where(ApiKey.key_id == parts[0]) if parts else None
-        row = session.execute(found).scalar_one_or_none() if found is not None else None
-        if row is None or row.revoked_at is not None:
+        if parts is None or session.execute(live_keys_query(parts[0])).first() is None:
             key = create_key(session=session, name="demo (movierec up)", scopes=list(SCOPES))[1]
             path.write_text(key + "\n", encoding="utf-8")
             path.chmod(0o600)
@@ -395,6 +339,7 @@ def demo_key(settings: Settings) -> str:
 
 def serve_log_config(verbose: bool) -> dict[str, object]:
     """Return uvicorn's logging config: one JSON line per GraphQL operation on stdout, warnings on stderr."""
+    level = "INFO" if verbose else "WARNING"
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -412,18 +357,14 @@ def serve_log_config(verbose: bool) -> dict[str, object]:
         },
         "loggers": {
             "api.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-            "uvicorn": {"handlers": ["default"], "level": "INFO" if verbose else "WARNING"},
-            "uvicorn.access": {
-                "handlers": ["default"],
-                "level": "INFO" if verbose else "WARNING",
-                "propagate": False,
-            },
+            "uvicorn": {"handlers": ["default"], "level": level},
+            "uvicorn.access": {"handlers": ["default"], "level": level, "propagate": False},
         },
         "root": {"handlers": ["default"], "level": "DEBUG" if verbose else "WARNING"},
     }
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from api.server import ServeError, serve
 
     if args.workers < 1:
@@ -441,11 +382,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ServeError as error:
         raise CommandError(str(error)) from None
-    return 0
 
 
-def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    """Migrate, import, train and index what is missing, then serve: the one command of the README."""
+def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
+    """Bring the service up with what exists: the schema is migrated, data imported only into an empty
+    database, a model trained only when none is active, then the API and dashboard are served. A second
+    run starts in seconds."""
     import secrets
 
     from alembic import command
@@ -455,29 +397,26 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from api.versions.service import active_version
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(_quiet(alembic_config(settings)), "head")
-    sessions = _sessions(settings)
-    with sessions() as session:
+    config = alembic_config(settings)
+    config.attributes["configure_logger"] = False  # keep the command's logging as main set it
+    command.upgrade(config, "head")
+    with _sessions(settings)() as session:
         ratings = session.execute(select(func.count()).select_from(Rating)).scalar_one()
+        active = active_version(session=session)  # an import does not change it
     if ratings == 0 or args.reimport:
-        args.source, args.quiet = args.source or "auto", False
         cmd_data_import(args, settings)
     else:
         print(f"data: {ratings} ratings already imported (--reimport to import again)")
         note = data_dir_note(settings)
         if note:
             print(note)
-    with sessions() as session:
-        active = active_version(session=session)
     if active is None or args.retrain:
-        for name in TRAIN_OPTIONS:  # up has only --epochs of them, which counts with --retrain
-            setattr(args, name, getattr(args, name, None) if name == "epochs" and args.retrain else None)
-        args.activate, args.quiet = True, False
+        args.epochs = args.epochs if args.retrain else None  # up's --epochs counts with --retrain
         cmd_train(args, settings)
     else:
         print(f"model: version {active.id} is active (--retrain to train a new one)")
         # Rebuilds its collection and kept lists only if they are missing.
-        _activate(settings, sessions, active.id, keep="missing")
+        _activate(settings, active.id, only_missing=True)
     password_source = "MOVIEREC_ADMIN_PASSWORD"
     if not settings.admin_password.get_secret_value():
         path = settings.var_dir / "admin-password"
@@ -492,15 +431,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"demo:    {base}/demo/  (MOVIEREC_DEMO=false turns it off)", flush=True)
     if settings.environment == "development":
         print(f"API key (every scope, for trying writes): {demo_key(settings)}", flush=True)
-    return cmd_serve(args, settings)
+    cmd_serve(args, settings)
 
 
-def _quiet(config: Config) -> Config:
-    config.attributes["configure_logger"] = False
-    return config
-
-
-def cmd_schema(args: argparse.Namespace, _settings: Settings) -> int:
+def cmd_schema(args: argparse.Namespace, _settings: Settings) -> None:
     from api.graphql.schema import build_schema
 
     sdl = build_schema().as_str() + "\n"
@@ -509,19 +443,25 @@ def cmd_schema(args: argparse.Namespace, _settings: Settings) -> int:
         print(f"wrote {args.out}")
     else:
         print(sdl, end="")
-    return 0
 
 
-def _safe_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
+def _command(group: Any, name: str, handler: Command, about: str, **options: Any) -> argparse.ArgumentParser:
+    """Add the subcommand `name` that runs `handler`, described in `--help` by the handler's docstring."""
+    parser = group.add_parser(name, help=about, description=handler.__doc__, **options)
+    parser.set_defaults(handler=handler)
+    return parser
 
-    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+def _group(commands: Any, name: str, about: str) -> Any:
+    """Add the command `name` whose subcommands are added to what it returns."""
+    parser = commands.add_parser(name, help=about)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
     from ml.movielens.layouts import LAYOUTS
 
-    """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="movierec",
         description="Movie recommendations from a Paddle two-tower model, Milvus and MySQL. "
@@ -529,26 +469,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Options several commands share, given to each as a parent parser.
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    version = argparse.ArgumentParser(add_help=False)
+    version.add_argument("version", type=int, help="version id")
+    serving = argparse.ArgumentParser(add_help=False)
+    serving.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    serving.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    about = f"API processes sharing the port and Milvus Lite (default: one per core, here {DEFAULT_WORKERS})"
+    serving.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=about)
 
-    db = commands.add_parser("db", help="database schema (Alembic migrations)")
-    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    upgrade = db_commands.add_parser(
-        "upgrade", help="migrate the database to the latest schema (alembic upgrade)"
-    )
+    db = _group(commands, "db", "database schema (Alembic migrations)")
+    about = "migrate the database to the latest schema (alembic upgrade)"
+    upgrade = _command(db, "upgrade", cmd_db, about)
     upgrade.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
-    upgrade.set_defaults(handler=cmd_db_upgrade)
-    down = db_commands.add_parser("downgrade", help="migrate the database back (alembic downgrade)")
+    down = _command(db, "downgrade", cmd_db, "migrate the database back (alembic downgrade)")
     down.add_argument("revision", help="target revision, e.g. base or -1")
-    down.set_defaults(handler=cmd_db_downgrade)
 
-    data = commands.add_parser("data", help="MovieLens data: import, synthetic sample")
-    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    imp = data_commands.add_parser(
-        "import",
-        help="import users, movies and ratings (idempotent: a re-run changes nothing)",
-        description="Import a dataset in one transaction: a failure leaves nothing behind, a re-run "
-        "completes an interrupted import without duplicates. docs/data.md shows each layout.",
-    )
+    data = _group(commands, "data", "MovieLens data: import, synthetic sample")
+    about = "import users, movies and ratings (idempotent: a re-run changes nothing)"
+    imp = _command(data, "import", cmd_data_import, about, parents=[quiet])
     imp.add_argument(
         "--source",
         default="auto",
@@ -561,11 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", *LAYOUTS],
         help="the directory's layout (default: auto, detected from its files and said)",
     )
-    imp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    imp.set_defaults(handler=cmd_data_import)
-    sample = data_commands.add_parser(
-        "sample", help="write a synthetic dataset in the ML-1M format (with --text, the generic CSV layout)"
-    )
+    about = "write a synthetic dataset in the ML-1M format (with --text, the generic CSV layout)"
+    sample = _command(data, "sample", cmd_data_sample, about)
     sample.add_argument("--out", required=True, help="directory to write the dataset's files into")
     sample.add_argument("--users", type=int, default=1000, help="number of users (default 1000)")
     sample.add_argument("--movies", type=int, default=600, help="number of movies (default 600)")
@@ -581,93 +519,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead, an ML-25M-shaped dataset (162,541 users, 62,423 movies, 25,000,095 ratings, "
         "long tails, half stars) times SHARE, in the MovieLens CSV layout (1: full size, several minutes)",
     )  # fmt: skip
-    sample.set_defaults(handler=cmd_data_sample)
 
-    train = commands.add_parser(
-        "train",
-        help="train a model version on the database's ratings and (by default) activate it",
-        description="Train the two-tower model on every rating in the database (each user's latest two "
-        "held out for validation and test), save the version under the model dir, record it in "
-        "model_versions and build its Milvus collection.",
-    )
-    train.add_argument("--epochs", type=int, help="upper bound on epochs (early stopping may end sooner)")
-    train.add_argument(
-        "--examples-per-epoch", type=int, help="train each epoch on a new random sample of this many ratings"
-    )
-    train.add_argument("--eval-users", type=int, help="validate and test on at most this many users")
-    train.add_argument("--learning-rate", type=float, help="Adam step size")
-    train.add_argument("--batch-size", type=int, help="positives per step (the in-batch negatives)")
-    train.add_argument("--embedding-dim", type=int, help="width of the id and feature embeddings")
-    train.add_argument("--seed", type=int, help="random seed")
+    about = "train a model version on the database's ratings and (by default) activate it"
+    train = _command(commands, "train", cmd_train, about, parents=[quiet])
+    for name, (kind, about) in TRAIN_OPTIONS.items():
+        train.add_argument(f"--{name.replace('_', '-')}", type=kind, help=about)
     train.add_argument("--no-activate", dest="activate", action="store_false", help="do not make it active")
-    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(handler=cmd_train)
 
-    versions = commands.add_parser("versions", help="model versions: list, activate, keep, delete")
-    version_commands = versions.add_subparsers(dest="versions_command", required=True, metavar="ACTION")
-    version_commands.add_parser("list", help="every training run, newest first (* = active)").set_defaults(
-        handler=cmd_versions_list
-    )
-    act = version_commands.add_parser(
-        "activate", help="build the version's Milvus collection, serve it and keep its users' lists"
-    )
-    act.add_argument("version", type=int, help="version id")
-    act.set_defaults(handler=cmd_versions_activate)
-    keep = version_commands.add_parser(
-        "keep", help="compute every user's recommendations for the active version ahead of requests"
-    )
-    keep.add_argument("-q", "--quiet", action="store_true", help="no progress line")
-    keep.set_defaults(handler=cmd_versions_keep)
-    delete = version_commands.add_parser(
-        "delete", help="delete a version that is not active: row, collection, files"
-    )
-    delete.add_argument("version", type=int, help="version id")
-    delete.set_defaults(handler=cmd_versions_delete)
+    versions = _group(commands, "versions", "model versions: list, activate, keep, delete")
+    _command(versions, "list", cmd_versions_list, "every training run, newest first (* = active)")
+    about = "build the version's Milvus collection, serve it and keep its users' lists"
+    _command(versions, "activate", cmd_versions_activate, about, parents=[version])
+    about = "compute every user's recommendations for the active version ahead of requests"
+    _command(versions, "keep", cmd_versions_keep, about, parents=[quiet])
+    about = "delete a version that is not active: row, collection, files"
+    _command(versions, "delete", cmd_versions_delete, about, parents=[version])
 
-    keys = commands.add_parser("keys", help="API keys for back ends: create, list, revoke")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = key_commands.add_parser("create", help="a new key with scopes; printed once")
+    keys = _group(commands, "keys", "API keys for back ends: create, list, revoke")
+    create = _command(keys, "create", cmd_keys_create, "a new key with scopes; printed once")
     create.add_argument("--name", required=True, help="who or what holds it")
     create.add_argument(
         "--scope", action="append", required=True, choices=sorted(SCOPES),
         help="repeat for several: " + "; ".join(f"{k}: {v}" for k, v in SCOPES.items()),
     )  # fmt: skip
-    create.set_defaults(handler=cmd_keys_create)
-    key_commands.add_parser("list", help="every key, newest first").set_defaults(handler=cmd_keys_list)
-    revoke = key_commands.add_parser("revoke", help="stop a key working")
+    _command(keys, "list", cmd_keys_list, "every key, newest first")
+    revoke = _command(keys, "revoke", cmd_keys_revoke, "stop a key working")
     revoke.add_argument("key_id", help="the key id that `keys list` shows")
-    revoke.set_defaults(handler=cmd_keys_revoke)
 
-    serve = commands.add_parser("serve", help="serve the GraphQL API with uvicorn")
-    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=WORKERS_HELP)
-    serve.set_defaults(handler=cmd_serve)
-
-    up = commands.add_parser(
-        "up",
-        help="everything to a running service: migrate, import, train and index what is missing, serve",
-        description="Bring the service up with what exists: the schema is migrated, data imported only "
-        "into an empty database, a model trained only when none is active, then the API and dashboard "
-        "are served. A second run starts in seconds.",
-    )
-    up.add_argument("--source", default=None, help="data source for a first import (default: auto)")
+    _command(commands, "serve", cmd_serve, "serve the GraphQL API with uvicorn", parents=[serving])
+    about = "everything to a running service: migrate, import, train and index what is missing, serve"
+    up = _command(commands, "up", cmd_up, about, parents=[serving])
+    up.add_argument("--source", default="auto", help="data source for a first import (default: auto)")
     up.add_argument("--reimport", action="store_true", help="import the data again")
     up.add_argument("--retrain", action="store_true", help="train and activate a new model version")
     up.add_argument("--epochs", type=int, help="epochs when training (default: the model's)")
-    up.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    up.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    up.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=WORKERS_HELP)
-    up.set_defaults(handler=cmd_up)
+    # What up's import and training read of the options it does not have.
+    up.set_defaults(**dict.fromkeys(TRAIN_OPTIONS), format="auto", quiet=False, activate=True)
 
-    schema = commands.add_parser(
-        "schema", help="print the GraphQL schema (SDL) for front ends' code generation"
-    )
+    about = "print the GraphQL schema (SDL) for front ends' code generation"
+    schema = _command(commands, "schema", cmd_schema, about)
     schema.add_argument("--out", help="write it to this file (the repository keeps schema.graphql)")
-    schema.set_defaults(handler=cmd_schema)
-
-    summary = commands.add_parser("summary", help="print what the database holds")
-    summary.set_defaults(handler=cmd_summary)
+    _command(commands, "summary", cmd_summary, "print what the database holds")
     return parser
 
 
@@ -676,17 +568,12 @@ def _database_problem(settings: Settings, error: DBAPIError) -> str:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from api.db import make_engine
-
     url = _safe_url(settings)
-    engine = make_engine(settings.resolved_database_url)
     try:
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+        with _sessions(settings)() as session:
+            current = MigrationContext.configure(session.connection()).get_current_revision()
     except DBAPIError as unreachable:
         return f"cannot use the database at {url}: {unreachable.orig}"
-    finally:
-        engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
     if current != head:
         return f"the database at {url} has schema {current or 'none'}, not {head}: run `movierec db upgrade`"
@@ -709,19 +596,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler: Command = args.handler
     try:
-        return handler(args, settings)
-    except (CommandError, MalformedDataError) as error:
-        print(f"movierec: error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:  # a missing or unreadable file or directory, named in the message
-        print(f"movierec: error: {error}", file=sys.stderr)
-        return 1
+        handler(args, settings)
+        return 0
+    # OSError: a missing or unreadable file or directory, named in the message
+    except (CommandError, ServiceError, MalformedDataError, OSError) as error:
+        problem = str(error)
     except DBAPIError as error:
-        print(f"movierec: error: {_database_problem(settings, error)}", file=sys.stderr)
-        return 1
+        problem = _database_problem(settings, error)
     except KeyboardInterrupt:
         print("movierec: interrupted; nothing was half-written (re-run to complete)", file=sys.stderr)
         return 130
+    print(f"movierec: error: {problem}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,17 +1,12 @@
 """The operator's endpoints: GET /healthz (the process answers), GET /readyz (the database, Milvus
-and an active model answer) and GET /metrics (Prometheus's text format).
-
-/healthz and /readyz are cheap whatever their number: /healthz checks nothing, and /readyz answers
-from checks made at most once per READY_S, one run at a time however many probes wait for it. In
-production /metrics answers only the addresses MOVIEREC_METRICS_ALLOW_IPS names (loopback by
-default)."""
+and an active model answer) and GET /metrics (Prometheus's text format; in production only to the
+addresses MOVIEREC_METRICS_ALLOW_IPS names)."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import logging
-import os
 import time
 from collections.abc import Iterator
 
@@ -24,10 +19,12 @@ from sqlalchemy import func, select, text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.errors import Refused
 from api.metrics import ANSWERS, LATENCY, REQUESTS, STAGE
 from api.settings import Settings
 from api.state import AppState
 from api.versions.models import ModelVersion
+from api.versions.service import active_version
 
 log = logging.getLogger(__name__)
 READY_S = 1.0
@@ -47,30 +44,26 @@ class Readiness:
         self._checking: asyncio.Task[dict[str, str]] | None = None
 
     async def endpoint(self, request: Request) -> Response:
-        """Return 200 with the checks when all are ok, else 503 with the failing one."""
-        checks = await self.checks(request.state.movierec)
+        """Return 200 with the checks when all are ok, else 503: those begun less than READY_S ago, else
+        those of the one run that every waiting probe shares."""
+        checks = self._checks
+        if time.monotonic() - self._checked_at >= READY_S:
+            if self._checking is None:
+                self._checking = asyncio.ensure_future(self._check(request.state.movierec))
+            checks = await asyncio.shield(self._checking)  # a probe that leaves does not cancel the others'
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
         )
 
-    async def checks(self, state: AppState) -> dict[str, str]:
-        """Return checks begun less than READY_S ago, made now if there are none."""
-        if time.monotonic() - self._checked_at < READY_S:
-            return self._checks
-        if self._checking is None:
-            self._checking = asyncio.ensure_future(self._check(state))
-            self._checking.add_done_callback(self._checked)
-        return await asyncio.shield(self._checking)  # a probe that leaves does not cancel the others'
-
     async def _check(self, state: AppState) -> dict[str, str]:
         began = time.monotonic()
-        checks = await to_thread.run_sync(_readiness, state, limiter=state.threads)
+        try:
+            checks = await to_thread.run_sync(_readiness, state, limiter=state.threads)
+        finally:
+            self._checking = None
         self._checks, self._checked_at = checks, began
         return checks
-
-    def _checked(self, _task: asyncio.Task[dict[str, str]]) -> None:
-        self._checking = None
 
 
 def _readiness(state: AppState) -> dict[str, str]:
@@ -104,14 +97,12 @@ class ModelCollector(Collector):
                 counts = session.execute(
                     select(ModelVersion.status, func.count()).group_by(ModelVersion.status)
                 ).all()
-                version = session.execute(
-                    select(ModelVersion.id).where(ModelVersion.is_active.is_(True))
-                ).scalar()
+                active_row = active_version(session=session)
         except Exception:  # the database being down must not break the scrape of the other metrics
             return
         for status, count in counts:
             runs.add_metric([status], count)
-        active.add_metric([], version or 0)
+        active.add_metric([], active_row.id if active_row else 0)
         yield runs
         yield active
 
@@ -124,9 +115,7 @@ def may_scrape(settings: Settings, host: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:  # no address (a unix socket) is nobody named
         return False
-    if (
-        isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped
-    ):  # a dual-stack socket's IPv4 client
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:  # a dual-stack socket's IPv4
         address = address.ipv4_mapped
     return any(address in network for network in settings.metrics_networks)
 
@@ -136,10 +125,10 @@ async def metrics_endpoint(request: Request) -> Response:
     state: AppState = request.state.movierec
     if not may_scrape(state.settings, request.client.host if request.client else ""):
         message = "metrics are served only to the addresses in MOVIEREC_METRICS_ALLOW_IPS"
-        return JSONResponse({"errors": [{"message": message, "extensions": {"code": "FORBIDDEN"}}]}, 403)
+        return Refused(403, "FORBIDDEN", message).response()
     registry = CollectorRegistry()
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        MultiProcessCollector(registry)
+    if state.settings.metrics_dir is not None:  # the workers of `movierec serve` share it
+        MultiProcessCollector(registry, path=str(state.settings.metrics_dir))
     else:
         for collector in (REQUESTS, LATENCY, STAGE, ANSWERS):
             registry.register(collector)

@@ -1,17 +1,6 @@
-"""Serve the app with uvicorn: in this process, or in uvicorn's own supervisor of worker processes.
-
-Five things around uvicorn are ours, each small:
-- Request headers have a deadline (HeaderDeadline): uvicorn has none.
-- With several workers, each listens on a socket of its own on the port (SO_REUSEPORT), so that
-  the kernel spreads connections over them (WorkerSocket).
-- The listening socket is made with IPPROTO_TCP. asyncio turns TCP_NODELAY on for accepted
-  connections only when the listener says so, and the socket uvicorn binds for `--workers` says 0,
-  so keep-alive requests would wait for delayed ACKs.
-- With Milvus Lite, which lets one process open its file, this process starts the Lite server,
-  the workers reach it through its unix socket, and a thread starts it again if it dies (LiteKeeper).
-- With several workers, metrics are written to a directory they share (prometheus_client's
-  multiprocess mode), so /metrics counts every worker's requests, and in development one
-  generated dashboard session key and one user-token key serve all of them.
+"""Serve the app with uvicorn, in this process or in uvicorn's supervisor of worker processes, with
+what uvicorn lacks: a deadline on request headers, a SO_REUSEPORT socket per worker, TCP_NODELAY on
+accepted connections, one kept-alive Milvus Lite server for all workers, and shared metrics and keys.
 """
 
 from __future__ import annotations
@@ -28,6 +17,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +35,17 @@ HEADER_TIMEOUT_S = 10.0  # a request's headers, from its first byte (HeaderDeadl
 
 
 class HeaderDeadline(HttpToolsProtocol):
-    """uvicorn's HTTP protocol with a deadline on request headers.
-
-    uvicorn times out a connection only while it is idle between requests, and the first byte of a
-    request cancels that: a client sending a header byte every few seconds held its connection (and
-    a worker's file descriptor) forever. Here every request's headers must be complete within
-    HEADER_TIMEOUT_S of its first byte, or of the connection's start; the connection closes if not.
-    """
+    """uvicorn's HTTP protocol, closing a connection whose request headers take over HEADER_TIMEOUT_S:
+    uvicorn's idle timeout ends at a request's first byte, so a trickling client held a worker forever."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, transport.close)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_deadline.cancel()
-        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_S, self.transport.close)
 
     def on_headers_complete(self) -> None:
         self._header_deadline.cancel()
@@ -70,19 +55,14 @@ class HeaderDeadline(HttpToolsProtocol):
         self._header_deadline.cancel()
         super().connection_lost(exc)
 
-    def _headers_too_slow(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.close()
-
 
 class ServeError(RuntimeError):
     """The server could not start (port taken, Milvus Lite not startable)."""
 
 
 def listen_socket(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
-    """Return a TCP socket bound to host:port whose accepted connections get TCP_NODELAY; with
-    `reuse_port`, one of several sockets on the port (worker_socket); with `listen` False, one
-    that only holds the port."""
+    """Return a TCP socket bound to host:port; IPPROTO_TCP makes asyncio set TCP_NODELAY on what it
+    accepts, or keep-alive requests wait for delayed ACKs."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -99,26 +79,17 @@ def listen_socket(host: str, port: int, *, reuse_port: bool = False, listen: boo
 
 
 class WorkerSocket(socket.socket):
-    """What uvicorn hands each worker process: unpickled there, a listening socket of the worker's own.
-
-    uvicorn passes one listening socket to all its workers, and a worker's event loop accepts every
-    connection waiting when it wakes, so a few busy clients can all land on one worker and the load
-    runs at its pace. With a SO_REUSEPORT socket per worker the kernel spreads them.
-    """
+    """What uvicorn hands each worker process, unpickled there as a SO_REUSEPORT listener of its own: on
+    one shared socket a worker's loop accepts every waiting connection, and the load runs at its pace."""
 
     def __reduce__(self) -> tuple[object, tuple[str, int]]:
         host, port = self.getsockname()[:2]
-        return _worker_listener, (host, port)
-
-
-def _worker_listener(host: str, port: int) -> socket.socket:
-    return listen_socket(host, port, reuse_port=True)
+        return partial(listen_socket, reuse_port=True), (host, port)
 
 
 def worker_socket(host: str, port: int) -> WorkerSocket:
-    """Return the socket to hand uvicorn's workers: it holds the port, bound but not listening (a
-    listener nobody accepts on would get its share of connections). The port is first bound alone,
-    so that a port in use by any other server, SO_REUSEPORT or not, is refused."""
+    """Return the socket to hand uvicorn's workers, bound but not listening (nobody accepts on it); the
+    port is first bound alone, so that one in use by any other server is refused."""
     with listen_socket(host, port, listen=False) as probe:
         port = probe.getsockname()[1]
     held = listen_socket(host, port, reuse_port=True, listen=False)
@@ -133,9 +104,8 @@ def uvicorn_config(
     log_config: dict[str, Any] | None = None,
     access_log: bool = False,
 ) -> uvicorn.Config:
-    """Return uvicorn's config for the app factory `app`: our header deadline, and X-Forwarded-For
-    believed only from the proxies the settings name (by default none, so that a process beside
-    the service cannot claim any address it likes; uvicorn's default believes 127.0.0.1)."""
+    """Return uvicorn's config for the app factory `app`, believing X-Forwarded-For only from the
+    proxies the settings name (uvicorn's default believes any process on 127.0.0.1)."""
     return uvicorn.Config(
         app,
         factory=True,
@@ -160,9 +130,8 @@ def serve(
     app: str = APP,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve the app factory `app` until interrupted; with workers > 1, uvicorn restarts any worker
-    that dies. on_ready is called, from a thread, once the app answers on the port (its workers have
-    loaded the model); a port taken raises ServeError before anything starts."""
+    """Serve the app factory `app` until interrupted, calling on_ready (from a thread) once it answers;
+    a port taken raises ServeError before anything starts."""
     sock = listen_socket(host, port) if workers <= 1 else worker_socket(host, port)
     if on_ready is not None:
         _when_answering(host, sock.getsockname()[1], on_ready)
@@ -178,7 +147,10 @@ def serve(
     metrics = None
     if settings.metrics_dir is None:  # the workers' prometheus_client reads it from the environment
         metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="movierec-metrics-")
-    lite = LiteKeeper.start(settings.resolved_milvus_uri)
+    lite = None
+    if is_lite_file(settings.resolved_milvus_uri):
+        lite = LiteKeeper(Path(settings.resolved_milvus_uri).resolve())
+        os.environ["MOVIEREC_MILVUS_URI"] = lite.server.uds_path  # read by the workers' Settings
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:
@@ -190,9 +162,8 @@ def serve(
 
 
 def _when_answering(host: str, port: int, callback: Callable[[], None], timeout_s: float = 600) -> None:
-    """Call `callback` from a thread once GET /healthz answers on the port: binding it comes seconds
-    before a worker has imported Paddle and loaded the model, and a banner printed then sent people
-    to a port that refused them."""
+    """Call `callback` from a thread once GET /healthz answers on the port, which comes seconds after
+    binding it (the workers load the model)."""
     local = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     url = f"http://[{local}]:{port}/healthz" if ":" in local else f"http://{local}:{port}/healthz"
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
@@ -214,40 +185,22 @@ def _when_answering(host: str, port: int, callback: Callable[[], None], timeout_
 
 class LiteKeeper:
     """The one Milvus Lite server of a Lite file, which the workers reach through its unix socket,
-    started again on the same socket whenever it dies.
-
-    Killed (kill -9, out of memory), it left every worker's searches failing until the service was
-    restarted. A thread checks every CHECK_S that the socket answers; when it does not, the server
-    is restarted in place and the workers' clients reconnect to the same address (VectorStore's
-    reconnect). Meanwhile their requests fail fast with UNAVAILABLE (VectorStore's timeout).
-    """
+    started again on the same socket when it stops answering, where the workers' clients reconnect."""
 
     CHECK_S = 1.0
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: Path) -> None:
         from milvus_lite.server import Server
 
-        self.path = path
-        self.server = Server(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.server = str(path), Server(str(path))
         self.socket_path = self.server.uds_path.removeprefix("unix:")
+        with lite_logs_beside(self.path):
+            if not (self.server.init() and self.server.start()):
+                raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")
         self._stopped = threading.Event()
         self._watch = threading.Thread(target=self._keep, name="milvus-lite-keeper", daemon=True)
-
-    @classmethod
-    def start(cls, uri: str) -> LiteKeeper | None:
-        """Start the Lite server of a Lite file and point the workers at it; None for any other URI."""
-        if not is_lite_file(uri):
-            return None
-        path = Path(uri).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        keeper = cls(str(path))
-        with lite_logs_beside(str(path)):
-            started = keeper.server.init() and keeper.server.start()
-        if not started:
-            raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")
-        os.environ["MOVIEREC_MILVUS_URI"] = keeper.server.uds_path  # read by the workers' Settings
-        keeper._watch.start()
-        return keeper
+        self._watch.start()
 
     def answers(self) -> bool:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:

@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import Refused
 
-class BodyRefused(Exception):
-    """A request body over the size limit or slower than the time limit."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def response(self) -> JSONResponse:
-        body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
-        return JSONResponse(body, status_code=self.status, headers={"connection": "close"})
+CLOSE = {"connection": "close"}  # the rest of a refused body is never read
 
 
 class BodyLimit:
     """Refuses a request body over `max_bytes` with 413, and one not all received within `seconds`
     of its first read with 408.
 
-    A Content-Length over the limit is refused before anything reads the body. A body sent without
-    one (Transfer-Encoding: chunked) is counted as the app reads it, so no reader buffers more than
-    the limit. The deadline covers the whole body, not each read: a client trickling a byte at a
-    time would otherwise hold its request open forever.
+    A Content-Length over the limit is refused unread; a chunked body is counted as the app reads it.
+    The deadline covers the whole body, not each read, or a client trickling bytes holds it forever.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, seconds: float) -> None:
@@ -38,7 +27,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = BodyRefused(413, "PAYLOAD_TOO_LARGE", f"request body larger than {self.max_bytes} bytes")
+        too_large = Refused(
+            413, "PAYLOAD_TOO_LARGE", f"request body larger than {self.max_bytes} bytes", CLOSE
+        )
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await too_large.response()(scope, receive, send)
@@ -54,9 +45,8 @@ class BodyLimit:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                raise BodyRefused(
-                    408, "REQUEST_TIMEOUT", f"request body not received within {self.seconds:g} s"
-                ) from None
+                late = f"request body not received within {self.seconds:g} s"
+                raise Refused(408, "REQUEST_TIMEOUT", late, CLOSE) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
@@ -71,7 +61,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, bounded_receive, watched_send)
-        except BodyRefused as refused:
+        except Refused as refused:
             if started:  # an answer is on its way already: nothing better to do than drop the connection
                 raise
             await refused.response()(scope, receive, send)
@@ -86,12 +76,10 @@ class SecurityHeaders:
         (b"referrer-policy", b"no-referrer"),
         (b"cross-origin-opener-policy", b"same-origin"),
     )
-    # Scripts, styles, fonts, images and requests of the app's own origin only: no inline script or style,
-    # no eval.
+    # The app's own origin only: no inline script or style, no eval.
     CSP = b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-    # GraphiQL (development only, api.graphiql) needs neither 'unsafe-eval' nor inline scripts or styles,
-    # only the fonts its stylesheet embeds as data: URLs. Its dialogs add a <style> that locks the page's
-    # scroll; this refuses it (a console message), harmlessly: the page never scrolls.
+    # GraphiQL (development only) also needs the fonts its stylesheet embeds as data: URLs. The <style>
+    # its dialogs add to lock the page's scroll is refused, harmlessly: the page never scrolls.
     GRAPHIQL_CSP = CSP + b"; font-src 'self' data:"
 
     def __init__(self, app: ASGIApp, *, graphiql: bool) -> None:

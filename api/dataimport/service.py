@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
@@ -30,6 +30,9 @@ class ImportCounts:
     ratings: int
     genres: int
 
+    def __str__(self) -> str:
+        return f"{self.users} users, {self.movies} movies, {self.ratings} ratings, {self.genres} genres"
+
 
 class UnknownGenreError(ValueError):
     """A movie names a genre the database does not know."""
@@ -42,67 +45,52 @@ class MovieTextError(ValueError):
 def import_dataset(
     *, session: Session, dataset: Dataset, batch_size: int = 20_000, progress: Progress | None = None
 ) -> ImportCounts:
-    """Upsert every user, movie, genre link and rating of dataset; return the table counts after.
+    """Upsert every user, movie, genre link, tag and rating of dataset; return the table counts after.
 
     Runs inside the caller's transaction: the caller commits, and a failure or an interruption
     leaves nothing behind. A second import of the same data changes nothing.
     """
     report = progress or (lambda _n: None)
     _check_text(dataset)
-    connection = session.connection()
     genre_ids = dict(session.execute(select(Genre.name, Genre.id)).all())
-
-    user_rows = [
-        {"id": u.id, "gender": u.gender, "age": u.age, "occupation_id": u.occupation, "zip_code": u.zip_code}
-        for u in dataset.users
-    ]
-    _write(
-        session,
-        User.__table__,
-        user_rows,
-        ["id"],
-        ["gender", "age", "occupation_id", "zip_code"],
-        batch_size,
-        report,
-    )
-
-    movie_rows = [
-        {"id": m.id, "title": m.title, "year": m.year, "description": m.description} for m in dataset.movies
-    ]
-    _write(session, Movie.__table__, movie_rows, ["id"], ["title", "year", "description"], batch_size, report)
-
-    link_rows = []
+    links = []
     for movie in dataset.movies:
         for name in movie.genres:
             if name not in genre_ids:
                 raise UnknownGenreError(
                     f"movie {movie.id} has genre {name!r}, which the database does not know"
                 )
-            link_rows.append({"movie_id": movie.id, "genre_id": genre_ids[name]})
-    # A movie's genres are replaced by the file's: its stale links go, the rest are upserted.
-    movie_ids = [m.id for m in dataset.movies]
-    kept = {(r["movie_id"], r["genre_id"]) for r in link_rows}
-    for chunk in _chunks(movie_ids, 1000):
-        existing = connection.execute(
-            select(movie_genres.c.movie_id, movie_genres.c.genre_id).where(movie_genres.c.movie_id.in_(chunk))
-        ).all()
-        for movie_id, genre_id in existing:
-            if (movie_id, genre_id) not in kept:
-                connection.execute(
-                    delete(movie_genres).where(
-                        movie_genres.c.movie_id == movie_id, movie_genres.c.genre_id == genre_id
-                    )
-                )
-    _write(session, movie_genres, link_rows, ["movie_id", "genre_id"], [], batch_size, report)
+            links.append({"movie_id": movie.id, "genre_id": genre_ids[name]})
 
-    # A movie's tags are replaced by the file's too (none when it has none).
-    for chunk in _chunks(movie_ids, 1000):
-        connection.execute(delete(MovieTag).where(MovieTag.movie_id.in_(chunk)))
-    tag_rows = [
+    def write(table: Any, rows: list[dict[str, Any]], *key: str) -> None:
+        """Upsert rows in batches: a row whose key exists gets the row's other columns."""
+        connection = session.connection()
+        statement = upsert_statement(
+            connection, table, key, [c for c in rows[0] if c not in key] if rows else []
+        )
+        for chunk in _chunks(rows, batch_size):
+            connection.execute(statement, list(chunk))
+            report(len(chunk))
+        log.info("upserted %d rows into %s", len(rows), table.name)
+
+    users = [
+        {"id": u.id, "gender": u.gender, "age": u.age, "occupation_id": u.occupation, "zip_code": u.zip_code}
+        for u in dataset.users
+    ]
+    write(User.__table__, users, "id")
+    movies = [
+        {"id": m.id, "title": m.title, "year": m.year, "description": m.description} for m in dataset.movies
+    ]
+    write(Movie.__table__, movies, "id")
+    # A movie's genres and tags are replaced by the file's (none when it has none).
+    for chunk in _chunks([m.id for m in dataset.movies], 1000):
+        session.execute(delete(movie_genres).where(movie_genres.c.movie_id.in_(chunk)))
+        session.execute(delete(MovieTag).where(MovieTag.movie_id.in_(chunk)))
+    write(movie_genres, links, "movie_id", "genre_id")
+    tags = [
         {"movie_id": m.id, "position": i, "tag": tag} for m in dataset.movies for i, tag in enumerate(m.tags)
     ]
-    _write(session, MovieTag.__table__, tag_rows, ["movie_id", "position"], ["tag"], batch_size, report)
-
+    write(MovieTag.__table__, tags, "movie_id", "position")
     held = upsert_rating_columns(
         session=session, ratings=dataset.ratings, batch_size=batch_size, report=report
     )
@@ -111,9 +99,8 @@ def import_dataset(
 
 
 def count_rows(*, session: Session, ratings: int | None = None) -> ImportCounts:
-    """Return how many users, movies, ratings and genres the database holds; `ratings` when the
-    caller knows it (a COUNT(*) inside a bulk load's transaction is far slower than after its
-    commit)."""
+    """Return how many users, movies, ratings and genres the database holds, taking `ratings` from a
+    caller who knows it (a COUNT(*) inside a bulk load's transaction is far slower than after it)."""
 
     def count(table: Any) -> int:
         return int(session.execute(select(func.count()).select_from(table)).scalar_one())
@@ -139,8 +126,8 @@ def total_rows(dataset: Dataset) -> int:
 def _check_text(dataset: Dataset) -> None:
     """Raise MovieTextError, before anything is written, for a movie's text past the readers' bounds."""
     for m in dataset.movies:
-        if m.description is not None and len(m.description) > MAX_DESCRIPTION:
-            length = len(m.description)
+        length = len(m.description or "")
+        if length > MAX_DESCRIPTION:
             raise MovieTextError(
                 f"movie {m.id} has a description of {length} characters, at most {MAX_DESCRIPTION}"
             )
@@ -148,23 +135,6 @@ def _check_text(dataset: Dataset) -> None:
             raise MovieTextError(f"movie {m.id} has {len(m.tags)} tags or repeats one: at most {MAX_TAGS}")
         if any(not tag or len(tag) > MAX_TAG for tag in m.tags):
             raise MovieTextError(f"movie {m.id} has an empty tag or one longer than {MAX_TAG} characters")
-
-
-def _write(
-    session: Session,
-    table: Table | Any,
-    rows: Sequence[dict[str, Any]],
-    key: list[str],
-    update: list[str],
-    batch_size: int,
-    report: Progress,
-) -> None:
-    connection = session.connection()
-    statement = upsert_statement(connection, table, key, update)
-    for chunk in _chunks(rows, batch_size):
-        connection.execute(statement, list(chunk))
-        report(len(chunk))
-    log.info("upserted %d rows into %s", len(rows), table.name)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

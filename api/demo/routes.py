@@ -1,17 +1,12 @@
-"""The demo's routes: its static page (index.html, demo.js, api.js, demo.css), and POST /demo/session,
-the back end of the page. That route runs with the demo's privileges: it creates a user when asked
-(through the service the `createUser` mutation uses) and mints a short-lived token of the user, as the
-`issueUserToken` mutation does, under the demo's own name rather than a key's (api.access.tokens.DEMO_MINTER):
-its tokens stop working when the demo is switched off. The page then calls /graphql with that token,
-never with an API key.
+"""The demo's routes: its static page, and POST /demo/session, which creates a user when asked (the
+service of `createUser`) and mints a short-lived token of the user as `issueUserToken` does, under the
+demo's own name (DEMO_MINTER), so its tokens stop working when the demo is switched off.
 
-Mounted only when the demo is enabled (Settings.demo_enabled): anyone who reaches the route can create
-users and act as any of them.
+Mounted only when Settings.demo_enabled: anyone who reaches the route can create users and act as any.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from api.access.backend import DATABASE_ERRORS, RETRY_UNAVAILABLE_S
 from api.access.identity import AccessRefused
 from api.access.tokens import DEMO_MINTER
-from api.errors import ServiceError
+from api.errors import Refused, ServiceError
 from api.state import AppState
 from api.users import service as users
 
@@ -36,26 +31,6 @@ SHAPE = 'send {"userId": N} or {"newUser": {"gender": "F", "age": 25, "occupatio
 STATUS = {"BAD_USER_INPUT": 400, "NOT_FOUND": 404, "UNAVAILABLE": 503}
 
 
-class Refused(Exception):
-    """A request the route answers with a 4xx or 5xx error and a code, as the API's errors read."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def response(self) -> JSONResponse:
-        body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
-        return JSONResponse(body, status_code=self.status)
-
-
-@dataclass(frozen=True)
-class NewUser:
-    gender: str
-    age: int
-    occupation: int
-    zip_code: str
-
-
 async def session(request: Request) -> Response:
     """Return a token of the user named, or of a user created from the demographics sent."""
     state: AppState = request.state.movierec
@@ -63,9 +38,7 @@ async def session(request: Request) -> Response:
         # Counted like an anonymous API request of the address, as a new user costs a row.
         await state.access.rates.within("address", request.client.host if request.client else "")
         user_id = await _user_id(state, _parse(await _json_body(request)))
-    except AccessRefused as refused:
-        return refused.response()
-    except Refused as refused:
+    except (AccessRefused, Refused) as refused:
         return refused.response()
     except ServiceError as error:  # BadUserInput from the user service, NotFound
         return Refused(STATUS.get(error.code, 500), error.code, str(error)).response()
@@ -99,8 +72,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _parse(body: dict[str, Any]) -> int | NewUser:
-    """Return the user id asked for, or the demographics of a user to create."""
+def _parse(body: dict[str, Any]) -> int | dict[str, Any]:
+    """Return the user id asked for, or the demographics of a user to create (create_user's arguments)."""
     if set(body) == {"userId"}:
         return _integer(body["userId"], "userId", 1, MAX_ID)
     new = body.get("newUser")
@@ -111,7 +84,8 @@ def _parse(body: dict[str, Any]) -> int | NewUser:
     if not isinstance(new["gender"], str) or not isinstance(new["zipCode"], str):
         raise Refused(400, "BAD_USER_INPUT", "gender and zipCode must be strings")
     age, occupation = _integer(new["age"], "age", 0, 200), _integer(new["occupation"], "occupation", 0, 100)
-    return NewUser(new["gender"], age, occupation, new["zipCode"][:100])  # the service checks each value
+    # The service checks each value.
+    return {"gender": new["gender"], "age": age, "occupation": occupation, "zip_code": new["zipCode"][:100]}
 
 
 def _integer(value: object, name: str, low: int, high: int) -> int:
@@ -120,23 +94,12 @@ def _integer(value: object, name: str, low: int, high: int) -> int:
     return value
 
 
-async def _user_id(state: AppState, wanted: int | NewUser) -> int:
+async def _user_id(state: AppState, wanted: int | dict[str, Any]) -> int:
     """Return the id of an existing user (NotFound if none), or of the user just created."""
     if isinstance(wanted, int):
         await state.run(lambda s: users.get_user(session=s, user_id=wanted))
         return wanted
-    return await state.run(
-        lambda s: (
-            users.create_user(
-                session=s,
-                gender=wanted.gender,
-                age=wanted.age,
-                occupation=wanted.occupation,
-                zip_code=wanted.zip_code,
-            ).id
-        ),
-        write=True,
-    )
+    return await state.run(lambda s: users.create_user(session=s, **wanted).id, write=True)
 
 
 def demo_app() -> Router:
