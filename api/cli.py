@@ -324,13 +324,15 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
 def demo_key(settings: Settings) -> str:
     """Return the development demo's API key (every scope), kept in var/demo-api-key; a new one
     when the file is missing or its key was revoked."""
-    from api.access.keys import create_key, live_keys_query, split_key
+    from api.access.directory import LIVE
+    from api.access.keys import create_key, split_key
+    from api.access.models import ApiKey
 
     path = settings.var_dir / "demo-api-key"
     key = path.read_text(encoding="utf-8").strip() if path.exists() else ""
     parts = split_key(key)
     with _sessions(settings).begin() as session:
-        if parts is None or session.execute(live_keys_query(parts[0])).first() is None:
+        if parts is None or session.execute(LIVE.where(ApiKey.key_id == parts[0])).first() is None:
             key = create_key(session=session, name="demo (movierec up)", scopes=list(SCOPES))[1]
             path.write_text(key + "\n", encoding="utf-8")
             path.chmod(0o600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
 import time
@@ -122,7 +123,8 @@ async def read(
             async with asyncio.timeout(timeout):
                 return (await connection.execute(statement, parameters)).all()
         except BaseException:
-            await connection.invalidate()
+            with contextlib.suppress(Exception):  # a connection already gone
+                await connection.invalidate()
             raise
 
 

@@ -5,17 +5,18 @@ once per KEY_CACHE_S however many requests wait for that read, and the ids found
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from cachetools import TTLCache
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.access import keys
 from api.access.keys import LiveKey
 from api.access.models import ApiKey
+from api.db import read
 
 # Ids remembered as nobody's; past that many, each costs a read again (within its address's rate).
 UNKNOWN_IDS = 10_000
@@ -44,7 +45,7 @@ class KeyDirectory:
         await charge()
         if key_id in self._unknown:
             return None
-        rows = await _rows(engine, LIVE.where(ApiKey.key_id == key_id))
+        rows = await read(engine, LIVE.where(ApiKey.key_id == key_id), timeout=READ_TIMEOUT_S)
         if not rows:
             self._unknown[key_id] = True
             return None
@@ -60,7 +61,7 @@ class KeyDirectory:
 
     async def _read_all(self, engine: AsyncEngine) -> None:
         began = time.monotonic()
-        self._live = {row[0]: _live_key(row) for row in await _rows(engine, LIVE)}
+        self._live = {row[0]: _live_key(row) for row in await read(engine, LIVE, timeout=READ_TIMEOUT_S)}
         self._read_at = began
 
     def _read_done(self, task: asyncio.Task[None]) -> None:
@@ -69,17 +70,6 @@ class KeyDirectory:
             task.exception()  # retrieved here too: the callers that waited for it may all have left
 
 
-def _live_key(row: Row[str, str, str]) -> LiveKey:
-    key_id, scopes, secret_sha256 = row
+def _live_key(row: Row[Any]) -> LiveKey:
+    key_id, scopes, secret_sha256 = tuple(row)
     return LiveKey(key_id, frozenset(scopes.split()), secret_sha256)
-
-
-async def _rows(engine: AsyncEngine, query: Select[str, str, str]) -> Sequence[Row[str, str, str]]:
-    """Return the rows of one SELECT on a connection of the autocommit read engine (no BEGIN)."""
-    async with asyncio.timeout(READ_TIMEOUT_S), engine.connect() as connection:
-        try:
-            return (await connection.execute(query)).all()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await connection.invalidate()  # after a failure or a timeout its state is unknown
-            raise
