@@ -90,7 +90,7 @@ def test_a_batched_search_answers_each_vector_as_its_own_search(
 ) -> None:
     expr = build_filter(genres=["Action"], known_genres=GENRES, year_to=1990, exclude_ids=[12, 14])
     for options in ({"limit": 12}, {"limit": 50, "expr": expr}):
-        found = store.search_many("movies_test", movies[:9], **options)  # type: ignore[arg-type]
+        found = store.search_many("movies_test", movies[:9], **options)
         assert len(found) == 9
         for query, hits in zip(movies[:9], found, strict=True):
             alone = search("movies_test", query, **options)
