@@ -60,25 +60,25 @@ async def page(request: Request) -> Response:
             )
         except ServiceError as error:
             errors.append(str(error))
+    similar: list[Recommended] = []
+    if movie_id is not None:
+        try:
+            similar = await similar_movies(
+                run=state.run, store=state.store, active=active, movie_id=movie_id, limit=SIMILAR
+            )
+            context["similar"] = similar
+        except ServiceError as error:
+            errors.append(str(error))
 
     def read(session: Session) -> tuple[set[int], dict[int, list[str]]]:
         """Fill the context with what the page shows besides the recommendations; return the movies
         shown and their genres."""
-        ids: set[int] = set() if movie_id is None else {movie_id}
+        ids: set[int] = set() if movie_id is None else {movie_id, *(r.movie_id for r in similar)}
         if user_id is not None and recs is not None:
             recent = latest_records(session=session, user_id=user_id, limit=RECENT)
             context.update(recent=recent, recommended=recs, rater=get_user(session=session, user_id=user_id))
             ids.update(r.movie_id for r in recent)
             ids.update(m for r in recs for m in [r.movie_id, *r.because])
-        if movie_id is not None:
-            try:
-                similar = similar_movies(
-                    session=session, store=state.store, active=active, movie_id=movie_id, limit=SIMILAR
-                )
-                context["similar"] = similar
-                ids.update(r.movie_id for r in similar)
-            except ServiceError as error:
-                errors.append(str(error))
         if q:
             found = [m.id for m in list_movies(session=session, first=FOUND, search=q)]  # one more: more?
             context.update(found=found[:FOUND], more_found=len(found) > FOUND)

@@ -221,8 +221,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await state.drain()
             admin_shutdown()
-            await state.store.close_async()
-            state.store.close()
+            await state.store.aclose()
             state.engine.dispose()
             await state.read_engine.dispose()
 

@@ -85,7 +85,7 @@ class ComputeQuery:
         )
         vectors, _liked, _newest = encode(model, [Ask(user_id, user, limit)], int(time.time()))
         expr = search_filter(NO_FILTERS, set(), user.rated)
-        await context["store"].asearch(model.collection, vectors[0], limit=limit, expr=expr)
+        await context["store"].search(model.collection, vectors[0], limit=limit, expr=expr)
         return TEN[:limit]
 
 
@@ -136,8 +136,7 @@ def create_compute_app() -> Starlette:
         store.load(model.collection)
         graphql.extra = {"model": model, "store": store}
         yield
-        await store.close_async()
-        store.close()
+        await store.aclose()
 
     async def ready(_request: object) -> PlainTextResponse:  # answered once the lifespan has loaded all
         return PlainTextResponse("ready")

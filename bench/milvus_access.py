@@ -4,9 +4,9 @@ A computed `recommendations` request makes one search of the active collection (
 4,000 256-d movie vectors). This runs --searches such searches from --concurrency coroutines on one
 event loop, each way, taking turns for --rounds rounds, and prints searches per second and this
 process's CPU per search (medians; the Milvus process's own CPU is not in it):
-- thread: what the API does, api.vectors.store.VectorStore.search in an anyio worker thread, at
-  most 8 at a time (the API's limit);
-- event loop: pymilvus's AsyncMilvusClient, awaited on the loop.
+- thread: the adapter's synchronous search (VectorStore.search_many of one vector) in an anyio
+  worker thread, at most 8 at a time (the API's limit for worker threads);
+- event loop: pymilvus's AsyncMilvusClient, awaited on the loop (what VectorStore.search does).
 On Milvus Lite (a file under a temporary directory) by default, or on the server at --milvus-uri.
 
     .venv/bin/python bench/milvus_access.py
@@ -45,7 +45,9 @@ async def main(args: argparse.Namespace, uri: str) -> None:
     limiter = CapacityLimiter(8)
 
     async def in_thread(query: np.ndarray) -> object:
-        return await to_thread.run_sync(lambda: store.search(COLLECTION, query, limit=LIMIT), limiter=limiter)
+        return await to_thread.run_sync(
+            lambda: store.search_many(COLLECTION, query[None, :], limit=LIMIT), limiter=limiter
+        )
 
     async def on_loop(query: np.ndarray) -> object:
         return await client.search(
@@ -54,7 +56,7 @@ async def main(args: argparse.Namespace, uri: str) -> None:
 
     queries = vectors[rng.integers(0, MOVIES, args.searches)]
     ways = {"worker thread, MilvusClient": in_thread, "event loop, AsyncMilvusClient": on_loop}
-    threaded = [hit.movie_id for hit in store.search(COLLECTION, queries[0], limit=LIMIT)]
+    threaded = [hit.movie_id for hit in store.search_many(COLLECTION, queries[:1], limit=LIMIT)[0]]
     awaited = await on_loop(queries[0])
     assert [hit["id"] for hit in awaited[0]] == threaded, "the two clients disagree"  # type: ignore[index]
     for search in ways.values():  # warm connections and threads

@@ -226,7 +226,7 @@ def in_process_latencies(env: dict[str, str], samples: int = 500) -> dict[str, f
     store = VectorStore(settings.resolved_milvus_uri)
     for i in range(samples):
         started = time.perf_counter()
-        store.search(active.collection, vectors[i], limit=10)
+        store.search_many(active.collection, vectors[i][None, :], limit=10)
         search.append(time.perf_counter() - started)
     store.close()
 

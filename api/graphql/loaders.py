@@ -3,19 +3,18 @@ worker thread (api.graphql.context.Context.run); titles from the process's cache
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.orm import Session
 from strawberry.dataloader import DataLoader
 
+from api.db import Run
 from api.movies.service import MovieRecord, TitleCache, genres_by_movie
 from api.ratings.service import RatingStats, rating_stats_by_movie
 from api.users.service import occupation_names
 
 V = TypeVar("V")
-Run = Callable[[Callable[[Session], Any]], Awaitable[Any]]
 
 
 def _loader(run: Run, fetch: Callable[..., dict[int, V]], default: Callable[[], V | None]) -> DataLoader:

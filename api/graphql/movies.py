@@ -3,11 +3,10 @@ recommendation service found into them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
-from sqlalchemy.orm import Session
 
 from api.graphql.context import Info
 from api.graphql.pagination import check_bound
@@ -65,16 +64,19 @@ class Recommendation:
 
 
 async def recommend(
-    info: Info, service: Callable[..., list[Recommended]], **arguments: Any
+    info: Info, service: Callable[..., Awaitable[list[Recommended]]], **arguments: Any
 ) -> list[Recommendation]:
-    """Return the GraphQL results of a recommendation service, called in a worker thread with the
-    operation's resources."""
+    """Return the GraphQL results of a recommendation service, given the operation's resources."""
+    context = info.context
+    found = await service(
+        run=context.run, store=context.state.store, active=await context.active_model(), **arguments
+    )
+    return await with_movies(info, found)
+
+
+async def with_movies(info: Info, found: list[Recommended]) -> list[Recommendation]:
+    """Return the GraphQL results of recommendations, with their movies' titles."""
     state = info.context.state
-
-    def work(session: Session) -> list[Recommended]:
-        return service(session=session, store=state.store, active=state.models.get(session), **arguments)
-
-    found = await info.context.run(work)
     return results(found, await state.titles.get_many(state.read_engine, movie_ids(found)))
 
 

@@ -8,15 +8,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.graphql.context import Info
-from api.graphql.movies import Recommendation, movie_ids, results
+from api.graphql.movies import Recommendation, with_movies
 from api.recommend.pipeline import recommend_user
-from api.recommend.service import (
-    NO_FILTERS,
-    Filters,
-    Recommended,
-    popular_movies,
-    require_model,
-)
+from api.recommend.service import NO_FILTERS, Filters, popular_movies, require_model
 from api.users.service import check_gender_and_age, check_occupation
 
 
@@ -69,9 +63,3 @@ async def popular_for_visitor(
     return await with_movies(
         info, popular_movies(snapshot=snapshot, limit=limit, filters=filters, exclude=set())
     )
-
-
-async def with_movies(info: Info, found: list[Recommended]) -> list[Recommendation]:
-    """Return the GraphQL results of recommendations, with their movies' titles."""
-    state = info.context.state
-    return results(found, await state.titles.get_many(state.read_engine, movie_ids(found)))

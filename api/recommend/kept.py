@@ -223,7 +223,7 @@ def search_unrated(
             if size > MAX_TOPK:
                 for i in batch:
                     expr = search_filter(NO_FILTERS, set(), rated[i])
-                    found[i] = store.search(name, vectors[i], limit=limit, expr=expr)
+                    found[i] = store.search_many(name, vectors[i : i + 1], limit=limit, expr=expr)[0]
                 continue
             for i, hits in zip(batch, store.search_many(name, vectors[batch], limit=size), strict=True):
                 found[i] = [hit for hit in hits if hit.movie_id not in rated[i]][:limit]

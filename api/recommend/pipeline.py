@@ -266,16 +266,13 @@ async def from_model(sources: Sources, model: ActiveModel, asks: list[Ask], now:
             hits = await to_thread.run_sync(sources.rank_many, vectors, [ask.user.rated for ask in asks])
         else:
             hits = [
-                await sources.store.asearch(
+                await sources.store.search(
                     model.collection, vector, limit=KEPT_LIMIT if ask.default else ask.limit, expr=expr
                 )
                 for ask, vector, expr in zip(asks, vectors, exprs, strict=True)
             ]
     wanted = [m for found, likes in zip(hits, liked, strict=True) for m in to_explain(found, likes)]
-    if all(model.vector_of(m) is not None for m in wanted):
-        vectors_of = movie_vectors(sources.store, model, wanted)
-    else:  # movies created after training: Milvus holds their vectors
-        vectors_of = await to_thread.run_sync(movie_vectors, sources.store, model, wanted)
+    vectors_of = await movie_vectors(sources.store, model, wanted)
     for ask, found, likes, last in zip(asks, hits, liked, newest, strict=True):
         ranked = explain(found, likes, vectors_of)
         ask.found = ranked[: ask.limit]

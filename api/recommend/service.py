@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from anyio import to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import Run
 from api.errors import BadUserInput, ModelNotReady, NotFound
 from api.metrics import STAGE
 from api.movies.models import Movie
 from api.movies.service import check_genre_names, genre_names
 from api.ratings.service import check_stars
 from api.recommend.popular import Snapshot
-from api.users.service import check_demographics
+from api.users.service import check_gender_and_age, check_occupation
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
 from api.vectors.store import Hit, VectorStore
 from api.versions.registry import ActiveModel
@@ -75,9 +77,9 @@ def _check_years(filters: Filters) -> None:
         raise BadUserInput("yearFrom must not be after yearTo")
 
 
-def recommend_for_profile(
+async def recommend_for_profile(
     *,
-    session: Session,
+    run: Run,
     store: VectorStore,
     active: ActiveModel | None,
     gender: str | None,
@@ -88,54 +90,48 @@ def recommend_for_profile(
     filters: Filters = NO_FILTERS,
 ) -> list[Recommended]:
     """Return top movies for a visitor described by demographics and (movie, stars) in the order rated
-    (at least one: api.graphql.recommend.popular_for_visitor answers a visitor without)."""
+    (at least one: api.graphql.recommend.popular_for_visitor answers a visitor without); `run` does
+    the database checks in a worker thread."""
     model = require_model(active)
-    check_demographics(session=session, gender=gender, age=age, occupation=occupation)
+    check_gender_and_age(gender, age)
     if len(rated) > PROFILE_MAX_RATINGS:
         raise BadUserInput(f"ratedMovies holds at most {PROFILE_MAX_RATINGS} ratings")
     for _movie_id, stars in rated:
         check_stars(stars, "every rating")
     ids = [m for m, _ in rated]
-    known = set(session.execute(select(Movie.id).where(Movie.id.in_(ids))).scalars()) if ids else set()
-    missing = [m for m in ids if m not in known]
-    if missing:
-        raise NotFound(f"movie {missing[0]} does not exist")
+
+    def check(session: Session) -> set[str]:
+        """Raise unless the occupation and every movie rated exist; return the genres a filter may name."""
+        if occupation is not None:
+            check_occupation(session=session, occupation=occupation)
+        known = set(session.execute(select(Movie.id).where(Movie.id.in_(ids))).scalars())
+        missing = [m for m in ids if m not in known]
+        if missing:
+            raise NotFound(f"movie {missing[0]} does not exist")
+        return set(genre_names(session=session)) if filters.genres else set()
+
+    expr = search_filter(filters, await run(check), set(ids))
     now = int(time.time())
     history = [HistoryItem(m, s, now - (len(rated) - i)) for i, (m, s) in enumerate(rated)]
     vector = model.model.encode_user(UserFeatures(gender, age, occupation, None, None), history)
     liked = [m for m, s in reversed(rated) if s >= LIKED]
-    return _search(session, store, model, vector, limit, filters, set(ids), liked)
+    with STAGE.labels("vector_search").time():
+        chosen = await store.search(model.collection, vector, limit=limit, expr=expr)
+    return explain(chosen, liked, await movie_vectors(store, model, to_explain(chosen, liked)))
 
 
-def similar_movies(
-    *, session: Session, store: VectorStore, active: ActiveModel | None, movie_id: int, limit: int
+async def similar_movies(
+    *, run: Run, store: VectorStore, active: ActiveModel | None, movie_id: int, limit: int
 ) -> list[Recommended]:
     """Return the movies whose vectors are closest to the movie's own."""
     model = require_model(active)
-    if session.get(Movie, movie_id) is None:
+    if not await run(lambda session: session.get(Movie, movie_id) is not None):
         raise NotFound(f"movie {movie_id} does not exist")
-    vector = movie_vectors(store, model, [movie_id]).get(movie_id)
+    vector = (await movie_vectors(store, model, [movie_id])).get(movie_id)
     if vector is None:
         raise NotFound(f"movie {movie_id} has no vector in the active model")
-    hits = store.search(model.collection, vector, limit=limit + 1)
+    hits = await store.search(model.collection, vector, limit=limit + 1)
     return [Recommended(h.movie_id, h.score) for h in hits if h.movie_id != movie_id][:limit]
-
-
-def _search(
-    session: Session,
-    store: VectorStore,
-    model: ActiveModel,
-    vector: npt.NDArray[np.float32],
-    limit: int,
-    filters: Filters,
-    exclude: set[int],
-    liked: list[int],
-) -> list[Recommended]:
-    known = set(genre_names(session=session)) if filters.genres else set()
-    expr = search_filter(filters, known, exclude)
-    with STAGE.labels("vector_search").time():
-        chosen = store.search(model.collection, vector, limit=limit, expr=expr)
-    return explain(chosen, liked, movie_vectors(store, model, to_explain(chosen, liked)))
 
 
 def search_filter(filters: Filters, known_genres: set[str], exclude: set[int]) -> str:
@@ -176,12 +172,13 @@ def explain(
     return [Recommended(h.movie_id, h.score, reasons.get(h.movie_id, [])) for h in hits]
 
 
-def movie_vectors(
+async def movie_vectors(
     store: VectorStore, model: ActiveModel, movie_ids: list[int]
 ) -> dict[int, npt.NDArray[np.float32]]:
-    """Return movie vectors from the loaded model, asking Milvus only for movies added after training."""
+    """Return movie vectors from the loaded model; Milvus, in a worker thread, holds only those of
+    movies created after training."""
     found = {m: v for m in movie_ids if (v := model.vector_of(m)) is not None}
     missing = [m for m in dict.fromkeys(movie_ids) if m not in found]
     if missing:
-        found.update(store.vectors(model.collection, missing))
+        found.update(await to_thread.run_sync(store.vectors, model.collection, missing))
     return found

@@ -46,32 +46,23 @@ class IndexSpec:
 
 
 EXACT_BELOW = 50_000  # rows; below this an exact (FLAT) scan answers within a few milliseconds
-NPROBE = 64  # lists an IVF search scans: the fewest that keep recall@10 above 0.95 (docs/figures.md)
+NPROBE = 64  # lists an IVF search scans: the fewest that keep recall@10 above 0.95
 MAX_TOPK = 16_384  # Milvus answers at most this many hits per query vector (its topk bound)
 MAX_NQ = 1_024  # query vectors per batched search here, to bound one answer's size
-READ_BATCH = 512  # ids per get (vector_rows): Lite reads large batches far slower (docs/figures.md)
+READ_BATCH = 512  # ids per get (vector_rows): Lite reads large batches far slower
 
 
 def ivf(rows: int) -> IndexSpec:
     """Return the server's index above EXACT_BELOW rows: IVF_FLAT with about 4·sqrt(rows) lists (a
-    power of two: 1,024 at 100,000 rows, 4,096 at 1,000,000): with NPROBE it met the recall and
-    latency targets where HNSW did not (docs/figures.md, "Vector search at scale")."""
+    power of two), which with NPROBE met the recall and latency targets where HNSW did not."""
     nlist = 2 ** round(math.log2(4 * math.sqrt(max(rows, 1))))
     return IndexSpec("IVF_FLAT", {"nlist": nlist}, {"nprobe": NPROBE})
 
 
 def choose_index(uri: str, rows: int) -> IndexSpec:
-    """Return the index for a collection of about `rows` vectors on this Milvus.
-
-    Milvus Lite 2.5.1 always scans exactly (FLAT): it has no ANN index to tune. It accepts only FLAT,
-    IVF_FLAT and AUTOINDEX, keeps a collection in one growing segment (flush seals nothing), and for
-    IVF_FLAT or AUTOINDEX searches segcore's interim IVF_FLAT_CC index, built from 100,000 rows on,
-    with nlist 100 and nprobe 4 whatever the build and search parameters say (its log, LOG_LEVEL=INFO:
-    "origin_index_type=IVF_FLAT, index_type=IVF_FLAT_CC ... nlist 100"), whose recall is too low to
-    serve (docs/figures.md), so Lite keeps FLAT.
-    A Milvus server scans small collections (every movie catalogue) exactly and builds IVF_FLAT above
-    EXACT_BELOW rows.
-    """
+    """Return the index for a collection of about `rows` vectors on this Milvus: FLAT below
+    EXACT_BELOW rows and always on Milvus Lite, which answers IVF from an interim index (nlist 100,
+    nprobe 4, whatever the parameters) of too low a recall to serve; IVF_FLAT on a server above."""
     if rows < EXACT_BELOW or is_embedded(uri):
         return IndexSpec("FLAT", {}, {})
     return ivf(rows)
@@ -104,11 +95,9 @@ def is_lite_file(uri: str) -> bool:
 @contextlib.contextmanager
 def lite_logs_beside(path: str) -> Iterator[None]:
     """Within the block, a Milvus Lite server started for the file at `path` logs into a
-    `milvus-lite-logs` directory beside it, which keeps the newest LITE_LOGS_KEPT files. The server
-    (glog) otherwise writes files of up to 0.7 MB into /tmp on every start and never removes them.
-    It reads the directory from the environment it inherits, so the variable is set only while the
-    server starts: left set, the API's worker processes inherited it too, and every `movierec serve
-    --workers 2` then ended in "double free or corruption" (tests/api/test_server.py)."""
+    `milvus-lite-logs` directory beside it (the newest LITE_LOGS_KEPT files), not /tmp for ever.
+    The variable is set only while the server starts: the API's worker processes must not inherit it
+    (`movierec serve --workers 2` then crashed, "double free or corruption")."""
     if _GLOG_DIR_GIVEN:
         yield
         return
@@ -131,17 +120,12 @@ def is_embedded(uri: str) -> bool:
 
 
 class VectorStore:
-    """One Milvus client; collections hold movie_id, a float vector, genres and year.
-
-    Requests search with `asearch`, on the event loop through pymilvus's AsyncMilvusClient, which
-    costs less CPU than a search in a worker thread; everything else is synchronous, for worker
-    threads and commands.
-    """
+    """Collections of movie_id, a float vector, genres and year. Requests `search` on the event loop
+    (AsyncMilvusClient: less CPU than a worker thread); the rest, batch searches too, is synchronous."""
 
     def __init__(self, uri: str, *, token: str = "", timeout: int = 5) -> None:
         self.uri = uri
-        # Whole seconds: pymilvus bounds its retries by the timeout only when it is an int; a float
-        # leaves 75 retries with back-off, minutes of waiting on a dead server.
+        # Whole seconds: pymilvus bounds its retries by the timeout only when it is an int.
         self.timeout = int(timeout)
         self.token = token
         self._search_params: dict[str, dict[str, Any]] = {}  # per collection, from its index
@@ -173,7 +157,19 @@ class VectorStore:
         self._client = self._connect()
 
     def close(self) -> None:
+        """Close the store; one that searched on an event loop closes there with aclose()."""
         self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the store and the event loop's client (pymilvus awaits its grpc.aio channel's close)."""
+        await self._drop_loop_client()
+        self.close()
+
+    async def _drop_loop_client(self) -> None:
+        client, self._async = self._async, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # its server may be as dead as the connection
+                await client.close()
 
     def exists(self, name: str) -> bool:
         return bool(self._call("has_collection", name))
@@ -208,8 +204,7 @@ class VectorStore:
         index_params.add_index(
             field_name="vector", index_type=spec.index_type, metric_type="IP", params=spec.build
         )
-        # The server's default consistency (Bounded): searches don't wait; upsert() makes its rows
-        # visible before it returns. Strong here cost every search a time tick (~200 ms) on a server.
+        # Bounded: searches don't wait for a time tick; upsert() makes its rows visible before it returns.
         self._call(
             "create_collection", name, schema=schema, index_params=index_params, consistency_level="Bounded"
         )
@@ -248,63 +243,36 @@ class VectorStore:
         self._barrier(name)
 
     def _barrier(self, name: str) -> None:
-        """Return once every search, from any client, sees the writes acknowledged before this call.
-
-        A Strong query waits until the server has applied everything written before it (one time
-        tick, up to ~200 ms on a server); the query node's serviceable time only moves forward, so
-        later searches of any consistency see those writes. Without it another worker's Bounded
-        search missed a row upserted just before (tests/api/test_vectors.py, on both engines).
-        """
+        """Return once every search, from any client, sees the writes acknowledged before this call: a
+        Strong query waits until they are applied, and a query node's serviceable time never goes back."""
         self._call("query", name, filter="", output_fields=["count(*)"], consistency_level="Strong")
 
     def flush(self, name: str) -> None:
         """Seal what was inserted so that Milvus builds the index over it (after a bulk load)."""
         self._call("flush", name)
 
-    def search(
-        self,
-        name: str,
-        vector: npt.NDArray[np.float32],
-        *,
-        limit: int,
-        expr: str = "",
-        params: dict[str, Any] | None = None,
-    ) -> list[Hit]:
-        """Return the limit movies of highest inner product with vector that satisfy expr; params
-        replace the search parameters of the collection's index (to retune them on a server)."""
-        params = self._params_for(name) if params is None else params
-        return _hits(self._call("search", name, **_search_request(vector, limit, expr, params)))
-
-    def search_many(self, name: str, vectors: npt.NDArray[np.float32], *, limit: int) -> list[list[Hit]]:
-        """Return the limit movies of highest inner product with each row of vectors, in one request
-        (every user's kept list, api/recommend/kept.py). At most MAX_TOPK movies and MAX_NQ rows."""
-        if not 0 < limit <= MAX_TOPK or not 0 < len(vectors) <= MAX_NQ:
-            raise ValueError(f"a batched search takes 1 to {MAX_NQ} vectors and a limit of 1 to {MAX_TOPK}")
-        request = _search_request(vectors, limit, "", self._params_for(name))
-        return _hit_lists(self._call("search", name, **request))
-
-    async def asearch(
+    async def search(
         self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = ""
     ) -> list[Hit]:
-        """Return what search does, awaited on the event loop; when Milvus stopped answering,
-        reconnect (in a worker thread: for Milvus Lite that restarts its server) and retry once."""
+        """Return the limit movies of highest inner product with vector that satisfy expr, awaited on
+        the event loop; when Milvus stopped answering, reconnect (in a worker thread) and retry once."""
         if name not in self._search_params:  # one blocking read per collection
             await to_thread.run_sync(self._params_for, name)
         request = _search_request(vector, limit, expr, self._search_params[name])
         try:
-            return _hits(await self._asearch(name, request))
+            return _hits(await self._search_on_loop(name, request))
         except (MilvusException, grpc.RpcError, TimeoutError) as error:
             if await to_thread.run_sync(self.ping):
                 raise VectorStoreError(f"Milvus search failed: {describe(error)}") from error
         log.warning("Milvus at %s stopped answering; reconnecting", self.uri)
-        await self.close_async()
+        await self._drop_loop_client()
         try:
             await to_thread.run_sync(self.reconnect)
-            return _hits(await self._asearch(name, request))
+            return _hits(await self._search_on_loop(name, request))
         except (MilvusException, grpc.RpcError, TimeoutError, VectorStoreError) as error:
             raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {describe(error)}") from error
 
-    async def _asearch(self, name: str, request: dict[str, Any]) -> Any:
+    async def _search_on_loop(self, name: str, request: dict[str, Any]) -> Any:
         if self._async is None:
             # A Lite file's server was started by the synchronous client: pymilvus finds its socket.
             self._async = AsyncMilvusClient(
@@ -317,12 +285,21 @@ class VectorStore:
         async with asyncio.timeout(self.timeout):
             return await self._async.search(name, timeout=self.timeout, **request)
 
-    async def close_async(self) -> None:
-        """Close the event loop's client (the app's lifespan ends with it); a next asearch opens another."""
-        client, self._async = self._async, None
-        if client is not None:
-            with contextlib.suppress(Exception):  # its server may be as dead as the connection
-                await client.close()
+    def search_many(
+        self,
+        name: str,
+        vectors: npt.NDArray[np.float32],
+        *,
+        limit: int,
+        expr: str = "",
+        params: dict[str, Any] | None = None,
+    ) -> list[list[Hit]]:
+        """Return the limit movies of highest inner product with each row of vectors that satisfy expr,
+        in one synchronous request, for batch work; params replace the collection's search parameters."""
+        if not 0 < limit <= MAX_TOPK or not 0 < len(vectors) <= MAX_NQ:
+            raise ValueError(f"a batched search takes 1 to {MAX_NQ} vectors and a limit of 1 to {MAX_TOPK}")
+        request = _search_request(vectors, limit, expr, self._params_for(name) if params is None else params)
+        return _hit_lists(self._call("search", name, **request))
 
     def vectors(self, name: str, movie_ids: Sequence[int]) -> dict[int, npt.NDArray[np.float32]]:
         """Return the stored vectors of the given movies (absent ids are left out)."""
@@ -338,7 +315,7 @@ class VectorStore:
         self, name: str, movie_ids: Sequence[int]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Return those of the given movies that have a vector (ids ascending) and their vectors, row
-        for row, READ_BATCH ids a request. (Milvus Lite 2.5's query iterator fails on a vector field.)"""
+        for row, READ_BATCH ids a request (Milvus Lite's query iterator fails on a vector field)."""
         wanted = sorted({int(i) for i in movie_ids})
         ids: list[int] = []
         rows: list[list[float]] = []
@@ -455,8 +432,7 @@ def _search_request(
         "limit": limit,
         "filter": expr,
         "search_params": {"metric_type": "IP", "params": params},
-        # Also for collections created Strong by earlier versions: upsert()'s barrier makes
-        # writes visible, and a Strong search waits a time tick (~200 ms) on a server.
+        # Also on collections created Strong: upsert()'s barrier makes writes visible without a time tick.
         "consistency_level": "Bounded",
     }
 

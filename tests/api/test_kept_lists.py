@@ -108,8 +108,7 @@ def _computed(
                 _sources(sessions, store), model, engine, user_id=user_id, limit=limit
             )
         finally:
-            await store.close_async()
-            store.close()
+            await store.aclose()
             await engine.dispose()
 
     return [(r.movie_id, round(r.score, 6), r.because) for r in anyio.run(compute)]
@@ -337,11 +336,10 @@ def test_batched_searches_find_what_each_user_filtered_search_finds(
             ask = Ask(user_id, state, KEPT_LIMIT)
             await answer(alone, model, [ask], now)
             each.append(ask)
-        await store.close_async()
+        await store.aclose()
         return together, each
 
     together, each = anyio.run(rank)
-    store.close()
     assert len(together) == len(ids)
     for (_, state), found, expected in zip(users, together, each, strict=True):
         assert found.found is not None and expected.found is not None

@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from api.vectors import store as store_module
 from api.vectors.filters import FilterError, build_filter
 from api.vectors.store import (
     MAX_TOPK,
+    Hit,
     IndexSpec,
     VectorStore,
     VectorStoreError,
@@ -30,10 +31,20 @@ from api.vectors.store import (
 from tests.milvus import milvus_lite_pids
 
 GENRES = {"Action", "Children's", "Comedy", "Drama", "Sci-Fi"}
+Search = Callable[..., list[Hit]]
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.Runner]:
+    """One event loop for the module's requests' searches: a store's asyncio client stays on its loop."""
+    with asyncio.Runner() as runner:
+        yield runner
 
 
 @pytest.fixture(scope="module", params=["lite", pytest.param("server", marks=pytest.mark.milvus_server)])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorStore]:
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, loop: asyncio.Runner
+) -> Iterator[VectorStore]:
     """The adapter's contract, on Milvus Lite and on a Milvus standalone server."""
     if request.param == "lite":
         uri = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
@@ -41,7 +52,17 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         uri = request.getfixturevalue("milvus_server").uri
     store = VectorStore(uri)
     yield store
-    store.close()
+    loop.run(store.aclose())
+
+
+@pytest.fixture(scope="module")
+def search(store: VectorStore, loop: asyncio.Runner) -> Search:
+    """The requests' search of the store (VectorStore.search), on the module's event loop."""
+
+    def run(name: str, vector: np.ndarray, **options: object) -> list[Hit]:
+        return loop.run(store.search(name, vector, **options))  # type: ignore[arg-type]
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -56,65 +77,43 @@ def movies(store: VectorStore) -> np.ndarray:
     return vectors
 
 
-def test_search_ranks_by_inner_product(store: VectorStore, movies: np.ndarray) -> None:
+def test_search_ranks_by_inner_product(search: Search, movies: np.ndarray) -> None:
     query = movies[7]
-    hits = store.search("movies_test", query, limit=5)
+    hits = search("movies_test", query, limit=5)
     expected = np.argsort(-(movies @ query))[:5] + 1
     assert [h.movie_id for h in hits] == expected.tolist()
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
 
 
 def test_a_batched_search_answers_each_vector_as_its_own_search(
-    store: VectorStore, movies: np.ndarray
+    store: VectorStore, search: Search, movies: np.ndarray
 ) -> None:
-    found = store.search_many("movies_test", movies[:9], limit=12)
-    assert len(found) == 9
-    for query, hits in zip(movies[:9], found, strict=True):
-        alone = store.search("movies_test", query, limit=12)
-        assert [h.movie_id for h in hits] == [h.movie_id for h in alone]
-        assert [h.score for h in hits] == pytest.approx([h.score for h in alone], abs=1e-6)
+    expr = build_filter(genres=["Action"], known_genres=GENRES, year_to=1990, exclude_ids=[12, 14])
+    for options in ({"limit": 12}, {"limit": 50, "expr": expr}):
+        found = store.search_many("movies_test", movies[:9], **options)
+        assert len(found) == 9
+        for query, hits in zip(movies[:9], found, strict=True):
+            alone = search("movies_test", query, **options)
+            assert [h.movie_id for h in hits] == [h.movie_id for h in alone]
+            assert [h.score for h in hits] == pytest.approx([h.score for h in alone], abs=1e-6)
     for vectors, limit in ((movies[:0], 5), (movies[:2], 0), (movies[:2], MAX_TOPK + 1)):
         with pytest.raises(ValueError, match="a batched search takes"):
             store.search_many("movies_test", vectors, limit=limit)
 
 
-def asearch(store: VectorStore, name: str, vector: np.ndarray, **options: object) -> list[int]:
-    """Return the ids found by the event loop's search, on a loop of its own."""
-
-    async def run() -> list[int]:
-        try:
-            return [h.movie_id for h in await store.asearch(name, vector, **options)]  # type: ignore[arg-type]
-        finally:
-            await store.close_async()
-
-    return asyncio.run(run())
-
-
-def test_the_event_loops_search_finds_what_the_threads_search_does(
-    store: VectorStore, movies: np.ndarray
-) -> None:
-    expr = build_filter(genres=["Action"], known_genres=GENRES, year_to=1990, exclude_ids=[12, 14])
-    for query in movies[:5]:
-        for options in ({"limit": 5}, {"limit": 50, "expr": expr}):
-            threads = [h.movie_id for h in store.search("movies_test", query, **options)]  # type: ignore[arg-type]
-            assert asearch(store, "movies_test", query, **options) == threads
-
-
-def test_filters_restrict_genres_years_and_exclusions(store: VectorStore, movies: np.ndarray) -> None:
+def test_filters_restrict_genres_years_and_exclusions(search: Search, movies: np.ndarray) -> None:
     expr = build_filter(
         genres=["Action"], known_genres=GENRES, year_from=1960, year_to=1980, exclude_ids=[12]
     )
-    hits = store.search("movies_test", movies[0], limit=50, expr=expr)
+    hits = search("movies_test", movies[0], limit=50, expr=expr)
     ids = {h.movie_id for h in hits}
     # movie i+1 has year 1950+i and is Action when i is odd
     expected = {i + 1 for i in range(50) if i % 2 and 1960 <= 1950 + i <= 1980} - {12}
     assert ids == expected
 
 
-def test_unknown_year_is_kept_out_of_year_filters(store: VectorStore, movies: np.ndarray) -> None:
-    hits = store.search(
-        "movies_test", movies[49], limit=50, expr=build_filter(known_genres=GENRES, year_from=1800)
-    )
+def test_unknown_year_is_kept_out_of_year_filters(search: Search, movies: np.ndarray) -> None:
+    hits = search("movies_test", movies[49], limit=50, expr=build_filter(known_genres=GENRES, year_from=1800))
     assert 50 not in {h.movie_id for h in hits}
 
 
@@ -140,7 +139,7 @@ def test_vectors_are_read_in_id_order_in_batches(
 
 @pytest.mark.parametrize("limit", [12, 60])
 def test_an_exact_index_ranks_what_a_filtered_search_finds(
-    store: VectorStore, movies: np.ndarray, limit: int, monkeypatch: pytest.MonkeyPatch
+    store: VectorStore, search: Search, movies: np.ndarray, limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kept lists ranked in process (api/recommend/exact.py) equal Milvus's exact search leaving
     the rated movies out: none rated, some, ids without a vector, all but three, every movie."""
@@ -151,7 +150,7 @@ def test_an_exact_index_ranks_what_a_filtered_search_finds(
     queries = movies[[7, 7, 20, 33, 2]] + np.float32(0.1) * movies[[1, 9, 4, 40, 6]]
     found = index.top_unrated(queries, rated, limit)
     for query, movies_rated, hits in zip(queries, rated, found, strict=True):
-        expected = store.search(
+        expected = search(
             "movies_test",
             query,
             limit=limit,
@@ -162,7 +161,9 @@ def test_an_exact_index_ranks_what_a_filtered_search_finds(
         assert len(hits) == min(limit, len(set(range(1, 51)) - movies_rated))
 
 
-def test_an_exact_index_orders_equal_scores_by_id(store: VectorStore, movies: np.ndarray) -> None:
+def test_an_exact_index_orders_equal_scores_by_id(
+    store: VectorStore, search: Search, movies: np.ndarray
+) -> None:
     """Movies of one vector score the same: the catalogue puts the lower id first, in the list and at
     its cut, where Milvus's order among them is its own; the scores and the movies above the tie are
     Milvus's."""
@@ -174,7 +175,7 @@ def test_an_exact_index_orders_equal_scores_by_id(store: VectorStore, movies: np
         query = movies[9]  # the five movies of its vector first, then the rest
         for limit, rated in ((3, set()), (8, {53})):
             (hits,) = index.top_unrated(query[None, :], [rated], limit)
-            expected = store.search(
+            expected = search(
                 "movies_test",
                 query,
                 limit=limit,
@@ -196,23 +197,25 @@ def test_an_exact_index_is_not_read_past_its_memory_bound(
     assert ExactIndex.read(store, "movies_test", range(1, 51)) is None
 
 
-def test_upsert_replaces_a_movie(store: VectorStore, movies: np.ndarray) -> None:
+def test_upsert_replaces_a_movie(store: VectorStore, search: Search, movies: np.ndarray) -> None:
     flipped = -movies[5]
     store.upsert("movies_test", [6], flipped[None, :], [["Drama"]], [2000])
-    assert store.search("movies_test", flipped, limit=1)[0].movie_id == 6
+    assert search("movies_test", flipped, limit=1)[0].movie_id == 6
     assert store.count("movies_test") == 50
     store.upsert("movies_test", [6], movies[5][None, :], [["Action"]], [1955])
 
 
-def test_delete_removes_a_movie(store: VectorStore, movies: np.ndarray) -> None:
+def test_delete_removes_a_movie(store: VectorStore, search: Search, movies: np.ndarray) -> None:
     store.upsert("movies_test", [51], movies[0][None, :], [["Drama"]], [2000])
     assert store.count("movies_test") == 51
     store.delete("movies_test", [51, 999])
     assert store.count("movies_test") == 50
-    assert 51 not in {h.movie_id for h in store.search("movies_test", movies[0], limit=5)}
+    assert 51 not in {h.movie_id for h in search("movies_test", movies[0], limit=5)}
 
 
-def test_another_client_sees_an_upsert_at_once(store: VectorStore, movies: np.ndarray) -> None:
+def test_another_client_sees_an_upsert_at_once(
+    store: VectorStore, movies: np.ndarray, loop: asyncio.Runner
+) -> None:
     # Another API worker or replica: its search must find a movie created a moment before, or the
     # list it computes and keeps would miss it. Without the adapter's barrier a server's Bounded
     # search missed such a row every time.
@@ -220,24 +223,24 @@ def test_another_client_sees_an_upsert_at_once(store: VectorStore, movies: np.nd
     store.upsert("visibility", np.arange(1, 51), movies, [[]] * 50, [None] * 50)
     other = VectorStore(store.uri)
     try:
-        other.search("visibility", movies[0], limit=1)  # connected and warm before the writes
+        loop.run(other.search("visibility", movies[0], limit=1))  # connected and warm before the writes
         for trial in range(5):
             movie_id, vector = 100 + trial, -movies[trial]
             store.upsert("visibility", [movie_id], vector[None, :], [["Drama"]], [2001])
-            assert other.search("visibility", vector, limit=1)[0].movie_id == movie_id
+            assert loop.run(other.search("visibility", vector, limit=1))[0].movie_id == movie_id
     finally:
-        other.close()
+        loop.run(other.aclose())
         store.drop("visibility")
 
 
-def test_load_state_is_read_as_it_is(store: VectorStore, movies: np.ndarray) -> None:
+def test_load_state_is_read_as_it_is(store: VectorStore, search: Search, movies: np.ndarray) -> None:
     # A restarted Milvus Lite holds its collections released until a search or load(); the API
     # loads the active one as it starts (api.app.warm_up), and the dashboard shows the state.
     store.release("movies_test")
     assert store.stats("movies_test").load_state == "NotLoad"
     store.load("movies_test")
     assert store.stats("movies_test").load_state == "Loaded"
-    assert store.search("movies_test", movies[3], limit=1)[0].movie_id == 4
+    assert search("movies_test", movies[3], limit=1)[0].movie_id == 4
 
 
 INJECTIONS = [
@@ -323,7 +326,7 @@ def test_milvus_lite_refuses_a_graph_index(lite: VectorStore) -> None:
 
 @pytest.mark.slow
 def test_reconnects_after_milvus_stops_answering_and_comes_back(
-    store: VectorStore, movies: np.ndarray, request: pytest.FixtureRequest
+    store: VectorStore, search: Search, movies: np.ndarray, request: pytest.FixtureRequest
 ) -> None:
     if is_lite_file(store.uri):
         # The adapter's own Milvus Lite server: the next call finds it dead and starts another.
@@ -331,24 +334,24 @@ def test_reconnects_after_milvus_stops_answering_and_comes_back(
         assert pids, "the store's Milvus Lite server process was not found"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        assert asearch(store, "movies_test", movies[7], limit=1) == [8]  # the request's search
+        assert [h.movie_id for h in search("movies_test", movies[7], limit=1)] == [8]  # a request's
         for pid in milvus_lite_pids(Path(store.uri).resolve()):
             os.kill(pid, signal.SIGKILL)
-        hits = store.search("movies_test", movies[7], limit=1)
+        (hits,) = store.search_many("movies_test", movies[7:8], limit=1)  # batch work's
     else:
         # The server stops answering (every process frozen) and comes back. A killed 2.3.5 server
         # restarted on its data did not answer within minutes (docs/deploy.md), so it is paused.
-        # The request's search is the one tried while paused: after one more try of the threads'
+        # The request's search is the one tried while paused: after one more try of the batched
         # search, the server paused for a minute answered "service not ready" once resumed.
         server = request.getfixturevalue("milvus_server")
         server.pause()
         try:
             with pytest.raises(VectorStoreError, match="unavailable"):
-                asearch(store, "movies_test", movies[7], limit=1)
+                search("movies_test", movies[7], limit=1)
         finally:
             server.resume()
-        assert asearch(store, "movies_test", movies[7], limit=1) == [8]
-        hits = store.search("movies_test", movies[7], limit=1)
+        assert [h.movie_id for h in search("movies_test", movies[7], limit=1)] == [8]
+        (hits,) = store.search_many("movies_test", movies[7:8], limit=1)
     assert hits[0].movie_id == 8
     assert store.count("movies_test") == 50
 
@@ -360,7 +363,9 @@ def server(store: VectorStore) -> VectorStore:
     return store
 
 
-def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(server: VectorStore) -> None:
+def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(
+    server: VectorStore, search: Search
+) -> None:
     store, rows = server, 3_000
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((rows, 16)).astype(np.float32)
@@ -377,7 +382,7 @@ def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(serv
             time.sleep(0.5)
         assert (stats.index_type, stats.pending_rows, stats.row_count) == ("IVF_FLAT", 0, rows)
         assert stats.index_params == {k: str(v) for k, v in spec.build.items()}
-        assert store.search("ivf_test", vectors[41], limit=1)[0].movie_id == 42
+        assert search("ivf_test", vectors[41], limit=1)[0].movie_id == 42
         assert ExactIndex.read(store, "ivf_test", range(1, rows + 1)) is None  # approximate: Milvus ranks
     finally:
         store.drop("ivf_test")
