@@ -26,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from api.settings import Settings
-from api.vectors.store import is_lite_file, lite_logs_beside
+from api.vectors.lite import LiteError, LiteKeeper, is_lite_file
 
 log = logging.getLogger(__name__)
 APP = "api.app:create_app"
@@ -149,7 +149,10 @@ def serve(
         metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="movierec-metrics-")
     lite = None
     if is_lite_file(settings.resolved_milvus_uri):
-        lite = LiteKeeper(Path(settings.resolved_milvus_uri).resolve())
+        try:
+            lite = LiteKeeper(Path(settings.resolved_milvus_uri).resolve())
+        except LiteError as error:
+            raise ServeError(str(error)) from None
         os.environ["MOVIEREC_MILVUS_URI"] = lite.server.uds_path  # read by the workers' Settings
     try:
         Multiprocess(config, sockets=[sock]).run()
@@ -181,48 +184,3 @@ def _when_answering(host: str, port: int, callback: Callable[[], None], timeout_
             time.sleep(0.1)
 
     threading.Thread(target=wait, name="movierec-ready", daemon=True).start()
-
-
-class LiteKeeper:
-    """The one Milvus Lite server of a Lite file, which the workers reach through its unix socket,
-    started again on the same socket when it stops answering, where the workers' clients reconnect."""
-
-    CHECK_S = 1.0
-
-    def __init__(self, path: Path) -> None:
-        from milvus_lite.server import Server
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.server = str(path), Server(str(path))
-        self.socket_path = self.server.uds_path.removeprefix("unix:")
-        with lite_logs_beside(self.path):
-            if not (self.server.init() and self.server.start()):
-                raise ServeError(f"cannot start Milvus Lite on {path} (is another process using it?)")
-        self._stopped = threading.Event()
-        self._watch = threading.Thread(target=self._keep, name="milvus-lite-keeper", daemon=True)
-        self._watch.start()
-
-    def answers(self) -> bool:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-            probe.settimeout(2)
-            try:
-                probe.connect(self.socket_path)
-            except OSError:
-                return False
-        return True
-
-    def _keep(self) -> None:
-        while not self._stopped.wait(self.CHECK_S):
-            if self.answers():
-                continue
-            log.warning("Milvus Lite stopped answering on %s; starting it again", self.socket_path)
-            self.server.stop()  # the lock and the dead socket go; the same address is used again
-            with lite_logs_beside(self.path):
-                started = self.server.start()
-            if not started:
-                log.error("Milvus Lite could not be started again; retrying in %s s", self.CHECK_S)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._watch.join(timeout=10)
-        self.server.stop()

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from api.vectors.store import IndexSpec, VectorStore, is_embedded, is_lite_file
+from api.vectors.lite import is_embedded, is_lite_file
+from api.vectors.store import IndexSpec, VectorStore
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
 DIM = 256

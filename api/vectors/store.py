@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,6 +18,8 @@ import numpy.typing as npt
 from anyio import to_thread
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient, MilvusException
 
+from api.vectors.lite import is_embedded, is_lite_file, lite_logs_beside
+
 log = logging.getLogger(__name__)
 # milvus-lite 2.5 imports pkg_resources, deprecated by setuptools; the warning says nothing to operators.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -27,9 +27,6 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 GENRES_CAPACITY = 18  # max_capacity of the genres array field: all of a movie's genres
 UNKNOWN_YEAR = 0  # Milvus Lite has no nullable scalars: year 0 stands for "not known"
 INSERT_BATCH = 2_000
-LITE_LOGS_KEPT = 20  # Milvus Lite log files kept beside its file (lite_logs_beside)
-GLOG_DIR = "GLOG_log_dir"  # glog reads each flag from GLOG_<flag>, in the flag's own case
-_GLOG_DIR_GIVEN = GLOG_DIR in os.environ  # an operator's own choice of log directory wins
 
 
 class VectorStoreError(RuntimeError):
@@ -85,38 +82,6 @@ class CollectionStats:
     load_state: str = "unknown"
     indexed_rows: int = 0  # rows the index covers; a server builds it after a flush seals them
     pending_rows: int = 0  # sealed rows waiting for the index build (searched exactly meanwhile)
-
-
-def is_lite_file(uri: str) -> bool:
-    """Return whether uri is a Milvus Lite file, whose server the process opening it starts."""
-    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
-
-
-@contextlib.contextmanager
-def lite_logs_beside(path: str) -> Iterator[None]:
-    """Within the block, a Milvus Lite server started for the file at `path` logs into a
-    `milvus-lite-logs` directory beside it (the newest LITE_LOGS_KEPT files), not /tmp for ever.
-    The variable is set only while the server starts: the API's worker processes must not inherit it
-    (`movierec serve --workers 2` then crashed, "double free or corruption")."""
-    if _GLOG_DIR_GIVEN:
-        yield
-        return
-    directory = Path(path).resolve().parent / "milvus-lite-logs"
-    directory.mkdir(parents=True, exist_ok=True)
-    logs = sorted((p for p in directory.glob("milvus.*.log.*") if not p.is_symlink()), key=os.path.getmtime)
-    for old in logs[:-LITE_LOGS_KEPT]:
-        old.unlink(missing_ok=True)
-    os.environ[GLOG_DIR] = str(directory)
-    try:
-        yield
-    finally:
-        os.environ.pop(GLOG_DIR, None)
-
-
-def is_embedded(uri: str) -> bool:
-    """Return whether uri is Milvus Lite: its file, or the unix socket of the Lite server that
-    `movierec serve --workers` starts (api/server.py), rather than a Milvus server."""
-    return uri.startswith("unix:") or is_lite_file(uri)
 
 
 class VectorStore:

@@ -18,6 +18,7 @@ from api.recommend import exact
 from api.recommend.exact import ExactIndex
 from api.vectors import store as store_module
 from api.vectors.filters import FilterError, build_filter
+from api.vectors.lite import LITE_LOGS_KEPT, is_embedded, is_lite_file
 from api.vectors.store import (
     MAX_TOPK,
     Hit,
@@ -25,8 +26,6 @@ from api.vectors.store import (
     VectorStore,
     VectorStoreError,
     choose_index,
-    is_embedded,
-    is_lite_file,
 )
 from tests.milvus import milvus_lite_pids
 
@@ -391,7 +390,7 @@ def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(
 def test_milvus_lite_logs_beside_its_file_and_only_the_newest(tmp_path: Path) -> None:
     logs = tmp_path / "milvus-lite-logs"
     logs.mkdir()
-    for n in range(store_module.LITE_LOGS_KEPT + 5):  # earlier starts' files, oldest first
+    for n in range(LITE_LOGS_KEPT + 5):  # earlier starts' files, oldest first
         old = logs / f"milvus.host.root.log.INFO.20200101-0000{n:02d}.{n}"
         old.write_text("old\n")
         os.utime(old, (1_600_000_000 + n, 1_600_000_000 + n))
@@ -403,5 +402,5 @@ def test_milvus_lite_logs_beside_its_file_and_only_the_newest(tmp_path: Path) ->
     files = [p for p in logs.iterdir() if not p.is_symlink()]
     fresh = [p for p in files if p.read_text(errors="replace") != "old\n"]
     assert fresh, "this start's server wrote no log beside its file"
-    assert len(files) <= store_module.LITE_LOGS_KEPT + len(fresh)
+    assert len(files) <= LITE_LOGS_KEPT + len(fresh)
     assert not (logs / "milvus.host.root.log.INFO.20200101-000000.0").exists()  # the oldest went
