@@ -8,7 +8,9 @@ from typing import Literal
 
 from starlette.authentication import AuthenticationError, BaseUser
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+
+from api.errors import Refused
 
 
 @dataclass(frozen=True)
@@ -33,20 +35,14 @@ class Caller(BaseUser):
 ANONYMOUS = Caller("anonymous")
 
 
-class AccessRefused(AuthenticationError):
+class AccessRefused(Refused, AuthenticationError):
     """A request refused before it runs: 401 UNAUTHENTICATED, 429 RATE_LIMITED or 503 UNAVAILABLE."""
 
     def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
-
-    def response(self) -> JSONResponse:
-        """Return the answer: the API's error body and the headers its status calls for."""
-        headers = {"retry-after": str(self.retry_after)} if self.retry_after else {}
-        if self.status == 401:
+        headers = {"retry-after": str(retry_after)} if retry_after else {}
+        if status == 401:
             headers["www-authenticate"] = "Bearer"
-        body = {"errors": [{"message": self.message, "extensions": {"code": self.code}}]}
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        super().__init__(status, code, message, headers)
 
 
 def unauthenticated() -> AccessRefused:

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import BadUserInput, NotFound
 from api.users.models import AGE_BUCKET_VALUES, Occupation, User
-
-
-def users_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, User]:
-    """Return the users with the given ids, by id (absent ids are left out)."""
-    return {u.id: u for u in session.execute(select(User).where(User.id.in_(set(ids)))).scalars()}
 
 
 def get_user(*, session: Session, user_id: int) -> User:
