@@ -391,10 +391,9 @@ def main() -> None:
     rounds: list[dict[str, dict[str, float]]] = []
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        # Every request reads, encodes and searches: no kept list. The API and the most its own work
-        # allows (constant_app --compute: the read, the encode and the search, nothing else) take
-        # turns for --rounds rounds, each alone on Milvus Lite's file; /healthz is asked every 20 ms
-        # beside the API's first turn: the event loop must answer while the worker is saturated.
+        # Every request reads, encodes and searches. The API and its bound (constant_app --compute)
+        # take turns, each alone on Milvus Lite's file, which one process at a time may open.
+        # probe_healthz runs beside the API's first turn: the event loop must still answer.
         healthz: list[float] = []
         computed_rounds: list[dict[str, dict[str, float]]] = []
         bound_command = [

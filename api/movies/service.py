@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -28,11 +27,11 @@ class MovieRecord:
 
 class TitleCache:
     """Titles and years shared by a process's requests, at most `capacity`, read again after `max_age`
-    seconds: only a re-import of a corrected movies file changes a stored movie."""
+    seconds: only a re-import of a corrected movies file changes a stored movie. Used on the event loop
+    only, so it needs no lock."""
 
     def __init__(self, *, max_age: float = 60.0, capacity: int = 100_000) -> None:
         self._records: TTLCache[int, MovieRecord] = TTLCache(capacity, max_age)
-        self._lock = threading.Lock()
 
     async def get_many(self, engine: AsyncEngine, ids: Sequence[int]) -> dict[int, MovieRecord]:
         """Return the movies with the given ids, by id (absent ids are left out); those not kept are
@@ -42,14 +41,12 @@ class TitleCache:
             rows = await read(engine, select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
             fresh = {row.id: MovieRecord(row.id, row.title, row.year) for row in rows}
             found.update(fresh)
-            with self._lock:
-                self._records.update(fresh)
+            self._records.update(fresh)
         return found
 
     def _kept(self, ids: Sequence[int]) -> dict[int, MovieRecord]:
-        with self._lock:  # a TTLCache changes as it is read (it drops what expired)
-            kept = ((movie_id, self._records.get(movie_id)) for movie_id in ids)
-            return {movie_id: record for movie_id, record in kept if record is not None}
+        kept = ((movie_id, self._records.get(movie_id)) for movie_id in ids)
+        return {movie_id: record for movie_id, record in kept if record is not None}
 
 
 def genre_names(*, session: Session) -> list[str]:
