@@ -110,15 +110,14 @@ class VectorStore:
             raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {error}") from error
 
     def reconnect(self) -> None:
-        """Replace the client; for Milvus Lite, restart its server process if it died."""
+        """Replace the client of a Milvus Lite file, restarting its server process if it died."""
+        from milvus_lite.server_manager import server_manager_instance
+
         try:
             self._client.close()
         except Exception:  # the old connection may be as dead as its server
             log.debug("closing the old Milvus client failed", exc_info=True)
-        if is_lite_file(self.uri):  # a socket's server belongs to the process that started it
-            from milvus_lite.server_manager import server_manager_instance
-
-            server_manager_instance.release_server(self.uri)
+        server_manager_instance.release_server(self.uri)  # its socket's server was ours
         self._client = self._connect()
 
     def close(self) -> None:
@@ -220,16 +219,16 @@ class VectorStore:
         self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = ""
     ) -> list[Hit]:
         """Return the limit movies of highest inner product with vector that satisfy expr, awaited on
-        the event loop; when Milvus stopped answering, reconnect (in a worker thread) and retry once."""
+        the event loop; when the store's Milvus Lite server died, restart it (in a worker thread) and
+        retry once."""
         if name not in self._search_params:  # one blocking read per collection
             await to_thread.run_sync(self._params_for, name)
         request = _search_request(vector, limit, expr, self._search_params[name])
         try:
             return _hits(await self._search_on_loop(name, request))
         except (MilvusException, grpc.RpcError, TimeoutError) as error:
-            if await to_thread.run_sync(self.ping):
-                raise VectorStoreError(f"Milvus search failed: {describe(error)}") from error
-        log.warning("Milvus at %s stopped answering; reconnecting", self.uri)
+            self._raise_unless_restartable(error, "search", await to_thread.run_sync(self.ping))
+        log.warning("Milvus Lite at %s stopped answering; restarting it", self.uri)
         await self._drop_loop_client()
         try:
             await to_thread.run_sync(self.reconnect)
@@ -373,15 +372,23 @@ class VectorStore:
             return False
         return True
 
+    def _raise_unless_restartable(self, error: Exception, method: str, answers: bool) -> None:
+        """Raise what failed unless the store's own Milvus Lite server died and a new client would
+        restart it. A server's gRPC channel reconnects by itself once it answers again, and a new
+        client would wait in pymilvus's untimed Connect call while the server does not answer."""
+        if answers:
+            raise VectorStoreError(f"Milvus {method} failed: {describe(error)}") from error
+        if not is_lite_file(self.uri):
+            raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {describe(error)}") from error
+
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a client method; when Milvus stopped answering, reconnect once and retry."""
+        """Call a client method; when the store's Milvus Lite server died, restart it and retry once."""
         try:
             return getattr(self._client, method)(*args, timeout=self.timeout, **kwargs)
         except (MilvusException, grpc.RpcError) as error:
             # pymilvus raises a deadline that passed (a server that stopped answering) as grpc's own.
-            if self.ping():
-                raise VectorStoreError(f"Milvus {method} failed: {describe(error)}") from error
-        log.warning("Milvus at %s stopped answering; reconnecting", self.uri)
+            self._raise_unless_restartable(error, method, self.ping())
+        log.warning("Milvus Lite at %s stopped answering; restarting it", self.uri)
         try:
             self.reconnect()
             return getattr(self._client, method)(*args, timeout=self.timeout, **kwargs)

@@ -339,9 +339,9 @@ def test_reconnects_after_milvus_stops_answering_and_comes_back(
         (hits,) = store.search_many("movies_test", movies[7:8], limit=1)  # batch work's
     else:
         # The server stops answering (every process frozen) and comes back. A killed 2.3.5 server
-        # restarted on its data did not answer within minutes (docs/deploy.md), so it is paused.
-        # The request's search is the one tried while paused: after one more try of the batched
-        # search, the server paused for a minute answered "service not ready" once resumed.
+        # restarted on its data did not answer within minutes (docs/deploy.md), so it is paused, and
+        # only for the search's and the ping's timeouts: paused much longer, its nodes' sessions
+        # expire and it stops serving the collection.
         server = request.getfixturevalue("milvus_server")
         server.pause()
         try:
