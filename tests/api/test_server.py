@@ -110,7 +110,7 @@ def test_each_worker_listens_on_a_socket_of_its_own_and_connections_are_spread()
 def _post(url: str, query: str, key: str | None = None) -> dict:
     headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
     request = urllib.request.Request(url, json.dumps({"query": query}).encode(), headers)
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
