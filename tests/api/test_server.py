@@ -239,7 +239,10 @@ def _until_every_worker_serves(url: str, version: int, metrics: Path) -> None:
         time.sleep(0.5)
 
 
+# On MySQL only, as deployed: the Milvus server is the subject. Two workers on SQLite are tested on
+# Milvus Lite above, and activations on SQLite in test_versions.py and test_activations.py.
 @pytest.mark.milvus_server
+@pytest.mark.parametrize("database_factory", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
 def test_two_workers_serve_from_a_milvus_server_through_creations_activations_and_a_rollback(
     database_factory: DatabaseFactory, tmp_path: Path, milvus_server: MilvusServer
 ) -> None:
