@@ -22,7 +22,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -36,7 +36,8 @@ from api import graphiql
 from api.access.backend import DATABASE_ERRORS, CredentialBackend
 from api.access.identity import on_refusal
 from api.db import make_engine, make_read_engine, make_session_factory
-from api.demo import demo_app
+from api.demo.routes import demo_app
+from api.errors import Refused
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
@@ -98,22 +99,10 @@ class GraphQLApp(GraphQL):
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             return
         except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
-            response = JSONResponse(
-                {
-                    "errors": [
-                        {"message": "request body is not UTF-8 JSON", "extensions": {"code": "BAD_REQUEST"}}
-                    ]
-                },
-                status_code=400,
-            )
+            response = Refused(400, "BAD_REQUEST", "request body is not UTF-8 JSON").response()
         except HTTPException as error:
-            code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
-                error.status_code, "BAD_REQUEST"
-            )
-            response = JSONResponse(
-                {"errors": [{"message": error.reason, "extensions": {"code": code}}]},
-                status_code=error.status_code,
-            )
+            code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "BAD_REQUEST")
+            response = Refused(error.status_code, code, error.reason).response()
         if response is not None:
             await response(scope, receive, send)
 

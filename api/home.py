@@ -11,22 +11,16 @@ from starlette.routing import Route
 from api.settings import Settings
 
 
-def front_ends(settings: Settings) -> list[tuple[str, str, str]]:
-    """Return (path, name, what it is) of each front end the settings switch on."""
+def home(settings: Settings) -> Route:
+    """Return the route of / with its page, built once: it depends on the settings only."""
     links = []
     if settings.demo_enabled:
         links.append(("/demo/", "Demo", "pick a user, rate movies, watch the recommendations change"))
     links.append(("/admin/", "Dashboard", "retrain, activate versions, inspect the vectors (sign-in)"))
     if settings.environment == "development":
         links.append(("/graphql", "GraphiQL", "write GraphQL queries against the API"))
-    return links
-
-
-def home(settings: Settings) -> Route:
-    """Return the route of / with its page, built once: it depends on the settings only."""
     items = "\n".join(
-        f'<li><a href="{escape(path)}">{escape(name)}</a>: {escape(what)}</li>'
-        for path, name, what in front_ends(settings)
+        f'<li><a href="{escape(path)}">{escape(name)}</a>: {escape(what)}</li>' for path, name, what in links
     )
     page = (
         '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>movierec</title></head>\n'

@@ -18,10 +18,6 @@ LONGEST_TOKEN_TTL_S = 24 * 3600  # the most MOVIEREC_TOKEN_MAX_TTL_S may allow
 PLACEHOLDER_PASSWORDS = frozenset({"", "change-me", "changeme", "admin", "password", "secret"})
 
 
-class SettingsError(ValueError):
-    """Settings that cannot run the service."""
-
-
 def is_no_limit(rate: str) -> bool:
     """Whether a rate-limit setting turns its limit off: `none` (from the environment, where an empty
     value counts as unset) or an empty string (from code)."""
@@ -75,17 +71,17 @@ class Settings(BaseSettings):
         if self.environment != "development" and (
             self.admin_password.get_secret_value().strip().lower() in PLACEHOLDER_PASSWORDS
         ):
-            raise SettingsError(
+            raise ValueError(
                 "MOVIEREC_ADMIN_PASSWORD must be set to a real password outside development "
                 "(only MOVIEREC_ENVIRONMENT=development runs without one)"
             )
         if self.environment != "development" and not self.has_session_secret:
-            raise SettingsError(
+            raise ValueError(
                 f"MOVIEREC_SESSION_SECRET must be set ({MIN_SESSION_SECRET} characters or more) "
                 "outside development"
             )
         if self.environment != "development" and not self.has_token_secret:
-            raise SettingsError(
+            raise ValueError(
                 f"MOVIEREC_TOKEN_SECRET must be set ({MIN_TOKEN_SECRET} characters or more) "
                 "outside development"
             )
@@ -95,22 +91,22 @@ class Settings(BaseSettings):
                 if not is_no_limit(value):
                     limits.parse(value)
             except ValueError:
-                raise SettingsError(
+                raise ValueError(
                     f"MOVIEREC_{name.upper()} is not a rate such as 50/second: {value!r}"
                 ) from None
         if not MIN_TOKEN_TTL_S <= self.token_max_ttl_s <= LONGEST_TOKEN_TTL_S:
-            raise SettingsError(
+            raise ValueError(
                 f"MOVIEREC_TOKEN_MAX_TTL_S must be {MIN_TOKEN_TTL_S} to {LONGEST_TOKEN_TTL_S} seconds"
             )
         if not MIN_TOKEN_TTL_S <= self.token_ttl_s <= self.token_max_ttl_s:
-            raise SettingsError(
+            raise ValueError(
                 f"MOVIEREC_TOKEN_TTL_S must be {MIN_TOKEN_TTL_S} seconds to MOVIEREC_TOKEN_MAX_TTL_S "
                 f"({self.token_max_ttl_s})"
             )
         try:
             _ = self.metrics_networks
         except ValueError as error:
-            raise SettingsError(f"MOVIEREC_METRICS_ALLOW_IPS: {error}") from None
+            raise ValueError(f"MOVIEREC_METRICS_ALLOW_IPS: {error}") from None
         return self
 
     @property
@@ -147,8 +143,3 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_model_dir(self) -> Path:
         return self.model_dir or self.var_dir / "models"
-
-    @property
-    def cache_dir(self) -> Path:
-        """Return the directory for downloads."""
-        return self.var_dir / "cache"

@@ -34,7 +34,7 @@ def resolve_source(source: str, settings: Settings) -> Source:
             notice = f"ML-1M could not be downloaded ({error}); using the synthetic sample instead."
             return replace(resolve_source("sample", settings), notice=notice)
     if source == "ml-1m":
-        return Source(download_ml1m(settings.cache_dir), "MovieLens 1M (official archive)")
+        return Source(download_ml1m(settings.var_dir / "cache"), "MovieLens 1M (official archive)")
     if source == "sample":
         directory = settings.var_dir / "sample"
         write_synthetic(directory, **SAMPLE_SIZE)  # type: ignore[arg-type]

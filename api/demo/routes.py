@@ -21,12 +21,12 @@ from api.access.backend import DATABASE_ERRORS, RETRY_UNAVAILABLE_S
 from api.access.identity import AccessRefused
 from api.access.tokens import DEMO_MINTER
 from api.errors import Refused, ServiceError
+from api.ids import MAX_ID
 from api.state import AppState
 from api.users import service as users
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY_BYTES = 1024  # a newUser body is about 80 bytes
-MAX_ID = 2**31 - 1
 SHAPE = 'send {"userId": N} or {"newUser": {"gender": "F", "age": 25, "occupation": 12, "zipCode": "10001"}}'
 STATUS = {"BAD_USER_INPUT": 400, "NOT_FOUND": 404, "UNAVAILABLE": 503}
 

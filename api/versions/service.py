@@ -31,9 +31,16 @@ def collection_name(version_id: int) -> str:
     return f"{COLLECTION_PREFIX}{version_id}"
 
 
-def start_version(*, session: Session, params: dict[str, Any], started_by: str) -> ModelVersion:
-    """Insert a running version and return it (the caller commits)."""
-    return _insert(session, "running", params, started_by)
+def start_version(
+    *, session: Session, params: dict[str, Any], started_by: str, status: str = "running"
+) -> ModelVersion:
+    """Insert a version and return it (the caller commits)."""
+    version = ModelVersion(
+        status=status, params=params, started_by=started_by, started_at=utcnow(), progress={"percent": 0.0}
+    )
+    session.add(version)
+    session.flush()
+    return version
 
 
 def busy_version(*, session: Session, lock: bool = False) -> ModelVersion | None:
@@ -51,16 +58,7 @@ def queue_version(*, session: Session, params: dict[str, Any], started_by: str) 
             f"model version {busy.id} is {busy.status}; only one training runs at a time, "
             "wait for it to finish"
         )
-    return _insert(session, "queued", params, started_by)
-
-
-def _insert(session: Session, status: str, params: dict[str, Any], started_by: str) -> ModelVersion:
-    version = ModelVersion(
-        status=status, params=params, started_by=started_by, started_at=utcnow(), progress={"percent": 0.0}
-    )
-    session.add(version)
-    session.flush()
-    return version
+    return start_version(session=session, params=params, started_by=started_by, status="queued")
 
 
 def mark_running(*, session: Session, version_id: int, progress: dict[str, Any]) -> None:
