@@ -120,8 +120,11 @@ async def keep_lists(
         nonlocal index, in_process
         with sessions() as session:
             users = read_users(session=session, ids=ids, length=length)
-            if in_process and users and _stale(index, users[0][1].newest_movie):
-                index = _read_index(session, store, model.collection)
+            newest = users[0][1].newest_movie if users else None
+            # The vectors are read first, and again once movies were added (ids start at 1).
+            if in_process and users and (index is None or (newest or 0) > (index.newest_movie or 0)):
+                movie_ids = list(session.execute(select(Movie.id)).scalars())
+                index = ExactIndex.read(store, model.collection, movie_ids)
                 in_process = index is not None
         return users
 
@@ -155,17 +158,6 @@ def _store(sessions: sessionmaker, rows: list[dict[str, object]]) -> None:
 
 async def _no_genres() -> Collection[str]:
     return ()  # keep_lists filters nothing
-
-
-def _read_index(session: Session, store: VectorStore, name: str) -> ExactIndex | None:
-    return ExactIndex.read(store, name, list(session.execute(select(Movie.id)).scalars()))
-
-
-def _stale(index: ExactIndex | None, newest_movie: int | None) -> bool:
-    """Return whether the vectors are to be read (again): not yet, or movies were added since."""
-    if index is None:
-        return True
-    return newest_movie is not None and (index.newest_movie is None or newest_movie > index.newest_movie)
 
 
 def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:
