@@ -106,8 +106,7 @@ async def keep_lists(
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Compute and store the kept list of every user with ratings; return how many were stored. A
-    chunk of users is read, encoded and ranked together: in process when Milvus would scan every
-    vector anyway (ExactIndex), else by batched Milvus searches (search_unrated)."""
+    chunk of users is ranked together: in process (ExactIndex), else by batched searches (search_unrated)."""
     user_ids = await to_thread.run_sync(_user_ids, sessions)
     length = model.model.history_length
     popular = Popularity(sessions.kw["bind"])  # never read: every user here has ratings
@@ -161,8 +160,7 @@ async def _no_genres() -> Collection[str]:
 
 
 def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:
-    """Return the users with ratings among `ids`, each read as read_user reads one (the newest
-    `length` ratings of each by a window function)."""
+    """Return the users with ratings among `ids`, each read as read_user reads one."""
     users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
     rated: dict[int, str | bytes] = dict(
         session.execute(

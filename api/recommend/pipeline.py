@@ -46,8 +46,7 @@ from ml.serving import HistoryItem, UserFeatures
 
 KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
 KEPT, COMPUTED = ANSWERS.labels("kept"), ANSWERS.labels("computed")
-# Ranks many users' default lists at once: vectors (users, dim) and each user's rated movies in,
-# each user's top KEPT_LIMIT unrated movies out (api/recommend/kept.py).
+# Ranks users' vectors (users, dim) to each one's top KEPT_LIMIT movies but its rated ones (kept.py).
 RankMany = Callable[[npt.NDArray[np.float32], Sequence[set[int]]], list[list[Hit]]]
 
 
@@ -151,8 +150,7 @@ async def read_user(
 
 
 def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
-    """Return the fingerprint of everything a user's default list depends on at `now`: the version,
-    the user's demographics and ratings version, the newest movie and the model's time key. Equal
+    """Return the fingerprint of everything a user's default list depends on at `now`: equal
     fingerprints compute equal lists, so a kept list answers exactly when its fingerprint matches."""
     inputs = (
         model.version_id, user.ratings_version, user.newest_movie, model.model.time_key(newest_rating, now),
@@ -205,9 +203,6 @@ class Sources:
     # Ranks default requests in one go, in a worker thread: keep_lists runs on an event loop of its
     # own, where the store's asyncio client (made on the app's loop) must not be used.
     rank_many: RankMany | None = None
-
-
-Stage = Callable[[Sources, ActiveModel, list[Ask], int], Awaitable[None]]
 
 
 async def from_kept(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
@@ -273,7 +268,7 @@ def encode(
     model: ActiveModel, asks: Sequence[Ask], now: int
 ) -> tuple[npt.NDArray[np.float32], list[list[int]], list[int]]:
     """Return the vectors (users, dim) of users with ratings, encoded together, with each one's liked
-    movies (newest first) to explain the results with and the time of their newest rating."""
+    movies (newest first) and the time of their newest rating."""
     recent = [ask.user.history[: model.model.history_length] for ask in asks]
     features = [
         (UserFeatures(a.user.gender, a.user.age, a.user.occupation_id, a.user.zip_code, a.user_id), history)
@@ -291,7 +286,7 @@ async def from_popular(sources: Sources, model: ActiveModel, asks: list[Ask], no
         ask.found = popular_movies(snapshot=snapshot, limit=ask.limit, filters=ask.filters, exclude=exclude)
 
 
-STAGES: tuple[Stage, ...] = (from_kept, from_model, from_popular)
+STAGES = (from_kept, from_model, from_popular)
 
 
 async def answer(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
