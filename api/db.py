@@ -164,7 +164,7 @@ def _server_defaults(parsed: URL, kwargs: dict[str, Any]) -> URL:
     connect_args = kwargs.setdefault("connect_args", {})
     # Fail fast when the server is gone: a request errs within seconds instead of hanging.
     connect_args.setdefault("connect_timeout", 3)
-    # A request reads a user's ratings as GROUP_CONCAT strings (api.recommend.service.USER_READ),
+    # A request reads a user's ratings as GROUP_CONCAT strings (api.recommend.pipeline.USER_SELECT),
     # which MySQL 8 cuts short by default: room for any user's ratings, on both engines.
     connect_args.setdefault("init_command", "SET SESSION group_concat_max_len = 67108864")
     kwargs.setdefault("pool_timeout", 5)
