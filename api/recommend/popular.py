@@ -87,11 +87,11 @@ def read_snapshot(session: Session | Connection) -> Snapshot:
 
 
 class Popularity:
-    """A process's Snapshot: read when older than MAX_AGE_S by one thread at a time (single flight);
-    the snapshot before answers meanwhile."""
+    """A process's Snapshot: read when older than max_age seconds by one thread at a time (single
+    flight); the snapshot before answers meanwhile."""
 
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._engine, self._clock = engine, clock
+        self._engine, self._clock, self.max_age = engine, clock, MAX_AGE_S
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
         self._due = -math.inf  # when the current snapshot is to be read again
@@ -146,5 +146,5 @@ class Popularity:
             reading.set_exception(error)
             return
         with self._lock:
-            self._current, self._due, self._reading = snapshot, started + MAX_AGE_S, None
+            self._current, self._due, self._reading = snapshot, started + self.max_age, None
         reading.set_result(snapshot)
