@@ -13,7 +13,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 from anyio import to_thread
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.movies.models import Movie
@@ -160,36 +160,27 @@ async def _no_genres() -> Collection[str]:
 
 
 def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:
-    """Return the users with ratings among `ids`, each read as read_user reads one."""
+    """Return the users with ratings among `ids`, each read as read_user reads one (the newest `length`
+    ratings of each by a window function)."""
     users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
-    rated: dict[int, str | bytes] = dict(
-        session.execute(
-            select(Rating.user_id, func.group_concat(Rating.movie_id))
-            .where(Rating.user_id.in_(ids))
-            .group_by(Rating.user_id)
-        ).all()
-    )
     order = (Rating.rated_at.desc(), Rating.movie_id.desc())
-    newest = (
+    ranked = (
         select(
             Rating.user_id,
+            Rating.movie_id,
             RATING_ITEM.label("item"),
             func.row_number().over(partition_by=Rating.user_id, order_by=order).label("n"),
         )
         .where(Rating.user_id.in_(ids))
         .subquery()
     )
-    histories: dict[int, str | bytes] = dict(
-        session.execute(
-            select(newest.c.user_id, func.group_concat(newest.c.item))
-            .where(newest.c.n <= length)
-            .group_by(newest.c.user_id)
-        ).all()
-    )
+    newest = func.group_concat(case((ranked.c.n <= length, ranked.c.item)))  # GROUP_CONCAT skips NULL
+    query = select(ranked.c.user_id, newest, func.group_concat(ranked.c.movie_id)).group_by(ranked.c.user_id)
+    ratings = {user_id: (history, rated) for user_id, history, rated in session.execute(query)}
     return [
-        (user_id, UserState.of(state, newest_ratings=histories[user_id], rated_ids=rated[user_id]))
+        (user_id, UserState.of(state, newest_ratings=ratings[user_id][0], rated_ids=ratings[user_id][1]))
         for user_id, *state in users
-        if user_id in rated
+        if user_id in ratings
     ]
 
 
