@@ -137,9 +137,8 @@ async def read_user(
 ) -> UserState:
     """Return the user's state and kept list, with (`ratings`) their newest `history_length` ratings
     and rated movies, or raise NotFound."""
-    row = await _read(
-        engine, USER_SELECT if ratings else KEPT_SELECT, {"user_id": user_id, "limit": history_length}
-    )
+    parameters = {"user_id": user_id, "limit": history_length}
+    row = await _read(engine, USER_SELECT if ratings else KEPT_SELECT, parameters)
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
     n = len(USER_STATE_COLUMNS)
@@ -310,10 +309,10 @@ async def recommend_user(
     """Return a user's recommendations: one read, then the stages; a computed list to keep is handed to
     the sources to store after the answer."""
     now = int(time.time())
+    length = model.model.history_length
     with STAGE.labels("database").time():  # the ratings too, unless the kept list may answer
         ratings = not (sources.use_kept and is_default(limit, filters, exclude_rated))
-        history_length = model.model.history_length
-        user = await read_user(engine=engine, user_id=user_id, history_length=history_length, ratings=ratings)
+        user = await read_user(engine=engine, user_id=user_id, history_length=length, ratings=ratings)
     ask = Ask(user_id, user, limit, filters, exclude_rated, engine=engine)
     await answer(sources, model, [ask], now)
     (KEPT if ask.kept else COMPUTED).inc()
