@@ -71,8 +71,7 @@ def from_epoch(seconds: int) -> datetime:
 
 
 class epoch_seconds(FunctionElement[int]):  # reads as the SQL function it is
-    """A naive UTC datetime column's seconds since the epoch, computed by the database (a request's
-    ratings skip the driver's datetime parsing)."""
+    """A naive UTC datetime's seconds since the epoch, computed by the database (no driver parsing)."""
 
     type = Integer()
     inherit_cache = True
@@ -90,12 +89,11 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: A
 
 
 def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
-    """Return the asyncio engine of `read` on url's database (asyncmy, whose protocol is compiled;
-    aiosqlite), in autocommit: each read sees what was committed before it, at no ROLLBACK per read."""
+    """Return the asyncio engine of `read` (asyncmy, whose protocol is compiled; aiosqlite), in autocommit:
+    each read sees what was committed before it, and nothing is rolled back when it returns to the pool."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
-    kwargs["isolation_level"] = "AUTOCOMMIT"
-    kwargs["skip_autocommit_rollback"] = True  # nothing to roll back when a read goes back to the pool
+    kwargs.update(isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
     if backend == "sqlite":  # no `begin` listener: an autocommit read must not take the write lock
         engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -151,8 +149,7 @@ BATCH_TIMEOUT_S = 3600  # a statement of the command line's long jobs, on MySQL 
 
 
 def make_batch_engine(url: str) -> Engine:
-    """Return make_engine's engine for the command line's long jobs (import, training reads, kept
-    lists), whose MySQL statements may take minutes at tens of millions of ratings."""
+    """Return make_engine's engine for the command line's long jobs (MySQL statements of minutes)."""
     if make_url(url).get_backend_name() != "mysql":
         return make_engine(url)
     # local_infile: the import's first load of the ratings table is a LOAD DATA LOCAL (api/ratings/writes.py)
@@ -167,7 +164,7 @@ def _server_defaults(parsed: URL, kwargs: dict[str, Any]) -> URL:
     connect_args = kwargs.setdefault("connect_args", {})
     # Fail fast when the server is gone: a request errs within seconds instead of hanging.
     connect_args.setdefault("connect_timeout", 3)
-    # A request reads a user's ratings as GROUP_CONCAT strings (api.recommend.service.USER_READ),
+    # A request reads a user's ratings as GROUP_CONCAT strings (api.recommend.pipeline.USER_SELECT),
     # which MySQL 8 cuts short by default: room for any user's ratings, on both engines.
     connect_args.setdefault("init_command", "SET SESSION group_concat_max_len = 67108864")
     kwargs.setdefault("pool_timeout", 5)
@@ -200,8 +197,7 @@ LOCK_ERRORS = (1205, 1213)  # MySQL/MariaDB: lock wait timeout, deadlock (the tr
 
 
 def is_lock_conflict(error: BaseException) -> bool:
-    """Return whether a failed transaction lost a lock conflict (a MySQL deadlock or lock wait timeout,
-    SQLite's "database is locked"), so that running it again can succeed."""
+    """Return whether a failed transaction lost a lock conflict, so that running it again can succeed."""
     original = getattr(error, "orig", None)
     if isinstance(original, sqlite3.OperationalError):
         return "locked" in str(original)
@@ -210,8 +206,8 @@ def is_lock_conflict(error: BaseException) -> bool:
 
 
 def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], attempts: int = 4) -> T:
-    """Return work(session) run in one transaction, committed; run again (at most `attempts` times in
-    all, after a short random pause) when it loses a lock conflict, which rolled it back whole."""
+    """Return work(session) run in one transaction, committed, and run again after a short random
+    pause (at most `attempts` times in all) when it loses a lock conflict, which rolled it back whole."""
     for attempt in range(attempts):
         try:
             with sessions.begin() as session:

@@ -42,8 +42,8 @@ class AppState:
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
-        """Return work(session), run in a worker thread (at most `threads` at once, one pooled
-        connection each) with a session of its own; with `write`, one transaction (in_transaction)."""
+        """Return work(session), run in a worker thread with a session of its own; with `write`, in one
+        transaction (in_transaction)."""
 
         def call() -> T:
             if write:

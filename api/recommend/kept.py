@@ -13,7 +13,7 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 from anyio import to_thread
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.movies.models import Movie
@@ -106,8 +106,7 @@ async def keep_lists(
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Compute and store the kept list of every user with ratings; return how many were stored. A
-    chunk of users is read, encoded and ranked together: in process when Milvus would scan every
-    vector anyway (ExactIndex), else by batched Milvus searches (search_unrated)."""
+    chunk of users is ranked together: in process (ExactIndex), else by batched searches (search_unrated)."""
     user_ids = await to_thread.run_sync(_user_ids, sessions)
     length = model.model.history_length
     popular = Popularity(sessions.kw["bind"])  # never read: every user here has ratings
@@ -120,8 +119,11 @@ async def keep_lists(
         nonlocal index, in_process
         with sessions() as session:
             users = read_users(session=session, ids=ids, length=length)
-            if in_process and users and _stale(index, users[0][1].newest_movie):
-                index = _read_index(session, store, model.collection)
+            newest = users[0][1].newest_movie if users else None
+            # The vectors are read first, and again once movies were added (ids start at 1).
+            if in_process and users and (index is None or (newest or 0) > (index.newest_movie or 0)):
+                movie_ids = list(session.execute(select(Movie.id)).scalars())
+                index = ExactIndex.read(store, model.collection, movie_ids)
                 in_process = index is not None
         return users
 
@@ -157,49 +159,28 @@ async def _no_genres() -> Collection[str]:
     return ()  # keep_lists filters nothing
 
 
-def _read_index(session: Session, store: VectorStore, name: str) -> ExactIndex | None:
-    return ExactIndex.read(store, name, list(session.execute(select(Movie.id)).scalars()))
-
-
-def _stale(index: ExactIndex | None, newest_movie: int | None) -> bool:
-    """Return whether the vectors are to be read (again): not yet, or movies were added since."""
-    if index is None:
-        return True
-    return newest_movie is not None and (index.newest_movie is None or newest_movie > index.newest_movie)
-
-
 def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:
-    """Return the users with ratings among `ids`, each read as read_user reads one (the newest
-    `length` ratings of each by a window function)."""
+    """Return the users with ratings among `ids`, each read as read_user reads one (the newest `length`
+    ratings of each by a window function)."""
     users = session.execute(select(User.id, *USER_STATE_COLUMNS).where(User.id.in_(ids))).all()
-    rated: dict[int, str | bytes] = dict(
-        session.execute(
-            select(Rating.user_id, func.group_concat(Rating.movie_id))
-            .where(Rating.user_id.in_(ids))
-            .group_by(Rating.user_id)
-        ).all()
-    )
     order = (Rating.rated_at.desc(), Rating.movie_id.desc())
-    newest = (
+    ranked = (
         select(
             Rating.user_id,
+            Rating.movie_id,
             RATING_ITEM.label("item"),
             func.row_number().over(partition_by=Rating.user_id, order_by=order).label("n"),
         )
         .where(Rating.user_id.in_(ids))
         .subquery()
     )
-    histories: dict[int, str | bytes] = dict(
-        session.execute(
-            select(newest.c.user_id, func.group_concat(newest.c.item))
-            .where(newest.c.n <= length)
-            .group_by(newest.c.user_id)
-        ).all()
-    )
+    newest = func.group_concat(case((ranked.c.n <= length, ranked.c.item)))  # GROUP_CONCAT skips NULL
+    query = select(ranked.c.user_id, newest, func.group_concat(ranked.c.movie_id)).group_by(ranked.c.user_id)
+    ratings = {user_id: (history, rated) for user_id, history, rated in session.execute(query)}
     return [
-        (user_id, UserState.of(state, newest_ratings=histories[user_id], rated_ids=rated[user_id]))
+        (user_id, UserState.of(state, newest_ratings=ratings[user_id][0], rated_ids=ratings[user_id][1]))
         for user_id, *state in users
-        if user_id in rated
+        if user_id in ratings
     ]
 
 

@@ -46,8 +46,7 @@ from ml.serving import HistoryItem, UserFeatures
 
 KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
 KEPT, COMPUTED = ANSWERS.labels("kept"), ANSWERS.labels("computed")
-# Ranks many users' default lists at once: vectors (users, dim) and each user's rated movies in,
-# each user's top KEPT_LIMIT unrated movies out (api/recommend/kept.py).
+# Ranks users' vectors (users, dim) to each one's top KEPT_LIMIT movies but its rated ones (kept.py).
 RankMany = Callable[[npt.NDArray[np.float32], Sequence[set[int]]], list[list[Hit]]]
 
 
@@ -112,23 +111,17 @@ _newest = (
     .limit(bindparam("limit"))
     .subquery()
 )
-_NEWEST_RATINGS = select(func.group_concat(_newest.c.item)).scalar_subquery()
-_KEPT_COLUMNS = (_kept.fingerprint, _kept.newest_rating, _kept["items"])
-_USER_FROM = User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id)
+_RATINGS = (select(func.group_concat(_newest.c.item)).scalar_subquery(), RATED.scalar_subquery())
 # A request's one read: the user's state and kept list and, unless the kept list may answer, their
 # newest ratings and rated ids, each list one string, so that a heavy rater costs one row.
 KEPT_SELECT = (
-    select(*USER_STATE_COLUMNS, *_KEPT_COLUMNS)
-    .select_from(_USER_FROM)
+    select(*USER_STATE_COLUMNS, _kept.fingerprint, _kept.newest_rating, _kept["items"])
+    .select_from(User.__table__.outerjoin(KeptList.__table__, _kept.user_id == _users.id))
     .where(_users.id == bindparam("user_id"))
 )
-USER_SELECT = (
-    select(*USER_STATE_COLUMNS, *_KEPT_COLUMNS, _NEWEST_RATINGS, RATED.scalar_subquery())
-    .select_from(_USER_FROM)
-    .where(_users.id == bindparam("user_id"))
-)
+USER_SELECT = KEPT_SELECT.add_columns(*_RATINGS)
 # The ratings a kept list did not answer for after all (a stale list): the second read of the request.
-RATINGS_SELECT = select(_NEWEST_RATINGS, RATED.scalar_subquery())
+RATINGS_SELECT = select(*_RATINGS)
 
 
 async def _read(engine: AsyncEngine, statement: Any, parameters: dict[str, Any]) -> Any:
@@ -143,30 +136,20 @@ async def read_user(
     *, engine: AsyncEngine, user_id: int, history_length: int, ratings: bool = True
 ) -> UserState:
     """Return the user's state and kept list, with (`ratings`) their newest `history_length` ratings
-    and rated movies, read on the event loop, or raise NotFound."""
+    and rated movies, or raise NotFound."""
     parameters = {"user_id": user_id, "limit": history_length}
     row = await _read(engine, USER_SELECT if ratings else KEPT_SELECT, parameters)
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
-    *columns, kept_as, newest_rating, items = tuple(row)[: len(USER_STATE_COLUMNS) + 3]
-    kept = None if kept_as is None else KeptRow(kept_as, newest_rating, items)
+    n = len(USER_STATE_COLUMNS)
+    kept = None if row[n] is None else KeptRow(*row[n : n + 3])
     if not ratings:
-        return UserState.of(columns, kept=kept, ratings_read=False)
-    newest_ratings, rated_ids = tuple(row)[-2:]
-    return UserState.of(columns, kept=kept, newest_ratings=newest_ratings, rated_ids=rated_ids)
-
-
-async def read_ratings(
-    *, engine: AsyncEngine, user: UserState, user_id: int, history_length: int
-) -> UserState:
-    """Return the user's state with the newest ratings and rated movies its read left out."""
-    row = await _read(engine, RATINGS_SELECT, {"user_id": user_id, "limit": history_length})
-    return replace(user, newest_ratings=row[0], rated_ids=row[1], ratings_read=True)
+        return UserState.of(row[:n], kept=kept, ratings_read=False)
+    return UserState.of(row[:n], kept=kept, newest_ratings=row[n + 3], rated_ids=row[n + 4])
 
 
 def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
-    """Return the fingerprint of everything a user's default list depends on at `now`: the version,
-    the user's demographics and ratings version, the newest movie and the model's time key. Equal
+    """Return the fingerprint of everything a user's default list depends on at `now`: equal
     fingerprints compute equal lists, so a kept list answers exactly when its fingerprint matches."""
     inputs = (
         model.version_id, user.ratings_version, user.newest_movie, model.model.time_key(newest_rating, now),
@@ -176,8 +159,7 @@ def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, 
 
 
 def store_kept(*, session: Session, rows: Sequence[dict[str, object]]) -> None:
-    """Insert or replace kept lists (the caller commits). A row computed from older inputs than the
-    one it replaces only makes the next request compute again: its fingerprint no longer matches."""
+    """Insert or replace kept lists (the caller commits); one from older inputs only fails to match."""
     if rows:
         columns = ["fingerprint", "newest_rating", "items", "computed_at"]
         upsert = upsert_statement(session.connection(), KeptList.__table__, ["user_id"], columns)
@@ -196,8 +178,7 @@ class Ask:
     found: list[Recommended] | None = None
     kept: bool = False  # answered from the kept list
     keep: dict[str, object] | None = None  # the kept list to store, computed for a default request
-    # Reads the ratings the request's first read left out (api.recommend.pipeline.read_ratings).
-    read_ratings: Callable[[UserState], Awaitable[UserState]] | None = None
+    engine: AsyncEngine | None = None  # reads the ratings that the request's first read left out
 
     @property
     def default(self) -> bool:
@@ -223,9 +204,6 @@ class Sources:
     rank_many: RankMany | None = None
 
 
-Stage = Callable[[Sources, ActiveModel, list[Ask], int], Awaitable[None]]
-
-
 async def from_kept(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
     """Answer default requests whose kept list's fingerprint is the one computed for them now."""
     for ask in asks:
@@ -240,18 +218,17 @@ async def from_kept(sources: Sources, model: ActiveModel, asks: list[Ask], now: 
             ask.found, ask.kept = [Recommended(m, score, because) for m, score, because in items], True
 
 
-async def with_ratings(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
-    """Read the ratings of the requests whose first read left them out for a kept list that did not
-    answer after all (it was stale): the model and the popular movies need them."""
-    for ask in asks:
-        if not ask.user.ratings_read:
-            assert ask.read_ratings is not None, "a user read without ratings needs a way to read them"
-            ask.user = await ask.read_ratings(ask.user)
-
-
 async def from_model(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
-    """Answer users with ratings from the model. A default request is ranked to KEPT_LIMIT exactly as
-    its kept list is, so that a kept answer and a computed one are the same list."""
+    """Answer users with ratings from the model, first reading the ratings left out for a kept list that
+    did not answer (a stale one). A default request is ranked to KEPT_LIMIT exactly as its kept list
+    is, so that a kept answer and a computed one are the same list."""
+    for ask in asks:
+        if not ask.user.ratings_read:  # the popular movies need them too
+            assert ask.engine is not None, "a user read without ratings needs a way to read them"
+            parameters = {"user_id": ask.user_id, "limit": model.model.history_length}
+            with STAGE.labels("database").time():
+                newest, rated = await _read(ask.engine, RATINGS_SELECT, parameters)
+            ask.user = replace(ask.user, newest_ratings=newest, rated_ids=rated, ratings_read=True)
     asks = [ask for ask in asks if ask.user.history]
     if not asks:
         return
@@ -290,7 +267,7 @@ def encode(
     model: ActiveModel, asks: Sequence[Ask], now: int
 ) -> tuple[npt.NDArray[np.float32], list[list[int]], list[int]]:
     """Return the vectors (users, dim) of users with ratings, encoded together, with each one's liked
-    movies (newest first) to explain the results with and the time of their newest rating."""
+    movies (newest first) and the time of their newest rating."""
     recent = [ask.user.history[: model.model.history_length] for ask in asks]
     features = [
         (UserFeatures(a.user.gender, a.user.age, a.user.occupation_id, a.user.zip_code, a.user_id), history)
@@ -301,15 +278,14 @@ def encode(
 
 
 async def from_popular(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
-    """Answer users without ratings with the most-rated movies (never kept: they change with
-    everybody's ratings)."""
+    """Answer users without ratings with the most-rated movies (never kept: everybody's ratings move them)."""
     snapshot = await sources.popular.snapshot()
     for ask in asks:
         exclude = ask.user.rated if ask.exclude_rated else set()
         ask.found = popular_movies(snapshot=snapshot, limit=ask.limit, filters=ask.filters, exclude=exclude)
 
 
-STAGES: tuple[Stage, ...] = (from_kept, with_ratings, from_model, from_popular)
+STAGES = (from_kept, from_model, from_popular)
 
 
 async def answer(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
@@ -330,20 +306,14 @@ async def recommend_user(
     filters: Filters = NO_FILTERS,
     exclude_rated: bool = True,
 ) -> list[Recommended]:
-    """Return a user's recommendations: one read (the user, their kept list and, unless the kept list
-    may answer, their ratings), then the stages; a computed list to keep is handed to the sources to
-    store after the answer."""
+    """Return a user's recommendations: one read, then the stages; a computed list to keep is handed to
+    the sources to store after the answer."""
     now = int(time.time())
     length = model.model.history_length
-
-    async def ratings(user: UserState) -> UserState:
-        with STAGE.labels("database").time():
-            return await read_ratings(engine=engine, user=user, user_id=user_id, history_length=length)
-
     with STAGE.labels("database").time():  # the ratings too, unless the kept list may answer
-        ratings_now = not (sources.use_kept and is_default(limit, filters, exclude_rated))
-        user = await read_user(engine=engine, user_id=user_id, history_length=length, ratings=ratings_now)
-    ask = Ask(user_id, user, limit, filters, exclude_rated, read_ratings=ratings)
+        ratings = not (sources.use_kept and is_default(limit, filters, exclude_rated))
+        user = await read_user(engine=engine, user_id=user_id, history_length=length, ratings=ratings)
+    ask = Ask(user_id, user, limit, filters, exclude_rated, engine=engine)
     await answer(sources, model, [ask], now)
     (KEPT if ask.kept else COMPUTED).inc()
     if ask.keep is not None and sources.keep is not None:

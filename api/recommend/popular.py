@@ -78,13 +78,11 @@ def read_snapshot(session: Session | Connection) -> Snapshot:
     ids, counts, years = ids[order], counts[order], years[order]
     genre_names = tuple(sorted(names.values()))
     column_of = {genre_id: genre_names.index(name) for genre_id, name in names.items()}
-    matrix = np.zeros((ids.size, len(genre_names)), dtype=bool)
     row_of = {movie_id: row for row, movie_id in enumerate(ids.tolist())}
     # A movie nobody rated is not in the snapshot, nor are its genres.
     cells = [(row_of[movie_id], column_of[genre_id]) for movie_id, genre_id in links if movie_id in row_of]
-    if cells:
-        rows_at, columns_at = zip(*cells, strict=True)
-        matrix[list(rows_at), list(columns_at)] = True
+    matrix = np.zeros((ids.size, len(genre_names)), dtype=bool)
+    matrix[tuple(np.array(cells, dtype=np.intp).reshape(-1, 2).T)] = True
     return Snapshot(ids, counts, years, matrix, genre_names)
 
 
@@ -92,14 +90,8 @@ class Popularity:
     """A process's Snapshot: read when older than max_age seconds by one thread at a time (single
     flight); the snapshot before answers meanwhile."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        max_age: float = MAX_AGE_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._engine, self.max_age, self._clock = engine, max_age, clock
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._engine, self._clock, self.max_age = engine, clock, MAX_AGE_S
         self._lock = threading.Lock()
         self._current: Snapshot | None = None
         self._due = -math.inf  # when the current snapshot is to be read again
@@ -107,19 +99,13 @@ class Popularity:
 
     async def snapshot(self) -> Snapshot:
         """Return the current snapshot; before the first, wait for its read on the event loop."""
-        current, reading = self._current_or_reading()
-        if current is not None:
-            return current
-        assert reading is not None
-        return await asyncio.wrap_future(reading)
+        found = self._current_or_reading()
+        return found if isinstance(found, Snapshot) else await asyncio.wrap_future(found)
 
     def current(self) -> Snapshot:
-        """Return what snapshot does, waiting in the calling thread: for code already in a worker thread."""
-        current, reading = self._current_or_reading()
-        if current is not None:
-            return current
-        assert reading is not None
-        return reading.result()
+        """Return what snapshot does, waiting in the calling thread."""
+        found = self._current_or_reading()
+        return found if isinstance(found, Snapshot) else found.result()
 
     def newest(self) -> Snapshot:
         """Return the current snapshot after the read under way, if any, has ended; waits in the
@@ -130,8 +116,8 @@ class Popularity:
             wait([reading])
         return self.current()
 
-    def _current_or_reading(self) -> tuple[Snapshot | None, Future[Snapshot] | None]:
-        """Return the current snapshot and the read under way, starting one if it is due and none is."""
+    def _current_or_reading(self) -> Snapshot | Future[Snapshot]:
+        """Return the current snapshot, else the first read, starting a read if one is due and none is."""
         with self._lock:
             if self._reading is None and (self._current is None or self._clock() >= self._due):
                 self._reading = Future()
@@ -141,7 +127,10 @@ class Popularity:
                 threading.Thread(
                     target=self._read, args=(self._reading,), name="popular-read", daemon=True
                 ).start()
-            return self._current, self._reading
+            if self._current is not None:
+                return self._current
+            assert self._reading is not None  # started above
+            return self._reading
 
     def _read(self, reading: Future[Snapshot]) -> None:
         started = self._clock()

@@ -90,8 +90,7 @@ async def recommend_for_profile(
     filters: Filters = NO_FILTERS,
 ) -> list[Recommended]:
     """Return top movies for a visitor described by demographics and (movie, stars) in the order rated
-    (at least one: api.graphql.recommend.popular_for_visitor answers a visitor without); `run` does
-    the database checks in a worker thread."""
+    (at least one: api.graphql.recommend.popular_for_visitor answers a visitor without)."""
     model = require_model(active)
     check_gender_and_age(gender, age)
     if len(rated) > PROFILE_MAX_RATINGS:
@@ -101,7 +100,6 @@ async def recommend_for_profile(
     ids = [m for m, _ in rated]
 
     def check(session: Session) -> set[str]:
-        """Raise unless the occupation and every movie rated exist; return the genres a filter may name."""
         if occupation is not None:
             check_occupation(session=session, occupation=occupation)
         known = set(session.execute(select(Movie.id).where(Movie.id.in_(ids))).scalars())
@@ -151,7 +149,7 @@ def search_filter(filters: Filters, known_genres: set[str], exclude: set[int]) -
 
 
 def to_explain(hits: Sequence[Hit], liked: list[int]) -> list[int]:
-    """Return the movies whose vectors explain hits by liked movies: none without a liked one."""
+    """Return the movies whose vectors explain() reads: none without a liked movie."""
     return [h.movie_id for h in hits] + liked if liked else []
 
 
