@@ -98,15 +98,16 @@ class VectorStore:
         self._client = self._connect()  # for Milvus Lite, starts its server first
         self._async: AsyncMilvusClient | None = None  # made on the event loop that searches
 
+    def _options(self, alias: str) -> dict[str, Any]:
+        """Return a client's arguments. An alias of its own: pymilvus shares one connection per URI
+        otherwise, and closing one store would cut every other store of the process on the same Milvus."""
+        return dict(uri=self.uri, token=self.token, timeout=self.timeout, alias=f"{alias}-{uuid.uuid4().hex}")
+
     def _connect(self) -> MilvusClient:
         logs = lite_logs_beside(self.uri) if is_lite_file(self.uri) else contextlib.nullcontext()
         try:
-            # An alias of its own: pymilvus shares one connection per URI otherwise, and closing
-            # one store would cut every other store of the process on the same Milvus.
             with logs:  # a Lite file: the client starts its server
-                return MilvusClient(
-                    uri=self.uri, token=self.token, timeout=self.timeout, alias=f"movierec-{uuid.uuid4().hex}"
-                )
+                return MilvusClient(**self._options("movierec"))
         except MilvusException as error:
             raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {error}") from error
 
@@ -233,12 +234,7 @@ class VectorStore:
     async def _search_on_loop(self, name: str, request: dict[str, Any]) -> Any:
         if self._async is None:
             # A Lite file's server was started by the synchronous client: pymilvus finds its socket.
-            self._async = AsyncMilvusClient(
-                uri=self.uri,
-                token=self.token,
-                timeout=self.timeout,
-                alias=f"movierec-async-{uuid.uuid4().hex}",
-            )
+            self._async = AsyncMilvusClient(**self._options("movierec-async"))
         # The whole call is bounded: the client waits for its channel without a deadline.
         async with asyncio.timeout(self.timeout):
             return await self._async.search(name, timeout=self.timeout, **request)
