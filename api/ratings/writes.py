@@ -45,14 +45,13 @@ def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: float) 
     return Rating(**values)
 
 
-def delete_rating(*, session: Session, user_id: int, movie_id: int) -> bool:
+def delete_rating(*, session: Session, user_id: int, movie_id: int) -> None:
     """Delete the user's rating of the movie; raise NotFound when there is none (the caller then
     rolls back, bump included)."""
     _bump(session, [user_id])
     result = session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound(f"user {user_id} has not rated movie {movie_id}")
-    return True
 
 
 def upsert_rating_columns(
