@@ -18,7 +18,6 @@ from admin.auth import (
     USER_KEY,
     checked_form,
     close_session,
-    csrf_token,
     open_session,
     password_matches,
     password_problem,
@@ -48,7 +47,6 @@ def _to(request: Request, route: str, error: str | None = None, **params: object
 
 
 async def login_page(request: Request) -> Response:
-    csrf_token(request)
     return render(request, "login.html", problem=password_problem(state_of(request).settings), error=None)
 
 
@@ -80,9 +78,8 @@ async def login(request: Request) -> Response:
         return open_session(session)
 
     sid = await state.run(signed_in, write=True)
-    request.session.clear()  # a fresh session (and CSRF token) after sign-in
+    request.session.clear()  # a fresh session, whose CSRF token the next page makes (admin.app._context)
     request.session[USER_KEY], request.session[SID_KEY] = OPERATOR, sid
-    csrf_token(request)
     target = request.query_params.get("next", "")
     if not target.startswith("/") or target.startswith("//"):
         target = request.url_for("admin:overview").path

@@ -14,9 +14,8 @@ from api.errors import ServiceError
 
 async def page(request: Request, *, created: str | None = None, error: str | None = None) -> Response:
     keys = await state_of(request).run(lambda s: list_keys(session=s))  # rows stay readable after
-    status = 400 if error else 200
-    return render(request, "keys.html", status_code=status, keys=keys, scopes=SCOPES, created=created,
-                  error=error, cache_s=KEY_CACHE_S)  # fmt: skip
+    return render(request, "keys.html", status_code=400 if error else 200, keys=keys, scopes=SCOPES,
+                  created=created, error=error, cache_s=KEY_CACHE_S)  # fmt: skip
 
 
 async def create(request: Request) -> Response:

@@ -33,9 +33,8 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.graphql.limits import MAX_ALIASES, MAX_DEPTH
-from api.graphql.operation import MAX_TOKENS, ClosedOperationHooks
+from api.graphql.operation import MAX_TOKENS, OVERLAP_BUDGET, ClosedOperationHooks, validate_document
 from api.graphql.schema import build_schema
-from api.graphql.validation import OVERLAP_BUDGET, validate_document
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCHEMA = build_schema(introspection=False)._schema

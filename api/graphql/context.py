@@ -5,7 +5,8 @@ the model, Milvus) to a worker thread."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 import strawberry
@@ -24,7 +25,6 @@ T = TypeVar("T")
 class Context:
     state: AppState
     request: Request
-    _loaders: Loaders | None = field(default=None, repr=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
         """Return work(session), run in a worker thread with a session of its own (AppState.run)."""
@@ -42,11 +42,9 @@ class Context:
         models = self.state.models
         return models.current if models.is_fresh() else await self.run(models.get)
 
-    @property
+    @cached_property
     def loaders(self) -> Loaders:
-        if self._loaders is None:
-            self._loaders = Loaders(self.run, self.state.titles, self.state.read_engine)
-        return self._loaders
+        return Loaders(self.run, self.state.titles, self.state.read_engine)
 
 
 Info = strawberry.Info[Context, Any]

@@ -75,18 +75,10 @@ async def recommend(
 
 
 async def with_movies(info: Info, found: list[Recommended]) -> list[Recommendation]:
-    """Return the GraphQL results of recommendations, with their movies' titles."""
+    """Return the GraphQL results of recommendations, with their movies' and reasons' titles."""
     state = info.context.state
-    return results(found, await state.titles.get_many(state.read_engine, movie_ids(found)))
-
-
-def movie_ids(found: list[Recommended]) -> list[int]:
-    """Return the ids of the recommended movies and of their reasons."""
-    return list({r.movie_id for r in found} | {m for r in found for m in r.because})
-
-
-def results(found: list[Recommended], movies: dict[int, MovieRecord]) -> list[Recommendation]:
-    """Return the GraphQL objects of recommendations."""
+    ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
+    movies = await state.titles.get_many(state.read_engine, list(ids))
 
     def movie(movie_id: int) -> Movie:
         # "(removed)": deleted from the database since its vector was indexed

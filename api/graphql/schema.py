@@ -13,7 +13,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from api.db import from_epoch
-from api.errors import BadUserInput, NotFound
+from api.errors import BadUserInput
 from api.graphql.context import Info
 from api.graphql.movies import Movie, Recommendation, recommend
 from api.graphql.operation import ClosedOperationHooks, OperationHooks
@@ -34,7 +34,7 @@ from api.graphql.scalars import UTC_DATETIME
 from api.graphql.users import User
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
-from api.ratings import service as ratings
+from api.ratings import writes as ratings
 from api.recommend.service import Filters, recommend_for_profile, similar_movies
 from api.settings import MIN_TOKEN_TTL_S
 from api.users import service as users
@@ -86,10 +86,7 @@ class Query:
         permission_classes=PUBLIC,
     )
     async def movie(self, info: Info, id: int) -> Movie | None:
-        row = (await info.context.run(lambda s: movies.movies_by_ids(session=s, ids=[id]))).get(id)
-        if row is None:
-            raise NotFound(f"movie {id} does not exist")
-        return Movie.from_row(row)
+        return Movie.from_row(await info.context.run(lambda s: movies.get_movie(session=s, movie_id=id)))
 
     @strawberry.field(
         description="Movies by id, filtered by title words, genre and years; paginated.",

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from api.db import read
-from api.errors import BadUserInput
+from api.errors import BadUserInput, NotFound
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
 
 
@@ -36,17 +36,13 @@ class TitleCache:
     async def get_many(self, engine: AsyncEngine, ids: Sequence[int]) -> dict[int, MovieRecord]:
         """Return the movies with the given ids, by id (absent ids are left out); those not kept are
         read on the event loop (api.db.read)."""
-        found = self._kept(ids)
+        found = {i: record for i in ids if (record := self._records.get(i)) is not None}
         if missing := set(ids) - found.keys():
             rows = await read(engine, select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
             fresh = {row.id: MovieRecord(row.id, row.title, row.year) for row in rows}
             found.update(fresh)
             self._records.update(fresh)
         return found
-
-    def _kept(self, ids: Sequence[int]) -> dict[int, MovieRecord]:
-        kept = ((movie_id, self._records.get(movie_id)) for movie_id in ids)
-        return {movie_id: record for movie_id, record in kept if record is not None}
 
 
 def genre_names(*, session: Session) -> list[str]:
@@ -67,10 +63,12 @@ def check_genre_names(genres: Sequence[str], known: Collection[str]) -> list[str
     return list(dict.fromkeys(genres))
 
 
-def movies_by_ids(*, session: Session, ids: Sequence[int]) -> dict[int, Movie]:
-    """Return the movies with the given ids, by id (absent ids are left out)."""
-    rows = session.execute(select(Movie).where(Movie.id.in_(set(ids)))).scalars()
-    return {movie.id: movie for movie in rows}
+def get_movie(*, session: Session, movie_id: int) -> Movie:
+    """Return the movie, or raise NotFound."""
+    movie = session.get(Movie, movie_id)
+    if movie is None:
+        raise NotFound(f"movie {movie_id} does not exist")
+    return movie
 
 
 def genres_by_movie(*, session: Session, ids: Sequence[int]) -> dict[int, list[str]]:

@@ -1,4 +1,4 @@
-"""Queries and writes for ratings."""
+"""Queries of ratings, and the check of a star rating (the writes are api/ratings/writes.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ from datetime import datetime
 from sqlalchemy import Row, Select, bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from api.db import utcnow
-from api.errors import BadUserInput, NotFound
-from api.movies.models import Movie
+from api.errors import BadUserInput
 from api.ratings.models import Rating
-from api.ratings.writes import delete_rating_row, upsert_ratings
-from api.users.service import get_user
 
 
 @dataclass(frozen=True)
@@ -76,21 +72,3 @@ def check_stars(stars: float, what: str = "rating") -> float:
     if not (0.5 <= stars <= 5 and float(2 * stars).is_integer()):
         raise BadUserInput(f"{what} must be 0.5 to 5 stars in half steps, not {stars:g}")
     return float(stars)
-
-
-def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: float) -> Rating:
-    """Insert or update the user's rating of the movie and return it (the caller commits)."""
-    rating = check_stars(rating)
-    get_user(session=session, user_id=user_id)
-    if session.get(Movie, movie_id) is None:
-        raise NotFound(f"movie {movie_id} does not exist")
-    values = dict(user_id=user_id, movie_id=movie_id, rating=rating, rated_at=utcnow().replace(microsecond=0))
-    upsert_ratings(session=session, rows=[values])
-    return Rating(**values)
-
-
-def delete_rating(*, session: Session, user_id: int, movie_id: int) -> bool:
-    """Delete the user's rating of the movie; raise NotFound when there is none."""
-    if not delete_rating_row(session=session, user_id=user_id, movie_id=movie_id):
-        raise NotFound(f"user {user_id} has not rated movie {movie_id}")
-    return True

@@ -16,9 +16,14 @@ from pymysql.constants import CLIENT
 from sqlalchemy import Connection, Insert, delete, update
 from sqlalchemy.orm import Session
 
+from api.db import utcnow
+from api.errors import NotFound
+from api.movies.service import get_movie
 from api.ratings.models import Rating
+from api.ratings.service import check_stars
 from api.upsert import upsert_statement
 from api.users.models import User
+from api.users.service import get_user
 from ml.movielens.format import Ratings
 
 BUMP_CHUNK = 1_000  # users per UPDATE
@@ -29,10 +34,24 @@ MYSQL_UPSERT = (
 )
 
 
-def upsert_ratings(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace ratings (user_id, movie_id, rating, rated_at), in the caller's transaction."""
-    _bump(session, sorted({row["user_id"] for row in rows}))
-    session.connection().execute(_upsert(session.connection()), list(rows))
+def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: float) -> Rating:
+    """Insert or update the user's rating of the movie and return it (the caller commits)."""
+    rating = check_stars(rating)
+    get_user(session=session, user_id=user_id)
+    get_movie(session=session, movie_id=movie_id)
+    values = dict(user_id=user_id, movie_id=movie_id, rating=rating, rated_at=utcnow().replace(microsecond=0))
+    _bump(session, [user_id])
+    session.connection().execute(_upsert(session.connection()), [values])
+    return Rating(**values)
+
+
+def delete_rating(*, session: Session, user_id: int, movie_id: int) -> None:
+    """Delete the user's rating of the movie; raise NotFound when there is none (the caller then
+    rolls back, bump included)."""
+    _bump(session, [user_id])
+    result = session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound(f"user {user_id} has not rated movie {movie_id}")
 
 
 def upsert_rating_columns(
@@ -137,14 +156,6 @@ def _load_in_bulk(session: Session, ratings: Ratings) -> None:
     # LOCAL turns a refused row into a warning: anything but every row, cleanly, rolls back.
     if loaded != len(ratings) or warnings:
         raise BulkLoadError(f"MySQL loaded {loaded} of {len(ratings)} ratings with {warnings} warnings")
-
-
-def delete_rating_row(*, session: Session, user_id: int, movie_id: int) -> bool:
-    """Delete the user's rating of the movie in the caller's transaction; return whether it existed
-    (when it did not, the caller rolls back, bump included)."""
-    _bump(session, [user_id])
-    result = session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _bump(session: Session, user_ids: Sequence[int]) -> None:

@@ -32,15 +32,6 @@ def list_users(*, session: Session, first: int, after_id: int | None = None) -> 
     return list(session.execute(query).scalars())
 
 
-def check_demographics(
-    *, session: Session, gender: str | None, age: int | None, occupation: int | None
-) -> None:
-    """Raise BadUserInput unless gender, age bucket and occupation are each an ML-1M value or None."""
-    check_gender_and_age(gender, age)
-    if occupation is not None:
-        check_occupation(session=session, occupation=occupation)
-
-
 def check_gender_and_age(gender: str | None, age: int | None) -> None:
     """Raise BadUserInput unless gender and age bucket are each an ML-1M value or None (unknown)."""
     if gender is not None and gender not in ("F", "M"):
@@ -65,7 +56,9 @@ def create_user(
     zip_code: str | None = None,
 ) -> User:
     """Insert a user and return it (the caller commits); demographics left out are unknown."""
-    check_demographics(session=session, gender=gender, age=age, occupation=occupation)
+    check_gender_and_age(gender, age)
+    if occupation is not None:
+        check_occupation(session=session, occupation=occupation)
     zip_code = zip_code.strip() if zip_code is not None else None
     # ASCII letters, digits and dashes, not only dashes.
     if zip_code is not None and not re.fullmatch(r"(?=.*[A-Za-z0-9])[A-Za-z0-9-]{1,10}", zip_code):

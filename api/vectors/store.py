@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import uuid
@@ -97,15 +98,16 @@ class VectorStore:
         self._client = self._connect()  # for Milvus Lite, starts its server first
         self._async: AsyncMilvusClient | None = None  # made on the event loop that searches
 
+    def _options(self, alias: str) -> dict[str, Any]:
+        """Return a client's arguments. An alias of its own: pymilvus shares one connection per URI
+        otherwise, and closing one store would cut every other store of the process on the same Milvus."""
+        return dict(uri=self.uri, token=self.token, timeout=self.timeout, alias=f"{alias}-{uuid.uuid4().hex}")
+
     def _connect(self) -> MilvusClient:
         logs = lite_logs_beside(self.uri) if is_lite_file(self.uri) else contextlib.nullcontext()
         try:
-            # An alias of its own: pymilvus shares one connection per URI otherwise, and closing
-            # one store would cut every other store of the process on the same Milvus.
             with logs:  # a Lite file: the client starts its server
-                return MilvusClient(
-                    uri=self.uri, token=self.token, timeout=self.timeout, alias=f"movierec-{uuid.uuid4().hex}"
-                )
+                return MilvusClient(**self._options("movierec"))
         except MilvusException as error:
             raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {error}") from error
 
@@ -186,24 +188,17 @@ class VectorStore:
         """Insert or replace the vectors of the given movies, in batches."""
         if not (len(movie_ids) == len(vectors) == len(genres) == len(years)):
             raise ValueError("movie_ids, vectors, genres and years must have the same length")
-        for start in range(0, len(movie_ids), INSERT_BATCH):
-            stop = start + INSERT_BATCH
-            rows = [
-                {
-                    "movie_id": int(m),
-                    "vector": v.astype(np.float32).tolist(),
-                    "genres": list(g)[:GENRES_CAPACITY],
-                    "year": int(y) if y is not None else UNKNOWN_YEAR,
-                }
-                for m, v, g, y in zip(
-                    movie_ids[start:stop],
-                    vectors[start:stop],
-                    genres[start:stop],
-                    years[start:stop],
-                    strict=True,
-                )
-            ]
-            self._call("upsert", name, rows)
+        rows = (
+            {
+                "movie_id": int(m),
+                "vector": v.astype(np.float32).tolist(),
+                "genres": list(g)[:GENRES_CAPACITY],
+                "year": int(y) if y is not None else UNKNOWN_YEAR,
+            }
+            for m, v, g, y in zip(movie_ids, vectors, genres, years, strict=True)
+        )
+        while batch := list(itertools.islice(rows, INSERT_BATCH)):
+            self._call("upsert", name, batch)
         self._barrier(name)
 
     def _barrier(self, name: str) -> None:
@@ -225,26 +220,21 @@ class VectorStore:
             await to_thread.run_sync(self._params_for, name)
         request = _search_request(vector, limit, expr, self._search_params[name])
         try:
-            return _hits(await self._search_on_loop(name, request))
+            return _hit_lists(await self._search_on_loop(name, request))[0]
         except (MilvusException, grpc.RpcError, TimeoutError) as error:
             self._raise_unless_restartable(error, "search", await to_thread.run_sync(self.ping))
         log.warning("Milvus Lite at %s stopped answering; restarting it", self.uri)
         await self._drop_loop_client()
         try:
             await to_thread.run_sync(self.reconnect)
-            return _hits(await self._search_on_loop(name, request))
+            return _hit_lists(await self._search_on_loop(name, request))[0]
         except (MilvusException, grpc.RpcError, TimeoutError, VectorStoreError) as error:
             raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {describe(error)}") from error
 
     async def _search_on_loop(self, name: str, request: dict[str, Any]) -> Any:
         if self._async is None:
             # A Lite file's server was started by the synchronous client: pymilvus finds its socket.
-            self._async = AsyncMilvusClient(
-                uri=self.uri,
-                token=self.token,
-                timeout=self.timeout,
-                alias=f"movierec-async-{uuid.uuid4().hex}",
-            )
+            self._async = AsyncMilvusClient(**self._options("movierec-async"))
         # The whole call is bounded: the client waits for its channel without a deadline.
         async with asyncio.timeout(self.timeout):
             return await self._async.search(name, timeout=self.timeout, **request)
@@ -407,10 +397,6 @@ def _search_request(
         # Also on collections created Strong: upsert()'s barrier makes writes visible without a time tick.
         "consistency_level": "Bounded",
     }
-
-
-def _hits(results: Any) -> list[Hit]:
-    return _hit_lists(results)[0]
 
 
 def _hit_lists(results: Any) -> list[list[Hit]]:

@@ -21,7 +21,8 @@ from api.db import make_engine, make_read_engine, make_session_factory
 from api.movies.models import Movie
 from api.movies.service import create_movie, genre_names
 from api.ratings.models import Rating
-from api.ratings.service import latest_records, rate_movie
+from api.ratings.service import latest_records
+from api.ratings.writes import rate_movie
 from api.recommend import exact
 from api.recommend import kept as kept_module
 from api.recommend.exact import ExactIndex

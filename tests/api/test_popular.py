@@ -24,7 +24,7 @@ from api.errors import BadUserInput
 from api.movies.models import Genre, Movie, movie_genres
 from api.movies.service import check_genres
 from api.ratings.models import Rating
-from api.ratings.service import delete_rating, rate_movie
+from api.ratings.writes import delete_rating, rate_movie
 from api.recommend.popular import MAX_AGE_S, RETRY_S, Popularity, Snapshot, read_snapshot
 from api.recommend.service import NO_FILTERS, Filters, popular_movies
 from api.users.models import User
