@@ -43,7 +43,7 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
     directory.parent.mkdir(parents=True, exist_ok=True)
     movie_ids = np.asarray([m.id for m in dataset.movies], dtype=np.int64)
     vectors = (
-        movie_vectors(model.model, dataset_movie_arrays(model.vocabs, dataset))
+        movie_vectors(model.model, dataset_movie_arrays(model.prepared.vocabs, dataset))
         if dataset.movies
         else np.zeros((0, model.config.output_dim), np.float32)
     )
@@ -51,8 +51,8 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         raise ValueError("movie vectors contain NaN or infinity; the model is broken and was not saved")
     metrics = {**model.metrics, **{f"valid_{k}": v for k, v in model.validation.items()}}
     metrics.update(
-        train_seconds=model.train_seconds,
-        examples_per_second=model.examples_per_second,
+        train_seconds=model.result.train_seconds,
+        examples_per_second=model.result.examples_per_second,
         epochs_run=float(model.result.epochs_run),
         best_epoch=float(model.result.best_epoch),
     )
@@ -68,7 +68,7 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
     try:
         _write_json(tmp / "manifest.json", manifest)
         _write_json(tmp / "config.json", model.config.to_dict())
-        _write_json(tmp / "vocabularies.json", model.vocabs.to_json())
+        _write_json(tmp / "vocabularies.json", model.prepared.vocabs.to_json())
         _write_json(tmp / "metrics.json", metrics)
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
         np.save(tmp / "movie_ids.npy", movie_ids)

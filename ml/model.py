@@ -11,6 +11,7 @@ from ml.paddle_setup import paddle
 
 nn = paddle.nn
 Tensor = paddle.Tensor
+USER_IDS = ("user_id", "gender", "age", "occupation", "zip")  # the user tower's one-value inputs, in order
 
 
 def l2_normalise(x: Tensor) -> Tensor:
@@ -93,14 +94,8 @@ class TwoTower(nn.Layer):
     def __init__(self, config: TrainConfig, sizes: Mapping[str, int]) -> None:
         super().__init__()
         d = config.embedding_dim
-        user_fields = [
-            IdField("user_id", sizes["user_id"], d),
-            IdField("gender", sizes["gender"], d),
-            IdField("age", sizes["age"], d),
-            IdField("occupation", sizes["occupation"], d),
-            IdField("zip", sizes["zip"], d),
-            HistoryField(sizes["movie_id"], d, config.history_windows()),
-        ]
+        user_fields: list[nn.Layer] = [IdField(key, sizes[key], d) for key in USER_IDS]
+        user_fields.append(HistoryField(sizes["movie_id"], d, config.history_windows()))
         if config.gap_feature:
             user_fields.append(IdField("gap", sizes["gap"], d))
         self.user_tower = Tower(user_fields, config.hidden_dim, config.output_dim)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ml.model import TwoTower
+from ml.model import USER_IDS, TwoTower
 from ml.paddle_setup import paddle
 
 PREFIX = "user_encoder"  # user_encoder.json (the program) and .pdiparams: the names saved versions have
@@ -22,7 +22,7 @@ SEQUENCE_KEYS = ("history", "history_rating")  # (batch, history_length); every 
 
 def user_keys(gap_feature: bool) -> tuple[str, ...]:
     """Return the user tower's inputs, in the order of the saved graph's arguments."""
-    keys = ("user_id", "gender", "age", "occupation", "zip", *SEQUENCE_KEYS)
+    keys = (*USER_IDS, *SEQUENCE_KEYS)
     return (*keys, "gap") if gap_feature else keys
 
 
