@@ -73,10 +73,7 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
         np.save(tmp / "movie_ids.npy", movie_ids)
         np.save(tmp / "movie_vectors.npy", vectors)
-        config = model.config
-        save_user_tower(
-            model.model, history_length=config.history_length, gap_feature=config.gap_feature, directory=tmp
-        )
+        save_user_tower(model.model, model.config, tmp)
         tmp.rename(directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -18,7 +18,7 @@ from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of, 
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
-from ml.user_predictor import PREFIX, UserPredictor, user_keys
+from ml.user_predictor import PREFIX, UserPredictor
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,10 @@ class LoadedModel:
         model = TwoTower(config, manifest["sizes"])
         model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
         model.eval()
-        threads = config.num_threads
         if (directory / f"{PREFIX}.json").exists():
-            user_predictor = UserPredictor(directory, keys=user_keys(config.gap_feature), threads=threads)
+            user_predictor = UserPredictor(directory, config)
         else:  # written before the user tower was saved with the version
-            user_predictor = UserPredictor.of_model(
-                model, history_length=config.history_length, gap_feature=config.gap_feature, threads=threads
-            )
+            user_predictor = UserPredictor.of_model(model, config)
         return cls(
             model=model,
             config=config,
