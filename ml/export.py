@@ -35,7 +35,6 @@ FORMAT = "movierec-two-tower/1"
 def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> Path:
     """Write a model version, with a vector for every movie of `dataset`, to a new directory and return
     its path; nothing is left on failure (FileExistsError, ValueError for a vector not finite)."""
-    directory = Path(directory)
     if not isinstance(model.model, TwoTower):
         raise TypeError("only the two-tower model can be exported as a model version")
     if directory.exists():

@@ -69,7 +69,6 @@ class LoadedModel:
     @classmethod
     def load(cls, directory: Path) -> LoadedModel:
         """Return the version saved in a directory by ml.export.save_version."""
-        directory = Path(directory)
         manifest, config_data, vocab_data = (
             json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
             for name in ("manifest", "config", "vocabularies")

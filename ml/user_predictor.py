@@ -62,7 +62,7 @@ def save_user_tower(model: TwoTower, config: TrainConfig, directory: Path) -> No
     ]
     model.eval()
     layer = paddle.jit.to_static(_UserTower(model), input_spec=specs, full_graph=True)
-    paddle.jit.save(layer, str(Path(directory) / PREFIX))
+    paddle.jit.save(layer, str(directory / PREFIX))
 
 
 class UserPredictor:
@@ -72,7 +72,7 @@ class UserPredictor:
     def __init__(self, directory: Path, config: TrainConfig) -> None:
         from paddle import inference
 
-        prefix = Path(directory) / PREFIX
+        prefix = directory / PREFIX
         settings = inference.Config(f"{prefix}.json", f"{prefix}.pdiparams")
         settings.disable_gpu()
         settings.disable_mkldnn()  # oneDNN makes it no faster than dygraph
