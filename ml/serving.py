@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.export import FORMAT
-from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of, star_levels
+from ml.features import Arrays, FeatureVocabularies, gap_bucket_of, star_levels
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
@@ -118,7 +118,7 @@ class LoadedModel:
         )  # fmt: skip
         movies = np.zeros((len(users), self.history_length), dtype=np.int64)
         stars = np.zeros_like(movies)
-        newest_time = np.zeros(len(users), dtype=np.int64)
+        gap = np.zeros(len(users), dtype=np.int64)  # 0: no history
         for row, (_, history) in enumerate(users):
             # newest first, ties by movie id as training orders them (ml.split.build_timeline)
             newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[
@@ -126,10 +126,9 @@ class LoadedModel:
             ]
             movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
             stars[row, : len(newest)] = star_levels([h.rating for h in newest])
-            newest_time[row] = newest[0].timestamp if newest else at
+            if newest:  # as time_key reads it
+                gap[row] = self.vocabs.trained_gap(gap_bucket_of(at - newest[0].timestamp))
         stars[movies == 0] = 0
-        has_history = np.asarray([len(h) > 0 for _, h in users])
-        gap = self.vocabs.trained_gaps(gap_bucket(at - newest_time, has_history))
         return arrays | {"history": movies, "history_rating": stars, "gap": gap}
 
     def time_key(self, newest_rating: int | None, at: int) -> int:
