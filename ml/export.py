@@ -1,16 +1,5 @@
-"""Model version directories: parameters, vocabularies, config, metrics and every movie's vector.
-
-Layout of a version directory (written atomically: into a hidden sibling, then renamed):
-    manifest.json       format, model kind, dim, history_length, embedding table sizes
-    config.json         the TrainConfig
-    vocabularies.json   every feature vocabulary (index 0 = unknown), the text hash bucket count
-    metrics.json        test and validation metrics, training seconds and examples/s
-    model.pdparams      the TwoTower state dict (paddle.save)
-    movie_ids.npy       int64 (n,) MovieLens ids
-    movie_vectors.npy   float32 (n, dim), L2-normalised, row i belongs to movie_ids[i]
-    user_encoder.json   the user tower as a static graph, and its parameters in
-    user_encoder.pdiparams  (ml/user_predictor.py: what a request runs to encode a user)
-"""
+"""Model version directories: parameters, vocabularies, config, metrics and every movie's vector,
+written into a hidden sibling, then renamed (ml/README.md lists the files)."""
 
 from __future__ import annotations
 
