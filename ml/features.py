@@ -154,21 +154,17 @@ class FeatureVocabularies:
         vocabs = {k: Vocab(v) for k, v in data.items() if k not in scalars}
         return cls(**vocabs, zip_prefix_length=length, gap_buckets=gaps, text_buckets=text)
 
-    def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Return each gap bucket as one training saw: the nearest trained bucket at or below it (else the
-        lowest), so that no request reads an embedding row training never updated."""
-        if not self.gap_buckets:
-            return buckets
-        trained = np.asarray(self.gap_buckets, dtype=np.int64)
-        below = np.searchsorted(trained, buckets, side="right") - 1
-        return np.where(buckets == 0, 0, trained[np.maximum(below, 0)])
-
     def trained_gap(self, bucket: int) -> int:
-        """Return trained_gaps of one bucket, without numpy's per-call cost (a request's hot path)."""
+        """Return a gap bucket as one training saw: the nearest trained bucket at or below it (else the
+        lowest), so that no request reads an embedding row training never updated."""
         if not self.gap_buckets or bucket == 0:
             return bucket
         below = bisect.bisect_right(self.gap_buckets, bucket) - 1
         return self.gap_buckets[max(below, 0)]
+
+    def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Return trained_gap of each bucket (gap_bucket's, all below GAP_BUCKETS), from a table of them."""
+        return np.asarray([self.trained_gap(b) for b in range(GAP_BUCKETS)], dtype=np.int64)[buckets]
 
     def year_index(self, year: int | None) -> int:
         """Return the year bucket index; years past either end use the nearest known bucket."""
