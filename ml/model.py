@@ -56,9 +56,8 @@ class HistoryField(nn.Layer):
         self.out_dim = pools * dim
         self.table = nn.Embedding(size, dim, padding_idx=0)
         self.star_weight = nn.Embedding(6, pools, weight_attr=nn.initializer.Constant(1.0))  # (star, pool)
-        cover = np.stack([np.arange(length) < w for w in windows], axis=1).astype(
-            "float32"
-        )  # (length, pools)
+        # (length, pools): whether each position is inside each pooling's window
+        cover = np.stack([np.arange(length) < w for w in windows], axis=1).astype("float32")
         self.window = self.create_parameter([length, pools], default_initializer=nn.initializer.Assign(cover))
         # the mean divides by how many positions each pooling covers: fixed, not learned
         self.register_buffer("cover", paddle.to_tensor(cover), persistable=False)
