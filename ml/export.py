@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from ml.features import dataset_movie_arrays
 from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
@@ -31,7 +30,7 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
     directory.parent.mkdir(parents=True, exist_ok=True)
     movie_ids = np.asarray([m.id for m in dataset.movies], dtype=np.int64)
     vectors = (
-        movie_vectors(model.model, dataset_movie_arrays(model.prepared.vocabs, dataset))
+        movie_vectors(model.model, model.prepared.vocabs.movie_arrays(movie_ids.tolist(), dataset.movies))
         if dataset.movies
         else np.zeros((0, model.config.output_dim), np.float32)
     )

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.export import FORMAT
-from ml.features import Arrays, FeatureVocabularies, gap_bucket_of, star_levels
+from ml.features import Arrays, FeatureVocabularies, MovieFeatures, UserFeatures, gap_bucket_of, star_levels
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
@@ -28,25 +28,6 @@ class HistoryItem:
     movie_id: int
     rating: float  # 0.5 to 5 stars
     timestamp: int  # seconds since the epoch
-
-
-@dataclass(frozen=True)
-class UserFeatures:
-    gender: str | None  # "F" or "M"; None (here and below) when unknown: the "unknown" input
-    age: int | None  # an ML-1M age bucket (1, 18, 25, 35, 45, 50, 56)
-    occupation: int | None  # 0-20
-    zip_code: str | None
-    user_id: int | None = None  # None or unknown to training: demographics and history only
-
-
-@dataclass(frozen=True)
-class MovieFeatures:
-    title: str  # as in movies.dat, "(year)" suffix optional
-    year: int | None
-    genres: tuple[str, ...]
-    movie_id: int | None = None  # None or unknown to training: genres, year, title and text only
-    description: str | None = None  # read by versions trained with text, as training read it
-    tags: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True, eq=False)  # eq=False: compared and hashed by identity
@@ -112,10 +93,7 @@ class LoadedModel:
     ) -> Arrays:
         """Return the user tower's input arrays for (features, history) pairs, as encode_users reads them."""
         at = int(time.time()) if at is None else at
-        arrays = self.vocabs.user_arrays(
-            [u.user_id for u, _ in users], [u.gender for u, _ in users], [u.age for u, _ in users],
-            [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
-        )  # fmt: skip
+        arrays = self.vocabs.user_arrays([u.user_id for u, _ in users], [u for u, _ in users])
         movies = np.zeros((len(users), self.history_length), dtype=np.int64)
         stars = np.zeros_like(movies)
         gap = np.zeros(len(users), dtype=np.int64)  # 0: no history
@@ -140,8 +118,6 @@ class LoadedModel:
 
     def encode_movie(self, movie: MovieFeatures) -> npt.NDArray[np.float32]:
         """Return the (dim,) unit vector of a movie, e.g. one added after training."""
-        arrays = self.vocabs.movie_arrays(
-            [movie.movie_id], [movie.title], [movie.year], [movie.genres], [movie.description], [movie.tags]
-        )
+        arrays = self.vocabs.movie_arrays([movie.movie_id], [movie])
         with self._lock, paddle.no_grad():
             return self.model.encode_movies(to_tensors(arrays)).numpy()[0]
