@@ -162,8 +162,7 @@ def movie_vectors(model: paddle.nn.Layer, arrays: Arrays) -> npt.NDArray[np.floa
 
 def vector_scorer(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig) -> ScoreFn:
     """Return a score function: inner products of user states (at event positions) with all movie vectors."""
-    model.eval()
-    items = movie_vectors(model, prepared.movies)
+    items = movie_vectors(model, prepared.movies)  # and the model in eval mode
 
     def score(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         with paddle.no_grad():
