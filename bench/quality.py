@@ -57,8 +57,8 @@ def _row(name: str, metrics: dict[str, float], model: TrainedModel | None = None
     row.update({k: round(metrics[k], 4) for k in COLUMNS})
     row.update(
         train_seconds=round(model.wall_seconds, 1) if model else 0.0,
-        step_seconds=round(model.train_seconds, 1) if model else 0.0,
-        examples_per_second=round(model.examples_per_second) if model else 0,
+        step_seconds=round(model.result.train_seconds, 1) if model else 0.0,
+        examples_per_second=round(model.result.examples_per_second) if model else 0,
         epochs_run=model.result.epochs_run if model else 0,
     )
     return row

@@ -153,7 +153,7 @@ def run_trainer(args: argparse.Namespace) -> None:
         "shard": int(trained.prepared.positives.size // topology.world),
         "losses": [epoch["loss"] for epoch in trained.result.history],
         "metrics": trained.metrics,
-        "train_seconds": trained.train_seconds,
+        "train_seconds": trained.result.train_seconds,
         "wall_seconds": trained.wall_seconds,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +206,7 @@ def compare(args: argparse.Namespace, work: Path) -> None:
     started = time.perf_counter()
     single = train(dataset, config_of(args), progress=False)
     single_wall = time.perf_counter() - started
-    print(f"1 process: {single_wall:.1f} s, train {single.train_seconds:.1f} s, {single.metrics}")
+    print(f"1 process: {single_wall:.1f} s, train {single.result.train_seconds:.1f} s, {single.metrics}")
 
     out, log_dir = work / "out", work / "log"
     started = time.perf_counter()
@@ -231,7 +231,7 @@ def compare(args: argparse.Namespace, work: Path) -> None:
         "load_average": os.getloadavg(),
         "one_process": {
             "wall_seconds": single_wall,
-            "train_seconds": single.train_seconds,
+            "train_seconds": single.result.train_seconds,
             "losses": [epoch["loss"] for epoch in single.result.history],
             "metrics": single.metrics,
         },

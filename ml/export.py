@@ -1,16 +1,5 @@
-"""Model version directories: parameters, vocabularies, config, metrics and every movie's vector.
-
-Layout of a version directory (written atomically: into a hidden sibling, then renamed):
-    manifest.json       format, model kind, dim, history_length, embedding table sizes
-    config.json         the TrainConfig
-    vocabularies.json   every feature vocabulary (index 0 = unknown), the text hash bucket count
-    metrics.json        test and validation metrics, training seconds and examples/s
-    model.pdparams      the TwoTower state dict (paddle.save)
-    movie_ids.npy       int64 (n,) MovieLens ids
-    movie_vectors.npy   float32 (n, dim), L2-normalised, row i belongs to movie_ids[i]
-    user_encoder.json   the user tower as a static graph, and its parameters in
-    user_encoder.pdiparams  (ml/user_predictor.py: what a request runs to encode a user)
-"""
+"""Model version directories: parameters, vocabularies, config, metrics and every movie's vector,
+written into a hidden sibling, then renamed (ml/README.md lists the files)."""
 
 from __future__ import annotations
 
@@ -22,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from ml.features import dataset_movie_arrays
 from ml.model import TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
@@ -35,7 +23,6 @@ FORMAT = "movierec-two-tower/1"
 def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> Path:
     """Write a model version, with a vector for every movie of `dataset`, to a new directory and return
     its path; nothing is left on failure (FileExistsError, ValueError for a vector not finite)."""
-    directory = Path(directory)
     if not isinstance(model.model, TwoTower):
         raise TypeError("only the two-tower model can be exported as a model version")
     if directory.exists():
@@ -43,7 +30,7 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
     directory.parent.mkdir(parents=True, exist_ok=True)
     movie_ids = np.asarray([m.id for m in dataset.movies], dtype=np.int64)
     vectors = (
-        movie_vectors(model.model, dataset_movie_arrays(model.vocabs, dataset))
+        movie_vectors(model.model, model.prepared.vocabs.movie_arrays(movie_ids.tolist(), dataset.movies))
         if dataset.movies
         else np.zeros((0, model.config.output_dim), np.float32)
     )
@@ -51,8 +38,8 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         raise ValueError("movie vectors contain NaN or infinity; the model is broken and was not saved")
     metrics = {**model.metrics, **{f"valid_{k}": v for k, v in model.validation.items()}}
     metrics.update(
-        train_seconds=model.train_seconds,
-        examples_per_second=model.examples_per_second,
+        train_seconds=model.result.train_seconds,
+        examples_per_second=model.result.examples_per_second,
         epochs_run=float(model.result.epochs_run),
         best_epoch=float(model.result.best_epoch),
     )
@@ -68,15 +55,12 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
     try:
         _write_json(tmp / "manifest.json", manifest)
         _write_json(tmp / "config.json", model.config.to_dict())
-        _write_json(tmp / "vocabularies.json", model.vocabs.to_json())
+        _write_json(tmp / "vocabularies.json", model.prepared.vocabs.to_json())
         _write_json(tmp / "metrics.json", metrics)
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
         np.save(tmp / "movie_ids.npy", movie_ids)
         np.save(tmp / "movie_vectors.npy", vectors)
-        config = model.config
-        save_user_tower(
-            model.model, history_length=config.history_length, gap_feature=config.gap_feature, directory=tmp
-        )
+        save_user_tower(model.model, model.config, tmp)
         tmp.rename(directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

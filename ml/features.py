@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.config import GAP_BUCKETS, TrainConfig
-from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset
+from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset, Movie, User
 
 GENRE_SLOTS = 6  # genres a movie's bag holds (the model's input width): ML-1M movies have at most 6
 MAX_TITLE_WORDS = 12
@@ -24,6 +24,29 @@ _WORD_RE = re.compile(r"[a-z0-9']+")
 _YEAR_SUFFIX_RE = re.compile(r"\s*\(\d{4}\)\s*$")
 
 Arrays = dict[str, npt.NDArray[np.int64]]
+
+
+@dataclass(frozen=True)
+class UserFeatures:
+    """A user as a request describes them; training reads a dataset's User the same way."""
+
+    gender: str | None  # "F" or "M"; None (here and below) when unknown: the "unknown" input
+    age: int | None  # an ML-1M age bucket (1, 18, 25, 35, 45, 50, 56)
+    occupation: int | None  # 0-20
+    zip_code: str | None
+    user_id: int | None = None  # None or unknown to training: demographics and history only
+
+
+@dataclass(frozen=True)
+class MovieFeatures:
+    """A movie as a request describes it; training reads a dataset's Movie the same way."""
+
+    title: str  # as in movies.dat, "(year)" suffix optional
+    year: int | None
+    genres: tuple[str, ...]
+    movie_id: int | None = None  # None or unknown to training: genres, year, title and text only
+    description: str | None = None  # read by versions trained with text, as training read it
+    tags: tuple[str, ...] = ()
 
 
 class Vocab:
@@ -154,21 +177,17 @@ class FeatureVocabularies:
         vocabs = {k: Vocab(v) for k, v in data.items() if k not in scalars}
         return cls(**vocabs, zip_prefix_length=length, gap_buckets=gaps, text_buckets=text)
 
-    def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Return each gap bucket as one training saw: the nearest trained bucket at or below it (else the
-        lowest), so that no request reads an embedding row training never updated."""
-        if not self.gap_buckets:
-            return buckets
-        trained = np.asarray(self.gap_buckets, dtype=np.int64)
-        below = np.searchsorted(trained, buckets, side="right") - 1
-        return np.where(buckets == 0, 0, trained[np.maximum(below, 0)])
-
     def trained_gap(self, bucket: int) -> int:
-        """Return trained_gaps of one bucket, without numpy's per-call cost (a request's hot path)."""
+        """Return a gap bucket as one training saw: the nearest trained bucket at or below it (else the
+        lowest), so that no request reads an embedding row training never updated."""
         if not self.gap_buckets or bucket == 0:
             return bucket
         below = bisect.bisect_right(self.gap_buckets, bucket) - 1
         return self.gap_buckets[max(below, 0)]
+
+    def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Return trained_gap of each bucket (gap_bucket's, all below GAP_BUCKETS), from a table of them."""
+        return np.asarray([self.trained_gap(b) for b in range(GAP_BUCKETS)], dtype=np.int64)[buckets]
 
     def year_index(self, year: int | None) -> int:
         """Return the year bucket index; years past either end use the nearest known bucket."""
@@ -176,42 +195,31 @@ class FeatureVocabularies:
             return 0
         return max(bisect.bisect_right(self.year.keys, year_bucket(year)), 1)  # the keys are sorted
 
-    def user_arrays(
-        self,
-        user_ids: Sequence[int | None],
-        genders: Sequence[str | None],
-        ages: Sequence[int | None],
-        occupations: Sequence[int | None],
-        zip_codes: Sequence[str | None],
-    ) -> Arrays:
+    def user_arrays(self, user_ids: Sequence[int | None], users: Sequence[User | UserFeatures]) -> Arrays:
         """Return the static user features, one row per user: each (n,)."""
         return {
             "user_id": self.user_id.indices(user_ids),
-            "gender": self.gender.indices(genders),
-            "age": self.age.indices(ages),
-            "occupation": self.occupation.indices(occupations),
-            "zip": self.zip_prefix.indices(zip_prefix(z, self.zip_prefix_length) for z in zip_codes),
+            "gender": self.gender.indices(u.gender for u in users),
+            "age": self.age.indices(u.age for u in users),
+            "occupation": self.occupation.indices(u.occupation for u in users),
+            "zip": self.zip_prefix.indices(zip_prefix(u.zip_code, self.zip_prefix_length) for u in users),
         }
 
     def movie_arrays(
-        self,
-        movie_ids: Sequence[int | None],
-        titles: Sequence[str],
-        years: Sequence[int | None],
-        genres: Sequence[Sequence[str]],
-        descriptions: Sequence[str | None],
-        tags: Sequence[Sequence[str]],
+        self, movie_ids: Sequence[int | None], movies: Sequence[Movie | MovieFeatures]
     ) -> Arrays:
         """Return the movie features, one row per movie: ids (n,), genres (n, 6), title (n, 12), year (n,),
         and with a text feature, text (n, 64): hash buckets of the description and tags."""
         arrays = {
             "movie_id": self.movie_id.indices(movie_ids),
-            "genres": _padded((self.genre.indices(g) for g in genres), GENRE_SLOTS),
-            "title": _padded((self.title_word.indices(title_words(t)) for t in titles), MAX_TITLE_WORDS),
-            "year": np.asarray([self.year_index(y) for y in years], dtype=np.int64),
+            "genres": _padded((self.genre.indices(m.genres) for m in movies), GENRE_SLOTS),
+            "title": _padded(
+                (self.title_word.indices(title_words(m.title)) for m in movies), MAX_TITLE_WORDS
+            ),
+            "year": np.asarray([self.year_index(m.year) for m in movies], dtype=np.int64),
         }
         if self.text_buckets:
-            tokens = (text_tokens(d, t) for d, t in zip(descriptions, tags, strict=True))
+            tokens = (text_tokens(m.description, m.tags) for m in movies)
             buckets = (dict.fromkeys(text_bucket(t, self.text_buckets) for t in ts) for ts in tokens)
             arrays["text"] = _padded(buckets, MAX_TEXT_TOKENS)  # distinct buckets in token order
         return arrays
@@ -224,21 +232,3 @@ def _padded(rows: Iterable[Iterable[int]], width: int) -> npt.NDArray[np.int64]:
     for row, found in enumerate(values):
         out[row, : len(found)] = found
     return out
-
-
-def dataset_user_arrays(vocabs: FeatureVocabularies, dataset: Dataset) -> Arrays:
-    """Return user features for every row of dataset.users."""
-    us = dataset.users
-    return vocabs.user_arrays(
-        [u.id for u in us], [u.gender for u in us], [u.age for u in us], [u.occupation for u in us],
-        [u.zip_code for u in us],
-    )  # fmt: skip
-
-
-def dataset_movie_arrays(vocabs: FeatureVocabularies, dataset: Dataset) -> Arrays:
-    """Return movie features for every row of dataset.movies."""
-    ms = dataset.movies
-    return vocabs.movie_arrays(
-        [m.id for m in ms], [m.title for m in ms], [m.year for m in ms], [m.genres for m in ms],
-        [m.description for m in ms], [m.tags for m in ms],
-    )  # fmt: skip

@@ -9,14 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.config import GAP_BUCKETS, TrainConfig
-from ml.features import (
-    Arrays,
-    FeatureVocabularies,
-    dataset_movie_arrays,
-    dataset_user_arrays,
-    gap_bucket,
-    star_levels,
-)
+from ml.features import Arrays, FeatureVocabularies, gap_bucket, star_levels
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
 from ml.split import MIN_TRAIN_EVENTS, InsufficientDataError, Timeline, build_timeline
@@ -82,7 +75,8 @@ def prepare(dataset: Dataset, config: TrainConfig) -> Prepared:
     vocabs = FeatureVocabularies.build(dataset, config, train_users, train_movies, gaps)
     counts = np.bincount(timeline.movie_row[positives], minlength=len(dataset.movies)).astype(np.float64)
     log_q = np.log(np.maximum(counts, 1.0) / positives.size).astype(np.float32)
-    users, movies = dataset_user_arrays(vocabs, dataset), dataset_movie_arrays(vocabs, dataset)
+    users = vocabs.user_arrays(user_ids.tolist(), dataset.users)
+    movies = vocabs.movie_arrays(movie_ids.tolist(), dataset.movies)
     return Prepared(timeline, vocabs, users, movies, movie_ids, positives, log_q)
 
 

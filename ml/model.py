@@ -11,6 +11,7 @@ from ml.paddle_setup import paddle
 
 nn = paddle.nn
 Tensor = paddle.Tensor
+USER_IDS = ("user_id", "gender", "age", "occupation", "zip")  # the user tower's one-value inputs, in order
 
 
 def l2_normalise(x: Tensor) -> Tensor:
@@ -55,9 +56,8 @@ class HistoryField(nn.Layer):
         self.out_dim = pools * dim
         self.table = nn.Embedding(size, dim, padding_idx=0)
         self.star_weight = nn.Embedding(6, pools, weight_attr=nn.initializer.Constant(1.0))  # (star, pool)
-        cover = np.stack([np.arange(length) < w for w in windows], axis=1).astype(
-            "float32"
-        )  # (length, pools)
+        # (length, pools): whether each position is inside each pooling's window
+        cover = np.stack([np.arange(length) < w for w in windows], axis=1).astype("float32")
         self.window = self.create_parameter([length, pools], default_initializer=nn.initializer.Assign(cover))
         # the mean divides by how many positions each pooling covers: fixed, not learned
         self.register_buffer("cover", paddle.to_tensor(cover), persistable=False)
@@ -93,14 +93,8 @@ class TwoTower(nn.Layer):
     def __init__(self, config: TrainConfig, sizes: Mapping[str, int]) -> None:
         super().__init__()
         d = config.embedding_dim
-        user_fields = [
-            IdField("user_id", sizes["user_id"], d),
-            IdField("gender", sizes["gender"], d),
-            IdField("age", sizes["age"], d),
-            IdField("occupation", sizes["occupation"], d),
-            IdField("zip", sizes["zip"], d),
-            HistoryField(sizes["movie_id"], d, config.history_windows()),
-        ]
+        user_fields: list[nn.Layer] = [IdField(key, sizes[key], d) for key in USER_IDS]
+        user_fields.append(HistoryField(sizes["movie_id"], d, config.history_windows()))
         if config.gap_feature:
             user_fields.append(IdField("gap", sizes["gap"], d))
         self.user_tower = Tower(user_fields, config.hidden_dim, config.output_dim)

@@ -14,11 +14,11 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.export import FORMAT
-from ml.features import Arrays, FeatureVocabularies, gap_bucket, gap_bucket_of, star_levels
+from ml.features import Arrays, FeatureVocabularies, MovieFeatures, UserFeatures, gap_bucket_of, star_levels
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle, set_threads
-from ml.user_predictor import PREFIX, UserPredictor, user_keys
+from ml.user_predictor import PREFIX, UserPredictor
 
 
 @dataclass(frozen=True)
@@ -28,25 +28,6 @@ class HistoryItem:
     movie_id: int
     rating: float  # 0.5 to 5 stars
     timestamp: int  # seconds since the epoch
-
-
-@dataclass(frozen=True)
-class UserFeatures:
-    gender: str | None  # "F" or "M"; None (here and below) when unknown: the "unknown" input
-    age: int | None  # an ML-1M age bucket (1, 18, 25, 35, 45, 50, 56)
-    occupation: int | None  # 0-20
-    zip_code: str | None
-    user_id: int | None = None  # None or unknown to training: demographics and history only
-
-
-@dataclass(frozen=True)
-class MovieFeatures:
-    title: str  # as in movies.dat, "(year)" suffix optional
-    year: int | None
-    genres: tuple[str, ...]
-    movie_id: int | None = None  # None or unknown to training: genres, year, title and text only
-    description: str | None = None  # read by versions trained with text, as training read it
-    tags: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True, eq=False)  # eq=False: compared and hashed by identity
@@ -69,7 +50,6 @@ class LoadedModel:
     @classmethod
     def load(cls, directory: Path) -> LoadedModel:
         """Return the version saved in a directory by ml.export.save_version."""
-        directory = Path(directory)
         manifest, config_data, vocab_data = (
             json.loads((directory / f"{name}.json").read_text(encoding="utf-8"))
             for name in ("manifest", "config", "vocabularies")
@@ -82,13 +62,10 @@ class LoadedModel:
         model = TwoTower(config, manifest["sizes"])
         model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
         model.eval()
-        threads = config.num_threads
         if (directory / f"{PREFIX}.json").exists():
-            user_predictor = UserPredictor(directory, keys=user_keys(config.gap_feature), threads=threads)
+            user_predictor = UserPredictor(directory, config)
         else:  # written before the user tower was saved with the version
-            user_predictor = UserPredictor.of_model(
-                model, history_length=config.history_length, gap_feature=config.gap_feature, threads=threads
-            )
+            user_predictor = UserPredictor.of_model(model, config)
         return cls(
             model=model,
             config=config,
@@ -116,13 +93,10 @@ class LoadedModel:
     ) -> Arrays:
         """Return the user tower's input arrays for (features, history) pairs, as encode_users reads them."""
         at = int(time.time()) if at is None else at
-        arrays = self.vocabs.user_arrays(
-            [u.user_id for u, _ in users], [u.gender for u, _ in users], [u.age for u, _ in users],
-            [u.occupation for u, _ in users], [u.zip_code for u, _ in users],
-        )  # fmt: skip
+        arrays = self.vocabs.user_arrays([u.user_id for u, _ in users], [u for u, _ in users])
         movies = np.zeros((len(users), self.history_length), dtype=np.int64)
         stars = np.zeros_like(movies)
-        newest_time = np.zeros(len(users), dtype=np.int64)
+        gap = np.zeros(len(users), dtype=np.int64)  # 0: no history
         for row, (_, history) in enumerate(users):
             # newest first, ties by movie id as training orders them (ml.split.build_timeline)
             newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[
@@ -130,10 +104,9 @@ class LoadedModel:
             ]
             movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
             stars[row, : len(newest)] = star_levels([h.rating for h in newest])
-            newest_time[row] = newest[0].timestamp if newest else at
+            if newest:  # as time_key reads it
+                gap[row] = self.vocabs.trained_gap(gap_bucket_of(at - newest[0].timestamp))
         stars[movies == 0] = 0
-        has_history = np.asarray([len(h) > 0 for _, h in users])
-        gap = self.vocabs.trained_gaps(gap_bucket(at - newest_time, has_history))
         return arrays | {"history": movies, "history_rating": stars, "gap": gap}
 
     def time_key(self, newest_rating: int | None, at: int) -> int:
@@ -145,8 +118,6 @@ class LoadedModel:
 
     def encode_movie(self, movie: MovieFeatures) -> npt.NDArray[np.float32]:
         """Return the (dim,) unit vector of a movie, e.g. one added after training."""
-        arrays = self.vocabs.movie_arrays(
-            [movie.movie_id], [movie.title], [movie.year], [movie.genres], [movie.description], [movie.tags]
-        )
+        arrays = self.vocabs.movie_arrays([movie.movie_id], [movie])
         with self._lock, paddle.no_grad():
             return self.model.encode_movies(to_tensors(arrays)).numpy()[0]

@@ -11,9 +11,9 @@ import numpy.typing as npt
 
 from ml.config import TrainConfig
 from ml.evaluate import Protocol, ScoreFn
-from ml.features import Arrays, FeatureVocabularies
+from ml.features import Arrays
 from ml.inputs import Prepared, prepare, to_tensors
-from ml.model import TwoTower
+from ml.model import USER_IDS, TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle, set_threads
 from ml.split import Timeline
@@ -22,7 +22,7 @@ from ml.training_loop import Callback, FitResult, LossFn, fit
 log = logging.getLogger(__name__)
 F = paddle.nn.functional
 _ENCODE_CHUNK = 4096
-DEMOGRAPHICS = ("gender", "age", "occupation", "zip")  # user inputs whose index 0 means "unknown"
+DEMOGRAPHICS = USER_IDS[1:]  # user inputs whose index 0 means "unknown"
 
 
 @dataclass
@@ -34,20 +34,8 @@ class TrainedModel:
     prepared: Prepared
     metrics: dict[str, float]  # on each user's latest (held-out) rating
     validation: dict[str, float]  # on each user's second-latest rating, best epoch
-    result: FitResult
+    result: FitResult  # its train_seconds count training steps only
     wall_seconds: float  # the whole train() call: features, epochs, validation, test evaluation
-
-    @property
-    def vocabs(self) -> FeatureVocabularies:
-        return self.prepared.vocabs
-
-    @property
-    def train_seconds(self) -> float:  # in training steps only
-        return self.result.train_seconds
-
-    @property
-    def examples_per_second(self) -> float:
-        return self.result.examples_per_second
 
 
 def seed_everything(config: TrainConfig) -> None:
@@ -174,8 +162,7 @@ def movie_vectors(model: paddle.nn.Layer, arrays: Arrays) -> npt.NDArray[np.floa
 
 def vector_scorer(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig) -> ScoreFn:
     """Return a score function: inner products of user states (at event positions) with all movie vectors."""
-    model.eval()
-    items = movie_vectors(model, prepared.movies)
+    items = movie_vectors(model, prepared.movies)  # and the model in eval mode
 
     def score(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         with paddle.no_grad():

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ml.model import TwoTower
+from ml.config import TrainConfig
+from ml.model import USER_IDS, TwoTower
 from ml.paddle_setup import paddle
 
 PREFIX = "user_encoder"  # user_encoder.json (the program) and .pdiparams: the names saved versions have
@@ -22,7 +23,7 @@ SEQUENCE_KEYS = ("history", "history_rating")  # (batch, history_length); every 
 
 def user_keys(gap_feature: bool) -> tuple[str, ...]:
     """Return the user tower's inputs, in the order of the saved graph's arguments."""
-    keys = ("user_id", "gender", "age", "occupation", "zip", *SEQUENCE_KEYS)
+    keys = (*USER_IDS, *SEQUENCE_KEYS)
     return (*keys, "gap") if gap_feature else keys
 
 
@@ -51,48 +52,44 @@ class _UserTower(paddle.nn.Layer):
         return self.tower(inputs)  # (batch, output_dim)
 
 
-def save_user_tower(model: TwoTower, *, history_length: int, gap_feature: bool, directory: Path) -> None:
-    """Write the user tower of a trained model as a static graph into a directory."""
+def save_user_tower(model: TwoTower, config: TrainConfig, directory: Path) -> None:
+    """Write the user tower of a model trained with config as a static graph into a directory."""
     from paddle.static import InputSpec
 
     specs = [
-        InputSpec([None, history_length] if key in SEQUENCE_KEYS else [None], "int64", key)
-        for key in user_keys(gap_feature)
+        InputSpec([None, config.history_length] if key in SEQUENCE_KEYS else [None], "int64", key)
+        for key in user_keys(config.gap_feature)
     ]
     model.eval()
     layer = paddle.jit.to_static(_UserTower(model), input_spec=specs, full_graph=True)
-    paddle.jit.save(layer, str(Path(directory) / PREFIX))
+    paddle.jit.save(layer, str(directory / PREFIX))
 
 
 class UserPredictor:
     """Encodes users with the inference predictor of a saved user tower, a clone of it (sharing the
     weights) a thread: a predictor's buffers are its own, and no encode waits for another's lock."""
 
-    def __init__(self, directory: Path, *, keys: tuple[str, ...], threads: int) -> None:
+    def __init__(self, directory: Path, config: TrainConfig) -> None:
         from paddle import inference
 
-        prefix = Path(directory) / PREFIX
-        config = inference.Config(f"{prefix}.json", f"{prefix}.pdiparams")
-        config.disable_gpu()
-        config.disable_mkldnn()  # oneDNN makes it no faster than dygraph
-        config.disable_glog_info()
-        config.set_cpu_math_library_num_threads(threads)
-        self._predictor = inference.create_predictor(config)
-        self._keys = keys
+        prefix = directory / PREFIX
+        settings = inference.Config(f"{prefix}.json", f"{prefix}.pdiparams")
+        settings.disable_gpu()
+        settings.disable_mkldnn()  # oneDNN makes it no faster than dygraph
+        settings.disable_glog_info()
+        settings.set_cpu_math_library_num_threads(config.num_threads)
+        self._predictor = inference.create_predictor(settings)
+        self._keys = user_keys(config.gap_feature)
         self._clones = threading.local()
         self._lock = threading.Lock()  # around clone(), once per thread
 
     @classmethod
-    def of_model(
-        cls, model: TwoTower, *, history_length: int, gap_feature: bool, threads: int
-    ) -> UserPredictor:
+    def of_model(cls, model: TwoTower, config: TrainConfig) -> UserPredictor:
         """Return the predictor of a model saved in a temporary directory that lives as long as it."""
         directory = Path(tempfile.mkdtemp(prefix="movierec-user-encoder-"))
         try:
-            save_user_tower(
-                model, history_length=history_length, gap_feature=gap_feature, directory=directory
-            )
-            encoder = cls(directory, keys=user_keys(gap_feature), threads=threads)
+            save_user_tower(model, config, directory)
+            encoder = cls(directory, config)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise

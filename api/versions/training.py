@@ -89,8 +89,8 @@ def run_training(
         path = save_version(trained, model_dir / f"v{version_id}", dataset=dataset)
         metrics = {
             **trained.metrics,
-            "train_seconds": trained.train_seconds,
-            "examples_per_second": trained.examples_per_second,
+            "train_seconds": trained.result.train_seconds,
+            "examples_per_second": trained.result.examples_per_second,
             **{f"valid_{k}": v for k, v in trained.validation.items()},
         }
         done = {"percent": 100.0, "history": list(recorder.epochs.values()), **worker_identity()}

@@ -31,7 +31,6 @@ def download_ml1m(
     cache_dir: Path, *, url: str = ML1M_URL, md5: str = ML1M_MD5, progress: bool = True, timeout: float = 10
 ) -> Path:
     """Return cache_dir/"ml-1m" holding users.dat, movies.dat and ratings.dat, downloading it if needed."""
-    cache_dir = Path(cache_dir)
     target = cache_dir / "ml-1m"
     if _is_complete(target):
         return target

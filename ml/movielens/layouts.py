@@ -1,13 +1,6 @@
 """Every layout `movierec data import` reads, which one a directory holds, and the readers of all but
-ML-1M's (ml1m.py): ML-100K, the MovieLens CSV releases, and the generic CSV layout (docs/data.md).
-
-ML-100K: tab-separated u.data, `|`-separated u.item and u.user, latin-1; ages in years are read as
-their ML-1M bucket, occupations by name as the ML-1M one (or "other or not specified").
-MovieLens CSV (ml-latest-small, ml-latest, ml-25m, ml-32m): ratings.csv, movies.csv ("IMAX", a screen
-format, left out and noted), optional tags.csv (each movie's MAX_TAGS most applied tags), no users.
-Generic: ratings.csv, movies.csv (movie_id,title[,year][,genres][,description][,tags]), optional
-users.csv (user_id[,gender][,age][,occupation][,zip_code]), UTF-8 with a header line.
-"""
+ML-1M's (ml1m.py): ML-100K, the MovieLens CSV releases, and the generic CSV layout (docs/data.md
+shows each)."""
 
 from __future__ import annotations
 

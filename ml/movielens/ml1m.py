@@ -26,7 +26,6 @@ SEPARATOR = "::"
 def load_ml1m(directory: Path) -> Dataset:
     """Return the dataset in a directory holding users.dat, movies.dat and ratings.dat, or raise
     FileNotFoundError naming a missing file or MalformedDataError naming a bad line."""
-    directory = Path(directory)
     need_files(directory, FILES, "ML-1M")
     users, seen = [], set[int]()
     path = directory / "users.dat"

@@ -125,7 +125,6 @@ def write_synthetic(
     stars = _stars(rng, user_taste, movie_taste, log_popularity, rater, movie)
     timestamps = _timestamps(rng, counts)
 
-    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     user_rows = zip(
         range(1, users + 1), ("FM"[g] for g in gender.tolist()), age.tolist(), occupation.tolist(), zips,

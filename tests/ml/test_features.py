@@ -9,6 +9,7 @@ from ml.config import GAP_BUCKETS
 from ml.features import (
     MAX_TEXT_TOKENS,
     FeatureVocabularies,
+    MovieFeatures,
     Vocab,
     gap_bucket,
     gap_bucket_of,
@@ -45,10 +46,12 @@ def test_text_hashes_tags_whole_then_description_words_the_same_in_every_process
     assert tokens == ["tag:slow burn", "a", "dark", "dark", "tale", "of", "the", "sea"]
     # fixed values: a salted hash (Python's hash()) would give others in another process
     assert [text_bucket(t, 2048) for t in tokens] == [1841, 1604, 1532, 1532, 189, 507, 1511, 312]
-    text = _text_vocabs(2048).movie_arrays(
-        [None, None, None], ["A", "B", "C"], [None] * 3, [()] * 3,
-        ["A dark, DARK tale of the sea.", None, " ".join(f"w{i}" for i in range(500))], [["slow burn"], (), ()],
-    )["text"]  # fmt: skip
+    movies = [
+        MovieFeatures("A", None, (), description="A dark, DARK tale of the sea.", tags=("slow burn",)),
+        MovieFeatures("B", None, ()),
+        MovieFeatures("C", None, (), description=" ".join(f"w{i}" for i in range(500))),
+    ]
+    text = _text_vocabs(2048).movie_arrays([None] * 3, movies)["text"]
     assert text.shape == (3, MAX_TEXT_TOKENS)
     assert text[0, :8].tolist() == [1841, 1604, 1532, 189, 507, 1511, 312, 0]  # distinct, in order
     assert not text[1].any()  # no text: padding only
@@ -56,7 +59,9 @@ def test_text_hashes_tags_whole_then_description_words_the_same_in_every_process
 
 
 def test_without_text_buckets_no_text_array_is_made() -> None:
-    arrays = _text_vocabs(0).movie_arrays([1], ["A"], [None], [()], ["words"], [["tag"]])
+    arrays = _text_vocabs(0).movie_arrays(
+        [1], [MovieFeatures("A", None, (), description="words", tags=("tag",))]
+    )
     assert "text" not in arrays
     old = _text_vocabs(16).to_json()
     del old["text_buckets"]  # a version saved before the text feature

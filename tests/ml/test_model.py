@@ -11,7 +11,7 @@ from ml.config import TrainConfig
 from ml.inputs import to_tensors
 from ml.model import TwoTower
 from ml.paddle_setup import paddle
-from ml.user_predictor import UserPredictor, save_user_tower, user_keys
+from ml.user_predictor import UserPredictor, save_user_tower
 
 SIZES = {"user_id": 11, "gender": 3, "age": 8, "occupation": 22, "zip": 5, "movie_id": 21, "genres": 19,
          "title": 30, "year": 6, "gap": 22}  # fmt: skip
@@ -88,13 +88,10 @@ def test_the_served_user_encoder_gives_the_towers_vectors_with_and_without_the_g
             expected = model.encode_users(to_tensors(inputs)).numpy()
         directory = tmp_path / f"gap-{gap_feature}"
         directory.mkdir()
-        save_user_tower(
-            model, history_length=CONFIG.history_length, gap_feature=gap_feature, directory=directory
-        )
-        saved = UserPredictor(directory, keys=user_keys(gap_feature), threads=1)
-        converted = UserPredictor.of_model(
-            model, history_length=CONFIG.history_length, gap_feature=gap_feature, threads=1
-        )
+        config = replace(CONFIG, gap_feature=gap_feature)
+        save_user_tower(model, config, directory)
+        saved = UserPredictor(directory, config)
+        converted = UserPredictor.of_model(model, config)
         for encoder in (saved, converted):
             np.testing.assert_allclose(encoder(inputs), expected, atol=1e-6)
             np.testing.assert_allclose(

@@ -39,7 +39,7 @@ def test_training_beats_popularity_on_taste_structured_data(dataset: Dataset) ->
     assert events[-1].percent == pytest.approx(100.0) and events[-1].epoch == 2
     assert [e.epoch for e in events if e.metrics] == [1, 2]  # validation metrics at each epoch end
     assert all(0 < e.percent <= 100 for e in events)
-    assert model.train_seconds > 0 and model.examples_per_second > 0
+    assert model.result.train_seconds > 0 and model.result.examples_per_second > 0
 
 
 def test_fixed_seed_reproduces_metrics(dataset: Dataset) -> None:
