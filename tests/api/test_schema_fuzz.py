@@ -32,20 +32,6 @@ from tests.api.conftest import Stack, documented_error_codes
 pytestmark = [
     pytest.mark.fuzz,
     pytest.mark.slow,
-    # When a field fails, graphql-core drops work of its siblings that has not started: a task cancelled
-    # before its first step, the coroutines of a list's items or an object's fields not yet awaited.
-    # Python warns that each was never awaited; nothing of it began, so nothing is left half done (a
-    # sibling cancelled mid-read: test_graphql_recommend.py). Only graphql-core's and Strawberry's
-    # coroutines are let through: one of the API's own never awaited is a bug.
-    pytest.mark.filterwarnings(
-        r"ignore:coroutine '(Executor\.|GraphQLCoreConverter\.).*' was never awaited:RuntimeWarning"
-    ),
-    # The same dropped coroutines, when the garbage collector closes one of them: Python reports what
-    # their closing raised as "unraisable", which pytest turns into a warning of its own.
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <coroutine object (Executor|GraphQLCoreConverter)\."
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
 ]
 
 # Generated operations a backend; each is sent by the three callers.
