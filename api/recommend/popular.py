@@ -1,5 +1,5 @@
 """The most-rated movies from a per-process snapshot of every movie's rating count, year and genres,
-read again at most every MAX_AGE_S by one thread while the one before answers: a request filters it
+read again at most every MAX_AGE_S, in one thread while the one before answers: a request filters it
 in memory, so no client's filters can make every request count the ratings."""
 
 from __future__ import annotations
@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from anyio import to_thread
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -87,64 +86,43 @@ def read_snapshot(session: Session | Connection) -> Snapshot:
 
 
 class Popularity:
-    """A process's Snapshot: read when older than max_age seconds by one thread at a time (single
-    flight); the snapshot before answers meanwhile."""
+    """A process's Snapshot, kept on its event loop: read again when older than max_age seconds, one
+    read at a time in a thread of anyio's (not one of the requests' worker threads), while the snapshot
+    before answers."""
 
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._engine, self._clock, self.max_age = engine, clock, MAX_AGE_S
-        self._lock = threading.Lock()
         self._current: Snapshot | None = None
         self._due = -math.inf  # when the current snapshot is to be read again
-        self._reading: Future[Snapshot] | None = None
+        self._reading: asyncio.Task[Snapshot] | None = None
 
     async def snapshot(self) -> Snapshot:
-        """Return the current snapshot; before the first, wait for its read on the event loop."""
-        found = self._current_or_reading()
-        return found if isinstance(found, Snapshot) else await asyncio.wrap_future(found)
+        """Return the current snapshot, starting a read if one is due; before the first, wait for it."""
+        if self._reading is None and (self._current is None or self._clock() >= self._due):
+            self._reading = asyncio.ensure_future(self._read())
+        if self._current is not None:
+            return self._current
+        assert self._reading is not None  # started above, as there is no snapshot yet
+        # Shielded: a waiter that is cancelled (its client left) cannot cancel the read others share.
+        return await asyncio.shield(self._reading)
 
-    def current(self) -> Snapshot:
-        """Return what snapshot does, waiting in the calling thread."""
-        found = self._current_or_reading()
-        return found if isinstance(found, Snapshot) else found.result()
-
-    def newest(self) -> Snapshot:
-        """Return the current snapshot after the read under way, if any, has ended; waits in the
-        calling thread."""
-        with self._lock:
-            reading = self._reading
-        if reading is not None:
-            wait([reading])
-        return self.current()
-
-    def _current_or_reading(self) -> Snapshot | Future[Snapshot]:
-        """Return the current snapshot, else the first read, starting a read if one is due and none is."""
-        with self._lock:
-            if self._reading is None and (self._current is None or self._clock() >= self._due):
-                self._reading = Future()
-                # Running from the start: a waiter that is cancelled (its client left) cannot cancel
-                # the read that other waiters share.
-                self._reading.set_running_or_notify_cancel()
-                threading.Thread(
-                    target=self._read, args=(self._reading,), name="popular-read", daemon=True
-                ).start()
-            if self._current is not None:
-                return self._current
-            assert self._reading is not None  # started above
-            return self._reading
-
-    def _read(self, reading: Future[Snapshot]) -> None:
+    async def _read(self) -> Snapshot:
         started = self._clock()
         try:
-            # Only reads: on SQLite it then holds up no writer (api.db._sqlite_on_begin), nor a caller
-            # in a worker thread whose transaction waits for this first snapshot.
-            with self._engine.connect().execution_options(deferred_begin=True) as connection:
-                snapshot = read_snapshot(connection)
-        except Exception as error:  # the next request tries again; until then the snapshot before serves
+            snapshot = await to_thread.run_sync(self._count)
+        except Exception as error:  # the snapshot before serves until RETRY_S, then a request tries again
             log.warning("could not count the most-rated movies: %s", error)
-            with self._lock:
-                self._reading, self._due = None, started + RETRY_S
-            reading.set_exception(error)
-            return
-        with self._lock:
-            self._current, self._due, self._reading = snapshot, started + self.max_age, None
-        reading.set_result(snapshot)
+            self._due = started + RETRY_S
+            if self._current is None:
+                raise  # to the requests waiting for the first
+            return self._current
+        finally:
+            self._reading = None
+        self._current, self._due = snapshot, started + self.max_age
+        return snapshot
+
+    def _count(self) -> Snapshot:
+        # Only reads: on SQLite it then holds up no writer (api.db._sqlite_on_begin), nor a caller
+        # in a worker thread whose transaction waits for this first snapshot.
+        with self._engine.connect().execution_options(deferred_begin=True) as connection:
+            return read_snapshot(connection)

@@ -4,6 +4,7 @@ no request reads `ratings` for them."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import threading
@@ -202,49 +203,65 @@ def test_the_counts_are_read_once_a_minute_by_one_thread_while_the_last_ones_ans
 ) -> None:
     clock = [0.0]
     popular = Popularity(small.kw["bind"], clock=lambda: clock[0])
-    first = popular.current()
-    assert [is_count(s) for s in statements.naming("ratings")] == [True]
-    clock[0] = MAX_AGE_S - 1
-    assert all(popular.current() is first for _ in range(5))
-    assert len(statements.naming("ratings")) == 1  # within the minute: no read
-    with small.begin() as session:  # a rating of a movie nobody had rated
-        rate_movie(session=session, user_id=1, movie_id=14, rating=3)
 
-    clock[0] = MAX_AGE_S
-    with held_counts() as held, ThreadPoolExecutor(8) as pool:
-        try:
-            answers = list(pool.map(lambda _: popular.current(), range(40)))
-            assert held.started.wait(GUARD_S)
-            assert all(answer is first for answer in answers)  # answered by the last counts, not waiting
-            assert held.count == 1  # one read, however many asked
-        finally:
-            held.release.set()
-        second = popular.newest()  # before the event goes: removing it under a running read fails that read
-    assert second is not first and popular.current() is second
-    assert ranked(second, Filters(None, 2000), set(), 10) == [(14, 1.0)]
-    assert ranked(first, Filters(None, 2000), set(), 10) == []
-    assert sum(map(is_count, statements.texts)) == 2
+    def counts() -> int:
+        return sum(map(is_count, statements.texts))
 
-    # A read that fails leaves the last counts answering, and is tried again RETRY_S later.
-    clock[0] += MAX_AGE_S
-    rename = "ALTER TABLE {} RENAME TO {}"
-    with small.begin() as session:
-        session.execute(text(rename.format("ratings", "ratings_gone")))
-    try:
-        assert popular.current() is second
-        assert popular.newest() is second
-        assert all(popular.current() is second for _ in range(5))
-        assert sum(map(is_count, statements.texts)) == 3  # the one that failed
-    finally:
+    async def after(old: Snapshot, reads: int) -> Snapshot:
+        """Return the snapshot once `reads` counts have run and it is no longer `old` (the read under
+        way ended), waiting on the event loop as requests do."""
+        for _ in range(GUARD_S * 100):
+            found = await popular.snapshot()
+            if counts() == reads and found is not old:
+                return found
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no new snapshot after {reads} counts")
+
+    async def scenario() -> None:
+        first = await popular.snapshot()
+        assert [is_count(s) for s in statements.naming("ratings")] == [True]
+        clock[0] = MAX_AGE_S - 1
+        assert all([await popular.snapshot() is first for _ in range(5)])
+        assert len(statements.naming("ratings")) == 1  # within the minute: no read
+        with small.begin() as session:  # a rating of a movie nobody had rated
+            rate_movie(session=session, user_id=1, movie_id=14, rating=3)
+
+        clock[0] = MAX_AGE_S
+        with held_counts() as held:
+            try:
+                answers = await asyncio.gather(*(popular.snapshot() for _ in range(40)))
+                assert await asyncio.to_thread(held.started.wait, GUARD_S)  # the loop runs the read's start
+                assert all(answer is first for answer in answers)  # answered by the last counts, not waiting
+                assert held.count == 1  # one read, however many asked
+            finally:
+                held.release.set()
+            # Before the event goes: removing it under a running read fails that read.
+            second = await after(first, 2)
+        assert ranked(second, Filters(None, 2000), set(), 10) == [(14, 1.0)]
+        assert ranked(first, Filters(None, 2000), set(), 10) == []
+
+        # A read that fails leaves the last counts answering, and is tried again RETRY_S later.
+        clock[0] += MAX_AGE_S
+        rename = "ALTER TABLE {} RENAME TO {}"
         with small.begin() as session:
-            session.execute(text(rename.format("ratings_gone", "ratings")))
-    clock[0] += RETRY_S
-    assert popular.current() is second
-    third = popular.newest()
-    assert third is not second and ranked(third, NO_FILTERS, set(), 10) == ranked(
-        second, NO_FILTERS, set(), 10
-    )
-    assert sum(map(is_count, statements.texts)) == 4
+            session.execute(text(rename.format("ratings", "ratings_gone")))
+        try:
+            assert await popular.snapshot() is second
+            for _ in range(GUARD_S * 100):  # until the read has failed
+                if counts() == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert all([await popular.snapshot() is second for _ in range(5)])
+            assert counts() == 3  # the one that failed
+        finally:
+            with small.begin() as session:
+                session.execute(text(rename.format("ratings_gone", "ratings")))
+        clock[0] += RETRY_S
+        assert await popular.snapshot() is second
+        third = await after(second, 4)
+        assert ranked(third, NO_FILTERS, set(), 10) == ranked(second, NO_FILTERS, set(), 10)
+
+    asyncio.run(scenario())
     with small.begin() as session:
         delete_rating(session=session, user_id=1, movie_id=14)
 
