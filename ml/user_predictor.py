@@ -22,47 +22,22 @@ SEQUENCE_KEYS = ("history", "history_rating")  # (batch, history_length); every 
 
 
 def user_keys(gap_feature: bool) -> tuple[str, ...]:
-    """Return the user tower's inputs, in the order of the saved graph's arguments."""
+    """Return the names of the user tower's inputs, by which the saved graph is fed."""
     keys = (*USER_IDS, *SEQUENCE_KEYS)
     return (*keys, "gap") if gap_feature else keys
-
-
-class _UserTower(paddle.nn.Layer):
-    """The user tower with one argument per input: paddle.jit.save traces positional tensors."""
-
-    def __init__(self, model: TwoTower) -> None:
-        super().__init__()
-        self.tower = model.user_tower
-
-    def forward(
-        self,
-        user_id: paddle.Tensor,
-        gender: paddle.Tensor,
-        age: paddle.Tensor,
-        occupation: paddle.Tensor,
-        zip: paddle.Tensor,  # the feature name: traced arguments name the inputs
-        history: paddle.Tensor,
-        history_rating: paddle.Tensor,
-        gap: paddle.Tensor | None = None,
-    ) -> paddle.Tensor:
-        inputs = {"user_id": user_id, "gender": gender, "age": age, "occupation": occupation, "zip": zip,
-                  "history": history, "history_rating": history_rating}  # fmt: skip
-        if gap is not None:
-            inputs["gap"] = gap
-        return self.tower(inputs)  # (batch, output_dim)
 
 
 def save_user_tower(model: TwoTower, config: TrainConfig, directory: Path) -> None:
     """Write the user tower of a model trained with config as a static graph into a directory."""
     from paddle.static import InputSpec
 
-    specs = [
-        InputSpec([None, config.history_length] if key in SEQUENCE_KEYS else [None], "int64", key)
+    # One dict of named inputs, as the tower reads them: the saved graph's inputs take their names.
+    specs = {
+        key: InputSpec([None, config.history_length] if key in SEQUENCE_KEYS else [None], "int64", key)
         for key in user_keys(config.gap_feature)
-    ]
+    }
     model.eval()
-    layer = paddle.jit.to_static(_UserTower(model), input_spec=specs, full_graph=True)
-    paddle.jit.save(layer, str(directory / PREFIX))
+    paddle.jit.save(model.user_tower, str(directory / PREFIX), input_spec=[specs])
 
 
 class UserPredictor:
