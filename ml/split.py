@@ -37,10 +37,6 @@ class Timeline:
         offsets = positions[:, None] - 1 - np.arange(length)[None, :]
         return np.where(offsets >= self.user_start[positions][:, None], offsets, -1)
 
-    def rated_before(self, position: int) -> npt.NDArray[np.int64]:
-        """Return the movie rows the user of this event rated before it."""
-        return self.movie_row[self.user_start[position] : position]
-
     def events_before(
         self, positions: npt.NDArray[np.int64]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

@@ -67,7 +67,8 @@ def test_the_history_matrix_holds_exactly_the_movies_rated_before_each_event(
     positions = np.concatenate([timeline.test[:15], timeline.valid[:15], timeline.train[:15]])
     matrix = rated_before_matrix(timeline, positions, len(dataset.movies))
     for row, position in zip(matrix, positions, strict=True):
-        assert set(np.flatnonzero(row)) == set(timeline.rated_before(int(position)).tolist())
+        rated_before = timeline.movie_row[timeline.user_start[position] : position]
+        assert set(np.flatnonzero(row)) == set(rated_before.tolist())
         assert timeline.movie_row[position] not in np.flatnonzero(row)
 
 
