@@ -7,12 +7,14 @@ onto the release's star shares by rank), so a model has something to learn.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from ml.movielens.format import GENRES
+from ml.movielens.synthetic import write_csv
 
 ML25M_USERS, ML25M_MOVIES, ML25M_RATINGS = 162_541, 62_423, 25_000_095
 MIN_PER_USER = 20
@@ -47,7 +49,15 @@ def write_ml25m_shaped(directory: Path, *, scale: float = 1.0, seed: int = 0) ->
     stars = _stars(rng, users, movies, shape)
     times = _times(rng, counts)
     _write_movies(directory / "movies.csv", rng, shape.movies)
-    _write_ratings(directory / "ratings.csv", users, movies, stars, times)
+    # Chunk by chunk: every rating's fields as Python objects at once would take gigabytes.
+    chunks = (
+        zip((users[s : s + CHUNK] + 1).tolist(), (movies[s : s + CHUNK] + 1).tolist(),
+            stars[s : s + CHUNK].astype(np.float64).tolist(), times[s : s + CHUNK].tolist(), strict=True)
+        for s in range(0, users.size, CHUNK)
+    )  # fmt: skip
+    write_csv(
+        directory / "ratings.csv", ("userId", "movieId", "rating", "timestamp"), chain.from_iterable(chunks)
+    )
     return shape
 
 
@@ -134,26 +144,8 @@ def _times(rng: np.random.Generator, counts: npt.NDArray[np.int64]) -> npt.NDArr
 
 def _write_movies(path: Path, rng: np.random.Generator, n: int) -> None:
     years = rng.integers(1902, 2020, size=n)
-    lines = ["movieId,title,genres"]
+    rows = []
     for i in range(n):
         genres = rng.choice(len(GENRES), size=int(rng.integers(1, 4)), replace=False)
-        lines.append(f"{i + 1},Movie {i + 1} ({years[i]}),{'|'.join(GENRES[g] for g in sorted(genres))}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _write_ratings(
-    path: Path,
-    users: npt.NDArray[np.int32],
-    movies: npt.NDArray[np.int32],
-    stars: npt.NDArray[np.float32],
-    times: npt.NDArray[np.int64],
-) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        handle.write("userId,movieId,rating,timestamp\n")
-        for start in range(0, users.size, CHUNK):
-            end = start + CHUNK
-            rows = zip(
-                (users[start:end] + 1).tolist(), (movies[start:end] + 1).tolist(),
-                stars[start:end].astype(np.float64).tolist(), times[start:end].tolist(), strict=True,
-            )  # fmt: skip
-            handle.write("".join(f"{u},{m},{s},{t}\n" for u, m, s, t in rows))
+        rows.append((i + 1, f"Movie {i + 1} ({years[i]})", "|".join(GENRES[g] for g in sorted(genres))))
+    write_csv(path, ("movieId", "title", "genres"), rows)

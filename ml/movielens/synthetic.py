@@ -139,10 +139,10 @@ def write_synthetic(
         # A generator of its own, so that the data without text is the same either way.
         descriptions, tags = _texts(np.random.default_rng([seed, 1]), movie_taste)
         movie_rows = zip(movie_ids.tolist(), titles, years.tolist(), genres, descriptions, tags, strict=True)
-        _write_csv(directory / "users.csv", ("user_id", "gender", "age", "occupation", "zip_code"), user_rows)
-        _write_csv(directory / "movies.csv", ("movie_id", "title", "year", "genres", "description", "tags"),
+        write_csv(directory / "users.csv", ("user_id", "gender", "age", "occupation", "zip_code"), user_rows)
+        write_csv(directory / "movies.csv", ("movie_id", "title", "year", "genres", "description", "tags"),
                    movie_rows)  # fmt: skip
-        _write_csv(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"), rating_rows)
+        write_csv(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"), rating_rows)
     else:
         _write(directory / "users.dat", user_rows)
         _write(directory / "movies.dat", zip(movie_ids.tolist(), titles, genres, strict=True))
@@ -155,8 +155,8 @@ def _write(path: Path, rows: Iterable[Sequence[object]]) -> None:
     path.write_bytes("".join(SEPARATOR.join(map(str, row)) + "\n" for row in rows).encode(ENCODING))
 
 
-def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Write a UTF-8 CSV file with a header line, as the generic layout reads it."""
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write a UTF-8 CSV file with a header line, as the CSV layouts read it."""
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
