@@ -22,22 +22,21 @@ def l2_normalise(x: Tensor) -> Tensor:
 class IdField(nn.Layer):
     """One categorical value per row; index 0 (unknown) has its own learned vector."""
 
+    padding_idx: int | None = None
+
     def __init__(self, key: str, size: int, dim: int) -> None:
         super().__init__()
         self.key, self.out_dim = key, dim
-        self.table = nn.Embedding(size, dim)
+        self.table = nn.Embedding(size, dim, padding_idx=self.padding_idx)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         return self.table(inputs[self.key])  # (batch, dim)
 
 
-class BagField(nn.Layer):
+class BagField(IdField):
     """A padded set of values per row (genres, title words, text buckets), mean-pooled; index 0 is padding."""
 
-    def __init__(self, key: str, size: int, dim: int) -> None:
-        super().__init__()
-        self.key, self.out_dim = key, dim
-        self.table = nn.Embedding(size, dim, padding_idx=0)
+    padding_idx = 0
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         ids = inputs[self.key]  # (batch, n)
