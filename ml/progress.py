@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TextIO
 
 from tqdm import tqdm
@@ -34,7 +35,7 @@ def progress(
     return LineProgress(total, desc, unit, stream)
 
 
-class LineProgress:
+class LineProgress(AbstractContextManager["LineProgress"]):
     """One line at each tenth of the work, with the rate and the time left."""
 
     STEPS = 10
@@ -64,9 +65,6 @@ class LineProgress:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> LineProgress:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
