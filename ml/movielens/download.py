@@ -57,7 +57,6 @@ def _fetch(url: str, archive: Path, *, md5: str, progress: bool, timeout: float)
     logger.info("downloading %s to %s", url, archive)
     handle, name = tempfile.mkstemp(prefix=".ml-1m-", suffix=".part", dir=archive.parent)
     partial = Path(name)
-    digest = hashlib.md5(usedforsecurity=False)
     try:
         with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
@@ -65,16 +64,15 @@ def _fetch(url: str, archive: Path, *, md5: str, progress: bool, timeout: float)
             with progress_display(total, "ml-1m.zip", "B", enabled=progress, unit_scale=True) as bar:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
-                    digest.update(block)
                     bar.update(len(block))
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # urllib's errors are OSErrors
         partial.unlink(missing_ok=True)
+        reason = getattr(error, "reason", None) or error
         if isinstance(error, urllib.error.HTTPError):
             error.close()  # it holds the open response; left to the garbage collector it warns
-        is_http = isinstance(error, urllib.error.HTTPError)  # its str() carries the status code
-        reason = error if is_http else getattr(error, "reason", None) or error
+            reason = error  # its str() carries the status code, its reason only the text
         raise DownloadError(f"could not download {url}: {reason}") from error
-    actual = digest.hexdigest()
+    actual = _md5_of(partial)
     if actual != md5:
         partial.unlink(missing_ok=True)
         raise DownloadError(f"checksum mismatch for {url}: expected md5 {md5}, got {actual}; file deleted")
