@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from api.dataimport.service import import_dataset
 from api.db import from_epoch, make_engine, make_session_factory
 from api.settings import Settings
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -43,7 +43,7 @@ from ml.config import TrainConfig
 from ml.inputs import prepare
 from ml.model import TwoTower
 from ml.movielens.format import Dataset
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel, fit_vector_model, seed_everything, softmax_loss, train

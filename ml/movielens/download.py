@@ -13,7 +13,7 @@ import zipfile
 from functools import partial
 from pathlib import Path
 
-from ml.movielens.ml1m import FILES
+from ml.movielens.layouts import ML1M_FILES
 from ml.progress import progress as progress_display
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def download_ml1m(
 
 def _is_complete(directory: Path) -> bool:
     """Return whether directory holds every ML-1M data file, none of them empty."""
-    return all((directory / name).is_file() and (directory / name).stat().st_size > 0 for name in FILES)
+    return all((directory / name).is_file() and (directory / name).stat().st_size > 0 for name in ML1M_FILES)
 
 
 def _md5_of(path: Path) -> str:
@@ -90,7 +90,7 @@ def _extract(archive: Path, target: Path) -> None:
             raise DownloadError(f"{archive} is not a valid zip archive: {error}") from error
         unpacked = staging / "ml-1m"
         if not _is_complete(unpacked):
-            raise DownloadError(f"{archive} has no ml-1m/ folder with {', '.join(FILES)}")
+            raise DownloadError(f"{archive} has no ml-1m/ folder with {', '.join(ML1M_FILES)}")
         if target.exists():
             shutil.rmtree(target)
         os.replace(unpacked, target)

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS
-from ml.movielens.ml1m import ENCODING, SEPARATOR
+from ml.movielens.layouts import ENCODING, ML1M_SEPARATOR
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -151,8 +151,8 @@ def write_synthetic(
 
 
 def _write(path: Path, rows: Iterable[Sequence[object]]) -> None:
-    """Write rows in the ML-1M format: fields separated by SEPARATOR, in its encoding."""
-    path.write_bytes("".join(SEPARATOR.join(map(str, row)) + "\n" for row in rows).encode(ENCODING))
+    """Write rows in the ML-1M format: fields separated by ML1M_SEPARATOR, in its encoding."""
+    path.write_bytes("".join(ML1M_SEPARATOR.join(map(str, row)) + "\n" for row in rows).encode(ENCODING))
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

@@ -28,7 +28,7 @@ from api.versions.service import finish_version, get_version, record_progress, s
 from api.versions.training import run_training
 from ml.config import TrainConfig
 from ml.movielens.format import Dataset
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from tests.conftest import DatabaseFactory, upgrade
 

@@ -20,8 +20,7 @@ from api.ratings.writes import BulkLoadError
 from api.settings import Settings
 from api.versions import training_data
 from api.versions.training_data import load_training_data, read_ratings
-from ml.movielens.layouts import load
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load, load_ml1m
 from tests.conftest import DatabaseFactory, upgrade
 
 

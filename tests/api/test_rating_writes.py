@@ -21,7 +21,7 @@ from api.ratings.models import Rating
 from api.ratings.writes import upsert_rating_columns
 from api.users.models import User
 from ml.movielens.format import Ratings
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 from tests.api.conftest import GraphQL, Stack
 from tests.conftest import DatabaseFactory
 

@@ -14,7 +14,7 @@ import pytest
 
 from bench.baselines.popularity import popularity_scorer
 from ml.evaluate import Protocol
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.split import build_timeline

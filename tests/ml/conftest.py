@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ml.movielens.format import Dataset
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ml.movielens.download import DownloadError, download_ml1m
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 
 USERS = "1::F::1::10::48067\n2::M::56::16::70072\n"
 MOVIES = "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Misérables, Les (1995)::Drama|Musical\n"

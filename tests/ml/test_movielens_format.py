@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ml.movielens.format import MalformedDataError, parse_year
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 
 USERS = "1::F::1::10::48067\n2::M::56::16::70072\n3::M::25::15::55117-1234\n"
 MOVIES = (

@@ -11,8 +11,7 @@ import pytest
 
 from ml.features import text_tokens
 from ml.movielens.format import GENRES, Dataset, Ratings
-from ml.movielens.layouts import load
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load, load_ml1m
 from ml.movielens.synthetic import FIRST_TIMESTAMP, LAST_TIMESTAMP, write_synthetic
 
 FILES = ("users.dat", "movies.dat", "ratings.dat")

@@ -12,7 +12,7 @@ from bench.baselines.popularity import popularity_scorer
 from ml.config import TrainConfig
 from ml.evaluate import Protocol
 from ml.movielens.format import Dataset, Ratings
-from ml.movielens.ml1m import load_ml1m
+from ml.movielens.layouts import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
 from ml.split import InsufficientDataError
