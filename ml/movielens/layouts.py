@@ -58,15 +58,15 @@ def load_ml1m(directory: Path) -> Dataset:
         user_id = new_id(path, number, "user", uid, seen)
         if gender not in ("F", "M"):
             raise MalformedDataError(path, number, f"gender must be F or M, not {gender!r}")
-        age_bucket = integer(path, number, "age", age, low=0)
-        if age_bucket not in AGE_BUCKETS:
-            raise MalformedDataError(path, number, f"age {age_bucket} is not an ML-1M age bucket")
+        bucket = integer(path, number, "age", age, low=0)
+        if bucket not in AGE_BUCKETS:
+            raise MalformedDataError(path, number, f"age {bucket} is not an ML-1M age bucket")
         occ = integer(path, number, "occupation", occupation, low=0)
         if occ not in OCCUPATIONS:
             raise MalformedDataError(path, number, f"occupation {occ} is not in 0-20")
         if not zip_code or len(zip_code) > 10:
             raise MalformedDataError(path, number, f"zip code {zip_code!r} is empty or too long")
-        users.append(User(user_id, gender, age_bucket, occ, zip_code))
+        users.append(User(user_id, gender, bucket, occ, zip_code))
     movies, seen = [], set[int]()
     path = directory / "movies.dat"
     for number, (mid, title, genres) in split_lines(path, 3, ML1M_SEPARATOR, ENCODING):
