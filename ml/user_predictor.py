@@ -21,20 +21,15 @@ PREFIX = "user_encoder"  # user_encoder.json (the program) and .pdiparams: the n
 SEQUENCE_KEYS = ("history", "history_rating")  # (batch, history_length); every other input is (batch,)
 
 
-def user_keys(gap_feature: bool) -> tuple[str, ...]:
-    """Return the names of the user tower's inputs, by which the saved graph is fed."""
-    keys = (*USER_IDS, *SEQUENCE_KEYS)
-    return (*keys, "gap") if gap_feature else keys
-
-
 def save_user_tower(model: TwoTower, config: TrainConfig, directory: Path) -> None:
     """Write the user tower of a model trained with config as a static graph into a directory."""
     from paddle.static import InputSpec
 
     # One dict of named inputs, as the tower reads them: the saved graph's inputs take their names.
+    keys = (*USER_IDS, *SEQUENCE_KEYS, "gap") if config.gap_feature else (*USER_IDS, *SEQUENCE_KEYS)
     specs = {
         key: InputSpec([None, config.history_length] if key in SEQUENCE_KEYS else [None], "int64", key)
-        for key in user_keys(config.gap_feature)
+        for key in keys
     }
     model.eval()
     paddle.jit.save(model.user_tower, str(directory / PREFIX), input_spec=[specs])
@@ -54,7 +49,7 @@ class UserPredictor:
         settings.disable_glog_info()
         settings.set_cpu_math_library_num_threads(config.num_threads)
         self._predictor = inference.create_predictor(settings)
-        self._keys = user_keys(config.gap_feature)
+        self._keys = self._predictor.get_input_names()  # the inputs the saved graph reads
         self._clones = threading.local()
         self._lock = threading.Lock()  # around clone(), once per thread
 
