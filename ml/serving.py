@@ -96,7 +96,7 @@ class LoadedModel:
         arrays = self.vocabs.user_arrays([u.user_id for u, _ in users], [u for u, _ in users])
         movies = np.zeros((len(users), self.history_length), dtype=np.int64)
         stars = np.zeros_like(movies)
-        gap = np.zeros(len(users), dtype=np.int64)  # 0: no history
+        gap = np.zeros(len(users), dtype=np.int64)
         for row, (_, history) in enumerate(users):
             # newest first, ties by movie id as training orders them (ml.split.build_timeline)
             newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[
@@ -104,8 +104,7 @@ class LoadedModel:
             ]
             movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
             stars[row, : len(newest)] = star_levels([h.rating for h in newest])
-            if newest:  # as time_key reads it
-                gap[row] = self.vocabs.trained_gap(gap_bucket_of(at - newest[0].timestamp))
+            gap[row] = self.time_key(newest[0].timestamp if newest else None, at)
         stars[movies == 0] = 0
         return arrays | {"history": movies, "history_rating": stars, "gap": gap}
 
