@@ -4,7 +4,6 @@ written into a hidden sibling, then renamed (ml/README.md lists the files)."""
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,10 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         "sizes": model.prepared.sizes(),
         "movies": int(movie_ids.size),
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix=f".{directory.name}.", suffix=".partial", dir=directory.parent, ignore_cleanup_errors=True
+    ) as name:
+        tmp = Path(name)
         _write_json(tmp / "manifest.json", manifest)
         _write_json(tmp / "config.json", model.config.to_dict())
         _write_json(tmp / "vocabularies.json", model.prepared.vocabs.to_json())
@@ -62,9 +63,6 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
         np.save(tmp / "movie_vectors.npy", vectors)
         save_user_tower(model.model, model.config, tmp)
         tmp.rename(directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 

@@ -81,19 +81,18 @@ def _fetch(url: str, archive: Path, *, md5: str, progress: bool, timeout: float)
 
 def _extract(archive: Path, target: Path) -> None:
     """Unpack the ml-1m folder of archive into target, replacing any incomplete earlier copy."""
-    staging = Path(tempfile.mkdtemp(prefix=".ml-1m-", dir=target.parent))
-    try:
+    with tempfile.TemporaryDirectory(
+        prefix=".ml-1m-", dir=target.parent, ignore_cleanup_errors=True
+    ) as staging:
         try:
             with zipfile.ZipFile(archive) as zipped:
                 zipped.extractall(staging)  # extractall drops absolute paths and ".." parts
         except zipfile.BadZipFile as error:
             raise DownloadError(f"{archive} is not a valid zip archive: {error}") from error
-        unpacked = staging / "ml-1m"
+        unpacked = Path(staging) / "ml-1m"
         if not _is_complete(unpacked):
             raise DownloadError(f"{archive} has no ml-1m/ folder with {', '.join(ML1M_FILES)}")
         if target.exists():
             shutil.rmtree(target)
         os.replace(unpacked, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info("unpacked MovieLens 1M into %s", target)
