@@ -3,10 +3,9 @@ ML-100K, the MovieLens CSV releases, and the generic CSV layout (docs/data.md sh
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -180,7 +179,7 @@ def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> lis
         counts = applied.get(movie_id, Counter())
         return tuple(sorted(counts, key=lambda t: (-counts[t], t))[:MAX_TAGS])
 
-    return [dataclasses.replace(m, tags=tags(m.id)) for m in movies]
+    return [replace(m, tags=tags(m.id)) for m in movies]
 
 
 def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
@@ -268,7 +267,7 @@ LAYOUTS = {
 class Loaded:
     dataset: Dataset
     layout: Layout
-    notes: list[str] = field(default_factory=list)  # what was left out or assumed, for the operator
+    notes: list[str]  # what was left out or assumed, for the operator
 
 
 def detect(directory: Path) -> Layout:

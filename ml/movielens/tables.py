@@ -8,6 +8,7 @@ import warnings
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +51,13 @@ class RatingColumns:
         self.lines.append(line)
 
     def line(self, index: int) -> int:
-        """Return the file line of the index-th rating."""
+        """Return the file line of the index-th rating: when parsed whole, the index-th non-empty line
+        after the header, if any."""
         if self.lines:
             return self.lines[index]
         with self.path.open("rb") as handle:
-            if self.header:
-                handle.readline()
-            seen = -1
-            for number, raw in enumerate(handle, start=1 + self.header):
-                seen += bool(raw.strip())
-                if seen == index:
-                    return number
-        raise IndexError(index)
+            numbers = (n for n, raw in enumerate(handle, start=1) if raw.strip() and n > self.header)
+            return next(islice(numbers, index, None))
 
     def ratings(self) -> Ratings:
         """Return the ratings as arrays, or raise MalformedDataError for an id past the largest one."""
