@@ -367,23 +367,20 @@ def serve_log_config(verbose: bool) -> dict[str, object]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from api.server import ServeError, serve
+    from api.server import serve
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
     banner = f"serving GraphQL on http://{args.host}:{args.port}/graphql ({args.workers} workers)"
-    try:
-        serve(
-            settings,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=serve_log_config(args.verbose),
-            access_log=args.verbose,
-            on_ready=lambda: print(banner, flush=True),
-        )
-    except ServeError as error:
-        raise CommandError(str(error)) from None
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=serve_log_config(args.verbose),
+        access_log=args.verbose,
+        on_ready=lambda: print(banner, flush=True),
+    )
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
@@ -600,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler(args, settings)
         return 0
-    # OSError: a missing or unreadable file or directory, named in the message
+    # OSError: a missing or unreadable file or directory, or a port taken (ServeError), named in the message
     except (CommandError, ServiceError, MalformedDataError, OSError) as error:
         problem = str(error)
     except DBAPIError as error:
