@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from sqlalchemy import func, make_url, select
 from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def _safe_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
 
 
@@ -208,8 +207,6 @@ def _activate(
     settings: Settings, version_id: int, *, only_missing: bool = False, quiet: bool = False
 ) -> None:
     """Activate a version, then keep its users' lists (with only_missing, only when no list is kept)."""
-    from sqlalchemy import func, select
-
     from api.recommend.models import KeptList
     from api.versions.activation import activate
 
@@ -247,9 +244,9 @@ def _keep_lists(sessions: sessionmaker, store: VectorStore, version_id: int, *, 
     finally:
         if bar is not None:
             bar.close()
-    print(f"kept the recommendations of {stored} users in {time.monotonic() - started:.1f} s", end="")
     # keep_lists skips exactly the users without ratings
-    print(f"; {users - stored} without ratings get the popular movies" if users > stored else "")
+    skipped = f"; {users - stored} without ratings get the popular movies" if users > stored else ""
+    print(f"kept the recommendations of {stored} users in {time.monotonic() - started:.1f} s{skipped}")
 
 
 def cmd_versions_keep(args: argparse.Namespace, settings: Settings) -> None:
@@ -390,7 +387,6 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
     import secrets
 
     from alembic import command
-    from sqlalchemy import func, select
 
     from api.ratings.models import Rating
     from api.versions.service import active_version
@@ -593,9 +589,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(f"movierec: invalid settings: {error.errors()[0]['msg']}", file=sys.stderr)
         return 2
-    handler: Command = args.handler
     try:
-        handler(args, settings)
+        args.handler(args, settings)
         return 0
     # OSError: a missing or unreadable file or directory, or a port taken (ServeError), named in the message
     except (CommandError, ServiceError, MalformedDataError, OSError) as error:
