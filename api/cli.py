@@ -356,8 +356,8 @@ def serve_log_config(verbose: bool) -> dict[str, object]:
         },
         "loggers": {
             "api.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-            "uvicorn": {"handlers": ["default"], "level": level},
-            "uvicorn.access": {"handlers": ["default"], "level": level, "propagate": False},
+            # uvicorn's loggers (its access log among them) write through the root's handler, once
+            "uvicorn": {"level": level},
         },
         "root": {"handlers": ["default"], "level": "DEBUG" if verbose else "WARNING"},
     }
