@@ -402,8 +402,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
         cmd_data_import(args, settings)
     else:
         print(f"data: {ratings} ratings already imported (--reimport to import again)")
-        note = data_dir_note(settings)
-        if note:
+        if note := data_dir_note(settings):
             print(note)
     if active is None or args.retrain:
         args.epochs = args.epochs if args.retrain else None  # up's --epochs counts with --retrain
