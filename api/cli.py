@@ -293,8 +293,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
 
     with _sessions(settings).begin() as session:
         row, key = create_key(session=session, name=args.name, scopes=args.scope)
-        key_id, scopes = row.key_id, row.scopes
-    print(f"created API key {key_id} ({scopes}); it is shown this once:\n{key}")
+    print(f"created API key {row.key_id} ({row.scopes}); it is shown this once:\n{key}")
 
 
 def cmd_keys_list(_args: argparse.Namespace, settings: Settings) -> None:
