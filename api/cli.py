@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from sqlalchemy import func, make_url, select
 from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
@@ -53,8 +54,6 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def _safe_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
 
 
@@ -208,8 +207,6 @@ def _activate(
     settings: Settings, version_id: int, *, only_missing: bool = False, quiet: bool = False
 ) -> None:
     """Activate a version, then keep its users' lists (with only_missing, only when no list is kept)."""
-    from sqlalchemy import func, select
-
     from api.recommend.models import KeptList
     from api.versions.activation import activate
 
@@ -247,9 +244,9 @@ def _keep_lists(sessions: sessionmaker, store: VectorStore, version_id: int, *, 
     finally:
         if bar is not None:
             bar.close()
-    print(f"kept the recommendations of {stored} users in {time.monotonic() - started:.1f} s", end="")
     # keep_lists skips exactly the users without ratings
-    print(f"; {users - stored} without ratings get the popular movies" if users > stored else "")
+    skipped = f"; {users - stored} without ratings get the popular movies" if users > stored else ""
+    print(f"kept the recommendations of {stored} users in {time.monotonic() - started:.1f} s{skipped}")
 
 
 def cmd_versions_keep(args: argparse.Namespace, settings: Settings) -> None:
@@ -296,8 +293,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
 
     with _sessions(settings).begin() as session:
         row, key = create_key(session=session, name=args.name, scopes=args.scope)
-        key_id, scopes = row.key_id, row.scopes
-    print(f"created API key {key_id} ({scopes}); it is shown this once:\n{key}")
+    print(f"created API key {row.key_id} ({row.scopes}); it is shown this once:\n{key}")
 
 
 def cmd_keys_list(_args: argparse.Namespace, settings: Settings) -> None:
@@ -359,31 +355,28 @@ def serve_log_config(verbose: bool) -> dict[str, object]:
         },
         "loggers": {
             "api.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-            "uvicorn": {"handlers": ["default"], "level": level},
-            "uvicorn.access": {"handlers": ["default"], "level": level, "propagate": False},
+            # uvicorn's loggers (its access log among them) write through the root's handler, once
+            "uvicorn": {"level": level},
         },
         "root": {"handlers": ["default"], "level": "DEBUG" if verbose else "WARNING"},
     }
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from api.server import ServeError, serve
+    from api.server import serve
 
     if args.workers < 1:
         raise CommandError("--workers must be at least 1")
     banner = f"serving GraphQL on http://{args.host}:{args.port}/graphql ({args.workers} workers)"
-    try:
-        serve(
-            settings,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=serve_log_config(args.verbose),
-            access_log=args.verbose,
-            on_ready=lambda: print(banner, flush=True),
-        )
-    except ServeError as error:
-        raise CommandError(str(error)) from None
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=serve_log_config(args.verbose),
+        access_log=args.verbose,
+        on_ready=lambda: print(banner, flush=True),
+    )
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
@@ -393,7 +386,6 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
     import secrets
 
     from alembic import command
-    from sqlalchemy import func, select
 
     from api.ratings.models import Rating
     from api.versions.service import active_version
@@ -409,8 +401,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
         cmd_data_import(args, settings)
     else:
         print(f"data: {ratings} ratings already imported (--reimport to import again)")
-        note = data_dir_note(settings)
-        if note:
+        if note := data_dir_note(settings):
             print(note)
     if active is None or args.retrain:
         args.epochs = args.epochs if args.retrain else None  # up's --epochs counts with --retrain
@@ -596,11 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(f"movierec: invalid settings: {error.errors()[0]['msg']}", file=sys.stderr)
         return 2
-    handler: Command = args.handler
     try:
-        handler(args, settings)
+        args.handler(args, settings)
         return 0
-    # OSError: a missing or unreadable file or directory, named in the message
+    # OSError: a missing or unreadable file or directory, or a port taken (ServeError), named in the message
     except (CommandError, ServiceError, MalformedDataError, OSError) as error:
         problem = str(error)
     except DBAPIError as error:

@@ -36,34 +36,24 @@ async def healthz(_request: Request) -> Response:
 
 
 class Readiness:
-    """The endpoint of /readyz, holding the last checks and when they began."""
+    """The endpoint of /readyz, holding the last run of the checks and when it began."""
 
     def __init__(self) -> None:
-        self._checks: dict[str, str] = {}
-        self._checked_at = -READY_S
-        self._checking: asyncio.Task[dict[str, str]] | None = None
+        self._run: asyncio.Task[dict[str, str]] | None = None
+        self._began = 0.0
 
     async def endpoint(self, request: Request) -> Response:
-        """Return 200 with the checks when all are ok, else 503: those begun less than READY_S ago, else
-        those of the one run that every waiting probe shares."""
-        checks = self._checks
-        if time.monotonic() - self._checked_at >= READY_S:
-            if self._checking is None:
-                self._checking = asyncio.ensure_future(self._check(request.state.movierec))
-            checks = await asyncio.shield(self._checking)  # a probe that leaves does not cancel the others'
+        """Return 200 with the checks when all are ok, else 503: those of the last run, which every waiting
+        probe shares, or of a new one once the last is done and began READY_S ago or more."""
+        if self._run is None or (self._run.done() and time.monotonic() - self._began >= READY_S):
+            state: AppState = request.state.movierec
+            self._began = time.monotonic()
+            self._run = asyncio.ensure_future(to_thread.run_sync(_readiness, state, limiter=state.threads))
+        checks = await asyncio.shield(self._run)  # a probe that leaves does not cancel the others'
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
         )
-
-    async def _check(self, state: AppState) -> dict[str, str]:
-        began = time.monotonic()
-        try:
-            checks = await to_thread.run_sync(_readiness, state, limiter=state.threads)
-        finally:
-            self._checking = None
-        self._checks, self._checked_at = checks, began
-        return checks
 
 
 def _readiness(state: AppState) -> dict[str, str]:

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
 import socket
 import tempfile
 import threading
@@ -56,8 +55,8 @@ class HeaderDeadline(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-class ServeError(RuntimeError):
-    """The server could not start (port taken, Milvus Lite not startable)."""
+class ServeError(OSError):
+    """The server could not start (port taken, Milvus Lite not startable); shown as any OSError is."""
 
 
 def listen_socket(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
@@ -144,24 +143,19 @@ def serve(
         os.environ["MOVIEREC_SESSION_SECRET"] = secrets.token_urlsafe(32)
     if not settings.has_token_secret:  # the same for the user tokens' key
         os.environ["MOVIEREC_TOKEN_SECRET"] = secrets.token_urlsafe(32)
-    metrics = None
-    if settings.metrics_dir is None:  # the workers' prometheus_client reads it from the environment
-        metrics = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="movierec-metrics-")
-    lite = None
-    if is_lite_file(settings.resolved_milvus_uri):
-        try:
-            lite = LiteKeeper(Path(settings.resolved_milvus_uri).resolve())
-        except LiteError as error:
-            raise ServeError(str(error)) from None
-        os.environ["MOVIEREC_MILVUS_URI"] = lite.server.uds_path  # read by the workers' Settings
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(sock.close)
+        if settings.metrics_dir is None:  # the workers' prometheus_client reads it from the environment
+            metrics = tempfile.TemporaryDirectory(prefix="movierec-metrics-", ignore_cleanup_errors=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = cleanup.enter_context(metrics)
+        if is_lite_file(settings.resolved_milvus_uri):
+            try:
+                lite = LiteKeeper(Path(settings.resolved_milvus_uri).resolve())
+            except LiteError as error:
+                raise ServeError(str(error)) from None
+            cleanup.callback(lite.stop)
+            os.environ["MOVIEREC_MILVUS_URI"] = lite.server.uds_path  # read by the workers' Settings
         Multiprocess(config, sockets=[sock]).run()
-    finally:
-        sock.close()
-        if metrics is not None:
-            shutil.rmtree(metrics, ignore_errors=True)
-        if lite is not None:
-            lite.stop()
 
 
 def _when_answering(host: str, port: int, callback: Callable[[], None], timeout_s: float = 600) -> None:

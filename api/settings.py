@@ -68,23 +68,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _require_password_outside_development(self) -> Settings:
-        if self.environment != "development" and (
-            self.admin_password.get_secret_value().strip().lower() in PLACEHOLDER_PASSWORDS
-        ):
-            raise ValueError(
-                "MOVIEREC_ADMIN_PASSWORD must be set to a real password outside development "
-                "(only MOVIEREC_ENVIRONMENT=development runs without one)"
-            )
-        if self.environment != "development" and not self.has_session_secret:
-            raise ValueError(
-                f"MOVIEREC_SESSION_SECRET must be set ({MIN_SESSION_SECRET} characters or more) "
-                "outside development"
-            )
-        if self.environment != "development" and not self.has_token_secret:
-            raise ValueError(
-                f"MOVIEREC_TOKEN_SECRET must be set ({MIN_TOKEN_SECRET} characters or more) "
-                "outside development"
-            )
+        if self.environment != "development":
+            if self.admin_password.get_secret_value().strip().lower() in PLACEHOLDER_PASSWORDS:
+                raise ValueError(
+                    "MOVIEREC_ADMIN_PASSWORD must be set to a real password outside development "
+                    "(only MOVIEREC_ENVIRONMENT=development runs without one)"
+                )
+            if not self.has_session_secret:
+                raise ValueError(
+                    f"MOVIEREC_SESSION_SECRET must be set ({MIN_SESSION_SECRET} characters or more) "
+                    "outside development"
+                )
+            if not self.has_token_secret:
+                raise ValueError(
+                    f"MOVIEREC_TOKEN_SECRET must be set ({MIN_TOKEN_SECRET} characters or more) "
+                    "outside development"
+                )
         for name in ("rate_limit_key", "rate_limit_user", "rate_limit_address"):
             value = getattr(self, name)
             try:
