@@ -43,14 +43,13 @@ class MovieTextError(ValueError):
 
 
 def import_dataset(
-    *, session: Session, dataset: Dataset, batch_size: int = 20_000, progress: Progress | None = None
+    *, session: Session, dataset: Dataset, batch_size: int = 20_000, progress: Progress = lambda _rows: None
 ) -> ImportCounts:
     """Upsert every user, movie, genre link, tag and rating of dataset; return the table counts after.
 
     Runs inside the caller's transaction: the caller commits, and a failure or an interruption
     leaves nothing behind. A second import of the same data changes nothing.
     """
-    report = progress or (lambda _n: None)
     _check_text(dataset)
     genre_ids = dict(session.execute(select(Genre.name, Genre.id)).all())
     links = []
@@ -70,7 +69,7 @@ def import_dataset(
         )
         for chunk in _chunks(rows, batch_size):
             connection.execute(statement, list(chunk))
-            report(len(chunk))
+            progress(len(chunk))
         log.info("upserted %d rows into %s", len(rows), table.name)
 
     users = [
@@ -92,7 +91,7 @@ def import_dataset(
     ]
     write(MovieTag.__table__, tags, "movie_id", "position")
     held = upsert_rating_columns(
-        session=session, ratings=dataset.ratings, batch_size=batch_size, report=report
+        session=session, ratings=dataset.ratings, batch_size=batch_size, report=progress
     )
     log.info("upserted %d rows into ratings", len(dataset.ratings))
     return count_rows(session=session, ratings=held)

@@ -59,7 +59,7 @@ def upsert_rating_columns(
     session: Session,
     ratings: Ratings,
     batch_size: int = 20_000,
-    report: Callable[[int], Any] | None = None,
+    report: Callable[[int], Any] = lambda _rows: None,
 ) -> int | None:
     """Insert or replace the import's ratings in the caller's transaction; return the table's row
     count when known without counting (after a bulk load), else None. On MySQL an empty table gets
@@ -69,8 +69,7 @@ def upsert_rating_columns(
     _bump(session, np.unique(ratings.user_id).tolist())
     if mysql and len(ratings) and _can_load_in_bulk(session, ratings):
         _load_in_bulk(session, ratings)
-        if report is not None:
-            report(len(ratings))
+        report(len(ratings))
         return len(ratings)
     for start in range(0, len(ratings), batch_size):
         end = min(start + batch_size, len(ratings))
@@ -83,8 +82,7 @@ def upsert_rating_columns(
                 for u, m, s, t in _values(ratings, start, end)
             ]
             connection.execute(_upsert(connection), rows)
-        if report is not None:
-            report(end - start)
+        report(end - start)
     return None
 
 

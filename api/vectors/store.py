@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -50,20 +51,16 @@ MAX_NQ = 1_024  # query vectors per batched search here, to bound one answer's s
 READ_BATCH = 512  # ids per get (vector_rows): Lite reads large batches far slower
 
 
-def ivf(rows: int) -> IndexSpec:
-    """Return the server's index above EXACT_BELOW rows: IVF_FLAT with about 4·sqrt(rows) lists (a
-    power of two), which with NPROBE met the recall and latency targets where HNSW did not."""
-    nlist = 2 ** round(math.log2(4 * math.sqrt(max(rows, 1))))
-    return IndexSpec("IVF_FLAT", {"nlist": nlist}, {"nprobe": NPROBE})
-
-
 def choose_index(uri: str, rows: int) -> IndexSpec:
     """Return the index for a collection of about `rows` vectors on this Milvus: FLAT below
     EXACT_BELOW rows and always on Milvus Lite, which answers IVF from an interim index (nlist 100,
-    nprobe 4, whatever the parameters) of too low a recall to serve; IVF_FLAT on a server above."""
+    nprobe 4, whatever the parameters) of too low a recall to serve. On a server above, IVF_FLAT with
+    about 4·sqrt(rows) lists (a power of two), which with NPROBE met the recall and latency targets
+    where HNSW did not."""
     if rows < EXACT_BELOW or is_embedded(uri):
         return IndexSpec("FLAT", {}, {})
-    return ivf(rows)
+    nlist = 2 ** round(math.log2(4 * math.sqrt(rows)))
+    return IndexSpec("IVF_FLAT", {"nlist": nlist}, {"nprobe": NPROBE})
 
 
 @dataclass(frozen=True)
@@ -110,17 +107,6 @@ class VectorStore:
                 return MilvusClient(**self._options("movierec"))
         except MilvusException as error:
             raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {error}") from error
-
-    def reconnect(self) -> None:
-        """Replace the client of a Milvus Lite file, restarting its server process if it died."""
-        from milvus_lite.server_manager import server_manager_instance
-
-        try:
-            self._client.close()
-        except Exception:  # the old connection may be as dead as its server
-            log.debug("closing the old Milvus client failed", exc_info=True)
-        server_manager_instance.release_server(self.uri)  # its socket's server was ours
-        self._client = self._connect()
 
     def close(self) -> None:
         """Close the store; one that searched on an event loop closes there with aclose()."""
@@ -214,8 +200,8 @@ class VectorStore:
         self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = ""
     ) -> list[Hit]:
         """Return the limit movies of highest inner product with vector that satisfy expr, awaited on
-        the event loop; when the store's Milvus Lite server died, restart it (in a worker thread) and
-        retry once."""
+        the event loop; when the store's Milvus Lite server died, restart it and search once more, in a
+        worker thread (the next search makes a new client on the loop)."""
         if name not in self._search_params:  # one blocking read per collection
             await to_thread.run_sync(self._params_for, name)
         request = _search_request(vector, limit, expr, self._search_params[name])
@@ -223,13 +209,9 @@ class VectorStore:
             return _hit_lists(await self._search_on_loop(name, request))[0]
         except (MilvusException, grpc.RpcError, TimeoutError) as error:
             self._raise_unless_restartable(error, "search", await to_thread.run_sync(self.ping))
-        log.warning("Milvus Lite at %s stopped answering; restarting it", self.uri)
         await self._drop_loop_client()
-        try:
-            await to_thread.run_sync(self.reconnect)
-            return _hit_lists(await self._search_on_loop(name, request))[0]
-        except (MilvusException, grpc.RpcError, TimeoutError, VectorStoreError) as error:
-            raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {describe(error)}") from error
+        retry = functools.partial(self._restart_and_call, "search", name, **request)
+        return _hit_lists(await to_thread.run_sync(retry))[0]
 
     async def _search_on_loop(self, name: str, request: dict[str, Any]) -> Any:
         if self._async is None:
@@ -283,11 +265,6 @@ class VectorStore:
         order = np.argsort(found, kind="stable")
         vectors = np.asarray(rows, dtype=np.float32) if rows else np.empty((0, 0), dtype=np.float32)
         return found[order], vectors[order]
-
-    def index_type(self, name: str) -> str:
-        """Return the collection's index type (FLAT: every search scans every vector exactly)."""
-        index = self._call("describe_index", name, "vector") or {}
-        return str(index.get("index_type", "FLAT"))
 
     def count(self, name: str) -> int:
         """Return the rows a search sees now (a server's collection statistics count only flushed rows)."""
@@ -351,7 +328,9 @@ class VectorStore:
     def _params_for(self, name: str) -> dict[str, Any]:
         """Return the search parameters that suit the collection's index (read once per collection)."""
         if name not in self._search_params:
-            self._search_params[name] = {"nprobe": NPROBE} if self.index_type(name).startswith("IVF") else {}
+            index = self._call("describe_index", name, "vector") or {}
+            ivf = str(index.get("index_type", "FLAT")).startswith("IVF")
+            self._search_params[name] = {"nprobe": NPROBE} if ivf else {}
         return self._search_params[name]
 
     def ping(self) -> bool:
@@ -378,9 +357,18 @@ class VectorStore:
         except (MilvusException, grpc.RpcError) as error:
             # pymilvus raises a deadline that passed (a server that stopped answering) as grpc's own.
             self._raise_unless_restartable(error, method, self.ping())
+        return self._restart_and_call(method, *args, **kwargs)
+
+    def _restart_and_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Replace the client of a Milvus Lite file, which restarts its server, and call it once more."""
+        from milvus_lite.server_manager import server_manager_instance
+
         log.warning("Milvus Lite at %s stopped answering; restarting it", self.uri)
+        with contextlib.suppress(Exception):  # the old connection may be as dead as its server
+            self._client.close()
         try:
-            self.reconnect()
+            server_manager_instance.release_server(self.uri)  # its socket's server was ours
+            self._client = self._connect()
             return getattr(self._client, method)(*args, timeout=self.timeout, **kwargs)
         except (MilvusException, grpc.RpcError, VectorStoreError) as error:
             raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {describe(error)}") from error

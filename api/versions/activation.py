@@ -6,15 +6,13 @@ import logging
 import shutil
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import BadUserInput
-from api.movies.models import Movie
-from api.movies.service import genres_by_movie, tags_by_movie
 from api.vectors.store import VectorStore
 from api.versions.models import Activation
 from api.versions.service import active_version, collection_name, get_version, servable_artifact, set_active
+from api.versions.training_data import read_movies
 from ml.serving import LoadedModel, MovieFeatures
 
 log = logging.getLogger(__name__)
@@ -24,26 +22,17 @@ def build_collection(*, session: Session, store: VectorStore, version_id: int, m
     """Return the name of the version's collection, holding a vector for every movie in the database:
     movies added after training are encoded from their features. A complete collection is reused."""
     name = collection_name(version_id)
-    movies = list(session.execute(select(Movie).order_by(Movie.id)).scalars())
+    movies = read_movies(session=session)
     if store.exists(name) and store.count(name) == len(movies):
         return name
-    ids = [m.id for m in movies]
-    genres = genres_by_movie(session=session, ids=ids)
     rows = {int(m): i for i, m in enumerate(model.movie_ids.tolist())}
-    tags = tags_by_movie(session=session, ids=[i for i in ids if i not in rows])
     vectors = np.empty((len(movies), model.dim), dtype=np.float32)
-    for i, movie in enumerate(movies):
-        row = rows.get(movie.id)
-        if row is not None:
-            vectors[i] = model.movie_vectors[row]
-        else:
-            features = MovieFeatures(
-                movie.title, movie.year, tuple(genres.get(movie.id, ())), movie.id,
-                movie.description, tuple(tags.get(movie.id, ())),
-            )  # fmt: skip
-            vectors[i] = model.encode_movie(features)
+    for i, m in enumerate(movies):
+        row = rows.get(m.id)
+        features = MovieFeatures(m.title, m.year, m.genres, m.id, m.description, m.tags)
+        vectors[i] = model.encode_movie(features) if row is None else model.movie_vectors[row]
     store.create(name, dim=model.dim, expected_rows=len(movies))
-    store.upsert(name, ids, vectors, [genres.get(i, []) for i in ids], [m.year for m in movies])
+    store.upsert(name, [m.id for m in movies], vectors, [m.genres for m in movies], [m.year for m in movies])
     log.info("built collection %s with %d movies", name, len(movies))
     return name
 

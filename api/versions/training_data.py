@@ -25,14 +25,18 @@ def load_training_data(*, session: Session) -> Dataset:
         User(u.id, u.gender, u.age, u.occupation_id, u.zip_code)
         for u in session.execute(select(UserRow).order_by(UserRow.id)).scalars()
     ]
-    movie_rows = list(session.execute(select(MovieRow).order_by(MovieRow.id)).scalars())
-    genres = genres_by_movie(session=session, ids=[m.id for m in movie_rows])
-    tags = tags_by_movie(session=session, ids=[m.id for m in movie_rows])
-    movies = [
+    return Dataset(users=users, movies=read_movies(session=session), ratings=read_ratings(session=session))
+
+
+def read_movies(*, session: Session) -> list[Movie]:
+    """Return every movie by id, with its genres (alphabetically), description and tags."""
+    rows = list(session.execute(select(MovieRow).order_by(MovieRow.id)).scalars())
+    genres = genres_by_movie(session=session, ids=[m.id for m in rows])
+    tags = tags_by_movie(session=session, ids=[m.id for m in rows])
+    return [
         Movie(m.id, m.title, m.year, tuple(genres.get(m.id, ())), m.description, tuple(tags.get(m.id, ())))
-        for m in movie_rows
+        for m in rows
     ]
-    return Dataset(users=users, movies=movies, ratings=read_ratings(session=session))
 
 
 def read_ratings(*, session: Session) -> Ratings:
