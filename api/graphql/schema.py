@@ -175,15 +175,13 @@ class Query:
         year_to: int | None = None,
     ) -> list[Recommendation]:
         visitor: dict[str, Any] = {"gender": gender, "age": age, "occupation": occupation}
-        request = {
-            **visitor,
-            "limit": check_bound(limit, "limit"),
-            "filters": Filters(genres, year_from, year_to),
-        }
+        limit, filters = check_bound(limit, "limit"), Filters(genres, year_from, year_to)
         if not rated_movies:
-            return await popular_for_visitor(info, **request)
+            return await popular_for_visitor(info, **visitor, limit=limit, filters=filters)
         rated = [(r.movie_id, r.rating) for r in rated_movies]
-        return await recommend(info, recommend_for_profile, rated=rated, **request)
+        return await recommend(
+            info, recommend_for_profile, rated=rated, limit=limit, filters=filters, **visitor
+        )
 
     @strawberry.field(
         description="The model version that serves, or null before the first training.",
