@@ -61,7 +61,7 @@ class KeyDirectory:
 
     async def _read_all(self, engine: AsyncEngine) -> None:
         began = time.monotonic()
-        self._live = {row[0]: _live_key(row) for row in await read(engine, LIVE, timeout=READ_TIMEOUT_S)}
+        self._live = {row.key_id: _live_key(row) for row in await read(engine, LIVE, timeout=READ_TIMEOUT_S)}
         self._read_at = began
 
     def _read_done(self, task: asyncio.Task[None]) -> None:
@@ -71,5 +71,4 @@ class KeyDirectory:
 
 
 def _live_key(row: Row[Any]) -> LiveKey:
-    key_id, scopes, secret_sha256 = tuple(row)
-    return LiveKey(key_id, frozenset(scopes.split()), secret_sha256)
+    return LiveKey(row.key_id, frozenset(row.scopes.split()), row.secret_sha256)

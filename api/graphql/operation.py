@@ -99,18 +99,12 @@ def operation_label(context: Any) -> str:
     if context.graphql_document is None:
         return "invalid"
     operation = get_operation_ast(context.graphql_document, context.operation_name)
-    if operation is None:
+    if operation is None or (root := context.schema._schema.get_root_type(operation.operation)) is None:
         return "unknown"
     fields = {s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)}
-    if not fields <= _root_fields(context.schema._schema):
+    if not fields <= {*root.fields, "__typename", "__schema", "__type"}:
         return "unknown"
     return "+".join(sorted(fields)[:3]) or "anonymous"
-
-
-@functools.cache
-def _root_fields(schema: GraphQLSchema) -> frozenset[str]:
-    roots = (schema.query_type, schema.mutation_type, schema.subscription_type)
-    return frozenset({"__typename", "__schema", "__type"}).union(*(r.fields for r in roots if r is not None))
 
 
 def record_operation(context: Any, elapsed: float) -> None:

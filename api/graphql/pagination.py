@@ -10,11 +10,11 @@ from typing import Generic, Self, TypeVar
 import strawberry
 
 from api.errors import BadUserInput
-from api.ids import parse_id
 
 MAX_PAGE = 100  # bounds every first and limit argument
 Node = TypeVar("Node")
 Row = TypeVar("Row")
+T = TypeVar("T")
 
 
 def check_bound(value: int, name: str) -> int:
@@ -28,8 +28,9 @@ def encode_cursor(kind: str, value: str) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
 
 
-def decode_cursor(kind: str, cursor: str | None) -> str | None:
-    """Return the value inside a cursor of this kind, or raise BadUserInput for a foreign or broken one."""
+def decode_cursor(kind: str, cursor: str | None, parse: Callable[[str], T | None]) -> T | None:
+    """Return the position inside a cursor of this kind, as `parse` reads it (None: no position of this
+    list), or raise BadUserInput for a foreign or broken cursor."""
     if cursor is None:
         return None
     try:
@@ -37,19 +38,10 @@ def decode_cursor(kind: str, cursor: str | None) -> str | None:
     except (binascii.Error, UnicodeError, ValueError):
         raise BadUserInput("after is not a valid cursor") from None
     prefix, _, value = text.partition(":")
-    if prefix != kind or not value:
+    position = parse(value) if prefix == kind else None
+    if position is None:
         raise BadUserInput("after is not a valid cursor for this list")
-    return value
-
-
-def decode_id_cursor(kind: str, cursor: str | None) -> int | None:
-    value = decode_cursor(kind, cursor)
-    if value is None:
-        return None
-    parsed = parse_id(value)
-    if parsed is None:
-        raise BadUserInput("after is not a valid cursor for this list")
-    return parsed
+    return position
 
 
 @strawberry.type

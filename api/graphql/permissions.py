@@ -40,13 +40,3 @@ def allowed(scope: str | None = None, *, own: str | None = None) -> type[BasePer
 
     Allowed.__name__ = Allowed.__qualname__ = f"Allowed_{scope or 'public'}_{own or ''}"
     return Allowed
-
-
-PUBLIC = [allowed()]
-READ_USER = [allowed("read", own="id")]
-READ_USER_RECOMMENDATIONS = [allowed("read", own="user_id")]
-READ_USERS = [allowed("read")]
-RATE_AS_USER = [allowed("users:write", own="user_id")]
-CREATE_USERS = [allowed("users:write")]
-MANAGE_CATALOGUE = [allowed("catalogue:write")]
-ISSUE_TOKENS = [allowed("tokens:issue")]

@@ -7,7 +7,6 @@ from datetime import datetime
 
 import strawberry
 
-from api.errors import BadUserInput
 from api.graphql.context import Info
 from api.graphql.movies import Movie
 from api.graphql.pagination import Connection, decode_cursor, encode_cursor
@@ -45,20 +44,18 @@ def _cursor(row: RatingRow) -> str:
     return encode_cursor(CURSOR, f"{row.rated_at.isoformat()}|{row.movie_id}")
 
 
-def _after(cursor: str | None) -> tuple[datetime, int] | None:
-    value = decode_cursor(CURSOR, cursor)
-    if value is None:
-        return None
+def _position(value: str) -> tuple[datetime, int] | None:
+    """Return the (rated at, movie id) a rating cursor holds, or None."""
     stamp, _, movie = value.partition("|")
     movie_id = parse_id(movie)
     with contextlib.suppress(ValueError):
         if movie_id is not None and len(stamp) <= 32:
             return datetime.fromisoformat(stamp), movie_id
-    raise BadUserInput("after is not a valid cursor for this list")
+    return None
 
 
 async def ratings_connection(info: Info, user_id: int, first: int, after: str | None) -> RatingConnection:
-    cursor = _after(after)
+    cursor = decode_cursor(CURSOR, after, _position)
     rows = await info.context.run(
         lambda session: ratings_page(session=session, user_id=user_id, first=first, after=cursor)
     )

@@ -21,20 +21,14 @@ class ModelInfo:
     collection: str
     metrics: JSON = strawberry.field(description="Every metric the training run recorded.")
     hr_at_10: float | None = strawberry.field(
-        name="hrAt10",
         description="Test HR@10, NCF protocol: the held-out movie among 99 sampled unrated ones.",
     )
-    ndcg_at_10: float | None = strawberry.field(name="ndcgAt10", description="Test NDCG@10, NCF protocol.")
+    ndcg_at_10: float | None = strawberry.field(description="Test NDCG@10, NCF protocol.")
     full_hr_at_10: float | None = strawberry.field(
-        name="fullHrAt10",
         description="Test HR@10 ranking the held-out movie against every movie the user had not rated.",
     )
-    full_ndcg_at_10: float | None = strawberry.field(
-        name="fullNdcgAt10", description="Test NDCG@10, full ranking."
-    )
-    recall_at_20: float | None = strawberry.field(
-        name="recallAt20", description="Test Recall@20, full ranking."
-    )
+    full_ndcg_at_10: float | None = strawberry.field(description="Test NDCG@10, full ranking.")
+    recall_at_20: float | None = strawberry.field(description="Test Recall@20, full ranking.")
 
 
 async def user_recommendations(

@@ -17,21 +17,13 @@ from api.errors import BadUserInput
 from api.graphql.context import Info
 from api.graphql.movies import Movie, Recommendation, recommend
 from api.graphql.operation import ClosedOperationHooks, OperationHooks
-from api.graphql.pagination import Connection, check_bound, decode_id_cursor, encode_cursor
-from api.graphql.permissions import (
-    CREATE_USERS,
-    ISSUE_TOKENS,
-    MANAGE_CATALOGUE,
-    PUBLIC,
-    RATE_AS_USER,
-    READ_USER,
-    READ_USER_RECOMMENDATIONS,
-    READ_USERS,
-)
+from api.graphql.pagination import Connection, check_bound, decode_cursor, encode_cursor
+from api.graphql.permissions import allowed
 from api.graphql.ratings import Rating
 from api.graphql.recommend import ModelInfo, popular_for_visitor, user_recommendations
 from api.graphql.scalars import UTC_DATETIME
 from api.graphql.users import User
+from api.ids import parse_id
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
 from api.ratings import writes as ratings
@@ -83,14 +75,14 @@ class CreateMovieInput:
 class Query:
     @strawberry.field(
         description="A movie by id; null, with a NOT_FOUND error, when there is none.",
-        permission_classes=PUBLIC,
+        permission_classes=[allowed()],
     )
     async def movie(self, info: Info, id: int) -> Movie | None:
         return Movie.from_row(await info.context.run(lambda s: movies.get_movie(session=s, movie_id=id)))
 
     @strawberry.field(
         description="Movies by id, filtered by title words, genre and years; paginated.",
-        permission_classes=PUBLIC,
+        permission_classes=[allowed()],
     )
     async def movies(
         self,
@@ -105,7 +97,7 @@ class Query:
         check_bound(first, "first")
         if search is not None and len(search) > 200:
             raise BadUserInput("search must be at most 200 characters")
-        after_id = decode_id_cursor("movie", after)
+        after_id = decode_cursor("movie", after, parse_id)
         rows = await info.context.run(
             lambda s: movies.list_movies(
                 session=s,
@@ -121,25 +113,25 @@ class Query:
 
     @strawberry.field(
         description="A user by id; null, with a NOT_FOUND error, when there is none.",
-        permission_classes=READ_USER,
+        permission_classes=[allowed("read", own="id")],
     )
     async def user(self, info: Info, id: int) -> User | None:
         return User.from_row(await info.context.run(lambda s: users.get_user(session=s, user_id=id)))
 
-    @strawberry.field(description="Users by id; paginated.", permission_classes=READ_USERS)
+    @strawberry.field(description="Users by id; paginated.", permission_classes=[allowed("read")])
     async def users(self, info: Info, first: int = 20, after: str | None = None) -> UserConnection:
         check_bound(first, "first")
-        after_id = decode_id_cursor("user", after)
+        after_id = decode_cursor("user", after, parse_id)
         rows = await info.context.run(lambda s: users.list_users(session=s, first=first, after_id=after_id))
         return UserConnection.of(rows, first, lambda r: encode_cursor("user", str(r.id)), User.from_row)
 
-    @strawberry.field(description="Every genre name.", permission_classes=PUBLIC)
+    @strawberry.field(description="Every genre name.", permission_classes=[allowed()])
     async def genres(self, info: Info) -> list[str]:
         return await info.context.run(lambda s: movies.genre_names(session=s))
 
     @strawberry.field(
         description="A user's top movies, read from their latest ratings at request time.",
-        permission_classes=READ_USER_RECOMMENDATIONS,
+        permission_classes=[allowed("read", own="user_id")],
     )
     async def recommendations(
         self,
@@ -159,14 +151,16 @@ class Query:
             exclude_rated=exclude_rated,
         )
 
-    @strawberry.field(description="Movies closest to a movie in the active model.", permission_classes=PUBLIC)
+    @strawberry.field(
+        description="Movies closest to a movie in the active model.", permission_classes=[allowed()]
+    )
     async def similar_movies(self, info: Info, movie_id: int, limit: int = 10) -> list[Recommendation]:
         return await recommend(info, similar_movies, movie_id=movie_id, limit=check_bound(limit, "limit"))
 
     @strawberry.field(
         description="Top movies for a visitor without an account: a few ratings and, when known, "
         "demographics.",
-        permission_classes=PUBLIC,
+        permission_classes=[allowed()],
     )
     async def recommendations_for_profile(
         self,
@@ -181,19 +175,17 @@ class Query:
         year_to: int | None = None,
     ) -> list[Recommendation]:
         visitor: dict[str, Any] = {"gender": gender, "age": age, "occupation": occupation}
-        request = {
-            **visitor,
-            "limit": check_bound(limit, "limit"),
-            "filters": Filters(genres, year_from, year_to),
-        }
+        limit, filters = check_bound(limit, "limit"), Filters(genres, year_from, year_to)
         if not rated_movies:
-            return await popular_for_visitor(info, **request)
+            return await popular_for_visitor(info, **visitor, limit=limit, filters=filters)
         rated = [(r.movie_id, r.rating) for r in rated_movies]
-        return await recommend(info, recommend_for_profile, rated=rated, **request)
+        return await recommend(
+            info, recommend_for_profile, rated=rated, limit=limit, filters=filters, **visitor
+        )
 
     @strawberry.field(
         description="The model version that serves, or null before the first training.",
-        permission_classes=PUBLIC,
+        permission_classes=[allowed()],
     )
     async def model_info(self, info: Info) -> ModelInfo | None:
         active = await info.context.active_model()
@@ -215,14 +207,16 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a user from demographics.", permission_classes=CREATE_USERS)
+    @strawberry.mutation(
+        description="Create a user from demographics.", permission_classes=[allowed("users:write")]
+    )
     async def create_user(self, info: Info, input: CreateUserInput) -> User:
         row = await info.context.run(lambda s: users.create_user(session=s, **vars(input)), write=True)
         return User.from_row(row)
 
     @strawberry.mutation(
         description="Rate a movie 0.5 to 5 stars in half steps (replaces an earlier rating of it).",
-        permission_classes=RATE_AS_USER,
+        permission_classes=[allowed("users:write", own="user_id")],
     )
     async def rate_movie(self, info: Info, user_id: int, movie_id: int, rating: float) -> Rating:
         row = await info.context.run(
@@ -233,7 +227,7 @@ class Mutation:
 
     @strawberry.mutation(
         description="Delete a user's rating of a movie; true when it existed.",
-        permission_classes=RATE_AS_USER,
+        permission_classes=[allowed("users:write", own="user_id")],
     )
     async def delete_rating(self, info: Info, user_id: int, movie_id: int) -> bool:
         await info.context.run(
@@ -243,7 +237,7 @@ class Mutation:
 
     @strawberry.mutation(
         description="Add a movie; it is recommendable at once when a model is active.",
-        permission_classes=MANAGE_CATALOGUE,
+        permission_classes=[allowed("catalogue:write")],
     )
     async def create_movie(self, info: Info, input: CreateMovieInput) -> Movie:
         state = info.context.state
@@ -267,7 +261,7 @@ class Mutation:
         description="A token for a browser front end to act as one user: it reads that user's profile, "
         "ratings and recommendations and rates as them, until it expires or the key that asked for it "
         "is revoked. ttlSeconds defaults to, and is at most, what the service's settings say.",
-        permission_classes=ISSUE_TOKENS,
+        permission_classes=[allowed("tokens:issue")],
     )
     async def issue_user_token(self, info: Info, user_id: int, ttl_seconds: int | None = None) -> UserToken:
         state = info.context.state

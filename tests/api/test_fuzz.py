@@ -149,7 +149,7 @@ def test_generated_requests_get_well_formed_answers(fuzz_client: TestClient, hos
     engine = make_engine(hostile_stack.settings.resolved_database_url)
     with engine.connect() as connection:
         checks = {
-            "ratings outside 1-5": "SELECT COUNT(*) FROM ratings WHERE rating < 1 OR rating > 5",
+            "ratings outside 0.5-5": "SELECT COUNT(*) FROM ratings WHERE rating < 0.5 OR rating > 5",
             "ratings of missing users": "SELECT COUNT(*) FROM ratings r LEFT JOIN users u ON u.id = r.user_id "
                                         "WHERE u.id IS NULL",
             "ratings of missing movies": "SELECT COUNT(*) FROM ratings r LEFT JOIN movies m ON m.id = r.movie_id "
