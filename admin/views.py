@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from admin import forms
@@ -18,7 +18,9 @@ from api.state import AppState
 from api.versions.jobs import activations
 from api.versions.models import ModelVersion
 from api.versions.service import SHOWN_METRICS, active_version, busy_version, list_versions
+from ml.config import TrainConfig
 
+FLASH_KEY = "flash"  # the message a redirect leaves for the next page (admin.app._context shows it once)
 VALIDATION = tuple((f"valid_{key}", f"{label}, validation (best epoch)") for key, label in SHOWN_METRICS[:2])
 
 
@@ -29,9 +31,17 @@ def state_of(request: Request) -> AppState:
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(
-        request, name, {"metric_names": SHOWN_METRICS, **context}, status_code=status_code
-    )
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def redirect(request: Request, route: str, *, ok: str = "", error: str = "", **params: object) -> Response:
+    """Redirect to a dashboard page, which shows the `ok` or `error` message once.
+
+    The target is a path: nothing taken from the Host header. The message rides in the signed session
+    cookie: a link cannot put words on a dashboard page, as an `?error=` parameter could."""
+    if ok or error:
+        request.session[FLASH_KEY] = ["error", error] if error else ["ok", ok]
+    return RedirectResponse(request.url_for(route, **params).path, status_code=303)
 
 
 def overview(request: Request) -> Response:
@@ -49,7 +59,7 @@ def overview(request: Request) -> Response:
             collections=collections(session=session, store=state.store) if db_ok else None,
             kept=next(iter(activations(session=session, limit=1)), None) if db_ok else None,
             health={"Database": db_ok, "Milvus": state.store.ping()},
-            defaults=forms.defaults(),
+            defaults=TrainConfig(),  # the values the form starts with
             fields=forms.FIELDS,
         )
 
