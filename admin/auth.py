@@ -77,19 +77,17 @@ class RequireLogin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope) if scope["type"] == "http" else None
         path = request.url.path.removeprefix(scope.get("root_path", "")) if request else ""
-        if request is None or path.startswith("/static/"):  # files anyone may fetch: no session to check
-            await self.app(scope, receive, send)
-            return
-        sid = request.session.get(SID_KEY)  # the cookie is signed: only sign-in put it there
-        if sid is not None and not await request.state.movierec.run(lambda s: session_alive(s, sid)):
-            request.session.clear()
-            sid = None
-        if sid is not None or path in ("/login", "/login/"):
-            await self.app(scope, receive, send)
-            return
-        response = Response("sign in first", status_code=401)
-        if request.method == "GET":
-            # A path, not an absolute URL: nothing taken from the Host header a client sent.
-            target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
-            response = RedirectResponse(target, status_code=303)
-        await response(scope, receive, send)
+        if request is not None and not path.startswith("/static/"):  # static files are anyone's
+            sid = request.session.get(SID_KEY)  # the cookie is signed: only sign-in put it there
+            if sid is not None and not await request.state.movierec.run(lambda s: session_alive(s, sid)):
+                request.session.clear()
+                sid = None
+            if sid is None and path not in ("/login", "/login/"):
+                response = Response("sign in first", status_code=401)
+                if request.method == "GET":
+                    # A path, not an absolute URL: nothing taken from the Host header a client sent.
+                    target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
+                    response = RedirectResponse(target, status_code=303)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

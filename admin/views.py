@@ -92,18 +92,17 @@ def compare(request: Request) -> Response:
         active = active_version(session=session)
         if len(ids) == 1 and active is not None and active.id != ids[0]:
             ids.append(active.id)
-        versions = [session.get(ModelVersion, i) for i in ids]
-        if any(v is None for v in versions):
+        versions = [v for i in ids if (v := session.get(ModelVersion, i)) is not None]
+        if len(versions) < len(ids):
             raise HTTPException(404, f"no model version {', '.join(map(str, ids))} to compare")
-        chosen = [v for v in versions if v is not None]
         metrics = [
-            Row(label, [(v.metrics or {}).get(key) for v in chosen], False)
+            Row(label, [(v.metrics or {}).get(key) for v in versions], False)
             for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
         ]
-        keys = sorted({k for v in chosen for k in v.params})
-        params = [Row(k, [v.params.get(k) for v in chosen], len({repr(v.params.get(k)) for v in chosen}) > 1)
-                  for k in keys]  # fmt: skip
-        return render(request, "compare.html", versions=chosen, metrics=metrics, params=params,
+        keys = sorted({k for v in versions for k in v.params})
+        values = {k: [v.params.get(k) for v in versions] for k in keys}
+        params = [Row(k, values[k], len(set(map(repr, values[k]))) > 1) for k in keys]
+        return render(request, "compare.html", versions=versions, metrics=metrics, params=params,
                       active_id=active.id if active else None)  # fmt: skip
 
 

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -34,14 +35,14 @@ def start_training(
 ) -> int:
     """Queue a version, start its worker process and return the version's id; BadUserInput while
     another version is queued or running (queue_version locks the busy rows)."""
-    config = TrainConfig.from_dict({**config.to_dict(), "num_threads": 1})
+    config = replace(config, num_threads=1)
     with sessions.begin() as session:
         version_id = queue_version(session=session, params=config.to_dict(), started_by=started_by).id
     # spawn, not fork: the web process holds gRPC (Milvus) and Paddle state a fork would copy half-alive.
     context = multiprocessing.get_context("spawn")
     process = context.Process(
         target=train_worker,
-        args=(settings.model_dump(), version_id, config.to_dict(), started_by),
+        args=(settings, version_id, config, started_by),
         name=f"{WORKER_PREFIX}{version_id}",
         daemon=True,  # stopping the service stops its training; the run is then marked interrupted
     )
@@ -76,9 +77,7 @@ def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
             )
 
 
-def train_worker(
-    settings_data: dict[str, Any], version_id: int, config_data: dict[str, Any], by: str
-) -> None:
+def train_worker(settings: Settings, version_id: int, config: TrainConfig, by: str) -> None:
     """Entry point of the worker process: low priority, one compute thread, its own database engine."""
     os.nice(NICENESS)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -93,13 +92,12 @@ def train_worker(
     paddle.disable_signal_handler()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
-    settings = Settings.model_validate(settings_data)
     engine = make_engine(settings.resolved_database_url)
     try:
         run_training(  # records success or failure (with the error text) on the version's row
             sessions=make_session_factory(engine),
             model_dir=settings.resolved_model_dir,
-            config=TrainConfig.from_dict(config_data),
+            config=config,
             started_by=by,
             progress_bar=False,
             version_id=version_id,
