@@ -21,7 +21,6 @@ from admin.views import redirect, render, state_of
 from admin.worker import start_training
 from api.errors import ServiceError
 from api.recommend.kept import keep_in_background
-from api.state import AppState
 from api.versions.activation import activate
 from api.versions.service import get_version
 from ml.config import TrainConfig
@@ -41,14 +40,12 @@ async def login(request: Request) -> Response:
     address = request.client.host if request.client else "?"
     device = throttle.device_of(request.cookies.get(DEVICE_COOKIE))
     key = throttle.key(address, device)
-    wait = await state.run(lambda s: throttle.retry_after(s, key))
-    if wait:
+    if wait := await state.run(lambda s: throttle.retry_after(s, key)):
         error = f"Too many failed sign-ins; try again in {wait} s."
         response = render(request, "login.html", status_code=429, error=error)
         response.headers["Retry-After"] = str(wait)
         return response
-    problem = password_problem(state.settings)
-    if problem:
+    if problem := password_problem(state.settings):
         return render(request, "login.html", status_code=403, problem=problem)
     password = form.get("password")
     expected = state.settings.admin_password.get_secret_value().encode()
@@ -87,17 +84,12 @@ async def logout(request: Request) -> Response:
     return redirect(request, "admin:login")
 
 
-async def _train(state: AppState, config: TrainConfig) -> int:
-    """Return the id of the version a new worker process trains with config."""
-    return await run_in_threadpool(
-        start_training, sessions=state.sessions, settings=state.settings, config=config, started_by=BY
-    )
-
-
 async def retrain(request: Request) -> Response:
     form = await checked_form(request)
+    state = state_of(request)
     try:
-        version_id = await _train(state_of(request), forms.parse(form))
+        config = forms.parse(form)
+        version_id = await run_in_threadpool(start_training, state=state, config=config, started_by=BY)
     except ServiceError as error:
         return redirect(request, "admin:overview", error=str(error))
     return redirect(request, "admin:run", version_id=version_id)
@@ -110,7 +102,8 @@ async def rerun(request: Request) -> Response:
     version_id = request.path_params["version_id"]
     try:
         params = await state.run(lambda s: get_version(session=s, version_id=version_id).params)
-        new_id = await _train(state, TrainConfig.from_dict(params))
+        config = TrainConfig.from_dict(params)
+        new_id = await run_in_threadpool(start_training, state=state, config=config, started_by=BY)
     except ServiceError as error:
         return redirect(request, "admin:run", error=str(error), version_id=version_id)
     ok = f"Training version {new_id} with the settings of version {version_id}."
@@ -150,8 +143,7 @@ async def drop_collection(request: Request) -> Response:
         state.store.drop(name)
         return None
 
-    problem = await state.run(drop)
-    if problem:
+    if problem := await state.run(drop):
         return redirect(request, "admin:overview", error=problem)
     log.info("dashboard: dropped orphaned collection %s", name)
     return redirect(request, "admin:overview", ok=f"Dropped the orphaned collection {name}.")

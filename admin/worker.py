@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.db import utcnow
 from api.settings import Settings
+from api.state import AppState
 from api.versions.models import INTERRUPTED, ModelVersion
 from api.versions.service import fail_version, queue_version
 from ml.config import TrainConfig
@@ -30,29 +31,27 @@ QUEUE_GRACE = timedelta(minutes=2)  # a queued run without a worker after this i
 WORKER_GONE = f"{INTERRUPTED}the training worker stopped before the run finished"
 
 
-def start_training(
-    *, sessions: sessionmaker, settings: Settings, config: TrainConfig, started_by: str
-) -> int:
+def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> int:
     """Queue a version, start its worker process and return the version's id; BadUserInput while
     another version is queued or running (queue_version locks the busy rows)."""
     config = replace(config, num_threads=1)
-    with sessions.begin() as session:
+    with state.sessions.begin() as session:
         version_id = queue_version(session=session, params=config.to_dict(), started_by=started_by).id
     # spawn, not fork: the web process holds gRPC (Milvus) and Paddle state a fork would copy half-alive.
     context = multiprocessing.get_context("spawn")
     process = context.Process(
         target=train_worker,
-        args=(settings, version_id, config, started_by),
+        args=(state.settings, version_id, config, started_by),
         name=f"{WORKER_PREFIX}{version_id}",
         daemon=True,  # stopping the service stops its training; the run is then marked interrupted
     )
     try:
         process.start()
     except BaseException as error:
-        with sessions.begin() as session:
+        with state.sessions.begin() as session:
             fail_version(session=session, version_id=version_id, error=f"worker did not start: {error}")
         raise
-    threading.Thread(target=_reap, args=(process, sessions, version_id), daemon=True).start()
+    threading.Thread(target=_reap, args=(process, state.sessions, version_id), daemon=True).start()
     log.info("training version %d in worker process %s", version_id, process.pid)
     return version_id
 
