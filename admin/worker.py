@@ -41,7 +41,7 @@ def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> 
     context = multiprocessing.get_context("spawn")
     process = context.Process(
         target=train_worker,
-        args=(state.settings, version_id, config, started_by),
+        args=(state.settings.model_dump(), version_id, config, started_by),
         name=f"{WORKER_PREFIX}{version_id}",
         daemon=True,  # stopping the service stops its training; the run is then marked interrupted
     )
@@ -76,7 +76,7 @@ def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
             )
 
 
-def train_worker(settings: Settings, version_id: int, config: TrainConfig, by: str) -> None:
+def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainConfig, by: str) -> None:
     """Entry point of the worker process: low priority, one compute thread, its own database engine."""
     os.nice(NICENESS)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -91,6 +91,8 @@ def train_worker(settings: Settings, version_id: int, config: TrainConfig, by: s
     paddle.disable_signal_handler()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
+    # Settings travel as a dict: a pickled copy would bring the resolved_* values it had cached.
+    settings = Settings.model_validate(settings_data)
     engine = make_engine(settings.resolved_database_url)
     try:
         run_training(  # records success or failure (with the error text) on the version's row
