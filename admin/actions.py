@@ -77,18 +77,16 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    sid = request.session.get(SID_KEY)
-    if sid is not None:  # the cookie, and any copy of it, signs in no more
-        await state_of(request).run(lambda s: close_session(s, sid), write=True)
+    sid = request.session[SID_KEY]  # RequireLogin lets only a signed-in session post here
+    await state_of(request).run(lambda s: close_session(s, sid), write=True)  # and every copy of its cookie
     request.session.clear()
     return redirect(request, "admin:login")
 
 
 async def retrain(request: Request) -> Response:
-    form = await checked_form(request)
     state = state_of(request)
     try:
-        config = forms.parse(form)
+        config = forms.parse(await checked_form(request))
         version_id = await run_in_threadpool(start_training, state=state, config=config, started_by=BY)
     except ServiceError as error:
         return redirect(request, "admin:overview", error=str(error))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
@@ -25,8 +25,7 @@ VALIDATION = tuple((f"valid_{key}", f"{label}, validation (best epoch)") for key
 
 
 def state_of(request: Request) -> AppState:
-    state: AppState = request.state.movierec
-    return state
+    return cast(AppState, request.state.movierec)
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
