@@ -114,8 +114,8 @@ def _exit_on_sigterm(_signum: int, _frame: object) -> None:
     raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
 
 
-def reap_interrupted(*, sessions: sessionmaker) -> list[int]:
-    """Mark failed every queued or running version whose worker on this host is gone; return their ids."""
+def reap_interrupted(*, sessions: sessionmaker) -> None:
+    """Mark failed every queued or running version whose worker on this host is gone."""
     host = socket.gethostname()
     reaped = []
     with sessions.begin() as session:
@@ -134,7 +134,6 @@ def reap_interrupted(*, sessions: sessionmaker) -> list[int]:
             reaped.append(version.id)
     if reaped:
         log.warning("marked interrupted training runs as failed: %s", reaped)
-    return reaped
 
 
 def _alive(pid: int) -> bool:
