@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import secrets
 
@@ -13,41 +14,23 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from admin import forms
-from admin.auth import (
-    SID_KEY,
-    USER_KEY,
-    checked_form,
-    close_session,
-    open_session,
-    password_matches,
-    password_problem,
-)
-from admin.flash import flash
+from admin.auth import SID_KEY, checked_form, close_session, open_session, password_problem
 from admin.service import collections
 from admin.throttle import DEVICE_COOKIE, DEVICE_DAYS, SignInThrottle
-from admin.views import render, state_of
+from admin.views import redirect, render, state_of
 from admin.worker import start_training
 from api.errors import ServiceError
 from api.recommend.kept import keep_in_background
-from api.state import AppState
 from api.versions.activation import activate
 from api.versions.service import get_version
 from ml.config import TrainConfig
 
 log = logging.getLogger(__name__)
-OPERATOR = "admin"  # one shared password, so one operator name
-BY = f"dashboard:{OPERATOR}"
-
-
-def _to(request: Request, route: str, error: str | None = None, **params: object) -> Response:
-    if error:
-        flash(request, "error", error)
-    url = request.url_for(route, **params).path  # a path: nothing taken from the Host header
-    return RedirectResponse(url, status_code=303)
+BY = "dashboard:admin"  # one shared password, so one operator name
 
 
 async def login_page(request: Request) -> Response:
-    return render(request, "login.html", problem=password_problem(state_of(request).settings), error=None)
+    return render(request, "login.html", problem=password_problem(state_of(request).settings))
 
 
 async def login(request: Request) -> Response:
@@ -57,21 +40,20 @@ async def login(request: Request) -> Response:
     address = request.client.host if request.client else "?"
     device = throttle.device_of(request.cookies.get(DEVICE_COOKIE))
     key = throttle.key(address, device)
-    wait = await state.run(lambda s: throttle.retry_after(s, key))
-    if wait:
-        response = render(request, "login.html", status_code=429, problem=None,
-                          error=f"Too many failed sign-ins; try again in {wait} s.")  # fmt: skip
+    if wait := await state.run(lambda s: throttle.retry_after(s, key)):
+        error = f"Too many failed sign-ins; try again in {wait} s."
+        response = render(request, "login.html", status_code=429, error=error)
         response.headers["Retry-After"] = str(wait)
         return response
+    if problem := password_problem(state.settings):
+        return render(request, "login.html", status_code=403, problem=problem)
     password = form.get("password")
-    problem = password_problem(state.settings)
-    if problem:
-        return render(request, "login.html", status_code=403, problem=problem, error=None)
-    if not isinstance(password, str) or not password_matches(state.settings, password):
+    expected = state.settings.admin_password.get_secret_value().encode()
+    if not isinstance(password, str) or not hmac.compare_digest(password.encode(), expected):
         log.warning("dashboard: failed sign-in from %s", address)
         with contextlib.suppress(IntegrityError):  # two first failures at once: one is counted
             await state.run(lambda s: throttle.failed(s, key), write=True)
-        return render(request, "login.html", status_code=401, problem=None, error="Wrong password.")
+        return render(request, "login.html", status_code=401, error="Wrong password.")
 
     def signed_in(session: Session) -> str:
         throttle.succeeded(session, key)
@@ -79,7 +61,7 @@ async def login(request: Request) -> Response:
 
     sid = await state.run(signed_in, write=True)
     request.session.clear()  # a fresh session, whose CSRF token the next page makes (admin.app._context)
-    request.session[USER_KEY], request.session[SID_KEY] = OPERATOR, sid
+    request.session[SID_KEY] = sid
     target = request.query_params.get("next", "")
     if not target.startswith("/") or target.startswith("//"):
         target = request.url_for("admin:overview").path
@@ -95,27 +77,20 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    sid = request.session.get(SID_KEY)
-    if isinstance(sid, str):  # the cookie, and any copy of it, signs in no more
-        await state_of(request).run(lambda s: close_session(s, sid), write=True)
+    sid = request.session[SID_KEY]  # RequireLogin lets only a signed-in session post here
+    await state_of(request).run(lambda s: close_session(s, sid), write=True)  # and every copy of its cookie
     request.session.clear()
-    return _to(request, "admin:login")
-
-
-async def _train(state: AppState, config: TrainConfig) -> int:
-    """Return the id of the version a new worker process trains with config."""
-    return await run_in_threadpool(
-        start_training, sessions=state.sessions, settings=state.settings, config=config, started_by=BY
-    )
+    return redirect(request, "admin:login")
 
 
 async def retrain(request: Request) -> Response:
-    form = await checked_form(request)
+    state = state_of(request)
     try:
-        version_id = await _train(state_of(request), forms.parse(form))
-    except (forms.FormError, ServiceError) as error:
-        return _to(request, "admin:overview", error=str(error))
-    return _to(request, "admin:run", version_id=version_id)
+        config = forms.parse(await checked_form(request))
+        version_id = await run_in_threadpool(start_training, state=state, config=config, started_by=BY)
+    except ServiceError as error:
+        return redirect(request, "admin:overview", error=str(error))
+    return redirect(request, "admin:run", version_id=version_id)
 
 
 async def rerun(request: Request) -> Response:
@@ -125,11 +100,12 @@ async def rerun(request: Request) -> Response:
     version_id = request.path_params["version_id"]
     try:
         params = await state.run(lambda s: get_version(session=s, version_id=version_id).params)
-        new_id = await _train(state, TrainConfig.from_dict(params))
+        config = TrainConfig.from_dict(params)
+        new_id = await run_in_threadpool(start_training, state=state, config=config, started_by=BY)
     except ServiceError as error:
-        return _to(request, "admin:run", error=str(error), version_id=version_id)
-    flash(request, "ok", f"Training version {new_id} with the settings of version {version_id}.")
-    return _to(request, "admin:run", version_id=new_id)
+        return redirect(request, "admin:run", error=str(error), version_id=version_id)
+    ok = f"Training version {new_id} with the settings of version {version_id}."
+    return redirect(request, "admin:run", ok=ok, version_id=new_id)
 
 
 async def activate_version(request: Request) -> Response:
@@ -142,12 +118,12 @@ async def activate_version(request: Request) -> Response:
             activate, sessions=state.sessions, store=state.store, version_id=version_id, by=BY
         )
     except ServiceError as error:
-        return _to(request, "admin:run", error=str(error), version_id=version_id)
+        return redirect(request, "admin:run", error=str(error), version_id=version_id)
     state.models.invalidate()
     # Until the new version's lists exist, requests compute; they are ready in seconds to a minute.
     keep_in_background(sessions=state.sessions, store=state.store, version_id=version_id)
-    flash(request, "ok", f"Version {version_id} is active. Its users' lists are being kept (below).")
-    return _to(request, "admin:overview")
+    ok = f"Version {version_id} is active. Its users' lists are being kept (below)."
+    return redirect(request, "admin:overview", ok=ok)
 
 
 async def drop_collection(request: Request) -> Response:
@@ -165,9 +141,7 @@ async def drop_collection(request: Request) -> Response:
         state.store.drop(name)
         return None
 
-    problem = await state.run(drop)
-    if problem:
-        return _to(request, "admin:overview", error=problem)
+    if problem := await state.run(drop):
+        return redirect(request, "admin:overview", error=problem)
     log.info("dashboard: dropped orphaned collection %s", name)
-    flash(request, "ok", f"Dropped the orphaned collection {name}.")
-    return _to(request, "admin:overview")
+    return redirect(request, "admin:overview", ok=f"Dropped the orphaned collection {name}.")

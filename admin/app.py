@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2 import pass_context
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -17,14 +17,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from admin import actions, keys, playground, views
-from admin.auth import SESSION_HOURS, RequireLogin, csrf_token, signed_in_user
-from admin.flash import take_flash
-from admin.service import LOAD_STATES
+from admin.auth import CSRF_KEY, SESSION_HOURS, SID_KEY, RequireLogin
 from admin.throttle import SignInThrottle
 from admin.worker import reap_interrupted, stop_training
 from api.db import utcnow
 from api.settings import Settings
 from api.state import AppState
+from api.versions.service import SHOWN_METRICS
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -32,16 +31,14 @@ HERE = Path(__file__).resolve().parent
 
 def _context(request: Request) -> dict[str, Any]:
     return {
-        "csrf_token": csrf_token(request),
-        "user": signed_in_user(request),
-        "flash": take_flash(request),
+        "csrf_token": request.session.setdefault(CSRF_KEY, secrets.token_urlsafe(32)),  # made at first use
+        "signed_in": SID_KEY in request.session,  # RequireLogin has cleared a session that ended
+        "flash": request.session.pop(views.FLASH_KEY, None),  # shown once
         "now": utcnow(),  # naive UTC, as the database's stamps
     }
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
+def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
@@ -61,14 +58,10 @@ def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
 
 
 def build_templates() -> Jinja2Templates:
-    environment = Environment(
-        loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True)
-    )
-    environment.filters["duration"] = _duration
-    environment.filters["stars"] = _stars
-    environment.filters["load_state"] = lambda state: LOAD_STATES.get(state, state)
-    environment.globals["url_for"] = _path_for
-    return Jinja2Templates(env=environment, context_processors=[_context])
+    templates = Jinja2Templates(HERE / "templates", context_processors=[_context])
+    templates.env.filters.update(duration=_duration, stars=_stars)
+    templates.env.globals.update(url_for=_path_for, metric_names=SHOWN_METRICS)
+    return templates
 
 
 def create_admin(settings: Settings) -> Starlette:
@@ -124,6 +117,4 @@ def on_startup(state: AppState) -> None:
         log.warning("dashboard: could not check for interrupted training runs: %s", error)
 
 
-def on_shutdown() -> None:
-    """Stop training workers: uvicorn re-raises SIGTERM after shutdown, so atexit would not run."""
-    stop_training()
+on_shutdown = stop_training  # uvicorn re-raises SIGTERM after shutdown, so atexit would not stop them

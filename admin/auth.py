@@ -20,7 +20,6 @@ from admin.models import AdminSession
 from api.db import utcnow
 from api.settings import Settings
 
-USER_KEY = "user"
 CSRF_KEY = "csrf"
 SID_KEY = "sid"  # the server-side session (admin_sessions) this cookie belongs to
 SESSION_HOURS = 8  # from sign-in, however active: a session never outlives this
@@ -49,15 +48,6 @@ def _sha(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
 
 
-def csrf_token(request: Request) -> str:
-    """Return the session's CSRF token, creating it on first use."""
-    token = request.session.get(CSRF_KEY)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        request.session[CSRF_KEY] = token
-    return token
-
-
 async def checked_form(request: Request) -> FormData:
     """Return the POST's form after checking its CSRF token against the session's (403 otherwise)."""
     form = await request.form()
@@ -75,16 +65,6 @@ def password_problem(settings: Settings) -> str | None:
     return None
 
 
-def password_matches(settings: Settings, given: str) -> bool:
-    expected = settings.admin_password.get_secret_value()
-    return bool(expected.strip()) and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def signed_in_user(request: Request) -> str | None:
-    user = request.session.get(USER_KEY)
-    return user if isinstance(user, str) else None
-
-
 class RequireLogin:
     """Sends every request but the sign-in page and static files to sign-in while nobody is signed in.
 
@@ -97,20 +77,17 @@ class RequireLogin:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope) if scope["type"] == "http" else None
         path = request.url.path.removeprefix(scope.get("root_path", "")) if request else ""
-        if request is None or path.startswith("/static/"):  # files anyone may fetch: no session to check
-            await self.app(scope, receive, send)
-            return
-        sid = request.session.get(SID_KEY)
-        if signed_in_user(request) is not None and not (
-            isinstance(sid, str) and await request.state.movierec.run(lambda s: session_alive(s, sid))
-        ):
-            request.session.clear()
-        if signed_in_user(request) is not None or path in ("/login", "/login/"):
-            await self.app(scope, receive, send)
-            return
-        response = Response("sign in first", status_code=401)
-        if request.method == "GET":
-            # A path, not an absolute URL: nothing taken from the Host header a client sent.
-            target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
-            response = RedirectResponse(target, status_code=303)
-        await response(scope, receive, send)
+        if request is not None and not path.startswith("/static/"):  # static files are anyone's
+            sid = request.session.get(SID_KEY)  # the cookie is signed: only sign-in put it there
+            if sid is not None and not await request.state.movierec.run(lambda s: session_alive(s, sid)):
+                request.session.clear()
+                sid = None
+            if sid is None and path not in ("/login", "/login/"):
+                response = Response("sign in first", status_code=401)
+                if request.method == "GET":
+                    # A path, not an absolute URL: nothing taken from the Host header a client sent.
+                    target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
+                    response = RedirectResponse(target, status_code=303)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

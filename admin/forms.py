@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from api.errors import BadUserInput
 from ml.config import TrainConfig
 
 
@@ -31,18 +32,9 @@ FIELDS = (
 )
 
 
-class FormError(ValueError):
-    """A field the operator must correct; the message names it."""
-
-
-def defaults() -> dict[str, Any]:
-    """Return the values the form starts with."""
-    config = TrainConfig().to_dict()
-    return {f.name: config[f.name] for f in FIELDS}
-
-
 def parse(form: FormData) -> TrainConfig:
-    """Return the config the form describes (unlisted hyperparameters keep their defaults)."""
+    """Return the config the form describes (unlisted hyperparameters keep their defaults); BadUserInput
+    names a field the operator must correct."""
     values: dict[str, Any] = {}
     for field in FIELDS:
         raw = form.get(field.name)
@@ -51,11 +43,11 @@ def parse(form: FormData) -> TrainConfig:
         try:
             value = field.kind(raw.strip())
         except ValueError:
-            raise FormError(f"{field.label}: {raw!r} is not a {field.kind.__name__}") from None
+            raise BadUserInput(f"{field.label}: {raw!r} is not a {field.kind.__name__}") from None
         if not field.minimum <= value <= field.maximum:
-            raise FormError(f"{field.label} must be between {field.minimum:g} and {field.maximum:g}")
+            raise BadUserInput(f"{field.label} must be between {field.minimum:g} and {field.maximum:g}")
         values[field.name] = value
     try:
         return TrainConfig.from_dict(values)
     except (TypeError, ValueError) as error:
-        raise FormError(str(error)) from None
+        raise BadUserInput(str(error)) from None

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from admin.auth import checked_form
-from admin.views import render, state_of
+from admin.views import redirect, render, state_of
 from api.access.keys import KEY_CACHE_S, create_key, list_keys, revoke_key
 from api.access.scopes import SCOPES
 from api.errors import ServiceError
@@ -39,4 +39,4 @@ async def revoke(request: Request) -> Response:
         await state_of(request).run(lambda s: revoke_key(session=s, key_id=key_id), write=True)
     except ServiceError as error:
         return await page(request, error=str(error))
-    return RedirectResponse(request.url_for("admin:keys").path, status_code=303)
+    return redirect(request, "admin:keys")

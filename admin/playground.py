@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -37,20 +36,16 @@ async def page(request: Request) -> Response:
     """Return the playground for the user id, movie id and title search of the query string."""
     state = state_of(request)
     errors: list[str] = []
-    user_id = _id_param(request, "user_id", "User id", errors)
-    movie_id = _id_param(request, "movie_id", "Movie id", errors)
+    raw = {name: request.query_params.get(name, "").strip() for name in ("user_id", "movie_id")}
+    user_id = _id_param(raw["user_id"], "User id", errors)
+    movie_id = _id_param(raw["movie_id"], "Movie id", errors)
     q = request.query_params.get("q", "").strip()
     if len(q) > SEARCH_MAX:
         errors.append(f"A title search is at most {SEARCH_MAX} characters.")
         q = ""
     status = 400 if errors else 200  # the query string itself is wrong, as opposed to an unknown id
 
-    def link(chosen: int) -> str:
-        """Return the query string that chooses a movie, keeping the user (the search is done)."""
-        params = {"movie_id": chosen} if user_id is None else {"user_id": user_id, "movie_id": chosen}
-        return "?" + urlencode(params)
-
-    context: dict[str, Any] = {"user_id": user_id, "movie_id": movie_id, "q": q, "link": link}
+    context: dict[str, Any] = {"user_id": user_id, "movie_id": movie_id, "q": q, "raw": raw}
     active = await state.run(state.models.get)
     recs: list[Recommended] | None = None
     if user_id is not None:
@@ -88,14 +83,11 @@ async def page(request: Request) -> Response:
 
     ids, genres = await state.run(read)
     context["movies"] = _shown(await state.titles.get_many(state.read_engine, list(ids)), genres)
-    context["errors"] = errors
-    context["raw"] = {name: request.query_params.get(name, "").strip() for name in ("user_id", "movie_id")}
-    return render(request, "playground.html", status_code=status, **context)
+    return render(request, "playground.html", status_code=status, errors=errors, **context)
 
 
-def _id_param(request: Request, name: str, label: str, errors: list[str]) -> int | None:
+def _id_param(raw: str, label: str, errors: list[str]) -> int | None:
     """Return the id in a query parameter, or None when empty or (adding a message to errors) not an id."""
-    raw = request.query_params.get(name, "").strip()
     if not raw:
         return None
     value = parse_id(raw)

@@ -34,14 +34,6 @@ def database_ok(*, session: Session) -> bool:
     return True
 
 
-LOAD_STATES = {
-    "Loaded": "loaded",
-    "Loading": "loading",
-    "NotLoad": "not loaded (it loads at its first search)",
-    "NotExist": "missing",
-}
-
-
 def collection_stats(*, store: VectorStore, name: str | None) -> CollectionStats | None:
     """Return the active collection's figures, or None when there is none or Milvus cannot say.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from itsdangerous import BadSignature, TimestampSigner
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from admin.models import SignInFailures
@@ -28,10 +28,8 @@ class SignInThrottle:
 
     def device_of(self, cookie: str | None) -> str | None:
         """Return the device id of a cookie this service signed, None for anything else."""
-        if not cookie:
-            return None
         try:
-            return self._signer.unsign(cookie, max_age=DEVICE_DAYS * 86400).decode()
+            return self._signer.unsign(cookie or "", max_age=DEVICE_DAYS * 86400).decode()
         except BadSignature:
             return None
 
@@ -61,6 +59,4 @@ class SignInThrottle:
             row.failures += 1
 
     def succeeded(self, session: Session, key: str) -> None:
-        row = session.get(SignInFailures, key)
-        if row is not None:
-            session.delete(row)
+        session.execute(delete(SignInFailures).where(SignInFailures.key == key))

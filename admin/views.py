@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from admin import forms
@@ -18,20 +18,29 @@ from api.state import AppState
 from api.versions.jobs import activations
 from api.versions.models import ModelVersion
 from api.versions.service import SHOWN_METRICS, active_version, busy_version, list_versions
+from ml.config import TrainConfig
 
+FLASH_KEY = "flash"  # the message a redirect leaves for the next page (admin.app._context shows it once)
 VALIDATION = tuple((f"valid_{key}", f"{label}, validation (best epoch)") for key, label in SHOWN_METRICS[:2])
 
 
 def state_of(request: Request) -> AppState:
-    state: AppState = request.state.movierec
-    return state
+    return cast(AppState, request.state.movierec)
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(
-        request, name, {"metric_names": SHOWN_METRICS, **context}, status_code=status_code
-    )
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def redirect(request: Request, route: str, *, ok: str = "", error: str = "", **params: object) -> Response:
+    """Redirect to a dashboard page, which shows the `ok` or `error` message once.
+
+    The target is a path: nothing taken from the Host header. The message rides in the signed session
+    cookie: a link cannot put words on a dashboard page, as an `?error=` parameter could."""
+    if ok or error:
+        request.session[FLASH_KEY] = ["error", error] if error else ["ok", ok]
+    return RedirectResponse(request.url_for(route, **params).path, status_code=303)
 
 
 def overview(request: Request) -> Response:
@@ -49,7 +58,7 @@ def overview(request: Request) -> Response:
             collections=collections(session=session, store=state.store) if db_ok else None,
             kept=next(iter(activations(session=session, limit=1)), None) if db_ok else None,
             health={"Database": db_ok, "Milvus": state.store.ping()},
-            defaults=forms.defaults(),
+            defaults=TrainConfig(),  # the values the form starts with
             fields=forms.FIELDS,
         )
 
@@ -82,18 +91,17 @@ def compare(request: Request) -> Response:
         active = active_version(session=session)
         if len(ids) == 1 and active is not None and active.id != ids[0]:
             ids.append(active.id)
-        versions = [session.get(ModelVersion, i) for i in ids]
-        if any(v is None for v in versions):
+        versions = [v for i in ids if (v := session.get(ModelVersion, i)) is not None]
+        if len(versions) < len(ids):
             raise HTTPException(404, f"no model version {', '.join(map(str, ids))} to compare")
-        chosen = [v for v in versions if v is not None]
         metrics = [
-            Row(label, [(v.metrics or {}).get(key) for v in chosen], False)
+            Row(label, [(v.metrics or {}).get(key) for v in versions], False)
             for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
         ]
-        keys = sorted({k for v in chosen for k in v.params})
-        params = [Row(k, [v.params.get(k) for v in chosen], len({repr(v.params.get(k)) for v in chosen}) > 1)
-                  for k in keys]  # fmt: skip
-        return render(request, "compare.html", versions=chosen, metrics=metrics, params=params,
+        keys = sorted({k for v in versions for k in v.params})
+        values = {k: [v.params.get(k) for v in versions] for k in keys}
+        params = [Row(k, values[k], len(set(map(repr, values[k]))) > 1) for k in keys]
+        return render(request, "compare.html", versions=versions, metrics=metrics, params=params,
                       active_id=active.id if active else None)  # fmt: skip
 
 

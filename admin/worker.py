@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.db import utcnow
 from api.settings import Settings
+from api.state import AppState
 from api.versions.models import INTERRUPTED, ModelVersion
 from api.versions.service import fail_version, queue_version
 from ml.config import TrainConfig
@@ -29,29 +31,27 @@ QUEUE_GRACE = timedelta(minutes=2)  # a queued run without a worker after this i
 WORKER_GONE = f"{INTERRUPTED}the training worker stopped before the run finished"
 
 
-def start_training(
-    *, sessions: sessionmaker, settings: Settings, config: TrainConfig, started_by: str
-) -> int:
+def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> int:
     """Queue a version, start its worker process and return the version's id; BadUserInput while
     another version is queued or running (queue_version locks the busy rows)."""
-    config = TrainConfig.from_dict({**config.to_dict(), "num_threads": 1})
-    with sessions.begin() as session:
+    config = replace(config, num_threads=1)
+    with state.sessions.begin() as session:
         version_id = queue_version(session=session, params=config.to_dict(), started_by=started_by).id
     # spawn, not fork: the web process holds gRPC (Milvus) and Paddle state a fork would copy half-alive.
     context = multiprocessing.get_context("spawn")
     process = context.Process(
         target=train_worker,
-        args=(settings.model_dump(), version_id, config.to_dict(), started_by),
+        args=(state.settings.model_dump(), version_id, config, started_by),
         name=f"{WORKER_PREFIX}{version_id}",
         daemon=True,  # stopping the service stops its training; the run is then marked interrupted
     )
     try:
         process.start()
     except BaseException as error:
-        with sessions.begin() as session:
+        with state.sessions.begin() as session:
             fail_version(session=session, version_id=version_id, error=f"worker did not start: {error}")
         raise
-    threading.Thread(target=_reap, args=(process, sessions, version_id), daemon=True).start()
+    threading.Thread(target=_reap, args=(process, state.sessions, version_id), daemon=True).start()
     log.info("training version %d in worker process %s", version_id, process.pid)
     return version_id
 
@@ -76,9 +76,7 @@ def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
             )
 
 
-def train_worker(
-    settings_data: dict[str, Any], version_id: int, config_data: dict[str, Any], by: str
-) -> None:
+def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainConfig, by: str) -> None:
     """Entry point of the worker process: low priority, one compute thread, its own database engine."""
     os.nice(NICENESS)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -93,13 +91,14 @@ def train_worker(
     paddle.disable_signal_handler()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
+    # Settings travel as a dict: a pickled copy would bring the resolved_* values it had cached.
     settings = Settings.model_validate(settings_data)
     engine = make_engine(settings.resolved_database_url)
     try:
         run_training(  # records success or failure (with the error text) on the version's row
             sessions=make_session_factory(engine),
             model_dir=settings.resolved_model_dir,
-            config=TrainConfig.from_dict(config_data),
+            config=config,
             started_by=by,
             progress_bar=False,
             version_id=version_id,
@@ -115,8 +114,8 @@ def _exit_on_sigterm(_signum: int, _frame: object) -> None:
     raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
 
 
-def reap_interrupted(*, sessions: sessionmaker) -> list[int]:
-    """Mark failed every queued or running version whose worker on this host is gone; return their ids."""
+def reap_interrupted(*, sessions: sessionmaker) -> None:
+    """Mark failed every queued or running version whose worker on this host is gone."""
     host = socket.gethostname()
     reaped = []
     with sessions.begin() as session:
@@ -135,7 +134,6 @@ def reap_interrupted(*, sessions: sessionmaker) -> list[int]:
             reaped.append(version.id)
     if reaped:
         log.warning("marked interrupted training runs as failed: %s", reaped)
-    return reaped
 
 
 def _alive(pid: int) -> bool:
