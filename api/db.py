@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -148,8 +148,7 @@ async def run_on(
             async for attempt in AsyncRetrying(**LOCK_RETRY):
                 with attempt:
                     async with session.begin():
-                        isolation = WRITE_ISOLATION[session.sync_session.get_bind().dialect.name]
-                        await session.connection(execution_options={"isolation_level": isolation})
+                        await _begin_write(session)
                         return await session.run_sync(work)
             raise AssertionError("unreachable")
     except (TimeoutError, asyncio.CancelledError):
@@ -158,6 +157,16 @@ async def run_on(
         raise
     finally:
         await session.close()
+
+
+async def _begin_write(session: AsyncSession) -> None:
+    """Take the transaction's connection out of autocommit; the driver's error doing so (a connection
+    that died in the pool) is raised as SQLAlchemy's, as a statement's would be."""
+    dialect = session.sync_session.get_bind().dialect
+    try:
+        await session.connection(execution_options={"isolation_level": WRITE_ISOLATION[dialect.name]})
+    except dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error) from error
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
