@@ -132,8 +132,9 @@ async def drop_collection(request: Request) -> Response:
     state = state_of(request)
     name = request.path_params["name"]
 
-    def drop(session: Session) -> str | None:
-        found = collections(session=session, store=state.store)
+    def drop() -> str | None:  # Milvus's calls block: in a worker thread, with a session of its own
+        with state.sessions() as session:
+            found = collections(session=session, store=state.store)
         if found is None:
             return "Milvus did not answer; nothing was dropped."
         if not any(c.name == name and c.orphaned for c in found):
@@ -141,7 +142,7 @@ async def drop_collection(request: Request) -> Response:
         state.store.drop(name)
         return None
 
-    if problem := await state.run(drop):
+    if problem := await run_in_threadpool(drop):
         return redirect(request, "admin:overview", error=problem)
     log.info("dashboard: dropped orphaned collection %s", name)
     return redirect(request, "admin:overview", ok=f"Dropped the orphaned collection {name}.")

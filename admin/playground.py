@@ -51,7 +51,7 @@ async def page(request: Request) -> Response:
     if user_id is not None:
         try:
             recs = await recommend_user(
-                state.sources, require_model(active), state.read_engine, user_id=user_id, limit=RECOMMENDED
+                state.sources, require_model(active), state.run, user_id=user_id, limit=RECOMMENDED
             )
         except ServiceError as error:
             errors.append(str(error))
@@ -82,7 +82,7 @@ async def page(request: Request) -> Response:
         return ids, genres_by_movie(session=session, ids=list(ids))
 
     ids, genres = await state.run(read)
-    context["movies"] = _shown(await state.titles.get_many(state.read_engine, list(ids)), genres)
+    context["movies"] = _shown(await state.titles.get_many(state.async_engine, list(ids)), genres)
     return render(request, "playground.html", status_code=status, errors=errors, **context)
 
 

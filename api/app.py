@@ -35,7 +35,7 @@ from admin.app import on_startup as admin_startup
 from api import graphiql
 from api.access.backend import DATABASE_ERRORS, CredentialBackend
 from api.access.identity import on_refusal
-from api.db import make_engine, make_read_engine, make_session_factory
+from api.db import make_async_engine, make_engine, make_session_factory
 from api.demo.routes import demo_app
 from api.errors import Refused
 from api.graphql.context import Context
@@ -56,8 +56,9 @@ log = logging.getLogger(__name__)
 
 class GraphQLApp(GraphQL):
     """Strawberry's ASGI view with our context, error codes and GraphiQL page. Who calls is settled
-    before it runs (api.access.backend, as authentication middleware). Resolvers run their blocking
-    work in worker threads (api.graphql.context.Context.run), so the event loop is never held."""
+    before it runs (api.access.backend, as authentication middleware). An operation has one database
+    session, awaited on the event loop (api.graphql.context.Context.run); the model's and Milvus's
+    blocking calls go to worker threads, so the event loop is never held."""
 
     @property
     def graphql_ide_html(self) -> str:
@@ -65,7 +66,8 @@ class GraphQLApp(GraphQL):
         return graphiql.PAGE
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        return Context(state=request.state.movierec, request=request)
+        state: AppState = request.state.movierec
+        return Context(state=state, request=request, session=state.session())
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         return process_result(result)
@@ -127,13 +129,13 @@ class GraphQLApp(GraphQL):
         return work.result()
 
 
-WORKER_THREADS = 8  # blocking calls in flight per process (api.graphql.context.Context.run)
+WORKER_THREADS = 8  # /readyz's and /metrics's blocking calls in flight per process; the async pool's size
 POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside the worker threads
 
 
-def request_read_engine(settings: Settings) -> AsyncEngine:
-    """Return the engine of a request's reads on the event loop (api.db.read)."""
-    return make_read_engine(
+def request_engine(settings: Settings) -> AsyncEngine:
+    """Return the engine of requests' sessions on the event loop (AppState.session)."""
+    return make_async_engine(
         settings.resolved_database_url, pool_size=WORKER_THREADS, max_overflow=WORKER_THREADS
     )
 
@@ -157,7 +159,7 @@ def build_state(settings: Settings, access: CredentialBackend) -> AppState:
     state = AppState(
         settings=settings,
         engine=engine,
-        read_engine=request_read_engine(settings),
+        async_engine=request_engine(settings),
         sessions=make_session_factory(engine),
         store=VectorStore(settings.resolved_milvus_uri),
         models=ModelRegistry(),
@@ -202,7 +204,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         admin_startup(state)
         await to_thread.run_sync(warm_up, state)  # database and Milvus I/O, off the loop
         try:
-            await access.keys.read_all(state.read_engine)  # the keys, before a request needs them
+            await access.keys.read_all(state.async_engine)  # the keys, before a request needs them
         except DATABASE_ERRORS as error:  # a database that is down must not stop the API from starting
             log.warning("could not read the API keys at startup: %s", error)
         try:
@@ -212,7 +214,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             admin_shutdown()
             await state.store.aclose()
             state.engine.dispose()
-            await state.read_engine.dispose()
+            await state.async_engine.dispose()
 
     ide = settings.environment == "development"
     graphql = GraphQLApp(

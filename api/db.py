@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,15 +23,16 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 T = TypeVar("T")
-Run = Callable[[Callable[[Session], Any]], Awaitable[Any]]  # work(session), in a worker thread
+Run = Callable[[Callable[[Session], Any]], Awaitable[Any]]  # work(session), on the caller's session (run_on)
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -88,15 +87,17 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: A
     return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
 
 
-def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
-    """Return the asyncio engine of `read` (asyncmy, whose protocol is compiled; aiosqlite), in autocommit:
-    each read sees what was committed before it, and nothing is rolled back when it returns to the pool."""
+def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
+    """Return the app's asyncio engine (asyncmy, whose protocol is compiled; aiosqlite) in autocommit:
+    each read sees what was committed before it, and returns its connection to the pool without a
+    ROLLBACK; a write runs in a transaction of its own (run_on)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     kwargs.update(isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
-    if backend == "sqlite":  # no `begin` listener: an autocommit read must not take the write lock
+    if backend == "sqlite":
         engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_write_begin)
         return engine
     if backend != "mysql":
         raise ValueError(f"no asyncio driver is set up for {backend}")
@@ -105,7 +106,9 @@ def make_read_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) 
     )
 
 
-READ_TIMEOUT_S = 30  # a read on the event loop, bounded as make_engine bounds a thread's
+READ_TIMEOUT_S = 30  # a statement on the event loop, bounded as make_engine bounds a thread's
+# A write's transaction, on the autocommit engine: reset to autocommit when the connection returns.
+WRITE_ISOLATION = {"sqlite": "SERIALIZABLE", "mysql": "REPEATABLE READ"}
 
 
 async def read(
@@ -125,6 +128,45 @@ async def read(
             with contextlib.suppress(Exception):  # a connection already gone
                 await connection.invalidate()
             raise
+
+
+async def run_on(
+    session: AsyncSession,
+    work: Callable[[Session], T],
+    *,
+    write: bool = False,
+    timeout: float = READ_TIMEOUT_S,
+) -> T:
+    """Return work(session) run on the event loop (SQLAlchemy's run_sync: its statements await; work
+    itself must not block), within `timeout` s; with `write`, in one transaction, run again after a
+    short random pause when it loses a lock conflict (LOCK_RETRY). The connection goes back to the
+    pool after the call; on a timeout or cancellation it leaves the pool, its protocol state unknown."""
+    try:
+        async with asyncio.timeout(timeout):
+            if not write:
+                return await session.run_sync(work)
+            async for attempt in AsyncRetrying(**LOCK_RETRY):
+                with attempt:
+                    async with session.begin():
+                        await _begin_write(session)
+                        return await session.run_sync(work)
+            raise AssertionError("unreachable")
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(Exception):  # a connection already gone
+            await session.invalidate()
+        raise
+    finally:
+        await session.close()
+
+
+async def _begin_write(session: AsyncSession) -> None:
+    """Take the transaction's connection out of autocommit; the driver's error doing so (a connection
+    that died in the pool) is raised as SQLAlchemy's, as a statement's would be."""
+    dialect = session.sync_session.get_bind().dialect
+    try:
+        await session.connection(execution_options={"isolation_level": WRITE_ISOLATION[dialect.name]})
+    except dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error) from error
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -185,6 +227,13 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
     cursor.close()
 
 
+def _sqlite_on_write_begin(connection: Connection) -> None:
+    # The async engine's reads are in autocommit and take no lock; a write (run_on, out of
+    # autocommit for its transaction) takes the write lock at BEGIN, as _sqlite_on_begin says why.
+    if connection.connection.dbapi_connection.isolation_level is not None:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _sqlite_on_begin(connection: Connection) -> None:
     # IMMEDIATE takes the write lock at BEGIN, waiting for it: a deferred transaction that read, then
     # wrote, failed at once with "database is locked" when another wrote in between. A connection
@@ -205,18 +254,13 @@ def is_lock_conflict(error: BaseException) -> bool:
     return bool(args) and args[0] in LOCK_ERRORS
 
 
-def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], attempts: int = 4) -> T:
-    """Return work(session) run in one transaction, committed, and run again after a short random
-    pause (at most `attempts` times in all) when it loses a lock conflict, which rolled it back whole."""
-    for attempt in range(attempts):
-        try:
-            with sessions.begin() as session:
-                return work(session)
-        except OperationalError as error:
-            if attempt == attempts - 1 or not is_lock_conflict(error):
-                raise
-            time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
-    raise AssertionError("unreachable")
+# A transaction that lost a lock conflict was rolled back whole: run it again, 4 times at most.
+LOCK_RETRY: dict[str, Any] = {
+    "retry": retry_if_exception(lambda e: isinstance(e, OperationalError) and is_lock_conflict(e)),
+    "stop": stop_after_attempt(4),
+    "wait": wait_random_exponential(multiplier=0.02, max=0.4),
+    "reraise": True,
+}
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

@@ -123,6 +123,6 @@ async def metrics_endpoint(request: Request) -> Response:
         for collector in (REQUESTS, LATENCY, STAGE, ANSWERS):
             registry.register(collector)
     registry.register(ModelCollector(state))
-    # Reading the workers' files and the database blocks: in a worker thread, as every request's I/O.
+    # Reading the workers' files and the database (synchronously) blocks: in a worker thread.
     body = await to_thread.run_sync(generate_latest, registry, limiter=state.threads)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -8,13 +8,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from anyio import CapacityLimiter, to_thread
+from anyio import CapacityLimiter
 from sqlalchemy import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.access.backend import CredentialBackend
-from api.db import in_transaction
+from api.db import run_on
 from api.movies.service import TitleCache
 from api.recommend.pipeline import Sources
 from api.recommend.popular import Popularity
@@ -29,29 +29,26 @@ T = TypeVar("T")
 @dataclass
 class AppState:
     settings: Settings
-    engine: Engine
-    read_engine: AsyncEngine  # a recommendation request's read, on the event loop (api.db.read)
+    engine: Engine  # background jobs' and the dashboard's pages', in threads (sessions)
+    async_engine: AsyncEngine  # requests', on the event loop (run, api.graphql.context.Context.run)
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry
-    threads: CapacityLimiter  # worker threads running blocking work, one pooled connection each
+    threads: CapacityLimiter  # worker threads of /readyz and /metrics, one pooled connection each
     access: CredentialBackend  # who calls, within which rate; mints user tokens (api.access.backend)
     titles: TitleCache = field(default_factory=TitleCache)
     popular: Popularity = field(init=False)  # the most-rated movies, counted once a minute
     sources: Sources = field(init=False)  # what a user's recommendations are answered from (build_state)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
+    def session(self) -> AsyncSession:
+        """Return a new session on the event loop (a GraphQL operation's, or one `run` call's)."""
+        return AsyncSession(self.async_engine, expire_on_commit=False)
+
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
-        """Return work(session), run in a worker thread with a session of its own; with `write`, in one
-        transaction (in_transaction)."""
-
-        def call() -> T:
-            if write:
-                return in_transaction(self.sessions, work)
-            with self.sessions() as session:
-                return work(session)
-
-        return await to_thread.run_sync(call, limiter=self.threads)
+        """Return work(session) on a session of its own, on the event loop (api.db.run_on: work must
+        not block); with `write`, in one transaction."""
+        return await run_on(self.session(), work, write=write)
 
     def __post_init__(self) -> None:
         self.popular = Popularity(self.engine)

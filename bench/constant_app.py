@@ -5,7 +5,7 @@ It has Strawberry's parse and validation caches, as the API has, and nothing els
 no faster than this, so bench/serve.py reports both against the numpy ceiling.
 
 With --read, each request first makes the one read a kept answer makes (the user's row and kept
-list, api.recommend.pipeline.read_user, on the API's own read engine, MOVIEREC_DATABASE_URL):
+list, api.recommend.pipeline.read_user, on a session of the API's own engine, MOVIEREC_DATABASE_URL):
 the stack plus the database, what the kept path can reach at most.
 
 With --compute, each request makes what a computed answer needs and nothing else: the one read with
@@ -22,9 +22,11 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -65,7 +67,7 @@ class ReadQuery:
         from api.recommend.pipeline import read_user
 
         # a kept answer's read: the user's row and kept list, without the ratings
-        await read_user(engine=info.context["engine"], user_id=user_id, history_length=50, ratings=False)
+        await _read(info, partial(read_user, user_id=user_id, history_length=50, ratings=False))
         return TEN[:limit]
 
 
@@ -80,13 +82,20 @@ class ComputeQuery:
 
         context = info.context
         model = context["model"]
-        user = await read_user(
-            engine=context["engine"], user_id=user_id, history_length=model.model.history_length
+        user = await _read(
+            info, partial(read_user, user_id=user_id, history_length=model.model.history_length)
         )
         vectors, _liked, _newest = encode(model, [Ask(user_id, user, limit)], int(time.time()))
         expr = search_filter(NO_FILTERS, set(), user.rated)
         await context["store"].search(model.collection, vectors[0], limit=limit, expr=expr)
         return TEN[:limit]
+
+
+async def _read(info: strawberry.Info, work: Any) -> Any:
+    """Run work(session) as the API runs an operation's reads: on a session of its own engine."""
+    from api.db import run_on
+
+    return await run_on(AsyncSession(info.context["engine"], expire_on_commit=False), work)
 
 
 class ReadGraphQL(GraphQL[dict[str, object], None]):
@@ -103,18 +112,18 @@ def create_app() -> Starlette:
 
 
 def create_read_app() -> Starlette:
-    from api.app import request_read_engine
+    from api.app import request_engine
     from api.settings import Settings
 
     schema = strawberry.Schema(query=ReadQuery, extensions=[ParserCache, ValidationCache])
     graphql = ReadGraphQL(schema, graphql_ide=None)
-    graphql.engine = request_read_engine(Settings(database_url=os.environ["MOVIEREC_DATABASE_URL"]))
+    graphql.engine = request_engine(Settings(database_url=os.environ["MOVIEREC_DATABASE_URL"]))
     graphql.extra = {}
     return Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])
 
 
 def create_compute_app() -> Starlette:
-    from api.app import request_read_engine
+    from api.app import request_engine
     from api.db import make_engine, make_session_factory
     from api.settings import Settings
     from api.vectors.store import VectorStore
@@ -123,7 +132,7 @@ def create_compute_app() -> Starlette:
     settings = Settings()
     schema = strawberry.Schema(query=ComputeQuery, extensions=[ParserCache, ValidationCache])
     graphql = ReadGraphQL(schema, graphql_ide=None)
-    graphql.engine = request_read_engine(settings)
+    graphql.engine = request_engine(settings)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

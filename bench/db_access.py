@@ -3,10 +3,11 @@
 Every `recommendations` request makes one read (the user's row, kept list and ratings, USER_READ). This
 runs that read --reads times from --concurrency coroutines on one event loop, each way, taking
 turns for --rounds rounds, and prints reads per second and the process's CPU per read (medians):
-- threads: api.graphql.context.Context.run's way, PyMySQL in a worker thread with its own ORM
-  session, at most 8 threads at a time; and the same with a Core connection instead of a session;
+- threads: PyMySQL in a worker thread with its own ORM session, at most 8 threads at a time; and
+  the same with a Core connection instead of a session;
 - async: SQLAlchemy's asyncio extension on the event loop, a Core connection with aiomysql in a
-  transaction; and the API's way (api.db.read: a connection in autocommit, no ROLLBACK on its
+  transaction; a Core connection in autocommit with asyncmy, no session (api.db.read); and the
+  API's way (api.db.run_on: the operation's session, in autocommit, no ROLLBACK on the connection's
   return to the pool), with asyncmy (the API's driver) and with aiomysql.
 Needs the bench database of bench/serve.py and the dev extra (aiomysql).
 
@@ -23,15 +24,16 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from api.db import make_engine, make_read_engine, make_session_factory
+from api.db import make_async_engine, make_engine, make_session_factory, read, run_on
 from api.recommend.pipeline import USER_SELECT, read_user
 
 T = TypeVar("T")
@@ -62,8 +64,8 @@ async def main(args: argparse.Namespace) -> None:
     sessions = make_session_factory(engine)
     limiter = CapacityLimiter(8)
     async_engine = create_async_engine(url.set(drivername="mysql+aiomysql"), pool_size=8)
-    api_engine = make_read_engine(args.url, pool_size=8)  # the API's
-    aiomysql_engine = make_read_engine(args.url, pool_size=8, mysql_driver="aiomysql")
+    api_engine = make_async_engine(args.url, pool_size=8)  # the API's
+    aiomysql_engine = make_async_engine(args.url, pool_size=8, mysql_driver="aiomysql")
 
     def read_in_session(user_id: int) -> object:
         with sessions() as session:
@@ -85,11 +87,17 @@ async def main(args: argparse.Namespace) -> None:
             parameters = {"user_id": user_id, "limit": HISTORY_LENGTH}
             return (await connection.execute(USER_SELECT, parameters)).one()
 
-    async def by_api(user_id: int) -> object:
-        return await read_user(engine=api_engine, user_id=user_id, history_length=HISTORY_LENGTH)
+    def read_on(engine: AsyncEngine) -> Callable[[int], Awaitable[object]]:
+        async def session_read(user_id: int) -> object:  # as the API reads: on a session of its own (run_on)
+            work = partial(read_user, user_id=user_id, history_length=HISTORY_LENGTH)
+            return await run_on(AsyncSession(engine, expire_on_commit=False), work)
 
-    async def by_aiomysql(user_id: int) -> object:
-        return await read_user(engine=aiomysql_engine, user_id=user_id, history_length=HISTORY_LENGTH)
+        return session_read
+
+    by_api, by_aiomysql = read_on(api_engine), read_on(aiomysql_engine)
+
+    async def no_session(user_id: int) -> object:
+        return await read(api_engine, USER_SELECT, {"user_id": user_id, "limit": HISTORY_LENGTH})
 
     rng = random.Random(0)
     users = [rng.randint(1, args.users) for _ in range(args.reads)]
@@ -97,15 +105,16 @@ async def main(args: argparse.Namespace) -> None:
         "thread, ORM session (PyMySQL)": threads,
         "thread, Core connection (PyMySQL)": threads_core,
         "event loop, Core connection (aiomysql)": on_loop,
+        "event loop, autocommit connection (asyncmy)": no_session,
         "event loop, autocommit read (aiomysql)": by_aiomysql,
         "event loop, autocommit read (API, asyncmy)": by_api,
     }
-    for read in ways.values():  # warm pools and caches
-        await measure(read, users[:200], args.concurrency)
+    for way in ways.values():  # warm pools and caches
+        await measure(way, users[:200], args.concurrency)
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
     for _ in range(args.rounds):
-        for name, read in ways.items():
-            results[name].append(await measure(read, users, args.concurrency))
+        for name, way in ways.items():
+            results[name].append(await measure(way, users, args.concurrency))
     print(f"{args.reads} reads, {args.concurrency} at a time, medians of {args.rounds} rounds taking turns")
     for name, runs in results.items():
         rate = statistics.median(r for r, _ in runs)

@@ -35,7 +35,7 @@ class Database(Protocol):
     """What the backend reads and writes through: the app's state (api.state.AppState), which the
     lifespan puts in every request's `state.movierec`."""
 
-    read_engine: AsyncEngine
+    async_engine: AsyncEngine
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T: ...
 
@@ -84,7 +84,7 @@ class CredentialBackend(AuthenticationBackend):
     async def _identify(self, state: Database, credential: str, address: _Address) -> Caller | None:
         parts = split_key(credential)
         if parts is not None:
-            key = await self.keys.find(state.read_engine, parts[0], address.charge)
+            key = await self.keys.find(state.async_engine, parts[0], address.charge)
             if key is None or not key.opens_with(parts[1]):
                 return None
             await self._record_use(state, key.key_id)
@@ -95,7 +95,7 @@ class CredentialBackend(AuthenticationBackend):
         if claims.key_id == DEMO_MINTER:
             live = self.settings.demo_enabled
         else:
-            live = await self.keys.find(state.read_engine, claims.key_id, address.charge) is not None
+            live = await self.keys.find(state.async_engine, claims.key_id, address.charge) is not None
         return Caller("user", user_id=claims.user_id, key_id=claims.key_id) if live else None
 
     async def _record_use(self, state: Database, key_id: str) -> None:

@@ -1,19 +1,21 @@
 """The per-operation context: the shared state, the request (whose `user` is the caller, set by
-api.access.backend), fresh DataLoaders, and the way resolvers hand blocking work (the database,
-the model, Milvus) to a worker thread."""
+api.access.backend), the operation's one database session, and fresh DataLoaders."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from api.access.identity import Caller
+from api.db import run_on
 from api.graphql.loaders import Loaders
 from api.state import AppState
 from api.versions.registry import ActiveModel
@@ -25,10 +27,14 @@ T = TypeVar("T")
 class Context:
     state: AppState
     request: Request
+    session: AsyncSession  # the operation's, opened by the view (api.app.GraphQLApp.get_context)
+    _turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
-        """Return work(session), run in a worker thread with a session of its own (AppState.run)."""
-        return await self.state.run(work, write=write)
+        """Return work(session) on the operation's session (api.db.run_on), one call at a time: sibling
+        fields resolve concurrently, and a session serves one call at once."""
+        async with self._turn:
+            return await run_on(self.session, work, write=write)
 
     @property
     def caller(self) -> Caller:
@@ -37,14 +43,13 @@ class Context:
         return caller
 
     async def active_model(self) -> ActiveModel | None:
-        """Return the active model; the database is read (in a worker thread) only when the registry
-        must look again."""
+        """Return the active model; the database is read only when the registry must look again."""
         models = self.state.models
         return models.current if models.is_fresh() else await self.run(models.get)
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.run, self.state.titles, self.state.read_engine)
+        return Loaders(self.run, self.state.titles, self.state.async_engine)
 
 
 Info = strawberry.Info[Context, Any]

@@ -26,7 +26,7 @@ def code_and_message(error: GraphQLError) -> tuple[str, str]:
     original = error.original_error
     if isinstance(original, ServiceError):
         return original.code, str(original)
-    # TimeoutError: a read on the event loop that got no answer in time (api.db.read)
+    # TimeoutError: a statement on the event loop that got no answer in time (api.db.run_on)
     if isinstance(original, (OperationalError, PoolTimeout, TimeoutError)) or (
         isinstance(original, DBAPIError) and original.connection_invalidated
     ):

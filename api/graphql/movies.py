@@ -78,7 +78,7 @@ async def with_movies(info: Info, found: list[Recommended]) -> list[Recommendati
     """Return the GraphQL results of recommendations, with their movies' and reasons' titles."""
     state = info.context.state
     ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
-    movies = await state.titles.get_many(state.read_engine, list(ids))
+    movies = await state.titles.get_many(state.async_engine, list(ids))
 
     def movie(movie_id: int) -> Movie:
         # "(removed)": deleted from the database since its vector was indexed

@@ -37,7 +37,7 @@ async def user_recommendations(
     """Answer through the recommendation pipeline (api/recommend/pipeline.py)."""
     state = info.context.state
     found = await recommend_user(
-        state.sources, require_model(await info.context.active_model()), state.read_engine,
+        state.sources, require_model(await info.context.active_model()), info.context.run,
         user_id=user_id, limit=limit, filters=filters, exclude_rated=exclude_rated,
     )  # fmt: skip
     return await with_movies(info, found)

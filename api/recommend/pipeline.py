@@ -8,7 +8,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -16,11 +16,10 @@ import numpy.typing as npt
 import orjson
 from anyio import to_thread
 from sqlalchemy import String, bindparam, cast, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from api.db import epoch_seconds, read, utcnow
-from api.errors import NotFound, Unavailable
+from api.db import Run, epoch_seconds, utcnow
+from api.errors import NotFound
 from api.metrics import ANSWERS, STAGE
 from api.movies.models import Movie
 from api.ratings.models import Rating
@@ -124,21 +123,11 @@ USER_SELECT = KEPT_SELECT.add_columns(*_RATINGS)
 RATINGS_SELECT = select(*_RATINGS)
 
 
-async def _read(engine: AsyncEngine, statement: Any, parameters: dict[str, Any]) -> Any:
-    try:
-        rows = await read(engine, statement, parameters)
-    except TimeoutError:
-        raise Unavailable("the database is unavailable; try again shortly") from None
-    return rows[0] if rows else None
-
-
-async def read_user(
-    *, engine: AsyncEngine, user_id: int, history_length: int, ratings: bool = True
-) -> UserState:
+def read_user(session: Session, *, user_id: int, history_length: int, ratings: bool = True) -> UserState:
     """Return the user's state and kept list, with (`ratings`) their newest `history_length` ratings
     and rated movies, or raise NotFound."""
     parameters = {"user_id": user_id, "limit": history_length}
-    row = await _read(engine, USER_SELECT if ratings else KEPT_SELECT, parameters)
+    row = session.execute(USER_SELECT if ratings else KEPT_SELECT, parameters).first()
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
     n = len(USER_STATE_COLUMNS)
@@ -146,6 +135,10 @@ async def read_user(
     if not ratings:
         return UserState.of(row[:n], kept=kept, ratings_read=False)
     return UserState.of(row[:n], kept=kept, newest_ratings=row[n + 3], rated_ids=row[n + 4])
+
+
+def _one_row(statement: Any, parameters: dict[str, Any], session: Session) -> Any:
+    return session.execute(statement, parameters).one()
 
 
 def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
@@ -178,7 +171,7 @@ class Ask:
     found: list[Recommended] | None = None
     kept: bool = False  # answered from the kept list
     keep: dict[str, object] | None = None  # the kept list to store, computed for a default request
-    engine: AsyncEngine | None = None  # reads the ratings that the request's first read left out
+    run: Run | None = None  # reads the ratings that the request's first read left out
 
     @property
     def default(self) -> bool:
@@ -224,10 +217,10 @@ async def from_model(sources: Sources, model: ActiveModel, asks: list[Ask], now:
     is, so that a kept answer and a computed one are the same list."""
     for ask in asks:
         if not ask.user.ratings_read:  # the popular movies need them too
-            assert ask.engine is not None, "a user read without ratings needs a way to read them"
+            assert ask.run is not None, "a user read without ratings needs a way to read them"
             parameters = {"user_id": ask.user_id, "limit": model.model.history_length}
             with STAGE.labels("database").time():
-                newest, rated = await _read(ask.engine, RATINGS_SELECT, parameters)
+                newest, rated = await ask.run(partial(_one_row, RATINGS_SELECT, parameters))
             ask.user = replace(ask.user, newest_ratings=newest, rated_ids=rated, ratings_read=True)
     asks = [ask for ask in asks if ask.user.history]
     if not asks:
@@ -299,7 +292,7 @@ async def answer(sources: Sources, model: ActiveModel, asks: list[Ask], now: int
 async def recommend_user(
     sources: Sources,
     model: ActiveModel,
-    engine: AsyncEngine,
+    run: Run,
     *,
     user_id: int,
     limit: int,
@@ -312,8 +305,8 @@ async def recommend_user(
     length = model.model.history_length
     with STAGE.labels("database").time():  # the ratings too, unless the kept list may answer
         ratings = not (sources.use_kept and is_default(limit, filters, exclude_rated))
-        user = await read_user(engine=engine, user_id=user_id, history_length=length, ratings=ratings)
-    ask = Ask(user_id, user, limit, filters, exclude_rated, engine=engine)
+        user = await run(partial(read_user, user_id=user_id, history_length=length, ratings=ratings))
+    ask = Ask(user_id, user, limit, filters, exclude_rated, run=run)
     await answer(sources, model, [ask], now)
     (KEPT if ask.kept else COMPUTED).inc()
     if ask.keep is not None and sources.keep is not None:

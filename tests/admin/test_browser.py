@@ -3,13 +3,11 @@ uvicorn: sign in, retrain one epoch in the real worker, watch it finish, activat
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +209,7 @@ def _check(page: Any, axe: Any, where: str, problems: list[str]) -> None:
 def _kept_lists_appear(stack: Stack, version_id: int, timeout: float = 60.0) -> bool:
     """Return whether the activated version's kept lists are written (in the background) within timeout:
     the first user's row holds the fingerprint of that version."""
-    from api.db import make_engine, make_read_engine, make_session_factory
+    from api.db import make_engine, make_session_factory
     from api.recommend.pipeline import fingerprint, read_user
     from api.versions.registry import load_active_model
     from api.versions.service import get_version
@@ -220,29 +218,18 @@ def _kept_lists_appear(stack: Stack, version_id: int, timeout: float = 60.0) -> 
     sessions = make_session_factory(engine)
     user_id = stack.dataset.users[0].id
     deadline = time.monotonic() + timeout
-
-    async def current() -> bool:
-        read_engine = make_read_engine(stack.settings.resolved_database_url)
-        try:
-            while time.monotonic() < deadline:
-                user = await read_user(
-                    engine=read_engine, user_id=user_id, history_length=model.model.history_length
-                )
-                kept = user.kept
-                if kept is not None and kept.fingerprint == fingerprint(
-                    model, user, kept.newest_rating, int(time.time())
-                ):
-                    return True
-                await asyncio.sleep(0.5)
-            return False
-        finally:
-            await read_engine.dispose()
-
     try:
         with sessions() as session:
             model = load_active_model(get_version(session=session, version_id=version_id))
-        # Playwright's sync API runs an event loop in this thread: the read gets a thread of its own.
-        with ThreadPoolExecutor(1) as thread:
-            return thread.submit(asyncio.run, current()).result()
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                user = read_user(session, user_id=user_id, history_length=model.model.history_length)
+            kept = user.kept
+            if kept is not None and kept.fingerprint == fingerprint(
+                model, user, kept.newest_rating, int(time.time())
+            ):
+                return True
+            time.sleep(0.5)
+        return False
     finally:
         engine.dispose()

@@ -8,16 +8,18 @@ import dataclasses
 import functools
 import re
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from typing import Any
 
 import anyio
 import orjson
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import make_engine, make_read_engine, make_session_factory
+from api.db import make_async_engine, make_engine, make_session_factory, run_on
 from api.movies.models import Movie
 from api.movies.service import create_movie, genre_names
 from api.ratings.models import Rating
@@ -102,12 +104,14 @@ def _computed(
     assert model is not None
 
     async def compute() -> list[Recommended]:
-        engine = make_read_engine(stack.settings.resolved_database_url)
+        engine = make_async_engine(stack.settings.resolved_database_url)
         store = VectorStore(stack.settings.resolved_milvus_uri)
+
+        async def run(work: Callable[[Session], Any]) -> Any:  # as an operation runs its reads
+            return await run_on(AsyncSession(engine), work)
+
         try:
-            return await recommend_user(
-                _sources(sessions, store), model, engine, user_id=user_id, limit=limit
-            )
+            return await recommend_user(_sources(sessions, store), model, run, user_id=user_id, limit=limit)
         finally:
             await store.aclose()
             await engine.dispose()
@@ -117,15 +121,12 @@ def _computed(
 
 def _read_user(stack: Stack, model: ActiveModel, user_id: int) -> UserState:
     """Return what a request reads of the user."""
-
-    async def read() -> UserState:
-        engine = make_read_engine(stack.settings.resolved_database_url)
-        try:
-            return await read_user(engine=engine, user_id=user_id, history_length=model.model.history_length)
-        finally:
-            await engine.dispose()
-
-    return anyio.run(read)
+    engine = make_engine(stack.settings.resolved_database_url)
+    try:  # only reads, as a request: on SQLite it waits for no writer (api.db._sqlite_on_begin)
+        with Session(engine.execution_options(deferred_begin=True)) as session:
+            return read_user(session, user_id=user_id, history_length=model.model.history_length)
+    finally:
+        engine.dispose()
 
 
 def _ids(rows: list[dict]) -> list[tuple[int, float, list[int]]]:

@@ -4,19 +4,22 @@ no ratings.) A kept list's fingerprint reads that version, so none of them can l
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.dataimport.service import import_dataset
-from api.db import from_epoch, in_transaction, make_engine, make_session_factory
+from api.db import LOCK_RETRY, from_epoch, make_async_engine, make_engine, make_session_factory, run_on
 from api.ratings.models import Rating
 from api.ratings.writes import upsert_rating_columns
 from api.users.models import User
@@ -114,12 +117,26 @@ def test_ratings_written_as_columns_replace_and_add(session: Session, sample_dir
     assert all(after[u] == before[u] + 1 for u in users.tolist())
 
 
-def _table(url: str, **engine_options: Any) -> sessionmaker[Session]:
-    engine = make_engine(url, **engine_options)
+def _table(url: str) -> sessionmaker[Session]:
+    engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)"))
         connection.execute(text("INSERT INTO t (id, n) VALUES (:id, 0)"), [{"id": i} for i in range(1, 41)])
     return make_session_factory(engine)
+
+
+def _write(url: str, work: Callable[[Session], None], on_error: Callable[[], None], **options: Any) -> None:
+    """Run work as the app runs a write (api.db.run_on), calling on_error on every statement that fails."""
+
+    async def write() -> None:
+        engine = make_async_engine(url, **options)
+        event.listen(engine.sync_engine, "handle_error", lambda _context: on_error())
+        try:
+            await run_on(AsyncSession(engine), work, write=True)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write())
 
 
 def test_a_write_that_loses_a_lock_conflict_runs_again(database_factory: DatabaseFactory) -> None:
@@ -128,16 +145,20 @@ def test_a_write_that_loses_a_lock_conflict_runs_again(database_factory: Databas
     them rolled back). The transaction that lost runs again and succeeds."""
     url = database_factory.new_url()
     sqlite = database_factory.backend == "sqlite"
-    sessions = _table(url, **({"connect_args": {"timeout": 0.05}} if sqlite else {}))
+    sessions = _table(url)
     tries: list[int] = []
+    failures: list[int] = []
     holder = make_engine(url).connect()  # its first statement begins its transaction (IMMEDIATE on SQLite)
     # Rows 2-40: a heavier transaction than the one that runs again, so MySQL rolls that one back.
     holder.execute(text("UPDATE t SET n = n + 1 WHERE id >= 2"))
 
+    def failed() -> None:
+        failures.append(1)
+        if sqlite:  # the first try lost the lock at its BEGIN: the holder lets it go only now
+            holder.commit()
+
     def work(session: Session) -> None:
         tries.append(1)
-        if sqlite and len(tries) == 2:  # the first try lost the lock: the holder lets it go only now
-            holder.commit()
         session.execute(text("UPDATE t SET n = n + 10 WHERE id = 1"))
         if len(tries) == 1 and not sqlite:
             threading.Timer(0.3, lambda: holder.execute(text("UPDATE t SET n = n + 1 WHERE id = 1"))).start()
@@ -145,9 +166,9 @@ def test_a_write_that_loses_a_lock_conflict_runs_again(database_factory: Databas
 
     if not sqlite:  # the holder finishes once it got row 1, which the deadlock's loser gave up
         threading.Timer(2.0, holder.commit).start()
-    in_transaction(sessions, work)
+    _write(url, work, failed, **({"connect_args": {"timeout": 0.05}} if sqlite else {}))
     holder.close()
-    assert len(tries) >= 2
+    assert failures and len(tries) >= (1 if sqlite else 2)
     with sessions() as session:
         assert {i: n for i, n in session.execute(text("SELECT id, n FROM t WHERE id <= 3"))} == {
             1: 10 if sqlite else 11,
@@ -158,16 +179,15 @@ def test_a_write_that_loses_a_lock_conflict_runs_again(database_factory: Databas
 
 def test_a_conflict_is_not_run_again_forever(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'held.db'}"
-    sessions = _table(url, connect_args={"timeout": 0.01})
+    _table(url)
     holder = make_engine(url).connect()
     holder.execute(text("UPDATE t SET n = 2 WHERE id = 40"))  # holds SQLite's write lock
-    tries: list[int] = []
+    failures: list[int] = []
 
     def work(session: Session) -> None:
-        tries.append(1)
         session.execute(text("UPDATE t SET n = 1"))
 
     with pytest.raises(OperationalError, match="locked"):
-        in_transaction(sessions, work, attempts=3)
-    assert len(tries) == 3
+        _write(url, work, lambda: failures.append(1), connect_args={"timeout": 0.01})
+    assert len(failures) == LOCK_RETRY["stop"].max_attempt_number
     holder.close()
