@@ -132,9 +132,8 @@ async def drop_collection(request: Request) -> Response:
     state = state_of(request)
     name = request.path_params["name"]
 
-    def drop() -> str | None:  # Milvus's calls block: in a worker thread, with a session of its own
-        with state.sessions() as session:
-            found = collections(session=session, store=state.store)
+    def drop(session: Session) -> str | None:
+        found = collections(session=session, store=state.store)
         if found is None:
             return "Milvus did not answer; nothing was dropped."
         if not any(c.name == name and c.orphaned for c in found):
@@ -142,7 +141,7 @@ async def drop_collection(request: Request) -> Response:
         state.store.drop(name)
         return None
 
-    if problem := await run_in_threadpool(drop):
+    if problem := await state.run_blocking(drop):
         return redirect(request, "admin:overview", error=problem)
     log.info("dashboard: dropped orphaned collection %s", name)
     return redirect(request, "admin:overview", ok=f"Dropped the orphaned collection {name}.")

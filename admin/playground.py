@@ -46,7 +46,7 @@ async def page(request: Request) -> Response:
     status = 400 if errors else 200  # the query string itself is wrong, as opposed to an unknown id
 
     context: dict[str, Any] = {"user_id": user_id, "movie_id": movie_id, "q": q, "raw": raw}
-    active = await state.run(state.models.get)
+    active = await state.active_model()
     recs: list[Recommended] | None = None
     if user_id is not None:
         try:

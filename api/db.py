@@ -29,7 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 T = TypeVar("T")
 Run = Callable[[Callable[[Session], Any]], Awaitable[Any]]  # work(session), on the caller's session (run_on)
@@ -261,6 +261,15 @@ LOCK_RETRY: dict[str, Any] = {
     "wait": wait_random_exponential(multiplier=0.02, max=0.4),
     "reraise": True,
 }
+
+
+def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Return work(session) run in one transaction of a session of its own, committed, and run again
+    as LOCK_RETRY says (a worker thread's run_on)."""
+    for attempt in Retrying(**LOCK_RETRY):
+        with attempt, sessions.begin() as session:
+            return work(session)
+    raise AssertionError("unreachable")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

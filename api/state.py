@@ -8,19 +8,19 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from anyio import CapacityLimiter
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.access.backend import CredentialBackend
-from api.db import run_on
+from api.db import in_transaction, run_on
 from api.movies.service import TitleCache
 from api.recommend.pipeline import Sources
 from api.recommend.popular import Popularity
 from api.settings import Settings
 from api.vectors.store import VectorStore
-from api.versions.registry import ModelRegistry
+from api.versions.registry import ActiveModel, ModelRegistry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +34,7 @@ class AppState:
     sessions: sessionmaker
     store: VectorStore
     models: ModelRegistry
-    threads: CapacityLimiter  # worker threads of /readyz and /metrics, one pooled connection each
+    threads: CapacityLimiter  # worker threads of run_blocking, /readyz and /metrics, a pooled connection each
     access: CredentialBackend  # who calls, within which rate; mints user tokens (api.access.backend)
     titles: TitleCache = field(default_factory=TitleCache)
     popular: Popularity = field(init=False)  # the most-rated movies, counted once a minute
@@ -49,6 +49,23 @@ class AppState:
         """Return work(session) on a session of its own, on the event loop (api.db.run_on: work must
         not block); with `write`, in one transaction."""
         return await run_on(self.session(), work, write=write)
+
+    async def run_blocking(self, work: Callable[[Session], T], *, write: bool = False) -> T:
+        """Return work(session) run in a worker thread with a session of its own, for work that blocks
+        beside the database (Paddle, Milvus, a model loaded from disk); with `write`, in one transaction."""
+
+        def call() -> T:
+            if write:
+                return in_transaction(self.sessions, work)
+            with self.sessions() as session:
+                return work(session)
+
+        return await to_thread.run_sync(call, limiter=self.threads)
+
+    async def active_model(self) -> ActiveModel | None:
+        """Return the active model; the database is read (and a new version loaded) only when the
+        registry must look again, in a worker thread."""
+        return self.models.current if self.models.is_fresh() else await self.run_blocking(self.models.get)
 
     def __post_init__(self) -> None:
         self.popular = Popularity(self.engine)

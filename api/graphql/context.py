@@ -18,7 +18,6 @@ from api.access.identity import Caller
 from api.db import run_on
 from api.graphql.loaders import Loaders
 from api.state import AppState
-from api.versions.registry import ActiveModel
 
 T = TypeVar("T")
 
@@ -41,11 +40,6 @@ class Context:
         """Return who sent the request (AuthenticationMiddleware's `request.user`)."""
         caller: Caller = self.request.user
         return caller
-
-    async def active_model(self) -> ActiveModel | None:
-        """Return the active model; the database is read only when the registry must look again."""
-        models = self.state.models
-        return models.current if models.is_fresh() else await self.run(models.get)
 
     @cached_property
     def loaders(self) -> Loaders:

@@ -69,7 +69,7 @@ async def recommend(
     """Return the GraphQL results of a recommendation service, given the operation's resources."""
     context = info.context
     found = await service(
-        run=context.run, store=context.state.store, active=await context.active_model(), **arguments
+        run=context.run, store=context.state.store, active=await context.state.active_model(), **arguments
     )
     return await with_movies(info, found)
 

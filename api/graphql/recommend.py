@@ -37,7 +37,7 @@ async def user_recommendations(
     """Answer through the recommendation pipeline (api/recommend/pipeline.py)."""
     state = info.context.state
     found = await recommend_user(
-        state.sources, require_model(await info.context.active_model()), info.context.run,
+        state.sources, require_model(await info.context.state.active_model()), info.context.run,
         user_id=user_id, limit=limit, filters=filters, exclude_rated=exclude_rated,
     )  # fmt: skip
     return await with_movies(info, found)
@@ -49,7 +49,7 @@ async def popular_for_visitor(
     """Answer a visitor without ratings with the popular movies, on the event loop: a worker thread
     only checks an occupation or reads titles the catalogue does not hold."""
     context = info.context
-    require_model(await context.active_model())
+    require_model(await context.state.active_model())
     check_gender_and_age(gender, age)
     if occupation is not None:
         await context.run(lambda session: check_occupation(session=session, occupation=occupation))

@@ -188,7 +188,7 @@ class Query:
         permission_classes=[allowed()],
     )
     async def model_info(self, info: Info) -> ModelInfo | None:
-        active = await info.context.active_model()
+        active = await info.context.state.active_model()
         if active is None:
             return None
         m = active.metrics
@@ -255,7 +255,7 @@ class Mutation:
                 state.store.upsert(active.collection, [row.id], vector[None, :], [genres], [row.year])
             return row
 
-        return Movie.from_row(await info.context.run(create, write=True))
+        return Movie.from_row(await state.run_blocking(create, write=True))
 
     @strawberry.mutation(
         description="A token for a browser front end to act as one user: it reads that user's profile, "
