@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from api.app import create_app
 from tests.api.conftest import GraphQL, Stack, build_stack
 from tests.conftest import DatabaseFactory
 
+GUARD_S = 60  # only ends a test that would otherwise hang
 RECS = "query($u: Int!, $n: Int!) { recommendations(userId: $u, limit: $n) { score movie { id genres year } because { id } } }"
 
 
@@ -87,7 +89,7 @@ def test_a_failing_field_leaves_the_connections_of_its_cancelled_siblings_sound(
     gql: GraphQL, stack: Stack
 ) -> None:
     """A field that fails beside others nulls the whole answer, and GraphQL cancels the siblings
-    still reading the database on the event loop (api.db.read): their connections, mid-statement,
+    still reading the database on the event loop (api.db.run_on): their connections, mid-statement,
     must leave the pool rather than serve the next request (on MySQL it then read the rest of the
     cancelled answer: UNAVAILABLE)."""
     invalidated: list[object] = []
@@ -111,6 +113,24 @@ def test_a_failing_field_leaves_the_connections_of_its_cancelled_siblings_sound(
     finally:
         event.remove(Pool, "invalidate", count)
     assert invalidated  # siblings were cancelled mid-read, so the case above happened
+
+
+def test_operations_that_look_for_the_active_model_at_once_all_answer(
+    client: TestClient, stack: Stack
+) -> None:
+    """The registry's look at the active version holds a thread lock while it reads the database:
+    operations awaiting it at once must not wait for each other on the event loop (a deadlock)."""
+    state = client.app_state["movierec"]
+    gql = GraphQL(client, stack.api_key)
+    state.models.check_interval = 0  # every operation looks again
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            users = [user.id for user in stack.dataset.users[:16]]
+            pending = [pool.submit(gql.data, RECS, u=user, n=5) for user in users]
+            answers = [future.result(timeout=GUARD_S) for future in pending]
+    finally:
+        state.models.check_interval = 1.0
+    assert all(len(answer["recommendations"]) == 5 for answer in answers)
 
 
 def test_similar_movies_are_closest_first_and_exclude_the_movie(gql: GraphQL, stack: Stack) -> None:
