@@ -21,8 +21,8 @@ from starlette.types import Message
 
 from api import server
 from api.app import create_app
-from api.graphql.context import Context
 from api.settings import Settings
+from api.state import AppState
 from api.transport import BodyLimit
 from tests.api.conftest import Stack
 
@@ -170,7 +170,7 @@ def test_an_operation_is_cancelled_when_its_client_leaves(
     the query runs; the operation's awaits are cancelled instead of running to the end."""
     events: list[str] = []
 
-    async def slow_active_model(self: Context) -> None:
+    async def slow_active_model(self: AppState) -> None:
         events.append("started")
         try:
             await asyncio.sleep(30)
@@ -178,7 +178,7 @@ def test_an_operation_is_cancelled_when_its_client_leaves(
             events.append("cancelled")
             raise
 
-    monkeypatch.setattr(Context, "active_model", slow_active_model)
+    monkeypatch.setattr(AppState, "active_model", slow_active_model)
     with served(stack.settings, lambda: create_app(stack.settings)) as port:
         deadline = time.monotonic() + 60
         with socket.create_connection(("127.0.0.1", port)) as client:
