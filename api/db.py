@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -118,16 +119,17 @@ async def read(
     *,
     timeout: float = READ_TIMEOUT_S,
 ) -> Sequence[Row[Any]]:
-    """Return the rows of a statement, read on the event loop (TimeoutError after `timeout` s); on
-    any failure the connection leaves the pool, its protocol state being unknown."""
-    async with engine.connect() as connection:
-        try:
-            async with asyncio.timeout(timeout):
-                return (await connection.execute(statement, parameters)).all()
-        except BaseException:
-            with contextlib.suppress(Exception):  # a connection already gone
-                await connection.invalidate()
-            raise
+    """Return the rows of a statement, read on a session of its own (run_on)."""
+    rows = partial(all_rows, statement, parameters)
+    return await run_on(AsyncSession(engine, expire_on_commit=False), rows, timeout=timeout)
+
+
+def all_rows(
+    statement: Executable, parameters: dict[str, Any] | None, session: Session
+) -> Sequence[Row[Any]]:
+    """Return the rows of a Core statement, run on the session's connection: the ORM's execute adds
+    work such a statement needs not."""
+    return session.connection().execute(statement, parameters).all()
 
 
 async def run_on(

@@ -6,9 +6,10 @@ turns for --rounds rounds, and prints reads per second and the process's CPU per
 - threads: PyMySQL in a worker thread with its own ORM session, at most 8 threads at a time; and
   the same with a Core connection instead of a session;
 - async: SQLAlchemy's asyncio extension on the event loop, a Core connection with aiomysql in a
-  transaction; a Core connection in autocommit with asyncmy, no session (api.db.read); and the
-  API's way (api.db.run_on: the operation's session, in autocommit, no ROLLBACK on the connection's
-  return to the pool), with asyncmy (the API's driver) and with aiomysql.
+  transaction; a Core connection in autocommit with asyncmy, no session; and the API's way
+  (api.db.run_on: the operation's session, its statement run on the session's connection in
+  autocommit, no ROLLBACK on the connection's return to the pool), with asyncmy (the API's driver)
+  and with aiomysql.
 Needs the bench database of bench/serve.py and the dev extra (aiomysql).
 
     .venv/bin/python bench/db_access.py
@@ -33,7 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from api.db import make_async_engine, make_engine, make_session_factory, read, run_on
+from api.db import make_async_engine, make_engine, make_session_factory, run_on
 from api.recommend.pipeline import USER_SELECT, read_user
 
 T = TypeVar("T")
@@ -97,7 +98,9 @@ async def main(args: argparse.Namespace) -> None:
     by_api, by_aiomysql = read_on(api_engine), read_on(aiomysql_engine)
 
     async def no_session(user_id: int) -> object:
-        return await read(api_engine, USER_SELECT, {"user_id": user_id, "limit": HISTORY_LENGTH})
+        async with api_engine.connect() as connection:
+            parameters = {"user_id": user_id, "limit": HISTORY_LENGTH}
+            return (await connection.execute(USER_SELECT, parameters)).one()
 
     rng = random.Random(0)
     users = [rng.randint(1, args.users) for _ in range(args.reads)]

@@ -18,7 +18,7 @@ from anyio import to_thread
 from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
-from api.db import Run, epoch_seconds, utcnow
+from api.db import Run, all_rows, epoch_seconds, utcnow
 from api.errors import NotFound
 from api.metrics import ANSWERS, STAGE
 from api.movies.models import Movie
@@ -127,18 +127,14 @@ def read_user(session: Session, *, user_id: int, history_length: int, ratings: b
     """Return the user's state and kept list, with (`ratings`) their newest `history_length` ratings
     and rated movies, or raise NotFound."""
     parameters = {"user_id": user_id, "limit": history_length}
-    row = session.execute(USER_SELECT if ratings else KEPT_SELECT, parameters).first()
-    if row is None:
+    rows = all_rows(USER_SELECT if ratings else KEPT_SELECT, parameters, session)
+    if not rows:
         raise NotFound(f"user {user_id} does not exist")
-    n = len(USER_STATE_COLUMNS)
+    row, n = rows[0], len(USER_STATE_COLUMNS)
     kept = None if row[n] is None else KeptRow(*row[n : n + 3])
     if not ratings:
         return UserState.of(row[:n], kept=kept, ratings_read=False)
     return UserState.of(row[:n], kept=kept, newest_ratings=row[n + 3], rated_ids=row[n + 4])
-
-
-def _one_row(statement: Any, parameters: dict[str, Any], session: Session) -> Any:
-    return session.execute(statement, parameters).one()
 
 
 def fingerprint(model: ActiveModel, user: UserState, newest_rating: int | None, now: int) -> str:
@@ -220,7 +216,7 @@ async def from_model(sources: Sources, model: ActiveModel, asks: list[Ask], now:
             assert ask.run is not None, "a user read without ratings needs a way to read them"
             parameters = {"user_id": ask.user_id, "limit": model.model.history_length}
             with STAGE.labels("database").time():
-                newest, rated = await ask.run(partial(_one_row, RATINGS_SELECT, parameters))
+                newest, rated = (await ask.run(partial(all_rows, RATINGS_SELECT, parameters)))[0]
             ask.user = replace(ask.user, newest_ratings=newest, rated_ids=rated, ratings_read=True)
     asks = [ask for ask in asks if ask.user.history]
     if not asks:
