@@ -100,6 +100,8 @@ class Popularity:
         """Return the current snapshot, starting a read if one is due; before the first, wait for it."""
         if self._reading is None and (self._current is None or self._clock() >= self._due):
             self._reading = asyncio.ensure_future(self._read())
+            # retrieved here too: the requests that waited for a first read that failed may all have left
+            self._reading.add_done_callback(lambda read: read.cancelled() or read.exception())
         if self._current is not None:
             return self._current
         assert self._reading is not None  # started above, as there is no snapshot yet

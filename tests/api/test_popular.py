@@ -5,6 +5,8 @@ no request reads `ratings` for them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import math
 import re
 import threading
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -360,3 +363,28 @@ def test_visitors_without_ratings_are_answered_while_every_connection_is_taken(s
             for connection in taken:
                 client.portal.call(connection.close)
         assert len(search.result(timeout=GUARD_S)["movies"]["nodes"]) == 5
+
+
+def test_a_first_count_that_fails_after_its_requests_left_leaves_no_unretrieved_error(tmp_path: Path) -> None:
+    """The first read fails after every request waiting for it has left: its error is retrieved all
+    the same, so asyncio reports no task exception that was never retrieved."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables: the count fails
+    popular = Popularity(engine)
+    reported: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: reported.append(context))
+        waiter = asyncio.ensure_future(popular.snapshot())
+        await asyncio.sleep(0)  # the read starts
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+        for _ in range(GUARD_S * 100):  # until the read has failed
+            if popular._reading is None:
+                break
+            await asyncio.sleep(0.01)
+        gc.collect()  # a task whose error nobody retrieved reports it when it is collected
+
+    asyncio.run(scenario())
+    engine.dispose()
+    assert popular._reading is None and not reported
