@@ -67,7 +67,7 @@ class GraphQLApp(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         state: AppState = request.state.movierec
-        return Context(state=state, request=request, session=state.session())
+        return Context(state=state, request=request, session=state.async_session())
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         return process_result(result)
@@ -134,7 +134,7 @@ POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside 
 
 
 def request_engine(settings: Settings) -> AsyncEngine:
-    """Return the engine of requests' sessions on the event loop (AppState.session)."""
+    """Return the engine of requests' sessions on the event loop (AppState.async_session)."""
     return make_async_engine(
         settings.resolved_database_url, pool_size=WORKER_THREADS, max_overflow=WORKER_THREADS
     )

@@ -41,14 +41,14 @@ class AppState:
     sources: Sources = field(init=False)  # what a user's recommendations are answered from (build_state)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
-    def session(self) -> AsyncSession:
+    def async_session(self) -> AsyncSession:
         """Return a new session on the event loop (a GraphQL operation's, or one `run` call's)."""
         return AsyncSession(self.async_engine, expire_on_commit=False)
 
     async def run(self, work: Callable[[Session], T], *, write: bool = False) -> T:
         """Return work(session) on a session of its own, on the event loop (api.db.run_on: work must
         not block); with `write`, in one transaction."""
-        return await run_on(self.session(), work, write=write)
+        return await run_on(self.async_session(), work, write=write)
 
     async def run_blocking(self, work: Callable[[Session], T], *, write: bool = False) -> T:
         """Return work(session) run in a worker thread with a session of its own, for work that blocks
