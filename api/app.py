@@ -129,15 +129,14 @@ class GraphQLApp(GraphQL):
         return work.result()
 
 
-WORKER_THREADS = 8  # /readyz's and /metrics's blocking calls in flight per process; the async pool's size
-POOL_HEADROOM = 4  # connections for /readyz, /metrics and the dashboard beside the worker threads
+WORKER_THREADS = 8  # blocking calls in flight per process (AppState.run_blocking, /readyz, /metrics)
+POOL_HEADROOM = 4  # connections for the dashboard's pages and background jobs beside the worker threads
+ASYNC_POOL = 8  # connections of the requests' sessions, each held for one call; as many again in overflow
 
 
 def request_engine(settings: Settings) -> AsyncEngine:
     """Return the engine of requests' sessions on the event loop (AppState.async_session)."""
-    return make_async_engine(
-        settings.resolved_database_url, pool_size=WORKER_THREADS, max_overflow=WORKER_THREADS
-    )
+    return make_async_engine(settings.resolved_database_url, pool_size=ASYNC_POOL, max_overflow=ASYNC_POOL)
 
 
 def build_state(settings: Settings, access: CredentialBackend) -> AppState:
