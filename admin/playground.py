@@ -16,7 +16,7 @@ from api.ids import MAX_ID, parse_id
 from api.movies.service import MovieRecord, genres_by_movie, list_movies
 from api.ratings.service import latest_records
 from api.recommend.pipeline import recommend_user
-from api.recommend.service import Recommended, require_model, similar_movies
+from api.recommend.service import Recommended, similar_movies
 from api.users.service import get_user
 
 RECENT, RECOMMENDED, SIMILAR, FOUND = 20, 10, 10, 20  # rows of each list
@@ -50,16 +50,18 @@ async def page(request: Request) -> Response:
     recs: list[Recommended] | None = None
     if user_id is not None:
         try:
+            model = await state.serving_model()
             recs = await recommend_user(
-                state.sources, require_model(active), state.run, user_id=user_id, limit=RECOMMENDED
+                run=state.run, sources=state.sources, model=model, user_id=user_id, limit=RECOMMENDED
             )
         except ServiceError as error:
             errors.append(str(error))
     similar: list[Recommended] = []
     if movie_id is not None:
         try:
+            model = await state.serving_model()
             similar = await similar_movies(
-                run=state.run, store=state.store, active=active, movie_id=movie_id, limit=SIMILAR
+                run=state.run, sources=state.sources, model=model, movie_id=movie_id, limit=SIMILAR
             )
             context["similar"] = similar
         except ServiceError as error:

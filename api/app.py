@@ -44,7 +44,8 @@ from api.graphql.schema import build_schema
 from api.home import home
 from api.movies.service import genre_names
 from api.ops import Readiness, healthz, metrics_endpoint
-from api.recommend.pipeline import Sources, store_kept
+from api.recommend.pipeline import store_kept
+from api.recommend.service import Sources
 from api.settings import Settings
 from api.state import AppState
 from api.transport import BodyLimit, SecurityHeaders

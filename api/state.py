@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.access.backend import CredentialBackend
 from api.db import in_transaction, run_on
+from api.errors import ModelNotReady
 from api.movies.service import TitleCache
-from api.recommend.pipeline import Sources
 from api.recommend.popular import Popularity
+from api.recommend.service import Sources
 from api.settings import Settings
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
@@ -66,6 +67,13 @@ class AppState:
         """Return the active model; the database is read (and a new version loaded) only when the
         registry must look again, in a worker thread."""
         return self.models.current if self.models.is_fresh() else await self.run_blocking(self.models.get)
+
+    async def serving_model(self) -> ActiveModel:
+        """Return the active model, or raise ModelNotReady before one is trained and activated."""
+        active = await self.active_model()
+        if active is None:
+            raise ModelNotReady("no model has been trained and activated yet; run `movierec train`")
+        return active
 
     def __post_init__(self) -> None:
         self.popular = Popularity(self.engine)

@@ -31,8 +31,9 @@ from api.db import make_engine, make_session_factory
 from api.movies.models import Movie
 from api.recommend.exact import ExactIndex
 from api.recommend.kept import CHUNK, read_users, search_unrated
-from api.recommend.pipeline import KEPT_LIMIT, Ask, RankMany, Sources, answer
+from api.recommend.pipeline import KEPT_LIMIT, Ask, answer
 from api.recommend.popular import Popularity
+from api.recommend.service import RankMany, Sources
 from api.settings import Settings
 from api.users.models import User
 from api.vectors.store import VectorStore

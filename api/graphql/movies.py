@@ -66,10 +66,11 @@ class Recommendation:
 async def recommend(
     info: Info, service: Callable[..., Awaitable[list[Recommended]]], **arguments: Any
 ) -> list[Recommendation]:
-    """Return the GraphQL results of a recommendation service, given the operation's resources."""
-    context = info.context
+    """Return the GraphQL results of a recommendation service (api.recommend), given the operation's
+    session, the sources of recommendations and the serving model."""
+    state = info.context.state
     found = await service(
-        run=context.run, store=context.state.store, active=await context.state.active_model(), **arguments
+        run=info.context.run, sources=state.sources, model=await state.serving_model(), **arguments
     )
     return await with_movies(info, found)
 

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from sqlalchemy.orm import Session
+from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
@@ -20,13 +21,13 @@ from api.graphql.operation import ClosedOperationHooks, OperationHooks
 from api.graphql.pagination import Connection, check_bound, decode_cursor, encode_cursor
 from api.graphql.permissions import allowed
 from api.graphql.ratings import Rating
-from api.graphql.recommend import ModelInfo, popular_for_visitor, user_recommendations
 from api.graphql.scalars import UTC_DATETIME
 from api.graphql.users import User
 from api.ids import parse_id
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
 from api.ratings import writes as ratings
+from api.recommend.pipeline import recommend_user
 from api.recommend.service import Filters, recommend_for_profile, similar_movies
 from api.settings import MIN_TOKEN_TTL_S
 from api.users import service as users
@@ -69,6 +70,23 @@ class CreateMovieInput:
     title: str
     year: int | None = None
     genres: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="The model version that serves recommendations.")
+class ModelInfo:
+    version: int
+    trained_at: datetime | None
+    collection: str
+    metrics: JSON = strawberry.field(description="Every metric the training run recorded.")
+    hr_at_10: float | None = strawberry.field(
+        description="Test HR@10, NCF protocol: the held-out movie among 99 sampled unrated ones.",
+    )
+    ndcg_at_10: float | None = strawberry.field(description="Test NDCG@10, NCF protocol.")
+    full_hr_at_10: float | None = strawberry.field(
+        description="Test HR@10 ranking the held-out movie against every movie the user had not rated.",
+    )
+    full_ndcg_at_10: float | None = strawberry.field(description="Test NDCG@10, full ranking.")
+    recall_at_20: float | None = strawberry.field(description="Test Recall@20, full ranking.")
 
 
 @strawberry.type
@@ -143,8 +161,9 @@ class Query:
         year_to: int | None = None,
         exclude_rated: bool = True,
     ) -> list[Recommendation]:
-        return await user_recommendations(
+        return await recommend(
             info,
+            recommend_user,
             user_id=user_id,
             limit=check_bound(limit, "limit"),
             filters=Filters(genres, year_from, year_to),
@@ -174,13 +193,15 @@ class Query:
         year_from: int | None = None,
         year_to: int | None = None,
     ) -> list[Recommendation]:
-        visitor: dict[str, Any] = {"gender": gender, "age": age, "occupation": occupation}
-        limit, filters = check_bound(limit, "limit"), Filters(genres, year_from, year_to)
-        if not rated_movies:
-            return await popular_for_visitor(info, **visitor, limit=limit, filters=filters)
-        rated = [(r.movie_id, r.rating) for r in rated_movies]
         return await recommend(
-            info, recommend_for_profile, rated=rated, limit=limit, filters=filters, **visitor
+            info,
+            recommend_for_profile,
+            gender=gender,
+            age=age,
+            occupation=occupation,
+            rated=[(r.movie_id, r.rating) for r in rated_movies],
+            limit=check_bound(limit, "limit"),
+            filters=Filters(genres, year_from, year_to),
         )
 
     @strawberry.field(

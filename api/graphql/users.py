@@ -5,10 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from api.graphql.context import Info
-from api.graphql.movies import Recommendation
+from api.graphql.movies import Recommendation, recommend
 from api.graphql.pagination import check_bound
 from api.graphql.ratings import RatingConnection, ratings_connection
-from api.graphql.recommend import user_recommendations
+from api.recommend.pipeline import recommend_user
 from api.users.models import User as UserRow
 
 
@@ -40,4 +40,4 @@ class User:
 
     @strawberry.field(description="Recommendations for this user, as the top-level query gives them.")
     async def recommendations(self, info: Info, limit: int = 10) -> list[Recommendation]:
-        return await user_recommendations(info, user_id=self.id, limit=check_bound(limit, "limit"))
+        return await recommend(info, recommend_user, user_id=self.id, limit=check_bound(limit, "limit"))

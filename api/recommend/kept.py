@@ -24,14 +24,12 @@ from api.recommend.pipeline import (
     RATING_ITEM,
     USER_STATE_COLUMNS,
     Ask,
-    RankMany,
-    Sources,
     UserState,
     answer,
     store_kept,
 )
 from api.recommend.popular import Popularity
-from api.recommend.service import NO_FILTERS, search_filter
+from api.recommend.service import NO_FILTERS, RankMany, Sources, search_filter
 from api.users.models import User
 from api.vectors.store import MAX_TOPK, Hit, VectorStore
 from api.versions.jobs import KeptJob

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from typing import Any
@@ -25,12 +25,12 @@ from api.movies.models import Movie
 from api.ratings.models import Rating
 from api.ratings.service import RATED, parse_rated
 from api.recommend.models import KeptList
-from api.recommend.popular import Popularity
 from api.recommend.service import (
     LIKED,
     NO_FILTERS,
     Filters,
     Recommended,
+    Sources,
     explain,
     movie_vectors,
     popular_movies,
@@ -39,14 +39,11 @@ from api.recommend.service import (
 )
 from api.upsert import upsert_statement
 from api.users.models import User
-from api.vectors.store import Hit, VectorStore
 from api.versions.registry import ActiveModel
 from ml.serving import HistoryItem, UserFeatures
 
 KEPT_LIMIT = 20  # movies kept per user: any limit up to this is answered from the kept list
 KEPT, COMPUTED = ANSWERS.labels("kept"), ANSWERS.labels("computed")
-# Ranks users' vectors (users, dim) to each one's top KEPT_LIMIT movies but its rated ones (kept.py).
-RankMany = Callable[[npt.NDArray[np.float32], Sequence[set[int]]], list[list[Hit]]]
 
 
 @dataclass(frozen=True)
@@ -179,20 +176,6 @@ def is_default(limit: int, filters: Filters, exclude_rated: bool) -> bool:
     return limit <= KEPT_LIMIT and filters == NO_FILTERS and exclude_rated
 
 
-@dataclass(frozen=True)
-class Sources:
-    """What the stages answer from, built once (AppState.sources; keep_lists builds its own)."""
-
-    store: VectorStore
-    popular: Popularity
-    genres: Callable[[], Awaitable[Collection[str]]]  # every genre name, for a genre filter
-    use_kept: bool = True  # answer from kept lists, and compute lists to keep
-    keep: Callable[[list[dict[str, object]]], None] | None = None  # stores computed lists
-    # Ranks default requests in one go, in a worker thread: keep_lists runs on an event loop of its
-    # own, where the store's asyncio client (made on the app's loop) must not be used.
-    rank_many: RankMany | None = None
-
-
 async def from_kept(sources: Sources, model: ActiveModel, asks: list[Ask], now: int) -> None:
     """Answer default requests whose kept list's fingerprint is the one computed for them now."""
     for ask in asks:
@@ -286,10 +269,10 @@ async def answer(sources: Sources, model: ActiveModel, asks: list[Ask], now: int
 
 
 async def recommend_user(
+    *,
+    run: Run,
     sources: Sources,
     model: ActiveModel,
-    run: Run,
-    *,
     user_id: int,
     limit: int,
     filters: Filters = NO_FILTERS,

@@ -4,7 +4,7 @@ an anonymous profile and for movies similar to a movie; a user's go through api/
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.db import Run
-from api.errors import BadUserInput, ModelNotReady, NotFound
+from api.errors import BadUserInput, NotFound
 from api.metrics import STAGE
 from api.movies.models import Movie
 from api.movies.service import check_genre_names, genre_names
 from api.ratings.service import check_stars
-from api.recommend.popular import Snapshot
+from api.recommend.popular import Popularity, Snapshot
 from api.users.service import check_gender_and_age, check_occupation
 from api.vectors.filters import MAX_YEAR, MIN_YEAR, FilterError, build_filter
 from api.vectors.store import Hit, VectorStore
@@ -48,11 +48,22 @@ class Filters:
 
 NO_FILTERS = Filters()
 
+# Ranks users' vectors (users, dim) to each one's top KEPT_LIMIT movies but its rated ones (kept.py).
+RankMany = Callable[[npt.NDArray[np.float32], Sequence[set[int]]], list[list[Hit]]]
 
-def require_model(active: ActiveModel | None) -> ActiveModel:
-    if active is None:
-        raise ModelNotReady("no model has been trained and activated yet; run `movierec train`")
-    return active
+
+@dataclass(frozen=True)
+class Sources:
+    """What recommendations are answered from, built once (AppState.sources; keep_lists builds its own)."""
+
+    store: VectorStore
+    popular: Popularity
+    genres: Callable[[], Awaitable[Collection[str]]]  # every genre name, for a genre filter
+    use_kept: bool = True  # answer from kept lists, and compute lists to keep
+    keep: Callable[[list[dict[str, object]]], None] | None = None  # stores computed lists
+    # Ranks default requests in one go, in a worker thread: keep_lists runs on an event loop of its
+    # own, where the store's asyncio client (made on the app's loop) must not be used.
+    rank_many: RankMany | None = None
 
 
 def popular_movies(
@@ -80,8 +91,8 @@ def _check_years(filters: Filters) -> None:
 async def recommend_for_profile(
     *,
     run: Run,
-    store: VectorStore,
-    active: ActiveModel | None,
+    sources: Sources,
+    model: ActiveModel,
     gender: str | None,
     age: int | None,
     occupation: int | None,
@@ -89,9 +100,8 @@ async def recommend_for_profile(
     limit: int,
     filters: Filters = NO_FILTERS,
 ) -> list[Recommended]:
-    """Return top movies for a visitor described by demographics and (movie, stars) in the order rated
-    (at least one: api.graphql.recommend.popular_for_visitor answers a visitor without)."""
-    model = require_model(active)
+    """Return top movies for a visitor described by demographics and (movie, stars) in the order rated;
+    without a rating, the most-rated movies, as demographics alone rank worse than popularity."""
     check_gender_and_age(gender, age)
     if len(rated) > PROFILE_MAX_RATINGS:
         raise BadUserInput(f"ratedMovies holds at most {PROFILE_MAX_RATINGS} ratings")
@@ -102,33 +112,38 @@ async def recommend_for_profile(
     def check(session: Session) -> set[str]:
         if occupation is not None:
             check_occupation(session=session, occupation=occupation)
+        if not ids:
+            return set()
         known = set(session.execute(select(Movie.id).where(Movie.id.in_(ids))).scalars())
         missing = [m for m in ids if m not in known]
         if missing:
             raise NotFound(f"movie {missing[0]} does not exist")
         return set(genre_names(session=session)) if filters.genres else set()
 
-    expr = search_filter(filters, await run(check), set(ids))
+    known_genres = await run(check)
+    if not rated:
+        snapshot = await sources.popular.snapshot()
+        return popular_movies(snapshot=snapshot, limit=limit, filters=filters, exclude=set())
+    expr = search_filter(filters, known_genres, set(ids))
     now = int(time.time())
     history = [HistoryItem(m, s, now - (len(rated) - i)) for i, (m, s) in enumerate(rated)]
     vector = model.model.encode_user(UserFeatures(gender, age, occupation, None, None), history)
     liked = [m for m, s in reversed(rated) if s >= LIKED]
     with STAGE.labels("vector_search").time():
-        chosen = await store.search(model.collection, vector, limit=limit, expr=expr)
-    return explain(chosen, liked, await movie_vectors(store, model, to_explain(chosen, liked)))
+        chosen = await sources.store.search(model.collection, vector, limit=limit, expr=expr)
+    return explain(chosen, liked, await movie_vectors(sources.store, model, to_explain(chosen, liked)))
 
 
 async def similar_movies(
-    *, run: Run, store: VectorStore, active: ActiveModel | None, movie_id: int, limit: int
+    *, run: Run, sources: Sources, model: ActiveModel, movie_id: int, limit: int
 ) -> list[Recommended]:
     """Return the movies whose vectors are closest to the movie's own."""
-    model = require_model(active)
     if not await run(lambda session: session.get(Movie, movie_id) is not None):
         raise NotFound(f"movie {movie_id} does not exist")
-    vector = (await movie_vectors(store, model, [movie_id])).get(movie_id)
+    vector = (await movie_vectors(sources.store, model, [movie_id])).get(movie_id)
     if vector is None:
         raise NotFound(f"movie {movie_id} has no vector in the active model")
-    hits = await store.search(model.collection, vector, limit=limit + 1)
+    hits = await sources.store.search(model.collection, vector, limit=limit + 1)
     return [Recommended(h.movie_id, h.score) for h in hits if h.movie_id != movie_id][:limit]
 
 

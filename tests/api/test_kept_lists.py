@@ -33,7 +33,6 @@ from api.recommend.models import KeptList
 from api.recommend.pipeline import (
     KEPT_LIMIT,
     Ask,
-    Sources,
     UserState,
     answer,
     encode,
@@ -42,7 +41,7 @@ from api.recommend.pipeline import (
     recommend_user,
 )
 from api.recommend.popular import Popularity
-from api.recommend.service import Recommended
+from api.recommend.service import Recommended, Sources
 from api.vectors.store import VectorStore
 from api.versions.registry import ActiveModel, ModelRegistry
 from ml.serving import HistoryItem
@@ -111,7 +110,9 @@ def _computed(
             return await run_on(AsyncSession(engine), work)
 
         try:
-            return await recommend_user(_sources(sessions, store), model, run, user_id=user_id, limit=limit)
+            return await recommend_user(
+                run=run, sources=_sources(sessions, store), model=model, user_id=user_id, limit=limit
+            )
         finally:
             await store.aclose()
             await engine.dispose()
