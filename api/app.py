@@ -42,7 +42,6 @@ from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
 from api.home import home
-from api.movies.service import genre_names
 from api.ops import Readiness, healthz, metrics_endpoint
 from api.recommend.pipeline import store_kept
 from api.recommend.service import Sources
@@ -170,10 +169,7 @@ def build_state(settings: Settings, access: CredentialBackend) -> AppState:
     def keep(rows: list[dict[str, object]]) -> None:  # after the answer, in a transaction of its own
         state.in_background(state.run(lambda session: store_kept(session=session, rows=rows), write=True))
 
-    async def genres() -> list[str]:
-        return await state.run(lambda session: genre_names(session=session))
-
-    state.sources = Sources(state.store, state.popular, genres, use_kept=settings.kept_lists, keep=keep)
+    state.sources = Sources(state.store, state.popular, use_kept=settings.kept_lists, keep=keep)
     return state
 
 

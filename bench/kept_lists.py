@@ -79,9 +79,6 @@ def main() -> None:
         "milvus": functools.partial(search_unrated, store, model.collection, limit=KEPT_LIMIT),
     }
 
-    async def no_genres() -> tuple[str, ...]:
-        return ()
-
     users = same = same_scores = 0
     for start in range(0, len(user_ids), CHUNK):
         with sessions() as session:
@@ -91,7 +88,7 @@ def main() -> None:
         now = int(time.time())
         ranked = {}
         for way, rank_many in ways.items():
-            sources = Sources(store, Popularity(engine), no_genres, rank_many=rank_many)
+            sources = Sources(store, Popularity(engine), rank_many=rank_many)
             asks = [Ask(user_id, user, KEPT_LIMIT) for user_id, user in chunk]
             started = time.perf_counter()
             anyio.run(answer, sources, model, asks, now)

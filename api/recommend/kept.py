@@ -7,7 +7,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 import numpy as np
@@ -131,7 +131,7 @@ async def keep_lists(
             rank_many: RankMany = functools.partial(index.top_unrated, limit=KEPT_LIMIT)
         else:
             rank_many = functools.partial(search_unrated, store, model.collection, limit=KEPT_LIMIT)
-        sources = Sources(store, popular, _no_genres, rank_many=rank_many)
+        sources = Sources(store, popular, rank_many=rank_many)
         asks = [Ask(user_id, user, KEPT_LIMIT) for user_id, user in users]
         await answer(sources, model, asks, int(time.time()))
         rows = [ask.keep for ask in asks if ask.keep is not None]
@@ -151,10 +151,6 @@ def _user_ids(sessions: sessionmaker) -> list[int]:
 def _store(sessions: sessionmaker, rows: list[dict[str, object]]) -> None:
     with sessions.begin() as session:
         store_kept(session=session, rows=rows)
-
-
-async def _no_genres() -> Collection[str]:
-    return ()  # keep_lists filters nothing
 
 
 def read_users(*, session: Session, ids: Sequence[int], length: int) -> list[tuple[int, UserState]]:

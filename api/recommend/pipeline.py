@@ -22,6 +22,7 @@ from api.db import Run, all_rows, epoch_seconds, utcnow
 from api.errors import NotFound
 from api.metrics import ANSWERS, STAGE
 from api.movies.models import Movie
+from api.movies.service import genre_names
 from api.ratings.models import Rating
 from api.ratings.service import RATED, parse_rated
 from api.recommend.models import KeptList
@@ -164,7 +165,7 @@ class Ask:
     found: list[Recommended] | None = None
     kept: bool = False  # answered from the kept list
     keep: dict[str, object] | None = None  # the kept list to store, computed for a default request
-    run: Run | None = None  # reads the ratings that the request's first read left out
+    run: Run | None = None  # the request's session, for what its first read left out
 
     @property
     def default(self) -> bool:
@@ -204,7 +205,10 @@ async def from_model(sources: Sources, model: ActiveModel, asks: list[Ask], now:
     asks = [ask for ask in asks if ask.user.history]
     if not asks:
         return
-    known = set(await sources.genres()) if any(ask.filters.genres for ask in asks) else set()
+    known: set[str] = set()
+    if any(ask.filters.genres for ask in asks):  # a request's own (keep_lists filters nothing)
+        assert asks[0].run is not None, "a genre filter needs the request's session"
+        known = set(await asks[0].run(lambda session: genre_names(session=session)))
     exprs = [search_filter(a.filters, known, a.user.rated if a.exclude_rated else set()) for a in asks]
     with STAGE.labels("encode").time():  # one user's encode is shorter than a thread hop
         vectors, liked, newest = (

@@ -4,7 +4,7 @@ an anonymous profile and for movies similar to a movie; a user's go through api/
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,7 +58,6 @@ class Sources:
 
     store: VectorStore
     popular: Popularity
-    genres: Callable[[], Awaitable[Collection[str]]]  # every genre name, for a genre filter
     use_kept: bool = True  # answer from kept lists, and compute lists to keep
     keep: Callable[[list[dict[str, object]]], None] | None = None  # stores computed lists
     # Ranks default requests in one go, in a worker thread: keep_lists runs on an event loop of its

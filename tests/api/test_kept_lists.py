@@ -8,7 +8,7 @@ import dataclasses
 import functools
 import re
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import make_async_engine, make_engine, make_session_factory, run_on
 from api.movies.models import Movie
-from api.movies.service import create_movie, genre_names
+from api.movies.service import create_movie
 from api.ratings.models import Rating
 from api.ratings.service import latest_records
 from api.ratings.writes import rate_movie
@@ -87,11 +87,7 @@ def kept(stack: Stack, sessions: sessionmaker, model: ActiveModel) -> Iterator[i
 def _sources(sessions: sessionmaker, store: VectorStore) -> Sources:
     """Return the pipeline's sources of a computed reference: kept lists neither read nor stored."""
 
-    async def genres() -> Collection[str]:
-        with sessions() as session:
-            return genre_names(session=session)
-
-    return Sources(store, Popularity(sessions.kw["bind"]), genres, use_kept=False)
+    return Sources(store, Popularity(sessions.kw["bind"]), use_kept=False)
 
 
 def _computed(
