@@ -13,6 +13,7 @@ import numpy as np
 from ml.movielens.format import (
     AGE_BUCKETS,
     GENRES,
+    MAX_DESCRIPTION,
     MAX_TAG,
     MAX_TAGS,
     OCCUPATIONS,
@@ -25,10 +26,8 @@ from ml.movielens.format import (
 )
 from ml.movielens.tables import (
     RatingColumns,
-    age_bucket,
     csv_rows,
     dataset,
-    description,
     genre_list,
     integer,
     need_files,
@@ -36,10 +35,8 @@ from ml.movielens.tables import (
     numeric_csv_ratings,
     split_lines,
     stars,
-    tag_list,
     timestamp,
     title_of,
-    user,
 )
 
 ML1M_FILES = ("users.dat", "movies.dat", "ratings.dat")
@@ -48,8 +45,7 @@ ENCODING = "latin-1"  # of ML-1M's and ML-100K's files
 
 
 def load_ml1m(directory: Path) -> Dataset:
-    """Return the dataset in a directory holding users.dat, movies.dat and ratings.dat, or raise
-    FileNotFoundError naming a missing file or MalformedDataError naming a bad line."""
+    """Return the dataset of an ML-1M directory; raise naming a missing file or a bad line."""
     need_files(directory, ML1M_FILES, "ML-1M")
     users, seen = [], set[int]()
     path = directory / "users.dat"
@@ -175,11 +171,37 @@ def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> lis
     if capped:
         notes.append(f"tags.csv: {capped} movies have more than {MAX_TAGS} tags: their most applied kept")
 
-    def tags(movie_id: int) -> tuple[str, ...]:
-        counts = applied.get(movie_id, Counter())
-        return tuple(sorted(counts, key=lambda t: (-counts[t], t))[:MAX_TAGS])
+    ranked = {i: tuple(sorted(c, key=lambda t: (-c[t], t))[:MAX_TAGS]) for i, c in applied.items()}
+    return [replace(m, tags=ranked.get(m.id, ())) for m in movies]
 
-    return [replace(m, tags=tags(m.id)) for m in movies]
+
+def age_bucket(years: int) -> int:
+    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
+    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
+
+
+def tag_list(path: Path, line: int, text: str) -> tuple[str, ...]:
+    """Return the distinct tags of a `|`-separated list, normalised, refused past the bounds."""
+    tags = tuple(dict.fromkeys(t for part in text.split("|") if (t := tag_of(part))))
+    if len(tags) > MAX_TAGS:
+        raise MalformedDataError(path, line, f"{len(tags)} tags, at most {MAX_TAGS} a movie")
+    long = [t for t in tags if len(t) > MAX_TAG]
+    if long:
+        raise MalformedDataError(path, line, f"tag {long[0][:20]!r}... is longer than {MAX_TAG} characters")
+    return tags
+
+
+def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation: str, zip_code: str) -> User:
+    """Return a user from optional demographic fields ("" is unknown), checked as the database does."""
+    if gender not in ("", "F", "M"):
+        raise MalformedDataError(path, line, f"gender must be F, M or empty, not {gender!r}")
+    occ = integer(path, line, "occupation", occupation, low=0) if occupation else None
+    if occ is not None and occ not in OCCUPATIONS:
+        raise MalformedDataError(path, line, f"occupation {occ} is not an ML-1M occupation (0-20)")
+    if len(zip_code) > 10:
+        raise MalformedDataError(path, line, f"zip code {zip_code!r} is longer than 10 characters")
+    years = age_bucket(integer(path, line, "age", age)) if age else None
+    return User(user_id, gender or None, years, occ, zip_code or None)
 
 
 def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
@@ -193,8 +215,13 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
         year = integer(path, line, "year", year_text) if year_text else parse_year(title)
         genres = genre_list(path, line, row.get("genres", ""))
         movie_id = new_id(path, line, "movie", row["movie_id"], seen)
-        text = description(path, line, row.get("description", ""))
-        movies.append(Movie(movie_id, title, year, genres, text, tag_list(path, line, row.get("tags", ""))))
+        text = row.get("description", "")
+        if len(text) > MAX_DESCRIPTION:
+            raise MalformedDataError(
+                path, line, f"description has {len(text)} characters, at most {MAX_DESCRIPTION} are read"
+            )
+        tags = tag_list(path, line, row.get("tags", ""))
+        movies.append(Movie(movie_id, title, year, genres, text or None, tags))
     users: list[User] | None = None
     path = directory / "users.csv"
     if path.is_file():

@@ -14,20 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.movielens.format import (
-    AGE_BUCKETS,
-    GENRES,
-    MAX_DESCRIPTION,
-    MAX_TAG,
-    MAX_TAGS,
-    OCCUPATIONS,
-    Dataset,
-    MalformedDataError,
-    Movie,
-    Ratings,
-    User,
-    tag_of,
-)
+from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, Ratings, User
 
 MAX_TITLE = 255
 MAX_ID = 2**31 - 1  # the id columns' largest value (INTEGER)
@@ -201,11 +188,6 @@ def timestamp(path: Path, line: int, text: str) -> int:
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
-def age_bucket(years: int) -> int:
-    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
-    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
-
-
 def title_of(path: Path, line: int, title: str) -> str:
     if not title.strip() or len(title) > MAX_TITLE:
         raise MalformedDataError(path, line, f"title is empty or longer than {MAX_TITLE} characters")
@@ -223,39 +205,6 @@ def genre_list(
     if unknown:
         raise MalformedDataError(path, line, f"unknown genre {unknown[0]!r}: one of {', '.join(known)}")
     return tuple(g for n in found if (g := known[n]))
-
-
-def description(path: Path, line: int, text: str) -> str | None:
-    """Return a movie's description (None when empty), refused past MAX_DESCRIPTION characters."""
-    if len(text) > MAX_DESCRIPTION:
-        raise MalformedDataError(
-            path, line, f"description has {len(text)} characters, at most {MAX_DESCRIPTION} are read"
-        )
-    return text or None
-
-
-def tag_list(path: Path, line: int, text: str) -> tuple[str, ...]:
-    """Return the distinct tags of a `|`-separated list, normalised, refused past the bounds."""
-    tags = tuple(dict.fromkeys(t for part in text.split("|") if (t := tag_of(part))))
-    if len(tags) > MAX_TAGS:
-        raise MalformedDataError(path, line, f"{len(tags)} tags, at most {MAX_TAGS} a movie")
-    long = [t for t in tags if len(t) > MAX_TAG]
-    if long:
-        raise MalformedDataError(path, line, f"tag {long[0][:20]!r}... is longer than {MAX_TAG} characters")
-    return tags
-
-
-def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation: str, zip_code: str) -> User:
-    """Return a user from optional demographic fields ("" is unknown), checked as the database does."""
-    if gender not in ("", "F", "M"):
-        raise MalformedDataError(path, line, f"gender must be F, M or empty, not {gender!r}")
-    occ = integer(path, line, "occupation", occupation, low=0) if occupation else None
-    if occ is not None and occ not in OCCUPATIONS:
-        raise MalformedDataError(path, line, f"occupation {occ} is not an ML-1M occupation (0-20)")
-    if len(zip_code) > 10:
-        raise MalformedDataError(path, line, f"zip code {zip_code!r} is longer than 10 characters")
-    years = age_bucket(integer(path, line, "age", age)) if age else None
-    return User(user_id, gender or None, years, occ, zip_code or None)
 
 
 def dataset(users: list[User] | None, movies: list[Movie], columns: RatingColumns) -> Dataset:
