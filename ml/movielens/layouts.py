@@ -68,13 +68,14 @@ def load_ml1m(directory: Path) -> Dataset:
         movie_id = new_id(path, number, "movie", mid, seen)
         title = title_of(path, number, title)
         movies.append(Movie(movie_id, title, parse_year(title), genre_list(path, number, genres)))
-    return dataset(users, movies, _ml1m_ratings(directory / "ratings.dat"))
+    return dataset(users, movies, _whole_ratings(directory / "ratings.dat", ML1M_SEPARATOR))
 
 
-def _ml1m_ratings(path: Path) -> RatingColumns:
-    """Return the ratings of a ratings.dat: in one flat list, which grows faster than RatingColumns."""
+def _whole_ratings(path: Path, separator: str) -> RatingColumns:
+    """Return the ratings of a ratings.dat or u.data, whole numbers: in one flat list, which grows faster
+    than RatingColumns."""
     values: list[int] = []
-    for number, (uid, mid, rating, ts) in split_lines(path, 4, ML1M_SEPARATOR, ENCODING):
+    for number, (uid, mid, rating, ts) in split_lines(path, 4, separator, ENCODING):
         try:
             u, m, r, t = int(uid), int(mid), int(rating), int(ts)
         except ValueError:
@@ -259,15 +260,7 @@ def load_ml100k(directory: Path) -> Dataset:
         genres = tuple(g for g, f in zip(ITEM_GENRES, flags, strict=True) if f == "1" and g != "unknown")
         title = title_of(path, line, parts[1].strip())
         movies.append(Movie(new_id(path, line, "movie", parts[0], seen), title, parse_year(title), genres))
-    path = directory / "u.data"
-    columns = RatingColumns(path)
-    for line, (uid, mid, rating, ts) in split_lines(path, 4, "\t", ENCODING):
-        value = integer(path, line, "rating", rating)
-        if value > 5:
-            raise MalformedDataError(path, line, f"rating {value} is outside 1-5")
-        columns.add(line, integer(path, line, "user id", uid), integer(path, line, "movie id", mid),
-                    float(value), integer(path, line, "timestamp", ts, low=0))  # fmt: skip
-    return dataset(users, movies, columns)
+    return dataset(users, movies, _whole_ratings(directory / "u.data", "\t"))
 
 
 @dataclass(frozen=True)
