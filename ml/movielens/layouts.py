@@ -72,8 +72,7 @@ def load_ml1m(directory: Path) -> Dataset:
 
 
 def _whole_ratings(path: Path, separator: str) -> RatingColumns:
-    """Return the ratings of a ratings.dat or u.data, whole numbers: in one flat list, which grows faster
-    than RatingColumns."""
+    """Return the whole-number ratings of a ratings.dat or u.data, in a flat list (it grows fastest)."""
     values: list[int] = []
     for number, (uid, mid, rating, ts) in split_lines(path, 4, separator, ENCODING):
         try:
