@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import warnings
-from array import array
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -22,20 +22,15 @@ NUMERIC_BYTES = b"0123456789.,\r\n"  # all a file the fast reader takes may hold
 _READ_BLOCK = 1 << 24
 
 
+@dataclass(frozen=True)
 class RatingColumns:
-    """A file's ratings as columns: added row by row with each one's line (in typed arrays, 40 bytes a
-    rating), or parsed whole, a line then counted again only when an error names one."""
+    """A file's ratings as columns (users, movies, stars, seconds), with each one's line, or parsed whole,
+    a line then counted again only when an error names one."""
 
-    def __init__(self, path: Path, parsed: Sequence[Any] = (), *, header: bool = True) -> None:
-        self.path, self.header, self.lines = path, header, array("q")
-        self.users, self.movies, self.stars, self.times = parsed or [array(code) for code in "qqdq"]
-
-    def add(self, line: int, user_id: int, movie_id: int, rating: float, seconds: int) -> None:
-        self.users.append(user_id)
-        self.movies.append(movie_id)
-        self.stars.append(rating)
-        self.times.append(seconds)
-        self.lines.append(line)
+    path: Path
+    columns: Sequence[Any]
+    lines: Sequence[int] = ()  # empty when parsed whole
+    header: bool = True  # when parsed whole, whether the file starts with a header line
 
     def line(self, index: int) -> int:
         """Return the file line of the index-th rating: when parsed whole, the index-th non-empty line
@@ -48,7 +43,8 @@ class RatingColumns:
 
     def ratings(self) -> Ratings:
         """Return the ratings as arrays, or raise MalformedDataError for an id past the largest one."""
-        users, movies = np.asarray(self.users), np.asarray(self.movies)
+        users, movies, stars, times = self.columns
+        users, movies = np.asarray(users), np.asarray(movies)
         for name, ids in (("user", users), ("movie", movies)):
             too_big = np.flatnonzero(ids > MAX_ID)
             if too_big.size:
@@ -59,8 +55,8 @@ class RatingColumns:
         return Ratings(
             user_id=users.astype(np.int32),
             movie_id=movies.astype(np.int32),
-            rating=np.asarray(self.stars).astype(np.float32),
-            timestamp=np.array(self.times, dtype=np.int64),  # a copy: not a view of a reader's buffer
+            rating=np.asarray(stars).astype(np.float32),
+            timestamp=np.array(times, dtype=np.int64),  # a copy: not a view of a reader's buffer
         )
 
 
