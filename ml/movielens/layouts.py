@@ -90,7 +90,6 @@ def _whole_ratings(path: Path, separator: str) -> RatingColumns:
     return RatingColumns(path, list(np.asarray(values, dtype=np.int64).reshape(-1, 4).T), header=False)
 
 
-ML100K_FILES = ("u.data", "u.item", "u.user")
 # u.item's 19 genre flags: "unknown", then ML-1M's 18 genres in the same order
 ITEM_GENRES = ("unknown", *GENRES)
 # ML-100K occupation names to ML-1M occupation ids (OCCUPATIONS); 0 is "other or not specified"
@@ -240,7 +239,7 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
 
 def load_ml100k(directory: Path) -> Dataset:
     """Return the dataset of an ML-100K directory; raise MalformedDataError on the first bad line."""
-    need_files(directory, ML100K_FILES, "ML-100K")
+    need_files(directory, ("u.data", "u.item", "u.user"), "ML-100K")
     users, seen = [], set[int]()
     path = directory / "u.user"
     for line, (uid, age, gender, occupation, zip_code) in split_lines(path, 5, "|", ENCODING):
