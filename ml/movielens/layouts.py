@@ -110,9 +110,10 @@ RELEASE_GENRES = {
 }
 
 
-def _ratings(path: Path, names: tuple[str, str, str, str]) -> RatingColumns:
-    """Return the file's ratings: parsed whole when it holds numbers only, else line by line into typed
-    arrays (40 bytes a rating)."""
+def _ratings(directory: Path, names: tuple[str, str, str, str]) -> RatingColumns:
+    """Return the ratings of a CSV layout's ratings.csv: parsed whole when it holds numbers only, else line
+    by line into typed arrays (40 bytes a rating)."""
+    path = directory / "ratings.csv"
     parsed = numeric_csv_ratings(path, names)
     if parsed is not None:
         return parsed
@@ -144,9 +145,7 @@ def load_movielens_csv(directory: Path, notes: list[str]) -> Dataset:
         notes.append(f"IMAX is a screen format, not one of the 18 genres: left out of {left_out} movies")
     if (directory / "tags.csv").is_file():
         movies = _with_release_tags(directory / "tags.csv", movies, notes)
-    return dataset(
-        None, movies, _ratings(directory / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
-    )
+    return dataset(None, movies, _ratings(directory, ("userId", "movieId", "rating", "timestamp")))
 
 
 def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> list[Movie]:
@@ -232,9 +231,7 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
             users.append(user(path, line, uid, *fields))
     else:
         notes.append("no users.csv: the raters are the users, their demographics unknown")
-    return dataset(
-        users, movies, _ratings(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"))
-    )
+    return dataset(users, movies, _ratings(directory, ("user_id", "movie_id", "rating", "timestamp")))
 
 
 def load_ml100k(directory: Path) -> Dataset:

@@ -58,6 +58,7 @@ _NOUNS = (
     "Café", "Señor", "Fiancée", "Matador",
 )  # fmt: skip
 _TITLE_FORMS = ("{a} {n}", "The {a} {n}", "{a} {n}, The", "{n} of the {m}", "{n} in the {m}")
+_TITLE_WORDS = (_TITLE_FORMS, _ADJECTIVES, _NOUNS, _NOUNS)  # drawn for each title: its form, a, n and m
 
 # Text: words and tags each lean towards a direction of taste space, so they tell of a movie's taste as
 # its ratings do. Filler words carry nothing.
@@ -227,14 +228,10 @@ def _catalogue(rng: np.random.Generator, n: int) -> tuple[IntArray, npt.NDArray[
 
 def _titles(rng: np.random.Generator, years: IntArray) -> list[str]:
     """Return one title per movie, "Silent Harbor, The (1987)" style, unique within the catalogue."""
-    n = int(years.shape[0])
-    forms = rng.integers(0, len(_TITLE_FORMS), size=n).tolist()
-    adjectives = rng.integers(0, len(_ADJECTIVES), size=n).tolist()
-    nouns = rng.integers(0, len(_NOUNS), size=n).tolist()
-    others = rng.integers(0, len(_NOUNS), size=n).tolist()
+    words = [rng.integers(0, k, size=years.size).tolist() for k in map(len, _TITLE_WORDS)]
     titles: list[str] = []
     seen: dict[str, int] = {}
-    for form, a, n1, n2, year in zip(forms, adjectives, nouns, others, years.tolist(), strict=True):
+    for form, a, n1, n2, year in zip(*words, years.tolist(), strict=True):
         name = _TITLE_FORMS[form].format(a=_ADJECTIVES[a], n=_NOUNS[n1], m=_NOUNS[n2])
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:  # a repeated name becomes a sequel
