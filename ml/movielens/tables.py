@@ -41,24 +41,6 @@ class RatingColumns:
             numbers = (n for n, raw in enumerate(handle, start=1) if raw.strip() and n > self.header)
             return next(islice(numbers, index, None))
 
-    def ratings(self) -> Ratings:
-        """Return the ratings as arrays, or raise MalformedDataError for an id past the largest one."""
-        users, movies, stars, times = self.columns
-        users, movies = np.asarray(users), np.asarray(movies)
-        for name, ids in (("user", users), ("movie", movies)):
-            too_big = np.flatnonzero(ids > MAX_ID)
-            if too_big.size:
-                index = int(too_big[0])
-                raise MalformedDataError(
-                    self.path, self.line(index), f"{name} id {ids[index]} is above {MAX_ID}"
-                )
-        return Ratings(
-            user_id=users.astype(np.int32),
-            movie_id=movies.astype(np.int32),
-            rating=np.asarray(stars).astype(np.float32),
-            timestamp=np.array(times, dtype=np.int64),  # a copy: not a view of a reader's buffer
-        )
-
 
 def numeric_csv_ratings(path: Path, names: Sequence[str]) -> RatingColumns | None:
     """Return the ratings of a CSV file of numbers under a header of `names` (any order), parsed whole by
@@ -204,9 +186,23 @@ def genre_list(
 
 
 def dataset(users: list[User] | None, movies: list[Movie], columns: RatingColumns) -> Dataset:
-    """Return the dataset after checking every rating's user (when users are listed) and movie, and
-    that no user rates a movie twice; users are the raters, demographics unknown, when not listed."""
-    ratings = columns.ratings()
+    """Return the dataset after checking every rating's ids (in range, and defined: users only when listed)
+    and that no user rates a movie twice; users are the raters, demographics unknown, when not listed."""
+    user_ids, movie_ids, star_values, seconds = columns.columns
+    user_ids, movie_ids = np.asarray(user_ids), np.asarray(movie_ids)
+    for name, ids in (("user", user_ids), ("movie", movie_ids)):
+        too_big = np.flatnonzero(ids > MAX_ID)
+        if too_big.size:
+            index = int(too_big[0])
+            raise MalformedDataError(
+                columns.path, columns.line(index), f"{name} id {ids[index]} is above {MAX_ID}"
+            )
+    ratings = Ratings(
+        user_id=user_ids.astype(np.int32),
+        movie_id=movie_ids.astype(np.int32),
+        rating=np.asarray(star_values).astype(np.float32),
+        timestamp=np.array(seconds, dtype=np.int64),  # a copy: not a view of a reader's buffer
+    )
     if users is None:
         users = [User(int(u), None, None, None, None) for u in np.unique(ratings.user_id)]
     checks = (
