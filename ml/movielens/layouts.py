@@ -101,6 +101,36 @@ OCCUPATION_IDS = {
 }  # fmt: skip
 
 
+def age_bucket(years: int) -> int:
+    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
+    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
+
+
+def load_ml100k(directory: Path) -> Dataset:
+    """Return the dataset of an ML-100K directory; raise MalformedDataError on the first bad line."""
+    need_files(directory, ("u.data", "u.item", "u.user"), "ML-100K")
+    users, seen = [], set[int]()
+    path = directory / "u.user"
+    for line, (uid, age, gender, occupation, zip_code) in split_lines(path, 5, "|", ENCODING):
+        if gender not in ("F", "M"):
+            raise MalformedDataError(path, line, f"gender must be F or M, not {gender!r}")
+        if occupation not in OCCUPATION_IDS:
+            raise MalformedDataError(path, line, f"unknown occupation {occupation!r}")
+        years = integer(path, line, "age", age)
+        users.append(User(new_id(path, line, "user", uid, seen), gender, age_bucket(years),
+                          OCCUPATION_IDS[occupation], zip_code[:10] or None))  # fmt: skip
+    movies, seen = [], set[int]()
+    path = directory / "u.item"
+    for line, parts in split_lines(path, 5 + len(ITEM_GENRES), "|", ENCODING):
+        flags = parts[5:]
+        if any(f not in ("0", "1") for f in flags):
+            raise MalformedDataError(path, line, "genre flags must be 0 or 1")
+        genres = tuple(g for g, f in zip(ITEM_GENRES, flags, strict=True) if f == "1" and g != "unknown")
+        title = title_of(path, line, parts[1].strip())
+        movies.append(Movie(new_id(path, line, "movie", parts[0], seen), title, parse_year(title), genres))
+    return dataset(users, movies, _whole_ratings(directory / "u.data", "\t"))
+
+
 # The releases' genre names: "Children" is ML-1M's "Children's"; None is left out
 RELEASE_GENRES = {
     **{g: g for g in GENRES},
@@ -174,11 +204,6 @@ def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> lis
     return [replace(m, tags=ranked.get(m.id, ())) for m in movies]
 
 
-def age_bucket(years: int) -> int:
-    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
-    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
-
-
 def tag_list(path: Path, line: int, text: str) -> tuple[str, ...]:
     """Return the distinct tags of a `|`-separated list, normalised, refused past the bounds."""
     tags = tuple(dict.fromkeys(t for part in text.split("|") if (t := tag_of(part))))
@@ -232,31 +257,6 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
     else:
         notes.append("no users.csv: the raters are the users, their demographics unknown")
     return dataset(users, movies, _ratings(directory, ("user_id", "movie_id", "rating", "timestamp")))
-
-
-def load_ml100k(directory: Path) -> Dataset:
-    """Return the dataset of an ML-100K directory; raise MalformedDataError on the first bad line."""
-    need_files(directory, ("u.data", "u.item", "u.user"), "ML-100K")
-    users, seen = [], set[int]()
-    path = directory / "u.user"
-    for line, (uid, age, gender, occupation, zip_code) in split_lines(path, 5, "|", ENCODING):
-        if gender not in ("F", "M"):
-            raise MalformedDataError(path, line, f"gender must be F or M, not {gender!r}")
-        if occupation not in OCCUPATION_IDS:
-            raise MalformedDataError(path, line, f"unknown occupation {occupation!r}")
-        years = integer(path, line, "age", age)
-        users.append(User(new_id(path, line, "user", uid, seen), gender, age_bucket(years),
-                          OCCUPATION_IDS[occupation], zip_code[:10] or None))  # fmt: skip
-    movies, seen = [], set[int]()
-    path = directory / "u.item"
-    for line, parts in split_lines(path, 5 + len(ITEM_GENRES), "|", ENCODING):
-        flags = parts[5:]
-        if any(f not in ("0", "1") for f in flags):
-            raise MalformedDataError(path, line, "genre flags must be 0 or 1")
-        genres = tuple(g for g, f in zip(ITEM_GENRES, flags, strict=True) if f == "1" and g != "unknown")
-        title = title_of(path, line, parts[1].strip())
-        movies.append(Movie(new_id(path, line, "movie", parts[0], seen), title, parse_year(title), genres))
-    return dataset(users, movies, _whole_ratings(directory / "u.data", "\t"))
 
 
 @dataclass(frozen=True)
