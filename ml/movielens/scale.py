@@ -30,6 +30,7 @@ class Shape:
 
     @classmethod
     def ml25m(cls, scale: float = 1.0) -> Shape:
+        """Return ML-25M's shape with every count scaled alike, above a floor that keeps it trainable."""
         users = max(10, round(ML25M_USERS * scale))
         movies = max(50, round(ML25M_MOVIES * scale))
         return cls(users, movies, max(users * MIN_PER_USER, round(ML25M_RATINGS * scale)))
