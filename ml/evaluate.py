@@ -77,9 +77,7 @@ def full_ranking_metrics(
     for s in range(0, positions.size, _CHUNK):
         chunk = positions[s : s + _CHUNK]
         scores = np.array(score_fn(chunk), dtype=np.float64)
-        allowed = np.zeros(scores.shape[1], dtype=bool)
-        allowed[candidates] = True
-        scores[:, ~allowed] = -np.inf
+        scores[:, ~np.isin(np.arange(scores.shape[1]), candidates)] = -np.inf
         rows, events = timeline.events_before(chunk)
         scores[rows, timeline.movie_row[events]] = -np.inf  # what the user rated before
         ranks.append(rank_of_target(scores, timeline.movie_row[chunk]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import threading
 import time
@@ -99,9 +100,7 @@ class LoadedModel:
         gap = np.zeros(len(users), dtype=np.int64)
         for row, (_, history) in enumerate(users):
             # newest first, ties by movie id as training orders them (ml.split.build_timeline)
-            newest = sorted(history, key=lambda h: (h.timestamp, h.movie_id), reverse=True)[
-                : self.history_length
-            ]
+            newest = heapq.nlargest(self.history_length, history, key=lambda h: (h.timestamp, h.movie_id))
             movies[row, : len(newest)] = self.vocabs.movie_id.indices(h.movie_id for h in newest)
             stars[row, : len(newest)] = star_levels([h.rating for h in newest])
             gap[row] = self.time_key(newest[0].timestamp if newest else None, at)

@@ -112,9 +112,8 @@ def softmax_loss(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig
         _hide(rng, movies_in, "movie_id", config.movie_id_dropout)
         bias = -config.logq_weight * log_q[candidates][None, :]  # (1, candidates)
         if config.mask_rated:
-            bias = np.where(_rated_columns(t, batch, candidates, column[: batch.size]), -1e4, bias).astype(
-                np.float32
-            )
+            rated = _rated_columns(t, batch, candidates, column[: batch.size])
+            bias = np.where(rated, -1e4, bias).astype(np.float32)
         users = model.encode_users(to_tensors(users_in))  # (batch, dim)
         items = model.encode_movies(to_tensors(movies_in))  # (candidates, dim)
         logits = paddle.matmul(users, items, transpose_y=True) / config.temperature + paddle.to_tensor(bias)

@@ -10,7 +10,6 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from functools import partial
 from pathlib import Path
 
 from ml.movielens.layouts import ML1M_FILES
@@ -49,7 +48,7 @@ def _is_complete(directory: Path) -> bool:
 
 def _md5_of(path: Path) -> str:
     with path.open("rb") as handle:
-        return hashlib.file_digest(handle, partial(hashlib.md5, usedforsecurity=False)).hexdigest()
+        return hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def _fetch(url: str, archive: Path, *, md5: str, progress: bool, timeout: float) -> None:

@@ -10,39 +10,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-AGE_BUCKETS: dict[int, str] = {
-    1: "Under 18",
-    18: "18-24",
-    25: "25-34",
-    35: "35-44",
-    45: "45-49",
-    50: "50-55",
-    56: "56+",
-}
-
-OCCUPATIONS: dict[int, str] = {
-    0: "other or not specified",
-    1: "academic/educator",
-    2: "artist",
-    3: "clerical/admin",
-    4: "college/grad student",
-    5: "customer service",
-    6: "doctor/health care",
-    7: "executive/managerial",
-    8: "farmer",
-    9: "homemaker",
-    10: "K-12 student",
-    11: "lawyer",
-    12: "programmer",
-    13: "retired",
-    14: "sales/marketing",
-    15: "scientist",
-    16: "self-employed",
-    17: "technician/engineer",
-    18: "tradesman/craftsman",
-    19: "unemployed",
-    20: "writer",
-}
+# ML-1M's age groups, each coded by its lowest age (1: under 18; 56: 56 and over)
+AGE_BUCKETS: tuple[int, ...] = (1, 18, 25, 35, 45, 50, 56)
+# ML-1M's occupation codes; their names ship with the database schema (the occupations table)
+OCCUPATIONS = range(21)
 
 GENRES: tuple[str, ...] = (
     "Action",

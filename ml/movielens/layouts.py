@@ -3,6 +3,7 @@ ML-100K, the MovieLens CSV releases, and the generic CSV layout (docs/data.md sh
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -13,6 +14,7 @@ import numpy as np
 from ml.movielens.format import (
     AGE_BUCKETS,
     GENRES,
+    MAX_DESCRIPTION,
     MAX_TAG,
     MAX_TAGS,
     OCCUPATIONS,
@@ -25,10 +27,8 @@ from ml.movielens.format import (
 )
 from ml.movielens.tables import (
     RatingColumns,
-    age_bucket,
     csv_rows,
     dataset,
-    description,
     genre_list,
     integer,
     need_files,
@@ -36,10 +36,8 @@ from ml.movielens.tables import (
     numeric_csv_ratings,
     split_lines,
     stars,
-    tag_list,
     timestamp,
     title_of,
-    user,
 )
 
 ML1M_FILES = ("users.dat", "movies.dat", "ratings.dat")
@@ -48,8 +46,7 @@ ENCODING = "latin-1"  # of ML-1M's and ML-100K's files
 
 
 def load_ml1m(directory: Path) -> Dataset:
-    """Return the dataset in a directory holding users.dat, movies.dat and ratings.dat, or raise
-    FileNotFoundError naming a missing file or MalformedDataError naming a bad line."""
+    """Return the dataset of an ML-1M directory; raise naming a missing file or a bad line."""
     need_files(directory, ML1M_FILES, "ML-1M")
     users, seen = [], set[int]()
     path = directory / "users.dat"
@@ -72,13 +69,13 @@ def load_ml1m(directory: Path) -> Dataset:
         movie_id = new_id(path, number, "movie", mid, seen)
         title = title_of(path, number, title)
         movies.append(Movie(movie_id, title, parse_year(title), genre_list(path, number, genres)))
-    return dataset(users, movies, _ml1m_ratings(directory / "ratings.dat"))
+    return dataset(users, movies, _whole_ratings(directory / "ratings.dat", ML1M_SEPARATOR))
 
 
-def _ml1m_ratings(path: Path) -> RatingColumns:
-    """Return the ratings of a ratings.dat: in one flat list, which grows faster than RatingColumns."""
+def _whole_ratings(path: Path, separator: str) -> RatingColumns:
+    """Return the whole-number ratings of a ratings.dat or u.data, in a flat list (it grows fastest)."""
     values: list[int] = []
-    for number, (uid, mid, rating, ts) in split_lines(path, 4, ML1M_SEPARATOR, ENCODING):
+    for number, (uid, mid, rating, ts) in split_lines(path, 4, separator, ENCODING):
         try:
             u, m, r, t = int(uid), int(mid), int(rating), int(ts)
         except ValueError:
@@ -93,7 +90,6 @@ def _ml1m_ratings(path: Path) -> RatingColumns:
     return RatingColumns(path, list(np.asarray(values, dtype=np.int64).reshape(-1, 4).T), header=False)
 
 
-ML100K_FILES = ("u.data", "u.item", "u.user")
 # u.item's 19 genre flags: "unknown", then ML-1M's 18 genres in the same order
 ITEM_GENRES = ("unknown", *GENRES)
 # ML-100K occupation names to ML-1M occupation ids (OCCUPATIONS); 0 is "other or not specified"
@@ -105,6 +101,36 @@ OCCUPATION_IDS = {
 }  # fmt: skip
 
 
+def age_bucket(years: int) -> int:
+    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
+    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
+
+
+def load_ml100k(directory: Path) -> Dataset:
+    """Return the dataset of an ML-100K directory; raise MalformedDataError on the first bad line."""
+    need_files(directory, ("u.data", "u.item", "u.user"), "ML-100K")
+    users, seen = [], set[int]()
+    path = directory / "u.user"
+    for line, (uid, age, gender, occupation, zip_code) in split_lines(path, 5, "|", ENCODING):
+        if gender not in ("F", "M"):
+            raise MalformedDataError(path, line, f"gender must be F or M, not {gender!r}")
+        if occupation not in OCCUPATION_IDS:
+            raise MalformedDataError(path, line, f"unknown occupation {occupation!r}")
+        years = integer(path, line, "age", age)
+        users.append(User(new_id(path, line, "user", uid, seen), gender, age_bucket(years),
+                          OCCUPATION_IDS[occupation], zip_code[:10] or None))  # fmt: skip
+    movies, seen = [], set[int]()
+    path = directory / "u.item"
+    for line, parts in split_lines(path, 5 + len(ITEM_GENRES), "|", ENCODING):
+        flags = parts[5:]
+        if any(f not in ("0", "1") for f in flags):
+            raise MalformedDataError(path, line, "genre flags must be 0 or 1")
+        genres = tuple(g for g, f in zip(ITEM_GENRES, flags, strict=True) if f == "1" and g != "unknown")
+        title = title_of(path, line, parts[1].strip())
+        movies.append(Movie(new_id(path, line, "movie", parts[0], seen), title, parse_year(title), genres))
+    return dataset(users, movies, _whole_ratings(directory / "u.data", "\t"))
+
+
 # The releases' genre names: "Children" is ML-1M's "Children's"; None is left out
 RELEASE_GENRES = {
     **{g: g for g in GENRES},
@@ -114,22 +140,23 @@ RELEASE_GENRES = {
 }
 
 
-def _ratings(path: Path, names: tuple[str, str, str, str]) -> RatingColumns:
-    """Return the file's ratings: parsed whole when it holds numbers only, else line by line."""
+def _ratings(directory: Path, names: tuple[str, str, str, str]) -> RatingColumns:
+    """Return the ratings of a CSV layout's ratings.csv: parsed whole when it holds numbers only, else line
+    by line into typed arrays (40 bytes a rating)."""
+    path = directory / "ratings.csv"
     parsed = numeric_csv_ratings(path, names)
     if parsed is not None:
         return parsed
     user_col, movie_col, rating_col, time_col = names
-    columns = RatingColumns(path)
+    lines, users, movies, times = array("q"), array("q"), array("q"), array("q")
+    ratings = array("d")
     for line, row in csv_rows(path, names):
-        columns.add(
-            line,
-            integer(path, line, user_col, row[user_col]),
-            integer(path, line, movie_col, row[movie_col]),
-            stars(path, line, row[rating_col]),
-            timestamp(path, line, row[time_col]),
-        )
-    return columns
+        lines.append(line)
+        users.append(integer(path, line, user_col, row[user_col]))
+        movies.append(integer(path, line, movie_col, row[movie_col]))
+        ratings.append(stars(path, line, row[rating_col]))
+        times.append(timestamp(path, line, row[time_col]))
+    return RatingColumns(path, (users, movies, ratings, times), lines)
 
 
 def load_movielens_csv(directory: Path, notes: list[str]) -> Dataset:
@@ -148,9 +175,7 @@ def load_movielens_csv(directory: Path, notes: list[str]) -> Dataset:
         notes.append(f"IMAX is a screen format, not one of the 18 genres: left out of {left_out} movies")
     if (directory / "tags.csv").is_file():
         movies = _with_release_tags(directory / "tags.csv", movies, notes)
-    return dataset(
-        None, movies, _ratings(directory / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
-    )
+    return dataset(None, movies, _ratings(directory, ("userId", "movieId", "rating", "timestamp")))
 
 
 def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> list[Movie]:
@@ -175,11 +200,32 @@ def _with_release_tags(path: Path, movies: list[Movie], notes: list[str]) -> lis
     if capped:
         notes.append(f"tags.csv: {capped} movies have more than {MAX_TAGS} tags: their most applied kept")
 
-    def tags(movie_id: int) -> tuple[str, ...]:
-        counts = applied.get(movie_id, Counter())
-        return tuple(sorted(counts, key=lambda t: (-counts[t], t))[:MAX_TAGS])
+    ranked = {i: tuple(sorted(c, key=lambda t: (-c[t], t))[:MAX_TAGS]) for i, c in applied.items()}
+    return [replace(m, tags=ranked.get(m.id, ())) for m in movies]
 
-    return [replace(m, tags=tags(m.id)) for m in movies]
+
+def tag_list(path: Path, line: int, text: str) -> tuple[str, ...]:
+    """Return the distinct tags of a `|`-separated list, normalised, refused past the bounds."""
+    tags = tuple(dict.fromkeys(t for part in text.split("|") if (t := tag_of(part))))
+    if len(tags) > MAX_TAGS:
+        raise MalformedDataError(path, line, f"{len(tags)} tags, at most {MAX_TAGS} a movie")
+    long = [t for t in tags if len(t) > MAX_TAG]
+    if long:
+        raise MalformedDataError(path, line, f"tag {long[0][:20]!r}... is longer than {MAX_TAG} characters")
+    return tags
+
+
+def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation: str, zip_code: str) -> User:
+    """Return a user from optional demographic fields ("" is unknown), checked as the database does."""
+    if gender not in ("", "F", "M"):
+        raise MalformedDataError(path, line, f"gender must be F, M or empty, not {gender!r}")
+    occ = integer(path, line, "occupation", occupation, low=0) if occupation else None
+    if occ is not None and occ not in OCCUPATIONS:
+        raise MalformedDataError(path, line, f"occupation {occ} is not an ML-1M occupation (0-20)")
+    if len(zip_code) > 10:
+        raise MalformedDataError(path, line, f"zip code {zip_code!r} is longer than 10 characters")
+    years = age_bucket(integer(path, line, "age", age)) if age else None
+    return User(user_id, gender or None, years, occ, zip_code or None)
 
 
 def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
@@ -193,8 +239,13 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
         year = integer(path, line, "year", year_text) if year_text else parse_year(title)
         genres = genre_list(path, line, row.get("genres", ""))
         movie_id = new_id(path, line, "movie", row["movie_id"], seen)
-        text = description(path, line, row.get("description", ""))
-        movies.append(Movie(movie_id, title, year, genres, text, tag_list(path, line, row.get("tags", ""))))
+        text = row.get("description", "")
+        if len(text) > MAX_DESCRIPTION:
+            raise MalformedDataError(
+                path, line, f"description has {len(text)} characters, at most {MAX_DESCRIPTION} are read"
+            )
+        tags = tag_list(path, line, row.get("tags", ""))
+        movies.append(Movie(movie_id, title, year, genres, text or None, tags))
     users: list[User] | None = None
     path = directory / "users.csv"
     if path.is_file():
@@ -205,42 +256,7 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
             users.append(user(path, line, uid, *fields))
     else:
         notes.append("no users.csv: the raters are the users, their demographics unknown")
-    return dataset(
-        users, movies, _ratings(directory / "ratings.csv", ("user_id", "movie_id", "rating", "timestamp"))
-    )
-
-
-def load_ml100k(directory: Path) -> Dataset:
-    """Return the dataset of an ML-100K directory; raise MalformedDataError on the first bad line."""
-    need_files(directory, ML100K_FILES, "ML-100K")
-    users, seen = [], set[int]()
-    path = directory / "u.user"
-    for line, (uid, age, gender, occupation, zip_code) in split_lines(path, 5, "|", ENCODING):
-        if gender not in ("F", "M"):
-            raise MalformedDataError(path, line, f"gender must be F or M, not {gender!r}")
-        if occupation not in OCCUPATION_IDS:
-            raise MalformedDataError(path, line, f"unknown occupation {occupation!r}")
-        years = integer(path, line, "age", age)
-        users.append(User(new_id(path, line, "user", uid, seen), gender, age_bucket(years),
-                          OCCUPATION_IDS[occupation], zip_code[:10] or None))  # fmt: skip
-    movies, seen = [], set[int]()
-    path = directory / "u.item"
-    for line, parts in split_lines(path, 5 + len(ITEM_GENRES), "|", ENCODING):
-        flags = parts[5:]
-        if any(f not in ("0", "1") for f in flags):
-            raise MalformedDataError(path, line, "genre flags must be 0 or 1")
-        genres = tuple(g for g, f in zip(ITEM_GENRES, flags, strict=True) if f == "1" and g != "unknown")
-        title = title_of(path, line, parts[1].strip())
-        movies.append(Movie(new_id(path, line, "movie", parts[0], seen), title, parse_year(title), genres))
-    path = directory / "u.data"
-    columns = RatingColumns(path)
-    for line, (uid, mid, rating, ts) in split_lines(path, 4, "\t", ENCODING):
-        value = integer(path, line, "rating", rating)
-        if value > 5:
-            raise MalformedDataError(path, line, f"rating {value} is outside 1-5")
-        columns.add(line, integer(path, line, "user id", uid), integer(path, line, "movie id", mid),
-                    float(value), integer(path, line, "timestamp", ts, low=0))  # fmt: skip
-    return dataset(users, movies, columns)
+    return dataset(users, movies, _ratings(directory, ("user_id", "movie_id", "rating", "timestamp")))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,5 @@
-"""A MovieLens-25M-shaped dataset in the MovieLens CSV layout, written fast: ML-25M itself may not be
-redistributed, but its shape (users, movies, ratings, long tails, star shares, times) is what matters
-for scale; `scale` shrinks every count alike. Ratings carry taste (biases plus latent vectors, mapped
-onto the release's star shares by rank), so a model has something to learn.
-"""
+"""A MovieLens-25M-shaped dataset in the MovieLens CSV layout, with taste a model can learn: ML-25M may
+not be redistributed, but its shape (counts, long tails, star shares, times) is what matters for scale."""
 
 from __future__ import annotations
 
@@ -33,6 +30,7 @@ class Shape:
 
     @classmethod
     def ml25m(cls, scale: float = 1.0) -> Shape:
+        """Return ML-25M's shape with every count scaled alike, above a floor that keeps it trainable."""
         users = max(10, round(ML25M_USERS * scale))
         movies = max(50, round(ML25M_MOVIES * scale))
         return cls(users, movies, max(users * MIN_PER_USER, round(ML25M_RATINGS * scale)))

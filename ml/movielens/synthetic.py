@@ -58,6 +58,7 @@ _NOUNS = (
     "Café", "Señor", "Fiancée", "Matador",
 )  # fmt: skip
 _TITLE_FORMS = ("{a} {n}", "The {a} {n}", "{a} {n}, The", "{n} of the {m}", "{n} in the {m}")
+_TITLE_WORDS = (_TITLE_FORMS, _ADJECTIVES, _NOUNS, _NOUNS)  # drawn for each title: its form, a, n and m
 
 # Text: words and tags each lean towards a direction of taste space, so they tell of a movie's taste as
 # its ratings do. Filler words carry nothing.
@@ -227,14 +228,10 @@ def _catalogue(rng: np.random.Generator, n: int) -> tuple[IntArray, npt.NDArray[
 
 def _titles(rng: np.random.Generator, years: IntArray) -> list[str]:
     """Return one title per movie, "Silent Harbor, The (1987)" style, unique within the catalogue."""
-    n = int(years.shape[0])
-    forms = rng.integers(0, len(_TITLE_FORMS), size=n).tolist()
-    adjectives = rng.integers(0, len(_ADJECTIVES), size=n).tolist()
-    nouns = rng.integers(0, len(_NOUNS), size=n).tolist()
-    others = rng.integers(0, len(_NOUNS), size=n).tolist()
+    words = [rng.integers(0, k, size=years.size).tolist() for k in map(len, _TITLE_WORDS)]
     titles: list[str] = []
     seen: dict[str, int] = {}
-    for form, a, n1, n2, year in zip(forms, adjectives, nouns, others, years.tolist(), strict=True):
+    for form, a, n1, n2, year in zip(*words, years.tolist(), strict=True):
         name = _TITLE_FORMS[form].format(a=_ADJECTIVES[a], n=_NOUNS[n1], m=_NOUNS[n2])
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:  # a repeated name becomes a sequel
@@ -286,19 +283,16 @@ def _choices(
     one by one among the unseen with odds popularity x exp(affinity), which Gumbel top-k draws at once."""
     mean, scale = _affinity_scale(user_taste, movie_taste)
     n_movies = movie_taste.shape[0]
-    raters: list[IntArray] = []
     picks: list[IntArray] = []
     for start in range(0, user_taste.shape[0], _USER_CHUNK):
-        stop = min(start + _USER_CHUNK, user_taste.shape[0])
-        affinity = (user_taste[start:stop] @ movie_taste.T - mean) / scale  # (chunk, movies)
+        chunk = slice(start, start + _USER_CHUNK)
+        affinity = (user_taste[chunk] @ movie_taste.T - mean) / scale  # (chunk, movies)
         keys = log_popularity + _CHOICE_TASTE * affinity + rng.gumbel(size=affinity.shape)
-        most = int(counts[start:stop].max())
+        most = int(counts[chunk].max())
         top = np.argpartition(-keys, most - 1, axis=1)[:, :most] if most < n_movies else np.argsort(-keys)
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1)
-        taken = np.arange(most) < counts[start:stop, None]
-        picks.append(top[taken])
-        raters.append(np.repeat(np.arange(start, stop), counts[start:stop]))
-    return np.concatenate(raters), np.concatenate(picks)
+        picks.append(top[np.arange(most) < counts[chunk, None]])
+    return np.repeat(np.arange(counts.size), counts), np.concatenate(picks)
 
 
 def _stars(
@@ -332,8 +326,7 @@ def _timestamps(rng: np.random.Generator, counts: IntArray) -> IntArray:
     firsts = ends - counts
     total = np.cumsum(gaps)
     before = np.concatenate(([0.0], total))[firsts]
-    per_user = total[ends - 1] - before
     rater = np.repeat(np.arange(users), counts)
-    fraction = (total - np.repeat(before, counts)) / np.repeat(per_user, counts)
-    position = np.arange(total.shape[0]) - np.repeat(firsts, counts)
+    fraction = (total - before[rater]) / (total[ends - 1] - before)[rater]
+    position = np.arange(total.shape[0]) - firsts[rater]
     return start[rater] + np.floor(fraction * duration[rater]).astype(np.int64) + position

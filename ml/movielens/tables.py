@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import warnings
-from array import array
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -14,20 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ml.movielens.format import (
-    AGE_BUCKETS,
-    GENRES,
-    MAX_DESCRIPTION,
-    MAX_TAG,
-    MAX_TAGS,
-    OCCUPATIONS,
-    Dataset,
-    MalformedDataError,
-    Movie,
-    Ratings,
-    User,
-    tag_of,
-)
+from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, Ratings, User
 
 MAX_TITLE = 255
 MAX_ID = 2**31 - 1  # the id columns' largest value (INTEGER)
@@ -35,20 +22,15 @@ NUMERIC_BYTES = b"0123456789.,\r\n"  # all a file the fast reader takes may hold
 _READ_BLOCK = 1 << 24
 
 
+@dataclass(frozen=True)
 class RatingColumns:
-    """A file's ratings as columns: added row by row with each one's line (in typed arrays, 40 bytes a
-    rating), or parsed whole, a line then counted again only when an error names one."""
+    """A file's ratings as columns (users, movies, stars, seconds), with each one's line, or parsed whole,
+    a line then counted again only when an error names one."""
 
-    def __init__(self, path: Path, parsed: Sequence[Any] = (), *, header: bool = True) -> None:
-        self.path, self.header, self.lines = path, header, array("q")
-        self.users, self.movies, self.stars, self.times = parsed or [array(code) for code in "qqdq"]
-
-    def add(self, line: int, user_id: int, movie_id: int, rating: float, seconds: int) -> None:
-        self.users.append(user_id)
-        self.movies.append(movie_id)
-        self.stars.append(rating)
-        self.times.append(seconds)
-        self.lines.append(line)
+    path: Path
+    columns: Sequence[Any]
+    lines: Sequence[int] = ()  # empty when parsed whole
+    header: bool = True  # when parsed whole, whether the file starts with a header line
 
     def line(self, index: int) -> int:
         """Return the file line of the index-th rating: when parsed whole, the index-th non-empty line
@@ -58,23 +40,6 @@ class RatingColumns:
         with self.path.open("rb") as handle:
             numbers = (n for n, raw in enumerate(handle, start=1) if raw.strip() and n > self.header)
             return next(islice(numbers, index, None))
-
-    def ratings(self) -> Ratings:
-        """Return the ratings as arrays, or raise MalformedDataError for an id past the largest one."""
-        users, movies = np.asarray(self.users), np.asarray(self.movies)
-        for name, ids in (("user", users), ("movie", movies)):
-            too_big = np.flatnonzero(ids > MAX_ID)
-            if too_big.size:
-                index = int(too_big[0])
-                raise MalformedDataError(
-                    self.path, self.line(index), f"{name} id {ids[index]} is above {MAX_ID}"
-                )
-        return Ratings(
-            user_id=users.astype(np.int32),
-            movie_id=movies.astype(np.int32),
-            rating=np.asarray(self.stars).astype(np.float32),
-            timestamp=np.array(self.times, dtype=np.int64),  # a copy: not a view of a reader's buffer
-        )
 
 
 def numeric_csv_ratings(path: Path, names: Sequence[str]) -> RatingColumns | None:
@@ -201,11 +166,6 @@ def timestamp(path: Path, line: int, text: str) -> int:
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
-def age_bucket(years: int) -> int:
-    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
-    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
-
-
 def title_of(path: Path, line: int, title: str) -> str:
     if not title.strip() or len(title) > MAX_TITLE:
         raise MalformedDataError(path, line, f"title is empty or longer than {MAX_TITLE} characters")
@@ -225,43 +185,24 @@ def genre_list(
     return tuple(g for n in found if (g := known[n]))
 
 
-def description(path: Path, line: int, text: str) -> str | None:
-    """Return a movie's description (None when empty), refused past MAX_DESCRIPTION characters."""
-    if len(text) > MAX_DESCRIPTION:
-        raise MalformedDataError(
-            path, line, f"description has {len(text)} characters, at most {MAX_DESCRIPTION} are read"
-        )
-    return text or None
-
-
-def tag_list(path: Path, line: int, text: str) -> tuple[str, ...]:
-    """Return the distinct tags of a `|`-separated list, normalised, refused past the bounds."""
-    tags = tuple(dict.fromkeys(t for part in text.split("|") if (t := tag_of(part))))
-    if len(tags) > MAX_TAGS:
-        raise MalformedDataError(path, line, f"{len(tags)} tags, at most {MAX_TAGS} a movie")
-    long = [t for t in tags if len(t) > MAX_TAG]
-    if long:
-        raise MalformedDataError(path, line, f"tag {long[0][:20]!r}... is longer than {MAX_TAG} characters")
-    return tags
-
-
-def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation: str, zip_code: str) -> User:
-    """Return a user from optional demographic fields ("" is unknown), checked as the database does."""
-    if gender not in ("", "F", "M"):
-        raise MalformedDataError(path, line, f"gender must be F, M or empty, not {gender!r}")
-    occ = integer(path, line, "occupation", occupation, low=0) if occupation else None
-    if occ is not None and occ not in OCCUPATIONS:
-        raise MalformedDataError(path, line, f"occupation {occ} is not an ML-1M occupation (0-20)")
-    if len(zip_code) > 10:
-        raise MalformedDataError(path, line, f"zip code {zip_code!r} is longer than 10 characters")
-    years = age_bucket(integer(path, line, "age", age)) if age else None
-    return User(user_id, gender or None, years, occ, zip_code or None)
-
-
 def dataset(users: list[User] | None, movies: list[Movie], columns: RatingColumns) -> Dataset:
-    """Return the dataset after checking every rating's user (when users are listed) and movie, and
-    that no user rates a movie twice; users are the raters, demographics unknown, when not listed."""
-    ratings = columns.ratings()
+    """Return the dataset after checking every rating's ids (in range, and defined: users only when listed)
+    and that no user rates a movie twice; users are the raters, demographics unknown, when not listed."""
+    user_ids, movie_ids, star_values, seconds = columns.columns
+    user_ids, movie_ids = np.asarray(user_ids), np.asarray(movie_ids)
+    for name, ids in (("user", user_ids), ("movie", movie_ids)):
+        too_big = np.flatnonzero(ids > MAX_ID)
+        if too_big.size:
+            index = int(too_big[0])
+            raise MalformedDataError(
+                columns.path, columns.line(index), f"{name} id {ids[index]} is above {MAX_ID}"
+            )
+    ratings = Ratings(
+        user_id=user_ids.astype(np.int32),
+        movie_id=movie_ids.astype(np.int32),
+        rating=np.asarray(star_values).astype(np.float32),
+        timestamp=np.array(seconds, dtype=np.int64),  # a copy: not a view of a reader's buffer
+    )
     if users is None:
         users = [User(int(u), None, None, None, None) for u in np.unique(ratings.user_id)]
     checks = (
