@@ -68,6 +68,13 @@ def activation_history(request: Request) -> Response:
         return render(request, "activations.html", activations=activations(session=session, limit=200))
 
 
+def refused(request: Request, error: Exception) -> Response:
+    """An action the service refused: back to its version's page, or the overview, saying why."""
+    if "version_id" in request.path_params:
+        return redirect(request, "admin:run", error=str(error), version_id=request.path_params["version_id"])
+    return redirect(request, "admin:overview", error=str(error))
+
+
 def not_found(request: Request, error: Exception) -> Response:
     """The dashboard's 404: its own page, with the reason when one was given."""
     detail = error.detail if isinstance(error, HTTPException) and error.status_code == 404 else None
