@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
@@ -34,10 +33,8 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
 
 
 def redirect(request: Request, route: str, *, ok: str = "", error: str = "", **params: object) -> Response:
-    """Redirect to a dashboard page, which shows the `ok` or `error` message once.
-
-    The target is a path: nothing taken from the Host header. The message rides in the signed session
-    cookie: a link cannot put words on a dashboard page, as an `?error=` parameter could."""
+    """Redirect to a dashboard page's path (nothing from the Host header), which shows the `ok` or `error`
+    message once: it rides in the signed session cookie, where a link cannot put words, as `?error=` could."""
     if ok or error:
         request.session[FLASH_KEY] = ["error", error] if error else ["ok", ok]
     return RedirectResponse(request.url_for(route, **params).path, status_code=303)
@@ -81,13 +78,6 @@ def not_found(request: Request, error: Exception) -> Response:
     return render(request, "not_found.html", status_code=404, detail=detail)
 
 
-@dataclass(frozen=True)
-class Row:
-    label: str
-    values: list[Any]
-    differs: bool
-
-
 def compare(request: Request) -> Response:
     """Two runs side by side: test metrics (with the change), validation's best, hyperparameters.
     `v` names them (twice); named once, the other is the active version."""
@@ -102,12 +92,12 @@ def compare(request: Request) -> Response:
         if len(versions) < len(ids):
             raise HTTPException(404, f"no model version {', '.join(map(str, ids))} to compare")
         metrics = [
-            Row(label, [(v.metrics or {}).get(key) for v in versions], False)
+            (label, [(v.metrics or {}).get(key) for v in versions])
             for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
         ]
         keys = sorted({k for v in versions for k in v.params})
         values = {k: [v.params.get(k) for v in versions] for k in keys}
-        params = [Row(k, values[k], len(set(map(repr, values[k]))) > 1) for k in keys]
+        params = [(k, values[k], len(set(map(repr, values[k]))) > 1) for k in keys]  # name, values, differ?
         return render(request, "compare.html", versions=versions, metrics=metrics, params=params,
                       active_id=active.id if active else None)  # fmt: skip
 
