@@ -12,7 +12,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, TimestampSigner
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -41,19 +41,14 @@ def open_session(session: Session, key: str) -> str:
     sid, now = secrets.token_urlsafe(32), utcnow()
     session.execute(delete(AdminSession).where(AdminSession.expires_at < now))
     session.execute(delete(SignInFailures).where(SignInFailures.key == key))
-    session.add(
-        AdminSession(id_sha256=_sha(sid), created_at=now, expires_at=now + timedelta(hours=SESSION_HOURS))
-    )
+    expires = now + timedelta(hours=SESSION_HOURS)
+    session.add(AdminSession(id_sha256=_sha(sid), created_at=now, expires_at=expires))
     return sid
 
 
 def session_alive(session: Session, sid: str) -> bool:
     row = session.get(AdminSession, _sha(sid))
     return row is not None and row.expires_at > utcnow()
-
-
-def close_session(session: Session, sid: str) -> None:
-    session.execute(delete(AdminSession).where(AdminSession.id_sha256 == _sha(sid)))
 
 
 def _sha(sid: str) -> str:
@@ -89,9 +84,7 @@ def retry_after(session: Session, key: str) -> int:
 def count_failure(session: Session, key: str) -> None:
     """Count a failed sign-in (in the caller's transaction, locking the key's row)."""
     now = utcnow()
-    row = session.execute(
-        select(SignInFailures).where(SignInFailures.key == key).with_for_update()
-    ).scalar_one_or_none()
+    row = session.get(SignInFailures, key, with_for_update=True)
     if row is None:
         session.add(SignInFailures(key=key, failures=1, window_started=now))
     elif row.window_started + WINDOW <= now:
@@ -149,7 +142,8 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     await checked_form(request)
     sid = request.session[SID_KEY]  # RequireLogin lets only a signed-in session post here
-    await state_of(request).run(lambda s: close_session(s, sid), write=True)  # and every copy of its cookie
+    gone = delete(AdminSession).where(AdminSession.id_sha256 == _sha(sid))  # and every copy of its cookie
+    await state_of(request).run(lambda s: s.execute(gone), write=True)
     request.session.clear()
     return redirect(request, "admin:login")
 

@@ -38,8 +38,7 @@ def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> 
     with state.sessions.begin() as session:
         version_id = queue_version(session=session, params=config.to_dict(), started_by=started_by).id
     # spawn, not fork: the web process holds gRPC (Milvus) and Paddle state a fork would copy half-alive.
-    context = multiprocessing.get_context("spawn")
-    process = context.Process(
+    process = multiprocessing.get_context("spawn").Process(
         target=train_worker,
         args=(state.settings.model_dump(), version_id, config, started_by),
         name=f"{WORKER_PREFIX}{version_id}",
@@ -56,13 +55,13 @@ def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> 
     return version_id
 
 
-def stop_training(timeout: float = 10.0) -> None:
+def stop_training() -> None:
     """Stop this process's training workers (the service is stopping); each marks its run failed."""
     for process in multiprocessing.active_children():
         if process.name.startswith(WORKER_PREFIX):
             log.warning("stopping training worker %s", process.name)
             process.terminate()
-            process.join(timeout)
+            process.join(10)
 
 
 def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
@@ -79,17 +78,19 @@ def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
 def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainConfig, by: str) -> None:
     """Entry point of the worker process: low priority, one compute thread, its own database engine."""
     os.nice(NICENESS)
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = "1"
+    os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s train-worker %(levelname)s %(message)s")
     import paddle
 
     from api.db import make_engine, make_session_factory
     from api.versions.training import run_training
 
+    def interrupted(_signum: int, _frame: object) -> None:  # run_training records it as the version's error
+        raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
+
     # Paddle's own handlers would end the process on SIGTERM without recording anything.
     paddle.disable_signal_handler()
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, interrupted)
 
     # Settings travel as a dict: a pickled copy would bring the resolved_* values it had cached.
     settings = Settings.model_validate(settings_data)
@@ -107,11 +108,6 @@ def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainCo
         log.info("training version %d failed: %s", version_id, error)
     finally:
         engine.dispose()
-
-
-def _exit_on_sigterm(_signum: int, _frame: object) -> None:
-    # run_training records it as the version's error on the way out
-    raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
 
 
 def reap_interrupted(*, sessions: sessionmaker) -> None:
