@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,8 @@ from admin.worker import reap_interrupted, stop_training
 from api.db import utcnow
 from api.errors import ServiceError
 from api.settings import Settings
-from api.state import AppState
 from api.versions.service import SHOWN_METRICS
 
-log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 
 
@@ -109,12 +106,5 @@ def create_admin(settings: Settings) -> Starlette:
     return app
 
 
-def on_startup(state: AppState) -> None:
-    """Mark failed the training runs whose worker died with a previous process of the service."""
-    try:
-        reap_interrupted(sessions=state.sessions)
-    except Exception as error:  # a database that is down must not stop the API from starting
-        log.warning("dashboard: could not check for interrupted training runs: %s", error)
-
-
+on_startup = reap_interrupted
 on_shutdown = stop_training  # uvicorn re-raises SIGTERM after shutdown, so atexit would not stop them

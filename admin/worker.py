@@ -110,24 +110,28 @@ def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainCo
         engine.dispose()
 
 
-def reap_interrupted(*, sessions: sessionmaker) -> None:
-    """Mark failed every queued or running version whose worker on this host is gone."""
+def reap_interrupted(state: AppState) -> None:
+    """Mark failed every queued or running version whose worker on this host is gone (at start-up)."""
     host = socket.gethostname()
     reaped = []
-    with sessions.begin() as session:
-        busy = session.execute(
-            select(ModelVersion).where(ModelVersion.status.in_(("queued", "running"))).with_for_update()
-        ).scalars()
-        for version in busy:
-            progress = version.progress or {}
-            pid = progress.get("pid")
-            if progress.get("host", host) != host or (isinstance(pid, int) and _alive(pid)):
-                continue
-            just_queued = version.started_at is not None and utcnow() - version.started_at < QUEUE_GRACE
-            if pid is None and just_queued:
-                continue  # another web process is starting its worker right now
-            fail_version(session=session, version_id=version.id, error=WORKER_GONE)
-            reaped.append(version.id)
+    try:
+        with state.sessions.begin() as session:
+            busy = session.execute(
+                select(ModelVersion).where(ModelVersion.status.in_(("queued", "running"))).with_for_update()
+            ).scalars()
+            for version in busy:
+                progress = version.progress or {}
+                pid = progress.get("pid")
+                if progress.get("host", host) != host or (isinstance(pid, int) and _alive(pid)):
+                    continue
+                just_queued = version.started_at is not None and utcnow() - version.started_at < QUEUE_GRACE
+                if pid is None and just_queued:
+                    continue  # another web process is starting its worker right now
+                fail_version(session=session, version_id=version.id, error=WORKER_GONE)
+                reaped.append(version.id)
+    except Exception as error:  # a database that is down must not stop the API from starting
+        log.warning("dashboard: could not check for interrupted training runs: %s", error)
+        return
     if reaped:
         log.warning("marked interrupted training runs as failed: %s", reaped)
 
