@@ -70,7 +70,7 @@ async def drop_collection(request: Request) -> Response:
         found = collections(session=session, store=state.store)
         if found is None:
             raise ServiceError("Milvus did not answer; nothing was dropped.")
-        if not any(c.name == name and c.orphaned for c in found):
+        if not any(c.name == name and c.role == "orphaned" for c in found):
             raise BadUserInput(f"{name} is not an orphaned collection; nothing was dropped.")
         state.store.drop(name)
 

@@ -51,8 +51,7 @@ def _stars(rating: float) -> str:
 @pass_context
 def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
     """The templates' url_for: a path, so that no link carries the Host header a client sent."""
-    request: Request = context["request"]
-    return request.url_for(name, **path_params).path
+    return context["request"].url_for(name, **path_params).path
 
 
 def build_templates() -> Jinja2Templates:
@@ -66,8 +65,7 @@ def create_admin(settings: Settings) -> Starlette:
     """Return the dashboard app; every route but sign-in and static files needs a signed-in session."""
     routes = [
         Route("/", views.overview, name="overview"),
-        Route("/login", auth.login_page, name="login", methods=["GET"]),
-        Route("/login", auth.login, methods=["POST"]),
+        Route("/login", auth.login, name="login", methods=["GET", "POST"]),
         Route("/logout", auth.logout, name="logout", methods=["POST"]),
         Route("/retrain", actions.retrain, name="retrain", methods=["POST"]),
         Route("/runs", views.runs, name="runs"),

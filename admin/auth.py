@@ -36,8 +36,7 @@ ATTEMPTS, WINDOW = 5, timedelta(minutes=5)  # failed sign-ins of one key, then i
 
 
 def open_session(session: Session, key: str) -> str:
-    """Record a new signed-in session and return its id (for the cookie); expired sessions and the
-    failures counted under the throttle key that signed in go."""
+    """Record a new signed-in session, clearing expired ones and the key's failures; return its id."""
     sid, now = secrets.token_urlsafe(32), utcnow()
     session.execute(delete(AdminSession).where(AdminSession.expires_at < now))
     session.execute(delete(SignInFailures).where(SignInFailures.key == key))
@@ -93,16 +92,15 @@ def count_failure(session: Session, key: str) -> None:
         row.failures += 1
 
 
-async def login_page(request: Request) -> Response:
-    return render(request, "login.html", problem=password_problem(state_of(request).settings))
-
-
 async def login(request: Request) -> Response:
-    """Sign in, or count a failure. Failures are throttled for every worker at once (rows in the database),
-    per browser when it carries a device cookie (signed, given at each sign-in), else per address: a guesser
+    """The sign-in page; its POST signs in or counts a failure, throttled for every worker (rows in the
+    database) per browser with a device cookie (signed, given at sign-in), else per address: a guesser
     behind the operators' shared proxy blocks only browsers that never signed in (OWASP's device cookie)."""
-    form = await checked_form(request)
     state = state_of(request)
+    problem = password_problem(state.settings)
+    if request.method != "POST":
+        return render(request, "login.html", problem=problem)
+    form = await checked_form(request)
     devices: TimestampSigner = request.app.state.devices
     address = request.client.host if request.client else "?"
     device = None
@@ -114,7 +112,7 @@ async def login(request: Request) -> Response:
         response = render(request, "login.html", status_code=429, error=error)
         response.headers["Retry-After"] = str(wait)
         return response
-    if problem := password_problem(state.settings):
+    if problem:
         return render(request, "login.html", status_code=403, problem=problem)
     password = form.get("password")
     expected = state.settings.admin_password.get_secret_value().encode()
@@ -165,7 +163,7 @@ class RequireLogin:
                 sid = None
             if sid is None and path not in ("/login", "/login/"):
                 response = Response("sign in first", status_code=401)
-                if request.method == "GET":
+                if request.method != "POST":
                     # A path, not an absolute URL: nothing taken from the Host header a client sent.
                     target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
                     response = RedirectResponse(target, status_code=303)

@@ -80,10 +80,8 @@ async def page(request: Request) -> Response:
 
 def _id_param(raw: str, label: str, errors: list[str]) -> int | None:
     """Return the id in a query parameter, or None when empty or (adding a message to errors) not an id."""
-    if not raw:
-        return None
     value = parse_id(raw)
-    if value is None:
+    if raw and value is None:
         shown = raw if len(raw) <= 20 else raw[:20] + "…"
         errors.append(f"{label} “{shown}” is not an id: enter a whole number from 1 to {MAX_ID}.")
     return value

@@ -56,10 +56,6 @@ class Collection:
     version_id: int | None
     role: str  # "active", "kept for roll-back" or "orphaned"
 
-    @property
-    def orphaned(self) -> bool:
-        return self.role == "orphaned"
-
 
 def collections(*, session: Session, store: VectorStore) -> list[Collection] | None:
     """Return every movies_v* collection in Milvus with its role, or None when Milvus cannot say. One no

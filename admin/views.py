@@ -8,7 +8,6 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.templating import Jinja2Templates
 
 from admin import forms
 from admin.service import collection_stats, collections, counts, database_ok
@@ -28,8 +27,7 @@ def state_of(request: Request) -> AppState:
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
 def redirect(request: Request, route: str, *, ok: str = "", error: str = "", **params: object) -> Response:

@@ -13,14 +13,16 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import paddle
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from api.db import utcnow
+from api.db import make_engine, make_session_factory, utcnow
 from api.settings import Settings
 from api.state import AppState
 from api.versions.models import INTERRUPTED, ModelVersion
 from api.versions.service import fail_version, queue_version
+from api.versions.training import run_training
 from ml.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -80,10 +82,6 @@ def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainCo
     os.nice(NICENESS)
     os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s train-worker %(levelname)s %(message)s")
-    import paddle
-
-    from api.db import make_engine, make_session_factory
-    from api.versions.training import run_training
 
     def interrupted(_signum: int, _frame: object) -> None:  # run_training records it as the version's error
         raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
