@@ -147,8 +147,8 @@ async def logout(request: Request) -> Response:
 
 
 class RequireLogin:
-    """Sends every request but the sign-in page and static files to sign-in while nobody is signed in:
-    while its server-side session lives, which sign-out or SESSION_HOURS end for every copy of the cookie."""
+    """Sends every request but the sign-in page and static files to sign-in unless its cookie's server-side
+    session lives: sign-out, or SESSION_HOURS after sign-in, ends it for every copy of the cookie."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -163,7 +163,7 @@ class RequireLogin:
                 sid = None
             if sid is None and path not in ("/login", "/login/"):
                 response = Response("sign in first", status_code=401)
-                if request.method != "POST":
+                if request.method == "GET":
                     # A path, not an absolute URL: nothing taken from the Host header a client sent.
                     target = request.url_for("admin:login").path + "?" + urlencode({"next": request.url.path})
                     response = RedirectResponse(target, status_code=303)

@@ -15,7 +15,6 @@ from typing import Any
 
 import paddle
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
 from api.db import make_engine, make_session_factory, utcnow
 from api.settings import Settings
@@ -52,7 +51,17 @@ def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> 
         with state.sessions.begin() as session:
             fail_version(session=session, version_id=version_id, error=f"worker did not start: {error}")
         raise
-    threading.Thread(target=_reap, args=(process, state.sessions, version_id), daemon=True).start()
+
+    def reap() -> None:
+        """Wait for the worker; a run it left queued or running (killed, crashed) is marked failed."""
+        process.join()
+        with state.sessions.begin() as session:
+            version = session.get(ModelVersion, version_id)
+            if version is not None and version.status in ("queued", "running"):
+                error = f"{WORKER_GONE} (exit code {process.exitcode})"
+                fail_version(session=session, version_id=version_id, error=error)
+
+    threading.Thread(target=reap, daemon=True).start()
     log.info("training version %d in worker process %s", version_id, process.pid)
     return version_id
 
@@ -64,17 +73,6 @@ def stop_training() -> None:
             log.warning("stopping training worker %s", process.name)
             process.terminate()
             process.join(10)
-
-
-def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
-    """Wait for the worker; a run it left queued or running (killed, crashed) is marked failed."""
-    process.join()
-    with sessions.begin() as session:
-        version = session.get(ModelVersion, version_id)
-        if version is not None and version.status in ("queued", "running"):
-            fail_version(
-                session=session, version_id=version_id, error=f"{WORKER_GONE} (exit code {process.exitcode})"
-            )
 
 
 def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainConfig, by: str) -> None:
