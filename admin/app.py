@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from pathlib import Path
 from typing import Any
 
+from itsdangerous import TimestampSigner
 from jinja2 import pass_context
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,16 +16,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from admin import actions, keys, playground, views
+from admin import actions, auth, keys, playground, views
 from admin.auth import CSRF_KEY, SESSION_HOURS, SID_KEY, RequireLogin
-from admin.throttle import SignInThrottle
 from admin.worker import reap_interrupted, stop_training
 from api.db import utcnow
+from api.errors import ServiceError
 from api.settings import Settings
-from api.state import AppState
 from api.versions.service import SHOWN_METRICS
 
-log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 
 
@@ -53,8 +51,7 @@ def _stars(rating: float) -> str:
 @pass_context
 def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
     """The templates' url_for: a path, so that no link carries the Host header a client sent."""
-    request: Request = context["request"]
-    return request.url_for(name, **path_params).path
+    return context["request"].url_for(name, **path_params).path
 
 
 def build_templates() -> Jinja2Templates:
@@ -68,24 +65,21 @@ def create_admin(settings: Settings) -> Starlette:
     """Return the dashboard app; every route but sign-in and static files needs a signed-in session."""
     routes = [
         Route("/", views.overview, name="overview"),
-        Route("/login", actions.login_page, name="login", methods=["GET"]),
-        Route("/login", actions.login, methods=["POST"]),
-        Route("/logout", actions.logout, name="logout", methods=["POST"]),
+        Route("/login", auth.login, name="login", methods=["GET", "POST"]),
+        Route("/logout", auth.logout, name="logout", methods=["POST"]),
         Route("/retrain", actions.retrain, name="retrain", methods=["POST"]),
         Route("/runs", views.runs, name="runs"),
         Route("/activations", views.activation_history, name="activations"),
         Route("/runs/{version_id:int}/rerun", actions.rerun, name="rerun", methods=["POST"]),
         Route("/compare", views.compare, name="compare"),
-        Route(
-            "/collections/{name:str}/drop", actions.drop_collection, name="drop_collection", methods=["POST"]
-        ),
+        Route("/collections/{name}/drop", actions.drop_collection, name="drop_collection", methods=["POST"]),
         Route("/runs/{version_id:int}", views.run, name="run"),
         Route("/runs/{version_id:int}/progress", views.run_progress, name="run_progress"),
         Route("/runs/{version_id:int}/activate", actions.activate_version, name="activate", methods=["POST"]),
         Route("/playground", playground.page, name="playground"),
         Route("/keys", keys.page, name="keys", methods=["GET"]),
         Route("/keys", keys.create, name="keys_create", methods=["POST"]),
-        Route("/keys/{key_id:str}/revoke", keys.revoke, name="keys_revoke", methods=["POST"]),
+        Route("/keys/{key_id}/revoke", keys.revoke, name="keys_revoke", methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     secret = settings.session_secret.get_secret_value()
@@ -103,18 +97,12 @@ def create_admin(settings: Settings) -> Starlette:
         ),
         Middleware(RequireLogin),
     ]
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: views.not_found})
+    handlers = {404: views.not_found, ServiceError: views.refused}
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
     app.state.templates = build_templates()
-    app.state.throttle = SignInThrottle(secret)
+    app.state.devices = TimestampSigner(secret, salt="movierec-admin-device")  # admin.auth.login
     return app
 
 
-def on_startup(state: AppState) -> None:
-    """Mark failed the training runs whose worker died with a previous process of the service."""
-    try:
-        reap_interrupted(sessions=state.sessions)
-    except Exception as error:  # a database that is down must not stop the API from starting
-        log.warning("dashboard: could not check for interrupted training runs: %s", error)
-
-
+on_startup = reap_interrupted
 on_shutdown = stop_training  # uvicorn re-raises SIGTERM after shutdown, so atexit would not stop them

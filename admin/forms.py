@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.datastructures import FormData
 
@@ -11,8 +10,7 @@ from api.errors import BadUserInput
 from ml.config import TrainConfig
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     name: str
     label: str
     kind: type  # int or float

@@ -35,10 +35,8 @@ def database_ok(*, session: Session) -> bool:
 
 
 def collection_stats(*, store: VectorStore, name: str | None) -> CollectionStats | None:
-    """Return the active collection's figures, or None when there is none or Milvus cannot say.
-
-    One that says NotLoad (a restarted Milvus Lite, a roll-back) is loaded here, as the first search
-    would load it, so that the card tells the state searches will find."""
+    """Return the active collection's figures, or None when there is none or Milvus cannot say. One that
+    says NotLoad (a restarted Milvus Lite, a roll-back) is loaded, as the first search would load it."""
     if not name:
         return None
     try:
@@ -58,16 +56,10 @@ class Collection:
     version_id: int | None
     role: str  # "active", "kept for roll-back" or "orphaned"
 
-    @property
-    def orphaned(self) -> bool:
-        return self.role == "orphaned"
-
 
 def collections(*, session: Session, store: VectorStore) -> list[Collection] | None:
-    """Return every movies_v* collection in Milvus with its role, or None when Milvus cannot say.
-
-    A collection is orphaned when no succeeded version owns it (its version was deleted or failed
-    mid-build, or another database shares this Milvus): nothing can serve from it."""
+    """Return every movies_v* collection in Milvus with its role, or None when Milvus cannot say. One no
+    succeeded version owns (deleted, failed mid-build, another database's) is orphaned: nothing serves it."""
     try:
         names = [n for n in store.collections() if n.startswith(COLLECTION_PREFIX)]
     except Exception as error:

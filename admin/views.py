@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.templating import Jinja2Templates
 
 from admin import forms
 from admin.service import collection_stats, collections, counts, database_ok
@@ -29,15 +27,12 @@ def state_of(request: Request) -> AppState:
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
 def redirect(request: Request, route: str, *, ok: str = "", error: str = "", **params: object) -> Response:
-    """Redirect to a dashboard page, which shows the `ok` or `error` message once.
-
-    The target is a path: nothing taken from the Host header. The message rides in the signed session
-    cookie: a link cannot put words on a dashboard page, as an `?error=` parameter could."""
+    """Redirect to a dashboard page's path (nothing from the Host header), which shows the `ok` or `error`
+    message once: it rides in the signed session cookie, where a link cannot put words, as `?error=` could."""
     if ok or error:
         request.session[FLASH_KEY] = ["error", error] if error else ["ok", ok]
     return RedirectResponse(request.url_for(route, **params).path, status_code=303)
@@ -68,17 +63,17 @@ def activation_history(request: Request) -> Response:
         return render(request, "activations.html", activations=activations(session=session, limit=200))
 
 
+def refused(request: Request, error: Exception) -> Response:
+    """An action the service refused: back to its version's page, or the overview, saying why."""
+    if "version_id" in request.path_params:
+        return redirect(request, "admin:run", error=str(error), version_id=request.path_params["version_id"])
+    return redirect(request, "admin:overview", error=str(error))
+
+
 def not_found(request: Request, error: Exception) -> Response:
     """The dashboard's 404: its own page, with the reason when one was given."""
     detail = error.detail if isinstance(error, HTTPException) and error.status_code == 404 else None
     return render(request, "not_found.html", status_code=404, detail=detail)
-
-
-@dataclass(frozen=True)
-class Row:
-    label: str
-    values: list[Any]
-    differs: bool
 
 
 def compare(request: Request) -> Response:
@@ -95,12 +90,12 @@ def compare(request: Request) -> Response:
         if len(versions) < len(ids):
             raise HTTPException(404, f"no model version {', '.join(map(str, ids))} to compare")
         metrics = [
-            Row(label, [(v.metrics or {}).get(key) for v in versions], False)
+            (label, [(v.metrics or {}).get(key) for v in versions])
             for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
         ]
         keys = sorted({k for v in versions for k in v.params})
         values = {k: [v.params.get(k) for v in versions] for k in keys}
-        params = [Row(k, values[k], len(set(map(repr, values[k]))) > 1) for k in keys]
+        params = [(k, values[k], len(set(map(repr, values[k]))) > 1) for k in keys]  # name, values, differ?
         return render(request, "compare.html", versions=versions, metrics=metrics, params=params,
                       active_id=active.id if active else None)  # fmt: skip
 

@@ -13,14 +13,15 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import paddle
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from api.db import utcnow
+from api.db import make_engine, make_session_factory, utcnow
 from api.settings import Settings
 from api.state import AppState
 from api.versions.models import INTERRUPTED, ModelVersion
 from api.versions.service import fail_version, queue_version
+from api.versions.training import run_training
 from ml.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,7 @@ def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> 
     with state.sessions.begin() as session:
         version_id = queue_version(session=session, params=config.to_dict(), started_by=started_by).id
     # spawn, not fork: the web process holds gRPC (Milvus) and Paddle state a fork would copy half-alive.
-    context = multiprocessing.get_context("spawn")
-    process = context.Process(
+    process = multiprocessing.get_context("spawn").Process(
         target=train_worker,
         args=(state.settings.model_dump(), version_id, config, started_by),
         name=f"{WORKER_PREFIX}{version_id}",
@@ -51,45 +51,42 @@ def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> 
         with state.sessions.begin() as session:
             fail_version(session=session, version_id=version_id, error=f"worker did not start: {error}")
         raise
-    threading.Thread(target=_reap, args=(process, state.sessions, version_id), daemon=True).start()
+
+    def reap() -> None:
+        """Wait for the worker; a run it left queued or running (killed, crashed) is marked failed."""
+        process.join()
+        with state.sessions.begin() as session:
+            version = session.get(ModelVersion, version_id)
+            if version is not None and version.status in ("queued", "running"):
+                error = f"{WORKER_GONE} (exit code {process.exitcode})"
+                fail_version(session=session, version_id=version_id, error=error)
+
+    threading.Thread(target=reap, daemon=True).start()
     log.info("training version %d in worker process %s", version_id, process.pid)
     return version_id
 
 
-def stop_training(timeout: float = 10.0) -> None:
+def stop_training() -> None:
     """Stop this process's training workers (the service is stopping); each marks its run failed."""
     for process in multiprocessing.active_children():
         if process.name.startswith(WORKER_PREFIX):
             log.warning("stopping training worker %s", process.name)
             process.terminate()
-            process.join(timeout)
-
-
-def _reap(process: Any, sessions: sessionmaker, version_id: int) -> None:
-    """Wait for the worker; a run it left queued or running (killed, crashed) is marked failed."""
-    process.join()
-    with sessions.begin() as session:
-        version = session.get(ModelVersion, version_id)
-        if version is not None and version.status in ("queued", "running"):
-            fail_version(
-                session=session, version_id=version_id, error=f"{WORKER_GONE} (exit code {process.exitcode})"
-            )
+            process.join(10)
 
 
 def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainConfig, by: str) -> None:
     """Entry point of the worker process: low priority, one compute thread, its own database engine."""
     os.nice(NICENESS)
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = "1"
+    os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s train-worker %(levelname)s %(message)s")
-    import paddle
 
-    from api.db import make_engine, make_session_factory
-    from api.versions.training import run_training
+    def interrupted(_signum: int, _frame: object) -> None:  # run_training records it as the version's error
+        raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
 
     # Paddle's own handlers would end the process on SIGTERM without recording anything.
     paddle.disable_signal_handler()
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, interrupted)
 
     # Settings travel as a dict: a pickled copy would bring the resolved_* values it had cached.
     settings = Settings.model_validate(settings_data)
@@ -109,29 +106,28 @@ def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainCo
         engine.dispose()
 
 
-def _exit_on_sigterm(_signum: int, _frame: object) -> None:
-    # run_training records it as the version's error on the way out
-    raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
-
-
-def reap_interrupted(*, sessions: sessionmaker) -> None:
-    """Mark failed every queued or running version whose worker on this host is gone."""
+def reap_interrupted(state: AppState) -> None:
+    """Mark failed every queued or running version whose worker on this host is gone (at start-up)."""
     host = socket.gethostname()
     reaped = []
-    with sessions.begin() as session:
-        busy = session.execute(
-            select(ModelVersion).where(ModelVersion.status.in_(("queued", "running"))).with_for_update()
-        ).scalars()
-        for version in busy:
-            progress = version.progress or {}
-            pid = progress.get("pid")
-            if progress.get("host", host) != host or (isinstance(pid, int) and _alive(pid)):
-                continue
-            just_queued = version.started_at is not None and utcnow() - version.started_at < QUEUE_GRACE
-            if pid is None and just_queued:
-                continue  # another web process is starting its worker right now
-            fail_version(session=session, version_id=version.id, error=WORKER_GONE)
-            reaped.append(version.id)
+    try:
+        with state.sessions.begin() as session:
+            busy = session.execute(
+                select(ModelVersion).where(ModelVersion.status.in_(("queued", "running"))).with_for_update()
+            ).scalars()
+            for version in busy:
+                progress = version.progress or {}
+                pid = progress.get("pid")
+                if progress.get("host", host) != host or (isinstance(pid, int) and _alive(pid)):
+                    continue
+                just_queued = version.started_at is not None and utcnow() - version.started_at < QUEUE_GRACE
+                if pid is None and just_queued:
+                    continue  # another web process is starting its worker right now
+                fail_version(session=session, version_id=version.id, error=WORKER_GONE)
+                reaped.append(version.id)
+    except Exception as error:  # a database that is down must not stop the API from starting
+        log.warning("dashboard: could not check for interrupted training runs: %s", error)
+        return
     if reaped:
         log.warning("marked interrupted training runs as failed: %s", reaped)
 
