@@ -17,8 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
-from api.access.backend import DATABASE_ERRORS, RETRY_UNAVAILABLE_S
-from api.access.identity import AccessRefused
+from api.access.backend import DATABASE_ERRORS, unavailable
 from api.access.tokens import DEMO_MINTER
 from api.errors import Refused, ServiceError
 from api.ids import MAX_ID
@@ -38,14 +37,12 @@ async def session(request: Request) -> Response:
         # Counted like an anonymous API request of the address, as a new user costs a row.
         await state.access.rates.within("address", request.client.host if request.client else "")
         user_id = await _user_id(state, _parse(await _json_body(request)))
-    except (AccessRefused, Refused) as refused:
+    except Refused as refused:  # AccessRefused too
         return refused.response()
     except ServiceError as error:  # BadUserInput from the user service, NotFound
         return Refused(STATUS.get(error.code, 500), error.code, str(error)).response()
     except DATABASE_ERRORS:
-        return AccessRefused(
-            503, "UNAVAILABLE", "the database is unavailable; try again shortly", RETRY_UNAVAILABLE_S
-        ).response()
+        return unavailable().response()
     # Lives MOVIEREC_TOKEN_TTL_S: the page asks again for an existing user when its token has expired.
     token, expires = state.access.mint(user_id, DEMO_MINTER, state.settings.token_ttl_s)
     expires_at = datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z")  # as DateTime reads
