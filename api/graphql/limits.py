@@ -1,11 +1,7 @@
-"""The limits on an operation, checked before the rest of validation: depth, aliases and cost
-(docs/api.md gives the cost model). Each fragment's totals are added up once and reused at every
-spread, so the work is linear in the document even when fragments spread each other 2^60 times over.
-
-Depth and aliases count as Strawberry's QueryDepthLimiter and MaxAliasesLimiter do. A list's items
-are its `first` or `limit` when written in the query, MAX_PAGE when they come from a variable
-(validation runs before variables are known), its default otherwise.
-"""
+"""Depth, alias and cost limits (docs/api.md gives the cost model), checked before the rest of
+validation. Each fragment is added up once and reused at every spread, so the work is linear in the
+document however many times fragments spread each other. Depth and aliases count as Strawberry's
+QueryDepthLimiter and MaxAliasesLimiter do."""
 
 from __future__ import annotations
 
@@ -69,8 +65,7 @@ def check_limits(document: DocumentNode) -> list[GraphQLError]:
             name = operation.name.value if operation.name else "anonymous"
             errors.append(GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", operation))
         aliases = min(aliases + totals.aliases, CEILING)
-        if problem is None:
-            problem = cost_problem(totals)
+        problem = problem or cost_problem(totals)
     if aliases > MAX_ALIASES:
         errors.append(GraphQLError(f"{shown(aliases)} aliases found. Allowed: {MAX_ALIASES}"))
     if problem is not None:
@@ -109,14 +104,12 @@ def shown(count: int, exact: str = "") -> str:
 
 
 def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, Totals]:
-    """Return each fragment's totals, the fragments it spreads included, each fragment read once.
-
-    A spread that closes a cycle adds nothing here: validation refuses cycles after the limits."""
+    """Return each fragment's totals, the fragments it spreads included, each fragment read once; a
+    spread that closes a cycle adds nothing (validation refuses cycles after the limits)."""
     own = {name: own_totals(fragment.selection_set) for name, fragment in fragments.items()}
     done: dict[str, Totals] = {}
     for root in own:
-        # Depth first without recursion: a fragment is added up once every fragment it spreads is. The
-        # path is a dict, a stack that also answers whether a fragment is on it.
+        # Depth first without recursion: a fragment is added up once every fragment it spreads is.
         path = {} if root in done else {root: iter(own[root][1])}
         while path:
             name, spreads = next(reversed(path.items()))
@@ -167,7 +160,8 @@ def own_totals(selection_set: SelectionSetNode) -> tuple[Totals, list[Spread]]:
 
 
 def list_size(field: FieldNode) -> int:
-    """Return how many items a field can resolve to: 1 unless it is a list."""
+    """Return how many items a field can resolve to: 1 unless it is a list, else its `first` or `limit`
+    when written, MAX_PAGE when a variable (validation runs before variables are known), its default."""
     if field.name.value not in LISTS:
         return 1
     for argument in field.arguments or ():
