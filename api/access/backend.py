@@ -1,8 +1,6 @@
-"""Who is calling, and whether they are within their rate: the AuthenticationBackend that sets
-`request.user` (api.access.identity.Caller) and `request.auth` (the scopes) on /graphql, or refuses
-the request with 401, 429 or 503 (docs/api.md). A credential that does not check out is refused,
-never downgraded to anonymous; a user token is good only while the key that minted it is live.
-"""
+"""The AuthenticationBackend of /graphql: sets `request.user` (a Caller) and `request.auth` (its
+scopes), or refuses with 401, 429 or 503 (docs/api.md). A credential that does not check out is
+refused, never taken as anonymous; a user token is good only while the key that minted it is live."""
 
 from __future__ import annotations
 
@@ -40,8 +38,7 @@ def unavailable() -> AccessRefused:
 
 
 class Database(Protocol):
-    """What the backend reads and writes through: the app's state (api.state.AppState), which the
-    lifespan puts in every request's `state.movierec`."""
+    """What the backend reads and writes through: api.state.AppState, every request's `state.movierec`."""
 
     async_engine: AsyncEngine
 

@@ -1,6 +1,5 @@
-"""The live API keys as one process knows them (docs/api.md): every one read at once, again at most
-once per KEY_CACHE_S however many requests wait for that read, and the ids found to be nobody's
-(made up, or revoked) in a bounded cache. Reads are single autocommit SELECTs on the event loop."""
+"""The live API keys as one process knows them (docs/api.md): all read at once, again at most once per
+KEY_CACHE_S however many requests wait, and the ids found to be nobody's in a bounded cache."""
 
 from __future__ import annotations
 
@@ -35,9 +34,8 @@ class KeyDirectory:
     async def find(
         self, engine: AsyncEngine, key_id: str, charge: Callable[[], Awaitable[None]]
     ) -> LiveKey | None:
-        """Return the live key of this id, or None. A listed id waits for a full read when the last is
-        KEY_CACHE_S old; an unlisted one is charged first (a throttled guess costs the database
-        nothing), then read unless it is remembered as nobody's."""
+        """Return the live key of this id, or None. An unlisted id is charged first, so that a throttled
+        guess costs the database nothing, then read unless it is remembered as nobody's."""
         if key_id in self._live:
             if time.monotonic() - self._read_at >= keys.KEY_CACHE_S:
                 await self.read_all(engine)

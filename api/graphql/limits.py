@@ -73,17 +73,6 @@ def check_limits(document: DocumentNode) -> list[GraphQLError]:
     return errors
 
 
-def operation_totals(document: DocumentNode) -> list[tuple[OperationDefinitionNode, Totals]]:
-    """Return each operation of the document with its totals, those of the fragments it spreads added."""
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    done = fragment_totals(fragments)
-    return [
-        (d, combine(*own_totals(d.selection_set), done))
-        for d in document.definitions
-        if isinstance(d, OperationDefinitionNode)
-    ]
-
-
 def cost_problem(totals: Totals) -> str | None:
     """Return why an operation costs too much, or None."""
     if totals.similar > SIMILAR_UNDER_LIST:
@@ -103,10 +92,14 @@ def shown(count: int, exact: str = "") -> str:
     return f"over {CEILING}" if count >= CEILING else f"{exact}{count}"
 
 
-def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, Totals]:
-    """Return each fragment's totals, the fragments it spreads included, each fragment read once; a
-    spread that closes a cycle adds nothing (validation refuses cycles after the limits)."""
-    own = {name: own_totals(fragment.selection_set) for name, fragment in fragments.items()}
+def operation_totals(document: DocumentNode) -> list[tuple[OperationDefinitionNode, Totals]]:
+    """Return each operation with its totals, those of the fragments it spreads added. Each fragment is
+    read once; a spread that closes a cycle adds nothing (validation refuses cycles after the limits)."""
+    own = {
+        d.name.value: own_totals(d.selection_set)
+        for d in document.definitions
+        if isinstance(d, FragmentDefinitionNode)
+    }
     done: dict[str, Totals] = {}
     for root in own:
         # Depth first without recursion: a fragment is added up once every fragment it spreads is.
@@ -120,7 +113,11 @@ def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, T
             else:
                 path.popitem()
                 done[name] = combine(*own[name], done)
-    return done
+    return [
+        (d, combine(*own_totals(d.selection_set), done))
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
 
 
 def combine(totals: Totals, spreads: list[Spread], done: dict[str, Totals]) -> Totals:
