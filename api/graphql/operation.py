@@ -46,11 +46,21 @@ class OperationHooks(ParserCache):
     HIDE_SUGGESTIONS = False
 
     def on_operation(self) -> Iterator[None]:
+        """Bound the tokens parsed; count and time the operation, and write its access-log line."""
         execution = self.execution_context
         execution.parse_options["max_tokens"] = MAX_TOKENS
         started = time.perf_counter()
         yield
-        record_operation(execution, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        label = operation_label(execution)
+        errors = getattr(execution.result, "errors", None) or execution.pre_execution_errors or []
+        status = "error" if errors else "ok"
+        REQUESTS.labels(label, status).inc()
+        LATENCY.labels(label).observe(elapsed)
+        codes = sorted({code_and_message(e)[0] for e in errors})
+        name = execution.operation_name
+        access_log.info(json.dumps({"operation": label, "name": name and name[:100], "status": status,
+                                    "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip
 
     def on_validate(self) -> Iterator[None]:
         execution = self.execution_context
@@ -98,16 +108,3 @@ def operation_label(context: Any) -> str:
     if not fields <= {*root.fields, "__typename", "__schema", "__type"}:
         return "unknown"
     return "+".join(sorted(fields)[:3]) or "anonymous"
-
-
-def record_operation(context: Any, elapsed: float) -> None:
-    """Count and time a finished operation (a Strawberry execution context) and write its access-log line."""
-    label = operation_label(context)
-    errors = getattr(context.result, "errors", None) or context.pre_execution_errors or []
-    status = "error" if errors else "ok"
-    REQUESTS.labels(label, status).inc()
-    LATENCY.labels(label).observe(elapsed)
-    codes = sorted({code_and_message(e)[0] for e in errors})
-    name = context.operation_name
-    access_log.info(json.dumps({"operation": label, "name": name and name[:100], "status": status,
-                                "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip
