@@ -1,7 +1,6 @@
-"""The demo's static page, and POST /demo/session: it creates a user when asked (as `createUser`) and
-mints a token of the user as `issueUserToken` does, under DEMO_MINTER, so its tokens stop working when
-the demo is switched off. Mounted only when Settings.demo_enabled: anyone can create users and act as any.
-"""
+"""POST /demo/session creates a user when asked and mints a token of the user under DEMO_MINTER, so
+its tokens stop working when the demo is switched off. Mounted only when Settings.demo_enabled: anyone
+can create users and act as any."""
 
 from __future__ import annotations
 
