@@ -52,20 +52,16 @@ class KeyDirectory:
 
     async def read_all(self, engine: AsyncEngine) -> None:
         """Read every live key; callers arriving while a read runs wait for that one."""
-        if self._reading is None:
+        if self._reading is None or self._reading.done():
             self._reading = asyncio.ensure_future(self._read_all(engine))
-            self._reading.add_done_callback(self._read_done)
+            # Its error retrieved here too: the callers that waited for it may all have left.
+            self._reading.add_done_callback(lambda read: read.cancelled() or read.exception())
         await asyncio.shield(self._reading)  # a caller that leaves does not cancel the others' read
 
     async def _read_all(self, engine: AsyncEngine) -> None:
         began = time.monotonic()
         self._live = {row.key_id: _live_key(row) for row in await read(engine, LIVE, timeout=READ_TIMEOUT_S)}
         self._read_at = began
-
-    def _read_done(self, task: asyncio.Task[None]) -> None:
-        self._reading = None
-        if not task.cancelled():
-            task.exception()  # retrieved here too: the callers that waited for it may all have left
 
 
 def _live_key(row: Row[Any]) -> LiveKey:
