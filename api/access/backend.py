@@ -1,18 +1,17 @@
-"""Who is calling, and whether they are within their rate: the AuthenticationBackend that sets
-`request.user` (api.access.identity.Caller) and `request.auth` (the scopes) on /graphql, or refuses
-the request with 401, 429 or 503 (docs/api.md). A credential that does not check out is refused,
-never downgraded to anonymous; a user token is good only while the key that minted it is live.
-"""
+"""The AuthenticationBackend of /graphql: sets `request.user` (a Caller) and `request.auth` (its
+scopes), or refuses with 401, 429 or 503 (docs/api.md). A credential that does not check out is
+refused, never taken as anonymous; a user token is good only while the key that minted it is live."""
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from cachetools import TTLCache
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from starlette.authentication import AuthCredentials, AuthenticationBackend
@@ -26,14 +25,20 @@ from api.access.tokens import DEMO_MINTER, issue_user_token, read_user_token
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
-RETRY_UNAVAILABLE_S = 5
-DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+# What a database that is down or out of reach raises (TimeoutError: api.db.run_on's); its other
+# errors are bugs, answered as INTERNAL_SERVER_ERROR.
+DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, TimeoutError)
+DATABASE_DOWN = "the database is unavailable; try again shortly"
 T = TypeVar("T")
 
 
+def unavailable() -> AccessRefused:
+    """Return the refusal of a request the database is down for (DATABASE_ERRORS)."""
+    return AccessRefused(503, "UNAVAILABLE", DATABASE_DOWN, retry_after=5)
+
+
 class Database(Protocol):
-    """What the backend reads and writes through: the app's state (api.state.AppState), which the
-    lifespan puts in every request's `state.movierec`."""
+    """What the backend reads and writes through: api.state.AppState, every request's `state.movierec`."""
 
     async_engine: AsyncEngine
 
@@ -43,36 +48,37 @@ class Database(Protocol):
 class CredentialBackend(AuthenticationBackend):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        secret = settings.token_secret.get_secret_value()
+        self.token_secret = settings.token_secret.get_secret_value()
         if not settings.has_token_secret:  # development only (Settings refuse it elsewhere)
-            secret = secrets.token_urlsafe(32)
-        self.token_secret = secret
+            self.token_secret = secrets.token_urlsafe(32)
         self.rates = Rates(settings)
         self.keys = KeyDirectory()
         self._used: TTLCache[str, bool] = TTLCache(4096, KEY_CACHE_S)  # keys whose use was recorded lately
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, Caller]:
         """Return the caller's scopes and identity; raise AccessRefused (401, 429 or 503)."""
-        state: Database = conn.state.movierec
-        address = _Address(self.rates, conn.client.host if conn.client else "")
+        charged = False
+
+        async def charge() -> None:
+            """Count the request against its address's rate, at most once."""
+            nonlocal charged
+            if not charged:
+                charged = True
+                await self.rates.within("address", conn.client.host if conn.client else "")
+
         header = conn.headers.get("authorization")
         if header is None:
-            await address.charge()
+            await charge()
             return AuthCredentials(), ANONYMOUS
         scheme, _, credential = header.partition(" ")
         caller = None
         if scheme.lower() == "bearer" and credential.strip():
             try:
-                caller = await self._identify(state, credential.strip(), address)
+                caller = await self._identify(conn.state.movierec, credential.strip(), charge)
             except DATABASE_ERRORS:  # not logged per request, as the API's other UNAVAILABLE answers
-                raise AccessRefused(
-                    503,
-                    "UNAVAILABLE",
-                    "the database is unavailable; try again shortly",
-                    retry_after=RETRY_UNAVAILABLE_S,
-                ) from None
+                raise unavailable() from None
         if caller is None:
-            await address.charge()
+            await charge()
             raise unauthenticated()
         await self.rates.within("key" if caller.kind == "key" else "user", caller.identity)
         return AuthCredentials(sorted(caller.scopes)), caller
@@ -81,10 +87,12 @@ class CredentialBackend(AuthenticationBackend):
         """Return a token of the user minted by the key (or DEMO_MINTER), and when it expires."""
         return issue_user_token(self.token_secret, user_id, key_id, ttl_s)
 
-    async def _identify(self, state: Database, credential: str, address: _Address) -> Caller | None:
+    async def _identify(
+        self, state: Database, credential: str, charge: Callable[[], Awaitable[None]]
+    ) -> Caller | None:
         parts = split_key(credential)
         if parts is not None:
-            key = await self.keys.find(state.async_engine, parts[0], address.charge)
+            key = await self.keys.find(state.async_engine, parts[0], charge)
             if key is None or not key.opens_with(parts[1]):
                 return None
             await self._record_use(state, key.key_id)
@@ -95,7 +103,7 @@ class CredentialBackend(AuthenticationBackend):
         if claims.key_id == DEMO_MINTER:
             live = self.settings.demo_enabled
         else:
-            live = await self.keys.find(state.async_engine, claims.key_id, address.charge) is not None
+            live = await self.keys.find(state.async_engine, claims.key_id, charge) is not None
         return Caller("user", user_id=claims.user_id, key_id=claims.key_id) if live else None
 
     async def _record_use(self, state: Database, key_id: str) -> None:
@@ -107,15 +115,3 @@ class CredentialBackend(AuthenticationBackend):
             await state.run(lambda s: record_use(session=s, key_id=key_id), write=True)
         except DATABASE_ERRORS as error:
             log.warning("the use of key %s was not recorded: %s", key_id, error)
-
-
-class _Address:
-    """The client's address, counted against its rate at most once per request."""
-
-    def __init__(self, rates: Rates, host: str) -> None:
-        self.rates, self.host, self.charged = rates, host, False
-
-    async def charge(self) -> None:
-        if not self.charged:
-            self.charged = True
-            await self.rates.within("address", self.host)

@@ -1,6 +1,5 @@
-"""The live API keys as one process knows them (docs/api.md): every one read at once, again at most
-once per KEY_CACHE_S however many requests wait for that read, and the ids found to be nobody's
-(made up, or revoked) in a bounded cache. Reads are single autocommit SELECTs on the event loop."""
+"""The live API keys as one process knows them (docs/api.md): all read at once, again at most once per
+KEY_CACHE_S however many requests wait, and the ids found to be nobody's in a bounded cache."""
 
 from __future__ import annotations
 
@@ -35,9 +34,8 @@ class KeyDirectory:
     async def find(
         self, engine: AsyncEngine, key_id: str, charge: Callable[[], Awaitable[None]]
     ) -> LiveKey | None:
-        """Return the live key of this id, or None. A listed id waits for a full read when the last is
-        KEY_CACHE_S old; an unlisted one is charged first (a throttled guess costs the database
-        nothing), then read unless it is remembered as nobody's."""
+        """Return the live key of this id, or None. An unlisted id is charged first, so that a throttled
+        guess costs the database nothing, then read unless it is remembered as nobody's."""
         if key_id in self._live:
             if time.monotonic() - self._read_at >= keys.KEY_CACHE_S:
                 await self.read_all(engine)
@@ -54,20 +52,16 @@ class KeyDirectory:
 
     async def read_all(self, engine: AsyncEngine) -> None:
         """Read every live key; callers arriving while a read runs wait for that one."""
-        if self._reading is None:
+        if self._reading is None or self._reading.done():
             self._reading = asyncio.ensure_future(self._read_all(engine))
-            self._reading.add_done_callback(self._read_done)
+            # Its error retrieved here too: the callers that waited for it may all have left.
+            self._reading.add_done_callback(lambda read: read.cancelled() or read.exception())
         await asyncio.shield(self._reading)  # a caller that leaves does not cancel the others' read
 
     async def _read_all(self, engine: AsyncEngine) -> None:
         began = time.monotonic()
         self._live = {row.key_id: _live_key(row) for row in await read(engine, LIVE, timeout=READ_TIMEOUT_S)}
         self._read_at = began
-
-    def _read_done(self, task: asyncio.Task[None]) -> None:
-        self._reading = None
-        if not task.cancelled():
-            task.exception()  # retrieved here too: the callers that waited for it may all have left
 
 
 def _live_key(row: Row[Any]) -> LiveKey:

@@ -1,6 +1,5 @@
-"""API keys, `mrk_<key id>_<secret>`: created with scopes, shown once, revocable. The key id (12 hex
-digits) finds the row; the secret, 256 random bits, is stored as its SHA-256: a fast hash is right
-here, unlike for passwords, as nobody can guess 256 random bits however fast each guess is."""
+"""API keys, `mrk_<key id>_<secret>`: created with scopes, shown once, revocable. The secret is stored
+as its SHA-256, a fast hash unlike a password's, as nobody can guess 256 random bits however fast."""
 
 from __future__ import annotations
 

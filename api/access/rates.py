@@ -26,9 +26,8 @@ class Rates:
         options = {"implementation": "redispy"} if settings.redis_url else {}
         self._limiter = FixedWindowRateLimiter(storage_from_string(uri, **options))
         self._rates: dict[str, RateLimitItem | None] = {
-            "key": _rate(settings.rate_limit_key),
-            "user": _rate(settings.rate_limit_user),
-            "address": _rate(settings.rate_limit_address),
+            kind: None if is_no_limit(text := getattr(settings, f"rate_limit_{kind}")) else parse(text)
+            for kind in ("key", "user", "address")  # Settings.rate_limit_key, _user, _address
         }
 
     async def within(self, kind: Kind, who: str) -> None:
@@ -45,7 +44,3 @@ class Rates:
             return
         wait = max(1, math.ceil(reset - time.time()))
         raise AccessRefused(429, "RATE_LIMITED", f"too many requests; retry in {wait} s", retry_after=wait)
-
-
-def _rate(text: str) -> RateLimitItem | None:
-    return None if is_no_limit(text) else parse(text)

@@ -1,7 +1,5 @@
-"""User tokens: short-lived JWTs (PyJWT, HS256) bound to one user and to the API key that minted
-them, so that revoking the key ends its tokens too. A back end holding a key with the
-`tokens:issue` scope mints them for a browser front end to send as that user; the demo's session
-route mints them under DEMO_MINTER (api.demo.routes)."""
+"""User tokens: short-lived JWTs (HS256) of one user, naming the API key that minted them (one with
+`tokens:issue`, for a browser front end), so that revoking the key ends its tokens too."""
 
 from __future__ import annotations
 
@@ -13,8 +11,8 @@ import jwt
 from api.access.keys import is_key_id
 
 AUDIENCE = "movierec:user"
-# The minter of the demo's tokens: not a key id (those are hex), so it never names a key. Its tokens
-# are good while the demo is served, and end when an operator switches the demo off.
+# The minter of the demo's tokens (api.demo.routes): not hex, so never a key id. They are good while
+# the demo is served.
 DEMO_MINTER = "demo"
 
 

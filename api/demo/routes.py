@@ -1,9 +1,6 @@
-"""The demo's routes: its static page, and POST /demo/session, which creates a user when asked (the
-service of `createUser`) and mints a short-lived token of the user as `issueUserToken` does, under the
-demo's own name (DEMO_MINTER), so its tokens stop working when the demo is switched off.
-
-Mounted only when Settings.demo_enabled: anyone who reaches the route can create users and act as any.
-"""
+"""POST /demo/session creates a user when asked and mints a token of the user under DEMO_MINTER, so
+its tokens stop working when the demo is switched off. Mounted only when Settings.demo_enabled: anyone
+can create users and act as any."""
 
 from __future__ import annotations
 
@@ -17,8 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
-from api.access.backend import DATABASE_ERRORS, RETRY_UNAVAILABLE_S
-from api.access.identity import AccessRefused
+from api.access.backend import DATABASE_ERRORS, unavailable
 from api.access.tokens import DEMO_MINTER
 from api.errors import Refused, ServiceError
 from api.ids import MAX_ID
@@ -37,15 +33,18 @@ async def session(request: Request) -> Response:
     try:
         # Counted like an anonymous API request of the address, as a new user costs a row.
         await state.access.rates.within("address", request.client.host if request.client else "")
-        user_id = await _user_id(state, _parse(await _json_body(request)))
-    except (AccessRefused, Refused) as refused:
+        wanted = _parse(await _json_body(request))
+        if isinstance(wanted, int):
+            await state.run(lambda s: users.get_user(session=s, user_id=wanted))  # NotFound if none
+            user_id = wanted
+        else:
+            user_id = await state.run(lambda s: users.create_user(session=s, **wanted).id, write=True)
+    except Refused as refused:  # AccessRefused too
         return refused.response()
     except ServiceError as error:  # BadUserInput from the user service, NotFound
         return Refused(STATUS.get(error.code, 500), error.code, str(error)).response()
     except DATABASE_ERRORS:
-        return AccessRefused(
-            503, "UNAVAILABLE", "the database is unavailable; try again shortly", RETRY_UNAVAILABLE_S
-        ).response()
+        return unavailable().response()
     # Lives MOVIEREC_TOKEN_TTL_S: the page asks again for an existing user when its token has expired.
     token, expires = state.access.mint(user_id, DEMO_MINTER, state.settings.token_ttl_s)
     expires_at = datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", "Z")  # as DateTime reads
@@ -92,14 +91,6 @@ def _integer(value: object, name: str, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:  # bool is an int, but not a number here
         raise Refused(400, "BAD_USER_INPUT", f"{name} must be a whole number from {low} to {high}")
     return value
-
-
-async def _user_id(state: AppState, wanted: int | dict[str, Any]) -> int:
-    """Return the id of an existing user (NotFound if none), or of the user just created."""
-    if isinstance(wanted, int):
-        await state.run(lambda s: users.get_user(session=s, user_id=wanted))
-        return wanted
-    return await state.run(lambda s: users.create_user(session=s, **wanted).id, write=True)
 
 
 def demo_app() -> Router:

@@ -6,12 +6,11 @@ import logging
 import re
 
 from graphql import GraphQLError
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.http import process_result as strawberry_process_result
 from strawberry.types import ExecutionResult
 
+from api.access.backend import DATABASE_DOWN, DATABASE_ERRORS
 from api.errors import ServiceError
 from api.vectors.store import VectorStoreError
 
@@ -26,11 +25,8 @@ def code_and_message(error: GraphQLError) -> tuple[str, str]:
     original = error.original_error
     if isinstance(original, ServiceError):
         return original.code, str(original)
-    # TimeoutError: a statement on the event loop that got no answer in time (api.db.run_on)
-    if isinstance(original, (OperationalError, PoolTimeout, TimeoutError)) or (
-        isinstance(original, DBAPIError) and original.connection_invalidated
-    ):
-        return "UNAVAILABLE", "the database is unavailable; try again shortly"
+    if isinstance(original, DATABASE_ERRORS):
+        return "UNAVAILABLE", DATABASE_DOWN
     if isinstance(original, VectorStoreError):
         return "UNAVAILABLE", "the vector search is unavailable; try again shortly"
     if original is None or isinstance(original, GraphQLError):

@@ -1,11 +1,7 @@
-"""The limits on an operation, checked before the rest of validation: depth, aliases and cost
-(docs/api.md gives the cost model). Each fragment's totals are added up once and reused at every
-spread, so the work is linear in the document even when fragments spread each other 2^60 times over.
-
-Depth and aliases count as Strawberry's QueryDepthLimiter and MaxAliasesLimiter do. A list's items
-are its `first` or `limit` when written in the query, MAX_PAGE when they come from a variable
-(validation runs before variables are known), its default otherwise.
-"""
+"""Depth, alias and cost limits (docs/api.md gives the cost model), checked before the rest of
+validation. Each fragment is added up once and reused at every spread, so the work is linear in the
+document however many times fragments spread each other. Depth and aliases count as Strawberry's
+QueryDepthLimiter and MaxAliasesLimiter do."""
 
 from __future__ import annotations
 
@@ -69,24 +65,12 @@ def check_limits(document: DocumentNode) -> list[GraphQLError]:
             name = operation.name.value if operation.name else "anonymous"
             errors.append(GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", operation))
         aliases = min(aliases + totals.aliases, CEILING)
-        if problem is None:
-            problem = cost_problem(totals)
+        problem = problem or cost_problem(totals)
     if aliases > MAX_ALIASES:
         errors.append(GraphQLError(f"{shown(aliases)} aliases found. Allowed: {MAX_ALIASES}"))
     if problem is not None:
         errors.append(GraphQLError(problem))
     return errors
-
-
-def operation_totals(document: DocumentNode) -> list[tuple[OperationDefinitionNode, Totals]]:
-    """Return each operation of the document with its totals, those of the fragments it spreads added."""
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    done = fragment_totals(fragments)
-    return [
-        (d, combine(*own_totals(d.selection_set), done))
-        for d in document.definitions
-        if isinstance(d, OperationDefinitionNode)
-    ]
 
 
 def cost_problem(totals: Totals) -> str | None:
@@ -108,15 +92,17 @@ def shown(count: int, exact: str = "") -> str:
     return f"over {CEILING}" if count >= CEILING else f"{exact}{count}"
 
 
-def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, Totals]:
-    """Return each fragment's totals, the fragments it spreads included, each fragment read once.
-
-    A spread that closes a cycle adds nothing here: validation refuses cycles after the limits."""
-    own = {name: own_totals(fragment.selection_set) for name, fragment in fragments.items()}
+def operation_totals(document: DocumentNode) -> list[tuple[OperationDefinitionNode, Totals]]:
+    """Return each operation with its totals, those of the fragments it spreads added. Each fragment is
+    read once; a spread that closes a cycle adds nothing (validation refuses cycles after the limits)."""
+    own = {
+        d.name.value: own_totals(d.selection_set)
+        for d in document.definitions
+        if isinstance(d, FragmentDefinitionNode)
+    }
     done: dict[str, Totals] = {}
     for root in own:
-        # Depth first without recursion: a fragment is added up once every fragment it spreads is. The
-        # path is a dict, a stack that also answers whether a fragment is on it.
+        # Depth first without recursion: a fragment is added up once every fragment it spreads is.
         path = {} if root in done else {root: iter(own[root][1])}
         while path:
             name, spreads = next(reversed(path.items()))
@@ -127,7 +113,11 @@ def fragment_totals(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, T
             else:
                 path.popitem()
                 done[name] = combine(*own[name], done)
-    return done
+    return [
+        (d, combine(*own_totals(d.selection_set), done))
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
 
 
 def combine(totals: Totals, spreads: list[Spread], done: dict[str, Totals]) -> Totals:
@@ -167,7 +157,8 @@ def own_totals(selection_set: SelectionSetNode) -> tuple[Totals, list[Spread]]:
 
 
 def list_size(field: FieldNode) -> int:
-    """Return how many items a field can resolve to: 1 unless it is a list."""
+    """Return how many items a field can resolve to: 1 unless it is a list, else its `first` or `limit`
+    when written, MAX_PAGE when a variable (validation runs before variables are known), its default."""
     if field.name.value not in LISTS:
         return 1
     for argument in field.arguments or ():

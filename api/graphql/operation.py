@@ -1,10 +1,6 @@
-"""What the API does around every GraphQL operation, as one Strawberry extension (Strawberry builds
-each extension's hooks anew per operation, so one costs less than several): the token limit,
-validation with the cost limits first, parse and validation caches, metrics and the access log.
-
-Validation takes two passes, so that its work stays linear in the document: our limits first and
-alone, then, for a document within them, the rules of GraphQL and Strawberry, where the one whose
-work can grow as the square of the document (overlapping fields) stops at OVERLAP_BUDGET."""
+"""What the API does around every GraphQL operation, as one Strawberry extension (its hooks are built
+anew per operation, so one costs less than several): the token limit, validation with the cost limits
+first, parse and validation caches, metrics and the access log."""
 
 from __future__ import annotations
 
@@ -34,8 +30,8 @@ from api.graphql.limits import check_limits
 from api.metrics import LATENCY, REQUESTS, access_log
 
 MAX_TOKENS = 2_000
-# Far above what real documents spend, and low enough that the worst document within MAX_TOKENS
-# costs no more than validating any other of its size (docs/figures.md); graphql-core's default is 50x.
+# The overlapping-fields rule's work can grow as the square of the document: bounded far above what
+# real documents spend, low enough that the worst within MAX_TOKENS costs as much as any other.
 OVERLAP_BUDGET = 10_000
 overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = OVERLAP_BUDGET  # read when the rule starts
 # Strawberry's rules that its own validation adds to every schema's.
@@ -50,11 +46,21 @@ class OperationHooks(ParserCache):
     HIDE_SUGGESTIONS = False
 
     def on_operation(self) -> Iterator[None]:
+        """Bound the tokens parsed; count and time the operation, and write its access-log line."""
         execution = self.execution_context
         execution.parse_options["max_tokens"] = MAX_TOKENS
         started = time.perf_counter()
         yield
-        record_operation(execution, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        label = operation_label(execution)
+        errors = getattr(execution.result, "errors", None) or execution.pre_execution_errors or []
+        status = "error" if errors else "ok"
+        REQUESTS.labels(label, status).inc()
+        LATENCY.labels(label).observe(elapsed)
+        codes = sorted({code_and_message(e)[0] for e in errors})
+        name = execution.operation_name
+        access_log.info(json.dumps({"operation": label, "name": name and name[:100], "status": status,
+                                    "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip
 
     def on_validate(self) -> Iterator[None]:
         execution = self.execution_context
@@ -74,8 +80,7 @@ def validate_document(
     rules: tuple[type[ASTValidationRule], ...],
     hide_suggestions: bool,
 ) -> tuple[GraphQLError, ...]:
-    """Return the document's errors: the limits' alone when it goes over one, else those of `rules`
-    (without "Did you mean" when `hide_suggestions`)."""
+    """Return the limits' errors alone, so that no rule reads a document over them; else those of `rules`."""
     refused = check_limits(document)
     if refused:
         return tuple(refused)
@@ -85,17 +90,15 @@ def validate_document(
 
 
 class ClosedOperationHooks(OperationHooks):
-    """The same, refusing introspection (`__schema`, `__type`) and suggesting no name of the schema
-    for a misspelled one ("Did you mean ..."): production's default."""
+    """The same without introspection or "Did you mean ..." suggestions: production's default."""
 
     RULES = (NoSchemaIntrospectionCustomRule,)
     HIDE_SUGGESTIONS = True
 
 
 def operation_label(context: Any) -> str:
-    """Return the operation's root fields, by the schema's own names only (bounded cardinality):
-    names a client made up, which fail validation, are "unknown"; a document that did not parse
-    is "invalid"."""
+    """Return the operation's root fields as a metric label: the schema's names only (bounded
+    cardinality), "unknown" for made-up ones, "invalid" for a document that did not parse."""
     if context.graphql_document is None:
         return "invalid"
     operation = get_operation_ast(context.graphql_document, context.operation_name)
@@ -105,16 +108,3 @@ def operation_label(context: Any) -> str:
     if not fields <= {*root.fields, "__typename", "__schema", "__type"}:
         return "unknown"
     return "+".join(sorted(fields)[:3]) or "anonymous"
-
-
-def record_operation(context: Any, elapsed: float) -> None:
-    """Count and time a finished operation (a Strawberry execution context) and write its access-log line."""
-    label = operation_label(context)
-    errors = getattr(context.result, "errors", None) or context.pre_execution_errors or []
-    status = "error" if errors else "ok"
-    REQUESTS.labels(label, status).inc()
-    LATENCY.labels(label).observe(elapsed)
-    codes = sorted({code_and_message(e)[0] for e in errors})
-    name = context.operation_name
-    access_log.info(json.dumps({"operation": label, "name": name and name[:100], "status": status,
-                                "ms": round(elapsed * 1000, 2), "codes": codes}))  # fmt: skip

@@ -1,11 +1,7 @@
-"""Which caller may resolve which field, as Strawberry permission classes (api.graphql.schema).
-
-- Catalogue reads and a visitor's profile recommendations: anyone, anonymous callers included
-  unless MOVIEREC_ANONYMOUS_READS is false.
-- A user's profile, ratings and recommendations, and rating as them: a token of that user, or an
-  API key with `read` (reads) or `users:write` (ratings).
-- Listing or creating users, adding movies, issuing user tokens: an API key with the scope.
-"""
+"""Who may resolve which field, as Strawberry permission classes: catalogue reads and a visitor's
+profile recommendations anyone (anonymous callers unless MOVIEREC_ANONYMOUS_READS is false); a user's
+data a token of that user, or an API key with `read` (reads) or `users:write` (ratings); the rest an
+API key with the field's scope."""
 
 from __future__ import annotations
 

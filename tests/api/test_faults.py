@@ -14,12 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from graphql import GraphQLError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.testclient import TestClient
 
 from api.access import keys
 from api.app import create_app
 from api.db import make_engine
+from api.graphql.errors import code_and_message
 from api.ratings.models import Rating
 from tests.api.conftest import GraphQL, Stack, build_stack
 from tests.conftest import DatabaseFactory
@@ -254,3 +258,19 @@ def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
         assert [r["movie"]["id"] for r in body["data"]["recommendations"]] == before
         assert client.get("/readyz").json()["checks"]["milvus"] == "ok"
         assert milvus_lite_pids(db_file) and set(milvus_lite_pids(db_file)).isdisjoint(pids)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (OperationalError("SELECT 1", {}, Exception("server has gone away")), "UNAVAILABLE"),
+        (InterfaceError("SELECT 1", {}, Exception("connection closed")), "UNAVAILABLE"),
+        (PoolTimeout("QueuePool limit reached"), "UNAVAILABLE"),
+        (TimeoutError(), "UNAVAILABLE"),  # api.db.run_on's
+        (IntegrityError("INSERT", {}, Exception("duplicate entry")), "INTERNAL_SERVER_ERROR"),
+        (ProgrammingError("SELECT", {}, Exception("no such column")), "INTERNAL_SERVER_ERROR"),
+    ],
+)
+def test_only_a_database_out_of_reach_is_unavailable(error: Exception, code: str) -> None:
+    """An outage answers UNAVAILABLE; the database's other errors are bugs and are answered as such."""
+    assert code_and_message(GraphQLError("failed", original_error=error))[0] == code
