@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 from api.access.scopes import SCOPES
 from api.errors import ServiceError
+from api.metrics import LOG_FORMAT, log_config
 from api.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,12 +33,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKERS = min(os.cpu_count() or 1, 4)
 # Under var_dir, the directory the last import read, which `up` compares with the data dir.
 IMPORTED_FROM = "imported-from"
-# A command prints what it did and raises CommandError (or a ServiceError) for what the user can fix.
 Command = Callable[[argparse.Namespace, Settings], None]
 
 
 class CommandError(Exception):
-    """An error the user can fix; printed as one line, exit status 1."""
+    """An error the user can fix, which a command raises (as it may a ServiceError): one line, status 1."""
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -335,33 +335,6 @@ def demo_key(settings: Settings) -> str:
     return key
 
 
-def serve_log_config(verbose: bool) -> dict[str, object]:
-    """Return uvicorn's logging config: one JSON line per GraphQL operation on stdout, warnings on stderr."""
-    level = "INFO" if verbose else "WARNING"
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {
-            "line": {"format": "%(message)s"},
-            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        },
-        "handlers": {
-            "access": {
-                "class": "api.metrics.BufferedAccessHandler",
-                "formatter": "line",
-                "stream": "ext://sys.stdout",
-            },
-            "default": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
-        },
-        "loggers": {
-            "api.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-            # uvicorn's loggers (its access log among them) write through the root's handler, once
-            "uvicorn": {"level": level},
-        },
-        "root": {"handlers": ["default"], "level": "DEBUG" if verbose else "WARNING"},
-    }
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from api.server import serve
 
@@ -373,16 +346,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_config=serve_log_config(args.verbose),
+        log_config=log_config(args.verbose),
         access_log=args.verbose,
         on_ready=lambda: print(banner, flush=True),
     )
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
-    """Bring the service up with what exists: the schema is migrated, data imported only into an empty
-    database, a model trained only when none is active, then the API and dashboard are served. A second
-    run starts in seconds."""
+    """Migrate the schema, import data into an empty database, train when no model is active (so a second
+    run starts in seconds), then serve the API and dashboard."""
     import secrets
 
     from alembic import command
@@ -578,10 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ml.movielens.format import MalformedDataError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format=LOG_FORMAT)
     try:
         settings = Settings()
     except ValidationError as error:
