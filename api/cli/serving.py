@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+
+from sqlalchemy import func, select
 
 from api.access.scopes import SCOPES
 from api.cli import commands
@@ -34,10 +37,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
     """Migrate the schema, import data into an empty database, train when no model is active (so a second
     run starts in seconds), then serve the API and dashboard."""
-    import secrets
-
     from alembic import command
-    from sqlalchemy import func, select
 
     from api.ratings.models import Rating
     from api.versions.service import active_version
