@@ -1,5 +1,5 @@
-"""Prometheus metrics every layer counts into, and the access log. With several uvicorn workers set
-PROMETHEUS_MULTIPROC_DIR: /metrics (api.ops) then reports the sum of every worker's samples."""
+"""Prometheus metrics every layer counts into, and the served workers' logging with its access log. With
+several workers set PROMETHEUS_MULTIPROC_DIR: /metrics (api.ops) then sums every worker's samples."""
 
 from __future__ import annotations
 
