@@ -24,10 +24,6 @@ class ModelNotReady(ServiceError):
     code = "MODEL_NOT_READY"
 
 
-class Unavailable(ServiceError):
-    code = "UNAVAILABLE"
-
-
 class Unauthenticated(ServiceError):
     """No credential, where one is needed."""
 

@@ -1,5 +1,5 @@
-"""Prometheus metrics every layer counts into, and the access log. With several uvicorn workers set
-PROMETHEUS_MULTIPROC_DIR: /metrics (api.ops) then reports the sum of every worker's samples."""
+"""Prometheus metrics every layer counts into, and the served workers' logging with its access log. With
+several workers set PROMETHEUS_MULTIPROC_DIR: /metrics (api.ops) then sums every worker's samples."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 access_log = logging.getLogger("api.access")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 REQUESTS = Counter("movierec_graphql_requests_total", "GraphQL operations", ["operation", "status"])
 LATENCY = Histogram(
@@ -53,3 +54,22 @@ class BufferedAccessHandler(logging.StreamHandler):
     def _tick(self) -> None:
         while not self._closed.wait(self.interval):
             super().flush()
+
+
+def log_config(verbose: bool) -> dict[str, object]:
+    """Return uvicorn's logging config: one JSON line per GraphQL operation on stdout, warnings on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "handlers": {  # the access handler's default format is the message alone
+            "access": {"class": "api.metrics.BufferedAccessHandler", "stream": "ext://sys.stdout"},
+            "default": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+        },
+        "loggers": {
+            "api.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            # uvicorn's loggers (its access log among them) write through the root's handler, once
+            "uvicorn": {"level": "INFO" if verbose else "WARNING"},
+        },
+        "root": {"handlers": ["default"], "level": "DEBUG" if verbose else "WARNING"},
+    }

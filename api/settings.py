@@ -74,16 +74,14 @@ class Settings(BaseSettings):
                     "MOVIEREC_ADMIN_PASSWORD must be set to a real password outside development "
                     "(only MOVIEREC_ENVIRONMENT=development runs without one)"
                 )
-            if not self.has_session_secret:
-                raise ValueError(
-                    f"MOVIEREC_SESSION_SECRET must be set ({MIN_SESSION_SECRET} characters or more) "
-                    "outside development"
-                )
-            if not self.has_token_secret:
-                raise ValueError(
-                    f"MOVIEREC_TOKEN_SECRET must be set ({MIN_TOKEN_SECRET} characters or more) "
-                    "outside development"
-                )
+            for name, size, enough in (
+                ("SESSION", MIN_SESSION_SECRET, self.has_session_secret),
+                ("TOKEN", MIN_TOKEN_SECRET, self.has_token_secret),
+            ):
+                if not enough:
+                    raise ValueError(
+                        f"MOVIEREC_{name}_SECRET must be set ({size} characters or more) outside development"
+                    )
         for name in ("rate_limit_key", "rate_limit_user", "rate_limit_address"):
             value = getattr(self, name)
             try:

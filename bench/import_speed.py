@@ -31,7 +31,7 @@ def fresh_database(server_url: str, name: str) -> str:
     """Return the URL of a newly created, migrated database called name."""
     from alembic import command
 
-    from api.cli import alembic_config
+    from api.cli.commands import alembic_config
 
     admin = create_engine(server_url)
     with admin.begin() as connection:

@@ -110,7 +110,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Run the project's Alembic migrations on url."""
     from alembic import command
 
-    from api.cli import alembic_config
+    from api.cli.commands import alembic_config
 
     config = alembic_config(Settings(database_url=url))
     config.attributes["configure_logger"] = False  # keep Alembic's INFO lines out of captured output

@@ -347,10 +347,9 @@ class _CountingStream:
 def test_the_access_log_is_flushed_in_batches_and_on_close() -> None:
     import logging
 
-    from api.cli import serve_log_config
-    from api.metrics import BufferedAccessHandler
+    from api.metrics import BufferedAccessHandler, log_config
 
-    assert serve_log_config(False)["handlers"]["access"]["class"] == "api.metrics.BufferedAccessHandler"
+    assert log_config(False)["handlers"]["access"]["class"] == "api.metrics.BufferedAccessHandler"
     stream = _CountingStream()
     handler = BufferedAccessHandler(stream, interval=3600)
     for i in range(100):

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from api.cli import data_dir_note, main
+from api.cli import main
+from api.cli.commands import data_dir_note
 from api.dataimport.service import MovieTextError, count_rows, import_dataset
 from api.db import make_batch_engine, make_engine, make_session_factory
 from api.ratings import writes
