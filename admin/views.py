@@ -64,7 +64,10 @@ def activation_history(request: Request) -> Response:
 
 
 def refused(request: Request, error: Exception) -> Response:
-    """An action the service refused: back to its version's page, or the overview, saying why."""
+    """An action the service refused: back to its version's page, or the overview, saying why. Only
+    actions (POST) go back: a page that raised would be redirected to itself."""
+    if request.method != "POST":
+        raise error
     if "version_id" in request.path_params:
         return redirect(request, "admin:run", error=str(error), version_id=request.path_params["version_id"])
     return redirect(request, "admin:overview", error=str(error))

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from anyio import CapacityLimiter, to_thread
 from cross_web import HTTPException
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -33,7 +34,7 @@ from admin.app import create_admin
 from admin.app import on_shutdown as admin_shutdown
 from admin.app import on_startup as admin_startup
 from api import graphiql
-from api.access.backend import DATABASE_ERRORS, CredentialBackend
+from api.access.backend import CredentialBackend
 from api.access.identity import on_refusal
 from api.db import make_async_engine, make_engine, make_session_factory
 from api.demo.routes import demo_app
@@ -201,7 +202,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await to_thread.run_sync(warm_up, state)  # database and Milvus I/O, off the loop
         try:
             await access.keys.read_all(state.async_engine)  # the keys, before a request needs them
-        except DATABASE_ERRORS as error:  # a database that is down must not stop the API from starting
+        except SQLAlchemyError as error:  # a database down or not migrated yet must not stop the API starting
             log.warning("could not read the API keys at startup: %s", error)
         try:
             yield {"movierec": state}

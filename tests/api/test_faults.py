@@ -25,7 +25,7 @@ from api.app import create_app
 from api.db import make_engine
 from api.graphql.errors import code_and_message
 from api.ratings.models import Rating
-from tests.api.conftest import GraphQL, Stack, build_stack
+from tests.api.conftest import GraphQL, Stack, build_stack, make_settings
 from tests.conftest import DatabaseFactory
 from tests.milvus import milvus_lite_pids
 
@@ -274,3 +274,13 @@ def test_milvus_lite_dying_is_unavailable_or_recovered_never_a_500(
 def test_only_a_database_out_of_reach_is_unavailable(error: Exception, code: str) -> None:
     """An outage answers UNAVAILABLE; the database's other errors are bugs and are answered as such."""
     assert code_and_message(GraphQLError("failed", original_error=error))[0] == code
+
+
+def test_the_api_starts_before_its_database_is_migrated_and_says_it_is_not_ready(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    with TestClient(create_app(make_settings(database_factory.new_url(), tmp_path))) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503
+        answer = client.post("/graphql", json={"query": "{ genres }"}).json()
+        assert answer["data"] is None and answer["errors"][0]["extensions"]["code"]  # a code, no traceback
