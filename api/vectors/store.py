@@ -45,7 +45,7 @@ class IndexSpec:
 
 
 EXACT_BELOW = 50_000  # rows; below this an exact (FLAT) scan answers within a few milliseconds
-NPROBE = 64  # lists an IVF search scans: the fewest that keep recall@10 above 0.95
+NPROBE = 64  # lists an IVF search scans: the fewest that meet the recall target (docs/figures.md)
 MAX_TOPK = 16_384  # Milvus answers at most this many hits per query vector (its topk bound)
 MAX_NQ = 1_024  # query vectors per batched search here, to bound one answer's size
 READ_BATCH = 512  # ids per get (vector_rows): Lite reads large batches far slower
