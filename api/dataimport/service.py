@@ -45,11 +45,9 @@ class MovieTextError(ValueError):
 def import_dataset(
     *, session: Session, dataset: Dataset, batch_size: int = 20_000, progress: Progress = lambda _rows: None
 ) -> ImportCounts:
-    """Upsert every user, movie, genre link, tag and rating of dataset; return the table counts after.
-
-    Runs inside the caller's transaction: the caller commits, and a failure or an interruption
-    leaves nothing behind. A second import of the same data changes nothing.
-    """
+    """Upsert every user, movie, genre link, tag and rating of dataset in the caller's transaction, which
+    the caller commits: a failure or an interruption leaves nothing behind. A second import of the same
+    data changes nothing. Return the table counts after."""
     _check_text(dataset)
     genre_ids = dict(session.execute(select(Genre.name, Genre.id)).all())
     links = []

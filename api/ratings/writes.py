@@ -46,8 +46,7 @@ def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: float) 
 
 
 def delete_rating(*, session: Session, user_id: int, movie_id: int) -> None:
-    """Delete the user's rating of the movie; raise NotFound when there is none (the caller then
-    rolls back, bump included)."""
+    """Delete the user's rating of the movie; raise NotFound when there is none (the caller rolls back)."""
     _bump(session, [user_id])
     result = session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
     if not result.rowcount:  # type: ignore[attr-defined]
@@ -67,8 +66,8 @@ def upsert_rating_columns(
     connection = session.connection()
     mysql = connection.dialect.name == "mysql"
     _bump(session, np.unique(ratings.user_id).tolist())
-    if mysql and len(ratings) and _can_load_in_bulk(session, ratings):
-        _load_in_bulk(session, ratings)
+    if mysql and len(ratings) and _can_load_in_bulk(connection, ratings):
+        _load_in_bulk(connection, ratings)
         report(len(ratings))
         return len(ratings)
     for start in range(0, len(ratings), batch_size):
@@ -103,14 +102,12 @@ class BulkLoadError(RuntimeError):
     """The bulk load of ratings would break what the database's checks, switched off for it, keep."""
 
 
-def _can_load_in_bulk(session: Session, ratings: Ratings) -> bool:
-    """Return whether these ratings may be loaded in bulk: no (user, movie) pair repeats (an upsert
-    keeps the last), the ratings table is empty, and server and connection allow LOAD DATA LOCAL
-    (api.db.make_batch_engine's)."""
+def _can_load_in_bulk(connection: Connection, ratings: Ratings) -> bool:
+    """Return whether these ratings may be loaded in bulk: no (user, movie) pair repeats (an upsert keeps
+    the last), the table is empty, and both ends allow LOAD DATA LOCAL (api.db.make_batch_engine)."""
     pairs = np.sort(ratings.user_id.astype(np.int64) << 32 | ratings.movie_id.astype(np.int64))
     if (pairs[1:] == pairs[:-1]).any():  # sorting: np.unique's hash table is far slower at this size
         return False
-    connection = session.connection()
     if not getattr(connection.connection.dbapi_connection, "client_flag", 0) & CLIENT.LOCAL_FILES:
         return False
     if not connection.exec_driver_sql("SELECT @@local_infile").scalar_one():
@@ -120,11 +117,10 @@ def _can_load_in_bulk(session: Session, ratings: Ratings) -> bool:
     return connection.exec_driver_sql("SELECT 1 FROM ratings LIMIT 1").first() is None
 
 
-def _load_in_bulk(session: Session, ratings: Ratings) -> None:
+def _load_in_bulk(connection: Connection, ratings: Ratings) -> None:
     """Load ratings into the empty ratings table with one LOAD DATA of a temporary file, with unique
     and foreign-key checks off (MariaDB then fills it in bulk); the skipped checks are made here first
     on rows locked until commit. A rollback empties the table again."""
-    connection = session.connection()
     for table, column in (("users", ratings.user_id), ("movies", ratings.movie_id)):
         known = np.fromiter(
             connection.exec_driver_sql(f"SELECT id FROM {table} LOCK IN SHARE MODE").scalars(), np.int64

@@ -28,10 +28,9 @@ def is_lite_file(uri: str) -> bool:
 
 @contextlib.contextmanager
 def lite_logs_beside(path: str) -> Iterator[None]:
-    """Within the block, a Milvus Lite server started for the file at `path` logs into a
-    `milvus-lite-logs` directory beside it (the newest LITE_LOGS_KEPT files), not /tmp for ever.
-    The variable is set only while the server starts: the API's worker processes must not inherit it
-    (`movierec serve --workers 2` then crashed, "double free or corruption")."""
+    """Within the block, a Milvus Lite server started for the file at `path` logs into `milvus-lite-logs`
+    beside it (the newest LITE_LOGS_KEPT files), not /tmp for ever. The variable is set only while the
+    server starts: worker processes that inherit it crash ("double free or corruption")."""
     if _GLOG_DIR_GIVEN:
         yield
         return

@@ -11,7 +11,7 @@ import math
 import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -45,18 +45,16 @@ class IndexSpec:
 
 
 EXACT_BELOW = 50_000  # rows; below this an exact (FLAT) scan answers within a few milliseconds
-NPROBE = 64  # lists an IVF search scans: the fewest that keep recall@10 above 0.95
+NPROBE = 64  # lists an IVF search scans: the fewest that meet the recall target (docs/figures.md)
 MAX_TOPK = 16_384  # Milvus answers at most this many hits per query vector (its topk bound)
 MAX_NQ = 1_024  # query vectors per batched search here, to bound one answer's size
 READ_BATCH = 512  # ids per get (vector_rows): Lite reads large batches far slower
 
 
 def choose_index(uri: str, rows: int) -> IndexSpec:
-    """Return the index for a collection of about `rows` vectors on this Milvus: FLAT below
-    EXACT_BELOW rows and always on Milvus Lite, which answers IVF from an interim index (nlist 100,
-    nprobe 4, whatever the parameters) of too low a recall to serve. On a server above, IVF_FLAT with
-    about 4·sqrt(rows) lists (a power of two), which with NPROBE met the recall and latency targets
-    where HNSW did not."""
+    """Return the index for about `rows` vectors: FLAT below EXACT_BELOW rows and on Milvus Lite, which
+    answers IVF from a low-recall interim index whatever the parameters; else IVF_FLAT with about
+    4·sqrt(rows) lists (a power of two), which with NPROBE met the recall and latency targets HNSW missed."""
     if rows < EXACT_BELOW or is_embedded(uri):
         return IndexSpec("FLAT", {}, {})
     nlist = 2 ** round(math.log2(4 * math.sqrt(rows)))
@@ -76,21 +74,20 @@ class CollectionStats:
     dim: int
     metric: str
     index_type: str
-    index_params: dict[str, Any] = field(default_factory=dict)
-    load_state: str = "unknown"
-    indexed_rows: int = 0  # rows the index covers; a server builds it after a flush seals them
-    pending_rows: int = 0  # sealed rows waiting for the index build (searched exactly meanwhile)
+    index_params: dict[str, Any]
+    load_state: str
+    indexed_rows: int  # rows the index covers; a server builds it after a flush seals them
+    pending_rows: int  # sealed rows waiting for the index build (searched exactly meanwhile)
 
 
 class VectorStore:
     """Collections of movie_id, a float vector, genres and year. Requests `search` on the event loop
     (AsyncMilvusClient: less CPU than a worker thread); the rest, batch searches too, is synchronous."""
 
-    def __init__(self, uri: str, *, token: str = "", timeout: int = 5) -> None:
+    def __init__(self, uri: str, *, timeout: int = 5) -> None:
         self.uri = uri
         # Whole seconds: pymilvus bounds its retries by the timeout only when it is an int.
         self.timeout = int(timeout)
-        self.token = token
         self._search_params: dict[str, dict[str, Any]] = {}  # per collection, from its index
         self._client = self._connect()  # for Milvus Lite, starts its server first
         self._async: AsyncMilvusClient | None = None  # made on the event loop that searches
@@ -98,7 +95,7 @@ class VectorStore:
     def _options(self, alias: str) -> dict[str, Any]:
         """Return a client's arguments. An alias of its own: pymilvus shares one connection per URI
         otherwise, and closing one store would cut every other store of the process on the same Milvus."""
-        return dict(uri=self.uri, token=self.token, timeout=self.timeout, alias=f"{alias}-{uuid.uuid4().hex}")
+        return dict(uri=self.uri, timeout=self.timeout, alias=f"{alias}-{uuid.uuid4().hex}")
 
     def _connect(self) -> MilvusClient:
         logs = lite_logs_beside(self.uri) if is_lite_file(self.uri) else contextlib.nullcontext()
@@ -131,8 +128,7 @@ class VectorStore:
     ) -> IndexSpec:
         """Create an empty collection called name (dropping a leftover one) and return its index:
         `index`, or choose_index's for `expected_rows` on this Milvus."""
-        if self.exists(name):
-            self.drop(name)
+        self.drop(name)  # a leftover one; dropping a missing collection is no error
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("movie_id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
@@ -200,26 +196,22 @@ class VectorStore:
         self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = ""
     ) -> list[Hit]:
         """Return the limit movies of highest inner product with vector that satisfy expr, awaited on
-        the event loop; when the store's Milvus Lite server died, restart it and search once more, in a
-        worker thread (the next search makes a new client on the loop)."""
+        the event loop; after a restart of the store's Milvus Lite server, searched once more in a thread."""
         if name not in self._search_params:  # one blocking read per collection
             await to_thread.run_sync(self._params_for, name)
         request = _search_request(vector, limit, expr, self._search_params[name])
         try:
-            return _hit_lists(await self._search_on_loop(name, request))[0]
+            if self._async is None:
+                # A Lite file's server was started by the synchronous client: pymilvus finds its socket.
+                self._async = AsyncMilvusClient(**self._options("movierec-async"))
+            # The whole call is bounded: the client waits for its channel without a deadline.
+            async with asyncio.timeout(self.timeout):
+                return _hit_lists(await self._async.search(name, timeout=self.timeout, **request))[0]
         except (MilvusException, grpc.RpcError, TimeoutError) as error:
-            self._raise_unless_restartable(error, "search", await to_thread.run_sync(self.ping))
-        await self._drop_loop_client()
+            await to_thread.run_sync(self._raise_unless_restartable, error, "search")
+        await self._drop_loop_client()  # the next search makes a new client on the loop
         retry = functools.partial(self._restart_and_call, "search", name, **request)
         return _hit_lists(await to_thread.run_sync(retry))[0]
-
-    async def _search_on_loop(self, name: str, request: dict[str, Any]) -> Any:
-        if self._async is None:
-            # A Lite file's server was started by the synchronous client: pymilvus finds its socket.
-            self._async = AsyncMilvusClient(**self._options("movierec-async"))
-        # The whole call is bounded: the client waits for its channel without a deadline.
-        async with asyncio.timeout(self.timeout):
-            return await self._async.search(name, timeout=self.timeout, **request)
 
     def search_many(
         self,
@@ -276,8 +268,7 @@ class VectorStore:
         description = self._call("describe_collection", name)
         dim = next(int(f["params"]["dim"]) for f in description["fields"] if f["name"] == "vector")
         index = self._call("describe_index", name, "vector") or {}
-        state = self._call("get_load_state", name).get("state")
-        load_state = getattr(state, "name", str(state))
+        load_state = str(self._call("get_load_state", name).get("state"))  # a LoadState prints its name
         reserved = {
             "index_type",
             "metric_type",
@@ -341,11 +332,11 @@ class VectorStore:
             return False
         return True
 
-    def _raise_unless_restartable(self, error: Exception, method: str, answers: bool) -> None:
+    def _raise_unless_restartable(self, error: Exception, method: str) -> None:
         """Raise what failed unless the store's own Milvus Lite server died and a new client would
         restart it. A server's gRPC channel reconnects by itself once it answers again, and a new
         client would wait in pymilvus's untimed Connect call while the server does not answer."""
-        if answers:
+        if self.ping():
             raise VectorStoreError(f"Milvus {method} failed: {describe(error)}") from error
         if not is_lite_file(self.uri):
             raise VectorStoreError(f"Milvus at {self.uri} is unavailable: {describe(error)}") from error
@@ -356,7 +347,7 @@ class VectorStore:
             return getattr(self._client, method)(*args, timeout=self.timeout, **kwargs)
         except (MilvusException, grpc.RpcError) as error:
             # pymilvus raises a deadline that passed (a server that stopped answering) as grpc's own.
-            self._raise_unless_restartable(error, method, self.ping())
+            self._raise_unless_restartable(error, method)
         return self._restart_and_call(method, *args, **kwargs)
 
     def _restart_and_call(self, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -62,10 +62,8 @@ def delete_version(*, sessions: sessionmaker, store: VectorStore, version_id: in
             raise BadUserInput(f"model version {version_id} is active; activate another version first")
         if version.status in ("queued", "running"):
             raise BadUserInput(f"model version {version_id} is still {version.status}")
-        name = collection_name(version_id)
         # Milvus first: if it fails, the row stays and a retry finds everything it needs.
-        if store.exists(name):
-            store.drop(name)
+        store.drop(collection_name(version_id))
         if version.artifact_path:
             shutil.rmtree(version.artifact_path, ignore_errors=True)
         session.delete(version)

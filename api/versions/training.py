@@ -38,8 +38,7 @@ class ProgressRecorder:
 
     def __call__(self, event: ProgressEvent) -> None:
         now = time.monotonic()
-        epoch_done = event.step == event.steps
-        if epoch_done:
+        if event.step == event.steps:  # an epoch's end
             self.epochs[event.epoch] = {"epoch": event.epoch, "loss": event.loss, **event.metrics}
         elif now - self.last < self.interval:
             return

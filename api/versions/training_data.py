@@ -19,8 +19,7 @@ RATINGS_CHUNK = 200_000
 
 
 def load_training_data(*, session: Session) -> Dataset:
-    """Return every user, movie (with its description and tags) and rating as a Dataset (timestamps in
-    UTC seconds)."""
+    """Return every user, movie (with description and tags) and rating as a Dataset (UTC seconds)."""
     users = [
         User(u.id, u.gender, u.age, u.occupation_id, u.zip_code)
         for u in session.execute(select(UserRow).order_by(UserRow.id)).scalars()

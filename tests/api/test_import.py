@@ -149,7 +149,7 @@ def test_a_first_import_into_mysql_loads_in_bulk_the_same_rows_all_or_nothing(
     monkeypatch.setattr(
         writes,
         "_load_in_bulk",
-        lambda session, ratings: (bulk_loads.append(len(ratings)), load_in_bulk(session, ratings)),
+        lambda connection, ratings: (bulk_loads.append(len(ratings)), load_in_bulk(connection, ratings)),
     )
     fingerprints = []
     for make in (make_engine, make_batch_engine):  # rows (no LOCAL INFILE), then in bulk
