@@ -91,14 +91,13 @@ def _epoch_seconds_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: A
 def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any) -> AsyncEngine:
     """Return the app's asyncio engine (asyncmy, whose protocol is compiled; aiosqlite) in autocommit:
     each read sees what was committed before it, and returns its connection to the pool without a
-    ROLLBACK; a write runs in a transaction of its own (run_on)."""
+    ROLLBACK; a write runs in a transaction it begins and ends itself (run_on)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     kwargs.update(isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True)
     if backend == "sqlite":
         engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"), **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_on_write_begin)
         return engine
     if backend != "mysql":
         raise ValueError(f"no asyncio driver is set up for {backend}")
@@ -108,8 +107,10 @@ def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any)
 
 
 READ_TIMEOUT_S = 30  # a statement on the event loop, bounded as make_engine bounds a thread's
-# A write's transaction, on the autocommit engine: reset to autocommit when the connection returns.
-WRITE_ISOLATION = {"sqlite": "SERIALIZABLE", "mysql": "REPEATABLE READ"}
+# A write's transaction on an autocommit connection, which stays in autocommit: nothing about it is
+# reset when it returns to the pool (a reset on a connection that died failed outside any handler).
+# SQLite takes the write lock at BEGIN, as _sqlite_on_begin says why.
+BEGIN_WRITE = {"sqlite": "BEGIN IMMEDIATE", "mysql": "START TRANSACTION"}
 
 
 async def read(
@@ -149,9 +150,7 @@ async def run_on(
                 return await session.run_sync(work)
             async for attempt in AsyncRetrying(**LOCK_RETRY):
                 with attempt:
-                    async with session.begin():
-                        await _begin_write(session)
-                        return await session.run_sync(work)
+                    return await _in_transaction(session, work)
             raise AssertionError("unreachable")
     except (TimeoutError, asyncio.CancelledError):
         with contextlib.suppress(Exception):  # a connection already gone
@@ -161,14 +160,24 @@ async def run_on(
         await session.close()
 
 
-async def _begin_write(session: AsyncSession) -> None:
-    """Take the transaction's connection out of autocommit; the driver's error doing so (a connection
-    that died in the pool) is raised as SQLAlchemy's, as a statement's would be."""
-    dialect = session.sync_session.get_bind().dialect
+async def _in_transaction(session: AsyncSession, work: Callable[[Session], T]) -> T:
+    """Return work(session) run in one transaction, begun and ended by statements: in autocommit,
+    SQLAlchemy sends no ROLLBACK of its own. A failed one leaves the session as it was before."""
+    connection = await session.connection()
+    await connection.exec_driver_sql(BEGIN_WRITE[connection.dialect.name])
     try:
-        await session.connection(execution_options={"isolation_level": WRITE_ISOLATION[dialect.name]})
-    except dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error) from error
+        result = await session.run_sync(work)
+        await session.flush()
+        await connection.exec_driver_sql("COMMIT")
+        return result
+    except Exception:
+        try:  # a connection found dead is invalidated already: the server ends its transaction
+            if not connection.invalidated:
+                await connection.exec_driver_sql("ROLLBACK")
+        except DBAPIError:  # the transaction's state is unknown: the connection must not be reused
+            await session.invalidate()
+        await session.rollback()  # the objects the work added or changed
+        raise
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -227,13 +236,6 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) ->
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
-
-
-def _sqlite_on_write_begin(connection: Connection) -> None:
-    # The async engine's reads are in autocommit and take no lock; a write (run_on, out of
-    # autocommit for its transaction) takes the write lock at BEGIN, as _sqlite_on_begin says why.
-    if connection.connection.dbapi_connection.isolation_level is not None:  # type: ignore[union-attr]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_on_begin(connection: Connection) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import event, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -191,3 +191,61 @@ def test_a_conflict_is_not_run_again_forever(tmp_path: Path) -> None:
         _write(url, work, lambda: failures.append(1), connect_args={"timeout": 0.01})
     assert len(failures) == LOCK_RETRY["stop"].max_attempt_number
     holder.close()
+
+
+def test_a_failed_write_leaves_nothing_and_returns_its_connection(database_factory: DatabaseFactory) -> None:
+    url = database_factory.new_url()
+    sessions = _table(url)
+
+    def work(session: Session) -> None:
+        session.execute(text("UPDATE t SET n = 5"))
+        raise ValueError("the work failed after a statement")
+
+    async def write() -> int:
+        engine = make_async_engine(url, pool_size=1, max_overflow=0)
+        try:
+            with pytest.raises(ValueError):
+                await run_on(AsyncSession(engine), work, write=True)
+            return engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(write()) == 0
+    with sessions() as session:
+        assert set(session.execute(text("SELECT n FROM t")).scalars()) == {0}
+
+
+@pytest.mark.mysql
+def test_a_write_whose_connection_is_killed_fails_as_the_database_and_returns_it(
+    mysql_admin_url: str, tmp_path: Path
+) -> None:
+    """The server ends the write's connection between its statements: the error is SQLAlchemy's (an
+    outage to the API), the pool gets the connection back, and the next write succeeds."""
+    factory = DatabaseFactory("mysql", tmp_path, mysql_admin_url)
+    url = factory.new_url()
+    sessions = _table(url)
+    killer = make_engine(url)
+
+    def work(session: Session) -> None:
+        session.execute(text("UPDATE t SET n = 5 WHERE id = 1"))
+        own = session.execute(text("SELECT CONNECTION_ID()")).scalar_one()
+        with killer.connect() as connection:
+            connection.execute(text(f"KILL {int(own)}"))
+
+    async def write() -> int:
+        engine = make_async_engine(url, pool_size=1, max_overflow=0)
+        try:
+            with pytest.raises(DBAPIError):
+                await run_on(AsyncSession(engine), work, write=True)
+            checked_out = engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+            second = text("UPDATE t SET n = 7 WHERE id = 2")
+            await run_on(AsyncSession(engine), lambda session: session.execute(second), write=True)
+            return int(checked_out)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(write()) == 0
+    killer.dispose()
+    with sessions() as session:
+        assert dict(session.execute(text("SELECT id, n FROM t WHERE id <= 2")).all()) == {1: 0, 2: 7}
+    factory.drop_all()
