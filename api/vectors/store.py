@@ -196,7 +196,9 @@ class VectorStore:
         self, name: str, vector: npt.NDArray[np.float32], *, limit: int, expr: str = ""
     ) -> list[Hit]:
         """Return the limit movies of highest inner product with vector that satisfy expr, awaited on
-        the event loop; after a restart of the store's Milvus Lite server, searched once more in a thread."""
+        the event loop; on a Milvus Lite file, a failed search is made once more in a thread (_call),
+        which restarts a dead server, and the next search makes a new client: a server restarted by
+        any call listens on a new socket."""
         if name not in self._search_params:  # one blocking read per collection
             await to_thread.run_sync(self._params_for, name)
         request = _search_request(vector, limit, expr, self._search_params[name])
@@ -208,10 +210,12 @@ class VectorStore:
             async with asyncio.timeout(self.timeout):
                 return _hit_lists(await self._async.search(name, timeout=self.timeout, **request))[0]
         except (MilvusException, grpc.RpcError, TimeoutError) as error:
-            await to_thread.run_sync(self._raise_unless_restartable, error, "search")
-        await self._drop_loop_client()  # the next search makes a new client on the loop
-        retry = functools.partial(self._restart_and_call, "search", name, **request)
-        return _hit_lists(await to_thread.run_sync(retry))[0]
+            if not is_lite_file(self.uri):  # a server's channel reconnects by itself: this raises
+                await to_thread.run_sync(self._raise_unless_restartable, error, "search")
+        await self._drop_loop_client()
+        return _hit_lists(await to_thread.run_sync(functools.partial(self._call, "search", name, **request)))[
+            0
+        ]
 
     def search_many(
         self,
