@@ -32,7 +32,7 @@ class User:
     async def occupation(self, info: Info) -> str | None:
         if self.occupation_id is None:
             return None
-        return await info.context.loaders.occupation_name(self.occupation_id)
+        return await info.context.loaders.occupation_name.load(self.occupation_id)
 
     @strawberry.field(description="The user's ratings, newest first.")
     async def ratings(self, info: Info, first: int = 20, after: str | None = None) -> RatingConnection:
