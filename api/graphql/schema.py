@@ -165,7 +165,7 @@ class Query:
             info,
             recommend_user,
             user_id=user_id,
-            limit=check_bound(limit, "limit"),
+            limit=limit,
             filters=Filters(genres, year_from, year_to),
             exclude_rated=exclude_rated,
         )
@@ -174,7 +174,7 @@ class Query:
         description="Movies closest to a movie in the active model.", permission_classes=[allowed()]
     )
     async def similar_movies(self, info: Info, movie_id: int, limit: int = 10) -> list[Recommendation]:
-        return await recommend(info, similar_movies, movie_id=movie_id, limit=check_bound(limit, "limit"))
+        return await recommend(info, similar_movies, movie_id=movie_id, limit=limit)
 
     @strawberry.field(
         description="Top movies for a visitor without an account: a few ratings and, when known, "
@@ -200,7 +200,7 @@ class Query:
             age=age,
             occupation=occupation,
             rated=[(r.movie_id, r.rating) for r in rated_movies],
-            limit=check_bound(limit, "limit"),
+            limit=limit,
             filters=Filters(genres, year_from, year_to),
         )
 
