@@ -266,12 +266,11 @@ class Mutation:
             raise BadUserInput("year must be between 1800 and 2100")
 
         def create(session: Session) -> MovieRow:
-            title, year, names = input.title, input.year, input.genres
-            row = movies.create_movie(session=session, title=title, year=year, genres=names)
+            row = movies.create_movie(session=session, **vars(input))
             active = state.models.get(session)
             if active is not None:
                 # The vector goes in before the commit: a Milvus failure leaves no movie without a vector.
-                genres = movies.check_genres(session=session, genres=names)
+                genres = movies.check_genres(session=session, genres=input.genres)
                 vector = active.model.encode_movie(MovieFeatures(row.title, row.year, tuple(genres), row.id))
                 state.store.upsert(active.collection, [row.id], vector[None, :], [genres], [row.year])
             return row
@@ -308,7 +307,6 @@ class QuietExecutor(StrawberryGraphQLCoreExecutionContext):
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
-        """Return the executor of an operation, or its variables' errors, without suggestions."""
         return super().build(*args, **{**kwargs, "hide_suggestions": True})
 
 
