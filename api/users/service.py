@@ -14,8 +14,7 @@ from api.users.models import AGE_BUCKET_VALUES, Occupation, User
 
 def get_user(*, session: Session, user_id: int) -> User:
     """Return the user, or raise NotFound."""
-    user = session.get(User, user_id)
-    if user is None:
+    if (user := session.get(User, user_id)) is None:
         raise NotFound(f"user {user_id} does not exist")
     return user
 

@@ -88,8 +88,7 @@ def _update(session: Session, version_id: int, *where: ColumnElement[bool], **va
 
 
 def get_version(*, session: Session, version_id: int) -> ModelVersion:
-    version = session.get(ModelVersion, version_id)
-    if version is None:
+    if (version := session.get(ModelVersion, version_id)) is None:
         raise NotFound(f"model version {version_id} does not exist")
     return version
 
