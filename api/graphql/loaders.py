@@ -1,5 +1,4 @@
-"""DataLoaders, built per operation: every relation is fetched in one statement per batch, on the
-operation's session (api.graphql.context.Context.run); titles from the process's cache (TitleCache)."""
+"""DataLoaders, built per operation: a batch in one statement on the operation's session, or TitleCache."""
 
 from __future__ import annotations
 

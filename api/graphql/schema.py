@@ -311,8 +311,7 @@ class QuietExecutor(StrawberryGraphQLCoreExecutionContext):
 
 
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
-    """Return the schema with its limits, caches and error handling; without introspection, queries
-    of `__schema` and `__type` fail validation and no error suggests a name of the schema."""
+    """Return the schema; without introspection, `__schema` and `__type` fail and no error suggests a name."""
     return Schema(
         query=Query,
         mutation=Mutation,
