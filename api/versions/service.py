@@ -52,8 +52,7 @@ def busy_version(*, session: Session, lock: bool = False) -> ModelVersion | None
 
 def queue_version(*, session: Session, params: dict[str, Any], started_by: str) -> ModelVersion:
     """Insert a queued version and return it (the caller commits); refused while another one trains."""
-    busy = busy_version(session=session, lock=True)
-    if busy is not None:
+    if (busy := busy_version(session=session, lock=True)) is not None:
         raise BadUserInput(
             f"model version {busy.id} is {busy.status}; only one training runs at a time, "
             "wait for it to finish"
