@@ -1,5 +1,4 @@
-"""DataLoaders, built per operation: every relation is fetched in one statement per batch, on the
-operation's session (api.graphql.context.Context.run); titles from the process's cache (TitleCache)."""
+"""DataLoaders, built per operation: a batch in one statement on the operation's session, or TitleCache."""
 
 from __future__ import annotations
 
@@ -36,10 +35,4 @@ class Loaders:
         self.rating_stats: DataLoader[int, RatingStats] = _loader(
             run, rating_stats_by_movie, lambda: RatingStats(None, 0)
         )
-        self._run = run
-        self._occupations: dict[int, str] | None = None
-
-    async def occupation_name(self, occupation_id: int) -> str:
-        if self._occupations is None:
-            self._occupations = await self._run(lambda session: occupation_names(session=session))
-        return self._occupations.get(occupation_id, "")
+        self.occupation_name: DataLoader[int, str] = _loader(run, occupation_names, str)

@@ -1,5 +1,4 @@
-"""GraphQL types for movies and for a recommended movie, and the resolvers that turn what a
-recommendation service found into them."""
+"""GraphQL types for movies and recommended movies, and the resolver of a recommendation service."""
 
 from __future__ import annotations
 
@@ -41,7 +40,7 @@ class Movie:
 
     @strawberry.field(description="Movies whose vectors are closest to this one's in the active model.")
     async def similar(self, info: Info, limit: int = 10) -> list[Recommendation]:
-        return await recommend(info, similar_movies, movie_id=self.id, limit=check_bound(limit, "limit"))
+        return await recommend(info, similar_movies, movie_id=self.id, limit=limit)
 
 
 @strawberry.type(description="A recommended movie, its score and why.")
@@ -64,30 +63,24 @@ class Recommendation:
 
 
 async def recommend(
-    info: Info, service: Callable[..., Awaitable[list[Recommended]]], **arguments: Any
+    info: Info, service: Callable[..., Awaitable[list[Recommended]]], *, limit: int, **arguments: Any
 ) -> list[Recommendation]:
-    """Return the GraphQL results of a recommendation service (api.recommend), given the operation's
-    session, the sources of recommendations and the serving model."""
+    """Return the top `limit` movies of a recommendation service (api.recommend), with their titles."""
     state = info.context.state
+    limit = check_bound(limit, "limit")  # before the model is awaited: a bad limit is the client's error
     found = await service(
-        run=info.context.run, sources=state.sources, model=await state.serving_model(), **arguments
+        run=info.context.run,
+        sources=state.sources,
+        model=await state.serving_model(),
+        limit=limit,
+        **arguments,
     )
-    return await with_movies(info, found)
-
-
-async def with_movies(info: Info, found: list[Recommended]) -> list[Recommendation]:
-    """Return the GraphQL results of recommendations, with their movies' and reasons' titles."""
-    state = info.context.state
     ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
     movies = await state.titles.get_many(state.async_engine, list(ids))
-
-    def movie(movie_id: int) -> Movie:
-        # "(removed)": deleted from the database since its vector was indexed
-        return Movie.from_row(movies.get(movie_id) or MovieRecord(movie_id, "(removed)", None))
-
     return [
         Recommendation(
-            movie=movie(r.movie_id),
+            # "(removed)": deleted from the database since its vector was indexed
+            movie=Movie.from_row(movies.get(r.movie_id) or MovieRecord(r.movie_id, "(removed)", None)),
             score=round(r.score, 6),
             source=r.source,
             because_ids=r.because,

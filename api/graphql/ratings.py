@@ -9,7 +9,7 @@ import strawberry
 
 from api.graphql.context import Info
 from api.graphql.movies import Movie
-from api.graphql.pagination import Connection, decode_cursor, encode_cursor
+from api.graphql.pagination import Connection, check_bound, decode_cursor, encode_cursor
 from api.ids import parse_id
 from api.ratings.models import Rating as RatingRow
 from api.ratings.service import ratings_page
@@ -55,6 +55,7 @@ def _position(value: str) -> tuple[datetime, int] | None:
 
 
 async def ratings_connection(info: Info, user_id: int, first: int, after: str | None) -> RatingConnection:
+    check_bound(first, "first")
     cursor = decode_cursor(CURSOR, after, _position)
     rows = await info.context.run(
         lambda session: ratings_page(session=session, user_id=user_id, first=first, after=cursor)

@@ -165,7 +165,7 @@ class Query:
             info,
             recommend_user,
             user_id=user_id,
-            limit=check_bound(limit, "limit"),
+            limit=limit,
             filters=Filters(genres, year_from, year_to),
             exclude_rated=exclude_rated,
         )
@@ -174,7 +174,7 @@ class Query:
         description="Movies closest to a movie in the active model.", permission_classes=[allowed()]
     )
     async def similar_movies(self, info: Info, movie_id: int, limit: int = 10) -> list[Recommendation]:
-        return await recommend(info, similar_movies, movie_id=movie_id, limit=check_bound(limit, "limit"))
+        return await recommend(info, similar_movies, movie_id=movie_id, limit=limit)
 
     @strawberry.field(
         description="Top movies for a visitor without an account: a few ratings and, when known, "
@@ -200,7 +200,7 @@ class Query:
             age=age,
             occupation=occupation,
             rated=[(r.movie_id, r.rating) for r in rated_movies],
-            limit=check_bound(limit, "limit"),
+            limit=limit,
             filters=Filters(genres, year_from, year_to),
         )
 
@@ -266,12 +266,11 @@ class Mutation:
             raise BadUserInput("year must be between 1800 and 2100")
 
         def create(session: Session) -> MovieRow:
-            title, year, names = input.title, input.year, input.genres
-            row = movies.create_movie(session=session, title=title, year=year, genres=names)
+            row = movies.create_movie(session=session, **vars(input))
             active = state.models.get(session)
             if active is not None:
                 # The vector goes in before the commit: a Milvus failure leaves no movie without a vector.
-                genres = movies.check_genres(session=session, genres=names)
+                genres = movies.check_genres(session=session, genres=input.genres)
                 vector = active.model.encode_movie(MovieFeatures(row.title, row.year, tuple(genres), row.id))
                 state.store.upsert(active.collection, [row.id], vector[None, :], [genres], [row.year])
             return row
@@ -308,13 +307,11 @@ class QuietExecutor(StrawberryGraphQLCoreExecutionContext):
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
-        """Return the executor of an operation, or its variables' errors, without suggestions."""
         return super().build(*args, **{**kwargs, "hide_suggestions": True})
 
 
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
-    """Return the schema with its limits, caches and error handling; without introspection, queries
-    of `__schema` and `__type` fail validation and no error suggests a name of the schema."""
+    """Return the schema; without introspection, `__schema` and `__type` fail and no error suggests a name."""
     return Schema(
         query=Query,
         mutation=Mutation,

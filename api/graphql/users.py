@@ -6,7 +6,6 @@ import strawberry
 
 from api.graphql.context import Info
 from api.graphql.movies import Recommendation, recommend
-from api.graphql.pagination import check_bound
 from api.graphql.ratings import RatingConnection, ratings_connection
 from api.recommend.pipeline import recommend_user
 from api.users.models import User as UserRow
@@ -32,12 +31,12 @@ class User:
     async def occupation(self, info: Info) -> str | None:
         if self.occupation_id is None:
             return None
-        return await info.context.loaders.occupation_name(self.occupation_id)
+        return await info.context.loaders.occupation_name.load(self.occupation_id)
 
     @strawberry.field(description="The user's ratings, newest first.")
     async def ratings(self, info: Info, first: int = 20, after: str | None = None) -> RatingConnection:
-        return await ratings_connection(info, self.id, check_bound(first, "first"), after)
+        return await ratings_connection(info, self.id, first, after)
 
     @strawberry.field(description="Recommendations for this user, as the top-level query gives them.")
     async def recommendations(self, info: Info, limit: int = 10) -> list[Recommendation]:
-        return await recommend(info, recommend_user, user_id=self.id, limit=check_bound(limit, "limit"))
+        return await recommend(info, recommend_user, user_id=self.id, limit=limit)

@@ -26,16 +26,14 @@ class MovieRecord:
 
 
 class TitleCache:
-    """Titles and years shared by a process's requests, at most `capacity`, read again after `max_age`
-    seconds: only a re-import of a corrected movies file changes a stored movie. Used on the event loop
-    only, so it needs no lock."""
+    """Titles and years shared by a process's requests, read again after a minute: only a re-import of
+    a corrected movies file changes a stored movie. Used on the event loop only, so it needs no lock."""
 
-    def __init__(self, *, max_age: float = 60.0, capacity: int = 100_000) -> None:
-        self._records: TTLCache[int, MovieRecord] = TTLCache(capacity, max_age)
+    def __init__(self) -> None:
+        self._records: TTLCache[int, MovieRecord] = TTLCache(maxsize=100_000, ttl=60)
 
     async def get_many(self, engine: AsyncEngine, ids: Sequence[int]) -> dict[int, MovieRecord]:
-        """Return the movies with the given ids, by id (absent ids are left out); those not kept are
-        read on the event loop (api.db.read)."""
+        """Return the movies with the given ids by id, absent ones left out; misses read on the event loop."""
         found = {i: record for i in ids if (record := self._records.get(i)) is not None}
         if missing := set(ids) - found.keys():
             rows = await read(engine, select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
@@ -65,8 +63,7 @@ def check_genre_names(genres: Sequence[str], known: Collection[str]) -> list[str
 
 def get_movie(*, session: Session, movie_id: int) -> Movie:
     """Return the movie, or raise NotFound."""
-    movie = session.get(Movie, movie_id)
-    if movie is None:
+    if (movie := session.get(Movie, movie_id)) is None:
         raise NotFound(f"movie {movie_id} does not exist")
     return movie
 

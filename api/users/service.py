@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,15 +14,15 @@ from api.users.models import AGE_BUCKET_VALUES, Occupation, User
 
 def get_user(*, session: Session, user_id: int) -> User:
     """Return the user, or raise NotFound."""
-    user = session.get(User, user_id)
-    if user is None:
+    if (user := session.get(User, user_id)) is None:
         raise NotFound(f"user {user_id} does not exist")
     return user
 
 
-def occupation_names(*, session: Session) -> dict[int, str]:
-    """Return every occupation's name by id."""
-    return {o.id: o.name for o in session.execute(select(Occupation)).scalars()}
+def occupation_names(*, session: Session, ids: Sequence[int]) -> dict[int, str]:
+    """Return the occupations' names by id."""
+    query = select(Occupation.id, Occupation.name).where(Occupation.id.in_(set(ids)))
+    return dict(session.execute(query).all())
 
 
 def list_users(*, session: Session, first: int, after_id: int | None = None) -> list[User]:

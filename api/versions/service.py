@@ -52,8 +52,7 @@ def busy_version(*, session: Session, lock: bool = False) -> ModelVersion | None
 
 def queue_version(*, session: Session, params: dict[str, Any], started_by: str) -> ModelVersion:
     """Insert a queued version and return it (the caller commits); refused while another one trains."""
-    busy = busy_version(session=session, lock=True)
-    if busy is not None:
+    if (busy := busy_version(session=session, lock=True)) is not None:
         raise BadUserInput(
             f"model version {busy.id} is {busy.status}; only one training runs at a time, "
             "wait for it to finish"
@@ -88,8 +87,7 @@ def _update(session: Session, version_id: int, *where: ColumnElement[bool], **va
 
 
 def get_version(*, session: Session, version_id: int) -> ModelVersion:
-    version = session.get(ModelVersion, version_id)
-    if version is None:
+    if (version := session.get(ModelVersion, version_id)) is None:
         raise NotFound(f"model version {version_id} does not exist")
     return version
 
