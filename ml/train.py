@@ -15,7 +15,7 @@ from ml.features import Arrays
 from ml.inputs import Prepared, prepare, to_tensors
 from ml.model import USER_IDS, TwoTower
 from ml.movielens.format import Dataset
-from ml.paddle_setup import paddle, set_threads
+from ml.paddle_setup import paddle
 from ml.split import Timeline
 from ml.training_loop import Callback, FitResult, LossFn, fit
 
@@ -40,7 +40,7 @@ class TrainedModel:
 
 def seed_everything(config: TrainConfig) -> None:
     """Fix Paddle's seed and thread count so a config reproduces its metrics."""
-    set_threads(config.num_threads)
+    paddle.base.core.set_num_threads(config.num_threads)
     paddle.seed(config.seed)
 
 
