@@ -26,9 +26,7 @@ def hr_at_k(ranks: npt.ArrayLike, k: int) -> float:
 def ndcg_at_k(ranks: npt.ArrayLike, k: int) -> float:
     """Return the mean NDCG@k of one relevant item per query: 1 / log2(rank + 2) inside the top k, else 0."""
     r = np.asarray(ranks, dtype=np.float64)
-    if not r.size:
-        return 0.0
-    return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)))
+    return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0))) if r.size else 0.0
 
 
 def rank_of_target(scores: npt.NDArray[np.floating], target: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
