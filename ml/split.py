@@ -78,9 +78,7 @@ def build_timeline(dataset: Dataset) -> Timeline:
     user_start = np.repeat(first, counts)
     test = (first + counts - 1)[counts >= 3]  # the latest event of each user with three or more
     valid = test - 1
-    is_train = np.ones(n, dtype=bool)
-    is_train[np.concatenate([test, valid])] = False
-    train = np.flatnonzero(is_train)
+    train = np.delete(np.arange(n), np.concatenate([test, valid]))
 
     if test.size < MIN_EVAL_USERS:
         raise InsufficientDataError(
