@@ -47,7 +47,8 @@ def sample_negatives(
     rng = np.random.default_rng(seed)
     out = np.empty((positions.size, count), dtype=np.int64)
     for i, p in enumerate(positions):
-        pool = np.setdiff1d(candidates, timeline.rated_by_user(int(p)), assume_unique=False)
+        end = np.searchsorted(timeline.user_row, timeline.user_row[p], side="right")  # past the user's events
+        pool = np.setdiff1d(candidates, timeline.movie_row[timeline.user_start[p] : end])  # never rated
         if pool.size < count:
             raise ValueError(f"user has only {pool.size} unrated movies; {count} negatives requested")
         out[i] = rng.choice(pool, size=count, replace=False)

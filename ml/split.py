@@ -48,12 +48,6 @@ class Timeline:
         offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return rows, np.repeat(starts, lengths) + offsets
 
-    def rated_by_user(self, position: int) -> npt.NDArray[np.int64]:
-        """Return every movie row the user of this event ever rated."""
-        start = int(self.user_start[position])
-        end = int(np.searchsorted(self.user_row, self.user_row[position], side="right"))
-        return self.movie_row[start:end]
-
 
 def build_timeline(dataset: Dataset) -> Timeline:
     """Return the dataset's events, each user's latest two left out (when it has three or more), or raise
