@@ -1,5 +1,4 @@
-"""Model version directories: parameters, vocabularies, config, metrics and every movie's vector,
-written into a hidden sibling, then renamed (ml/README.md lists the files)."""
+"""Model version directories: parameters, vocabularies, config, metrics, movie vectors (ml/README.md)."""
 
 from __future__ import annotations
 
