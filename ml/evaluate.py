@@ -101,7 +101,6 @@ class Protocol:
             positions = np.sort(np.random.default_rng(seed).choice(positions, size=users, replace=False))
         self.timeline, self.positions = timeline, positions
         self.candidates = np.unique(timeline.movie_row)  # every movie anyone rated
-        self.targets = timeline.movie_row[positions]
         n_movies = int(timeline.movie_row.max()) + 1
         pairs = np.unique(timeline.user_row * n_movies + timeline.movie_row)  # distinct (user, movie)
         distinct_rated = np.bincount(pairs // n_movies, minlength=int(timeline.user_row.max()) + 1)
@@ -120,7 +119,7 @@ class Protocol:
 
     def evaluate(self, score_fn: ScoreFn) -> dict[str, float]:
         """Return hr@10, ndcg@10 (NCF protocol) and recall@10/20, ndcg@20 (full ranking)."""
-        ncf = ncf_metrics(score_fn, self.positions, self.targets, self.negatives)
+        ncf = ncf_metrics(score_fn, self.positions, self.timeline.movie_row[self.positions], self.negatives)
         full = full_ranking_metrics(score_fn, self.timeline, self.positions, self.candidates)
         full["full_ndcg@10"] = full.pop("ndcg@10")  # ndcg@10 is the NCF one
         return ncf | full
