@@ -181,10 +181,6 @@ class FeatureVocabularies:
         below = bisect.bisect_right(self.gap_buckets, bucket) - 1
         return self.gap_buckets[max(below, 0)]
 
-    def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Return trained_gap of each bucket (gap_bucket's, all below GAP_BUCKETS), from a table of them."""
-        return np.asarray([self.trained_gap(b) for b in range(GAP_BUCKETS)], dtype=np.int64)[buckets]
-
     def year_index(self, year: int | None) -> int:
         """Return the year bucket index; years past either end use the nearest known bucket."""
         if year is None or not self.year.keys:
