@@ -22,7 +22,6 @@ from ml.training_loop import Callback, FitResult, LossFn, fit
 log = logging.getLogger(__name__)
 F = paddle.nn.functional
 _ENCODE_CHUNK = 4096
-DEMOGRAPHICS = USER_IDS[1:]  # user inputs whose index 0 means "unknown"
 
 
 @dataclass
@@ -107,7 +106,7 @@ def softmax_loss(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig
         users_in = prepared.user_inputs(batch, config.history_length)
         movies_in = prepared.movie_inputs(candidates)
         _hide(rng, users_in, "user_id", config.user_id_dropout)
-        for field in DEMOGRAPHICS:
+        for field in USER_IDS[1:]:  # the demographics, whose index 0 is "unknown"
             _hide(rng, users_in, field, config.demographic_dropout)
         _hide(rng, movies_in, "movie_id", config.movie_id_dropout)
         bias = -config.logq_weight * log_q[candidates][None, :]  # (1, candidates)
