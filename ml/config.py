@@ -49,11 +49,6 @@ class TrainConfig:
     eval_users: int = 0  # validate and test on at most this many users' held-out ratings, drawn once (0: all)
     monitor: str = "ndcg@10"  # validation metric that picks the best epoch and drives early stopping
 
-    def history_windows(self) -> tuple[int, ...]:
-        """Return the window length of each history pooling, longest first."""
-        windows = (self.history_length, self.recent_length, 1)
-        return windows if self.pool_last else windows[:2]
-
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-ready dict."""
         return asdict(self)

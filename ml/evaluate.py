@@ -26,9 +26,7 @@ def hr_at_k(ranks: npt.ArrayLike, k: int) -> float:
 def ndcg_at_k(ranks: npt.ArrayLike, k: int) -> float:
     """Return the mean NDCG@k of one relevant item per query: 1 / log2(rank + 2) inside the top k, else 0."""
     r = np.asarray(ranks, dtype=np.float64)
-    if not r.size:
-        return 0.0
-    return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)))
+    return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0))) if r.size else 0.0
 
 
 def rank_of_target(scores: npt.NDArray[np.floating], target: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -49,7 +47,8 @@ def sample_negatives(
     rng = np.random.default_rng(seed)
     out = np.empty((positions.size, count), dtype=np.int64)
     for i, p in enumerate(positions):
-        pool = np.setdiff1d(candidates, timeline.rated_by_user(int(p)), assume_unique=False)
+        end = np.searchsorted(timeline.user_row, timeline.user_row[p], side="right")  # past the user's events
+        pool = np.setdiff1d(candidates, timeline.movie_row[timeline.user_start[p] : end])  # never rated
         if pool.size < count:
             raise ValueError(f"user has only {pool.size} unrated movies; {count} negatives requested")
         out[i] = rng.choice(pool, size=count, replace=False)
@@ -102,7 +101,6 @@ class Protocol:
             positions = np.sort(np.random.default_rng(seed).choice(positions, size=users, replace=False))
         self.timeline, self.positions = timeline, positions
         self.candidates = np.unique(timeline.movie_row)  # every movie anyone rated
-        self.targets = timeline.movie_row[positions]
         n_movies = int(timeline.movie_row.max()) + 1
         pairs = np.unique(timeline.user_row * n_movies + timeline.movie_row)  # distinct (user, movie)
         distinct_rated = np.bincount(pairs // n_movies, minlength=int(timeline.user_row.max()) + 1)
@@ -121,7 +119,7 @@ class Protocol:
 
     def evaluate(self, score_fn: ScoreFn) -> dict[str, float]:
         """Return hr@10, ndcg@10 (NCF protocol) and recall@10/20, ndcg@20 (full ranking)."""
-        ncf = ncf_metrics(score_fn, self.positions, self.targets, self.negatives)
+        ncf = ncf_metrics(score_fn, self.positions, self.timeline.movie_row[self.positions], self.negatives)
         full = full_ranking_metrics(score_fn, self.timeline, self.positions, self.candidates)
         full["full_ndcg@10"] = full.pop("ndcg@10")  # ndcg@10 is the NCF one
         return ncf | full

@@ -1,5 +1,4 @@
-"""Model version directories: parameters, vocabularies, config, metrics and every movie's vector,
-written into a hidden sibling, then renamed (ml/README.md lists the files)."""
+"""Model version directories: parameters, vocabularies, config, metrics, movie vectors (ml/README.md)."""
 
 from __future__ import annotations
 
@@ -35,13 +34,8 @@ def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> P
     )
     if not np.isfinite(vectors).all():
         raise ValueError("movie vectors contain NaN or infinity; the model is broken and was not saved")
-    metrics = {**model.metrics, **{f"valid_{k}": v for k, v in model.validation.items()}}
-    metrics.update(
-        train_seconds=model.result.train_seconds,
-        examples_per_second=model.result.examples_per_second,
-        epochs_run=float(model.result.epochs_run),
-        best_epoch=float(model.result.best_epoch),
-    )
+    fit = {k: float(v) for k, v in vars(model.result).items() if k not in ("best_metrics", "history")}
+    metrics = {**model.metrics, **{f"valid_{k}": v for k, v in model.validation.items()}, **fit}
     manifest = {
         "format": FORMAT,
         "model": "two-tower",

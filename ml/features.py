@@ -8,7 +8,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -144,8 +144,7 @@ class FeatureVocabularies:
         movie lists; the text feature only when some movie has a description or tags."""
         words = Counter(w for m in dataset.movies for w in set(title_words(m.title)))
         years = sorted({year_bucket(m.year) for m in dataset.movies if m.year is not None})
-        zip_prefix_length = config.zip_prefix_length
-        zips = sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, zip_prefix_length))})
+        zips = sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, config.zip_prefix_length))})
         text = any(m.description or m.tags for m in dataset.movies)
         return cls(
             user_id=Vocab(sorted(int(i) for i in set(user_ids))),
@@ -157,25 +156,22 @@ class FeatureVocabularies:
             genre=Vocab(GENRES),
             title_word=Vocab(sorted(w for w, c in words.items() if c >= config.title_min_count)),
             year=Vocab(years),
-            zip_prefix_length=zip_prefix_length,
+            zip_prefix_length=config.zip_prefix_length,
             gap_buckets=tuple(int(b) for b in np.unique(gaps) if b),  # 0, no history, aside
             text_buckets=config.text_buckets if text else 0,
         )
 
     def to_json(self) -> dict[str, Any]:
         """Return the vocabularies as JSON-ready lists of keys, and the scalars (a tuple dumps as a list)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {k: v.keys if isinstance(v, Vocab) else v for k, v in values.items()}
+        return {k: v.keys if isinstance(v, Vocab) else v for k, v in vars(self).items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FeatureVocabularies:
         """Return the vocabularies saved by to_json."""
-        length = int(data["zip_prefix_length"])
-        gaps = tuple(int(b) for b in data.get("gap_buckets", ()))
-        text = int(data.get("text_buckets", 0))
-        scalars = ("zip_prefix_length", "gap_buckets", "text_buckets")
-        vocabs = {k: Vocab(v) for k, v in data.items() if k not in scalars}
-        return cls(**vocabs, zip_prefix_length=length, gap_buckets=gaps, text_buckets=text)
+        scalars = ("zip_prefix_length", "gap_buckets", "text_buckets")  # older versions lack the last two
+        values: dict[str, Any] = {k: v if k in scalars else Vocab(v) for k, v in data.items()}
+        values["gap_buckets"] = tuple(values.get("gap_buckets", ()))
+        return cls(**values)
 
     def trained_gap(self, bucket: int) -> int:
         """Return a gap bucket as one training saw: the nearest trained bucket at or below it (else the
@@ -184,10 +180,6 @@ class FeatureVocabularies:
             return bucket
         below = bisect.bisect_right(self.gap_buckets, bucket) - 1
         return self.gap_buckets[max(below, 0)]
-
-    def trained_gaps(self, buckets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """Return trained_gap of each bucket (gap_bucket's, all below GAP_BUCKETS), from a table of them."""
-        return np.asarray([self.trained_gap(b) for b in range(GAP_BUCKETS)], dtype=np.int64)[buckets]
 
     def year_index(self, year: int | None) -> int:
         """Return the year bucket index; years past either end use the nearest known bucket."""

@@ -48,7 +48,8 @@ class Prepared:
         valid = hist >= 0
         inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
         inputs["history_rating"] = np.where(valid, star_levels(t.rating[hist]), 0)
-        inputs["gap"] = self.vocabs.trained_gaps(raw_gaps(t, positions))  # as serving reads them
+        trained = np.asarray([self.vocabs.trained_gap(b) for b in range(GAP_BUCKETS)], dtype=np.int64)
+        inputs["gap"] = trained[raw_gaps(t, positions)]  # each bucket as serving reads it
         return inputs
 
     def movie_inputs(self, movie_rows: npt.NDArray[np.int64]) -> Arrays:

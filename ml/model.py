@@ -93,7 +93,8 @@ class TwoTower(nn.Layer):
         super().__init__()
         d = config.embedding_dim
         user_fields: list[nn.Layer] = [IdField(key, sizes[key], d) for key in USER_IDS]
-        user_fields.append(HistoryField(sizes["movie_id"], d, config.history_windows()))
+        windows = (config.history_length, config.recent_length, 1)[: 3 if config.pool_last else 2]
+        user_fields.append(HistoryField(sizes["movie_id"], d, windows))
         if config.gap_feature:
             user_fields.append(IdField("gap", sizes["gap"], d))
         self.user_tower = Tower(user_fields, config.hidden_dim, config.output_dim)

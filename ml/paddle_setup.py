@@ -18,11 +18,3 @@ paddle.set_device("cpu")
 # Paddle replaces the SIGTERM/SIGINT handlers with ones that abort and print a C++ trace; a server
 # (uvicorn's graceful shutdown) or a CLI (KeyboardInterrupt) must keep Python's own.
 paddle.disable_signal_handler()
-
-
-def set_threads(count: int) -> None:
-    """Use this many CPU threads in Paddle's kernels."""
-    paddle.base.core.set_num_threads(count)
-
-
-__all__ = ["paddle", "set_threads"]

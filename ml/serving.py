@@ -18,7 +18,7 @@ from ml.export import FORMAT
 from ml.features import Arrays, FeatureVocabularies, MovieFeatures, UserFeatures, gap_bucket_of, star_levels
 from ml.inputs import to_tensors
 from ml.model import TwoTower
-from ml.paddle_setup import paddle, set_threads
+from ml.paddle_setup import paddle
 from ml.user_predictor import PREFIX, UserPredictor
 
 
@@ -59,7 +59,8 @@ class LoadedModel:
             raise ValueError(f"{directory} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
         config = TrainConfig.from_dict(config_data)
         vocabs = FeatureVocabularies.from_json(vocab_data)
-        set_threads(config.num_threads)  # one thread: per-request latency, no OpenMP fan-out
+        # one thread: per-request latency, no OpenMP fan-out
+        paddle.base.core.set_num_threads(config.num_threads)
         model = TwoTower(config, manifest["sizes"])
         model.set_state_dict(paddle.load(str(directory / "model.pdparams")))
         model.eval()

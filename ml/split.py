@@ -48,12 +48,6 @@ class Timeline:
         offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return rows, np.repeat(starts, lengths) + offsets
 
-    def rated_by_user(self, position: int) -> npt.NDArray[np.int64]:
-        """Return every movie row the user of this event ever rated."""
-        start = int(self.user_start[position])
-        end = int(np.searchsorted(self.user_row, self.user_row[position], side="right"))
-        return self.movie_row[start:end]
-
 
 def build_timeline(dataset: Dataset) -> Timeline:
     """Return the dataset's events, each user's latest two left out (when it has three or more), or raise
@@ -78,9 +72,7 @@ def build_timeline(dataset: Dataset) -> Timeline:
     user_start = np.repeat(first, counts)
     test = (first + counts - 1)[counts >= 3]  # the latest event of each user with three or more
     valid = test - 1
-    is_train = np.ones(n, dtype=bool)
-    is_train[np.concatenate([test, valid])] = False
-    train = np.flatnonzero(is_train)
+    train = np.delete(np.arange(n), np.concatenate([test, valid]))
 
     if test.size < MIN_EVAL_USERS:
         raise InsufficientDataError(

@@ -15,14 +15,13 @@ from ml.features import Arrays
 from ml.inputs import Prepared, prepare, to_tensors
 from ml.model import USER_IDS, TwoTower
 from ml.movielens.format import Dataset
-from ml.paddle_setup import paddle, set_threads
+from ml.paddle_setup import paddle
 from ml.split import Timeline
 from ml.training_loop import Callback, FitResult, LossFn, fit
 
 log = logging.getLogger(__name__)
 F = paddle.nn.functional
 _ENCODE_CHUNK = 4096
-DEMOGRAPHICS = USER_IDS[1:]  # user inputs whose index 0 means "unknown"
 
 
 @dataclass
@@ -40,7 +39,7 @@ class TrainedModel:
 
 def seed_everything(config: TrainConfig) -> None:
     """Fix Paddle's seed and thread count so a config reproduces its metrics."""
-    set_threads(config.num_threads)
+    paddle.base.core.set_num_threads(config.num_threads)
     paddle.seed(config.seed)
 
 
@@ -107,7 +106,7 @@ def softmax_loss(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig
         users_in = prepared.user_inputs(batch, config.history_length)
         movies_in = prepared.movie_inputs(candidates)
         _hide(rng, users_in, "user_id", config.user_id_dropout)
-        for field in DEMOGRAPHICS:
+        for field in USER_IDS[1:]:  # the demographics, whose index 0 is "unknown"
             _hide(rng, users_in, field, config.demographic_dropout)
         _hide(rng, movies_in, "movie_id", config.movie_id_dropout)
         bias = -config.logq_weight * log_q[candidates][None, :]  # (1, candidates)

@@ -61,9 +61,8 @@ def fit(
     callback: Callback = None,
     progress: bool = True,
 ) -> FitResult:
-    """Train on shuffled batches of example ids (loss_fn(batch_ids, rng) is a batch's scalar loss) and
-    keep the parameters of the epoch best by config.monitor on validation, also when the loss stops
-    being finite, which raises TrainingError."""
+    """Train on shuffled batches of example ids (loss_fn(batch_ids, rng) is their scalar loss), keeping the
+    parameters of the epoch best by config.monitor, also when a loss not finite raises TrainingError."""
     rng = np.random.default_rng(config.seed)
     per_epoch = min(examples.size, config.examples_per_epoch or examples.size)
     steps = math.ceil(per_epoch / config.batch_size)

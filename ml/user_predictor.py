@@ -75,6 +75,4 @@ class UserPredictor:
         for key in self._keys:
             predictor.get_input_handle(key).copy_from_cpu(np.ascontiguousarray(arrays[key], dtype=np.int64))
         predictor.run()
-        output = predictor.get_output_handle(predictor.get_output_names()[0])
-        result: npt.NDArray[np.float32] = output.copy_to_cpu()
-        return result
+        return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
