@@ -114,7 +114,7 @@ def _through_the_product(model: TrainedModel, dataset: Dataset, samples: int = 2
     """
     t = model.prepared.timeline
     with tempfile.TemporaryDirectory() as tmp:  # the version holds data-derived vectors: never kept
-        version = LoadedModel.load(save_version(model, Path(tmp) / "version", dataset=dataset))
+        version = LoadedModel.load(save_version(model, Path(tmp) / "version"))
         requests = {}
         for position in t.test:
             u = dataset.users[int(t.user_row[position])]

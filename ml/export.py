@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from ml.model import TwoTower
-from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
 from ml.train import TrainedModel, movie_vectors
 from ml.user_predictor import save_user_tower
@@ -18,20 +17,16 @@ from ml.user_predictor import save_user_tower
 FORMAT = "movierec-two-tower/1"
 
 
-def save_version(model: TrainedModel, directory: Path, *, dataset: Dataset) -> Path:
-    """Write a model version, with a vector for every movie of `dataset`, to a new directory and return
-    its path; nothing is left on failure (FileExistsError, ValueError for a vector not finite)."""
+def save_version(model: TrainedModel, directory: Path) -> Path:
+    """Write a model version, with a vector for every movie it was trained with, to a new directory and
+    return its path; nothing is left on failure (FileExistsError, ValueError for a vector not finite)."""
     if not isinstance(model.model, TwoTower):
         raise TypeError("only the two-tower model can be exported as a model version")
     if directory.exists():
         raise FileExistsError(f"{directory} exists; model versions are never overwritten")
     directory.parent.mkdir(parents=True, exist_ok=True)
-    movie_ids = np.asarray([m.id for m in dataset.movies], dtype=np.int64)
-    vectors = (
-        movie_vectors(model.model, model.prepared.vocabs.movie_arrays(movie_ids.tolist(), dataset.movies))
-        if dataset.movies
-        else np.zeros((0, model.config.output_dim), np.float32)
-    )
+    movie_ids = model.prepared.movie_ids
+    vectors = movie_vectors(model.model, model.prepared.movies)
     if not np.isfinite(vectors).all():
         raise ValueError("movie vectors contain NaN or infinity; the model is broken and was not saved")
     fit = {k: float(v) for k, v in vars(model.result).items() if k not in ("best_metrics", "history")}

@@ -85,7 +85,7 @@ def run_training(
             dataset = load_training_data(session=session)
         recorder = ProgressRecorder(sessions, version_id)
         trained = train(dataset, config, callback=recorder, progress=progress_bar)
-        path = save_version(trained, model_dir / f"v{version_id}", dataset=dataset)
+        path = save_version(trained, model_dir / f"v{version_id}")
         metrics = {
             **trained.metrics,
             "train_seconds": trained.result.train_seconds,

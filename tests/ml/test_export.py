@@ -32,8 +32,8 @@ def trained(dataset: Dataset) -> TrainedModel:
 
 
 @pytest.fixture(scope="module")
-def saved(trained: TrainedModel, dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_version(trained, tmp_path_factory.mktemp("versions") / "v1", dataset=dataset)
+def saved(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_version(trained, tmp_path_factory.mktemp("versions") / "v1")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_every_user_tower_option_serves_what_it_trained(
 ) -> None:
     config = dataclasses.replace(CONFIG, epochs=1, **options)  # type: ignore[arg-type]
     trained = train(dataset, config, progress=False)
-    version = LoadedModel.load(save_version(trained, tmp_path / "v1", dataset=dataset))
+    version = LoadedModel.load(save_version(trained, tmp_path / "v1"))
     t = trained.prepared.timeline
     for position in (int(p) for p in t.test[:5]):
         user = dataset.users[int(t.user_row[position])]
@@ -119,7 +119,7 @@ def test_tied_ratings_are_served_in_the_order_training_saw_them(
     tied = dataclasses.replace(dataset, ratings=hourly)
     config = dataclasses.replace(CONFIG, epochs=1)
     trained = train(tied, config, progress=False)
-    version = LoadedModel.load(save_version(trained, tmp_path_factory.mktemp("tied") / "v1", dataset=tied))
+    version = LoadedModel.load(save_version(trained, tmp_path_factory.mktemp("tied") / "v1"))
     t = trained.prepared.timeline
     checked = 0
     for position in (int(p) for p in t.test[:40]):
@@ -207,21 +207,19 @@ def test_unknown_user_and_movie_get_feature_only_vectors(version: LoadedModel) -
     np.testing.assert_allclose(batch[0], anonymous, atol=1e-6)
 
 
-def test_existing_version_is_never_overwritten(
-    trained: TrainedModel, dataset: Dataset, tmp_path: Path
-) -> None:
-    target = save_version(trained, tmp_path / "v1", dataset=dataset)
+def test_existing_version_is_never_overwritten(trained: TrainedModel, tmp_path: Path) -> None:
+    target = save_version(trained, tmp_path / "v1")
     with pytest.raises(FileExistsError):
-        save_version(trained, target, dataset=dataset)
+        save_version(trained, target)
 
 
-def test_broken_model_leaves_no_version(trained: TrainedModel, dataset: Dataset, tmp_path: Path) -> None:
+def test_broken_model_leaves_no_version(trained: TrainedModel, tmp_path: Path) -> None:
     table = trained.model.movie_tower.mlp[2].bias  # a NaN here reaches every movie vector
     saved = table.numpy().copy()
     table.set_value(np.full_like(saved, np.nan))
     try:
         with pytest.raises(ValueError, match="NaN"):
-            save_version(trained, tmp_path / "v2", dataset=dataset)
+            save_version(trained, tmp_path / "v2")
     finally:
         table.set_value(saved)
     assert list(tmp_path.iterdir()) == []
@@ -236,9 +234,9 @@ def test_time_since_the_newest_rating_moves_the_user_vector(version: LoadedModel
 
 
 def test_a_version_saved_before_its_user_tower_graph_encodes_the_same(
-    trained: TrainedModel, dataset: Dataset, version: LoadedModel, tmp_path: Path
+    trained: TrainedModel, version: LoadedModel, tmp_path: Path
 ) -> None:
-    directory = save_version(trained, tmp_path / "v1", dataset=dataset)
+    directory = save_version(trained, tmp_path / "v1")
     for name in ("user_encoder.json", "user_encoder.pdiparams"):
         (directory / name).unlink()
     older = LoadedModel.load(directory)
@@ -284,7 +282,7 @@ def test_a_movie_with_text_is_served_the_vector_training_gave_it(tmp_path: Path)
     config = dataclasses.replace(CONFIG, epochs=1, gap_feature=False, text_buckets=97)
     trained = train(dataset, config, progress=False)
     assert trained.prepared.sizes()["text"] == 98
-    version = LoadedModel.load(save_version(trained, tmp_path / "v1", dataset=dataset))
+    version = LoadedModel.load(save_version(trained, tmp_path / "v1"))
     assert version.vocabs.text_buckets == 97
     row, movie = next((i, m) for i, m in enumerate(dataset.movies) if m.description and m.tags)
     training_side = movie_vectors(trained.model, trained.prepared.movies)[row]
