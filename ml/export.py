@@ -17,6 +17,12 @@ from ml.user_predictor import save_user_tower
 FORMAT = "movierec-two-tower/1"
 
 
+def version_metrics(model: TrainedModel) -> dict[str, float]:
+    """Return the metrics a version records: test, validation (valid_*, best epoch) and the fit's figures."""
+    fit = {k: float(v) for k, v in vars(model.result).items() if k not in ("best_metrics", "history")}
+    return {**model.metrics, **{f"valid_{k}": v for k, v in model.validation.items()}, **fit}
+
+
 def save_version(model: TrainedModel, directory: Path) -> Path:
     """Write a model version, with a vector for every movie it was trained with, to a new directory and
     return its path; nothing is left on failure (FileExistsError, ValueError for a vector not finite)."""
@@ -29,8 +35,6 @@ def save_version(model: TrainedModel, directory: Path) -> Path:
     vectors = movie_vectors(model.model, model.prepared.movies)
     if not np.isfinite(vectors).all():
         raise ValueError("movie vectors contain NaN or infinity; the model is broken and was not saved")
-    fit = {k: float(v) for k, v in vars(model.result).items() if k not in ("best_metrics", "history")}
-    metrics = {**model.metrics, **{f"valid_{k}": v for k, v in model.validation.items()}, **fit}
     manifest = {
         "format": FORMAT,
         "model": "two-tower",
@@ -46,7 +50,7 @@ def save_version(model: TrainedModel, directory: Path) -> Path:
         _write_json(tmp / "manifest.json", manifest)
         _write_json(tmp / "config.json", model.config.to_dict())
         _write_json(tmp / "vocabularies.json", model.prepared.vocabs.to_json())
-        _write_json(tmp / "metrics.json", metrics)
+        _write_json(tmp / "metrics.json", version_metrics(model))
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))
         np.save(tmp / "movie_ids.npy", movie_ids)
         np.save(tmp / "movie_vectors.npy", vectors)

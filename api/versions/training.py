@@ -68,7 +68,7 @@ def run_training(
 ) -> int:
     """Train a new version on the database's data and return its id; a failure marks it failed with
     the error text. With version_id, the run takes over that queued version (the dashboard's worker)."""
-    from ml.export import save_version
+    from ml.export import save_version, version_metrics
     from ml.train import train
 
     started = {"percent": 0.0, **worker_identity()}
@@ -86,12 +86,7 @@ def run_training(
         recorder = ProgressRecorder(sessions, version_id)
         trained = train(dataset, config, callback=recorder, progress=progress_bar)
         path = save_version(trained, model_dir / f"v{version_id}")
-        metrics = {
-            **trained.metrics,
-            "train_seconds": trained.result.train_seconds,
-            "examples_per_second": trained.result.examples_per_second,
-            **{f"valid_{k}": v for k, v in trained.validation.items()},
-        }
+        metrics = version_metrics(trained)
         done = {"percent": 100.0, "history": list(recorder.epochs.values()), **worker_identity()}
         artifact = str(path.resolve())
         with sessions.begin() as session:
