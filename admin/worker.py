@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import threading
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +37,7 @@ def start_training(*, state: AppState, config: TrainConfig, started_by: str) -> 
     another version is queued or running (queue_version locks the busy rows)."""
     config = replace(config, num_threads=1)
     with state.sessions.begin() as session:
-        version_id = queue_version(session=session, params=config.to_dict(), started_by=started_by).id
+        version_id = queue_version(session=session, params=asdict(config), started_by=started_by).id
     # spawn, not fork: the web process holds gRPC (Milvus) and Paddle state a fork would copy half-alive.
     process = multiprocessing.get_context("spawn").Process(
         target=train_worker,

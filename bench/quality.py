@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "dataset": str(args.data_dir),
         "seeds": args.seeds,
-        "config": base.to_dict(),
+        "config": dataclasses.asdict(base),
         "rows": rows,
         "two_tower_per_seed": per_seed,
         **product,

@@ -226,7 +226,7 @@ def compare(args: argparse.Namespace, work: Path) -> None:
     )
     result: dict[str, Any] = {
         "data": data,
-        "config": config_of(args).to_dict(),
+        "config": dataclasses.asdict(config_of(args)),
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
         "one_process": {

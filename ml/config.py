@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 GAP_BUCKETS = 22  # 0 = no history, then log2 buckets of minutes since the newest rating (ml.features)
@@ -49,13 +49,9 @@ class TrainConfig:
     eval_users: int = 0  # validate and test on at most this many users' held-out ratings, drawn once (0: all)
     monitor: str = "ndcg@10"  # validation metric that picks the best epoch and drives early stopping
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a JSON-ready dict."""
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Return the config stored by to_dict, ignoring keys this version does not know."""
+        """Return the config stored by dataclasses.asdict, ignoring keys this version does not know."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def save_version(model: TrainedModel, directory: Path) -> Path:
     ) as name:
         tmp = Path(name)
         _write_json(tmp / "manifest.json", manifest)
-        _write_json(tmp / "config.json", model.config.to_dict())
+        _write_json(tmp / "config.json", asdict(model.config))
         _write_json(tmp / "vocabularies.json", model.prepared.vocabs.to_json())
         _write_json(tmp / "metrics.json", version_metrics(model))
         paddle.save(model.model.state_dict(), str(tmp / "model.pdparams"))

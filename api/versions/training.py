@@ -74,7 +74,7 @@ def run_training(
     started = {"percent": 0.0, **worker_identity()}
     with sessions.begin() as session:
         if version_id is None:
-            version_id = start_version(session=session, params=config.to_dict(), started_by=started_by).id
+            version_id = start_version(session=session, params=asdict(config), started_by=started_by).id
             record_progress(session=session, version_id=version_id, progress=started)
         else:
             mark_running(session=session, version_id=version_id, progress=started)

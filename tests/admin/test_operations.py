@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import asdict, replace
 
 import pytest
 from starlette.testclient import TestClient
@@ -23,7 +24,7 @@ def _second_version(stack: Stack, **changes: object) -> int:
     engine = make_engine(stack.settings.resolved_database_url)
     try:
         return run_training(sessions=make_session_factory(engine), model_dir=stack.settings.resolved_model_dir,
-                            config=TINY.__class__(**{**TINY.to_dict(), **changes}), started_by="tests",
+                            config=replace(TINY, **changes), started_by="tests",
                             progress_bar=False)  # fmt: skip
     finally:
         engine.dispose()
@@ -162,7 +163,7 @@ def test_an_interrupted_run_says_so_and_offers_a_rerun(
     client, _ = signed_in
     engine = make_engine(admin_stack.settings.resolved_database_url)
     with make_session_factory(engine).begin() as session:
-        version = queue_version(session=session, params=TINY.to_dict(), started_by="tests")
+        version = queue_version(session=session, params=asdict(TINY), started_by="tests")
         version.progress = {"percent": 7.0, "epoch": 1, "epochs": 7, "step": 3, "steps": 40}
         fail_version(
             session=session, version_id=version.id, error="interrupted: the service stopped while it trained"
