@@ -38,12 +38,10 @@ from bench.baselines.seed_model import train_seed_model
 from ml.config import TrainConfig
 from ml.evaluate import Protocol, ScoreFn, full_ranking_metrics
 from ml.export import save_version
-from ml.inputs import to_tensors
 from ml.movielens.format import Dataset
 from ml.movielens.layouts import load
-from ml.paddle_setup import paddle
 from ml.serving import HistoryItem, LoadedModel, UserFeatures
-from ml.train import TrainedModel, train
+from ml.train import TrainedModel, train, vector_scorer
 
 # NCF protocol HR@10 and NDCG@10, then full ranking: HR@10 (= recall@10), NDCG@10, Recall@20, NDCG@20
 COLUMNS = ("hr@10", "ndcg@10", "recall@10", "full_ndcg@10", "recall@20", "ndcg@20")
@@ -88,19 +86,11 @@ def _notes(rows: list[dict[str, object]]) -> list[str]:
 def _movie_ids_hidden(model: TrainedModel) -> dict[str, float]:
     """Return the test metrics with every movie encoded without its id, from genres, year, title and
     text only, as a movie added after training is (the users keep their histories)."""
-    p, config, tower = model.prepared, model.config, model.model
-    tower.eval()
-    with paddle.no_grad():
-        inputs = {**p.movies, "movie_id": np.zeros_like(p.movies["movie_id"])}
-        items = tower.encode_movies(to_tensors(inputs)).numpy()
-
-    def score(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        with paddle.no_grad():
-            users = tower.encode_users(to_tensors(p.user_inputs(positions, config.history_length)))
-        return users.numpy() @ items.T
-
+    p, config = model.prepared, model.config
+    hidden = {**p.movies, "movie_id": np.zeros_like(p.movies["movie_id"])}
     t = p.timeline
-    metrics = Protocol(t, t.test, negatives=config.eval_negatives, seed=config.eval_seed).evaluate(score)
+    test = Protocol(t, t.test, negatives=config.eval_negatives, seed=config.eval_seed)
+    metrics = test.evaluate(vector_scorer(model.model, p, config, hidden))
     return {k: round(metrics[k], 4) for k in ("hr@10", "ndcg@10", "recall@10", "recall@20")}
 
 

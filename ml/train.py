@@ -158,9 +158,12 @@ def movie_vectors(model: paddle.nn.Layer, arrays: Arrays) -> npt.NDArray[np.floa
     return np.concatenate(parts).astype(np.float32)
 
 
-def vector_scorer(model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig) -> ScoreFn:
-    """Return a score function: inner products of user states (at event positions) with all movie vectors."""
-    items = movie_vectors(model, prepared.movies)  # and the model in eval mode
+def vector_scorer(
+    model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig, movies: Arrays | None = None
+) -> ScoreFn:
+    """Return a score function: inner products of user states (at event positions) with the vectors of
+    every movie, encoded from `movies` (feature arrays by movie row; prepared.movies when None)."""
+    items = movie_vectors(model, prepared.movies if movies is None else movies)  # and the model in eval mode
 
     def score(positions: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         with paddle.no_grad():
