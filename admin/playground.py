@@ -72,7 +72,7 @@ async def page(request: Request) -> Response:
         context["genres"] = genres_by_movie(session=session, ids=list(ids))
         return ids
 
-    records = await state.titles.get_many(state.async_engine, list(await state.run(read)))
+    records = await state.titles.get_many(state.run, list(await state.run(read)))
     # Titles without the year MovieLens appends: the page shows the year beside them.
     context["movies"] = {
         i: replace(r, title=r.title.removesuffix(f" ({r.year})")) for i, r in records.items()

@@ -43,7 +43,7 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.run, self.state.titles, self.state.async_engine)
+        return Loaders(self.run, self.state.titles)
 
 
 Info = strawberry.Info[Context, Any]

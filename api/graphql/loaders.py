@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from api.db import Run
@@ -25,9 +24,9 @@ def _loader(run: Run, fetch: Callable[..., dict[int, V]], default: Callable[[], 
 
 
 class Loaders:
-    def __init__(self, run: Run, titles: TitleCache, engine: AsyncEngine) -> None:
+    def __init__(self, run: Run, titles: TitleCache) -> None:
         async def movies(keys: Sequence[int]) -> list[MovieRecord | None]:
-            found = await titles.get_many(engine, keys)
+            found = await titles.get_many(run, keys)
             return [found.get(k) for k in keys]
 
         self.movie: DataLoader[int, MovieRecord | None] = DataLoader(load_fn=movies)

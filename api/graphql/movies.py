@@ -76,7 +76,7 @@ async def recommend(
         **arguments,
     )
     ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
-    movies = await state.titles.get_many(state.async_engine, list(ids))
+    movies = await state.titles.get_many(info.context.run, list(ids))
     return [
         Recommendation(
             # "(removed)": deleted from the database since its vector was indexed

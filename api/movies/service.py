@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from cachetools import TTLCache
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from api.db import read
+from api.db import Run, all_rows
 from api.errors import BadUserInput, NotFound
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
 
@@ -32,11 +32,13 @@ class TitleCache:
     def __init__(self) -> None:
         self._records: TTLCache[int, MovieRecord] = TTLCache(maxsize=100_000, ttl=60)
 
-    async def get_many(self, engine: AsyncEngine, ids: Sequence[int]) -> dict[int, MovieRecord]:
-        """Return the movies with the given ids by id, absent ones left out; misses read on the event loop."""
+    async def get_many(self, run: Run, ids: Sequence[int]) -> dict[int, MovieRecord]:
+        """Return the movies with the given ids by id, absent ones left out; misses read through `run`
+        (a GraphQL operation's own session)."""
         found = {i: record for i in ids if (record := self._records.get(i)) is not None}
         if missing := set(ids) - found.keys():
-            rows = await read(engine, select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing)))
+            statement = select(Movie.id, Movie.title, Movie.year).where(Movie.id.in_(missing))
+            rows = await run(partial(all_rows, statement, None))
             fresh = {row.id: MovieRecord(row.id, row.title, row.year) for row in rows}
             found.update(fresh)
             self._records.update(fresh)
