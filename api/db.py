@@ -24,7 +24,8 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -106,6 +107,10 @@ def make_async_engine(url: str, *, mysql_driver: str = "asyncmy", **kwargs: Any)
     )
 
 
+# What a database that is down or out of reach raises (TimeoutError: run_on's); its other errors are
+# bugs, answered as INTERNAL_SERVER_ERROR.
+DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, TimeoutError)
+DATABASE_DOWN = "the database is unavailable; try again shortly"
 READ_TIMEOUT_S = 30  # a statement on the event loop, bounded as make_engine bounds a thread's
 # A write's transaction on an autocommit connection, which stays in autocommit: nothing about it is
 # reset when it returns to the pool (a reset on a connection that died failed outside any handler).

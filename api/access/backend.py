@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from cachetools import TTLCache
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from starlette.authentication import AuthCredentials, AuthenticationBackend
@@ -22,13 +20,10 @@ from api.access.identity import ANONYMOUS, AccessRefused, Caller, unauthenticate
 from api.access.keys import KEY_CACHE_S, record_use, split_key
 from api.access.rates import Rates
 from api.access.tokens import DEMO_MINTER, issue_user_token, read_user_token
+from api.db import DATABASE_DOWN, DATABASE_ERRORS
 from api.settings import Settings
 
 log = logging.getLogger(__name__)
-# What a database that is down or out of reach raises (TimeoutError: api.db.run_on's); its other
-# errors are bugs, answered as INTERNAL_SERVER_ERROR.
-DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, TimeoutError)
-DATABASE_DOWN = "the database is unavailable; try again shortly"
 T = TypeVar("T")
 
 

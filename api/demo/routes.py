@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
-from api.access.backend import DATABASE_ERRORS, unavailable
+from api.access.backend import unavailable
 from api.access.tokens import DEMO_MINTER
+from api.db import DATABASE_ERRORS
 from api.errors import Refused, ServiceError
 from api.ids import MAX_ID
 from api.state import AppState

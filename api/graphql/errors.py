@@ -10,7 +10,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.http import process_result as strawberry_process_result
 from strawberry.types import ExecutionResult
 
-from api.access.backend import DATABASE_DOWN, DATABASE_ERRORS
+from api.db import DATABASE_DOWN, DATABASE_ERRORS
 from api.errors import ServiceError
 from api.vectors.store import VectorStoreError
 
