@@ -213,9 +213,8 @@ class VectorStore:
             if not is_lite_file(self.uri):  # a server's channel reconnects by itself: this raises
                 await to_thread.run_sync(self._raise_unless_restartable, error, "search")
         await self._drop_loop_client()
-        return _hit_lists(await to_thread.run_sync(functools.partial(self._call, "search", name, **request)))[
-            0
-        ]
+        again = functools.partial(self._call, "search", name, **request)
+        return _hit_lists(await to_thread.run_sync(again))[0]
 
     def search_many(
         self,
