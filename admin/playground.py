@@ -41,7 +41,7 @@ async def page(request: Request) -> Response:
     recs: list[Recommended] | None = None
     if user_id is not None:
         try:
-            model = await state.serving_model()
+            model = (await state.serving_model(user_id)).model
             recs = await recommend_user(
                 run=state.run, sources=state.sources, model=model, user_id=user_id, limit=RECOMMENDED
             )
@@ -50,7 +50,7 @@ async def page(request: Request) -> Response:
     similar: list[Recommended] = []
     if movie_id is not None:
         try:
-            model = await state.serving_model()
+            model = (await state.serving_model()).model
             similar = context["similar"] = await similar_movies(
                 run=state.run, sources=state.sources, model=model, movie_id=movie_id, limit=SIMILAR
             )

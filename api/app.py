@@ -39,6 +39,7 @@ from api.access.identity import on_refusal
 from api.db import make_async_engine, make_engine, make_session_factory
 from api.demo.routes import demo_app
 from api.errors import Refused
+from api.experiments.impressions import prune
 from api.graphql.context import Context
 from api.graphql.errors import process_result
 from api.graphql.schema import build_schema
@@ -190,6 +191,23 @@ def warm_up(state: AppState) -> None:
     gc.freeze()
 
 
+PRUNE_FIRST_S, PRUNE_EVERY_S = 60, 3600
+
+
+async def prune_impressions(state: AppState) -> None:
+    """Delete impressions past their retention, a chunk a transaction, a minute after startup and then
+    every hour (each worker: a delete finds nothing the others deleted)."""
+    days = state.settings.impression_retention_days
+    await asyncio.sleep(PRUNE_FIRST_S)
+    while True:
+        try:
+            while await state.run(lambda session: prune(session, retention_days=days), write=True):
+                pass
+        except SQLAlchemyError as error:
+            log.warning("could not prune old impressions: %s", error)
+        await asyncio.sleep(PRUNE_EVERY_S)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Return the movierec web app; nothing connects until the lifespan starts."""
     settings = settings or Settings()
@@ -204,10 +222,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await access.keys.read_all(state.async_engine)  # the keys, before a request needs them
         except SQLAlchemyError as error:  # a database down or not migrated yet must not stop the API starting
             log.warning("could not read the API keys at startup: %s", error)
+        jobs = [asyncio.create_task(state.impressions.run()), asyncio.create_task(prune_impressions(state))]
         try:
             yield {"movierec": state}
         finally:
             await state.drain()
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            await state.impressions.close()  # what is still queued: a restart loses no impression
             admin_shutdown()
             await state.store.aclose()
             state.engine.dispose()

@@ -20,6 +20,12 @@ class BadUserInput(ServiceError):
     code = "BAD_USER_INPUT"
 
 
+class Conflict(ServiceError):
+    """The request conflicts with what is already there (a second running experiment)."""
+
+    code = "CONFLICT"
+
+
 class ModelNotReady(ServiceError):
     code = "MODEL_NOT_READY"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 MAX_ID = 2**31 - 1  # GraphQL's Int and every id column; a larger number is nobody's id
 
 
-def parse_id(raw: str) -> int | None:
+def parse_id(raw: str, largest: int = MAX_ID) -> int | None:
     """Return the id written in raw, or None when raw is not one (empty, not ASCII digits, too big)."""
-    if not (0 < len(raw) <= 10 and raw.isascii() and raw.isdigit()):  # "²".isdigit() is True
+    if not (0 < len(raw) <= len(str(largest)) and raw.isascii() and raw.isdigit()):  # "²".isdigit() is True
         return None
     value = int(raw)
-    return value if value <= MAX_ID else None
+    return value if value <= largest else None

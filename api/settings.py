@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # to anyone who can reach it.
     demo: bool | None = None
     kept_lists: bool = True  # false: compute every request and store nothing, to measure that path
+    impression_queue: int = Field(10_000, ge=0)  # impressions waiting to be written; 0 records none
+    impression_retention_days: int = Field(90, ge=1)
+    experiment_window_s: int = Field(3600, ge=60)  # how long after an impression its feedback counts
     max_body_bytes: int = Field(65_536, ge=1024)
     body_timeout_s: float = Field(30.0, gt=0)
     import_batch_size: int = Field(20_000, ge=100)

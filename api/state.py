@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.access.backend import CredentialBackend
 from api.db import in_transaction, run_on
 from api.errors import ModelNotReady
+from api.experiments.impressions import ImpressionRecorder, insert_impressions
 from api.movies.service import TitleCache
 from api.recommend.popular import Popularity
 from api.recommend.service import Sources
 from api.settings import Settings
 from api.vectors.store import VectorStore
-from api.versions.registry import ActiveModel, ModelRegistry
+from api.versions.registry import ActiveModel, ModelRegistry, Serving
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,6 +41,7 @@ class AppState:
     titles: TitleCache = field(default_factory=TitleCache)
     popular: Popularity = field(init=False)  # the most-rated movies, counted once a minute
     sources: Sources = field(init=False)  # what a user's recommendations are answered from (build_state)
+    impressions: ImpressionRecorder = field(init=False)  # lists served, on their way to the database
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     def async_session(self) -> AsyncSession:
@@ -68,15 +70,22 @@ class AppState:
         registry must look again, in a worker thread."""
         return self.models.current if self.models.is_fresh() else await self.run_blocking(self.models.get)
 
-    async def serving_model(self) -> ActiveModel:
-        """Return the active model, or raise ModelNotReady before one is trained and activated."""
-        active = await self.active_model()
-        if active is None:
+    async def serving_model(self, user_id: int | None = None) -> Serving:
+        """Return the model that serves a user (in an experiment, their arm's) or anyone else (the active
+        one), or raise ModelNotReady before one is trained and activated."""
+        if not self.models.is_fresh():
+            await self.run_blocking(self.models.get)
+        serving = self.models.for_user(user_id)
+        if serving is None:
             raise ModelNotReady("no model has been trained and activated yet; run `movierec train`")
-        return active
+        return serving
 
     def __post_init__(self) -> None:
         self.popular = Popularity(self.engine)
+        self.impressions = ImpressionRecorder(
+            lambda rows: self.run(lambda session: insert_impressions(session, rows), write=True),
+            capacity=self.settings.impression_queue,
+        )
 
     def in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work after the request has its answer (awaited at shutdown)."""

@@ -11,6 +11,7 @@ from sqlalchemy.types import TypeEngine
 
 import admin.models
 import api.access.models
+import api.experiments.models
 import api.movies.models
 import api.ratings.models
 import api.recommend.models

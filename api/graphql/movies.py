@@ -53,6 +53,11 @@ class Recommendation:
         description="model: ranked by the two-tower model; popularity: the most-rated movies, "
         "for someone with no ratings yet (demographics alone rank worse than popularity)"
     )
+    model_version: int = strawberry.field(description="The model version that produced the list.")
+    impression_id: strawberry.ID | None = strawberry.field(
+        description="The list's impression, for recordFeedback: set on a user's recommendations "
+        "(null elsewhere, or when the service could not record it)."
+    )
     because_ids: strawberry.Private[list[int]]
     movies: strawberry.Private[dict[int, MovieRecord]]
 
@@ -65,16 +70,22 @@ class Recommendation:
 async def recommend(
     info: Info, service: Callable[..., Awaitable[list[Recommended]]], *, limit: int, **arguments: Any
 ) -> list[Recommendation]:
-    """Return the top `limit` movies of a recommendation service (api.recommend), with their titles."""
+    """Return the top `limit` movies of a recommendation service (api.recommend), with their titles; a
+    user's list is served by their arm's model in an experiment, and recorded as an impression."""
     state = info.context.state
     limit = check_bound(limit, "limit")  # before the model is awaited: a bad limit is the client's error
-    found = await service(
-        run=info.context.run,
-        sources=state.sources,
-        model=await state.serving_model(),
-        limit=limit,
-        **arguments,
-    )
+    user_id = arguments.get("user_id")
+    model, experiment, arm = await state.serving_model(user_id)
+    found = await service(run=info.context.run, sources=state.sources, model=model, limit=limit, **arguments)
+    impression = None
+    if user_id is not None:
+        impression = state.impressions.record(
+            user_id=user_id,
+            version_id=model.version_id,
+            movie_ids=[r.movie_id for r in found],
+            experiment_id=experiment.id if experiment else None,
+            arm=arm,
+        )
     ids = {r.movie_id for r in found} | {m for r in found for m in r.because}
     movies = await state.titles.get_many(info.context.run, list(ids))
     return [
@@ -83,6 +94,8 @@ async def recommend(
             movie=Movie.from_row(movies.get(r.movie_id) or MovieRecord(r.movie_id, "(removed)", None)),
             score=round(r.score, 6),
             source=r.source,
+            model_version=model.version_id,
+            impression_id=None if impression is None else strawberry.ID(str(impression)),
             because_ids=r.because,
             movies=movies,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -14,7 +15,9 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from api.db import from_epoch
-from api.errors import BadUserInput
+from api.errors import BadUserInput, NotFound
+from api.experiments.impressions import IMPRESSION_ID_MAX
+from api.experiments.service import record_feedback
 from api.graphql.context import Info
 from api.graphql.movies import Movie, Recommendation, recommend
 from api.graphql.operation import ClosedOperationHooks, OperationHooks
@@ -70,6 +73,21 @@ class CreateMovieInput:
     title: str
     year: int | None = None
     genres: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.enum(description="What a user did with a movie they were shown, before any rating.")
+class FeedbackKind(Enum):
+    CLICK = "click"
+    WATCH = "watch"
+    DISMISS = "dismiss"
+
+
+@strawberry.type(description="Feedback on a movie an impression showed.")
+class Feedback:
+    impression_id: strawberry.ID
+    movie_id: int
+    kind: FeedbackKind
+    recorded_at: datetime
 
 
 @strawberry.type(description="The model version that serves recommendations.")
@@ -255,6 +273,26 @@ class Mutation:
             lambda s: ratings.delete_rating(session=s, user_id=user_id, movie_id=movie_id), write=True
         )
         return True
+
+    @strawberry.mutation(
+        description="Record what a user did with a movie of a recommendations list, named by the list's "
+        "impressionId (a click, a watch, a dismiss; ratings count by themselves).",
+        permission_classes=[allowed("users:write", own="user_id")],
+    )
+    async def record_feedback(
+        self, info: Info, user_id: int, impression_id: strawberry.ID, movie_id: int, kind: FeedbackKind
+    ) -> Feedback:
+        impression = parse_id(impression_id, IMPRESSION_ID_MAX)
+        if impression is None:
+            raise NotFound(f"impression {impression_id[:24]!r} does not exist")
+        await info.context.state.impressions.written(impression)  # one this process still has queued
+        row = await info.context.run(
+            lambda s: record_feedback(
+                session=s, user_id=user_id, impression_id=impression, movie_id=movie_id, kind=kind.value
+            ),
+            write=True,
+        )
+        return Feedback(impression_id=impression_id, movie_id=movie_id, kind=kind, recorded_at=row.at)
 
     @strawberry.mutation(
         description="Add a movie; it is recommendable at once when a model is active.",

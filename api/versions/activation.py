@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.errors import BadUserInput
 from api.vectors.store import VectorStore
 from api.versions.models import Activation
-from api.versions.service import active_version, collection_name, get_version, servable_artifact, set_active
+from api.versions.service import (
+    active_version,
+    collection_name,
+    end_experiment,
+    get_version,
+    running_experiment,
+    servable_artifact,
+    set_active,
+)
 from api.versions.training_data import read_movies
 from ml.serving import LoadedModel, MovieFeatures
 
@@ -48,6 +56,9 @@ def activate(*, sessions: sessionmaker, store: VectorStore, version_id: int, by:
         set_active(session=session, version_id=version_id, collection=name)
         previous_id = previous.id if previous else None
         if previous_id != version_id:  # `movierec up` re-activates: no switch to record
+            # An experiment's control is the version that was active: a switch ends it.
+            if (experiment := running_experiment(session=session, lock=True)) is not None:
+                end_experiment(session, experiment, f"version {version_id} activated by {by}")
             session.add(
                 Activation(version_id=version_id, previous_version_id=previous_id, activated_by=by[:64])
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db import MYSQL_TABLE_ARGS, Base, CreatedAtMixin, utcnow
@@ -68,3 +68,29 @@ class Activation(Base):
     kept_updated_at: Mapped[datetime | None] = mapped_column(DateTime)
     kept_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     kept_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Experiment(Base):
+    """An A/B experiment: a share of users served by a treatment version instead of the active one
+    (the control), each user's arm a stable hash of their id and the experiment's salt (arm_of). One
+    runs at a time: `is_running` is TRUE or NULL, and unique."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        CheckConstraint("treatment_share > 0 AND treatment_share < 1", name="share"),
+        CheckConstraint("is_running IS NULL OR is_running = 1", name="running_true_or_null"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    control_version_id: Mapped[int] = mapped_column(Integer)  # kept after a version is deleted
+    treatment_version_id: Mapped[int] = mapped_column(Integer)
+    treatment_share: Mapped[float] = mapped_column(Float)
+    salt: Mapped[str] = mapped_column(String(32))
+    started_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime)  # None: until stopped
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    outcome: Mapped[str | None] = mapped_column(String(255))  # why it stopped
+    is_running: Mapped[bool | None] = mapped_column(Boolean, unique=True, default=True)

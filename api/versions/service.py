@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.db import utcnow
 from api.errors import BadUserInput, NotFound
-from api.versions.models import ModelVersion
+from api.versions.models import Experiment, ModelVersion
 
 # The test metrics shown with a version (dashboard, `movierec train`): the NCF protocol (99 sampled
 # unrated movies), then full ranking against every movie the user had not rated.
@@ -118,3 +119,16 @@ def set_active(*, session: Session, version_id: int, collection: str) -> None:
     # NULL first: the unique TRUE-or-NULL column admits a single active row at any moment.
     session.execute(update(ModelVersion).where(ModelVersion.is_active.is_(True)).values(is_active=None))
     _update(session, version_id, is_active=True, collection_name=collection)
+
+
+def end_experiment(
+    session: Session, experiment: Experiment, outcome: str, at: datetime | None = None
+) -> None:
+    """Mark a running experiment stopped, saying why (the caller commits)."""
+    experiment.is_running, experiment.stopped_at, experiment.outcome = None, at or utcnow(), outcome[:255]
+
+
+def running_experiment(*, session: Session, lock: bool = False) -> Experiment | None:
+    """Return the experiment marked running (it may be past its end: api.versions.registry.is_serving)."""
+    query = select(Experiment).where(Experiment.is_running.is_(True))
+    return session.scalar(query.with_for_update() if lock else query)

@@ -14,7 +14,8 @@ from tests.conftest import DatabaseFactory
 
 TABLES = {
     "users", "occupations", "movies", "genres", "movie_genres", "ratings", "model_versions", "kept_recommendations",
-    "api_keys", "admin_sessions", "sign_in_failures", "activations", "movie_tags",
+    "api_keys", "admin_sessions", "sign_in_failures", "activations", "movie_tags", "experiments", "impressions",
+    "feedback",
 }  # fmt: skip
 
 
