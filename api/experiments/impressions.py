@@ -38,6 +38,7 @@ class ImpressionRecorder:
         self.capacity = capacity
         self._pending: set[int] = set()  # queued or being written
         self._written = asyncio.Event()  # set after each batch
+        self._writing: asyncio.Future[None] | None = None  # the batch being written
 
     def record(
         self,
@@ -74,10 +75,13 @@ class ImpressionRecorder:
         """Write what has queued, in batches, until cancelled."""
         while True:
             rows = [await self.queue.get()]
-            await self._write(rows + self._take(BATCH - 1))
+            self._writing = asyncio.ensure_future(self._write(rows + self._take(BATCH - 1)))
+            await asyncio.shield(self._writing)  # cancelling `run` leaves the batch to finish (close)
 
     async def close(self) -> None:
         """Write every impression still queued (at shutdown, after `run` is cancelled)."""
+        if self._writing is not None:
+            await self._writing
         while rows := self._take(BATCH):
             await self._write(rows)
 

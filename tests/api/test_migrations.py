@@ -224,3 +224,60 @@ def test_movie_text_up_down_up(database_factory: DatabaseFactory) -> None:
         assert movies() == [(1, "Heat", 1999)]
     finally:
         engine.dispose()
+
+
+def test_experiments_up_down_up_with_rows(database_factory: DatabaseFactory) -> None:
+    """0011 adds experiments, impressions and feedback beside the data there was: one running
+    experiment at most, feedback that goes with its impression, and no way back while rows would be lost."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    url = database_factory.new_url()
+    config = alembic_config(Settings(database_url=url))
+    command.upgrade(config, "0010")
+    engine = make_engine(url)
+    experiment = text(
+        "INSERT INTO experiments (id, name, control_version_id, treatment_version_id, treatment_share, salt, "
+        "started_by, started_at, is_running) VALUES (:id, 'e', 1, 2, 0.5, 's', 'tests', '2026-12-01', :running)"
+    )
+
+    def count(table: str) -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO movies (id, title, created_at) VALUES (1, 'Heat', '2026-01-01')")
+            )
+        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            connection.execute(experiment, {"id": 1, "running": True})
+            connection.execute(
+                text(
+                    "INSERT INTO impressions (id, user_id, experiment_id, arm, version_id, movie_ids, shown_at) "
+                    "VALUES (9007199254740993, 1, 1, 'control', 1, '1', '2026-12-01')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO feedback (impression_id, user_id, movie_id, kind, at) "
+                    "VALUES (9007199254740993, 1, 1, 'click', '2026-12-01')"
+                )
+            )
+        with pytest.raises(IntegrityError), engine.begin() as connection:  # a second running one
+            connection.execute(experiment, {"id": 2, "running": True})
+        with engine.connect() as connection:  # a BIGINT id survives whole (beyond a double's 2^53)
+            assert connection.execute(text("SELECT id FROM impressions")).scalar_one() == 9007199254740993
+        with pytest.raises(RuntimeError, match="1 feedback, 1 impressions, 1 experiments"):
+            command.downgrade(config, "0010")
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM impressions"))  # its feedback goes with it
+            assert connection.execute(text("SELECT COUNT(*) FROM feedback")).scalar_one() == 0
+            connection.execute(text("DELETE FROM experiments"))
+        command.downgrade(config, "0010")
+        assert count("movies") == 1 and not {"experiments", "impressions", "feedback"} & _tables(url)
+        command.upgrade(config, "head")
+        assert count("movies") == 1 and count("experiments") == 0
+    finally:
+        engine.dispose()
