@@ -306,11 +306,14 @@ class Mutation:
         def create(session: Session) -> MovieRow:
             row = movies.create_movie(session=session, **vars(input))
             active = state.models.get(session)
-            if active is not None:
+            # A running experiment's treatment serves too: its collection gets the movie as well.
+            experiment = state.models.experiment
+            serving = [active, *([experiment.treatment] if experiment else [])] if active else []
+            genres = movies.check_genres(session=session, genres=input.genres) if serving else []
+            for model in serving:
                 # The vector goes in before the commit: a Milvus failure leaves no movie without a vector.
-                genres = movies.check_genres(session=session, genres=input.genres)
-                vector = active.model.encode_movie(MovieFeatures(row.title, row.year, tuple(genres), row.id))
-                state.store.upsert(active.collection, [row.id], vector[None, :], [genres], [row.year])
+                vector = model.model.encode_movie(MovieFeatures(row.title, row.year, tuple(genres), row.id))
+                state.store.upsert(model.collection, [row.id], vector[None, :], [genres], [row.year])
             return row
 
         return Movie.from_row(await state.run_blocking(create, write=True))

@@ -313,3 +313,18 @@ def test_stopping_the_writer_mid_batch_still_writes_that_batch_and_the_rest() ->
 
     ids, written = asyncio.run(shut_down_while_writing())
     assert None not in ids and sorted(written) == sorted(ids)  # type: ignore[type-var]
+
+
+def test_a_movie_created_during_an_experiment_is_searchable_in_both_arms_collections(
+    lab: Lab, experiment: Experiment
+) -> None:
+    with lab.app() as client:
+        created = GraphQL(client, lab.stack.api_key).data(
+            'mutation { createMovie(input: {title: "Both Arms", year: 2001, genres: ["Drama"]}) { id } }'
+        )["createMovie"]["id"]
+    store = VectorStore(lab.stack.settings.resolved_milvus_uri)
+    try:
+        for version in (lab.stack.version_id, lab.treatment):
+            assert created in store.vectors(f"movies_v{version}", [created])
+    finally:
+        store.close()
