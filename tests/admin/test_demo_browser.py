@@ -1,8 +1,9 @@
 """The demo front end (api/demo) in headless Chromium against the app under uvicorn, every other origin
-blocked: pick a user, rate the top recommendation 1 star and see it leave the list and a new one enter,
-search with pagination, similar movies, errors shown with their codes, a new user, a visitor; at 1280
-and 390 px. Prints the page's own time from a click on a star to the refreshed list (p50 over the rate
-clicks)."""
+blocked: pick a user, open a recommendation's similar movies (one click recorded on the list's
+impression; a failed recording changes nothing on the page), rate the top recommendation 1 star and see
+it leave the list and a new one enter, search with pagination, similar movies, errors shown with their
+codes, a new user, a visitor; at 1280 and 390 px. Prints the page's own time from a click on a star to
+the refreshed list (p50 over the rate clicks)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Locator, Page, Route, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Locator, Page, Request, Route, expect, sync_playwright
+from sqlalchemy import select
 
+from api.db import make_engine, make_session_factory
+from api.experiments.models import Feedback, Impression
 from tests.admin.conftest import served
 from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.api.conftest import Stack, build_stack
@@ -41,6 +45,31 @@ def server(demo_stack: Stack) -> Iterator[str]:
     settings = demo_stack.settings.model_copy(update={"demo": True})
     with served(settings) as url:
         yield url
+
+
+def _is_feedback(request: Request) -> bool:
+    return request.url.endswith("/graphql") and "recordFeedback" in (request.post_data or "")
+
+
+def _recorded(stack: Stack, user: int) -> tuple[dict[int, tuple[int, str]], list[tuple[int, int, str]]]:
+    """Return the user's impressions (id: version, movie ids as shown) and feedback (impression, movie,
+    kind), read from the database."""
+    engine = make_engine(stack.settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            shown = session.execute(
+                select(Impression.id, Impression.version_id, Impression.movie_ids).where(
+                    Impression.user_id == user
+                )
+            )
+            feedback = session.execute(
+                select(Feedback.impression_id, Feedback.movie_id, Feedback.kind).where(
+                    Feedback.user_id == user
+                )
+            )
+            return {i: (v, movies) for i, v, movies in shown}, [(i, m, kind) for i, m, kind in feedback]
+    finally:
+        engine.dispose()
 
 
 def _ids(items: Locator) -> list[str]:
@@ -74,13 +103,22 @@ def test_the_demo_in_a_real_browser(
     elsewhere: list[str] = []  # requests to any other host, aborted
     problems: list[str] = []  # what the CSP refused, scripts' uncaught errors, axe's serious findings
     timings: list[float] = []  # the page's click-to-refreshed-list measures, ms
+    feedback_sent: list[str] = []  # the bodies of the page's recordFeedback requests
+    feedback_fails = False  # answer recordFeedback with the API's error, as when the database is down
 
     def same_origin_only(route: Route) -> None:
-        if urlsplit(route.request.url).netloc == origin:
-            route.continue_()
-        else:
+        if urlsplit(route.request.url).netloc != origin:
             elsewhere.append(route.request.url)
             route.abort()
+        elif feedback_fails and _is_feedback(route.request):
+            down = {"message": "the database is unavailable", "extensions": {"code": "UNAVAILABLE"}}
+            route.fulfill(json={"data": None, "errors": [down]})
+        else:
+            route.continue_()
+
+    def on_request(request: Request) -> None:
+        if _is_feedback(request):
+            feedback_sent.append(request.post_data or "")
 
     def on_console(message: ConsoleMessage) -> None:
         # Failed to load resource: the 404 the test asks for; the page shows it (asserted below)
@@ -100,6 +138,7 @@ def test_the_demo_in_a_real_browser(
         page.route("**/*", same_origin_only)
         page.on("console", on_console)
         page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        page.on("request", on_request)
         axe = Axe()
         try:
             response = page.goto(f"{server}/demo/")
@@ -118,6 +157,32 @@ def test_the_demo_in_a_real_browser(
             expect(page.locator("#recs-list .because").first).to_contain_text("Because you liked")
             expect(recs.first.locator(".facts")).to_contain_text("score ")
 
+            # Open a recommendation's similar movies: one click is recorded, on the movie and on the
+            # impression of the list shown, which the footer names with the version that served it.
+            shown = _ids(recs)
+            served = page.locator("#served")
+            expect(served).to_contain_text(f"This list: model version {demo_stack.version_id}, impression ")
+            impression = int(served.locator("code").inner_text())
+            with page.expect_response(lambda r: _is_feedback(r.request)) as answer:
+                recs.nth(2).get_by_role("button", name=re.compile("^Similar to ")).click()
+            assert answer.value.json()["data"]["recordFeedback"]["recordedAt"], answer.value.json()
+            expect(page.locator("#similar-list > li")).to_have_count(10)
+            clicked = [(impression, int(shown[2]), "click")]
+            impressions, feedback = _recorded(demo_stack, user)
+            assert impressions[impression] == (demo_stack.version_id, ",".join(shown))
+            assert feedback == clicked
+
+            # A recording that fails is logged, not shown: the similar movies open all the same.
+            feedback_fails = True
+            title = recs.nth(3).locator(".title").inner_text()
+            with page.expect_console_message(lambda m: "recordFeedback" in m.text) as logged:
+                recs.nth(3).get_by_role("button", name=re.compile("^Similar to ")).click()
+            assert logged.value.type == "warning", logged.value.text
+            assert "the database is unavailable" in logged.value.text, logged.value.text
+            expect(page.locator("#similar-title")).to_have_text(f"Similar to {title}")
+            expect(page.locator("#error")).to_be_hidden()
+            feedback_fails = False
+
             # Search the catalogue, every page of it.
             page.fill("#search-text", word)
             page.get_by_role("button", name="Search", exact=True).click()
@@ -133,8 +198,10 @@ def test_the_demo_in_a_real_browser(
             # Similar movies of a search result; rate one of each list.
             found.first.get_by_role("button", name=re.compile("^Similar to ")).click()
             similar = page.locator("#similar-list > li")
+            expect(page.locator("#similar-title")).to_have_text(
+                f"Similar to {found.first.locator('.title').inner_text()}"
+            )
             expect(similar).to_have_count(10)
-            expect(page.locator("#similar-title")).to_contain_text("Similar to ")
             assert matching[0] not in _ids(similar)
             _rate(page, found.nth(1), 5, timings)
             _rate(page, similar.first, 3.5, timings)  # a half star: the left half of the fourth
@@ -206,6 +273,9 @@ def test_the_demo_in_a_real_browser(
             browser.close()
 
     assert elsewhere == [], f"requests to other hosts: {elsewhere}"
+    # Similar on a search result and the ratings send no feedback.
+    assert len(feedback_sent) == 2, feedback_sent
+    assert _recorded(demo_stack, user)[1] == clicked
     assert problems == [], "\n".join(problems)
     assert len(timings) >= TOP_CLICKS + 2 and all(t > 0 for t in timings), timings
     with capsys.disabled():

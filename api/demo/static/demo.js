@@ -1,11 +1,12 @@
 // The demo page: who is watching, their recommendations and why, rating (the list refreshes and shows
-// what changed), similar movies, catalogue search. Everything goes through the public GraphQL API
-// (api.js); nothing here is inline, so the page runs under the app's Content-Security-Policy.
+// what changed), similar movies (opened from a user's list, recorded as a click on it), catalogue search.
+// Everything goes through the public GraphQL API (api.js); nothing here is inline, so the page runs under
+// the app's Content-Security-Policy.
 import { ApiError, describe, gql, signIn, signOut } from './api.js';
 
 const MOVIE = 'id title year genres';
 const START = '{ genres modelInfo { version trainedAt } }';
-const RECOMMENDED = `score source movie { ${MOVIE} } because { id title }`;
+const RECOMMENDED = `score source modelVersion impressionId movie { ${MOVIE} } because { id title }`;
 const USER_RECS = `query UserRecommendations($userId: Int!, $genres: [String!], $yearFrom: Int, $yearTo: Int) {
   recommendations(userId: $userId, limit: 10, genres: $genres, yearFrom: $yearFrom, yearTo: $yearTo) { ${RECOMMENDED} }
   user(id: $userId) { id gender age occupation zipCode ratings(first: 5) { nodes { rating movie { id title } } } }
@@ -18,6 +19,9 @@ const VISITOR_RECS = `query VisitorRecommendations($gender: String!, $age: Int!,
 // The stars go in as a literal, which reads as an Int or a Float argument alike.
 const rateMutation = (stars) => `mutation Rate($userId: Int!, $movieId: Int!) {
   rateMovie(userId: $userId, movieId: $movieId, rating: ${Number(stars)}) { rating }
+}`;
+const FEEDBACK = `mutation Feedback($userId: Int!, $impressionId: ID!, $movieId: Int!, $kind: FeedbackKind!) {
+  recordFeedback(userId: $userId, impressionId: $impressionId, movieId: $movieId, kind: $kind) { recordedAt }
 }`;
 const SEARCH = `query Search($search: String, $after: String) {
   movies(search: $search, first: 10, after: $after) {
@@ -100,8 +104,11 @@ function paint(group, given) {
   });
 }
 
-/** Return a movie's list item: title, year, genres, score, why, stars and a link to similar movies. */
-function movieItem(movie, { rank = null, score = null, source = null, because = [], average, isNew = false } = {}) {
+/** Return a movie's list item: title, year, genres, score, why, stars and a link to similar movies; with
+ * feedback ({userId, impressionId}, a user's list), opening the similar movies records a click. */
+function movieItem(movie, {
+  rank = null, score = null, source = null, because = [], average, isNew = false, feedback = null,
+} = {}) {
   const title = shortTitle(movie);
   const facts = [movie.genres.join(' · ') || 'no genre'];
   if (score !== null) facts.push(source === 'popularity' ? 'popular pick' : `score ${score.toFixed(3)}`);
@@ -118,7 +125,27 @@ function movieItem(movie, { rank = null, score = null, source = null, because = 
     el('div', { class: 'actions' },
       stars(movie, title),
       el('button', { type: 'button', class: 'secondary small', text: 'Similar', 'aria-label': `Similar to ${title}`,
-        onclick: () => showSimilar(movie, title) })));
+        onclick: () => {
+          if (feedback) recordFeedback({ ...feedback, movieId: movie.id, kind: 'CLICK' });
+          showSimilar(movie, title);
+        } })));
+}
+
+/** Tell the API what the user did with a movie of their list, without waiting: the feedback feeds the
+ * experiments' results, not this page, so a failure is logged and the page goes on. */
+function recordFeedback(variables) {
+  gql(FEEDBACK, variables).catch((error) => console.warn(`recordFeedback: ${describe(error)}`));
+}
+
+/** Say in the footer which model version served the list and, for a user's list, its impression: in an
+ * experiment the version may not be the active one the header names. */
+function showServed(recs) {
+  const served = $('#served');
+  served.replaceChildren();
+  if (!recs.length) return;
+  served.append(`This list: model version ${recs[0].modelVersion}`);
+  if (recs[0].impressionId) served.append(', impression ', el('code', { text: recs[0].impressionId }));
+  served.append('.');
 }
 
 /** Ask for the recommendations again and show them; with compare, mark what entered and say what left. */
@@ -144,9 +171,13 @@ async function refreshRecommendations({ compare = false, note = '' } = {}) {
   state.shown = new Map(recs.map((r) => [r.movie.id, shortTitle(r.movie)]));
   const fresh = compare ? recs.filter((r) => !before.has(r.movie.id)) : [];
   const gone = compare ? [...before].filter(([id]) => !state.shown.has(id)).map(([, title]) => title) : [];
+  // Only a user's list has an impression (a visitor's is not recorded); every item of it shares the one.
+  const impressionId = recs[0]?.impressionId;
+  const feedback = who.kind === 'user' && impressionId ? { userId: who.id, impressionId } : null;
   $('#recs-list').replaceChildren(...recs.map((r, i) => movieItem(r.movie, {
-    rank: i + 1, score: r.score, source: r.source, because: r.because, isNew: fresh.includes(r),
+    rank: i + 1, score: r.score, source: r.source, because: r.because, isNew: fresh.includes(r), feedback,
   })));
+  showServed(recs);
   const name = who.kind === 'user' ? `user ${who.id}` : 'you, a visitor';
   const years = filters.yearFrom ?? filters.yearTo ? `${filters.yearFrom ?? '…'}–${filters.yearTo ?? '…'}` : null;
   const within = [filters.genres?.[0], years].filter(Boolean).join(', ');
