@@ -4,9 +4,9 @@ without one, taking turns for --rounds rounds on bench/serve.py's stack (built o
 
 The treatment is a copy of the active version registered as a version of its own (same artifact,
 another id and Milvus collection): serving costs do not depend on what the weights hold. Each turn
-starts the API afresh (an experiment is started or stopped while no server holds Milvus Lite's file),
-asks every user once (a treatment user's first list is computed, then kept, as after any start), then
-drives it with wrk as bench/serve.py does. Reports median req/s, p50 and p99 both ways, their ratio,
+starts the API afresh (`movierec experiments` starts or stops the experiment while no server holds
+Milvus Lite's file), asks every user once (a treatment user's first list is computed, then kept, as
+after any start), then drives it with wrk as bench/serve.py does. Reports median req/s, p50 and p99 both ways, their ratio,
 and the impressions written and dropped (the server's metrics; every turn records impressions: the
 difference is the experiment alone).
 
@@ -15,7 +15,6 @@ difference is the experiment alone).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -31,11 +30,7 @@ from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.db import make_session_factory
-from api.errors import NotFound
 from api.experiments.models import Impression
-from api.experiments.service import start_experiment, stop_experiment
-from api.settings import Settings
-from api.vectors.store import VectorStore
 from api.versions.models import ModelVersion
 from api.versions.service import active_version, finish_version, start_version
 from bench.serve import (
@@ -79,22 +74,14 @@ def treatment_copy(sessions: sessionmaker) -> int:
     return version_id
 
 
-def set_experiment(sessions: sessionmaker, settings: Settings, treatment: int | None) -> None:
-    """Stop any running experiment, then start one of `treatment` on half the users (None: none)."""
-    with contextlib.suppress(NotFound):
-        stop_experiment(sessions=sessions, by=COPY_BY)
+def set_experiment(env: dict[str, str], treatment: int | None) -> None:
+    """Stop any running experiment, then start one of `treatment` on half the users (None: none), with
+    the command line: a process of its own, since Milvus Lite's file is one process's at a time."""
+    movierec = [sys.executable, "-m", "api.cli", "experiments"]
+    subprocess.run([*movierec, "stop"], env=env, cwd=ROOT, capture_output=True)  # none running: fine
     if treatment is not None:
-        store = VectorStore(settings.resolved_milvus_uri)
-        try:
-            start_experiment(
-                sessions=sessions,
-                store=store,
-                treatment_version_id=treatment,
-                treatment_share=0.5,
-                by=COPY_BY,
-            )
-        finally:
-            store.close()
+        start = [*movierec, "start", "--treatment", str(treatment), "--share", "0.5"]
+        subprocess.run(start, env=env, cwd=ROOT, check=True, capture_output=True)
 
 
 def ask_everyone(port: int, key: str, users: int) -> None:
@@ -138,9 +125,6 @@ def main() -> None:
     args.database, args.lists_as_they_are = DB_NAME, False
     db_url, env = stack_env(args, database=DB_NAME)
     prepare(args, env)
-    settings = Settings(
-        database_url=db_url, milvus_uri=env["MOVIEREC_MILVUS_URI"], var_dir=Path(env["MOVIEREC_VAR_DIR"])
-    )
     engine = create_engine(db_url)
     sessions = make_session_factory(engine)
     with engine.connect() as connection:
@@ -155,7 +139,7 @@ def main() -> None:
         for round_number in range(args.rounds):
             order = ("without", "with") if round_number % 2 == 0 else ("with", "without")
             for name in order:
-                set_experiment(sessions, settings, treatment if name == "with" else None)
+                set_experiment(env, treatment if name == "with" else None)
                 shutil.rmtree(metrics, ignore_errors=True)
                 metrics.mkdir(parents=True)
                 with sessions() as session:
@@ -192,7 +176,7 @@ def main() -> None:
                     flush=True,
                 )
     finally:
-        set_experiment(sessions, settings, None)
+        set_experiment(env, None)
         log.close()
         shutil.rmtree(metrics, ignore_errors=True)
         engine.dispose()
