@@ -6,9 +6,9 @@ The treatment is a copy of the active version registered as a version of its own
 another id and Milvus collection): serving costs do not depend on what the weights hold. Each turn
 starts the API afresh (`movierec experiments` starts or stops the experiment while no server holds
 Milvus Lite's file), asks every user once (a treatment user's first list is computed, then kept, as
-after any start), then drives it with wrk as bench/serve.py does. Reports median req/s, p50 and p99 both ways, their ratio,
-and the impressions written and dropped (the server's metrics; every turn records impressions: the
-difference is the experiment alone).
+after any start), then drives it with wrk as bench/serve.py does. Reports median req/s, p50 and p99
+both ways, their ratio, and the impressions written and dropped (the server's metrics; every turn
+records impressions: the difference is the experiment alone).
 
     .venv/bin/python bench/experiment_load.py --data-dir ../shared/datasets/ml-1m-head
 """
