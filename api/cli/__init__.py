@@ -1,4 +1,5 @@
-"""The `movierec` command: migrations, data import, training, model versions, API keys and serving."""
+"""The `movierec` command: migrations, data import, training, model versions, experiments, API keys
+and serving."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from api.access.scopes import SCOPES
-from api.cli import commands, serving
+from api.cli import commands, experiments, serving
 from api.errors import ServiceError
+from api.ids import parse_id
 from api.metrics import LOG_FORMAT
 from api.settings import Settings
 
@@ -25,6 +27,14 @@ def _command(
     parser = group.add_parser(name, help=about, description=handler.__doc__, **options)
     parser.set_defaults(handler=handler)
     return parser
+
+
+def _id(text: str) -> int:
+    """Return an id option's value; one no id column holds is argparse's usage error, not the database's."""
+    value = parse_id(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"not an id: {text}")
+    return value
 
 
 def _group(parent: Any, name: str, about: str) -> Any:
@@ -48,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     version = argparse.ArgumentParser(add_help=False)
-    version.add_argument("version", type=int, help="version id")
+    version.add_argument("version", type=_id, help="version id")
     listen = argparse.ArgumentParser(add_help=False)
     listen.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     listen.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -110,6 +120,30 @@ def build_parser() -> argparse.ArgumentParser:
     _command(versions, "keep", commands.cmd_versions_keep, about, parents=[quiet])
     about = "delete a version that is not active: row, collection, files"
     _command(versions, "delete", commands.cmd_versions_delete, about, parents=[version])
+
+    trials = _group(subcommands, "experiments", "A/B tests of model versions: start, stop, promote, report")
+    about = "serve a share of users from a succeeded version against the active one"
+    start = _command(trials, "start", experiments.cmd_experiments_start, about)
+    start.add_argument("--treatment", type=_id, required=True, metavar="VERSION", help="version id to try")
+    start.add_argument(
+        "--share", type=float, default=0.5, help="share of users it serves, between 0 and 1 (default 0.5)"
+    )
+    start.add_argument("--name", default="", help="what is tried (default: the two versions)")
+    start.add_argument(
+        "--days", type=float, metavar="N", help="end after N days (default: run until stopped)"
+    )
+    _command(trials, "stop", experiments.cmd_experiments_stop, "stop the running experiment")
+    about = "activate the running experiment's treatment for every user and keep its users' lists"
+    _command(trials, "promote", experiments.cmd_experiments_promote, about)
+    _command(trials, "list", experiments.cmd_experiments_list, "every experiment, newest first (* = running)")
+    about = "each arm's positive rate, their difference with its uncertainty, the sample-ratio check"
+    report = _command(trials, "report", experiments.cmd_experiments_report, about)
+    report.add_argument("--id", type=_id, help="experiment id (default: the running one, else the newest)")
+    report.add_argument("--json", action="store_true", help="print one JSON object, for scripts")
+    report.add_argument(
+        "--window", type=int, metavar="SECONDS",
+        help="how long after an impression feedback counts (default: MOVIEREC_EXPERIMENT_WINDOW_S)",
+    )  # fmt: skip
 
     keys = _group(subcommands, "keys", "API keys for back ends: create, list, revoke")
     create = _command(keys, "create", commands.cmd_keys_create, "a new key with scopes; printed once")

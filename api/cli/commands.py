@@ -207,10 +207,11 @@ def activate_and_keep(
             with sessions() as session:
                 if session.execute(select(func.count()).select_from(KeptList)).scalar_one():
                     return
-        _keep_lists(sessions, store, version_id, quiet=quiet)
+        keep_with_progress(sessions, store, version_id, quiet=quiet)
 
 
-def _keep_lists(sessions: sessionmaker, store: VectorStore, version_id: int, *, quiet: bool) -> None:
+def keep_with_progress(sessions: sessionmaker, store: VectorStore, version_id: int, *, quiet: bool) -> None:
+    """Keep every user's list for a version, with a progress bar, then say how many were kept."""
     from api.recommend.kept import Superseded, keep_version_lists
     from ml.progress import Progress, progress
 
@@ -247,7 +248,7 @@ def cmd_versions_keep(args: argparse.Namespace, settings: Settings) -> None:
     if active is None:
         raise CommandError("no version is active; run `movierec train`")
     with vector_store(settings) as store:
-        _keep_lists(sessions, store, active.id, quiet=args.quiet)
+        keep_with_progress(sessions, store, active.id, quiet=args.quiet)
 
 
 def cmd_versions_list(_args: argparse.Namespace, settings: Settings) -> None:

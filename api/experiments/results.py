@@ -87,12 +87,15 @@ def experiment_results(*, session: Session, experiment: Experiment, window_s: in
     in_experiment = Impression.experiment_id == experiment.id
     clicked: dict[int, set[int]] = defaultdict(set)  # impression -> movies clicked or watched in the window
     feedback = (
-        select(Feedback.impression_id, Feedback.movie_id)
+        select(Feedback.impression_id, Feedback.movie_id, Feedback.at, Impression.shown_at)
         .join(Impression, Impression.id == Feedback.impression_id)
-        .where(in_experiment, Feedback.kind.in_(POSITIVE_KINDS), Feedback.at <= Impression.shown_at + window)
+        .where(in_experiment, Feedback.kind.in_(POSITIVE_KINDS))
     )
-    for impression_id, movie_id in session.execute(feedback):
-        clicked[impression_id].add(movie_id)
+    # The window is compared here: SQLite and MySQL add a timedelta parameter to a DATETIME column
+    # as a number, not as an interval.
+    for impression_id, movie_id, at, shown_at in session.execute(feedback):
+        if at <= shown_at + window:
+            clicked[impression_id].add(movie_id)
     rated: dict[int, list[tuple[int, float, datetime]]] = defaultdict(list)
     users = select(Impression.user_id).where(in_experiment).distinct()
     ratings = select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at).where(
@@ -144,20 +147,14 @@ def compare(control: list[float], treatment: list[float]) -> Comparison | None:
     """Return the difference of means (treatment - control) with Welch's 95% interval and p-value."""
     if len(control) < 2 or len(treatment) < 2:
         return None
-    if np.ptp(control) == 0 and np.ptp(treatment) == 0:  # no variance: the test is undefined
-        difference = float(np.mean(treatment) - np.mean(control))
-        return Comparison(difference, difference, difference, 1.0 if difference == 0 else 0.0, None)
-    test = stats.ttest_ind(treatment, control, equal_var=False)
-    interval = test.confidence_interval(0.95)
     base = float(np.mean(control))
     difference = float(np.mean(treatment)) - base
-    return Comparison(
-        difference,
-        float(interval.low),
-        float(interval.high),
-        float(test.pvalue),
-        difference / base if base else None,
-    )
+    lift = difference / base if base else None
+    if np.ptp(control) == 0 and np.ptp(treatment) == 0:  # no variance: the test is undefined
+        return Comparison(difference, difference, difference, 1.0 if difference == 0 else 0.0, lift)
+    test = stats.ttest_ind(treatment, control, equal_var=False)
+    interval = test.confidence_interval(0.95)
+    return Comparison(difference, float(interval.low), float(interval.high), float(test.pvalue), lift)
 
 
 def sample_ratio(control: int, treatment: int, share: float) -> float | None:
