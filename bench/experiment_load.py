@@ -43,6 +43,7 @@ from bench.serve import (
     prepare,
     run_wrk,
     serve_command,
+    server_counts,
     stack_env,
     stack_parser,
     wait_ready,
@@ -156,10 +157,12 @@ def main() -> None:
                     ask_everyone(args.port, key, users)
                     url = f"http://127.0.0.1:{args.port}/graphql"
                     run_wrk(url, script, args.connections, 3, seed=1)
-                    start = impression_counts(args.port)
+                    start = impression_counts(args.port) | server_counts(args.port)
                     result = run_wrk(url, script, args.connections, args.duration, seed=2)
-                    end = impression_counts(args.port)
-                    result |= {f"impressions_{k}": end[k] - start[k] for k in end}
+                    end = impression_counts(args.port) | server_counts(args.port)
+                    result |= {f"impressions_{k}": end[k] - start[k] for k in ("written", "dropped", "lost")}
+                    result |= {k: end[k] - start[k] for k in ("kept", "computed")}
+                    result["errors"] += end["graphql_errors"] - start["graphql_errors"]
                 finally:
                     server.terminate()
                     server.wait(timeout=60)
@@ -172,7 +175,8 @@ def main() -> None:
                     f"round {round_number + 1} {name:>7} experiment: {result['req_per_s']:8.1f} req/s, "
                     f"p99 {result['p99_ms']:6.1f} ms, "
                     f"impressions written {result['impressions_written']:.0f}, "
-                    f"dropped {result['impressions_dropped']:.0f}, errors {result['errors']:.0f}",
+                    f"dropped {result['impressions_dropped']:.0f}, kept answers {result['kept']:.0f} of "
+                    f"{result['kept'] + result['computed']:.0f}, errors {result['errors']:.0f}",
                     flush=True,
                 )
     finally:
