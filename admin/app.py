@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from admin import actions, auth, keys, playground, views
+from admin import actions, auth, experiments, keys, playground, views
 from admin.auth import CSRF_KEY, SESSION_HOURS, SID_KEY, RequireLogin
 from admin.worker import reap_interrupted, stop_training
 from api.db import utcnow
@@ -76,6 +76,10 @@ def create_admin(settings: Settings) -> Starlette:
         Route("/runs/{version_id:int}", views.run, name="run"),
         Route("/runs/{version_id:int}/progress", views.run_progress, name="run_progress"),
         Route("/runs/{version_id:int}/activate", actions.activate_version, name="activate", methods=["POST"]),
+        Route("/experiments", experiments.page, name="experiments"),
+        Route("/experiments/start", experiments.start, name="experiment_start", methods=["POST"]),
+        Route("/experiments/stop", experiments.stop, name="experiment_stop", methods=["POST"]),
+        Route("/experiments/promote", experiments.promote, name="experiment_promote", methods=["POST"]),
         Route("/playground", playground.page, name="playground"),
         Route("/keys", keys.page, name="keys", methods=["GET"]),
         Route("/keys", keys.create, name="keys_create", methods=["POST"]),
