@@ -193,6 +193,13 @@ async def start(request: Request) -> Response:
     except ServiceError as error:
         return await refused(request, error, form)
     state.models.invalidate()
+    # Until its users' lists are kept, the treatment's requests compute; kept in seconds to a minute.
+    keep_in_background(
+        sessions=state.sessions,
+        store=state.store,
+        version_id=experiment.treatment_version_id,
+        experiment_id=experiment.id,
+    )
     ok = f"Experiment {experiment.id} started: {100 * experiment.treatment_share:g}% of users get version "
     ok += f"{experiment.treatment_version_id}, the others version {experiment.control_version_id}."
     return redirect(request, "admin:experiments", ok=ok)

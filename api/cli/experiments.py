@@ -28,9 +28,12 @@ def cmd_experiments_start(args: argparse.Namespace, settings: Settings) -> None:
         ends_at = None if args.days is None else utcnow() + timedelta(days=args.days)
     except (OverflowError, ValueError):  # not a number (nan), or past the calendar's end
         raise CommandError(f"--days {args.days:g} gives no date to end on") from None
+    from api.recommend.kept import keep_treatment_lists
+
+    sessions = batch_sessions(settings)
     with vector_store(settings) as store:
         row = start_experiment(
-            sessions=batch_sessions(settings),
+            sessions=sessions,
             store=store,
             treatment_version_id=args.treatment,
             treatment_share=args.share,
@@ -38,9 +41,11 @@ def cmd_experiments_start(args: argparse.Namespace, settings: Settings) -> None:
             ends_at=ends_at,
             by=f"cli:{getpass.getuser()}",
         )
-    versions = f"control version {row.control_version_id}, treatment version {row.treatment_version_id}"
-    share = f"for a share of {row.treatment_share:g} of users"
-    print(f"started experiment {row.id} ({row.name}): {versions} {share}, {_until(row)}")
+        versions = f"control version {row.control_version_id}, treatment version {row.treatment_version_id}"
+        share = f"for a share of {row.treatment_share:g} of users"
+        print(f"started experiment {row.id} ({row.name}): {versions} {share}, {_until(row)}")
+        kept = keep_treatment_lists(sessions=sessions, store=store, experiment_id=row.id)
+        print(f"kept the recommendations of {kept} treatment users with version {row.treatment_version_id}")
 
 
 def cmd_experiments_stop(_args: argparse.Namespace, settings: Settings) -> None:

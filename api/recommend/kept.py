@@ -1,5 +1,6 @@
-"""Every user's kept list, computed ahead through the pipeline when a version is activated, so that
-even a user's first request is answered from it (a list answers while its fingerprint matches)."""
+"""Every user's kept list, computed ahead through the pipeline when a version is activated (and, when
+an experiment starts, its treatment users' with the treatment version), so that even a user's first
+request is answered from it (a list answers while its fingerprint matches)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ from api.recommend.service import NO_FILTERS, RankMany, Sources, search_filter
 from api.users.models import User
 from api.vectors.store import MAX_TOPK, Hit, VectorStore
 from api.versions.jobs import KeptJob
-from api.versions.registry import ActiveModel, load_active_model
-from api.versions.service import active_version, get_version
+from api.versions.models import Experiment
+from api.versions.registry import ActiveModel, arm_of, load_active_model
+from api.versions.service import active_version, get_version, running_experiment
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # users per transaction of keep_lists
@@ -69,7 +71,14 @@ def keep_version_lists(
     try:
         with sessions() as session:
             model = load_active_model(get_version(session=session, version_id=version_id))
-        stored = anyio.run(lambda: keep_lists(sessions=sessions, store=store, model=model, progress=on_chunk))
+            # In an experiment of this version against another, its users are the control's.
+            experiment = running_experiment(session=session)
+            only = None
+            if experiment is not None and experiment.control_version_id == version_id:
+                only = in_arm(experiment, "control")
+        stored = anyio.run(
+            lambda: keep_lists(sessions=sessions, store=store, model=model, progress=on_chunk, only=only)
+        )
     except Superseded as superseded:
         job.finished("superseded", str(superseded))
         raise
@@ -80,12 +89,33 @@ def keep_version_lists(
     return stored
 
 
-def keep_in_background(*, sessions: sessionmaker, store: VectorStore, version_id: int) -> threading.Thread:
-    """Start keep_version_lists in a daemon thread (after the dashboard activates a version)."""
+def in_arm(experiment: Experiment, arm: str) -> Callable[[int], bool]:
+    return lambda user_id: arm_of(user_id, experiment.salt, experiment.treatment_share) == arm
+
+
+def keep_treatment_lists(*, sessions: sessionmaker, store: VectorStore, experiment_id: int) -> int:
+    """Keep the lists of an experiment's treatment users with its treatment version (the control's users
+    keep theirs); return how many were stored."""
+    with sessions() as session:
+        experiment = session.get(Experiment, experiment_id)
+        assert experiment is not None, f"experiment {experiment_id} does not exist"
+        model = load_active_model(get_version(session=session, version_id=experiment.treatment_version_id))
+    only = in_arm(experiment, "treatment")
+    return anyio.run(lambda: keep_lists(sessions=sessions, store=store, model=model, only=only))
+
+
+def keep_in_background(
+    *, sessions: sessionmaker, store: VectorStore, version_id: int, experiment_id: int | None = None
+) -> threading.Thread:
+    """Start keep_version_lists in a daemon thread (after the dashboard activates a version), or with an
+    experiment, keep_treatment_lists (after the dashboard starts it)."""
 
     def run() -> None:
         try:
-            keep_version_lists(sessions=sessions, store=store, version_id=version_id)
+            if experiment_id is not None:
+                keep_treatment_lists(sessions=sessions, store=store, experiment_id=experiment_id)
+            else:
+                keep_version_lists(sessions=sessions, store=store, version_id=version_id)
         except Superseded as superseded:  # recorded; the new version's own job keeps its lists
             log.info("stopped keeping the lists of version %d: %s", version_id, superseded)
         except Exception:  # recorded for the dashboard; requests compute until the lists exist
@@ -102,10 +132,12 @@ async def keep_lists(
     store: VectorStore,
     model: ActiveModel,
     progress: Callable[[int, int], None] | None = None,
+    only: Callable[[int], bool] | None = None,
 ) -> int:
-    """Compute and store the kept list of every user with ratings; return how many were stored. A
-    chunk of users is ranked together: in process (ExactIndex), else by batched searches (search_unrated)."""
-    user_ids = await to_thread.run_sync(_user_ids, sessions)
+    """Compute and store the kept list of every user with ratings (`only` those it accepts); return how
+    many were stored. A chunk of users is ranked together: in process (ExactIndex), else by batched
+    searches (search_unrated)."""
+    user_ids = [u for u in await to_thread.run_sync(_user_ids, sessions) if only is None or only(u)]
     length = model.model.history_length
     popular = Popularity(sessions.kw["bind"])  # never read: every user here has ratings
     stored = 0

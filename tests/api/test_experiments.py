@@ -23,6 +23,8 @@ from api.errors import BadUserInput, Conflict, NotFound
 from api.experiments.impressions import ImpressionRecorder, prune
 from api.experiments.models import Feedback, Impression
 from api.experiments.service import promote_treatment, start_experiment, stop_experiment
+from api.ratings.models import Rating
+from api.recommend.kept import keep_treatment_lists, keep_version_lists
 from api.vectors.store import VectorStore
 from api.versions.activation import activate
 from api.versions.models import Activation, Experiment
@@ -328,3 +330,37 @@ def test_a_movie_created_during_an_experiment_is_searchable_in_both_arms_collect
             assert created in store.vectors(f"movies_v{version}", [created])
     finally:
         store.close()
+
+
+def test_treatment_users_lists_are_kept_at_the_start_and_answer_their_first_request(
+    lab: Lab, experiment: Experiment
+) -> None:
+    store = VectorStore(lab.stack.settings.resolved_milvus_uri)
+    try:
+        stored = keep_treatment_lists(sessions=lab.sessions, store=store, experiment_id=experiment.id)
+    finally:
+        store.close()
+    with lab.sessions() as session:
+        raters = set(session.scalars(select(Rating.user_id).distinct()))
+    treated = sorted(u for u in raters if arm_of(u, experiment.salt, 0.5) == "treatment")
+    assert stored == len(treated)
+    kept = REGISTRY.get_sample_value("movierec_recommendation_answers_total", {"source": "kept"}) or 0.0
+    with lab.app() as client:
+        gql = GraphQL(client, lab.stack.api_key)
+        for user_id in treated[:5]:
+            assert {i["modelVersion"] for i in _recommend(gql, user_id)} == {lab.treatment}
+    assert REGISTRY.get_sample_value("movierec_recommendation_answers_total", {"source": "kept"}) == kept + 5
+
+
+def test_keeping_the_active_versions_lists_in_an_experiment_keeps_only_the_controls_users(
+    lab: Lab, experiment: Experiment
+) -> None:
+    store = VectorStore(lab.stack.settings.resolved_milvus_uri)
+    try:
+        assert lab.stack.version_id is not None
+        stored = keep_version_lists(sessions=lab.sessions, store=store, version_id=lab.stack.version_id)
+    finally:
+        store.close()
+    with lab.sessions() as session:
+        raters = set(session.scalars(select(Rating.user_id).distinct()))
+    assert stored == sum(arm_of(u, experiment.salt, 0.5) == "control" for u in raters) < len(raters)
