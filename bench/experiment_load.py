@@ -5,8 +5,9 @@ without one, taking turns for --rounds rounds on bench/serve.py's stack (built o
 The treatment is a copy of the active version registered as a version of its own (same artifact,
 another id and Milvus collection): serving costs do not depend on what the weights hold. Each turn
 starts the API afresh (`movierec experiments` starts or stops the experiment while no server holds
-Milvus Lite's file), asks every user once (a treatment user's first list is computed, then kept, as
-after any start), then drives it with wrk as bench/serve.py does. Reports median req/s, p50 and p99
+Milvus Lite's file; a start keeps the treatment users' lists), asks every user once (after a turn with
+the experiment, its treatment users' lists are the treatment's: their first request computes the
+control's again), then drives it with wrk as bench/serve.py does. Reports median req/s, p50 and p99
 both ways, their ratio, and the impressions written and dropped (the server's metrics; every turn
 records impressions: the difference is the experiment alone).
 
