@@ -3,6 +3,7 @@ that roll back after each test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -132,9 +133,9 @@ def engine(migrated_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    """Yield a session inside a transaction that is rolled back after the test."""
+@contextlib.contextmanager
+def rolled_back(engine: Engine) -> Iterator[Session]:
+    """Yield a session inside a transaction that is rolled back at the end."""
     with engine.connect() as connection:
         transaction = connection.begin()
         session = Session(bind=connection, join_transaction_mode="create_savepoint")
@@ -143,6 +144,13 @@ def session(engine: Engine) -> Iterator[Session]:
         finally:
             session.close()
             transaction.rollback()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    """Yield a session inside a transaction that is rolled back after the test."""
+    with rolled_back(engine) as session:
+        yield session
 
 
 @pytest.fixture

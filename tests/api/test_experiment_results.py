@@ -19,7 +19,7 @@ from api.movies.models import Movie
 from api.ratings.models import Rating
 from api.users.models import User
 from api.versions.models import Experiment
-from tests.conftest import DatabaseFactory, upgrade
+from tests.conftest import DatabaseFactory, rolled_back, upgrade
 
 START = datetime(2026, 3, 2, 9, 0, 0)
 WINDOW_S = 3600
@@ -38,14 +38,8 @@ def results_engine(database_factory: DatabaseFactory) -> Iterator[Engine]:
 
 @pytest.fixture
 def db(results_engine: Engine) -> Iterator[Session]:
-    with results_engine.connect() as connection:
-        transaction = connection.begin()
-        session = Session(bind=connection, join_transaction_mode="create_savepoint")
-        try:
-            yield session
-        finally:
-            session.close()
-            transaction.rollback()
+    with rolled_back(results_engine) as session:
+        yield session
 
 
 class Rows:
