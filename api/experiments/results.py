@@ -87,12 +87,15 @@ def experiment_results(*, session: Session, experiment: Experiment, window_s: in
     in_experiment = Impression.experiment_id == experiment.id
     clicked: dict[int, set[int]] = defaultdict(set)  # impression -> movies clicked or watched in the window
     feedback = (
-        select(Feedback.impression_id, Feedback.movie_id)
+        select(Feedback.impression_id, Feedback.movie_id, Feedback.at, Impression.shown_at)
         .join(Impression, Impression.id == Feedback.impression_id)
-        .where(in_experiment, Feedback.kind.in_(POSITIVE_KINDS), Feedback.at <= Impression.shown_at + window)
+        .where(in_experiment, Feedback.kind.in_(POSITIVE_KINDS))
     )
-    for impression_id, movie_id in session.execute(feedback):
-        clicked[impression_id].add(movie_id)
+    # The window is compared here, as the ratings' is: in SQL, a DATETIME plus an interval is
+    # arithmetic on numbers in SQLite and MySQL alike, which no feedback time passed.
+    for impression_id, movie_id, at, shown_at in session.execute(feedback):
+        if at <= shown_at + window:
+            clicked[impression_id].add(movie_id)
     rated: dict[int, list[tuple[int, float, datetime]]] = defaultdict(list)
     users = select(Impression.user_id).where(in_experiment).distinct()
     ratings = select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at).where(
