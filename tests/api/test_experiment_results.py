@@ -14,7 +14,7 @@ from api.users.models import User
 from api.versions.models import Experiment
 
 WINDOW_S = 3600
-SHOWN_AT = datetime(2026, 12, 7, 23, 30)  # the window crosses midnight
+SHOWN_AT = datetime(2026, 12, 7, 23, 30, 0, 600_000)  # the window crosses midnight
 
 
 def test_feedback_and_ratings_count_within_the_window_only(session: Session) -> None:
@@ -26,7 +26,7 @@ def test_feedback_and_ratings_count_within_the_window_only(session: Session) -> 
     session.add_all(Movie(id=m, title=f"Movie {m}") for m in (11, 12, 13))
     session.flush()
     # (arm, delay of the user's click, delay of a 5-star rating of a shown movie), one user each;
-    # None: nothing of that kind
+    # None: nothing of that kind. Ratings are stored to the second, as rateMovie stores them.
     users = {
         1: ("control", timedelta(seconds=5), None),
         2: ("control", timedelta(minutes=59), None),
@@ -34,6 +34,7 @@ def test_feedback_and_ratings_count_within_the_window_only(session: Session) -> 
         4: ("treatment", None, timedelta(minutes=30)),
         5: ("treatment", None, timedelta(hours=2)),  # too late
         6: ("treatment", None, None),
+        7: ("treatment", None, timedelta(seconds=0.3)),  # stored to the second: 23:30:00, before the list
     }
     for user_id, (arm, click, rating) in users.items():
         session.add(User(id=user_id))
@@ -47,13 +48,14 @@ def test_feedback_and_ratings_count_within_the_window_only(session: Session) -> 
             session.add(Feedback(impression_id=impression.id, user_id=user_id, movie_id=12, kind="click",
                                  at=SHOWN_AT + click))  # fmt: skip
         if rating is not None:
-            session.add(Rating(user_id=user_id, movie_id=13, rating=5.0, rated_at=SHOWN_AT + rating))
+            session.add(Rating(user_id=user_id, movie_id=13, rating=5.0,
+                               rated_at=(SHOWN_AT + rating).replace(microsecond=0)))  # fmt: skip
     session.flush()
 
     results = experiment_results(session=session, experiment=experiment, window_s=WINDOW_S)
 
     control, treatment = results.arms["control"], results.arms["treatment"]
     assert (control.users, control.impressions, control.positive_impressions) == (3, 3, 2)
-    assert (treatment.users, treatment.impressions, treatment.positive_impressions) == (3, 3, 1)
-    assert control.positive_rate == 2 / 3 and treatment.positive_rate == 1 / 3
-    assert treatment.mean_rating == 5.0  # the late rating is outside the window too
+    assert (treatment.users, treatment.impressions, treatment.positive_impressions) == (4, 4, 2)
+    assert control.positive_rate == 2 / 3 and treatment.positive_rate == 2 / 4
+    assert treatment.ratings == [5.0, 5.0]  # the late one is outside the window
