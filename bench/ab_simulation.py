@@ -176,6 +176,7 @@ def copy_version(stack: Stack, version_id: int, model_dir: Path) -> int:
 
 
 def start(stack: Stack, treatment: int, name: str) -> Experiment:
+    """Start an experiment of a version against the active one, on SHARE of the users."""
     experiment = start_experiment(
         sessions=stack.sessions, store=stack.store, treatment_version_id=treatment, treatment_share=SHARE,
         name=name, by="bench",
@@ -310,7 +311,7 @@ def run_aa(args: argparse.Namespace, stack: Stack, behaviour: Behaviour, copy: i
         looked = look(stack, experiment, tally)
         stop_experiment(sessions=stack.sessions, by="bench")
         row = {"seed": seed, "experiment_id": experiment.id} | brief(looked)
-        row |= {k: looked[k] for k in ("requests", "sample_ratio_ok", "errors")}
+        row |= {k: looked[k] for k in ("requests", "clicks", "ratings", "sample_ratio_ok", "errors")}
         row["mismatches"] = mismatches(looked, tally)
         seeds.append(row)
         problems = f"; mismatches {row['mismatches']}" if row["mismatches"] else ""
@@ -458,7 +459,9 @@ def report(summary: dict[str, Any]) -> None:
     problems = ab["mismatches"] + [m for s in aa["seeds"] for m in s["mismatches"]]
     print(f"results against the simulated users: {len(problems)} mismatches {problems[:5]}")
     aa_errors = sum((Counter(s["errors"]) for s in aa["seeds"]), Counter())
-    print(f"errors: A/B {ab['final']['errors']}, A/A {dict(aa_errors)}; {summary['seconds']['total']:.0f} s")
+    aa_clicks = sum(s["clicks"] for s in aa["seeds"])
+    print(f"errors: A/B {ab['final']['errors']} beside {ab['final']['clicks']} clicks recorded, A/A "
+          f"{dict(aa_errors)} beside {aa_clicks}; {summary['seconds']['total']:.0f} s in all")  # fmt: skip
 
 
 if __name__ == "__main__":
