@@ -127,7 +127,11 @@ class HiddenTastes:
         return np.asarray(user_ids) - 1, rows
 
     def save(self, path: Path) -> None:
-        np.savez(path, **{name: np.asarray(value) for name, value in vars(self).items()})
+        np.savez(
+            path, movie_ids=self.movie_ids, user_taste=self.user_taste, movie_taste=self.movie_taste,
+            affinity_mean=self.affinity_mean, affinity_scale=self.affinity_scale, user_bias=self.user_bias,
+            quality=self.quality, thresholds=self.thresholds,
+        )  # fmt: skip
 
     @classmethod
     def load(cls, directory: Path) -> HiddenTastes:
