@@ -24,6 +24,9 @@ from api.versions.models import Experiment
 
 LIKED = 4.0  # stars from which a rating of a shown movie is positive feedback
 SRM_ALPHA = 0.001  # a sample-ratio p-value below this says the split is broken
+# Ratings are stored to the second (api/ratings/writes.py), and MySQL's DATETIME may round a list's
+# time up to the next second: a rating made within a second of the list can read as before it.
+CLOCK_GRAIN = timedelta(seconds=1)
 
 
 @dataclass
@@ -99,7 +102,7 @@ def experiment_results(*, session: Session, experiment: Experiment, window_s: in
     rated: dict[int, list[tuple[int, float, datetime]]] = defaultdict(list)
     users = select(Impression.user_id).where(in_experiment).distinct()
     ratings = select(Rating.user_id, Rating.movie_id, Rating.rating, Rating.rated_at).where(
-        Rating.user_id.in_(users), Rating.rated_at >= experiment.started_at
+        Rating.user_id.in_(users), Rating.rated_at >= experiment.started_at - CLOCK_GRAIN
     )
     for user_id, movie_id, stars, at in session.execute(ratings):
         rated[user_id].append((movie_id, float(stars), at))
@@ -117,7 +120,7 @@ def experiment_results(*, session: Session, experiment: Experiment, window_s: in
         result.shown |= movies
         positive = bool(clicked.get(impression_id, set()) & movies)
         for movie_id, stars, at in rated.get(user_id, ()):
-            if movie_id in movies and shown_at <= at <= shown_at + window:
+            if movie_id in movies and shown_at - CLOCK_GRAIN <= at <= shown_at + window:
                 positive = positive or stars >= LIKED
                 if (user_id, movie_id) not in counted:
                     counted.add((user_id, movie_id))

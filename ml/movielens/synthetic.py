@@ -1,11 +1,13 @@
 """Deterministic synthetic data in the ML-1M file format, with taste structure a model can learn; on
-request, with descriptions and tags that carry the movies' tastes, in the generic CSV layout."""
+request, with descriptions and tags that carry the movies' tastes, in the generic CSV layout, and the
+hidden tastes themselves, so that a simulation can ask how much a user likes any movie."""
 
 from __future__ import annotations
 
 import csv
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,58 @@ _DESCRIBED_SHARE = 0.85  # movies with a description; the others have none (and 
 
 _USER_CHUNK = 512  # users whose choice keys are drawn at once; bounds memory at chunk x movies floats
 _CHOICE_TASTE = 1.5  # weight of taste against log popularity when a user picks the next movie
+_STAR_NOISE = 0.8  # spread of a rating's score around its user's taste, bias and the movie's quality
+HIDDEN_FILE = "hidden.npz"  # the hidden tastes, beside the data files (write_synthetic's `hidden`)
+
+
+@dataclass(frozen=True)
+class HiddenTastes:
+    """What made the ratings and is not in the data files: every user's and movie's taste vector, and
+    the biases and star thresholds that turned taste into stars."""
+
+    movie_ids: IntArray  # (movies,) ascending, the ids the data files give the rows below
+    user_taste: FloatArray  # (users, TASTE_DIM); user id u is row u - 1
+    movie_taste: FloatArray  # (movies, TASTE_DIM)
+    affinity_mean: float  # of user . movie over every pair, which affinity standardises by
+    affinity_scale: float
+    user_bias: FloatArray  # (users,) how generously each user rates
+    quality: FloatArray  # (movies,) how well each movie is liked by everyone
+    thresholds: FloatArray  # (4,) scores from which a rating has 2, 3, 4 and 5 stars
+
+    def affinity(self, user_ids: IntArray, movie_ids: IntArray) -> FloatArray:
+        """Return each (user id, movie id) pair's standardised taste match, by which users chose what
+        they watched (about zero mean and unit spread over all pairs)."""
+        users, movies = self._rows(user_ids, movie_ids)
+        match = np.einsum("ij,ij->i", self.user_taste[users], self.movie_taste[movies])
+        return (match - self.affinity_mean) / self.affinity_scale
+
+    def stars(self, rng: np.random.Generator, user_ids: IntArray, movie_ids: IntArray) -> IntArray:
+        """Return 1-5 stars each user would give each movie, drawn as the generator drew the ratings."""
+        users, movies = self._rows(user_ids, movie_ids)
+        scores = _star_scores(
+            rng, self.affinity(user_ids, movie_ids), self.user_bias[users], self.quality[movies]
+        )
+        return 1 + np.searchsorted(self.thresholds, scores).astype(np.int64)
+
+    def _rows(self, user_ids: IntArray, movie_ids: IntArray) -> tuple[IntArray, IntArray]:
+        rows = np.minimum(np.searchsorted(self.movie_ids, movie_ids), self.movie_ids.size - 1)
+        if np.any(self.movie_ids[rows] != movie_ids):
+            raise ValueError("a movie id is not one of the generated movies")
+        return np.asarray(user_ids) - 1, rows
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path, movie_ids=self.movie_ids, user_taste=self.user_taste, movie_taste=self.movie_taste,
+            affinity_mean=self.affinity_mean, affinity_scale=self.affinity_scale, user_bias=self.user_bias,
+            quality=self.quality, thresholds=self.thresholds,
+        )  # fmt: skip
+
+    @classmethod
+    def load(cls, directory: Path) -> HiddenTastes:
+        """Return the hidden tastes write_synthetic(hidden=True) wrote into directory."""
+        with np.load(directory / HIDDEN_FILE) as saved:
+            arrays = {name: saved[name] for name in saved.files}
+        return cls(**arrays | {name: float(arrays[name]) for name in ("affinity_mean", "affinity_scale")})
 
 
 def write_synthetic(
@@ -95,9 +149,11 @@ def write_synthetic(
     ratings_per_user: tuple[int, int] = (20, 120),
     seed: int = 0,
     text: bool = False,
+    hidden: bool = False,
 ) -> Path:
     """Write users.dat, movies.dat and ratings.dat in the ML-1M format into directory and return it;
-    with text, the same data in the generic CSV layout, plus descriptions and tags drawn from taste."""
+    with text, the same data in the generic CSV layout, plus descriptions and tags drawn from taste;
+    with hidden, the tastes that made the ratings too (HIDDEN_FILE, read by HiddenTastes.load)."""
     low, high = ratings_per_user
     if users < 1 or movies < 1:
         raise ValueError(f"need at least one user and one movie, not {users} users and {movies} movies")
@@ -123,7 +179,7 @@ def write_synthetic(
     counts = low + np.floor((high - low + 1) * rng.beta(0.7, 2.0, size=users)).astype(np.int64)
     counts = np.minimum(counts, high)
     rater, movie = _choices(rng, user_taste, movie_taste, log_popularity, counts)
-    stars = _stars(rng, user_taste, movie_taste, log_popularity, rater, movie)
+    stars, tastes = _stars(rng, user_taste, movie_taste, log_popularity, rater, movie, movie_ids)
     timestamps = _timestamps(rng, counts)
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -148,6 +204,8 @@ def write_synthetic(
         _write(directory / "users.dat", user_rows)
         _write(directory / "movies.dat", zip(movie_ids.tolist(), titles, genres, strict=True))
         _write(directory / "ratings.dat", rating_rows)
+    if hidden:
+        tastes.save(directory / HIDDEN_FILE)
     return directory
 
 
@@ -302,16 +360,26 @@ def _stars(
     log_popularity: FloatArray,
     rater: IntArray,
     movie: IntArray,
-) -> IntArray:
-    """Return 1-5 stars from taste match, user and movie biases and noise, with ML-1M's star shares."""
+    movie_ids: IntArray,
+) -> tuple[IntArray, HiddenTastes]:
+    """Return 1-5 stars from taste match, user and movie biases and noise, with ML-1M's star shares,
+    and the tastes, biases and thresholds that gave them."""
     mean, scale = _affinity_scale(user_taste, movie_taste)
     affinity = (np.einsum("ij,ij->i", user_taste[rater], movie_taste[movie]) - mean) / scale
     user_bias: FloatArray = 0.4 * rng.normal(size=int(user_taste.shape[0]))
     quality: FloatArray = 0.5 * rng.normal(size=int(movie_taste.shape[0]))
     quality += 0.1 * (log_popularity - log_popularity.mean())  # popular films are a little better liked
-    score = affinity + user_bias[rater] + quality[movie] + 0.8 * rng.normal(size=rater.shape[0])
+    score = _star_scores(rng, affinity, user_bias[rater], quality[movie])
     thresholds = np.quantile(score, np.cumsum(_STAR_SHARES)[:-1])
-    return 1 + np.searchsorted(thresholds, score).astype(np.int64)
+    tastes = HiddenTastes(movie_ids, user_taste, movie_taste, mean, scale, user_bias, quality, thresholds)
+    return 1 + np.searchsorted(thresholds, score).astype(np.int64), tastes
+
+
+def _star_scores(
+    rng: np.random.Generator, affinity: FloatArray, user_bias: FloatArray, quality: FloatArray
+) -> FloatArray:
+    """Return the score each rating's stars are cut from: taste match, biases and noise."""
+    return affinity + user_bias + quality + _STAR_NOISE * rng.normal(size=affinity.shape[0])
 
 
 def _timestamps(rng: np.random.Generator, counts: IntArray) -> IntArray:

@@ -12,7 +12,7 @@ import pytest
 from ml.features import text_tokens
 from ml.movielens.format import GENRES, Dataset, Ratings
 from ml.movielens.layouts import load, load_ml1m
-from ml.movielens.synthetic import FIRST_TIMESTAMP, LAST_TIMESTAMP, write_synthetic
+from ml.movielens.synthetic import FIRST_TIMESTAMP, HIDDEN_FILE, LAST_TIMESTAMP, HiddenTastes, write_synthetic
 
 FILES = ("users.dat", "movies.dat", "ratings.dat")
 
@@ -59,6 +59,30 @@ def test_ml1m_size_is_reached(tmp_path: Path) -> None:
 def test_users_may_rate_every_movie(tmp_path: Path) -> None:
     data = load_ml1m(write_synthetic(tmp_path, users=10, movies=12, ratings_per_user=(12, 50)))
     assert np.all(np.bincount(data.ratings.user_id)[1:] == 12)
+
+
+def test_hidden_tastes_leave_the_data_as_it_was(tmp_path: Path) -> None:
+    plain = write_synthetic(tmp_path / "a", users=120, movies=90, seed=7)
+    with_tastes = write_synthetic(tmp_path / "b", users=120, movies=90, seed=7, hidden=True)
+    assert digests(plain) == digests(with_tastes)
+    assert not (plain / HIDDEN_FILE).exists() and (with_tastes / HIDDEN_FILE).is_file()
+
+
+def test_hidden_tastes_are_what_made_the_ratings(tmp_path: Path) -> None:
+    directory = write_synthetic(tmp_path, users=300, movies=150, seed=4, hidden=True)
+    tastes, ratings = HiddenTastes.load(directory), load_ml1m(directory).ratings
+    rng = np.random.default_rng(0)
+    strangers = tastes.affinity(rng.integers(1, 301, 20_000), rng.choice(tastes.movie_ids, 20_000))
+    assert abs(strangers.mean()) < 0.05 and abs(strangers.std() - 1) < 0.05  # standardised over pairs
+    # users chose movies by taste: the pairs rated match far better than pairs drawn at random
+    assert tastes.affinity(ratings.user_id, ratings.movie_id).mean() > 0.5
+    stars = tastes.stars(rng, ratings.user_id, ratings.movie_id)
+    assert np.all(
+        np.abs(np.bincount(stars, minlength=6)[1:] / stars.size - [0.056, 0.108, 0.261, 0.349, 0.226]) < 0.02
+    )
+    assert np.corrcoef(stars, ratings.rating)[0, 1] > 0.5  # drawn again with other noise: alike, not equal
+    with pytest.raises(ValueError, match="not one of the generated movies"):
+        tastes.affinity(np.asarray([1]), np.asarray([tastes.movie_ids.max() + 1]))
 
 
 def test_impossible_arguments_are_refused(tmp_path: Path) -> None:
