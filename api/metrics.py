@@ -35,7 +35,7 @@ class BufferedAccessHandler(logging.StreamHandler):
         super().__init__(stream)
         self.interval = interval
         self._ticker: threading.Thread | None = None
-        self._closed = threading.Event()
+        self._stop = threading.Event()  # not _closed: logging.Handler.close sets that to True
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._ticker is None:
@@ -47,12 +47,12 @@ class BufferedAccessHandler(logging.StreamHandler):
         """Nothing: StreamHandler.emit calls this after every line; the ticker and close flush."""
 
     def close(self) -> None:
-        self._closed.set()
+        self._stop.set()
         super().flush()
         super().close()
 
     def _tick(self) -> None:
-        while not self._closed.wait(self.interval):
+        while not self._stop.wait(self.interval):
             super().flush()
 
 
