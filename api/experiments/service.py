@@ -22,6 +22,10 @@ from ml.serving import LoadedModel
 NAME_CHARS = 128
 
 
+class UnknownImpression(NotFound):
+    """No such impression: not written yet when another process served it moments ago, else none."""
+
+
 def check_share(share: float) -> float:
     if not 0 < share < 1:
         raise BadUserInput(f"the treatment's share of users must be between 0 and 1 (exclusive), not {share}")
@@ -140,7 +144,7 @@ def record_feedback(
         raise BadUserInput(f"kind must be one of {', '.join(FEEDBACK_KINDS)}")
     impression = session.get(Impression, impression_id)
     if impression is None:
-        raise NotFound(f"impression {impression_id} does not exist")
+        raise UnknownImpression(f"impression {impression_id} does not exist")
     if impression.user_id != user_id:
         raise Forbidden(f"impression {impression_id} was shown to another user")
     if str(movie_id) not in impression.movie_ids.split(","):

@@ -13,11 +13,12 @@ from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from api.db import from_epoch
 from api.errors import BadUserInput, NotFound
 from api.experiments.impressions import IMPRESSION_ID_MAX
-from api.experiments.service import record_feedback
+from api.experiments.service import UnknownImpression, record_feedback
 from api.graphql.context import Info
 from api.graphql.movies import Movie, Recommendation, recommend
 from api.graphql.operation import ClosedOperationHooks, OperationHooks
@@ -286,12 +287,19 @@ class Mutation:
         if impression is None:
             raise NotFound(f"impression {impression_id[:24]!r} does not exist")
         await info.context.state.impressions.written(impression)  # one this process still has queued
-        row = await info.context.run(
-            lambda s: record_feedback(
-                session=s, user_id=user_id, impression_id=impression, movie_id=movie_id, kind=kind.value
-            ),
-            write=True,
-        )
+        # Another process's impression lands within one batch write of its answer: look a few times.
+        async for attempt in AsyncRetrying(**IMPRESSION_LANDING):
+            with attempt:
+                row = await info.context.run(
+                    lambda s: record_feedback(
+                        session=s,
+                        user_id=user_id,
+                        impression_id=impression,
+                        movie_id=movie_id,
+                        kind=kind.value,
+                    ),
+                    write=True,
+                )
         return Feedback(impression_id=impression_id, movie_id=movie_id, kind=kind, recorded_at=row.at)
 
     @strawberry.mutation(
@@ -334,6 +342,14 @@ class Mutation:
         # The minting key goes in the token: revoking the key ends the token (api.access.backend).
         token, expires = state.access.mint(user_id, info.context.caller.key_id, ttl_seconds)
         return UserToken(token=token, user_id=user_id, expires_at=from_epoch(expires))
+
+
+IMPRESSION_LANDING: dict[str, Any] = {
+    "retry": retry_if_exception_type(UnknownImpression),
+    "stop": stop_after_attempt(4),
+    "wait": wait_exponential(multiplier=0.05, max=0.2),  # 0.05, 0.1, 0.2 s: four reads at most
+    "reraise": True,
+}
 
 
 class Schema(strawberry.Schema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -364,3 +365,28 @@ def test_keeping_the_active_versions_lists_in_an_experiment_keeps_only_the_contr
     with lab.sessions() as session:
         raters = set(session.scalars(select(Rating.user_id).distinct()))
     assert stored == sum(arm_of(u, experiment.salt, 0.5) == "control" for u in raters) < len(raters)
+
+
+def test_feedback_on_an_impression_another_process_is_still_writing_is_recorded(
+    lab: Lab, experiment: Experiment
+) -> None:
+    """With several workers a click may reach one before the worker that served the list has written
+    its impression: the mutation looks again for a moment instead of answering NOT_FOUND."""
+    impression_id = 8_000_001
+
+    def serve_elsewhere() -> None:
+        time.sleep(0.05)
+        with lab.sessions.begin() as session:
+            session.add(
+                Impression(id=impression_id, user_id=6, version_id=1, movie_ids="1,2,3", shown_at=utcnow())
+            )
+
+    with lab.app() as client:
+        gql = GraphQL(client, lab.stack.api_key)
+        writer = threading.Thread(target=serve_elsewhere)
+        writer.start()
+        try:
+            recorded = gql.data(FEEDBACK, u=6, i=str(impression_id), m=2, k="CLICK")["recordFeedback"]
+        finally:
+            writer.join()
+    assert recorded["movieId"] == 2 and lab.count(Feedback, impression_id=impression_id) == 1
