@@ -346,8 +346,8 @@ class Mutation:
 
 IMPRESSION_LANDING: dict[str, Any] = {
     "retry": retry_if_exception_type(UnknownImpression),
-    "stop": stop_after_attempt(4),
-    "wait": wait_exponential(multiplier=0.05, max=0.2),  # 0.05, 0.1, 0.2 s: four reads at most
+    "stop": stop_after_attempt(6),
+    "wait": wait_exponential(multiplier=0.05, max=0.2),  # 0.05, 0.1, 0.2, 0.2, 0.2 s: six reads at most
     "reraise": True,
 }
 
