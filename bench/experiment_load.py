@@ -7,9 +7,11 @@ another id and Milvus collection): serving costs do not depend on what the weigh
 starts the API afresh (`movierec experiments` starts or stops the experiment while no server holds
 Milvus Lite's file; a start keeps the treatment users' lists), asks every user once (after a turn with
 the experiment, its treatment users' lists are the treatment's: their first request computes the
-control's again), then drives it with wrk as bench/serve.py does. Reports median req/s, p50 and p99
-both ways, their ratio, and the impressions written and dropped (the server's metrics; every turn
-records impressions: the difference is the experiment alone).
+control's again), then drives it with wrk as bench/serve.py does. Both record every list as an
+impression: their ratio is the experiment's cost alone. A third turn, without an experiment and with
+MOVIEREC_IMPRESSION_QUEUE=0 (nothing recorded), is the bound recording is measured against. Reports
+median req/s, p50 and p99 of each, the ratios, and the impressions written and dropped (the server's
+metrics).
 
     .venv/bin/python bench/experiment_load.py --data-dir ../shared/datasets/ml-1m-head
 """
@@ -136,10 +138,12 @@ def main() -> None:
     script = LUA.replace("USERS", str(users)).replace("API_KEY", key)
     log = (Path(args.work_dir) / "experiment_load.log").open("w")
     metrics = Path(args.work_dir) / "experiment-metrics"
-    turns: dict[str, list[dict[str, float]]] = {"without": [], "with": []}
+    # unrecorded: no experiment and MOVIEREC_IMPRESSION_QUEUE=0, what recording impressions costs
+    turns: dict[str, list[dict[str, float]]] = {"without": [], "with": [], "unrecorded": []}
+    extra = {"unrecorded": {"MOVIEREC_IMPRESSION_QUEUE": "0"}}
     try:
         for round_number in range(args.rounds):
-            order = ("without", "with") if round_number % 2 == 0 else ("with", "without")
+            order = ("without", "with", "unrecorded")[:: 1 if round_number % 2 == 0 else -1]
             for name in order:
                 set_experiment(env, treatment if name == "with" else None)
                 shutil.rmtree(metrics, ignore_errors=True)
@@ -148,7 +152,12 @@ def main() -> None:
                     before = session.scalar(select(func.count()).select_from(Impression)) or 0
                 server = subprocess.Popen(
                     serve_command(args, args.port),
-                    env={**env, **LOAD_RATES, "PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+                    env={
+                        **env,
+                        **LOAD_RATES,
+                        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+                        **extra.get(name, {}),
+                    },
                     cwd=ROOT,
                     stdout=log,
                     stderr=log,
@@ -199,6 +208,9 @@ def main() -> None:
     }
     ratios = [w["req_per_s"] / o["req_per_s"] for w, o in zip(turns["with"], turns["without"], strict=True)]
     ratio = float(np.median(ratios))
+    recording = [
+        o["req_per_s"] / u["req_per_s"] for o, u in zip(turns["without"], turns["unrecorded"], strict=True)
+    ]
     print(
         f"\nwithout an experiment: {summary['without']['req_per_s']:.1f} req/s, "
         f"p99 {summary['without']['p99_ms']:.1f} ms"
@@ -212,6 +224,11 @@ def main() -> None:
         f"impressions dropped with the experiment: {summary['with']['impressions_dropped']:.0f} of "
         f"{summary['with']['impressions_written'] + summary['with']['impressions_dropped']:.0f}"
     )
+    print(
+        f"recording impressions: {summary['unrecorded']['req_per_s']:.1f} req/s without, "
+        f"p99 {summary['unrecorded']['p99_ms']:.1f} ms; recorded / unrecorded {np.median(recording):.3f} "
+        f"(rounds: {', '.join(f'{r:.3f}' for r in recording)})"
+    )
     out = {
         "command": "bench/experiment_load.py " + " ".join(sys.argv[1:]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -223,6 +240,8 @@ def main() -> None:
         "summary": summary,
         "ratio": ratio,
         "ratio_rounds": ratios,
+        "recorded_over_unrecorded": float(np.median(recording)),
+        "recorded_over_unrecorded_rounds": recording,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "experiment_load.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -23,6 +23,7 @@ RECORDED = Counter("movierec_impressions_total", "Impressions by what became of 
 WRITTEN, DROPPED, LOST = RECORDED.labels("written"), RECORDED.labels("dropped"), RECORDED.labels("lost")
 IMPRESSION_ID_MAX = 2**63 - 1  # ids are random below it: a BIGINT
 BATCH = 1000  # rows of one insert at most
+LINGER_S = 0.1  # how long the writer lets a batch gather: a transaction a tenth of a second, not a request
 PRUNE_CHUNK = 5000  # impressions deleted a transaction
 
 Rows = list[dict[str, object]]
@@ -39,6 +40,7 @@ class ImpressionRecorder:
         self._pending: set[int] = set()  # queued or being written
         self._written = asyncio.Event()  # set after each batch
         self._writing: asyncio.Future[None] | None = None  # the batch being written
+        self._held: Rows = []  # taken from the queue, gathering a batch
 
     def record(
         self,
@@ -74,16 +76,21 @@ class ImpressionRecorder:
     async def run(self) -> None:
         """Write what has queued, in batches, until cancelled."""
         while True:
-            rows = [await self.queue.get()]
-            self._writing = asyncio.ensure_future(self._write(rows + self._take(BATCH - 1)))
+            self._held.append(await self.queue.get())
+            await asyncio.sleep(LINGER_S)
+            rows, self._held = self._held + self._take(BATCH - len(self._held)), []
+            self._writing = asyncio.ensure_future(self._write(rows))
             await asyncio.shield(self._writing)  # cancelling `run` leaves the batch to finish (close)
 
     async def close(self) -> None:
-        """Write every impression still queued (at shutdown, after `run` is cancelled)."""
+        """Write every impression still held or queued (at shutdown, after `run` is cancelled)."""
         if self._writing is not None:
             await self._writing
-        while rows := self._take(BATCH):
+        rows, self._held = self._held, []
+        rows += self._take(BATCH - len(rows))
+        while rows:
             await self._write(rows)
+            rows = self._take(BATCH)
 
     def _take(self, n: int) -> Rows:
         rows: Rows = []

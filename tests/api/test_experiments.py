@@ -390,3 +390,26 @@ def test_feedback_on_an_impression_another_process_is_still_writing_is_recorded(
         finally:
             writer.join()
     assert recorded["movieId"] == 2 and lab.count(Feedback, impression_id=impression_id) == 1
+
+
+def test_stopping_the_writer_while_a_batch_gathers_writes_that_batch() -> None:
+    async def shut_down_while_gathering() -> tuple[list[int | None], list[int]]:
+        written: list[int] = []
+
+        async def write(rows: list[dict[str, object]]) -> None:
+            written.extend(int(row["id"]) for row in rows)  # type: ignore[call-overload]
+
+        recorder = ImpressionRecorder(write, capacity=10)
+        shown = {"user_id": 1, "version_id": 1, "movie_ids": [1, 2], "experiment_id": None, "arm": None}
+        ids = [recorder.record(**shown) for _ in range(2)]  # type: ignore[arg-type]
+        writer = asyncio.create_task(recorder.run())
+        while recorder.queue.qsize() == 2:  # the writer has taken the first and waits for more
+            await asyncio.sleep(0)
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        assert written == []  # nothing was written before the shutdown
+        await recorder.close()
+        return ids, written
+
+    ids, written = asyncio.run(shut_down_while_gathering())
+    assert None not in ids and sorted(written) == sorted(ids)  # type: ignore[type-var]
