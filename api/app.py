@@ -185,6 +185,8 @@ def warm_up(state: AppState) -> None:
             active = state.models.get(session)
         if active is not None:  # its collection too: the first request must not wait for that
             state.store.load(active.collection)
+        if state.models.experiment is not None:  # a running experiment's treatment, read with it
+            state.store.load(state.models.experiment.treatment.collection)
     except Exception as error:  # a database or Milvus that is down must not stop the API from starting
         log.warning("could not load the active model at startup: %s", error)
     gc.collect()
