@@ -70,9 +70,18 @@ class MilvusServer:
                 time.sleep(0.5)
 
     def pause(self) -> None:
-        """Freeze every process of the server (SIGSTOP): it stops answering, connections stay open."""
+        """Freeze every process of the server (SIGSTOP): it stops answering, connections stay open.
+        Returns once the kernel shows each one stopped: a signal is delivered, not handled, on return."""
         assert self._process is not None
-        os.killpg(self._process.pid, signal.SIGSTOP)
+        group = self._process.pid
+        os.killpg(group, signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            states = [stat.split(")")[-1].split()[0] for stat in _group_stats(group)]
+            if states and all(state in "Tt" for state in states):
+                return
+            time.sleep(0.01)
+        raise AssertionError("the Milvus server's processes did not all stop")
 
     def resume(self) -> None:
         """Let a paused server go on (SIGCONT)."""
@@ -110,3 +119,17 @@ def milvus_lite_pids(db_file: Path) -> list[int]:
             if any(arg.endswith(b"/milvus") for arg in argv[:1]) and str(db_file).encode() in argv:
                 pids.append(int(entry.name))
     return pids
+
+
+def _group_stats(group: int) -> list[str]:
+    """Return /proc/<pid>/stat of every process in a process group (its state follows the name)."""
+    stats = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat.split(")")[-1].split()[2]) == group:
+                stats.append(stat)
+    return stats
