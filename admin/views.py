@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from admin import forms
+from admin.params import grouped
 from admin.service import collection_stats, collections, counts, database_ok
 from api.ids import parse_id
 from api.state import AppState
@@ -111,7 +112,8 @@ def runs(request: Request) -> Response:
 def run(request: Request) -> Response:
     with state_of(request).sessions() as session:
         version = _version(session, request)
-        return render(request, "run.html", v=version, progress=progress_of(version))
+        groups = grouped(version.params)
+        return render(request, "run.html", v=version, progress=progress_of(version), groups=groups)
 
 
 def run_progress(request: Request) -> Response:
