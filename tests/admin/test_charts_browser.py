@@ -1,12 +1,16 @@
-"""A run's grouped hyperparameters in headless Chromium at desktop and phone widths; axe-core finds
-nothing serious."""
+"""A run's charts and its grouped hyperparameters in headless Chromium at desktop and phone widths:
+labels people can read, round ticks on both axes, values on hover and from the keyboard, a table beside
+each chart; axe-core finds nothing serious."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
@@ -92,6 +96,93 @@ def signed_in_page(browser: Any, server: str, width: int, height: int) -> Any:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     return page
+
+
+# Each text of a chart: its words and its size on screen (CSS size times the SVG's scale).
+TEXTS = """(figure) => {
+  const svg = figure.querySelector('svg.chart');
+  const scale = svg.getScreenCTM().a;
+  return [...svg.querySelectorAll('text')].map((t) => ({
+    text: t.textContent, cls: t.getAttribute('class') || '',
+    px: parseFloat(getComputedStyle(t).fontSize) * scale,
+  }));
+}"""
+
+
+def read_axes(page: Any, selector: str) -> tuple[list[str], list[str], float]:
+    """Return a chart's x tick labels, y tick labels and the smallest text size on screen."""
+    texts = page.locator(selector).evaluate(TEXTS)
+    xs = [t["text"] for t in texts if "tick x" in t["cls"]]
+    ys = [t["text"] for t in texts if "tick y" in t["cls"]]
+    return xs, ys, min(t["px"] for t in texts)
+
+
+def assert_round_ticks(labels: list[str], least: int) -> None:
+    """At least `least` labels, evenly spaced by 1, 2, 2.5 or 5 times a power of ten."""
+    assert len(labels) >= least, labels
+    values = [float(v) for v in labels]
+    steps = {round(b - a, 9) for a, b in itertools.pairwise(values)}
+    assert len(steps) == 1, labels
+    step = steps.pop()
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 6) in (1, 2, 2.5, 5), labels
+    assert all(abs(v / step - round(v / step)) < 1e-6 for v in values), labels
+
+
+def test_a_runs_charts_read_with_round_ticks_hover_keyboard_and_a_table(
+    browser: Any, server: str, runs: Runs, tmp_path: Path
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import expect
+
+    version_id, record = runs.ids[0], runs.histories[0]
+    axe, serious = Axe(), []
+    for width, height in WIDTHS:
+        page = signed_in_page(browser, server, width, height)
+        page.goto(f"{server}/admin/runs/{version_id}")
+        for chart in ("#chart-loss", "#chart-sampled", "#chart-full"):
+            expect(page.locator(f"{chart} svg.chart .series")).not_to_have_count(0)
+            xs, ys, smallest = read_axes(page, chart)
+            assert smallest >= 12, f"{chart} at {width} px: text of {smallest:.1f} px"
+            assert xs == ["1", "2", "3", "4", "5", "6"], (chart, width, xs)  # every epoch, whole numbers
+            assert_round_ticks(ys, 3)
+
+        sampled = page.locator("#chart-sampled")
+        sampled.locator("svg.chart .point[data-epoch='3']").first.hover()
+        tip = sampled.locator(".tip")
+        expect(tip).to_be_visible()
+        expect(tip).to_contain_text("Epoch 3")
+        expect(tip).to_contain_text(f"HR@10: {record[2]['hr@10']:.4f}")
+        expect(tip).to_contain_text(f"NDCG@10: {record[2]['ndcg@10']:.4f}")
+        page.screenshot(path=str(tmp_path / f"run-hover-{width}.png"), full_page=True)
+
+        loss = page.locator("#chart-loss svg.chart")
+        loss.focus()
+        expect(page.locator("#chart-loss .tip")).to_contain_text(
+            f"Epoch 1Training loss: {record[0]['loss']:.4f}"
+        )
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#chart-loss .tip")).to_contain_text(
+            f"Epoch 2Training loss: {record[1]['loss']:.4f}"
+        )
+        page.keyboard.press("End")
+        expect(page.locator("#chart-loss .tip")).to_contain_text("Epoch 6")
+        page.keyboard.press("Tab")
+        expect(page.locator("#chart-loss .tip")).to_be_hidden()
+        expect(loss).to_have_attribute("aria-label", "Training loss, 1 series per epoch. " + ASKS)
+
+        full = page.locator("#chart-full")
+        expect(full.locator(".legend li")).to_have_text(["HR@10", "Recall@20", "NDCG@10"])
+        full.locator("summary").click()
+        expect(full.locator("table thead th")).to_have_text(["Epoch", "HR@10", "Recall@20", "NDCG@10"])
+        expect(full.locator("table tbody tr")).to_have_count(6)
+        expect(full.locator("table tbody tr").nth(5)).to_contain_text(f"{record[5]['recall@20']:.4f}")
+        _check(page, axe, f"run at {width} px", serious)
+        page.close()
+    assert not serious, "\n".join(serious)
+
+
+ASKS = "Focus it and use the arrow keys to read each epoch's values, or open the table below."
 
 
 def test_a_runs_hyperparameters_come_in_groups_with_the_changed_ones_first(
