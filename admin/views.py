@@ -140,3 +140,10 @@ def progress_of(version: ModelVersion) -> dict[str, Any]:
         "metrics": version.metrics,
         "progress": progress,
     }
+
+
+def curves_of(version: ModelVersion) -> dict[str, Any]:
+    """Return a run's loss and validation metrics per epoch, for the comparison's chart (`curves` filter)."""
+    history = (version.progress or {}).get("history") or []
+    monitor = (version.params or {}).get("monitor", "ndcg@10")
+    return {"label": f"Version {version.id}", "monitor": monitor, "history": history}

@@ -1,5 +1,5 @@
 // movierec admin: asks before forms marked data-confirm submit; polls a run's progress and draws
-// its loss and validation curves (charts.js draws them).
+// its loss and validation curves; overlays the compared runs' curves (charts.js draws them).
 (function () {
   "use strict";
   const plot = window.movierecCharts.plot;
@@ -84,6 +84,27 @@
     }, 1000);
   }
 
+  // The compared runs' histories on one chart, one series a run, the metric the select names.
+  function compareCurves(section) {
+    const runs = JSON.parse(section.dataset.curves);
+    const figure = document.getElementById("chart-curves");
+    const select = document.getElementById("curves-metric");
+    const present = [["loss", "Training loss"], ...METRICS].filter(([k]) => runs.some((r) => r.history.some((h) => k in h)));
+    present.forEach(([k, label]) => select.appendChild(new Option(label, k)));
+    const monitor = runs.length ? runs[0].monitor : undefined;
+    if (present.some(([k]) => k === monitor)) select.value = monitor;
+    const draw = () => {
+      const key = select.value;
+      const label = (present.find(([k]) => k === key) || [key, ""])[1];
+      plot(figure, runs.map((r) => ({ label: r.label, points: r.history.filter((h) => key in h).map((h) => [h.epoch, h[key]]) })),
+        { title: label + " of the compared runs", yTitle: label, empty: "no epoch recorded" });
+    };
+    select.addEventListener("change", draw);
+    draw();
+  }
+
   const section = document.getElementById("run");
   if (section) watch(section);
+  const curves = document.getElementById("curves");
+  if (curves) compareCurves(curves);
 })();

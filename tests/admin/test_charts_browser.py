@@ -1,6 +1,7 @@
-"""A run's charts and its grouped hyperparameters in headless Chromium at desktop and phone widths:
-labels people can read, round ticks on both axes, values on hover and from the keyboard, a table beside
-each chart; axe-core finds nothing serious."""
+"""A run's charts, the comparison's overlaid curves and a run's grouped hyperparameters in headless
+Chromium at desktop and phone widths: labels people can read, round ticks on both axes, values on hover
+and from the keyboard, a table beside each chart, one curve a compared run with its legend; axe-core
+finds nothing serious."""
 
 from __future__ import annotations
 
@@ -183,6 +184,55 @@ def test_a_runs_charts_read_with_round_ticks_hover_keyboard_and_a_table(
 
 
 ASKS = "Focus it and use the arrow keys to read each epoch's values, or open the table below."
+
+
+def test_the_comparison_overlays_each_runs_curve_with_a_legend_and_values_on_hover(
+    browser: Any, server: str, runs: Runs, tmp_path: Path
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import expect
+
+    (a, b), (first, second) = runs.ids, runs.histories
+    axe, serious = Axe(), []
+    for width, height in WIDTHS:
+        page = signed_in_page(browser, server, width, height)
+        page.goto(f"{server}/admin/compare?v={a}&v={b}")
+        chart = page.locator("#chart-curves")
+        expect(page.locator("#curves-metric")).to_have_value("ndcg@10")  # the metric training monitors
+        expect(chart.locator("svg.chart .series")).to_have_count(2)
+        expect(chart.locator("svg.chart .series").nth(0).locator(".point")).to_have_count(6)
+        expect(chart.locator("svg.chart .series").nth(1).locator(".point")).to_have_count(4)
+        expect(chart.locator(".legend li")).to_have_text([f"Version {a}", f"Version {b}"])
+        label = "NDCG@10 (sampled) of the compared runs, 2 series per epoch. " + ASKS
+        expect(chart.locator("svg.chart")).to_have_attribute("aria-label", label)
+        # not colour alone: each run has its own marker shape, in the chart and in the legend
+        series = chart.locator("svg.chart .series")
+        shapes = [series.nth(i).locator(".point").first.evaluate("n => n.tagName") for i in (0, 1)]
+        assert len(set(shapes)) == 2, shapes
+        legend_shapes = chart.locator(".legend .mark").evaluate_all(
+            "ms => ms.map((m) => m.lastChild.tagName)"
+        )
+        assert legend_shapes == shapes
+        xs, ys, smallest = read_axes(page, "#chart-curves")
+        assert smallest >= 12, f"compare at {width} px: text of {smallest:.1f} px"
+        assert xs == ["1", "2", "3", "4", "5", "6"], xs
+        assert_round_ticks(ys, 3)
+
+        series.nth(1).locator(".point[data-epoch='2']").hover()
+        tip = chart.locator(".tip")
+        expect(tip).to_contain_text("Epoch 2")
+        expect(tip).to_contain_text(f"Version {a}: {first[1]['ndcg@10']:.4f}")
+        expect(tip).to_contain_text(f"Version {b}: {second[1]['ndcg@10']:.4f}")
+        page.screenshot(path=str(tmp_path / f"compare-hover-{width}.png"), full_page=True)
+
+        page.select_option("#curves-metric", "loss")
+        expect(chart.locator("svg.chart text.title").nth(1)).to_have_text("Training loss")
+        series.nth(0).locator(".point[data-epoch='5']").hover()
+        expect(tip).to_contain_text(f"Version {a}: {first[4]['loss']:.4f}")
+        expect(tip).not_to_contain_text(f"Version {b}")  # it stopped at epoch 4
+        _check(page, axe, f"compare at {width} px", serious)
+        page.close()
+    assert not serious, "\n".join(serious)
 
 
 def test_a_runs_hyperparameters_come_in_groups_with_the_changed_ones_first(
