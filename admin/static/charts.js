@@ -270,5 +270,5 @@
     fillTable(figure);
   }
 
-  window.movierecCharts = { plot: plot, ticks: ticks };
+  window.movierecCharts = { plot: plot };
 })();
