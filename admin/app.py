@@ -56,7 +56,7 @@ def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
 
 def build_templates() -> Jinja2Templates:
     templates = Jinja2Templates(HERE / "templates", context_processors=[_context])
-    templates.env.filters.update(duration=_duration, stars=_stars)
+    templates.env.filters.update(duration=_duration, stars=_stars, curves=views.curves_of)
     templates.env.globals.update(url_for=_path_for, metric_names=SHOWN_METRICS)
     return templates
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from admin import forms
+from admin.params import grouped
 from admin.service import collection_stats, collections, counts, database_ok
 from api.ids import parse_id
 from api.state import AppState
@@ -111,7 +112,8 @@ def runs(request: Request) -> Response:
 def run(request: Request) -> Response:
     with state_of(request).sessions() as session:
         version = _version(session, request)
-        return render(request, "run.html", v=version, progress=progress_of(version))
+        groups = grouped(version.params)
+        return render(request, "run.html", v=version, progress=progress_of(version), groups=groups)
 
 
 def run_progress(request: Request) -> Response:
@@ -138,3 +140,10 @@ def progress_of(version: ModelVersion) -> dict[str, Any]:
         "metrics": version.metrics,
         "progress": progress,
     }
+
+
+def curves_of(version: ModelVersion) -> dict[str, Any]:
+    """Return a run's loss and validation metrics per epoch, for the comparison's chart (`curves` filter)."""
+    history = (version.progress or {}).get("history") or []
+    monitor = (version.params or {}).get("monitor", "ndcg@10")
+    return {"label": f"Version {version.id}", "monitor": monitor, "history": history}

@@ -1,9 +1,8 @@
 // movierec admin: asks before forms marked data-confirm submit; polls a run's progress and draws
-// its loss and validation curves as inline SVG (a point's value shows on hover).
+// its loss and validation curves; overlays the compared runs' curves (charts.js draws them).
 (function () {
   "use strict";
-  const SVG = "http://www.w3.org/2000/svg";
-  const COLORS = ["#2456c7", "#1a7f43", "#b3261e", "#946200"];
+  const plot = window.movierecCharts.plot;
   const SAMPLED = [["hr@10", "HR@10"], ["ndcg@10", "NDCG@10"]];
   const FULL = [["recall@10", "HR@10"], ["recall@20", "Recall@20"], ["full_ndcg@10", "NDCG@10"]];
   const METRICS = [["hr@10", "HR@10 (sampled)"], ["ndcg@10", "NDCG@10 (sampled)"], ["recall@10", "HR@10 (full)"],
@@ -14,50 +13,6 @@
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
-
-  function el(name, attrs, text) {
-    const node = document.createElementNS(SVG, name);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  // series: [{label, points: [[x, y], ...]}]; draws axes with min/max labels and one polyline each,
-  // and a dashed line at the best epoch when one is given.
-  function chart(svg, series, best) {
-    while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const all = series.flatMap((s) => s.points);
-    if (all.length === 0) {
-      svg.appendChild(el("text", { x: 200, y: 100, "text-anchor": "middle" }, "no finished epoch yet"));
-      return;
-    }
-    const W = 400, H = 200, L = 44, R = 10, T = 10, B = 24;
-    const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
-    const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
-    let y0 = Math.min(...ys), y1 = Math.max(...ys);
-    if (y1 - y0 < 1e-9) { y0 -= 0.5 * Math.abs(y0 || 1) * 0.1; y1 += 0.5 * Math.abs(y1 || 1) * 0.1; }
-    const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
-    const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
-    svg.appendChild(el("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#aab" }));
-    svg.appendChild(el("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#aab" }));
-    svg.appendChild(el("text", { x: L - 4, y: T + 8, "text-anchor": "end" }, y1.toPrecision(3)));
-    svg.appendChild(el("text", { x: L - 4, y: H - B, "text-anchor": "end" }, y0.toPrecision(3)));
-    svg.appendChild(el("text", { x: L, y: H - 8 }, "epoch " + x0));
-    if (Math.max(...xs) > x0) svg.appendChild(el("text", { x: W - R, y: H - 8, "text-anchor": "end" }, "epoch " + x1));
-    if (best !== undefined && best >= x0 && best <= x1) {
-      svg.appendChild(el("line", { x1: sx(best), y1: T, x2: sx(best), y2: H - B, stroke: "#5d6675", "stroke-dasharray": "4 3" }));
-    }
-    series.forEach((s, i) => {
-      const color = COLORS[i % COLORS.length];
-      const pts = s.points.map((p) => sx(p[0]).toFixed(1) + "," + sy(p[1]).toFixed(1)).join(" ");
-      svg.appendChild(el("polyline", { points: pts, fill: "none", stroke: color, "stroke-width": 2 }));
-      s.points.forEach((p) => {
-        const dot = el("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 4, fill: color });
-        dot.appendChild(el("title", {}, s.label + ", epoch " + p[0] + ": " + Number(p[1]).toFixed(4)));
-        svg.appendChild(dot);
-      });
-    });
-  }
 
   function fmtSeconds(s) {
     if (s === null || s === undefined) return "–";
@@ -70,23 +25,11 @@
     return METRICS.filter(([k]) => k in m).map(([k, label]) => label + " " + Number(m[k]).toFixed(4)).join("   ");
   }
 
-  function legend(id, present) {
-    const node = document.getElementById(id);
-    node.textContent = "";
-    present.forEach(([, label], i) => {
-      const span = document.createElement("span");
-      span.style.color = COLORS[i % COLORS.length];
-      span.textContent = "● " + label;
-      node.appendChild(span);
-    });
-  }
-
-  function metricChart(id, legendId, names, history, best) {
+  function metricChart(id, names, history, best, planned) {
     const present = names.filter(([k]) => history.some((h) => k in h));
-    chart(document.getElementById(id), present.map(([k, label]) => ({
+    plot(document.getElementById(id), present.map(([k, label]) => ({
       label: label, points: history.filter((h) => k in h).map((h) => [h.epoch, h[k]]),
-    })), best);
-    legend(legendId, present);
+    })), { yTitle: "metric value", best: best, xMax: planned });
   }
 
   function show(section, run) {
@@ -116,9 +59,11 @@
     document.getElementById("best-epoch").textContent = best
       ? "Dashed line: epoch " + bestEpoch + ", the best validation " + run.monitor + " (" + Number(best[run.monitor]).toFixed(4) + "); training keeps that epoch's model."
       : "";
-    chart(document.getElementById("chart-loss"), [{ label: "loss", points: history.map((h) => [h.epoch, h.loss]) }], bestEpoch);
-    metricChart("chart-sampled", "legend-sampled", SAMPLED, history, bestEpoch);
-    metricChart("chart-full", "legend-full", FULL, history, bestEpoch);
+    const planned = live ? p.epochs : undefined; // a live run's axis runs to its last planned epoch
+    plot(document.getElementById("chart-loss"), [{ label: "Training loss", points: history.map((h) => [h.epoch, h.loss]) }],
+      { yTitle: "loss", best: bestEpoch, xMax: planned });
+    metricChart("chart-sampled", SAMPLED, history, bestEpoch, planned);
+    metricChart("chart-full", FULL, history, bestEpoch, planned);
     section.dataset.status = run.status;
   }
 
@@ -139,6 +84,27 @@
     }, 1000);
   }
 
+  // The compared runs' histories on one chart, one series a run, the metric the select names.
+  function compareCurves(section) {
+    const runs = JSON.parse(section.dataset.curves);
+    const figure = document.getElementById("chart-curves");
+    const select = document.getElementById("curves-metric");
+    const present = [["loss", "Training loss"], ...METRICS].filter(([k]) => runs.some((r) => r.history.some((h) => k in h)));
+    present.forEach(([k, label]) => select.appendChild(new Option(label, k)));
+    const monitor = runs.length ? runs[0].monitor : undefined;
+    if (present.some(([k]) => k === monitor)) select.value = monitor;
+    const draw = () => {
+      const key = select.value;
+      const label = (present.find(([k]) => k === key) || [key, ""])[1];
+      plot(figure, runs.map((r) => ({ label: r.label, points: r.history.filter((h) => key in h).map((h) => [h.epoch, h[key]]) })),
+        { title: label + " of the compared runs", yTitle: label, empty: "no epoch recorded" });
+    };
+    select.addEventListener("change", draw);
+    draw();
+  }
+
   const section = document.getElementById("run");
   if (section) watch(section);
+  const curves = document.getElementById("curves");
+  if (curves) compareCurves(curves);
 })();

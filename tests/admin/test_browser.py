@@ -76,12 +76,13 @@ def test_retrain_watch_activate_in_a_real_browser(server: str, browser_stack: St
             expect(page.locator("#run-status")).to_have_text("succeeded", timeout=TRAINING_TIMEOUT_MS)
             expect(page.locator("#run-detail")).to_have_text("100%")
             expect(page.locator("#run-metrics")).to_contain_text("HR@10")
-            expect(page.locator("#chart-loss circle")).to_have_count(1)
+            expect(page.locator("#chart-loss svg.chart .point")).to_have_count(1)
             # validation HR@10 and NDCG@10 sampled on one axis; HR@10, Recall@20, NDCG@10 full on another
             expect(page.locator("#chart-sampled polyline")).to_have_count(2)
             expect(page.locator("#chart-full polyline")).to_have_count(3)
-            expect(page.locator("#legend-full")).to_contain_text("Recall@20")
-            expect(page.locator("#chart-sampled circle title").first).to_contain_text("HR@10, epoch 1: 0.")
+            expect(page.locator("#chart-full .legend")).to_contain_text("Recall@20")
+            page.locator("#chart-sampled svg.chart .point").first.hover()
+            expect(page.locator("#chart-sampled .tip")).to_contain_text("Epoch 1 (kept)HR@10: 0.")
             expect(page.locator("#best-epoch")).to_contain_text("epoch 1, the best validation ndcg@10")
             page.screenshot(path=str(shots / "run.png"), full_page=True)
 
