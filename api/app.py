@@ -49,7 +49,7 @@ from api.recommend.pipeline import store_kept
 from api.recommend.service import Sources
 from api.settings import Settings
 from api.state import AppState
-from api.transport import BodyLimit, SecurityHeaders
+from api.transport import BodyLimit, NotJSON, SecurityHeaders, load_json
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 
@@ -77,9 +77,9 @@ class GraphQLApp(GraphQL):
     def decode_json(self, data: str | bytes) -> object:
         """Return the request's JSON object, refusing anything else before GraphQL sees it."""
         try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError:  # also invalid UTF-8
-            raise HTTPException(400, "the request body is not UTF-8 JSON") from None
+            body = load_json(data)
+        except NotJSON as error:
+            raise HTTPException(400, str(error)) from None
         if not isinstance(body, dict):
             raise HTTPException(400, "the request body must be a JSON object")
         if not isinstance(body.get("variables") or {}, dict):
@@ -103,7 +103,7 @@ class GraphQLApp(GraphQL):
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             return
         except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
-            response = Refused(400, "BAD_REQUEST", "request body is not UTF-8 JSON").response()
+            response = Refused(400, "BAD_REQUEST", "the request body is not UTF-8").response()
         except HTTPException as error:
             code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "BAD_REQUEST")
             response = Refused(error.status_code, code, error.reason).response()

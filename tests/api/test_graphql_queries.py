@@ -215,6 +215,29 @@ def test_values_refused_while_executing_are_bad_user_input(gql: GraphQL) -> None
     assert len(gql.data(query)["movies"]["nodes"]) == 20
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"query": "{ genres }", "variables": {"a"', "not valid JSON: unexpected end of data at byte 41"),
+        ('{"query": "{ movies(search: \\"é\\")', "not valid JSON: unexpected end of data at byte 35"),
+        (b'{"query": "{ genres }"} x', "not valid JSON: unexpected content after document at byte 24"),
+        (b'{"query" "{ genres }"}', "not valid JSON: unexpected character, expected ':' after key at byte 9"),
+        (b'{"query": "\xff"}', "not UTF-8: invalid start byte at byte 11"),
+        (b'{"query": "\xc3"}', "not UTF-8: invalid continuation byte at byte 11"),
+        (b'{"query": "\xed\xa0\x80"}', "not UTF-8: invalid continuation byte at byte 11"),  # a surrogate
+        (b"", "empty"),
+        (b" \n", "empty"),
+    ],
+)
+def test_a_body_that_is_not_json_is_told_what_is_wrong(gql: GraphQL, body: bytes | str, message: str) -> None:
+    content = body.encode() if isinstance(body, str) else body
+    response = gql.client.post("/graphql", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [{"message": f"the request body is {message}", "extensions": {"code": "BAD_REQUEST"}}]
+    }
+
+
 def test_oversized_body_is_refused(gql: GraphQL) -> None:
     response = gql.client.post("/graphql", json={"query": "{ genres }", "pad": "x" * 100_000})
     assert response.status_code == 413
