@@ -23,7 +23,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -62,10 +62,14 @@ class GraphQLApp(GraphQL):
     session, awaited on the event loop (api.graphql.context.Context.run); the model's and Milvus's
     blocking calls go to worker threads, so the event loop is never held."""
 
-    @property
-    def graphql_ide_html(self) -> str:
+    def __init__(self, *args: Any, graphiql_page: graphiql.GraphiQLPage | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.graphiql_page = graphiql_page
+
+    async def render_graphql_ide(self, request: Request) -> Response:
         """Return GraphiQL's page, whose scripts and styles the app serves (Strawberry's come from a CDN)."""
-        return graphiql.PAGE
+        assert self.graphiql_page is not None  # rendered only when the IDE is on
+        return HTMLResponse(self.graphiql_page.html(request))
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         state: AppState = request.state.movierec
@@ -242,6 +246,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = GraphQLApp(
         build_schema(introspection=settings.introspection_enabled),
         graphql_ide="graphiql" if ide else None,
+        graphiql_page=graphiql.GraphiQLPage(settings) if ide else None,
         allow_queries_via_get=False,
     )
     middleware: list[Middleware] = []
