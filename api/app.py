@@ -23,7 +23,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -49,7 +49,7 @@ from api.recommend.pipeline import store_kept
 from api.recommend.service import Sources
 from api.settings import Settings
 from api.state import AppState
-from api.transport import BodyLimit, SecurityHeaders
+from api.transport import BodyLimit, NotJSON, SecurityHeaders, load_json
 from api.vectors.store import VectorStore
 from api.versions.registry import ModelRegistry
 
@@ -62,10 +62,14 @@ class GraphQLApp(GraphQL):
     session, awaited on the event loop (api.graphql.context.Context.run); the model's and Milvus's
     blocking calls go to worker threads, so the event loop is never held."""
 
-    @property
-    def graphql_ide_html(self) -> str:
+    def __init__(self, *args: Any, graphiql_page: graphiql.GraphiQLPage | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.graphiql_page = graphiql_page
+
+    async def render_graphql_ide(self, request: Request) -> Response:
         """Return GraphiQL's page, whose scripts and styles the app serves (Strawberry's come from a CDN)."""
-        return graphiql.PAGE
+        assert self.graphiql_page is not None  # rendered only when the IDE is on
+        return HTMLResponse(self.graphiql_page.html(request))
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         state: AppState = request.state.movierec
@@ -77,9 +81,9 @@ class GraphQLApp(GraphQL):
     def decode_json(self, data: str | bytes) -> object:
         """Return the request's JSON object, refusing anything else before GraphQL sees it."""
         try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError:  # also invalid UTF-8
-            raise HTTPException(400, "the request body is not UTF-8 JSON") from None
+            body = load_json(data)
+        except NotJSON as error:
+            raise HTTPException(400, str(error)) from None
         if not isinstance(body, dict):
             raise HTTPException(400, "the request body must be a JSON object")
         if not isinstance(body.get("variables") or {}, dict):
@@ -103,7 +107,7 @@ class GraphQLApp(GraphQL):
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             return
         except UnicodeDecodeError:  # a body that is not UTF-8 fails before strawberry's JSON check
-            response = Refused(400, "BAD_REQUEST", "request body is not UTF-8 JSON").response()
+            response = Refused(400, "BAD_REQUEST", "the request body is not UTF-8").response()
         except HTTPException as error:
             code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "BAD_REQUEST")
             response = Refused(error.status_code, code, error.reason).response()
@@ -242,6 +246,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql = GraphQLApp(
         build_schema(introspection=settings.introspection_enabled),
         graphql_ide="graphiql" if ide else None,
+        graphiql_page=graphiql.GraphiQLPage(settings) if ide else None,
         allow_queries_via_get=False,
     )
     middleware: list[Middleware] = []

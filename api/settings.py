@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         return self.environment == "development" if self.demo is None else self.demo
 
     @property
+    def demo_key_file(self) -> Path:
+        """Return where `movierec up` keeps the development API key it prints (GraphiQL opens with it)."""
+        return self.var_dir / "demo-api-key"
+
+    @property
     def has_token_secret(self) -> bool:
         return len(self.token_secret.get_secret_value()) >= MIN_TOKEN_SECRET
 

@@ -1,10 +1,11 @@
-"""What every HTTP request goes through before the app: bounds on its body, and the headers every
-response carries."""
+"""What every HTTP request goes through before the app: bounds on its body, the reading of a JSON body,
+and the headers every response carries."""
 
 from __future__ import annotations
 
 import asyncio
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Refused
@@ -65,6 +66,31 @@ class BodyLimit:
             if started:  # an answer is on its way already: nothing better to do than drop the connection
                 raise
             await refused.response()(scope, receive, send)
+
+
+class NotJSON(ValueError):
+    """A request body that is not JSON: the message says what is wrong, and at which byte."""
+
+
+def load_json(data: str | bytes) -> object:
+    """Return the JSON value of a request body; raise NotJSON saying what is wrong with one that is not."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise NotJSON(json_problem(data, error)) from None
+
+
+def json_problem(data: str | bytes, error: orjson.JSONDecodeError) -> str:
+    """Return what is wrong with a body orjson refused: orjson says only "not valid UTF-8" for any bad
+    byte, and places its other errors by character."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"the request body is not UTF-8: {bad.reason} at byte {bad.start}"
+    if not text.strip():
+        return "the request body is empty"
+    return f"the request body is not valid JSON: {error.msg} at byte {len(text[: error.pos].encode())}"
 
 
 class SecurityHeaders:

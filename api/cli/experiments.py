@@ -183,8 +183,10 @@ def _figure(value: float | None, spec: str) -> str:
 
 
 def _utc(value: datetime | None) -> str | None:
-    """Return a naive UTC time (as the database holds it) in ISO 8601 with its Z."""
-    return None if value is None else f"{value.isoformat()}Z"
+    """Return a time as the API writes a DateTime, or None."""
+    from api.graphql.scalars import utc_stamp
+
+    return None if value is None else utc_stamp(value)
 
 
 def _until(row: Experiment) -> str:

@@ -86,7 +86,7 @@ def demo_key(settings: Settings) -> str:
     from api.access.keys import create_key, split_key
     from api.access.models import ApiKey
 
-    path = settings.var_dir / "demo-api-key"
+    path = settings.demo_key_file
     key = path.read_text(encoding="utf-8").strip() if path.exists() else ""
     parts = split_key(key)
     with commands.batch_sessions(settings).begin() as session:

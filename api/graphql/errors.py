@@ -30,14 +30,19 @@ def code_and_message(error: GraphQLError) -> tuple[str, str]:
     if isinstance(original, VectorStoreError):
         return "UNAVAILABLE", "the vector search is unavailable; try again shortly"
     if original is None or isinstance(original, GraphQLError):
-        # Raised by GraphQL itself: syntax, validation, variable coercion and the cost limits.
-        if _TOO_EXPENSIVE.search(error.message):
-            return "QUERY_TOO_EXPENSIVE", error.message
-        if error.message.startswith(("Variable", "Int cannot represent", "Expected value")):
+        # Raised by GraphQL itself. Without a path, before execution: syntax, the cost limits, and the
+        # operation checked against the schema, its variables' values included (a variable of the wrong
+        # type is as much the operation's fault as an unknown field: one code says "fix the operation").
+        if error.path is None:
+            if _TOO_EXPENSIVE.search(error.message):
+                return "QUERY_TOO_EXPENSIVE", error.message
+            if error.message.startswith("Syntax Error"):
+                return "GRAPHQL_PARSE_FAILED", error.message
+            return "GRAPHQL_VALIDATION_FAILED", error.message
+        # With a path, while executing: an argument's value refused (a null given by a variable where
+        # the argument cannot be null), else an answer the schema does not allow: the service's fault.
+        if error.message.startswith("Argument"):
             return "BAD_USER_INPUT", error.message
-        if error.message.startswith("Syntax Error"):
-            return "GRAPHQL_PARSE_FAILED", error.message
-        return "GRAPHQL_VALIDATION_FAILED", error.message
     return "INTERNAL_SERVER_ERROR", "internal server error"
 
 

@@ -7,17 +7,18 @@ from datetime import UTC, datetime
 import strawberry
 
 
-def _serialize(value: datetime) -> str:
-    """Return RFC 3339 with its offset: the database stores naive UTC, and a browser reads a stamp
-    without an offset as local time."""
+def utc_stamp(value: datetime) -> str:
+    """Return a moment as the API writes every one: RFC 3339 in UTC, to the second, with a `Z`. The
+    database stores naive UTC, and a browser reads a stamp without an offset as local time; stamps
+    the service makes carry microseconds and those it imports none, so all are cut to the second."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 # Output only: no argument or input field takes a DateTime, so none is ever parsed.
 UTC_DATETIME = strawberry.scalar(
     name="DateTime",
-    description="A moment in time, in UTC: RFC 3339 with a `Z` offset, e.g. 2026-11-30T09:15:00Z.",
-    serialize=_serialize,
+    description="A moment in UTC, to the second: RFC 3339 with a `Z` offset, e.g. 2026-11-30T09:15:00Z.",
+    serialize=utc_stamp,
 )

@@ -146,7 +146,7 @@ def test_feedback_is_checked_against_the_impression_it_names(lab: Lab, experimen
         assert gql.error_code(FEEDBACK, u=3, i="9" * 40, m=shown, k="CLICK") == "NOT_FOUND"
         assert gql.error_code(FEEDBACK, u=3, i=impression, m=not_shown, k="CLICK") == "BAD_USER_INPUT"
         assert gql.error_code(FEEDBACK, u=4, i=impression, m=shown, k="CLICK") == "FORBIDDEN"
-        assert gql.error_code(FEEDBACK, u=3, i=impression, m=shown, k="LIKE") == "BAD_USER_INPUT"
+        assert gql.error_code(FEEDBACK, u=3, i=impression, m=shown, k="LIKE") == "GRAPHQL_VALIDATION_FAILED"
         token = gql.data("mutation { issueUserToken(userId: 4) { token } }")["issueUserToken"]["token"]
         as_four = GraphQL(client, token)
         assert as_four.error_code(FEEDBACK, u=3, i=impression, m=shown, k="CLICK") == "FORBIDDEN"

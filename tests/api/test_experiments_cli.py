@@ -278,6 +278,8 @@ def test_the_report_counts_the_rows_written(cli: Versions, capsys: pytest.Captur
         "outcome": None,
         "running": True,
     }
+    # As the API writes every DateTime: to the second, with a Z.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", found["experiment"]["started_at"]), found
     assert found["window_s"] == 3600  # the setting's default
     assert found["arms"] == {
         "control": {

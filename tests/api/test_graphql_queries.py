@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event
@@ -176,8 +177,65 @@ def test_every_operation_gives_its_database_connection_back(gql: GraphQL) -> Non
 def test_malformed_queries_get_codes_not_traces(gql: GraphQL) -> None:
     assert gql.error_code("{ movie(id: 1) { title ") == "GRAPHQL_PARSE_FAILED"
     assert gql.error_code("{ movie(id: 1) { nonsense } }") == "GRAPHQL_VALIDATION_FAILED"
-    assert gql.error_code("query($id: Int!) { movie(id: $id) { id } }", id="abc") == "BAD_USER_INPUT"
-    assert gql.error_code("query($id: Int!) { movie(id: $id) { id } }", id=2**40) == "BAD_USER_INPUT"
+
+
+BY_ID = "query($id: Int!) { movie(id: $id) { id } }"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("{ movie(id: 1) { nonsense } }", {}),  # an unknown field
+        ('{ movie(id: "1") { id } }', {}),  # an argument of the wrong type, written in the document
+        ("{ movie(id: 99999999999) { id } }", {}),  # an Int out of range, written
+        (BY_ID, {"id": "abc"}),  # a variable of the wrong type
+        (BY_ID, {"id": 2**40}),  # an Int out of range, in a variable
+        (BY_ID, {}),  # a required variable missing
+        (BY_ID, {"id": None}),
+        ("query($g: Gnre) { movies(genre: $g) { nodes { id } } }", {"g": "Drama"}),  # an unknown type
+        ('mutation { createUser(input: {gendr: "F"}) { id } }', {}),  # an unknown input field
+        ("query($i: CreateUserInput!) { createUser(input: $i) { id } }", {"i": {"gendr": "F"}}),
+    ],
+)
+def test_every_error_found_before_execution_has_one_code(
+    gql: GraphQL, query: str, variables: dict[str, Any]
+) -> None:
+    """Whether the operation or its variables do not fit the schema, nothing ran: one code says so."""
+    body = gql(query, **variables)
+    assert body.get("data") is None, body
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["GRAPHQL_VALIDATION_FAILED"], body
+
+
+def test_values_refused_while_executing_are_bad_user_input(gql: GraphQL) -> None:
+    """An argument the operation may give, with a value the service refuses: the operation ran."""
+    assert gql.error_code("{ movies(first: -1) { nodes { id } } }") == "BAD_USER_INPUT"
+    # `first` may be left out (it defaults to 20) but not given as null: found when the field runs.
+    query = "query($n: Int) { movies(first: $n) { nodes { id } } }"
+    assert gql.error_code(query, n=None) == "BAD_USER_INPUT"
+    assert len(gql.data(query)["movies"]["nodes"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"query": "{ genres }", "variables": {"a"', "not valid JSON: unexpected end of data at byte 41"),
+        ('{"query": "{ movies(search: \\"é\\")', "not valid JSON: unexpected end of data at byte 35"),
+        (b'{"query": "{ genres }"} x', "not valid JSON: unexpected content after document at byte 24"),
+        (b'{"query" "{ genres }"}', "not valid JSON: unexpected character, expected ':' after key at byte 9"),
+        (b'{"query": "\xff"}', "not UTF-8: invalid start byte at byte 11"),
+        (b'{"query": "\xc3"}', "not UTF-8: invalid continuation byte at byte 11"),
+        (b'{"query": "\xed\xa0\x80"}', "not UTF-8: invalid continuation byte at byte 11"),  # a surrogate
+        (b"", "empty"),
+        (b" \n", "empty"),
+    ],
+)
+def test_a_body_that_is_not_json_is_told_what_is_wrong(gql: GraphQL, body: bytes | str, message: str) -> None:
+    content = body.encode() if isinstance(body, str) else body
+    response = gql.client.post("/graphql", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [{"message": f"the request body is {message}", "extensions": {"code": "BAD_REQUEST"}}]
+    }
 
 
 def test_oversized_body_is_refused(gql: GraphQL) -> None:
