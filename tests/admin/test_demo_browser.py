@@ -378,6 +378,16 @@ def _new_user(stack: Stack) -> int:
         engine.dispose()
 
 
+def _pick(page: Page, user: int) -> Locator:
+    """Show a user chosen by id; return the items of their recommendations."""
+    page.fill("#user-id", str(user))
+    page.get_by_role("button", name="Use this user").click()
+    expect(page.locator("#whoami")).to_contain_text(re.compile(rf"\buser {user}:", re.I))
+    recs = page.locator("#recs-list > li")
+    expect(recs).to_have_count(10)
+    return recs
+
+
 def _rated(n: int, average: float) -> str:
     """Return how the page says people rated a movie."""
     if n == 0:
@@ -452,8 +462,7 @@ def test_recommendations_show_how_people_rated_them_and_why_not_the_model_score(
     server: str, demo_stack: Stack
 ) -> None:
     with _demo_page(server, 1280, 800) as (page, problems):
-        recs = page.locator("#recs-list > li")
-        expect(recs).to_have_count(10)
+        recs = _pick(page, demo_stack.dataset.users[1].id)
         counts = _counts(demo_stack)
         for item in recs.all():
             n, average = counts.get(int(item.get_attribute("data-movie-id") or 0), (0, 0.0))
@@ -476,14 +485,13 @@ def test_recommendations_show_how_people_rated_them_and_why_not_the_model_score(
     assert problems == [], "\n".join(problems)
 
 
-def test_on_a_phone_each_list_is_one_tap_away(server: str) -> None:
+def test_on_a_phone_each_list_is_one_tap_away(server: str, demo_stack: Stack) -> None:
     with _demo_page(server, 390, 844) as (page, problems):
-        recs = page.locator("#recs-list > li")
-        expect(recs).to_have_count(10)
+        recs = _pick(page, demo_stack.dataset.users[2].id)
+        page.evaluate("window.scrollTo(0, 0)")
         tabs = page.get_by_role("tablist", name="Lists")
-        for name in ("For you", "Search", "Similar"):
-            box = tabs.get_by_role("tab", name=name).bounding_box()
-            assert box is not None and box["y"] + box["height"] <= 844, (name, box)  # on the first screen
+        for name in ("For you", "Search", "Similar"):  # on the first screen
+            expect(tabs.get_by_role("tab", name=name)).to_be_in_viewport(ratio=1)
         expect(page.locator("#search-text")).to_be_hidden()
         tabs.get_by_role("tab", name="Search").click()
         expect(tabs.get_by_role("tab", name="Search")).to_have_attribute("aria-selected", "true")
@@ -519,9 +527,8 @@ def test_on_a_phone_each_list_is_one_tap_away(server: str) -> None:
 
 def test_after_a_failed_switch_the_page_says_who_it_still_shows(server: str, demo_stack: Stack) -> None:
     with _demo_page(server, 1280, 800) as (page, problems):
-        expect(page.locator("#recs-list > li")).to_have_count(10)
-        shown = page.locator("#user-id").input_value()
-        before = _ids(page.locator("#recs-list > li"))
+        shown = str(demo_stack.dataset.users[3].id)
+        before = _ids(_pick(page, int(shown)))
         page.fill("#user-id", "987654")
         page.get_by_role("button", name="Use this user").click()
         error = page.locator("#error")
