@@ -485,10 +485,11 @@ def test_recommendations_show_how_people_rated_them_and_why_not_the_model_score(
     assert problems == [], "\n".join(problems)
 
 
-def test_on_a_phone_each_list_is_one_tap_away(server: str, demo_stack: Stack) -> None:
+def test_on_a_phone_each_list_is_one_tap_away(server: str, demo_stack: Stack, tmp_path: Path) -> None:
     with _demo_page(server, 390, 844) as (page, problems):
         recs = _pick(page, demo_stack.dataset.users[2].id)
         page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(tmp_path / "demo-390-first.png"))
         tabs = page.get_by_role("tablist", name="Lists")
         for name in ("For you", "Search", "Similar"):  # on the first screen
             expect(tabs.get_by_role("tab", name=name)).to_be_in_viewport(ratio=1)
