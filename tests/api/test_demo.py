@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from api.access.tokens import DEMO_MINTER, issue_user_token, read_user_token
 from api.app import create_app
 from api.db import make_engine, make_session_factory
+from api.demo import starters
 from api.demo.routes import MAX_BODY_BYTES
 from api.ratings.models import Rating
 from api.settings import Settings
@@ -273,3 +274,18 @@ def test_starters_are_the_most_active_user_and_the_newest_without_ratings_read_o
         expected = _expected_starters(demo_stack)
         assert expected[-1] == {"kind": "unrated", "userId": new_user, "ratings": 0}
         assert client.get("/demo/starters").json() == {"starters": expected}
+
+
+def test_the_active_user_is_read_from_a_bounded_sample_and_counted_whole(
+    demo_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(demo_stack.settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            lowest = session.scalars(select(func.min(Rating.user_id))).one()
+            total = session.scalars(select(func.count()).where(Rating.user_id == lowest)).one()
+            # A sample of one rating: the first user in key order, every one of their ratings counted.
+            monkeypatch.setattr(starters, "SAMPLE_RATINGS", 1)
+            assert starters.read_starters(session=session)[0] == starters.Starter("active", lowest, total)
+    finally:
+        engine.dispose()

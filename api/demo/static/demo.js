@@ -388,13 +388,14 @@ function wire() {
 /** Wire the page, read the genres and the model, and open on the first user offered. */
 async function start() {
   wire();
-  const first = await offerStarters();
+  const offering = offerStarters(); // beside the read of the model; it never throws
   try {
     const { genres, modelInfo } = await gql(START);
     $('#genre').append(...genres.map((g) => el('option', { value: g, text: g })));
     $('#model').textContent = modelInfo
       ? `Model version ${modelInfo.version}${modelInfo.trainedAt ? `, trained ${new Date(modelInfo.trainedAt).toLocaleDateString()}` : ''}`
       : 'No model is trained yet';
+    const first = await offering;
     if (modelInfo) await first(); // without a model there is nothing to show yet
   } catch (error) {
     showError(error);
