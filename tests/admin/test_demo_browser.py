@@ -498,6 +498,16 @@ def test_on_a_phone_each_list_is_one_tap_away(server: str, demo_stack: Stack, tm
         expect(tabs.get_by_role("tab", name="Search")).to_have_attribute("aria-selected", "true")
         expect(page.locator("#search-text")).to_be_in_viewport()
         expect(recs.first).to_be_hidden()
+        # A rating in the search changes the list of the tab behind: its tab says so until shown.
+        page.fill("#search-text", "the")
+        page.get_by_role("button", name="Search", exact=True).click()
+        _rate(page, page.locator("#search-list > li").first, 4, [])
+        expect(tabs.get_by_role("tab", name="For you")).to_have_text("For you updated")
+        tabs.get_by_role("tab", name="For you").click()
+        expect(page.locator("#recs-status")).to_contain_text("You rated ")
+        expect(tabs.get_by_role("tab", name="For you")).to_have_text("For you")
+        tabs.get_by_role("tab", name="Search").click()
+        expect(page.locator("#search-text")).to_be_in_viewport()
 
         # Far down the list, the tabs are still in view: the bar stays at the top.
         tabs.get_by_role("tab", name="For you").click()

@@ -4,7 +4,7 @@
 // Everything goes through the public GraphQL API (api.js); nothing here is inline, so the page runs under
 // the app's Content-Security-Policy.
 import { ApiError, describe, gql, signIn, signOut, starters } from './api.js';
-import { showPanel, wireTabs } from './tabs.js';
+import { flagPanel, showPanel, wireTabs } from './tabs.js';
 
 const MOVIE = 'id displayTitle year genres averageRating ratingsCount';
 const START = '{ genres modelInfo { version trainedAt } }';
@@ -222,6 +222,7 @@ async function refreshRecommendations({ compare = false, note = '' } = {}) {
     if (gone.length) parts.push(`Left the list: ${gone.join(', ')}.`);
   }
   $('#recs-status').textContent = parts.filter(Boolean).join(' ');
+  if (compare) flagPanel('recs');
   $('#my-ratings').textContent = latest.length
     ? `Latest ratings: ${latest.map(([title, n]) => `${title} ${n} ★`).join(', ')}`
     : 'No ratings yet: the list starts from the most popular movies. Rate a few to make it yours.';

@@ -12,6 +12,7 @@ export function showPanel(id, { focus = false, reveal = false } = {}) {
     tab.setAttribute('aria-selected', String(selected));
     tab.tabIndex = selected ? 0 : -1;
     document.getElementById(tab.getAttribute('aria-controls')).classList.toggle('inactive', !selected);
+    if (selected) tab.querySelector('.badge')?.remove();
     if (selected && focus) tab.focus();
   }
   const bar = document.querySelector('[role="tablist"]');
@@ -24,6 +25,13 @@ export function showPanel(id, { focus = false, reveal = false } = {}) {
   if (panel.getBoundingClientRect().top < below) {
     window.scrollBy(0, panel.getBoundingClientRect().top - below);
   }
+}
+
+/** Mark the tab of a panel that changed while another showed: "For you" after a rating in the search. */
+export function flagPanel(id) {
+  const tab = document.querySelector(`[role="tab"][aria-controls="${id}"]`);
+  if (tab.getAttribute('aria-selected') === 'true' || tab.querySelector('.badge')) return;
+  tab.append(' ', Object.assign(document.createElement('span'), { className: 'badge', textContent: 'updated' }));
 }
 
 /** Wire the tabs: a click selects one; arrows, Home and End move between them. */
