@@ -549,4 +549,24 @@ def test_after_a_failed_switch_the_page_says_who_it_still_shows(server: str, dem
         expect(page.locator("#whoami")).to_contain_text(f"Showing user {shown}:")
         expect(page.locator("#recs-title")).to_have_text(f"Recommendations for user {shown}")
         assert _ids(page.locator("#recs-list > li")) == before
+
+        # Signed in as another user, whose list then fails: no list stays under the new name.
+        def unavailable(route: Route) -> None:
+            if "UserRecommendations" in (route.request.post_data or ""):
+                down = {"message": "the database is unavailable", "extensions": {"code": "UNAVAILABLE"}}
+                route.fulfill(json={"data": None, "errors": [down]})
+            else:
+                route.fallback()
+
+        page.route("**/graphql", unavailable)
+        other = demo_stack.dataset.users[4].id
+        page.fill("#user-id", str(other))
+        page.get_by_role("button", name="Use this user").click()
+        expect(error.locator(".code")).to_have_text("UNAVAILABLE")
+        expect(page.locator("#whoami")).to_have_text(f"Showing user {other}.")
+        expect(page.locator("#recs-title")).to_have_text(f"Recommendations for user {other}")
+        expect(page.locator("#recs-list > li")).to_have_count(0)
+        expect(page.locator("#recs-status")).to_have_text(
+            f"No recommendations for user {other}: the request failed."
+        )
     assert problems == [], "\n".join(problems)

@@ -264,6 +264,7 @@ function markWho() {
  * fails, the page says who it still shows. */
 async function choose(request, visitor = null) {
   clearError();
+  const before = state.who;
   try {
     if (request) {
       state.who = { kind: 'user', id: await signIn(request) };
@@ -281,7 +282,16 @@ async function choose(request, visitor = null) {
     await refreshRecommendations();
   } catch (error) {
     markWho();
-    showError(error, `The page still shows ${showing()}.`);
+    if (state.who === before) {
+      showError(error, `The page still shows ${showing()}.`);
+      return;
+    }
+    // Switched, but the list could not be read: no list of the one before stays under the new name.
+    $('#recs-list').replaceChildren();
+    $('#served').replaceChildren();
+    $('#recs-title').textContent = `Recommendations for ${showing()}`;
+    $('#recs-status').textContent = `No recommendations for ${showing()}: the request failed.`;
+    showError(error);
   }
 }
 
