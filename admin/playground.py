@@ -14,6 +14,7 @@ from admin.views import render, state_of
 from api.errors import ServiceError
 from api.ids import MAX_ID, parse_id
 from api.movies.service import genres_by_movie, list_movies
+from api.movies.titles import display_title
 from api.ratings.service import latest_records
 from api.recommend.pipeline import recommend_user
 from api.recommend.service import Recommended, similar_movies
@@ -73,9 +74,9 @@ async def page(request: Request) -> Response:
         return ids
 
     records = await state.titles.get_many(state.run, list(await state.run(read)))
-    # Titles without the year MovieLens appends: the page shows the year beside them.
+    # Display titles without the year MovieLens appends: the page shows the year beside them.
     context["movies"] = {
-        i: replace(r, title=r.title.removesuffix(f" ({r.year})")) for i, r in records.items()
+        i: replace(r, title=display_title(r.title).removesuffix(f" ({r.year})")) for i, r in records.items()
     }
     return render(request, "playground.html", status_code=status, errors=errors, **context)
 

@@ -1,6 +1,6 @@
 """POST /demo/session creates a user when asked and mints a token of the user under DEMO_MINTER, so
-its tokens stop working when the demo is switched off. Mounted only when Settings.demo_enabled: anyone
-can create users and act as any."""
+its tokens stop working when the demo is switched off; GET /demo/starters names users to start from.
+Mounted only when Settings.demo_enabled: anyone can create users and act as any."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from api.access.backend import unavailable
 from api.access.tokens import DEMO_MINTER
 from api.db import DATABASE_ERRORS
+from api.demo.starters import Starters
 from api.errors import Refused, ServiceError
 from api.ids import MAX_ID
 from api.state import AppState
@@ -94,11 +95,28 @@ def _integer(value: object, name: str, low: int, high: int) -> int:
     return value
 
 
+def starters_route(starters: Starters) -> Route:
+    """Return GET /starters: the users the page offers to start from, an active one and one without
+    ratings, as {"starters": [{"kind": "active", "userId": N, "ratings": N}, ...]}."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            found = await starters.get(request.state.movierec)
+        except DATABASE_ERRORS:
+            return unavailable().response()
+        body = [{"kind": s.kind, "userId": s.user_id, "ratings": s.ratings} for s in found]
+        return JSONResponse({"starters": body}, headers={"cache-control": "no-store"})
+
+    return Route("/starters", answer, methods=["GET"])
+
+
 def demo_app() -> Router:
-    """Return the demo's routes: the session route and the static page (index.html at /demo/)."""
+    """Return the demo's routes: the session and starters routes and the static page (index.html at
+    /demo/)."""
     return Router(
         routes=[
             Route("/session", session, methods=["POST"]),
+            starters_route(Starters()),
             Mount("/", app=StaticFiles(directory=STATIC, html=True), name="static"),
         ]
     )

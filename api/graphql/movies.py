@@ -9,6 +9,7 @@ import strawberry
 
 from api.graphql.context import Info
 from api.graphql.pagination import check_bound
+from api.movies import titles
 from api.movies.models import Movie as MovieRow
 from api.movies.service import MovieRecord
 from api.recommend.service import Recommended, similar_movies
@@ -21,6 +22,13 @@ class Movie:
         description="Title as in MovieLens, year included, e.g. 'Toy Story (1995)'."
     )
     year: int | None = strawberry.field(description="Release year parsed from the title.")
+
+    @strawberry.field(
+        description="The title as people read it: MovieLens's trailing articles put back in front, "
+        "e.g. 'A League of Their Own (1992)' for 'League of Their Own, A (1992)'."
+    )
+    def display_title(self) -> str:
+        return titles.display_title(self.title)
 
     @classmethod
     def from_row(cls, row: MovieRow | MovieRecord) -> Movie:

@@ -16,10 +16,12 @@ from starlette.testclient import TestClient
 from api.access.tokens import DEMO_MINTER, issue_user_token, read_user_token
 from api.app import create_app
 from api.db import make_engine, make_session_factory
+from api.demo import starters
 from api.demo.routes import MAX_BODY_BYTES
+from api.ratings.models import Rating
 from api.settings import Settings
 from api.users.models import User
-from tests.api.conftest import GraphQL, Stack, build_stack
+from tests.api.conftest import GraphQL, Stack, StatementCounter, build_stack
 from tests.conftest import DatabaseFactory
 
 RECS = "query($u: Int!) { recommendations(userId: $u, limit: 10) { source movie { id } } }"
@@ -232,3 +234,58 @@ def test_the_session_route_counts_against_the_address_s_rate_limit(demo_stack: S
     assert [r.status_code for r in statuses] == [200, 200, 429]
     assert statuses[2].json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     assert int(statuses[2].headers["retry-after"]) >= 1
+
+
+def _expected_starters(stack: Stack) -> list[dict[str, Any]]:
+    """Return the starters read from the database: the user with the most ratings (the lowest id of
+    equals) and the newest user without any."""
+    engine = make_engine(stack.settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            counts = dict(
+                session.execute(select(Rating.user_id, func.count()).group_by(Rating.user_id)).all()
+            )
+            users = session.scalars(select(User.id)).all()
+    finally:
+        engine.dispose()
+    active = min(counts, key=lambda u: (-counts[u], u))
+    starters = [{"kind": "active", "userId": active, "ratings": counts[active]}]
+    unrated = [u for u in users if u not in counts]
+    if unrated:
+        starters.append({"kind": "unrated", "userId": max(unrated), "ratings": 0})
+    return starters
+
+
+def test_starters_are_the_most_active_user_and_the_newest_without_ratings_read_once_a_minute(
+    demo_stack: Stack, statements: StatementCounter
+) -> None:
+    settings = demo_stack.settings.model_copy(update={"demo": True})
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/demo/starters")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        assert answer.json() == {"starters": _expected_starters(demo_stack)}
+        new_user = client.post("/demo/session", json={"newUser": NEW_USER}).json()["userId"]
+        read = statements.count
+        # Kept for a minute: no statement, and the new user is not offered yet.
+        assert client.get("/demo/starters").json() == answer.json()
+        assert statements.count == read
+        assert client.post("/demo/starters").status_code == 405
+    with TestClient(create_app(settings)) as client:
+        expected = _expected_starters(demo_stack)
+        assert expected[-1] == {"kind": "unrated", "userId": new_user, "ratings": 0}
+        assert client.get("/demo/starters").json() == {"starters": expected}
+
+
+def test_the_active_user_is_read_from_a_bounded_sample_and_counted_whole(
+    demo_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(demo_stack.settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            lowest = session.scalars(select(func.min(Rating.user_id))).one()
+            total = session.scalars(select(func.count()).where(Rating.user_id == lowest)).one()
+            # A sample of one rating: the first user in key order, every one of their ratings counted.
+            monkeypatch.setattr(starters, "SAMPLE_RATINGS", 1)
+            assert starters.read_starters(session=session)[0] == starters.Starter("active", lowest, total)
+    finally:
+        engine.dispose()

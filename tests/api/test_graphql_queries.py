@@ -30,6 +30,22 @@ def test_movie_by_id_matches_the_data(gql: GraphQL, stack: Stack) -> None:
     assert got["averageRating"] == pytest.approx(mine.mean(), abs=1e-3)
 
 
+def test_display_titles_put_the_trailing_article_in_front(gql: GraphQL, stack: Stack) -> None:
+    moved = [m for m in stack.dataset.movies if f", The ({m.year})" in m.title][:3]
+    plain = [m for m in stack.dataset.movies if ", " not in m.title][:2]
+    assert len(moved) == 3 and len(plain) == 2
+    query = "query($id: Int!) { movie(id: $id) { title displayTitle } }"
+    for movie in moved:
+        name = movie.title.removesuffix(f", The ({movie.year})")
+        got = gql.data(query, id=movie.id)["movie"]
+        assert got == {"title": movie.title, "displayTitle": f"The {name} ({movie.year})"}
+    for movie in plain:
+        assert gql.data(query, id=movie.id)["movie"] == {"title": movie.title, "displayTitle": movie.title}
+    search = "query($q: String!) { movies(search: $q, first: 1) { nodes { displayTitle } } }"
+    name = moved[0].title.removesuffix(f", The ({moved[0].year})")
+    assert gql.data(search, q=name)["movies"]["nodes"] == [{"displayTitle": f"The {name} ({moved[0].year})"}]
+
+
 def test_unknown_movie_and_user_are_not_found(gql: GraphQL) -> None:
     assert gql.error_code("{ movie(id: 987654) { title } }") == "NOT_FOUND"
     assert gql.error_code("{ user(id: -3) { id } }") == "NOT_FOUND"

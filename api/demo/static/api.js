@@ -1,5 +1,6 @@
 // The page's two ways to the back end, as any browser front end has them: the public GraphQL API at
-// /graphql, and the demo's own back end, /demo/session, which signs a user in by minting a user token.
+// /graphql, and the demo's own back end: /demo/session signs a user in by minting a user token, and
+// /demo/starters names users to start from.
 // The browser never holds an API key.
 
 /** An error the API answered with (or the network failed with): a code and a message. */
@@ -35,11 +36,11 @@ export function describe(error) {
 let token = null; // the signed-in user's token; null for a visitor (anonymous requests)
 let renew = null; // asks the demo's back end again for the same user once the token has expired
 
-/** Post JSON and return the parsed answer, or throw ApiError. */
-async function post(url, body, headers = {}) {
+/** Post JSON (or, without a body, get) and return the parsed answer, or throw ApiError. */
+async function call(url, body = null, headers = {}) {
   let response;
   try {
-    response = await fetch(url, {
+    response = await fetch(url, body === null ? {} : {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
@@ -64,7 +65,7 @@ async function post(url, body, headers = {}) {
 
 /** Return the data of a GraphQL operation, sent with the user's token when one is signed in. */
 export async function gql(query, variables = {}) {
-  const send = () => post('/graphql', { query, variables }, token ? { authorization: `Bearer ${token}` } : {});
+  const send = () => call('/graphql', { query, variables }, token ? { authorization: `Bearer ${token}` } : {});
   try {
     return (await send()).data;
   } catch (error) {
@@ -76,7 +77,7 @@ export async function gql(query, variables = {}) {
 
 /** Sign a user in through the demo's back end: {userId} or {newUser: {...}}; return the user's id. */
 export async function signIn(request) {
-  const session = await post('/demo/session', request);
+  const session = await call('/demo/session', request);
   token = session.token;
   renew = () => signIn({ userId: session.userId });
   return session.userId;
@@ -86,4 +87,10 @@ export async function signIn(request) {
 export function signOut() {
   token = null;
   renew = null;
+}
+
+/** Return the users the demo's back end offers to start from: [{kind: 'active' or 'unrated', userId,
+ * ratings}], an active user first. */
+export async function starters() {
+  return (await call('/demo/starters')).starters;
 }

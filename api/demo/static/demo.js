@@ -1,15 +1,17 @@
-// The demo page: who is watching, their recommendations and why, rating (the list refreshes and shows
-// what changed), similar movies (opened from a user's list, recorded as a click on it), catalogue search.
+// The demo page: who is watching (it opens on a user the back end offers), their recommendations and
+// why, rating (the list refreshes and shows what changed), similar movies (opened from a user's list,
+// recorded as a click on it), catalogue search.
 // Everything goes through the public GraphQL API (api.js); nothing here is inline, so the page runs under
 // the app's Content-Security-Policy.
-import { ApiError, describe, gql, signIn, signOut } from './api.js';
+import { ApiError, describe, gql, signIn, signOut, starters } from './api.js';
+import { flagPanel, showPanel, wireTabs } from './tabs.js';
 
-const MOVIE = 'id title year genres';
+const MOVIE = 'id displayTitle year genres averageRating ratingsCount';
 const START = '{ genres modelInfo { version trainedAt } }';
-const RECOMMENDED = `score source modelVersion impressionId movie { ${MOVIE} } because { id title }`;
+const RECOMMENDED = `score source modelVersion impressionId movie { ${MOVIE} } because { id displayTitle year }`;
 const USER_RECS = `query UserRecommendations($userId: Int!, $genres: [String!], $yearFrom: Int, $yearTo: Int) {
   recommendations(userId: $userId, limit: 10, genres: $genres, yearFrom: $yearFrom, yearTo: $yearTo) { ${RECOMMENDED} }
-  user(id: $userId) { id gender age occupation zipCode ratings(first: 5) { nodes { rating movie { id title } } } }
+  user(id: $userId) { id gender age occupation zipCode ratings(first: 5) { nodes { rating movie { id displayTitle year } } } }
 }`;
 const VISITOR_RECS = `query VisitorRecommendations($gender: String!, $age: Int!, $occupation: Int!,
     $rated: [RatedMovieInput!]!, $genres: [String!], $yearFrom: Int, $yearTo: Int) {
@@ -25,7 +27,7 @@ const FEEDBACK = `mutation Feedback($userId: Int!, $impressionId: ID!, $movieId:
 }`;
 const SEARCH = `query Search($search: String, $after: String) {
   movies(search: $search, first: 10, after: $after) {
-    nodes { ${MOVIE} averageRating } pageInfo { hasNextPage endCursor }
+    nodes { ${MOVIE} } pageInfo { hasNextPage endCursor }
   }
 }`;
 const SIMILAR = `query Similar($movieId: Int!) { similarMovies(movieId: $movieId, limit: 10) { score movie { ${MOVIE} } } }`;
@@ -58,21 +60,42 @@ function optionText(name, value) {
   return $(`#profile-form select[name="${name}"] option[value="${value}"]`)?.textContent ?? String(value);
 }
 
-/** Return a title without the year MovieLens appends, e.g. "Heat (1995)" -> "Heat". */
+/** Return the display title without the year MovieLens appends, e.g. "Usual Suspects, The (1995)" ->
+ * "The Usual Suspects". */
 function shortTitle(movie) {
   const suffix = ` (${movie.year})`;
-  return movie.year && movie.title.endsWith(suffix) ? movie.title.slice(0, -suffix.length) : movie.title;
+  const title = movie.displayTitle;
+  return movie.year && title.endsWith(suffix) ? title.slice(0, -suffix.length) : title;
+}
+
+const FEW = 10; // fewer ratings than this make an average worth little
+
+/** Return how people rated a movie in words: "4.3 ★ from 1,204 ratings", "from only 2", or none yet. */
+function rated(movie) {
+  const n = movie.ratingsCount;
+  if (!n || movie.averageRating === null) return 'no ratings yet';
+  const average = `${movie.averageRating.toFixed(1)} ★`;
+  return n < FEW ? `${average} from only ${plural(n, 'rating')}` : `${average} from ${n.toLocaleString('en')} ratings`;
+}
+
+/** Return who the page shows, in words: "user 12", "a visitor", "nobody yet". */
+function showing() {
+  if (!state.who) return 'nobody yet';
+  return state.who.kind === 'user' ? `user ${state.who.id}` : 'a visitor';
 }
 
 function plural(n, word) {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function showError(error) {
+/** Show an error, its code and its meaning in words; `after` says what the page shows meanwhile. */
+function showError(error, after = '') {
   const problem = error instanceof ApiError ? error : new ApiError('CLIENT_ERROR', String(error));
   if (!(error instanceof ApiError)) console.error(error);
+  const words = describe(problem);
+  const then = after ? `${/[.!?]$/.test(words) ? '' : '.'} ${after}` : '';
   $('#error').replaceChildren(
-    el('p', {}, el('strong', { class: 'code', text: problem.code }), ' ', describe(problem)),
+    el('p', {}, el('strong', { class: 'code', text: problem.code }), ' ', words, then),
     el('button', { type: 'button', class: 'secondary small', text: 'Dismiss', onclick: clearError }),
   );
   $('#error').hidden = false;
@@ -104,24 +127,35 @@ function paint(group, given) {
   });
 }
 
-/** Return a movie's list item: title, year, genres, score, why, stars and a link to similar movies; with
- * feedback ({userId, impressionId}, a user's list), opening the similar movies records a click. */
+/** Return why a movie was recommended, as a paragraph: the liked movies it comes from, or its source. */
+function reason(source, because) {
+  if (source === 'popularity') {
+    return el('p', { class: 'because' }, 'Popular: among the most rated movies. Rate a few to make the list yours.');
+  }
+  if (!because.length) return el('p', { class: 'because' }, 'Picked by the model for this profile.');
+  const liked = because.flatMap((m, i) => [i ? ' and ' : '', el('cite', { text: shortTitle(m) })]);
+  return el('p', { class: 'because' }, 'Because you liked ', ...liked);
+}
+
+/** Return a movie's list item: title, year, genres, how people rated it, why (a recommendation), its
+ * model score (developer view), stars and a link to similar movies; with feedback ({userId,
+ * impressionId}, a user's list), opening the similar movies records a click. */
 function movieItem(movie, {
-  rank = null, score = null, source = null, because = [], average, isNew = false, feedback = null,
+  rank = null, score = null, source = null, why = null, isNew = false, feedback = null,
 } = {}) {
   const title = shortTitle(movie);
-  const facts = [movie.genres.join(' · ') || 'no genre'];
-  if (score !== null) facts.push(source === 'popularity' ? 'popular pick' : `score ${score.toFixed(3)}`);
-  if (average !== undefined) facts.push(average === null ? 'not rated yet' : `average ${average.toFixed(1)} ★`);
-  const reasons = because.flatMap((m, i) => [i ? ', ' : '', el('cite', { text: shortTitle(m) })]);
+  const facts = [movie.genres.join(' · ') || 'no genre', rated(movie)];
   return el('li', { class: isNew ? 'movie new' : 'movie', 'data-movie-id': movie.id },
     el('div', { class: 'movie-head' },
       rank === null ? null : el('span', { class: 'rank', text: `${rank}.` }),
       el('span', { class: 'title', text: title }),
       movie.year ? el('span', { class: 'year', text: String(movie.year) }) : null,
       isNew ? el('span', { class: 'badge', text: 'new' }) : null),
-    el('p', { class: 'facts', text: facts.join(' — ') }),
-    because.length ? el('p', { class: 'because' }, 'Because you liked ', ...reasons) : null,
+    el('p', { class: 'facts' }, facts.join(' — '),
+      score === null ? null : el('span', {
+        class: 'developer', text: ` — score ${score.toFixed(3)}${source ? `, ${source}` : ''}`,
+      })),
+    why,
     el('div', { class: 'actions' },
       stars(movie, title),
       el('button', { type: 'button', class: 'secondary small', text: 'Similar', 'aria-label': `Similar to ${title}`,
@@ -157,9 +191,9 @@ async function refreshRecommendations({ compare = false, note = '' } = {}) {
   if (who.kind === 'user') {
     const data = await gql(USER_RECS, { userId: who.id, ...filters });
     recs = data.recommendations;
-    latest = data.user.ratings.nodes.map((r) => [r.movie.title, r.rating]);
+    latest = data.user.ratings.nodes.map((r) => [shortTitle(r.movie), r.rating]);
     const u = data.user;
-    $('#whoami').textContent = `User ${u.id}: ${u.gender}, ${optionText('age', u.age)}, ${u.occupation}, `
+    $('#whoami').textContent = `Showing user ${u.id}: ${u.gender}, ${optionText('age', u.age)}, ${u.occupation}, `
       + `zip ${u.zipCode}. The page calls the API with this user's token.`;
   } else {
     const rated = [...state.rated].map(([movieId, r]) => ({ movieId, rating: r.stars }));
@@ -175,9 +209,10 @@ async function refreshRecommendations({ compare = false, note = '' } = {}) {
   const impressionId = recs[0]?.impressionId;
   const feedback = who.kind === 'user' && impressionId ? { userId: who.id, impressionId } : null;
   $('#recs-list').replaceChildren(...recs.map((r, i) => movieItem(r.movie, {
-    rank: i + 1, score: r.score, source: r.source, because: r.because, isNew: fresh.includes(r), feedback,
+    rank: i + 1, score: r.score, source: r.source, why: reason(r.source, r.because), isNew: fresh.includes(r), feedback,
   })));
   showServed(recs);
+  $('#recs-title').textContent = `Recommendations for ${showing()}`;
   const name = who.kind === 'user' ? `user ${who.id}` : 'you, a visitor';
   const years = filters.yearFrom ?? filters.yearTo ? `${filters.yearFrom ?? '…'}–${filters.yearTo ?? '…'}` : null;
   const within = [filters.genres?.[0], years].filter(Boolean).join(', ');
@@ -187,6 +222,7 @@ async function refreshRecommendations({ compare = false, note = '' } = {}) {
     if (gone.length) parts.push(`Left the list: ${gone.join(', ')}.`);
   }
   $('#recs-status').textContent = parts.filter(Boolean).join(' ');
+  if (compare) flagPanel('recs');
   $('#my-ratings').textContent = latest.length
     ? `Latest ratings: ${latest.map(([title, n]) => `${title} ${n} ★`).join(', ')}`
     : 'No ratings yet: the list starts from the most popular movies. Rate a few to make it yours.';
@@ -214,25 +250,74 @@ async function rate(movie, title, stars) {
   }
 }
 
-/** Switch to a user (signed in through the demo's back end with `request`) or to a visitor. */
+/** Make the id box and the starters say who the page shows. */
+function markWho() {
+  $('#user-id').value = state.who?.kind === 'user' ? String(state.who.id) : '';
+  document.querySelectorAll('#starters button').forEach((button) => {
+    const user = button.dataset.userId;
+    const current = user ? state.who?.kind === 'user' && state.who.id === Number(user) : state.who?.kind === 'visitor';
+    button.setAttribute('aria-pressed', String(current));
+  });
+}
+
+/** Switch to a user (signed in through the demo's back end with `request`) or to a visitor; when that
+ * fails, the page says who it still shows. */
 async function choose(request, visitor = null) {
   clearError();
+  const before = state.who;
   try {
     if (request) {
       state.who = { kind: 'user', id: await signIn(request) };
+      $('#whoami').textContent = `Showing user ${state.who.id}.`;
     } else {
       signOut(); // a visitor's requests are anonymous
       state.who = visitor;
-      $('#whoami').textContent = `A visitor: ${visitor.gender}, ${optionText('age', visitor.age)}, `
+      $('#whoami').textContent = `Showing a visitor: ${visitor.gender}, ${optionText('age', visitor.age)}, `
         + `${optionText('occupation', visitor.occupation)}. Ratings stay in this page; the API is called anonymously.`;
     }
+    markWho();
     state.rated = new Map();
     state.shown = new Map();
     document.querySelectorAll('.stars').forEach((group) => paint(group, 0));
     await refreshRecommendations();
   } catch (error) {
+    markWho();
+    if (state.who === before) {
+      showError(error, `The page still shows ${showing()}.`);
+      return;
+    }
+    // Switched, but the list could not be read: no list of the one before stays under the new name.
+    $('#recs-list').replaceChildren();
+    $('#served').replaceChildren();
+    $('#recs-title').textContent = `Recommendations for ${showing()}`;
+    $('#recs-status').textContent = `No recommendations for ${showing()}: the request failed.`;
     showError(error);
   }
+}
+
+const VISITOR = { kind: 'visitor', gender: 'F', age: 25, occupation: 12 };
+
+/** Offer the users the back end names and a visitor as one-click starts; return the first offered. */
+async function offerStarters() {
+  let offered = [];
+  try {
+    offered = await starters();
+  } catch (error) {
+    console.warn(`starters: ${describe(error)}`); // the forms still work
+  }
+  const words = {
+    active: (s) => `An active user: user ${s.userId} (${plural(s.ratings, 'rating')})`,
+    unrated: (s) => `A new user: user ${s.userId} (no ratings yet)`,
+  };
+  const buttons = offered.filter((s) => words[s.kind]).map((s) => el('button', {
+    type: 'button', class: 'secondary small', 'data-user-id': s.userId, text: words[s.kind](s),
+    onclick: () => choose({ userId: s.userId }),
+  }));
+  const visitor = `A visitor: ${VISITOR.gender}, ${optionText('age', VISITOR.age)}, ${optionText('occupation', VISITOR.occupation)}`;
+  buttons.push(el('button', { type: 'button', class: 'secondary small', text: visitor, onclick: () => choose(null, VISITOR) }));
+  $('#starters').append(...buttons);
+  markWho();
+  return offered[0] ? () => choose({ userId: offered[0].userId }) : () => choose(null, VISITOR);
 }
 
 async function search(more) {
@@ -241,7 +326,7 @@ async function search(more) {
   try {
     const { movies } = await gql(SEARCH, { search: text || null, after: more ? state.search.after : null });
     state.search = { text, after: movies.pageInfo.endCursor };
-    const items = movies.nodes.map((m) => movieItem(m, { average: m.averageRating }));
+    const items = movies.nodes.map((m) => movieItem(m));
     if (more) $('#search-list').append(...items);
     else $('#search-list').replaceChildren(...items);
     $('#search-more').hidden = !movies.pageInfo.hasNextPage;
@@ -262,7 +347,7 @@ async function showSimilar(movie, title) {
     $('#similar-title').textContent = `Similar to ${title}`;
     $('#similar-list').replaceChildren(...similarMovies.map((r) => movieItem(r.movie, { score: r.score })));
     $('#similar-status').textContent = `${plural(similarMovies.length, 'movie')} closest to ${title} in the model.`;
-    $('#similar').scrollIntoView({ block: 'start' });
+    showPanel('similar', { reveal: true });
   } catch (error) {
     showError(error);
   }
@@ -305,16 +390,24 @@ function wire() {
     search(false);
   });
   $('#search-more').addEventListener('click', () => search(true));
+  $('#developer').addEventListener('change', (event) => {
+    document.body.classList.toggle('developer-view', event.target.checked);
+  });
+  wireTabs();
 }
 
+/** Wire the page, read the genres and the model, and open on the first user offered. */
 async function start() {
   wire();
+  const offering = offerStarters(); // beside the read of the model; it never throws
   try {
     const { genres, modelInfo } = await gql(START);
     $('#genre').append(...genres.map((g) => el('option', { value: g, text: g })));
     $('#model').textContent = modelInfo
       ? `Model version ${modelInfo.version}${modelInfo.trainedAt ? `, trained ${new Date(modelInfo.trainedAt).toLocaleDateString()}` : ''}`
       : 'No model is trained yet';
+    const first = await offering;
+    if (modelInfo) await first(); // without a model there is nothing to show yet
   } catch (error) {
     showError(error);
   }
