@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
@@ -21,6 +20,7 @@ from api.demo.starters import Starters
 from api.errors import Refused, ServiceError
 from api.ids import MAX_ID
 from api.state import AppState
+from api.transport import NotJSON, load_json
 from api.users import service as users
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -65,9 +65,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
         if len(body) > MAX_BODY_BYTES:
             raise Refused(413, "PAYLOAD_TOO_LARGE", f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise Refused(400, "BAD_REQUEST", "the request body is not UTF-8 JSON") from None
+        data = load_json(body)
+    except NotJSON as error:
+        raise Refused(400, "BAD_REQUEST", str(error)) from None
     if not isinstance(data, dict):
         raise Refused(400, "BAD_REQUEST", "the request body must be a JSON object")
     return data

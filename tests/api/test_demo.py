@@ -159,6 +159,20 @@ def test_bad_input_gets_a_4xx_with_a_code_and_creates_nobody(
     assert _users(demo_stack) == before
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"userId": 1', "not valid JSON: unexpected end of data at byte 12"),
+        (b'{"userId": "\xff"}', "not UTF-8"),
+        (b"  ", "empty"),
+    ],
+)
+def test_a_body_that_is_not_json_is_told_what_is_wrong(dev: TestClient, body: bytes, problem: str) -> None:
+    response = dev.post("/demo/session", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert problem in response.json()["errors"][0]["message"]
+
+
 def test_only_post_reaches_the_session_route(dev: TestClient) -> None:
     assert dev.get("/demo/session").status_code == 404  # the static files have no such file
 
