@@ -13,7 +13,6 @@ from dataclasses import asdict, replace
 from datetime import timedelta
 from typing import Any
 
-import paddle
 from sqlalchemy import select
 
 from api.db import make_engine, make_session_factory, utcnow
@@ -23,6 +22,7 @@ from api.versions.models import INTERRUPTED, ModelVersion
 from api.versions.service import fail_version, queue_version
 from api.versions.training import run_training
 from ml.config import TrainConfig
+from ml.paddle_setup import paddle  # not `import paddle`: the worker would print its ccache warning
 
 log = logging.getLogger(__name__)
 
