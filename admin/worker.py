@@ -79,7 +79,9 @@ def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainCo
     """Entry point of the worker process: low priority, one compute thread, its own database engine."""
     os.nice(NICENESS)
     os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s train-worker %(levelname)s %(message)s")
+    # force: importing Paddle gave the root logger a handler of its own, in its own format.
+    fmt = "%(asctime)s train-worker %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt, force=True)
 
     def interrupted(_signum: int, _frame: object) -> None:  # run_training records it as the version's error
         raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")

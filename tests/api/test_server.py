@@ -494,7 +494,7 @@ def test_a_dashboard_retrain_prints_its_errors_and_no_paddle_notice(
     database_factory: DatabaseFactory, tmp_path: Path
 ) -> None:
     """The training worker process prints what the service prints: a run that succeeds adds no line of
-    Paddle's (ccache, PIR), and one that fails still prints its error."""
+    Paddle's (ccache, PIR), and one that fails still prints its error, in the worker's log format."""
     stack = build_stack(database_factory, tmp_path, train=True)
     server_manager_instance.release_server(stack.settings.resolved_milvus_uri)
     form = {"epochs": "1", "embedding_dim": "8", "hidden_dim": "16", "output_dim": "16", "batch_size": "64"}
@@ -520,6 +520,7 @@ def test_a_dashboard_retrain_prints_its_errors_and_no_paddle_notice(
         assert retrain() == first + 1
         assert _status_of(stack.settings, first + 1) == "failed"
     printed = output[0]
+    assert f"train-worker ERROR training run {first + 1} failed" in printed, printed  # its own log format
     assert f"FileExistsError: {stack.settings.resolved_model_dir / f'v{first + 1}'} exists" in printed, (
         printed
     )
