@@ -13,7 +13,6 @@ from dataclasses import asdict, replace
 from datetime import timedelta
 from typing import Any
 
-import paddle
 from sqlalchemy import select
 
 from api.db import make_engine, make_session_factory, utcnow
@@ -23,6 +22,7 @@ from api.versions.models import INTERRUPTED, ModelVersion
 from api.versions.service import fail_version, queue_version
 from api.versions.training import run_training
 from ml.config import TrainConfig
+from ml.paddle_setup import paddle  # not `import paddle`: the worker would print its ccache warning
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,9 @@ def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainCo
     """Entry point of the worker process: low priority, one compute thread, its own database engine."""
     os.nice(NICENESS)
     os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s train-worker %(levelname)s %(message)s")
+    # force: importing Paddle gave the root logger a handler of its own, in its own format.
+    fmt = "%(asctime)s train-worker %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt, force=True)
 
     def interrupted(_signum: int, _frame: object) -> None:  # run_training records it as the version's error
         raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")

@@ -19,6 +19,13 @@ def l2_normalise(x: Tensor) -> Tensor:
     return x * paddle.rsqrt((x * x).sum(axis=-1, keepdim=True) + 1e-12)
 
 
+def inverse_count(count: Tensor) -> Tensor:
+    """Return 1 / count, a count below 1 taken as 1, to average by. Neither Tensor.clip nor `/` by a
+    tensor: converted to a static graph (the user tower saved with a version) both pass an `out`
+    argument, which Paddle warns about in a line of its own on every save."""
+    return paddle.reciprocal(paddle.maximum(count, paddle.full([1], 1.0)))
+
+
 class IdField(nn.Layer):
     """One categorical value per row; index 0 (unknown) has its own learned vector."""
 
@@ -40,8 +47,8 @@ class BagField(IdField):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         ids = inputs[self.key]  # (batch, n)
-        count = (ids > 0).astype("float32").sum(axis=1, keepdim=True).clip(min=1.0)  # (batch, 1)
-        return self.table(ids).sum(axis=1) / count  # (batch, dim)
+        inverse = inverse_count((ids > 0).astype("float32").sum(axis=1, keepdim=True))  # (batch, 1)
+        return self.table(ids).sum(axis=1) * inverse  # (batch, dim)
 
 
 class HistoryField(nn.Layer):
@@ -64,8 +71,8 @@ class HistoryField(nn.Layer):
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         movies, stars = inputs["history"], inputs["history_rating"]  # (batch, length) each
         present = (movies > 0).astype("float32").unsqueeze(-1)  # (batch, length, 1)
-        count = (present * self.cover).sum(axis=1, keepdim=True).clip(min=1.0)  # (batch, 1, pools)
-        weights = present * self.window * self.star_weight(stars) / count  # (batch, length, pools)
+        inverse = inverse_count((present * self.cover).sum(axis=1, keepdim=True))  # (batch, 1, pools)
+        weights = present * self.window * self.star_weight(stars) * inverse  # (batch, length, pools)
         weights = weights.transpose([0, 2, 1])  # (batch, pools, length)
         pooled = paddle.bmm(weights, self.table(movies))  # (batch, pools, dim)
         return pooled.flatten(start_axis=1)  # (batch, pools * dim)

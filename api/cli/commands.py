@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,10 +53,19 @@ def batch_sessions(settings: Settings) -> sessionmaker:
     return make_session_factory(make_batch_engine(settings.resolved_database_url))
 
 
-def vector_store(settings: Settings) -> closing[VectorStore]:
+@contextmanager
+def vector_store(settings: Settings) -> Iterator[VectorStore]:
+    """Yield a store of the settings' Milvus, closed after the block with the Lite server it started: `up`
+    goes on to serve from a server of its own, and Milvus Lite runs one server per file."""
+    from api.vectors.lite import release_lite_server
     from api.vectors.store import VectorStore
 
-    return closing(VectorStore(settings.resolved_milvus_uri))
+    store = VectorStore(settings.resolved_milvus_uri)
+    try:
+        yield store
+    finally:
+        store.close()
+        release_lite_server(store.uri)
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> None:

@@ -46,6 +46,15 @@ def lite_logs_beside(path: str) -> Iterator[None]:
         os.environ.pop(GLOG_DIR, None)
 
 
+def release_lite_server(uri: str) -> None:
+    """Stop the Milvus Lite server that this process's clients of the file at uri started: pymilvus keeps
+    it running after they close, until the process exits. A server's URI is left alone."""
+    if is_lite_file(uri):
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(uri)
+
+
 def is_embedded(uri: str) -> bool:
     """Return whether uri is Milvus Lite: its file, or the unix socket of the Lite server that
     `movierec serve --workers` starts (api/server.py), rather than a Milvus server."""

@@ -127,9 +127,12 @@ def _requests_by_worker(metrics: Path) -> dict[str, float]:
 
 
 @contextmanager
-def serving(settings: Settings, tmp_path: Path, command: tuple[str, ...] = ("serve",)) -> Iterator[str]:
+def serving(
+    settings: Settings, tmp_path: Path, command: tuple[str, ...] = ("serve",), output: list[str] | None = None
+) -> Iterator[str]:
     """Run `movierec serve --workers 2` (or another command that serves) on the settings; yield its
-    base URL once ready, then stop it with SIGTERM and check that it stopped cleanly."""
+    base URL once ready, then stop it with SIGTERM, check that it stopped cleanly and append what it
+    printed (its worker processes too) to `output`."""
     port = _free_port()
     env = {
         **os.environ,
@@ -168,9 +171,11 @@ def serving(settings: Settings, tmp_path: Path, command: tuple[str, ...] = ("ser
     finally:
         if server.returncode is None:
             server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=60)[0].decode()
-    assert server.returncode == 0, output
-    assert "(2 workers)" in output
+        printed = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0, printed
+    assert "(2 workers)" in printed
+    if output is not None:
+        output.append(printed)
 
 
 def _on_every_worker(url: str, query: str, metrics: Path, key: str | None = None) -> list[dict]:
@@ -307,6 +312,22 @@ def test_two_workers_serve_from_a_milvus_server_through_creations_activations_an
             if store.exists(f"movies_v{version}"):  # the server is the test session's, shared
                 store.drop(f"movies_v{version}")
         store.close()
+
+
+@pytest.mark.slow
+def test_up_serves_from_one_milvus_lite_server_and_leaves_none_running(tmp_path: Path) -> None:
+    """Milvus Lite runs one server per file: the one `up` used to build the collection stops before the
+    one the workers share starts."""
+    sample_dir = write_synthetic(tmp_path / "data", users=120, movies=300, ratings_per_user=(20, 60), seed=7)
+    settings = make_settings(f"sqlite:///{tmp_path / 'up.db'}", tmp_path)
+    db_file = Path(settings.resolved_milvus_uri).resolve()
+    with serving(settings, tmp_path, ("up", "--source", str(sample_dir))) as url:
+        assert len(milvus_lite_pids(db_file)) == 1
+        assert "movies_v1" in json.dumps(_post(f"{url}/graphql", "{ modelInfo { collection } }"))
+    deadline = time.monotonic() + 10  # the server stops once the lock `up` held is released
+    while milvus_lite_pids(db_file) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not milvus_lite_pids(db_file)
 
 
 @pytest.mark.milvus_server
@@ -447,3 +468,60 @@ def test_the_banner_comes_once_the_api_answers(tmp_path: Path) -> None:
         errors = server.communicate(timeout=60)[1]
     # a normal start and stop is not a warning (two workers once logged "WARNING … serving with 2 workers")
     assert not [line for line in errors.splitlines() if "WARNING" in line or "Traceback" in line], errors
+
+
+def _status_of(settings: Settings, version_id: int, timeout: float = 240.0) -> str:
+    """Return a version's status once its training has ended."""
+    from api.versions.models import ModelVersion
+
+    engine = make_engine(settings.resolved_database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with make_session_factory(engine)() as session:
+                version = session.get(ModelVersion, version_id)
+                if version is not None and version.status in ("succeeded", "failed"):
+                    return version.status
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"version {version_id} still training after {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_factory", ["sqlite"], indirect=True)  # the worker's output is the subject
+def test_a_dashboard_retrain_prints_its_errors_and_no_paddle_notice(
+    database_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    """The training worker process prints what the service prints: a run that succeeds adds no line of
+    Paddle's (ccache, PIR), and one that fails still prints its error, in the worker's log format."""
+    stack = build_stack(database_factory, tmp_path, train=True)
+    server_manager_instance.release_server(stack.settings.resolved_milvus_uri)
+    form = {"epochs": "1", "embedding_dim": "8", "hidden_dim": "16", "output_dim": "16", "batch_size": "64"}
+    output: list[str] = []
+    with serving(stack.settings, tmp_path, output=output) as url, httpx.Client(base_url=url) as browser:
+
+        def retrain() -> int:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/admin/").text)
+            assert token
+            started = browser.post("/admin/retrain", data={**form, "csrf_token": token.group(1)})
+            assert started.status_code == 303, started.text
+            found = re.search(r"/runs/(\d+)", started.headers["location"])
+            assert found
+            return int(found.group(1))
+
+        token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/admin/login").text)
+        assert token
+        browser.post("/admin/login", data={"password": "test-password-1", "csrf_token": token.group(1)})
+        first = retrain()
+        assert _status_of(stack.settings, first) == "succeeded"
+        # The next version's directory is taken: that run trains, then fails to save with its error.
+        (stack.settings.resolved_model_dir / f"v{first + 1}").mkdir()
+        assert retrain() == first + 1
+        assert _status_of(stack.settings, first + 1) == "failed"
+    printed = output[0]
+    assert f"train-worker ERROR training run {first + 1} failed" in printed, printed  # its own log format
+    assert f"FileExistsError: {stack.settings.resolved_model_dir / f'v{first + 1}'} exists" in printed, (
+        printed
+    )
+    assert "ccache" not in printed and "PIR" not in printed, printed

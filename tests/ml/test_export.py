@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +208,31 @@ def test_unknown_user_and_movie_get_feature_only_vectors(version: LoadedModel) -
     assert float(np.linalg.norm(new_movie)) == pytest.approx(1.0, abs=1e-5)
     batch = version.encode_users([(UserFeatures("M", 56, 13, "99999"), [HistoryItem(5, 5, 1)])] * 2)
     np.testing.assert_allclose(batch[0], anonymous, atol=1e-6)
+
+
+def test_training_and_saving_a_version_print_nothing_but_errors(tmp_path: Path) -> None:
+    """Paddle's notices come from C++ as well as Python, so a process of its own, whose output is read
+    whole: a clean run prints no Paddle notice, and an error after it is still printed."""
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from ml.config import TrainConfig
+        from ml.export import save_version
+        from ml.movielens.layouts import load_ml1m
+        from ml.movielens.synthetic import write_synthetic
+        from ml.train import train
+        data = load_ml1m(write_synthetic(Path({str(tmp_path)!r}) / "data", users=60, movies=80))
+        config = TrainConfig(embedding_dim=8, hidden_dim=16, epochs=1, batch_size=64, gap_feature=True)
+        save_version(train(data, config, progress=False), Path({str(tmp_path)!r}) / "v1")
+        TrainConfig(batch_size=1)
+    """)
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=root
+    )
+    output = run.stdout + run.stderr
+    assert (tmp_path / "v1" / "user_encoder.json").exists(), output
+    assert "batch_size must be at least 2" in run.stderr and run.returncode == 1, output
+    assert "PIR" not in output and "ccache" not in output, output
 
 
 def test_existing_version_is_never_overwritten(trained: TrainedModel, tmp_path: Path) -> None:
