@@ -1,0 +1,139 @@
+"""The dashboard's tables in headless Chromium, at 1280×800 and 390×844: the runs table fits its box
+with every button inside and reads as one card a run on a phone. axe-core finds nothing serious or
+critical there."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.db import make_engine, make_session_factory
+from api.versions.models import ModelVersion
+from api.versions.service import fail_version, start_version
+from tests.admin.conftest import PASSWORD, served
+from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS, _check
+from tests.api.conftest import Stack, build_stack, train_or_copy
+from tests.conftest import DatabaseFactory
+
+pytestmark = pytest.mark.browser
+
+WIDTHS = ((1280, 800), (390, 844))
+BETTER_HR = 1.1  # the second version's test HR@10 against the active one's
+WORSE_NDCG = 0.9  # and its NDCG@10
+
+
+@pytest.fixture(scope="module")
+def tables_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """A stack of its own: an active version, a second succeeded one with a better test HR@10 and a worse
+    NDCG@10 (a run that can be activated), and a run the dashboard's worker left interrupted."""
+    root = tmp_path_factory.mktemp("tables-browser")
+    stack = build_stack(database_factory, root, train=True)
+    engine = make_engine(stack.settings.resolved_database_url)
+    sessions = make_session_factory(engine)
+    second = train_or_copy(sessions, stack.settings, database_factory.backend, root)
+    with sessions.begin() as session:
+        version = session.get(ModelVersion, second)
+        assert version is not None and version.metrics
+        m = version.metrics
+        version.metrics = {**m, "hr@10": m["hr@10"] * BETTER_HR, "ndcg@10": m["ndcg@10"] * WORSE_NDCG}
+        params = {"epochs": 3, "learning_rate": 0.01, "embedding_dim": 16, "batch_size": 128}
+        failed = start_version(session=session, params=params, started_by="dashboard:admin").id
+        error = "interrupted: the training worker stopped before the run finished (exit code -9)"
+        fail_version(session=session, version_id=failed, error=error)
+    engine.dispose()
+    return stack
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`.ci/run` does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _signed_in(browser: Any, server: str, width: int, height: int, **options: Any) -> Any:
+    context = browser.new_context(viewport={"width": width, "height": height}, **options)
+    page = context.new_page()
+    page.goto(f"{server}/admin/login")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/admin/$"))
+    return page
+
+
+# The boxes of a runs table's parts that must be seen: each as [what, left, right, top, bottom].
+RUN_PARTS = """(() => {
+  const parts = [];
+  const box = (what, el) => { const r = el.getBoundingClientRect(); parts.push([what, r.left, r.right, r.top, r.bottom]); };
+  document.querySelectorAll('#runs tr[data-version]').forEach((row) => {
+    const v = row.dataset.version;
+    box(`version ${v} link`, row.querySelector('a'));
+    box(`version ${v} compare box`, row.querySelector('input.pick'));
+    box(`version ${v} status`, row.querySelector('.status'));
+    row.querySelectorAll('.metric').forEach((m) => box(`version ${v} ${m.textContent}`, m));
+    row.querySelectorAll('button').forEach((b) => box(`version ${v} ${b.textContent} button`, b));
+  });
+  return parts;
+})()"""
+
+# For each run, how many lines the first text of its "Started (UTC)" cell takes.
+DATE_LINES = """(() => {
+  const heads = [...document.querySelectorAll('#runs thead th')].map((th) => th.textContent.trim());
+  const column = heads.indexOf('Started (UTC)');
+  return [...document.querySelectorAll('#runs tr[data-version]')].map((row) => {
+    const cell = row.children[column];
+    const text = [...cell.childNodes].find((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+    const range = document.createRange();
+    range.selectNodeContents(text);
+    const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+    return [row.dataset.version, text.textContent.trim(), tops.size];
+  });
+})()"""
+
+
+def test_the_runs_table_fits_at_1280_and_shows_every_run_s_facts_and_actions_at_390(
+    tables_stack: Stack, browser: Any, tmp_path: Path
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe, serious = Axe(), []
+    with served(tables_stack.settings) as server:
+        for width, height in WIDTHS:
+            page = _signed_in(browser, server, width, height)
+            page.goto(f"{server}/admin/runs")
+            _check(page, axe, f"runs at {width} px", serious)
+            page.screenshot(path=str(tmp_path / f"runs-{width}.png"), full_page=True)
+            box = page.evaluate(
+                "(() => { const s = document.querySelector('#runs').closest('.scroll');"
+                " const r = s.getBoundingClientRect(); return [r.left, r.right, s.scrollWidth, s.clientWidth]; })()"
+            )
+            left, right = max(box[0], 0), min(box[1], width)
+            assert box[2] <= box[3], (
+                f"at {width} px the runs table is {box[2] - box[3]} px wider than its box"
+            )
+            parts = page.evaluate(RUN_PARTS)
+            assert any("Activate button" in what for what, *_ in parts), parts  # the second version's
+            outside = [what for what, x0, x1, *_ in parts if x0 < left - 0.5 or x1 > right + 0.5]
+            assert not outside, f"at {width} px these reach outside the window or the table's box: {outside}"
+            if width == 1280:
+                wrapped = [(v, text, lines) for v, text, lines in page.evaluate(DATE_LINES) if lines != 1]
+                assert not wrapped, f"start dates wrap: {wrapped}"
+            else:  # a card a run: its parts stacked inside the row, one above the other
+                rows = page.evaluate(
+                    "[...document.querySelectorAll('#runs tr[data-version]')].map((r) => r.getBoundingClientRect().height)"
+                )
+                assert min(rows) > 120, f"at 390 px the runs are not stacked as cards: {rows}"
+            page.context.close()
+    assert not serious, "\n".join(serious)
