@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
@@ -80,9 +81,34 @@ def not_found(request: Request, error: Exception) -> Response:
     return render(request, "not_found.html", status_code=404, detail=detail)
 
 
+@dataclass(frozen=True)
+class Change:
+    """How run B's figure compares with run A's."""
+
+    delta: float  # B - A
+    relative: float | None  # (B - A) / A; None when A is 0
+    verdict: str  # in words: "better" or "worse" ("faster" or "slower" for a duration), or "no change"
+    improved: bool | None  # by the figure's direction; None for no change
+
+
+def change_of(key: str, a: float | None, b: float | None) -> Change | None:
+    """Return B against A for a figure: a loss or a duration is better lower, the ranking metrics (HR,
+    NDCG, recall) higher. A difference that rounds to zero at the four decimals shown is no change."""
+    if a is None or b is None:
+        return None
+    delta = b - a
+    relative = delta / a if a else None
+    if round(delta, 4) == 0:
+        return Change(delta, relative, "no change", None)
+    improved = delta < 0 if "loss" in key or key.endswith("_seconds") else delta > 0
+    words = ("faster", "slower") if key.endswith("_seconds") else ("better", "worse")
+    return Change(delta, relative, words[0] if improved else words[1], improved)
+
+
 def compare(request: Request) -> Response:
-    """Two runs side by side: test metrics (with the change), validation's best, hyperparameters.
-    `v` names them (twice); named once, the other is the active version."""
+    """Two runs side by side: test metrics (with B's change against A), validation's best, hyperparameters.
+    `v` names them (twice); named once, the other is the active version. A is the active version when it
+    is one of them, else the earlier run; B is the other."""
     ids = [parse_id(raw.strip()) for raw in request.query_params.getlist("v")[:2]]
     if None in ids:
         raise HTTPException(404, "runs are named by their version number")
@@ -93,10 +119,11 @@ def compare(request: Request) -> Response:
         versions = [v for i in ids if (v := session.get(ModelVersion, i)) is not None]
         if len(versions) < len(ids):
             raise HTTPException(404, f"no model version {', '.join(map(str, ids))} to compare")
-        metrics = [
-            (label, [(v.metrics or {}).get(key) for v in versions])
-            for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
-        ]
+        versions.sort(key=lambda v: (not v.is_active, v.id))  # A, then B
+        metrics = []  # label, figures (A's, B's), B against A
+        for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds")):
+            figures = [(v.metrics or {}).get(key) for v in versions]
+            metrics.append((label, figures, change_of(key, *figures) if len(figures) == 2 else None))
         keys = sorted({k for v in versions for k in v.params})
         values = {k: [v.params.get(k) for v in versions] for k in keys}
         params = [(k, values[k], len(set(map(repr, values[k]))) > 1) for k in keys]  # name, values, differ?

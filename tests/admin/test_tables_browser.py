@@ -1,6 +1,6 @@
 """The dashboard's tables in headless Chromium, at 1280×800 and 390×844: the runs table fits its box
-with every button inside and reads as one card a run on a phone. axe-core finds nothing serious or
-critical there."""
+with every button inside and reads as one card a run on a phone; the compare page says B against A and
+which is better. axe-core finds nothing serious or critical on either."""
 
 from __future__ import annotations
 
@@ -135,5 +135,45 @@ def test_the_runs_table_fits_at_1280_and_shows_every_run_s_facts_and_actions_at_
                     "[...document.querySelectorAll('#runs tr[data-version]')].map((r) => r.getBoundingClientRect().height)"
                 )
                 assert min(rows) > 120, f"at 390 px the runs are not stacked as cards: {rows}"
+            page.context.close()
+    assert not serious, "\n".join(serious)
+
+
+def test_compare_says_b_against_a_and_which_figures_are_better(
+    tables_stack: Stack, browser: Any, tmp_path: Path
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import expect
+
+    active = tables_stack.version_id
+    assert active is not None
+    candidate = active + 1
+    axe, serious = Axe(), []
+    with served(tables_stack.settings) as server:
+        for width, height in WIDTHS:
+            page = _signed_in(browser, server, width, height)
+            # named once (the run page's link) and twice in either order: A is the active version
+            for query in (f"v={candidate}", f"v={candidate}&v={active}", f"v={active}&v={candidate}"):
+                page.goto(f"{server}/admin/compare?{query}")
+                heads = page.locator("#compare thead th")
+                expect(heads.nth(1)).to_contain_text(f"A: Version {active}")
+                expect(heads.nth(2)).to_contain_text(f"B: Version {candidate}")
+                expect(heads.nth(3)).to_have_text("Change, B against A")
+                expect(page.locator("#compare-sides")).to_contain_text(
+                    f"version {candidate} against version {active}, the active one"
+                )
+            hr = page.locator("#compare tbody tr", has_text="HR@10 (sampled)").first.locator("td.change")
+            expect(hr).to_contain_text(f"(+{100 * (BETTER_HR - 1):.1f}%) better")
+            ndcg = page.locator("#compare tbody tr", has_text="NDCG@10 (sampled)").first.locator("td.change")
+            expect(ndcg).to_contain_text(f"({100 * (WORSE_NDCG - 1):.1f}%) worse")
+            full = page.locator("#compare tbody tr", has_text="HR@10 (full)").locator("td.change")
+            expect(full).to_contain_text("no change")
+            colours = [
+                cell.locator(".verdict").evaluate("(e) => getComputedStyle(e).color")
+                for cell in (hr, ndcg, full)
+            ]
+            assert len(set(colours)) == 3, f"better, worse and no change share a colour: {colours}"
+            _check(page, axe, f"compare at {width} px", serious)
+            page.screenshot(path=str(tmp_path / f"compare-{width}.png"), full_page=True)
             page.context.close()
     assert not serious, "\n".join(serious)
