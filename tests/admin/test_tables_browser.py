@@ -1,6 +1,7 @@
-"""The dashboard's tables in headless Chromium, at 1280×800 and 390×844: the runs table fits its box
-with every button inside and reads as one card a run on a phone; the compare page says B against A and
-which is better. axe-core finds nothing serious or critical on either."""
+"""The dashboard's tables and forms in headless Chromium, at 1280×800 and 390×844: the runs table fits
+its box with every button inside and reads as one card a run on a phone; the compare page says B against
+A and which is better; the API keys page lays a scope on a line and copies a new key. axe-core finds
+nothing serious or critical on any of them."""
 
 from __future__ import annotations
 
@@ -176,4 +177,71 @@ def test_compare_says_b_against_a_and_which_figures_are_better(
             _check(page, axe, f"compare at {width} px", serious)
             page.screenshot(path=str(tmp_path / f"compare-{width}.png"), full_page=True)
             page.context.close()
+    assert not serious, "\n".join(serious)
+
+
+# For the name box: whether its placeholder fits inside it, in the box's own font.
+PLACEHOLDER_FITS = """(input) => {
+  const style = getComputedStyle(input);
+  const context = document.createElement('canvas').getContext('2d');
+  context.font = style.font;
+  const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return [context.measureText(input.placeholder).width, room];
+}"""
+
+# For each scope: the tops of its checkbox, code and meaning, which one line shares.
+SCOPE_LINES = """[...document.querySelectorAll('#create-key fieldset label')].map((label) =>
+  [...label.querySelectorAll('input, code, span')].map((e) => Math.round(e.getBoundingClientRect().bottom)))"""
+
+
+def test_the_keys_page_lays_a_scope_a_line_and_copies_a_new_key(
+    tables_stack: Stack, browser: Any, tmp_path: Path
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import expect
+
+    axe, serious = Axe(), []
+    with served(tables_stack.settings) as server:
+        for width, height in WIDTHS:
+            page = _signed_in(
+                browser, server, width, height, permissions=["clipboard-read", "clipboard-write"]
+            )
+            page.goto(f"{server}/admin/keys")
+            text_width, room = page.locator("#create-key input[name=name]").evaluate(PLACEHOLDER_FITS)
+            assert text_width <= room, (
+                f"at {width} px the name box cuts its placeholder ({text_width} > {room})"
+            )
+            lines = page.evaluate(SCOPE_LINES)
+            assert len(lines) == 4 and all(len(parts) == 3 for parts in lines), lines
+            if width == 1280:  # a phone may wrap a long meaning under its code
+                assert all(max(p) - min(p) <= 8 for p in lines), (
+                    f"a scope's parts sit on several lines: {lines}"
+                )
+            else:
+                assert all(abs(p[0] - p[1]) <= 8 for p in lines), f"a scope's box and code are apart: {lines}"
+            page.fill("#create-key input[name=name]", f"shop at {width}")
+            page.check("#create-key input[value=read]")
+            page.click("#create-key button[type=submit]")
+            key = page.locator("#new-key").inner_text()
+            assert re.fullmatch(r"mrk_[0-9a-f]+_\S+", key), key
+            copy = page.locator("#created-key button", has_text="Copy")
+            copy.click()
+            expect(page.locator("#created-key button")).to_have_text("Copied")
+            expect(page.locator("#created-key [role=status]")).to_have_text("Copied to the clipboard.")
+            assert page.evaluate("navigator.clipboard.readText()") == key
+            _check(page, axe, f"keys, a key created, at {width} px", serious)
+            page.screenshot(path=str(tmp_path / f"keys-{width}.png"), full_page=True)
+            page.context.close()
+
+        # Without the clipboard (an address that is not secure): the key is selected for copying by hand.
+        page = _signed_in(browser, server, 1280, 800)
+        page.add_init_script("Object.defineProperty(navigator, 'clipboard', { value: undefined })")
+        page.goto(f"{server}/admin/keys")
+        page.fill("#create-key input[name=name]", "no clipboard")
+        page.check("#create-key input[value='tokens:issue']")
+        page.click("#create-key button[type=submit]")
+        page.locator("#created-key button", has_text="Copy").click()
+        expect(page.locator("#created-key [role=status]")).to_contain_text("the key is selected")
+        assert page.evaluate("window.getSelection().toString()") == page.locator("#new-key").inner_text()
+        page.context.close()
     assert not serious, "\n".join(serious)
