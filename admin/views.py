@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from admin import forms
 from admin.params import grouped
 from admin.service import collection_stats, collections, counts, database_ok
+from api.db import utcnow
 from api.ids import parse_id
 from api.state import AppState
 from api.versions.jobs import activations
@@ -22,6 +23,25 @@ from ml.config import TrainConfig
 
 FLASH_KEY = "flash"  # the message a redirect leaves for the next page (admin.app._context shows it once)
 VALIDATION = tuple((f"valid_{key}", f"{label}, validation (best epoch)") for key, label in SHOWN_METRICS[:2])
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def waiting_for(version: ModelVersion) -> str | None:
+    """Return what a run that has trained no step yet is waiting for, in words, or None. Queued: its
+    worker process is starting (admin.worker spawns it, and it marks the run running once it has a
+    database connection); running without a step: training reads the ratings and builds the model."""
+    if version.status not in ("queued", "running") or "step" in (version.progress or {}):
+        return None
+    started_at = version.started_at or utcnow()  # start_version stamps it (the dashboard's: when queued)
+    since = duration((utcnow() - started_at).total_seconds())
+    if version.status == "queued":
+        return f"waiting for the training worker to start · started {since} ago"
+    return f"reading the ratings and building the model, no training step yet · started {since} ago"
 
 
 def state_of(request: Request) -> AppState:
@@ -164,6 +184,7 @@ def progress_of(version: ModelVersion) -> dict[str, Any]:
         "outcome": version.outcome,
         "monitor": (version.params or {}).get("monitor", "ndcg@10"),
         "error": version.error,
+        "waiting": waiting_for(version),
         "metrics": version.metrics,
         "progress": progress,
     }

@@ -1,21 +1,24 @@
 """The dashboard's tables and forms in headless Chromium, at 1280×800 and 390×844: the runs table fits
 its box with every button inside and reads as one card a run on a phone; the compare page says B against
-A and which is better; the API keys page lays a scope on a line and copies a new key. axe-core finds
-nothing serious or critical on any of them."""
+A and which is better; the API keys page lays a scope on a line and copies a new key; a run that has not
+trained a step says what it waits for. axe-core finds nothing serious or critical on any of them."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import sessionmaker
 
 from api.db import make_engine, make_session_factory
 from api.versions.models import ModelVersion
-from api.versions.service import fail_version, start_version
+from api.versions.service import fail_version, mark_running, queue_version, record_progress, start_version
 from tests.admin.conftest import PASSWORD, served
 from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS, _check
 from tests.api.conftest import Stack, build_stack, train_or_copy
@@ -48,6 +51,13 @@ def tables_stack(database_factory: DatabaseFactory, tmp_path_factory: pytest.Tem
         fail_version(session=session, version_id=failed, error=error)
     engine.dispose()
     return stack
+
+
+@pytest.fixture
+def sessions(tables_stack: Stack) -> Iterator[sessionmaker]:
+    engine = make_engine(tables_stack.settings.resolved_database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture
@@ -244,4 +254,65 @@ def test_the_keys_page_lays_a_scope_a_line_and_copies_a_new_key(
         expect(page.locator("#created-key [role=status]")).to_contain_text("the key is selected")
         assert page.evaluate("window.getSelection().toString()") == page.locator("#new-key").inner_text()
         page.context.close()
+    assert not serious, "\n".join(serious)
+
+
+def test_a_run_that_has_not_trained_a_step_says_what_it_waits_for(
+    tables_stack: Stack, sessions: sessionmaker, browser: Any, tmp_path: Path
+) -> None:
+    """Queued as the dashboard queues it (admin.worker.start_training), then taken by a worker (this
+    process stands for it), then at its first step: the run page follows it without a reload."""
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import expect
+
+    axe, serious = Axe(), []
+    with served(tables_stack.settings) as server:
+        with sessions.begin() as session:
+            params = {"epochs": 2, "learning_rate": 0.005, "embedding_dim": 16, "batch_size": 128}
+            version_id = queue_version(session=session, params=params, started_by="dashboard:admin").id
+        try:
+            for width, height in WIDTHS:
+                page = _signed_in(browser, server, width, height)
+                waiting = re.compile(r"^waiting for the training worker to start · started \d+s ago$")
+                expect(page.locator("#busy")).to_contain_text(
+                    f"Version {version_id} is queued (waiting for the"
+                )
+                page.goto(f"{server}/admin/runs")
+                row = page.locator(f"#runs tr[data-version='{version_id}'] .waiting")
+                expect(row).to_have_text(waiting)
+                _check(page, axe, f"runs, a run queued, at {width} px", serious)
+                page.screenshot(path=str(tmp_path / f"runs-queued-{width}.png"), full_page=True)
+                page.goto(f"{server}/admin/runs/{version_id}")
+                expect(page.locator("#run-detail")).to_have_text(waiting)
+                _check(page, axe, f"a queued run at {width} px", serious)
+                page.screenshot(path=str(tmp_path / f"run-queued-{width}.png"), full_page=True)
+                page.context.close()
+
+            page = _signed_in(browser, server, 1280, 800)
+            page.goto(f"{server}/admin/runs/{version_id}")
+            expect(page.locator("#run-detail")).to_have_text(waiting)
+            worker = {"pid": os.getpid(), "host": socket.gethostname()}
+            with sessions.begin() as session:
+                mark_running(session=session, version_id=version_id, progress={"percent": 0.0, **worker})
+            expect(page.locator("#run-detail")).to_have_text(
+                re.compile(
+                    r"^reading the ratings and building the model, no training step yet · started \d+s ago$"
+                )
+            )
+            step = {
+                "epoch": 1,
+                "epochs": 2,
+                "step": 3,
+                "steps": 10,
+                "loss": 5.1,
+                "percent": 15.0,
+                "metrics": {},
+            }
+            with sessions.begin() as session:
+                record_progress(session=session, version_id=version_id, progress={**step, **worker})
+            expect(page.locator("#run-detail")).to_contain_text("epoch 1/2 · step 3/10 · loss 5.1000")
+            page.context.close()
+        finally:
+            with sessions.begin() as session:  # the stack trains nothing after: nothing stays busy
+                fail_version(session=session, version_id=version_id, error="interrupted: the test ended")
     assert not serious, "\n".join(serious)
