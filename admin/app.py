@@ -36,12 +36,6 @@ def _context(request: Request) -> dict[str, Any]:
     }
 
 
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
 def _stars(rating: float) -> str:
     """Return five star symbols for 0.5-5 stars: full ones, a half one (½), then empty ones."""
     full, half = int(rating), rating % 1 >= 0.5
@@ -56,7 +50,9 @@ def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
 
 def build_templates() -> Jinja2Templates:
     templates = Jinja2Templates(HERE / "templates", context_processors=[_context])
-    templates.env.filters.update(duration=_duration, stars=_stars, curves=views.curves_of)
+    templates.env.filters.update(
+        duration=views.duration, stars=_stars, curves=views.curves_of, waiting=views.waiting_for
+    )
     templates.env.globals.update(url_for=_path_for, metric_names=SHOWN_METRICS)
     return templates
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from admin import forms
 from admin.params import grouped
 from admin.service import collection_stats, collections, counts, database_ok
+from api.db import utcnow
 from api.ids import parse_id
 from api.state import AppState
 from api.versions.jobs import activations
@@ -21,6 +23,25 @@ from ml.config import TrainConfig
 
 FLASH_KEY = "flash"  # the message a redirect leaves for the next page (admin.app._context shows it once)
 VALIDATION = tuple((f"valid_{key}", f"{label}, validation (best epoch)") for key, label in SHOWN_METRICS[:2])
+
+
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def waiting_for(version: ModelVersion) -> str | None:
+    """Return what a run that has trained no step yet is waiting for, in words, or None. Queued: its
+    worker process is starting (admin.worker spawns it, and it marks the run running once it has a
+    database connection); running without a step: training reads the ratings and builds the model."""
+    if version.status not in ("queued", "running") or "step" in (version.progress or {}):
+        return None
+    started_at = version.started_at or utcnow()  # start_version stamps it (the dashboard's: when queued)
+    since = duration((utcnow() - started_at).total_seconds())
+    if version.status == "queued":
+        return f"waiting for the training worker to start · started {since} ago"
+    return f"reading the ratings and building the model, no training step yet · started {since} ago"
 
 
 def state_of(request: Request) -> AppState:
@@ -80,9 +101,34 @@ def not_found(request: Request, error: Exception) -> Response:
     return render(request, "not_found.html", status_code=404, detail=detail)
 
 
+@dataclass(frozen=True)
+class Change:
+    """How run B's figure compares with run A's."""
+
+    delta: float  # B - A
+    relative: float | None  # (B - A) / A; None when A is 0
+    verdict: str  # in words: "better" or "worse" ("faster" or "slower" for a duration), or "no change"
+    improved: bool | None  # by the figure's direction; None for no change
+
+
+def change_of(key: str, a: float | None, b: float | None) -> Change | None:
+    """Return B against A for a figure: a loss or a duration is better lower, the ranking metrics (HR,
+    NDCG, recall) higher. A difference that rounds to zero at the four decimals shown is no change."""
+    if a is None or b is None:
+        return None
+    delta = b - a
+    relative = delta / a if a else None
+    if round(delta, 4) == 0:
+        return Change(delta, relative, "no change", None)
+    improved = delta < 0 if "loss" in key or key.endswith("_seconds") else delta > 0
+    words = ("faster", "slower") if key.endswith("_seconds") else ("better", "worse")
+    return Change(delta, relative, words[0] if improved else words[1], improved)
+
+
 def compare(request: Request) -> Response:
-    """Two runs side by side: test metrics (with the change), validation's best, hyperparameters.
-    `v` names them (twice); named once, the other is the active version."""
+    """Two runs side by side: test metrics (with B's change against A), validation's best, hyperparameters.
+    `v` names them (twice); named once, the other is the active version. A is the active version when it
+    is one of them, else the earlier run; B is the other."""
     ids = [parse_id(raw.strip()) for raw in request.query_params.getlist("v")[:2]]
     if None in ids:
         raise HTTPException(404, "runs are named by their version number")
@@ -93,10 +139,11 @@ def compare(request: Request) -> Response:
         versions = [v for i in ids if (v := session.get(ModelVersion, i)) is not None]
         if len(versions) < len(ids):
             raise HTTPException(404, f"no model version {', '.join(map(str, ids))} to compare")
-        metrics = [
-            (label, [(v.metrics or {}).get(key) for v in versions])
-            for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds"))
-        ]
+        versions.sort(key=lambda v: (not v.is_active, v.id))  # A, then B
+        metrics = []  # label, figures (A's, B's), B against A
+        for key, label in (*SHOWN_METRICS, *VALIDATION, ("train_seconds", "Training steps, seconds")):
+            figures = [(v.metrics or {}).get(key) for v in versions]
+            metrics.append((label, figures, change_of(key, *figures) if len(figures) == 2 else None))
         keys = sorted({k for v in versions for k in v.params})
         values = {k: [v.params.get(k) for v in versions] for k in keys}
         params = [(k, values[k], len(set(map(repr, values[k]))) > 1) for k in keys]  # name, values, differ?
@@ -137,6 +184,7 @@ def progress_of(version: ModelVersion) -> dict[str, Any]:
         "outcome": version.outcome,
         "monitor": (version.params or {}).get("monitor", "ndcg@10"),
         "error": version.error,
+        "waiting": waiting_for(version),
         "metrics": version.metrics,
         "progress": progress,
     }

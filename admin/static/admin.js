@@ -47,7 +47,7 @@
       ? where + " · loss " + (p.loss !== undefined ? Number(p.loss).toFixed(4) : "–") + " · " + Number(p.percent || 0).toFixed(1) +
         "% · elapsed " + fmtSeconds(p.elapsed_s) + " · ETA " + fmtSeconds(p.eta_s)
       : run.status === "succeeded" ? "100%" : "stopped at " + where + " (" + Number(p.percent || 0).toFixed(0) + "%)";
-    document.getElementById("run-detail").textContent = detail;
+    document.getElementById("run-detail").textContent = run.waiting || detail;
     document.getElementById("run-error").textContent = run.error || "";
     if (run.metrics) document.getElementById("run-metrics").textContent = metricsText(run.metrics);
     const actions = document.getElementById("run-actions");

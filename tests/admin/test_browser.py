@@ -87,7 +87,7 @@ def test_retrain_watch_activate_in_a_real_browser(server: str, browser_stack: St
             page.screenshot(path=str(shots / "run.png"), full_page=True)
 
             page.click("#compare-active")
-            expect(page.locator("#compare th").nth(1)).to_contain_text(f"Version {version_id}")
+            expect(page.locator("#compare th").nth(2)).to_contain_text(f"B: Version {version_id}")
             expect(page.locator("#compare-params tr.differs", has_text="output_dim")).to_have_count(1)
             page.screenshot(path=str(shots / "compare.png"), full_page=True)
 

@@ -315,7 +315,7 @@ def test_api_keys_are_created_shown_once_and_revoked(
         "/admin/keys", data={"csrf_token": token, "name": "shop", "scope": ["read", "tokens:issue"]}
     )
     assert page.status_code == 200
-    match = re.search(r"<code>(mrk_([0-9a-f]+)_[^<]+)</code>", page.text)
+    match = re.search(r'<code id="new-key">(mrk_([0-9a-f]+)_[^<]+)</code>', page.text)
     assert match, page.text
     key, key_id = match.group(1), match.group(2)
     listed = client.get("/admin/keys").text
