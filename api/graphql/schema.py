@@ -26,7 +26,7 @@ from api.graphql.pagination import Connection, check_bound, decode_cursor, encod
 from api.graphql.permissions import allowed
 from api.graphql.ratings import Rating
 from api.graphql.scalars import UTC_DATETIME
-from api.graphql.users import User
+from api.graphql.users import Occupation, User
 from api.ids import parse_id
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
@@ -165,6 +165,11 @@ class Query:
     @strawberry.field(description="Every genre name.", permission_classes=[allowed()])
     async def genres(self, info: Info) -> list[str]:
         return await info.context.run(lambda s: movies.genre_names(session=s))
+
+    @strawberry.field(description="Every occupation, by id.", permission_classes=[allowed()])
+    async def occupations(self, info: Info) -> list[Occupation]:
+        rows = await info.context.run(lambda s: users.list_occupations(session=s))
+        return [Occupation.from_row(r) for r in rows]
 
     @strawberry.field(
         description="A user's top movies, read from their latest ratings at request time.",

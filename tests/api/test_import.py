@@ -458,3 +458,16 @@ def test_the_sample_command_writes_an_ml25m_shaped_release(
     assert loaded.layout.name == "movielens-csv" and len(loaded.dataset.ratings) == 250_001
     assert main(["data", "sample", "--out", str(out), "--ml25m", "2"]) == 1
     assert "--ml25m is a share" in _one_error_line(capsys)
+
+
+def _users_by_occupation(session: Session) -> dict[int, str | None]:
+    query = "SELECT u.id, o.name FROM users u LEFT JOIN occupations o ON o.id = u.occupation_id ORDER BY u.id"
+    return {int(i): name for i, name in session.execute(text(query))}
+
+
+def test_ml100k_occupations_are_kept_as_the_data_names_them(session: Session, tmp_path: Path) -> None:
+    from tests.ml.test_layouts import ml100k
+
+    import_dataset(session=session, dataset=load(ml100k(tmp_path)).dataset)
+    assert _users_by_occupation(session) == {1: "technician", 2: "librarian", 3: "student"}
+    assert load_training_data(session=session).occupations[21] == "technician"
