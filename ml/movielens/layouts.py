@@ -1,5 +1,6 @@
 """Every layout `movierec data import` reads, which one a directory holds, and their readers: ML-1M,
-ML-100K, the MovieLens CSV releases, and the generic CSV layout (docs/data.md shows each)."""
+ML-100K, the MovieLens CSV releases, the generic CSV layout and RecBole's atomic files (in recbole.py;
+docs/data.md shows each)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ml.movielens.format import (
     parse_year,
     tag_of,
 )
+from ml.movielens.recbole import load_recbole
 from ml.movielens.tables import (
     OccupationIds,
     RatingColumns,
@@ -254,6 +256,7 @@ LAYOUTS = {
                load_movielens_csv),
         Layout("csv", "the generic CSV layout (movies.csv, ratings.csv, optional users.csv)",
                load_generic_csv),
+        Layout("recbole", "RecBole atomic files (NAME.inter, NAME.item, optional NAME.user)", load_recbole),
     )
 }  # fmt: skip
 
@@ -276,9 +279,11 @@ def detect(directory: Path) -> Layout:
         with ratings.open(encoding="utf-8", errors="replace") as handle:
             header = handle.readline()
         return LAYOUTS["movielens-csv" if header.startswith("userId,") else "csv"]
+    if any(path.is_file() for path in directory.glob("*.inter")):
+        return LAYOUTS["recbole"]
     raise FileNotFoundError(
-        f"{directory} holds no dataset: looked for ratings.dat (ML-1M), u.data (ML-100K) or ratings.csv "
-        "(a MovieLens CSV release, or the generic CSV layout)"
+        f"{directory} holds no dataset: looked for ratings.dat (ML-1M), u.data (ML-100K), ratings.csv "
+        "(a MovieLens CSV release, or the generic CSV layout) or NAME.inter (RecBole's atomic files)"
     )
 
 

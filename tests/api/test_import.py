@@ -465,6 +465,45 @@ def _users_by_occupation(session: Session) -> dict[int, str | None]:
     return {int(i): name for i, name in session.execute(text(query))}
 
 
+def test_recbole_files_import_end_to_end_with_their_occupations(
+    database_factory: DatabaseFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.ml.test_recbole import recbole
+
+    directory = recbole(tmp_path / "data")
+    url = _fresh(database_factory)
+    _use_database(monkeypatch, url, tmp_path)
+    assert main(["data", "import", "--source", str(directory), "--format", "recbole", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "layout: recbole, RecBole atomic files" in out
+    assert "note: ml.item: field director:token is not read" in out
+    assert "imported: 3 users, 2 movies, 4 ratings" in out
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        assert _users_by_occupation(session) == {1: "librarian", 2: "K-12 student", 3: "artist"}
+        occupations = dict(session.execute(text("SELECT id, name FROM occupations")).all())
+        assert len(occupations) == 22 and occupations[21] == "librarian"  # ML-1M's keep their ids
+        assert (occupations[10], occupations[2], occupations[12]) == ("K-12 student", "artist", "programmer")
+        ratings = session.execute(
+            text("SELECT user_id, movie_id, rating FROM ratings ORDER BY user_id, movie_id")
+        )
+        assert [tuple(r) for r in ratings] == [(1, 10, 5.0), (1, 11, 3.5), (2, 10, 1.0), (3, 11, 4.0)]
+        movie = session.execute(text("SELECT title, year FROM movies WHERE id = 10")).one()
+        assert tuple(movie) == ("Toy Story", 1995)
+        before = _fingerprint(session)
+    # detected again, imported again: no occupation is added twice, nothing changes
+    assert main(["data", "import", "--source", str(directory), "--quiet"]) == 0
+    assert "layout: recbole" in capsys.readouterr().out
+    with sessions() as session:
+        assert _fingerprint(session) == before
+        assert session.execute(text("SELECT COUNT(*) FROM occupations")).scalar_one() == 22
+    engine.dispose()
+
+
 def test_ml100k_occupations_are_kept_as_the_data_names_them(session: Session, tmp_path: Path) -> None:
     from tests.ml.test_layouts import ml100k
 
