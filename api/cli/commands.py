@@ -87,6 +87,7 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
         total_rows,
     )
     from api.dataimport.sources import resolve_source
+    from api.datasets.service import record_import
     from api.ratings.writes import BulkLoadError
     from ml.movielens.download import DownloadError
     from ml.movielens.layouts import load
@@ -110,6 +111,15 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
                 dataset=loaded.dataset,
                 batch_size=settings.import_batch_size,
                 progress=bar.update,
+            )
+            record_import(
+                session=session,
+                description=source.description,
+                layout=loaded.layout.name,
+                synthetic=source.synthetic,
+                users=counts.users,
+                movies=counts.movies,
+                ratings=counts.ratings,
             )
     # The import's errors roll it back: nothing was written.
     except (DownloadError, MovieTextError, UnknownGenreError, UnknownOccupationError, BulkLoadError) as error:

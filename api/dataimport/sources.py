@@ -15,6 +15,7 @@ class Source:
     directory: Path
     description: str
     notice: str | None = None  # one line for the operator, e.g. why the sample replaced ML-1M
+    synthetic: bool = False  # the synthetic sample: titles that look real, users and ratings made up
 
 
 def resolve_source(source: str, settings: Settings) -> Source:
@@ -38,9 +39,8 @@ def resolve_source(source: str, settings: Settings) -> Source:
     if source == "sample":
         directory = settings.var_dir / "sample"
         write_synthetic(directory, **SAMPLE_SIZE)  # type: ignore[arg-type]
-        return Source(
-            directory, f"synthetic sample ({SAMPLE_SIZE['users']} users, {SAMPLE_SIZE['movies']} movies)"
-        )
+        about = f"synthetic sample ({SAMPLE_SIZE['users']} users, {SAMPLE_SIZE['movies']} movies)"
+        return Source(directory, about, synthetic=True)
     path = Path(source)
     if not path.is_dir():
         raise FileNotFoundError(f"{source} is neither ml-1m, sample, auto nor a directory")

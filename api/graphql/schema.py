@@ -15,11 +15,13 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from api.datasets.service import current_dataset
 from api.db import from_epoch
 from api.errors import BadUserInput, NotFound
 from api.experiments.impressions import IMPRESSION_ID_MAX
 from api.experiments.service import UnknownImpression, record_feedback
 from api.graphql.context import Info
+from api.graphql.datasets import Dataset
 from api.graphql.movies import Movie, Recommendation, recommend
 from api.graphql.operation import ClosedOperationHooks, OperationHooks
 from api.graphql.pagination import Connection, check_bound, decode_cursor, encode_cursor
@@ -165,6 +167,14 @@ class Query:
     @strawberry.field(description="Every genre name.", permission_classes=[allowed()])
     async def genres(self, info: Info) -> list[str]:
         return await info.context.run(lambda s: movies.genre_names(session=s))
+
+    @strawberry.field(
+        description="The data the database holds, as its newest import recorded it; null before any import.",
+        permission_classes=[allowed()],
+    )
+    async def dataset(self, info: Info) -> Dataset | None:
+        row = await info.context.run(lambda s: current_dataset(session=s))
+        return None if row is None else Dataset.from_row(row)
 
     @strawberry.field(description="Every occupation, by id.", permission_classes=[allowed()])
     async def occupations(self, info: Info) -> list[Occupation]:

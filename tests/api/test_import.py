@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from api.cli import main
 from api.cli.commands import data_dir_note
 from api.dataimport.service import MovieTextError, count_rows, import_dataset
+from api.datasets.service import current_dataset
 from api.db import make_batch_engine, make_engine, make_session_factory
 from api.ratings import writes
 from api.ratings.writes import BulkLoadError
@@ -281,6 +282,16 @@ def test_sample_source_needs_no_network(
     assert main(["data", "import", "--source", "sample", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "synthetic sample" in out and "imported: 1000 users, 600 movies" in out
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:  # recorded with the import, as synthetic
+        recorded = current_dataset(session=session)
+    engine.dispose()
+    assert recorded is not None and recorded.synthetic and recorded.layout == "ml-1m"
+    assert (recorded.users, recorded.movies, recorded.description) == (
+        1000,
+        600,
+        "synthetic sample (1000 users, 600 movies)",
+    )
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -465,7 +476,7 @@ def _users_by_occupation(session: Session) -> dict[int, str | None]:
     return {int(i): name for i, name in session.execute(text(query))}
 
 
-def test_recbole_files_import_end_to_end_with_their_occupations(
+def test_recbole_files_import_end_to_end_with_their_occupations_and_a_record(
     database_factory: DatabaseFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -494,13 +505,18 @@ def test_recbole_files_import_end_to_end_with_their_occupations(
         assert [tuple(r) for r in ratings] == [(1, 10, 5.0), (1, 11, 3.5), (2, 10, 1.0), (3, 11, 4.0)]
         movie = session.execute(text("SELECT title, year FROM movies WHERE id = 10")).one()
         assert tuple(movie) == ("Toy Story", 1995)
+        recorded = current_dataset(session=session)
+        assert recorded is not None and not recorded.synthetic
+        assert (recorded.layout, recorded.users, recorded.movies, recorded.ratings) == ("recbole", 3, 2, 4)
+        assert recorded.description == f"MovieLens files in {directory}"
         before = _fingerprint(session)
-    # detected again, imported again: no occupation is added twice, nothing changes
+    # detected again, imported again: no occupation is added twice, nothing changes but the record
     assert main(["data", "import", "--source", str(directory), "--quiet"]) == 0
     assert "layout: recbole" in capsys.readouterr().out
     with sessions() as session:
         assert _fingerprint(session) == before
         assert session.execute(text("SELECT COUNT(*) FROM occupations")).scalar_one() == 22
+        assert session.execute(text("SELECT COUNT(*) FROM datasets")).scalar_one() == 2
     engine.dispose()
 
 
