@@ -27,7 +27,7 @@ def resolve_source(source: str, settings: Settings) -> Source:
     if source == "auto" and settings.data_dir is not None:
         if not settings.data_dir.is_dir():
             raise FileNotFoundError(f"MOVIEREC_DATA_DIR is {settings.data_dir}, which is not a directory")
-        return Source(settings.data_dir, f"MovieLens files in {settings.data_dir}")
+        return Source(settings.data_dir, f"the dataset in {settings.data_dir}")
     if source == "auto":
         try:
             return resolve_source("ml-1m", settings)
@@ -44,4 +44,4 @@ def resolve_source(source: str, settings: Settings) -> Source:
     path = Path(source)
     if not path.is_dir():
         raise FileNotFoundError(f"{source} is neither ml-1m, sample, auto nor a directory")
-    return Source(path, f"MovieLens files in {path}")
+    return Source(path, f"the dataset in {path}")

@@ -508,7 +508,7 @@ def test_recbole_files_import_end_to_end_with_their_occupations_and_a_record(
         recorded = current_dataset(session=session)
         assert recorded is not None and not recorded.synthetic
         assert (recorded.layout, recorded.users, recorded.movies, recorded.ratings) == ("recbole", 3, 2, 4)
-        assert recorded.description == f"MovieLens files in {directory}"
+        assert recorded.description == f"the dataset in {directory}"
         before = _fingerprint(session)
     # detected again, imported again: no occupation is added twice, nothing changes but the record
     assert main(["data", "import", "--source", str(directory), "--quiet"]) == 0
