@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from admin import forms
 from admin.params import grouped
 from admin.service import collection_stats, collections, counts, database_ok
+from api.datasets.service import current_dataset
 from api.db import utcnow
 from api.ids import parse_id
 from api.state import AppState
@@ -69,6 +70,7 @@ def overview(request: Request) -> Response:
             request,
             "overview.html",
             counts=counts(session=session) if db_ok else None,
+            dataset=current_dataset(session=session) if db_ok else None,
             active=active,
             busy=busy_version(session=session) if db_ok else None,
             stats=collection_stats(store=state.store, name=active.collection_name if active else None),

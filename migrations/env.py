@@ -11,6 +11,7 @@ from sqlalchemy.types import TypeEngine
 
 import admin.models
 import api.access.models
+import api.datasets.models
 import api.experiments.models
 import api.movies.models
 import api.ratings.models
@@ -21,8 +22,8 @@ from api.db import Base, make_engine
 from api.settings import Settings
 
 # Every table of the product, including the dashboard's: the modules above declare them on Base.
-MODEL_MODULES = (admin.models, api.access.models, api.movies.models, api.ratings.models,
-                 api.recommend.models, api.users.models, api.versions.models)  # fmt: skip
+MODEL_MODULES = (admin.models, api.access.models, api.datasets.models, api.movies.models,
+                 api.ratings.models, api.recommend.models, api.users.models, api.versions.models)  # fmt: skip
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml.config import GAP_BUCKETS, TrainConfig
-from ml.movielens.format import AGE_BUCKETS, GENRES, OCCUPATIONS, Dataset, Movie, User
+from ml.movielens.format import AGE_BUCKETS, GENRES, Dataset, Movie, User
 
 GENRE_SLOTS = 6  # genres a movie's bag holds (the model's input width): ML-1M movies have at most 6
 MAX_TITLE_WORDS = 12
@@ -32,7 +32,7 @@ class UserFeatures:
 
     gender: str | None  # "F" or "M"; None (here and below) when unknown: the "unknown" input
     age: int | None  # an ML-1M age bucket (1, 18, 25, 35, 45, 50, 56)
-    occupation: int | None  # 0-20
+    occupation: int | None  # an id of the occupations training saw (others read as unknown)
     zip_code: str | None
     user_id: int | None = None  # None or unknown to training: demographics and history only
 
@@ -141,17 +141,19 @@ class FeatureVocabularies:
         gaps: npt.NDArray[np.int64],
     ) -> FeatureVocabularies:
         """Return vocabularies: the ids and gap buckets of training events, features from the user and
-        movie lists; the text feature only when some movie has a description or tags."""
+        movie lists (occupations as the users have them); the text feature only when some movie has a
+        description or tags."""
         words = Counter(w for m in dataset.movies for w in set(title_words(m.title)))
         years = sorted({year_bucket(m.year) for m in dataset.movies if m.year is not None})
         zips = sorted({p for u in dataset.users if (p := zip_prefix(u.zip_code, config.zip_prefix_length))})
+        occupations = sorted({u.occupation for u in dataset.users if u.occupation is not None})
         text = any(m.description or m.tags for m in dataset.movies)
         return cls(
             user_id=Vocab(sorted(int(i) for i in set(user_ids))),
             movie_id=Vocab(sorted(int(i) for i in set(movie_ids))),
             gender=Vocab(["F", "M"]),  # None, "unknown", is index 0 of every vocabulary
             age=Vocab(sorted(AGE_BUCKETS)),
-            occupation=Vocab(sorted(OCCUPATIONS)),
+            occupation=Vocab(occupations),
             zip_prefix=Vocab(zips),
             genre=Vocab(GENRES),
             title_word=Vocab(sorted(w for w, c in words.items() if c >= config.title_min_count)),

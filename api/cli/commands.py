@@ -79,8 +79,15 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
     """Import a dataset in one transaction: a failure leaves nothing behind, a re-run completes an
     interrupted import without duplicates. docs/data.md shows each layout."""
-    from api.dataimport.service import MovieTextError, UnknownGenreError, import_dataset, total_rows
+    from api.dataimport.service import (
+        MovieTextError,
+        UnknownGenreError,
+        UnknownOccupationError,
+        import_dataset,
+        total_rows,
+    )
     from api.dataimport.sources import resolve_source
+    from api.datasets.service import record_import
     from api.ratings.writes import BulkLoadError
     from ml.movielens.download import DownloadError
     from ml.movielens.layouts import load
@@ -105,8 +112,17 @@ def cmd_data_import(args: argparse.Namespace, settings: Settings) -> None:
                 batch_size=settings.import_batch_size,
                 progress=bar.update,
             )
+            record_import(
+                session=session,
+                description=source.description,
+                layout=loaded.layout.name,
+                synthetic=source.synthetic,
+                users=counts.users,
+                movies=counts.movies,
+                ratings=counts.ratings,
+            )
     # The import's errors roll it back: nothing was written.
-    except (DownloadError, MovieTextError, UnknownGenreError, BulkLoadError) as error:
+    except (DownloadError, MovieTextError, UnknownGenreError, UnknownOccupationError, BulkLoadError) as error:
         raise CommandError(str(error)) from error
     print(f"imported: {counts}")
     settings.var_dir.mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,12 @@ from api.movies.models import Genre, Movie, MovieTag, movie_genres
 from api.ratings.models import Rating
 from api.ratings.writes import upsert_rating_columns
 from api.upsert import upsert_statement
-from api.users.models import User
+from api.users.models import Occupation, User
 from ml.movielens.format import MAX_DESCRIPTION, MAX_TAG, MAX_TAGS, Dataset
 
 log = logging.getLogger(__name__)
 
+MAX_OCCUPATION_ID = 2**15 - 1  # the occupation id columns' largest value (SMALLINT)
 # Called with the number of rows just written; the command line passes a progress bar's update.
 Progress = Callable[[int], Any]
 
@@ -36,6 +37,10 @@ class ImportCounts:
 
 class UnknownGenreError(ValueError):
     """A movie names a genre the database does not know."""
+
+
+class UnknownOccupationError(ValueError):
+    """A user's occupation has no name, or the occupations table has no id left for a new one."""
 
 
 class MovieTextError(ValueError):
@@ -70,8 +75,15 @@ def import_dataset(
             progress(len(chunk))
         log.info("upserted %d rows into %s", len(rows), table.name)
 
+    occupations = occupation_ids(session=session, dataset=dataset)
     users = [
-        {"id": u.id, "gender": u.gender, "age": u.age, "occupation_id": u.occupation, "zip_code": u.zip_code}
+        {
+            "id": u.id,
+            "gender": u.gender,
+            "age": u.age,
+            "occupation_id": None if u.occupation is None else occupations[u.occupation],
+            "zip_code": u.zip_code,
+        }
         for u in dataset.users
     ]
     write(User.__table__, users, "id")
@@ -93,6 +105,27 @@ def import_dataset(
     )
     log.info("upserted %d rows into ratings", len(dataset.ratings))
     return count_rows(session=session, ratings=held)
+
+
+def occupation_ids(*, session: Session, dataset: Dataset) -> dict[int, int]:
+    """Return the database's id of each occupation id the dataset's users carry, found by name as the
+    database compares names (MySQL's collation ignores case): a name the occupations table lacks is added
+    with the next id, so that ids already given never change."""
+    ids = {}
+    for code in sorted({u.occupation for u in dataset.users if u.occupation is not None}):
+        name = dataset.occupations.get(code)
+        if name is None:
+            raise UnknownOccupationError(f"occupation id {code} has no name in the dataset")
+        found = session.execute(select(Occupation.id).where(Occupation.name == name)).scalar()
+        if found is None:
+            found = int(session.execute(select(func.coalesce(func.max(Occupation.id), -1))).scalar_one()) + 1
+            if found > MAX_OCCUPATION_ID:
+                raise UnknownOccupationError(f"the occupations table is full: {name!r} cannot be added")
+            session.add(Occupation(id=found, name=name))
+            session.flush()
+            log.info("added occupation %d, %r", found, name)
+        ids[code] = found
+    return ids
 
 
 def count_rows(*, session: Session, ratings: int | None = None) -> ImportCounts:

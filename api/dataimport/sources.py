@@ -15,6 +15,7 @@ class Source:
     directory: Path
     description: str
     notice: str | None = None  # one line for the operator, e.g. why the sample replaced ML-1M
+    synthetic: bool = False  # the synthetic sample: titles that look real, users and ratings made up
 
 
 def resolve_source(source: str, settings: Settings) -> Source:
@@ -26,7 +27,7 @@ def resolve_source(source: str, settings: Settings) -> Source:
     if source == "auto" and settings.data_dir is not None:
         if not settings.data_dir.is_dir():
             raise FileNotFoundError(f"MOVIEREC_DATA_DIR is {settings.data_dir}, which is not a directory")
-        return Source(settings.data_dir, f"MovieLens files in {settings.data_dir}")
+        return Source(settings.data_dir, f"the dataset in {settings.data_dir}")
     if source == "auto":
         try:
             return resolve_source("ml-1m", settings)
@@ -38,10 +39,9 @@ def resolve_source(source: str, settings: Settings) -> Source:
     if source == "sample":
         directory = settings.var_dir / "sample"
         write_synthetic(directory, **SAMPLE_SIZE)  # type: ignore[arg-type]
-        return Source(
-            directory, f"synthetic sample ({SAMPLE_SIZE['users']} users, {SAMPLE_SIZE['movies']} movies)"
-        )
+        about = f"synthetic sample ({SAMPLE_SIZE['users']} users, {SAMPLE_SIZE['movies']} movies)"
+        return Source(directory, about, synthetic=True)
     path = Path(source)
     if not path.is_dir():
         raise FileNotFoundError(f"{source} is neither ml-1m, sample, auto nor a directory")
-    return Source(path, f"MovieLens files in {path}")
+    return Source(path, f"the dataset in {path}")

@@ -15,18 +15,20 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from api.datasets.service import current_dataset
 from api.db import from_epoch
 from api.errors import BadUserInput, NotFound
 from api.experiments.impressions import IMPRESSION_ID_MAX
 from api.experiments.service import UnknownImpression, record_feedback
 from api.graphql.context import Info
+from api.graphql.datasets import Dataset
 from api.graphql.movies import Movie, Recommendation, recommend
 from api.graphql.operation import ClosedOperationHooks, OperationHooks
 from api.graphql.pagination import Connection, check_bound, decode_cursor, encode_cursor
 from api.graphql.permissions import allowed
 from api.graphql.ratings import Rating
 from api.graphql.scalars import UTC_DATETIME
-from api.graphql.users import User
+from api.graphql.users import Occupation, User
 from api.ids import parse_id
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
@@ -165,6 +167,19 @@ class Query:
     @strawberry.field(description="Every genre name.", permission_classes=[allowed()])
     async def genres(self, info: Info) -> list[str]:
         return await info.context.run(lambda s: movies.genre_names(session=s))
+
+    @strawberry.field(
+        description="The data the database holds, as its newest import recorded it; null before any import.",
+        permission_classes=[allowed()],
+    )
+    async def dataset(self, info: Info) -> Dataset | None:
+        row = await info.context.run(lambda s: current_dataset(session=s))
+        return None if row is None else Dataset.from_row(row)
+
+    @strawberry.field(description="Every occupation, by id.", permission_classes=[allowed()])
+    async def occupations(self, info: Info) -> list[Occupation]:
+        rows = await info.context.run(lambda s: users.list_occupations(session=s))
+        return [Occupation.from_row(r) for r in rows]
 
     @strawberry.field(
         description="A user's top movies, read from their latest ratings at request time.",

@@ -8,7 +8,18 @@ from api.graphql.context import Info
 from api.graphql.movies import Recommendation, recommend
 from api.graphql.ratings import RatingConnection, ratings_connection
 from api.recommend.pipeline import recommend_user
+from api.users.models import Occupation as OccupationRow
 from api.users.models import User as UserRow
+
+
+@strawberry.type(description="An occupation a user may have: ML-1M's, then those imported datasets named.")
+class Occupation:
+    id: int
+    name: str
+
+    @classmethod
+    def from_row(cls, row: OccupationRow) -> Occupation:
+        return cls(id=row.id, name=row.name)
 
 
 @strawberry.type(description="A user and their demographics; each is null when unknown.")
@@ -18,7 +29,10 @@ class User:
     age: int | None = strawberry.field(
         description="ML-1M age bucket: 1, 18, 25, 35, 45, 50 or 56; null when unknown."
     )
-    occupation_id: int | None = strawberry.field(description="ML-1M occupation id, 0-20; null when unknown.")
+    occupation_id: int | None = strawberry.field(
+        description="Occupation id (ML-1M's 0-20, then those datasets named; the occupations query lists "
+        "them); null when unknown."
+    )
     zip_code: str | None = strawberry.field(description="Null when unknown.")
 
     @classmethod

@@ -25,6 +25,11 @@ def occupation_names(*, session: Session, ids: Sequence[int]) -> dict[int, str]:
     return dict(session.execute(query).all())
 
 
+def list_occupations(*, session: Session) -> list[Occupation]:
+    """Return every occupation by id: ML-1M's 21, then those imported datasets named."""
+    return list(session.execute(select(Occupation).order_by(Occupation.id)).scalars())
+
+
 def list_users(*, session: Session, first: int, after_id: int | None = None) -> list[User]:
     """Return up to first + 1 users by id after after_id."""
     query = select(User).order_by(User.id).limit(first + 1)
@@ -43,9 +48,24 @@ def check_gender_and_age(gender: str | None, age: int | None) -> None:
 
 
 def check_occupation(*, session: Session, occupation: int) -> None:
-    """Raise BadUserInput unless the occupation is one of the occupations table's."""
+    """Raise BadUserInput unless the occupation is one of the occupations table's, naming its ids."""
     if session.get(Occupation, occupation) is None:
-        raise BadUserInput("occupation must be an id from 0 to 20, or left out")
+        ids = session.execute(select(Occupation.id).order_by(Occupation.id)).scalars()
+        raise BadUserInput(
+            f"occupation must be an occupation id ({id_ranges(list(ids))}; the occupations query names "
+            "them), or left out"
+        )
+
+
+def id_ranges(ids: Sequence[int]) -> str:
+    """Return sorted ids as ranges, "0-20, 23"."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs) or "none"
 
 
 def create_user(

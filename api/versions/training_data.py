@@ -10,6 +10,7 @@ from api.db import epoch_seconds
 from api.movies.models import Movie as MovieRow
 from api.movies.service import genres_by_movie, tags_by_movie
 from api.ratings.models import Rating
+from api.users.models import Occupation
 from api.users.models import User as UserRow
 from ml.movielens.format import Dataset, Movie, Ratings, User
 
@@ -19,12 +20,19 @@ RATINGS_CHUNK = 200_000
 
 
 def load_training_data(*, session: Session) -> Dataset:
-    """Return every user, movie (with description and tags) and rating as a Dataset (UTC seconds)."""
+    """Return every user, movie (with description and tags) and rating as a Dataset (UTC seconds), its
+    occupations the database's."""
     users = [
         User(u.id, u.gender, u.age, u.occupation_id, u.zip_code)
         for u in session.execute(select(UserRow).order_by(UserRow.id)).scalars()
     ]
-    return Dataset(users=users, movies=read_movies(session=session), ratings=read_ratings(session=session))
+    occupations = dict(session.execute(select(Occupation.id, Occupation.name)).all())
+    return Dataset(
+        users=users,
+        movies=read_movies(session=session),
+        ratings=read_ratings(session=session),
+        occupations=occupations,
+    )
 
 
 def read_movies(*, session: Session) -> list[Movie]:

@@ -1,2 +1,2 @@
 """Datasets: the types every reader returns (format.py), the readers of every layout (layouts.py, which
-picks one, on tables.py), the official ML-1M download and two synthetic generators."""
+picks one, and recbole.py, on tables.py), the official ML-1M download and two synthetic generators."""

@@ -1,10 +1,10 @@
-"""The dataset every reader returns (users, movies, ratings), with ML-1M's age buckets, occupations and
-genres, which every layout is read into, and the bounds on a movie's text."""
+"""The dataset every reader returns (users, movies, ratings, occupation names), with ML-1M's age buckets,
+occupations and genres, which every layout is read into, and the bounds on a movie's text."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +12,15 @@ import numpy.typing as npt
 
 # ML-1M's age groups, each coded by its lowest age (1: under 18; 56: 56 and over)
 AGE_BUCKETS: tuple[int, ...] = (1, 18, 25, 35, 45, 50, 56)
-# ML-1M's occupation codes; their names ship with the database schema (the occupations table)
-OCCUPATIONS = range(21)
+# ML-1M's occupations, each coded by its position; the database's occupations table starts with them
+OCCUPATIONS: tuple[str, ...] = (
+    "other or not specified", "academic/educator", "artist", "clerical/admin", "college/grad student",
+    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
+    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist", "self-employed",
+    "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+)  # fmt: skip
+MAX_OCCUPATION = 64  # characters of an occupation's name (the occupations table's column)
+MAX_OCCUPATIONS = 1000  # distinct occupations of one dataset: more is not a list of occupations
 
 GENRES: tuple[str, ...] = (
     "Action",
@@ -58,7 +65,7 @@ class User:
     id: int
     gender: str | None  # "F" or "M"; None (here and below) when the dataset does not say
     age: int | None  # one of AGE_BUCKETS
-    occupation: int | None  # one of OCCUPATIONS
+    occupation: int | None  # a key of its Dataset's occupations
     zip_code: str | None
 
 
@@ -85,11 +92,19 @@ class Ratings:
         return int(self.user_id.shape[0])
 
 
+def ml1m_occupations() -> dict[int, str]:
+    """Return ML-1M's occupation names by code."""
+    return dict(enumerate(OCCUPATIONS))
+
+
 @dataclass(frozen=True, slots=True)
 class Dataset:
     users: list[User]
     movies: list[Movie]
     ratings: Ratings
+    # The name of each occupation id the users carry, as the dataset says it (ML-1M's by default); an
+    # import stores the names, so that ids are the database's, not the dataset's.
+    occupations: dict[int, str] = field(default_factory=ml1m_occupations)
 
 
 def parse_year(title: str) -> int | None:

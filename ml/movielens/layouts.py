@@ -1,5 +1,6 @@
 """Every layout `movierec data import` reads, which one a directory holds, and their readers: ML-1M,
-ML-100K, the MovieLens CSV releases, and the generic CSV layout (docs/data.md shows each)."""
+ML-100K, the MovieLens CSV releases, the generic CSV layout and RecBole's atomic files (in recbole.py;
+docs/data.md shows each)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ from ml.movielens.format import (
     parse_year,
     tag_of,
 )
+from ml.movielens.recbole import load_recbole
 from ml.movielens.tables import (
+    OccupationIds,
     RatingColumns,
+    age_bucket,
     csv_rows,
     dataset,
     genre_list,
@@ -38,6 +42,7 @@ from ml.movielens.tables import (
     stars,
     timestamp,
     title_of,
+    user,
 )
 
 ML1M_FILES = ("users.dat", "movies.dat", "ratings.dat")
@@ -58,8 +63,8 @@ def load_ml1m(directory: Path) -> Dataset:
         if bucket not in AGE_BUCKETS:
             raise MalformedDataError(path, number, f"age {bucket} is not an ML-1M age bucket")
         occ = integer(path, number, "occupation", occupation, low=0)
-        if occ not in OCCUPATIONS:
-            raise MalformedDataError(path, number, f"occupation {occ} is not in 0-20")
+        if occ >= len(OCCUPATIONS):
+            raise MalformedDataError(path, number, f"occupation {occ} is not in 0-{len(OCCUPATIONS) - 1}")
         if not zip_code or len(zip_code) > 10:
             raise MalformedDataError(path, number, f"zip code {zip_code!r} is empty or too long")
         users.append(User(user_id, gender, bucket, occ, zip_code))
@@ -92,33 +97,20 @@ def _whole_ratings(path: Path, separator: str) -> RatingColumns:
 
 # u.item's 19 genre flags: "unknown", then ML-1M's 18 genres in the same order
 ITEM_GENRES = ("unknown", *GENRES)
-# ML-100K occupation names to ML-1M occupation ids (OCCUPATIONS); 0 is "other or not specified"
-OCCUPATION_IDS = {
-    "administrator": 3, "artist": 2, "doctor": 6, "educator": 1, "engineer": 17, "entertainment": 0,
-    "executive": 7, "healthcare": 6, "homemaker": 9, "lawyer": 11, "librarian": 0, "marketing": 14,
-    "none": 0, "other": 0, "programmer": 12, "retired": 13, "salesman": 14, "scientist": 15,
-    "student": 4, "technician": 17, "writer": 20,
-}  # fmt: skip
-
-
-def age_bucket(years: int) -> int:
-    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
-    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
 
 
 def load_ml100k(directory: Path) -> Dataset:
-    """Return the dataset of an ML-100K directory; raise MalformedDataError on the first bad line."""
+    """Return the dataset of an ML-100K directory, its occupations by their own names ("librarian" is
+    not ML-1M's, "artist" is); raise MalformedDataError on the first bad line."""
     need_files(directory, ("u.data", "u.item", "u.user"), "ML-100K")
-    users, seen = [], set[int]()
+    users, seen, occupations = [], set[int](), OccupationIds()
     path = directory / "u.user"
     for line, (uid, age, gender, occupation, zip_code) in split_lines(path, 5, "|", ENCODING):
         if gender not in ("F", "M"):
             raise MalformedDataError(path, line, f"gender must be F or M, not {gender!r}")
-        if occupation not in OCCUPATION_IDS:
-            raise MalformedDataError(path, line, f"unknown occupation {occupation!r}")
         years = integer(path, line, "age", age)
         users.append(User(new_id(path, line, "user", uid, seen), gender, age_bucket(years),
-                          OCCUPATION_IDS[occupation], zip_code[:10] or None))  # fmt: skip
+                          occupations.id_of(path, line, occupation), zip_code[:10] or None))  # fmt: skip
     movies, seen = [], set[int]()
     path = directory / "u.item"
     for line, parts in split_lines(path, 5 + len(ITEM_GENRES), "|", ENCODING):
@@ -128,7 +120,7 @@ def load_ml100k(directory: Path) -> Dataset:
         genres = tuple(g for g, f in zip(ITEM_GENRES, flags, strict=True) if f == "1" and g != "unknown")
         title = title_of(path, line, parts[1].strip())
         movies.append(Movie(new_id(path, line, "movie", parts[0], seen), title, parse_year(title), genres))
-    return dataset(users, movies, _whole_ratings(directory / "u.data", "\t"))
+    return dataset(users, movies, _whole_ratings(directory / "u.data", "\t"), occupations.names)
 
 
 # The releases' genre names: "Children" is ML-1M's "Children's"; None is left out
@@ -215,19 +207,6 @@ def tag_list(path: Path, line: int, text: str) -> tuple[str, ...]:
     return tags
 
 
-def user(path: Path, line: int, user_id: int, gender: str, age: str, occupation: str, zip_code: str) -> User:
-    """Return a user from optional demographic fields ("" is unknown), checked as the database does."""
-    if gender not in ("", "F", "M"):
-        raise MalformedDataError(path, line, f"gender must be F, M or empty, not {gender!r}")
-    occ = integer(path, line, "occupation", occupation, low=0) if occupation else None
-    if occ is not None and occ not in OCCUPATIONS:
-        raise MalformedDataError(path, line, f"occupation {occ} is not an ML-1M occupation (0-20)")
-    if len(zip_code) > 10:
-        raise MalformedDataError(path, line, f"zip code {zip_code!r} is longer than 10 characters")
-    years = age_bucket(integer(path, line, "age", age)) if age else None
-    return User(user_id, gender or None, years, occ, zip_code or None)
-
-
 def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
     """Return the dataset of the generic CSV layout (users.csv optional)."""
     need_files(directory, ("movies.csv", "ratings.csv"), "CSV")
@@ -247,16 +226,18 @@ def load_generic_csv(directory: Path, notes: list[str]) -> Dataset:
         tags = tag_list(path, line, row.get("tags", ""))
         movies.append(Movie(movie_id, title, year, genres, text or None, tags))
     users: list[User] | None = None
+    occupations = OccupationIds()
     path = directory / "users.csv"
     if path.is_file():
         users, seen = [], set()
         for line, row in csv_rows(path, ("user_id",)):
             uid = new_id(path, line, "user", row["user_id"], seen)
-            fields = (row.get(k, "") for k in ("gender", "age", "occupation", "zip_code"))
-            users.append(user(path, line, uid, *fields))
+            fields = [row.get(k, "") for k in ("gender", "age", "occupation", "zip_code")]
+            users.append(user(path, line, uid, fields, occupations))
     else:
         notes.append("no users.csv: the raters are the users, their demographics unknown")
-    return dataset(users, movies, _ratings(directory, ("user_id", "movie_id", "rating", "timestamp")))
+    ratings = _ratings(directory, ("user_id", "movie_id", "rating", "timestamp"))
+    return dataset(users, movies, ratings, occupations.names)
 
 
 @dataclass(frozen=True)
@@ -275,6 +256,7 @@ LAYOUTS = {
                load_movielens_csv),
         Layout("csv", "the generic CSV layout (movies.csv, ratings.csv, optional users.csv)",
                load_generic_csv),
+        Layout("recbole", "RecBole atomic files (NAME.inter, NAME.item, optional NAME.user)", load_recbole),
     )
 }  # fmt: skip
 
@@ -297,9 +279,11 @@ def detect(directory: Path) -> Layout:
         with ratings.open(encoding="utf-8", errors="replace") as handle:
             header = handle.readline()
         return LAYOUTS["movielens-csv" if header.startswith("userId,") else "csv"]
+    if any(path.is_file() for path in directory.glob("*.inter")):
+        return LAYOUTS["recbole"]
     raise FileNotFoundError(
-        f"{directory} holds no dataset: looked for ratings.dat (ML-1M), u.data (ML-100K) or ratings.csv "
-        "(a MovieLens CSV release, or the generic CSV layout)"
+        f"{directory} holds no dataset: looked for ratings.dat (ML-1M), u.data (ML-100K), ratings.csv "
+        "(a MovieLens CSV release, or the generic CSV layout) or NAME.inter (RecBole's atomic files)"
     )
 
 

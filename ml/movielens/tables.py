@@ -14,7 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from ml.movielens.format import GENRES, Dataset, MalformedDataError, Movie, Ratings, User
+from ml.movielens.format import (
+    AGE_BUCKETS,
+    GENRES,
+    MAX_OCCUPATION,
+    MAX_OCCUPATIONS,
+    OCCUPATIONS,
+    Dataset,
+    MalformedDataError,
+    Movie,
+    Ratings,
+    User,
+    ml1m_occupations,
+)
 
 MAX_TITLE = 255
 MAX_ID = 2**31 - 1  # the id columns' largest value (INTEGER)
@@ -138,6 +150,8 @@ def integer(path: Path, line: int, name: str, text: str, low: int = 1) -> int:
 def new_id(path: Path, line: int, name: str, text: str, seen: set[int]) -> int:
     """Return a positive id not seen before in this file (and remember it)."""
     value = integer(path, line, f"{name} id", text)
+    if value > MAX_ID:
+        raise MalformedDataError(path, line, f"{name} id {value} is above {MAX_ID}")
     if value in seen:
         raise MalformedDataError(path, line, f"{name} id {value} repeats")
     seen.add(value)
@@ -185,9 +199,63 @@ def genre_list(
     return tuple(g for n in found if (g := known[n]))
 
 
-def dataset(users: list[User] | None, movies: list[Movie], columns: RatingColumns) -> Dataset:
+class OccupationIds:
+    """The ids of the occupations a dataset's users have, as it says them: an ML-1M code (0-20) is its own
+    id, a name is ML-1M's code when ML-1M has that name, else the next id from 21 in order of appearance."""
+
+    def __init__(self) -> None:
+        self.names = ml1m_occupations()  # by id, for the Dataset
+        self._ids = {name: code for code, name in self.names.items()}
+
+    def id_of(self, path: Path, line: int, text: str) -> int | None:
+        """Return the id of an occupation code or name ("": unknown, None)."""
+        name = " ".join(text.split())
+        if not name:
+            return None
+        if name.isascii() and name.isdigit():
+            code = int(name)
+            if code >= len(OCCUPATIONS):
+                raise MalformedDataError(
+                    path, line, f"occupation {code} is not an ML-1M code (0-{len(OCCUPATIONS) - 1}): name it"
+                )
+            return code
+        if len(name) > MAX_OCCUPATION:
+            raise MalformedDataError(path, line, f"occupation is longer than {MAX_OCCUPATION} characters")
+        if name not in self._ids:
+            if len(self.names) >= len(OCCUPATIONS) + MAX_OCCUPATIONS:
+                raise MalformedDataError(path, line, f"more than {MAX_OCCUPATIONS} distinct occupations")
+            self._ids[name] = len(self.names)
+            self.names[len(self.names)] = name
+        return self._ids[name]
+
+
+def age_bucket(years: int) -> int:
+    """Return the ML-1M age bucket of an age in years (a bucket's own value maps to itself)."""
+    return max(b for b in AGE_BUCKETS if b <= years) if years >= 18 else 1
+
+
+def user(path: Path, line: int, user_id: int, fields: Sequence[str], occupations: OccupationIds) -> User:
+    """Return a user from optional gender, age in years, occupation and zip code ("" is unknown), checked
+    as the database checks them."""
+    gender, age, occupation, zip_code = fields
+    if gender not in ("", "F", "M"):
+        raise MalformedDataError(path, line, f"gender must be F, M or empty, not {gender!r}")
+    occ = occupations.id_of(path, line, occupation)
+    if len(zip_code) > 10:
+        raise MalformedDataError(path, line, f"zip code {zip_code[:20]!r} is longer than 10 characters")
+    years = age_bucket(integer(path, line, "age", age)) if age else None
+    return User(user_id, gender or None, years, occ, zip_code or None)
+
+
+def dataset(
+    users: list[User] | None,
+    movies: list[Movie],
+    columns: RatingColumns,
+    occupations: dict[int, str] | None = None,
+) -> Dataset:
     """Return the dataset after checking every rating's ids (in range, and defined: users only when listed)
-    and that no user rates a movie twice; users are the raters, demographics unknown, when not listed."""
+    and that no user rates a movie twice; users are the raters, demographics unknown, when not listed;
+    occupations names the users' occupation ids (ML-1M's when None)."""
     user_ids, movie_ids, star_values, seconds = columns.columns
     user_ids, movie_ids = np.asarray(user_ids), np.asarray(movie_ids)
     for name, ids in (("user", user_ids), ("movie", movie_ids)):
@@ -222,4 +290,4 @@ def dataset(users: list[User] | None, movies: list[Movie], columns: RatingColumn
         raise MalformedDataError(
             columns.path, columns.line(again), "the same user rates the same movie twice"
         )
-    return Dataset(users=users, movies=movies, ratings=ratings)
+    return Dataset(users=users, movies=movies, ratings=ratings, occupations=occupations or ml1m_occupations())

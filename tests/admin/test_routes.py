@@ -10,6 +10,7 @@ import time
 
 import httpx2
 import pytest
+from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from admin.app import build_templates
@@ -168,6 +169,29 @@ def test_overview_shows_counts_model_collection_and_health(
     assert "HR@10 (sampled)" in page and "NDCG@10 (sampled)" in page and "Recall@20 (full)" in page
     assert "HR@10 (full)" in page and "NDCG@10 (full)" in page
     assert f'name="epochs" value="{TrainConfig().epochs}"' in page  # the default, filled in
+
+
+def test_overview_says_when_the_data_is_the_synthetic_sample(
+    signed_in: tuple[TestClient, str], admin_stack: Stack
+) -> None:
+    client, _ = signed_in
+    notice = "The data is the synthetic sample: its titles look real, but its users and ratings are made up."
+    assert notice in client.get("/admin/").text  # the stack imported the sample
+    engine = make_engine(admin_stack.settings.resolved_database_url)
+    real = text(
+        "INSERT INTO datasets (id, description, layout, synthetic, users, movies, ratings, imported_at) "
+        "VALUES (999, 'MovieLens 1M (official archive)', 'ml-1m', :no, 6040, 3883, 1000209, '2026-12-07 10:00:00')"
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(real, {"no": False})
+        page = client.get("/admin/").text
+        assert notice not in page
+        assert "Data: MovieLens 1M (official archive), imported 2026-12-07 10:00 UTC." in page
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM datasets WHERE id = 999"))
+        engine.dispose()
 
 
 @pytest.mark.slow

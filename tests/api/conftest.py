@@ -20,6 +20,7 @@ from api.access.keys import create_key
 from api.access.scopes import SCOPES
 from api.app import create_app
 from api.dataimport.service import import_dataset
+from api.datasets.service import record_import
 from api.db import make_engine, make_session_factory
 from api.settings import Settings
 from api.vectors.store import VectorStore
@@ -119,7 +120,9 @@ def build_stack(factory: DatabaseFactory, root: Path, *, train: bool, milvus_uri
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     with sessions.begin() as session:
-        import_dataset(session=session, dataset=dataset)
+        counts = import_dataset(session=session, dataset=dataset)
+        record_import(session=session, description="synthetic sample", layout="ml-1m", synthetic=True,
+                      users=counts.users, movies=counts.movies, ratings=counts.ratings)  # fmt: skip
         _, api_key = create_key(session=session, name="tests", scopes=list(SCOPES))
     version_id = None
     if train:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
+from api.db import make_engine
+from ml.movielens.format import OCCUPATIONS
 from tests.api.conftest import GraphQL, Stack
 
 CREATE_USER = """mutation($g: String!) { createUser(input: {gender: $g, age: 25, occupation: 12, zipCode: "02139"}) {
@@ -180,3 +183,24 @@ def test_a_user_without_demographics_is_created_read_as_unknown_and_served(
         r=[{"movieId": m.id, "rating": 5} for m in stack.dataset.movies[:3]],
     )
     assert len(visitor["recommendationsForProfile"]) == 10
+
+
+def test_an_occupation_a_dataset_named_is_listed_taken_and_served(gql: GraphQL, stack: Stack) -> None:
+    """An occupation beyond ML-1M's, as an import adds one: the API takes it, names it, and the model
+    (which never saw it) serves the user as one whose occupation it does not know."""
+    engine = make_engine(stack.settings.resolved_database_url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO occupations (id, name) VALUES (30000, 'lighthouse keeper')"))
+    engine.dispose()
+    listed = gql.data("{ occupations { id name } }")["occupations"]
+    assert [o["name"] for o in listed[:21]] == list(OCCUPATIONS) and listed[-1]["id"] == 30000
+    created = gql.data("mutation { createUser(input: {occupation: 30000}) { id occupationId occupation } }")
+    user = created["createUser"]
+    assert (user["occupationId"], user["occupation"]) == (30000, "lighthouse keeper")
+    rated = [{"movieId": m.id, "rating": 5} for m in stack.dataset.movies[:3]]
+    query = "query($r: [RatedMovieInput!]!) { recommendationsForProfile(occupation: 30000, ratedMovies: $r) { score } }"
+    assert len(gql.data(query, r=rated)["recommendationsForProfile"]) == 10
+    error = gql("mutation { createUser(input: {occupation: 30001}) { id } }")["errors"][0]
+    assert error["message"] == (
+        "occupation must be an occupation id (0-20, 30000; the occupations query names them), or left out"
+    )

@@ -487,3 +487,15 @@ def test_costly_queries_are_refused_before_they_run(gql: GraphQL, query: str) ->
 )
 def test_what_a_front_end_asks_is_within_the_budget(gql: GraphQL, query: str) -> None:
     gql.data(query)
+
+
+def test_dataset_says_what_data_is_held_to_anyone(client: TestClient, stack: Stack) -> None:
+    query = "{ dataset { description layout synthetic importedAt users movies ratings } }"
+    dataset = GraphQL(client, None).data(query)["dataset"]
+    assert dataset["synthetic"] is True and dataset["layout"] == "ml-1m"
+    assert (dataset["users"], dataset["movies"], dataset["ratings"]) == (
+        len(stack.dataset.users),
+        len(stack.dataset.movies),
+        len(stack.dataset.ratings),
+    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", dataset["importedAt"])

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from api.cli import main
 from api.cli.commands import data_dir_note
 from api.dataimport.service import MovieTextError, count_rows, import_dataset
+from api.datasets.service import current_dataset
 from api.db import make_batch_engine, make_engine, make_session_factory
 from api.ratings import writes
 from api.ratings.writes import BulkLoadError
@@ -281,6 +282,16 @@ def test_sample_source_needs_no_network(
     assert main(["data", "import", "--source", "sample", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "synthetic sample" in out and "imported: 1000 users, 600 movies" in out
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:  # recorded with the import, as synthetic
+        recorded = current_dataset(session=session)
+    engine.dispose()
+    assert recorded is not None and recorded.synthetic and recorded.layout == "ml-1m"
+    assert (recorded.users, recorded.movies, recorded.description) == (
+        1000,
+        600,
+        "synthetic sample (1000 users, 600 movies)",
+    )
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -458,3 +469,60 @@ def test_the_sample_command_writes_an_ml25m_shaped_release(
     assert loaded.layout.name == "movielens-csv" and len(loaded.dataset.ratings) == 250_001
     assert main(["data", "sample", "--out", str(out), "--ml25m", "2"]) == 1
     assert "--ml25m is a share" in _one_error_line(capsys)
+
+
+def _users_by_occupation(session: Session) -> dict[int, str | None]:
+    query = "SELECT u.id, o.name FROM users u LEFT JOIN occupations o ON o.id = u.occupation_id ORDER BY u.id"
+    return {int(i): name for i, name in session.execute(text(query))}
+
+
+def test_recbole_files_import_end_to_end_with_their_occupations_and_a_record(
+    database_factory: DatabaseFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.ml.test_recbole import recbole
+
+    directory = recbole(tmp_path / "data")
+    url = _fresh(database_factory)
+    _use_database(monkeypatch, url, tmp_path)
+    assert main(["data", "import", "--source", str(directory), "--format", "recbole", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "layout: recbole, RecBole atomic files" in out
+    assert "note: ml.item: field director:token is not read" in out
+    assert "imported: 3 users, 2 movies, 4 ratings" in out
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        assert _users_by_occupation(session) == {1: "librarian", 2: "K-12 student", 3: "artist"}
+        occupations = dict(session.execute(text("SELECT id, name FROM occupations")).all())
+        assert len(occupations) == 22 and occupations[21] == "librarian"  # ML-1M's keep their ids
+        assert (occupations[10], occupations[2], occupations[12]) == ("K-12 student", "artist", "programmer")
+        ratings = session.execute(
+            text("SELECT user_id, movie_id, rating FROM ratings ORDER BY user_id, movie_id")
+        )
+        assert [tuple(r) for r in ratings] == [(1, 10, 5.0), (1, 11, 3.5), (2, 10, 1.0), (3, 11, 4.0)]
+        movie = session.execute(text("SELECT title, year FROM movies WHERE id = 10")).one()
+        assert tuple(movie) == ("Toy Story", 1995)
+        recorded = current_dataset(session=session)
+        assert recorded is not None and not recorded.synthetic
+        assert (recorded.layout, recorded.users, recorded.movies, recorded.ratings) == ("recbole", 3, 2, 4)
+        assert recorded.description == f"the dataset in {directory}"
+        before = _fingerprint(session)
+    # detected again, imported again: no occupation is added twice, nothing changes but the record
+    assert main(["data", "import", "--source", str(directory), "--quiet"]) == 0
+    assert "layout: recbole" in capsys.readouterr().out
+    with sessions() as session:
+        assert _fingerprint(session) == before
+        assert session.execute(text("SELECT COUNT(*) FROM occupations")).scalar_one() == 22
+        assert session.execute(text("SELECT COUNT(*) FROM datasets")).scalar_one() == 2
+    engine.dispose()
+
+
+def test_ml100k_occupations_are_kept_as_the_data_names_them(session: Session, tmp_path: Path) -> None:
+    from tests.ml.test_layouts import ml100k
+
+    import_dataset(session=session, dataset=load(ml100k(tmp_path)).dataset)
+    assert _users_by_occupation(session) == {1: "technician", 2: "librarian", 3: "student"}
+    assert load_training_data(session=session).occupations[21] == "technician"

@@ -15,7 +15,7 @@ from tests.conftest import DatabaseFactory
 TABLES = {
     "users", "occupations", "movies", "genres", "movie_genres", "ratings", "model_versions", "kept_recommendations",
     "api_keys", "admin_sessions", "sign_in_failures", "activations", "movie_tags", "experiments", "impressions",
-    "feedback",
+    "feedback", "datasets",
 }  # fmt: skip
 
 
@@ -279,5 +279,40 @@ def test_experiments_up_down_up_with_rows(database_factory: DatabaseFactory) -> 
         assert count("movies") == 1 and not {"experiments", "impressions", "feedback"} & _tables(url)
         command.upgrade(config, "head")
         assert count("movies") == 1 and count("experiments") == 0
+    finally:
+        engine.dispose()
+
+
+def test_datasets_up_down_up_with_an_import_recorded(database_factory: DatabaseFactory) -> None:
+    """0013 adds the record of imports beside the data there was; going back drops the record only."""
+    from sqlalchemy import text
+
+    url = database_factory.new_url()
+    config = alembic_config(Settings(database_url=url))
+    command.upgrade(config, "0011")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO movies (id, title, created_at) VALUES (1, 'Heat', '2026-01-01')")
+            )
+        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO datasets (description, layout, synthetic, users, movies, ratings, imported_at) "
+                    "VALUES ('synthetic sample', 'ml-1m', :yes, 0, 1, 0, '2026-12-07 10:00:00')"
+                ),
+                {"yes": True},
+            )
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT synthetic, movies FROM datasets")).one() == (True, 1)
+        command.downgrade(config, "0011")
+        assert "datasets" not in _tables(url) and "movies" in _tables(url)
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT COUNT(*) FROM movies")).scalar_one() == 1
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT COUNT(*) FROM datasets")).scalar_one() == 0
     finally:
         engine.dispose()

@@ -322,3 +322,21 @@ def test_a_movie_with_text_is_served_the_vector_training_gave_it(tmp_path: Path)
     other = next(m for m in dataset.movies if m.description and m.description != movie.description)
     swapped = version.encode_movie(dataclasses.replace(features, description=other.description))
     assert float(bare @ training_side) < 0.9999 and float(swapped @ training_side) < 0.9999
+
+
+def test_occupations_a_dataset_names_are_trained_saved_and_served(dataset: Dataset, tmp_path: Path) -> None:
+    """Occupation ids past ML-1M's, as an import of a dataset's own occupations gives them: the
+    vocabulary is the users' occupations, and a served user with one reads it, not "unknown"."""
+    ids = {u.occupation: 100 + u.occupation for u in dataset.users if u.occupation is not None}
+    renamed = dataclasses.replace(
+        dataset,
+        users=[dataclasses.replace(u, occupation=ids.get(u.occupation)) for u in dataset.users],
+        occupations={new: f"job {new}" for new in ids.values()},
+    )
+    model = train(renamed, dataclasses.replace(CONFIG, epochs=1), progress=False)
+    assert model.prepared.users["occupation"].all()  # every user's occupation is known to the model
+    served = LoadedModel.load(save_version(model, tmp_path / "v"))
+    assert served.vocabs.occupation.keys == sorted(set(ids.values()))
+    known = max(ids.values())
+    one, unknown = (served.encode_user(UserFeatures("F", 25, o, None), []) for o in (known, None))
+    assert not np.allclose(one, unknown)

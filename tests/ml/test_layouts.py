@@ -60,8 +60,13 @@ def generic_csv(directory: Path, users: bool = True) -> Path:
 def test_ml100k_reads_ages_in_years_and_occupations_by_name(tmp_path: Path) -> None:
     loaded = load(ml100k(tmp_path))
     assert loaded.layout.name == "ml-100k" and detect(tmp_path).name == "ml-100k"
-    users = {u.id: (u.gender, u.age, u.occupation, u.zip_code) for u in loaded.dataset.users}
-    assert users == {1: ("M", 18, 17, "85711"), 2: ("F", 50, 0, "94043"), 3: ("M", 1, 4, "32067")}
+    names = loaded.dataset.occupations
+    users = {u.id: (u.gender, u.age, names[u.occupation], u.zip_code) for u in loaded.dataset.users}
+    assert users == {  # the dataset's own occupations, not the nearest of ML-1M's
+        1: ("M", 18, "technician", "85711"),
+        2: ("F", 50, "librarian", "94043"),
+        3: ("M", 1, "student", "32067"),
+    }
     movies = {m.id: (m.year, m.genres) for m in loaded.dataset.movies}
     assert movies == {
         1: (1995, ("Animation", "Children's", "Comedy")),
@@ -112,6 +117,21 @@ def test_the_generic_layout_takes_optional_users_years_and_iso_times(tmp_path: P
     assert text == {10: ("A thief, a cop, one last job.", ("heist", "los angeles")), 11: (None, ())}
     bare = load(generic_csv(tmp_path / "without", users=False))
     assert [u.id for u in bare.dataset.users] == [7, 8] and bare.notes
+
+
+def test_the_generic_layout_takes_an_occupation_by_ml1m_code_or_by_name(tmp_path: Path) -> None:
+    directory = generic_csv(tmp_path)
+    (directory / "users.csv").write_text(
+        "user_id,occupation\n7,12\n8,lighthouse keeper\n9,farmer\n", encoding="utf-8"
+    )
+    (directory / "ratings.csv").write_text("user_id,movie_id,rating,timestamp\n9,10,4,0\n", encoding="utf-8")
+    data = load(directory).dataset
+    assert {u.id: u.occupation for u in data.users} == {7: 12, 8: 21, 9: 8}  # ML-1M's codes kept
+    assert (data.occupations[12], data.occupations[21], data.occupations[8]) == (
+        "programmer",
+        "lighthouse keeper",
+        "farmer",
+    )
 
 
 @pytest.mark.parametrize(

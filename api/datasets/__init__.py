@@ -1,0 +1,1 @@
+"""The datasets imported: where each came from and whether it is synthetic."""
