@@ -320,7 +320,7 @@ def run_aa(args: argparse.Namespace, stack: Stack, behaviour: Behaviour, copy: i
     return {
         "seeds": seeds,
         "p_values": p_values,
-        "below_0_05": sum(p < AA_ALPHA for p in p_values),
+        "below_0_05": sum(p is not None and p < AA_ALPHA for p in p_values),
         "sample_ratio_failures": sum(not s["sample_ratio_ok"] for s in seeds),
         "seeds_with_mismatches": sum(bool(s["mismatches"]) for s in seeds),
         "elapsed_s": round(time.monotonic() - started, 1),
@@ -328,12 +328,17 @@ def run_aa(args: argparse.Namespace, stack: Stack, behaviour: Behaviour, copy: i
 
 
 def describe(looked: dict[str, Any]) -> str:
-    """Return a look's figures as one line."""
+    """Return a look's figures as one line; a figure a small look cannot have yet (an arm without users)
+    reads "n/a"."""
+
+    def f(key: str, spec: str) -> str:
+        return "n/a" if looked[key] is None else format(looked[key], spec)
+
     return (
         f"{looked['users']} users, {looked['impressions']} impressions: positive rate control "
-        f"{looked['control_rate']:.4f}, treatment {looked['treatment_rate']:.4f}, difference "
-        f"{looked['difference']:+.4f} [{looked['low']:+.4f}, {looked['high']:+.4f}], lift "
-        f"{looked['lift']:+.1%}, p {looked['p_value']:.2g}, SRM p {looked['srm_p_value']:.3f}"
+        f"{f('control_rate', '.4f')}, treatment {f('treatment_rate', '.4f')}, difference "
+        f"{f('difference', '+.4f')} [{f('low', '+.4f')}, {f('high', '+.4f')}], lift "
+        f"{f('lift', '+.1%')}, p {f('p_value', '.2g')}, SRM p {f('srm_p_value', '.3f')}"
     )
 
 
@@ -453,7 +458,7 @@ def report(summary: dict[str, Any]) -> None:
         at = "never" if looked is None else describe(looked)
         print(f"A/B, the strong arm leading at p < {WIN_ALPHA} {label}: {at}")
     print(f"A/B at the end: {describe(brief(ab['final']))}; {ab['requests_per_s']} lists served a second")
-    p_values = ", ".join(f"{p:.3f}" for p in aa["p_values"])
+    p_values = ", ".join("n/a" if p is None else f"{p:.3f}" for p in aa["p_values"])
     print(f"A/A: {aa['below_0_05']} of {len(aa['seeds'])} seeds at p < {AA_ALPHA} (p-values {p_values}); "
           f"the sample-ratio check failed in {aa['sample_ratio_failures']}")  # fmt: skip
     problems = ab["mismatches"] + [m for s in aa["seeds"] for m in s["mismatches"]]
