@@ -84,7 +84,8 @@ def _parse(body: dict[str, Any]) -> int | dict[str, Any]:
         raise Refused(400, "BAD_USER_INPUT", SHAPE)
     if not isinstance(new["gender"], str) or not isinstance(new["zipCode"], str):
         raise Refused(400, "BAD_USER_INPUT", "gender and zipCode must be strings")
-    age, occupation = _integer(new["age"], "age", 0, 200), _integer(new["occupation"], "occupation", 0, 100)
+    age = _integer(new["age"], "age", 0, 200)
+    occupation = _integer(new["occupation"], "occupation", 0, MAX_ID)
     # The service checks each value.
     return {"gender": new["gender"], "age": age, "occupation": occupation, "zip_code": new["zipCode"][:100]}
 

@@ -27,7 +27,7 @@ from api.experiments.models import Feedback, Impression
 from api.movies.models import Movie
 from api.movies.titles import display_title
 from api.ratings.models import Rating
-from api.users.models import User
+from api.users.models import Occupation, User
 from tests.admin.conftest import served
 from tests.admin.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.api.conftest import Stack, build_stack
@@ -569,4 +569,31 @@ def test_after_a_failed_switch_the_page_says_who_it_still_shows(server: str, dem
         expect(page.locator("#recs-status")).to_have_text(
             f"No recommendations for user {other}: the request failed."
         )
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_footer_says_the_data_is_the_synthetic_sample_and_the_form_offers_every_occupation(
+    demo_stack: Stack,
+) -> None:
+    engine = make_engine(demo_stack.settings.resolved_database_url)
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            if session.scalar(select(Occupation).where(Occupation.name == "librarian")) is None:
+                session.add(
+                    Occupation(id=session.scalar(select(func.max(Occupation.id))) + 1, name="librarian")
+                )
+        with make_session_factory(engine)() as session:
+            names = list(session.scalars(select(Occupation.name).order_by(Occupation.id)))
+    finally:
+        engine.dispose()
+    settings = demo_stack.settings.model_copy(update={"demo": True})
+    with served(settings) as server, _demo_page(server, 1280, 800) as (page, problems):
+        expect(page.locator("#dataset")).to_have_text(
+            "The data is the synthetic sample: its titles look real, but its movies, users and ratings are "
+            "made up."
+        )
+        options = page.locator('#profile-form select[name="occupation"] option')
+        expect(options).to_have_count(len(names))
+        assert options.all_text_contents() == names  # ML-1M's first, then what datasets added
+        expect(page.locator('#profile-form select[name="occupation"]')).to_have_value("12")  # programmer
     assert problems == [], "\n".join(problems)

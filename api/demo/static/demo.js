@@ -7,7 +7,7 @@ import { ApiError, describe, gql, signIn, signOut, starters } from './api.js';
 import { flagPanel, showPanel, wireTabs } from './tabs.js';
 
 const MOVIE = 'id displayTitle year genres averageRating ratingsCount';
-const START = '{ genres modelInfo { version trainedAt } }';
+const START = '{ genres occupations { id name } dataset { description synthetic } modelInfo { version trainedAt } }';
 const RECOMMENDED = `score source modelVersion impressionId movie { ${MOVIE} } because { id displayTitle year }`;
 const USER_RECS = `query UserRecommendations($userId: Int!, $genres: [String!], $yearFrom: Int, $yearTo: Int) {
   recommendations(userId: $userId, limit: 10, genres: $genres, yearFrom: $yearFrom, yearTo: $yearTo) { ${RECOMMENDED} }
@@ -297,14 +297,18 @@ async function choose(request, visitor = null) {
 
 const VISITOR = { kind: 'visitor', gender: 'F', age: 25, occupation: 12 };
 
-/** Offer the users the back end names and a visitor as one-click starts; return the first offered. */
-async function offerStarters() {
-  let offered = [];
+/** Return the users the back end offers to start from; none when it cannot say (the forms still work). */
+async function offeredStarters() {
   try {
-    offered = await starters();
+    return await starters();
   } catch (error) {
-    console.warn(`starters: ${describe(error)}`); // the forms still work
+    console.warn(`starters: ${describe(error)}`);
+    return [];
   }
+}
+
+/** Offer the users the back end names and a visitor as one-click starts; return the first offered. */
+function offerStarters(offered) {
   const words = {
     active: (s) => `An active user: user ${s.userId} (${plural(s.ratings, 'rating')})`,
     unrated: (s) => `A new user: user ${s.userId} (no ratings yet)`,
@@ -396,17 +400,30 @@ function wire() {
   wireTabs();
 }
 
-/** Wire the page, read the genres and the model, and open on the first user offered. */
+/** Say in the footer what data the catalogue holds: the synthetic sample's titles look real. */
+function describeDataset(dataset) {
+  if (!dataset) $('#dataset').textContent = 'No data has been imported yet.';
+  else if (dataset.synthetic) {
+    $('#dataset').textContent = 'The data is the synthetic sample: its titles look real, but its movies, '
+      + 'users and ratings are made up.';
+  } else $('#dataset').textContent = `Data: ${dataset.description}.`;
+}
+
+/** Wire the page, read the genres, occupations, data and model, and open on the first user offered. */
 async function start() {
   wire();
-  const offering = offerStarters(); // beside the read of the model; it never throws
+  const offering = offeredStarters(); // beside the read of the model; it never throws
   try {
-    const { genres, modelInfo } = await gql(START);
+    const { genres, occupations, dataset, modelInfo } = await gql(START);
     $('#genre').append(...genres.map((g) => el('option', { value: g, text: g })));
+    const occupation = $('#profile-form select[name="occupation"]');
+    occupation.append(...occupations.map((o) => el('option', { value: o.id, text: o.name })));
+    occupation.value = String(VISITOR.occupation);
+    describeDataset(dataset);
     $('#model').textContent = modelInfo
       ? `Model version ${modelInfo.version}${modelInfo.trainedAt ? `, trained ${new Date(modelInfo.trainedAt).toLocaleDateString()}` : ''}`
       : 'No model is trained yet';
-    const first = await offering;
+    const first = offerStarters(await offering);
     if (modelInfo) await first(); // without a model there is nothing to show yet
   } catch (error) {
     showError(error);
