@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from functools import partial
 
 from cachetools import TTLCache
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from api.db import Run, all_rows
 from api.errors import BadUserInput, NotFound
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
+from api.movies.search import Position, after_position, relevance, search_words
 
 
 @dataclass(frozen=True)
@@ -105,20 +106,62 @@ def list_movies(
     year_from: int | None = None,
     year_to: int | None = None,
 ) -> list[Movie]:
-    """Return up to first + 1 movies by id after after_id that match (one more tells of a next page)."""
+    """Return up to first + 1 movies by id after after_id that match (one more tells of a next page);
+    with `search`, the first + 1 most relevant (search_movies, which pages them)."""
+    if search:
+        found = search_movies(
+            session=session, search=search, first=first, genre=genre, year_from=year_from, year_to=year_to
+        )
+        return [movie for movie, _position in found]
     query = select(Movie).order_by(Movie.id).limit(first + 1)
     if after_id is not None:
         query = query.where(Movie.id > after_id)
-    if search:
-        query = query.where(Movie.title.icontains(search, autoescape=True))
+    query = query.where(*_filters(session, genre, year_from, year_to))
+    return list(session.execute(query).scalars())
+
+
+def search_movies(
+    *,
+    session: Session,
+    search: str,
+    first: int,
+    after: Position | None = None,
+    genre: str | None = None,
+    year_from: int | None = None,
+    year_to: int | None = None,
+) -> list[tuple[Movie, Position]]:
+    """Return up to first + 1 movies whose titles match `search`, most relevant first, after `after`
+    (one more tells of a next page), each with its position for a cursor. A search without a letter
+    or digit finds nothing."""
+    words = search_words(search)
+    if not words:
+        return []
+    wanted = relevance(words, session.get_bind().dialect.name)
+    query = (
+        select(Movie, wanted.tier)
+        .where(wanted.matches, *_filters(session, genre, year_from, year_to))
+        .order_by(wanted.tier, Movie.rating_count.desc(), Movie.id)
+        .limit(first + 1)
+    )
+    if after is not None:
+        query = query.where(after_position(after, wanted.tier))
+    rows = session.execute(query)
+    return [(movie, Position(tier, movie.rating_count, movie.id)) for movie, tier in rows]
+
+
+def _filters(
+    session: Session, genre: str | None, year_from: int | None, year_to: int | None
+) -> list[ColumnElement[bool]]:
+    """Return the conditions of the genre (checked) and years asked for."""
+    conditions = []
     if genre:
         check_genres(session=session, genres=[genre])
-        query = query.where(Movie.genres.any(Genre.name == genre))
+        conditions.append(Movie.genres.any(Genre.name == genre))
     if year_from is not None:
-        query = query.where(Movie.year >= year_from)
+        conditions.append(Movie.year >= year_from)
     if year_to is not None:
-        query = query.where(Movie.year <= year_to)
-    return list(session.execute(query).scalars())
+        conditions.append(Movie.year <= year_to)
+    return conditions
 
 
 def create_movie(*, session: Session, title: str, year: int | None, genres: Sequence[str]) -> Movie:

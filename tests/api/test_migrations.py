@@ -20,9 +20,12 @@ TABLES = {
 
 
 def _tables(url: str) -> set[str]:
+    """Return the tables of the database at url, without Alembic's and SQLite's title search (FTS5's
+    table and the ones it keeps beside it: test_movie_search_up_down_up looks at those)."""
     engine = make_engine(url)
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        names = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        return {name for name in names if not name.startswith("movie_search")}
     finally:
         engine.dispose()
 
@@ -279,5 +282,78 @@ def test_experiments_up_down_up_with_rows(database_factory: DatabaseFactory) -> 
         assert count("movies") == 1 and not {"experiments", "impressions", "feedback"} & _tables(url)
         command.upgrade(config, "head")
         assert count("movies") == 1 and count("experiments") == 0
+    finally:
+        engine.dispose()
+
+
+def test_movie_search_up_down_up(database_factory: DatabaseFactory) -> None:
+    """0012 counts the ratings each movie had and indexes the titles there were; the index follows
+    movies added, renamed and deleted after; going back removes the count and the index."""
+    from sqlalchemy import text
+
+    url = database_factory.new_url()
+    config = alembic_config(Settings(database_url=url))
+    command.upgrade(config, "0011")
+    engine = make_engine(url)
+    mysql = engine.dialect.name == "mysql"
+    movie = text("INSERT INTO movies (id, title, created_at) VALUES (:id, :t, '2026-01-01')")
+
+    def found(word: str) -> list[int]:
+        query = (
+            "SELECT id FROM movies WHERE MATCH (title) AGAINST (:w IN BOOLEAN MODE) ORDER BY id"
+            if mysql
+            else "SELECT rowid FROM movie_search WHERE movie_search MATCH :w ORDER BY rowid"
+        )
+        with engine.connect() as connection:
+            return list(connection.execute(text(query), {"w": word}).scalars())
+
+    def search_objects() -> set[str]:
+        query = (
+            "SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() "
+            "AND index_type = 'FULLTEXT'"
+            if mysql
+            else "SELECT name FROM sqlite_master WHERE name LIKE 'movie_search%'"
+        )
+        with engine.connect() as connection:
+            return set(connection.execute(text(query)).scalars())
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, ratings_version, created_at) VALUES (1, 0, '2026-01-01'), "
+                    "(2, 0, '2026-01-01')"
+                )
+            )
+            connection.execute(movie, [{"id": 1, "t": "Heat (1995)"}, {"id": 2, "t": "Star Wars (1977)"}])
+            connection.execute(
+                text(
+                    "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES "
+                    "(1, 2, 5, '2026-01-01'), (2, 2, 4, '2026-01-01'), (1, 1, 3, '2026-01-01')"
+                )
+            )
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            counts = connection.execute(text("SELECT id, rating_count FROM movies ORDER BY id")).all()
+        assert [tuple(r) for r in counts] == [(1, 1), (2, 2)]
+        assert found("star*") == [2] and found("heat") == [1]
+        with engine.begin() as connection:
+            connection.execute(movie, {"id": 3, "t": "Stardust (2007)"})
+            connection.execute(text("UPDATE movies SET title = 'Heist (2001)' WHERE id = 1"))
+            connection.execute(text("DELETE FROM ratings WHERE movie_id = 2"))
+            connection.execute(text("DELETE FROM movies WHERE id = 2"))
+        assert found("star*") == [3] and found("heat") == [] and found("heist") == [1]
+        assert search_objects() == (
+            {"ix_movies_title_words"}
+            if mysql
+            else {"movie_search", "movie_search_data", "movie_search_idx", "movie_search_docsize",
+                  "movie_search_config", "movie_search_insert", "movie_search_delete", "movie_search_update"}
+        )  # fmt: skip
+        command.downgrade(config, "0011")
+        assert search_objects() == set()
+        with engine.connect() as connection:
+            assert "rating_count" not in {c["name"] for c in inspect(connection).get_columns("movies")}
+        command.upgrade(config, "head")
+        assert found("heist") == [1] and found("stardust") == [3]
     finally:
         engine.dispose()

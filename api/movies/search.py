@@ -1,0 +1,117 @@
+"""Title search by words: the matching movies ranked by relevance, with a keyset position for pages.
+
+A search is the words of its text (letters and digits; everything else separates words, so no input
+is ever search syntax). A movie matches when each word begins a word of its title; it ranks first
+when each is a whole word of its title, then by how many people rated it, then by id. SQLite answers
+from its FTS5 table, MySQL/MariaDB from the title's FULLTEXT index (migration 0012). InnoDB indexes no
+word shorter than innodb_ft_min_token_size nor its stopwords, so those words are matched by a
+regular expression over the movies the other words found, or over every title when no word is
+indexed (a search for "Up" or "It")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Integer, and_, case, column, or_, text
+from sqlalchemy.dialects.mysql import match
+
+from api.movies.models import Movie
+
+MAX_WORDS = 8  # a search's words past these are left out: each costs an index lookup
+WORD = re.compile(r"[^\W_]+")
+# InnoDB's defaults: the server's innodb_ft_min_token_size and INNODB_FT_DEFAULT_STOPWORD.
+MYSQL_MIN_TOKEN = 3
+MYSQL_STOPWORDS = frozenset((
+    "a", "about", "an", "are", "as", "at", "be", "by", "com", "de", "en", "for", "from", "how", "i", "in",
+    "is", "it", "la", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "who",
+    "will", "with", "und", "www",
+))  # fmt: skip
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """Where a movie stands in a search's order: tier 0 (every word whole) before 1, more ratings first."""
+
+    tier: int
+    rating_count: int
+    id: int
+
+    def cursor_value(self) -> str:
+        return f"{self.tier}.{self.rating_count}.{self.id}"
+
+
+def parse_position(raw: str) -> Position | None:
+    """Return the position a cursor's value names, or None when it names none."""
+    parts = raw.split(".")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 10 for p in parts):
+        return None
+    tier, count, movie_id = (int(p) for p in parts)
+    if tier > 1 or count >= 2**31 or movie_id >= 2**31:
+        return None
+    return Position(tier, count, movie_id)
+
+
+def search_words(search: str) -> list[str]:
+    """Return the search's distinct words, lower-cased, at most MAX_WORDS."""
+    return list(dict.fromkeys(w.casefold() for w in WORD.findall(search)))[:MAX_WORDS]
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """A search's condition on movies and its tier expression (0: every word a whole title word)."""
+
+    matches: ColumnElement[bool]
+    tier: ColumnElement[int]
+
+
+def relevance(words: list[str], dialect: str) -> Relevance:
+    """Return what a search of `words` (non-empty) asks of the movies table on this SQL dialect."""
+    return _mysql(words) if dialect == "mysql" else _sqlite(words)
+
+
+def _sqlite(words: list[str]) -> Relevance:
+    # Each word quoted: FTS5 reads what is inside double quotes as text, never as operators.
+    prefixes = " AND ".join(f'"{w}"*' for w in words)
+    whole = " AND ".join(f'"{w}"' for w in words)
+    found = text("SELECT rowid FROM movie_search WHERE movie_search MATCH :prefixes")
+    exact = text("SELECT rowid FROM movie_search WHERE movie_search MATCH :whole")
+    rowid = column("rowid", Integer)
+    matches = Movie.id.in_(found.bindparams(prefixes=prefixes).columns(rowid))
+    tier = case((Movie.id.in_(exact.bindparams(whole=whole).columns(rowid)), 0), else_=1)
+    return Relevance(matches, tier)
+
+
+def _mysql(words: list[str]) -> Relevance:
+    indexed = [w for w in words if len(w) >= MYSQL_MIN_TOKEN and w not in MYSQL_STOPWORDS]
+    others = [w for w in words if w not in indexed]
+    matches: list[ColumnElement[bool]] = []
+    whole: list[ColumnElement[bool]] = []
+    if indexed:
+        prefixes = " ".join(f"+{w}*" for w in indexed)
+        matches.append(_match(prefixes) > 0)
+        whole.append(_match(" ".join(f"+{w}" for w in indexed)) > 0)
+    for word in others:
+        # A LIKE first, as cheap as a comparison, leaves few titles to the regular expression.
+        matches.append(Movie.title.contains(word, autoescape=True))
+        matches.append(Movie.title.regexp_match(rf"\b{re.escape(word)}"))
+        whole.append(Movie.title.regexp_match(rf"\b{re.escape(word)}\b"))
+    return Relevance(and_(*matches), case((and_(*whole), 0), else_=1))
+
+
+def _match(query: str) -> ColumnElement[float]:
+    return match(Movie.__table__.c.title, against=query, in_boolean_mode=True)
+
+
+def after_position(position: Position, tier: ColumnElement[int]) -> ColumnElement[bool]:
+    """Return the condition on movies that come after `position` in a search's order."""
+    return or_(
+        tier > position.tier,
+        and_(
+            tier == position.tier,
+            or_(
+                Movie.rating_count < position.rating_count,
+                and_(Movie.rating_count == position.rating_count, Movie.id > position.id),
+            ),
+        ),
+    )
