@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -60,8 +61,21 @@ def check_genre_names(genres: Sequence[str], known: Collection[str]) -> list[str
     """Return genres de-duplicated, or raise BadUserInput naming the first one not `known`."""
     for genre in genres:
         if genre not in known:
-            raise BadUserInput(f"unknown genre {genre!r}; known genres: {', '.join(sorted(known))}")
+            hint = _closest(genre, known)
+            raise BadUserInput(f"unknown genre {genre!r}{hint}; known genres: {', '.join(sorted(known))}")
     return list(dict.fromkeys(genres))
+
+
+def _closest(genre: str, known: Collection[str]) -> str:
+    """Return " (did you mean 'X'?)" naming the known genre closest to `genre`, or "" when none is close."""
+    by_folded = {_fold(name): name for name in known}
+    close = difflib.get_close_matches(_fold(genre[:64]), by_folded, n=1, cutoff=0.6)
+    return f" (did you mean {by_folded[close[0]]!r}?)" if close else ""
+
+
+def _fold(name: str) -> str:
+    """Return name without case and the characters that only separate words: "Sci-Fi" is "scifi"."""
+    return "".join(c for c in name.casefold() if c.isalnum())
 
 
 def get_movie(*, session: Session, movie_id: int) -> Movie:
