@@ -3,30 +3,23 @@
 A search is the words of its text (letters and digits; everything else separates words, so no input
 is ever search syntax). A movie matches when each word begins a word of its title; it ranks first
 when each is a whole word of its title, then by how many people rated it, then by id. SQLite answers
-from its FTS5 table, MySQL/MariaDB from the title's FULLTEXT index (migration 0012). InnoDB indexes no
-word shorter than innodb_ft_min_token_size nor its stopwords, so those words are matched by a
-regular expression over the movies the other words found, or over every title when no word is
-indexed (a search for "Up" or "It")."""
+from its FTS5 table, MySQL/MariaDB from a FULLTEXT index (migration 0012) over `title_words`, the
+title with every word marked by a prefix: InnoDB indexes no word shorter than three characters nor
+its stopwords, and "Up", "It" or "The" marked are neither."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Integer, and_, case, column, or_, text
+from sqlalchemy import ColumnElement, Integer, and_, case, column, literal_column, or_, text
 from sqlalchemy.dialects.mysql import match
 
 from api.movies.models import Movie
 
 MAX_WORDS = 8  # a search's words past these are left out: each costs an index lookup
 WORD = re.compile(r"[^\W_]+")
-# InnoDB's defaults: the server's innodb_ft_min_token_size and INNODB_FT_DEFAULT_STOPWORD.
-MYSQL_MIN_TOKEN = 3
-MYSQL_STOPWORDS = frozenset((
-    "a", "about", "an", "are", "as", "at", "be", "by", "com", "de", "en", "for", "from", "how", "i", "in",
-    "is", "it", "la", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "who",
-    "will", "with", "und", "www",
-))  # fmt: skip
+MARK = "w_"  # migration 0012 writes it before every word of title_words
 
 
 @dataclass(frozen=True, order=True)
@@ -83,24 +76,13 @@ def _sqlite(words: list[str]) -> Relevance:
 
 
 def _mysql(words: list[str]) -> Relevance:
-    indexed = [w for w in words if len(w) >= MYSQL_MIN_TOKEN and w not in MYSQL_STOPWORDS]
-    others = [w for w in words if w not in indexed]
-    matches: list[ColumnElement[bool]] = []
-    whole: list[ColumnElement[bool]] = []
-    if indexed:
-        prefixes = " ".join(f"+{w}*" for w in indexed)
-        matches.append(_match(prefixes) > 0)
-        whole.append(_match(" ".join(f"+{w}" for w in indexed)) > 0)
-    for word in others:
-        # A LIKE first, as cheap as a comparison, leaves few titles to the regular expression.
-        matches.append(Movie.title.contains(word, autoescape=True))
-        matches.append(Movie.title.regexp_match(rf"\b{re.escape(word)}"))
-        whole.append(Movie.title.regexp_match(rf"\b{re.escape(word)}\b"))
-    return Relevance(and_(*matches), case((and_(*whole), 0), else_=1))
+    prefixes = _match(" ".join(f"+{MARK}{w}*" for w in words))
+    whole = _match(" ".join(f"+{MARK}{w}" for w in words))
+    return Relevance(prefixes > 0, case((whole > 0, 0), else_=1))
 
 
 def _match(query: str) -> ColumnElement[float]:
-    return match(Movie.__table__.c.title, against=query, in_boolean_mode=True)
+    return match(literal_column("movies.title_words"), against=query, in_boolean_mode=True)
 
 
 def after_position(position: Position, tier: ColumnElement[int]) -> ColumnElement[bool]:
