@@ -20,6 +20,11 @@ from api.movies.models import Movie
 MAX_WORDS = 8  # a search's words past these are left out: each costs an index lookup
 WORD = re.compile(r"[^\W_]+")
 MARK = "w_"  # migration 0012 writes it before every word of title_words
+# InnoDB's default stopwords (INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD): common in titles too.
+COMMON_WORDS = frozenset((
+    "about", "are", "com", "for", "from", "how", "that", "the", "this", "was", "what", "when", "where",
+    "who", "will", "with", "und", "www",
+))  # fmt: skip
 
 
 @dataclass(frozen=True, order=True)
@@ -76,9 +81,20 @@ def _sqlite(words: list[str]) -> Relevance:
 
 
 def _mysql(words: list[str]) -> Relevance:
-    prefixes = _match(" ".join(f"+{MARK}{w}*" for w in words))
-    whole = _match(" ".join(f"+{MARK}{w}" for w in words))
-    return Relevance(prefixes > 0, case((whole > 0, 0), else_=1))
+    # InnoDB reads the whole list of a word in many titles ("the") for every search that names it: such
+    # words are looked for only among the titles the others found, when there are others.
+    rare = [w for w in words if not _common(w)] or words
+    matches: list[ColumnElement[bool]] = [_match(" ".join(f"+{MARK}{w}*" for w in rare)) > 0]
+    whole: list[ColumnElement[bool]] = [_match(" ".join(f"+{MARK}{w}" for w in rare)) > 0]
+    for word in (w for w in words if w not in rare):
+        matches.append(literal_column("movies.title_words").contains(MARK + word, autoescape=True))
+        whole.append(literal_column("movies.title_words").regexp_match(rf"\b{MARK}{word}\b"))
+    return Relevance(and_(*matches), case((and_(*whole), 0), else_=1))
+
+
+def _common(word: str) -> bool:
+    """Whether a word is likely in many titles: one or two characters, or one of InnoDB's stopwords."""
+    return len(word) <= 2 or word in COMMON_WORDS
 
 
 def _match(query: str) -> ColumnElement[float]:
