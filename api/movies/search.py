@@ -12,7 +12,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Integer, and_, case, column, literal_column, or_, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    column,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.mysql import match
 
 from api.movies.models import Movie
@@ -20,6 +32,8 @@ from api.movies.models import Movie
 MAX_WORDS = 8  # a search's words past these are left out: each costs an index lookup
 WORD = re.compile(r"[^\W_]+")
 MARK = "w_"  # migration 0012 writes it before every word of title_words
+TITLE_WORDS: ColumnElement[str] = literal_column("movies.title_words", String)  # MySQL's only
+BROAD_SCAN = 2_000  # on MySQL, a search of only common words first looks among this many most-rated movies
 # InnoDB's default stopwords (INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD): common in titles too.
 COMMON_WORDS = frozenset((
     "about", "are", "com", "for", "from", "how", "that", "the", "this", "was", "what", "when", "where",
@@ -87,9 +101,26 @@ def _mysql(words: list[str]) -> Relevance:
     matches: list[ColumnElement[bool]] = [_match(" ".join(f"+{MARK}{w}*" for w in rare)) > 0]
     whole: list[ColumnElement[bool]] = [_match(" ".join(f"+{MARK}{w}" for w in rare)) > 0]
     for word in (w for w in words if w not in rare):
-        matches.append(literal_column("movies.title_words").contains(MARK + word, autoescape=True))
-        whole.append(literal_column("movies.title_words").regexp_match(rf"\b{MARK}{word}\b"))
+        matches.append(TITLE_WORDS.contains(MARK + word, autoescape=True))
+        whole.append(TITLE_WORDS.regexp_match(rf"\b{MARK}{word}\b"))
     return Relevance(and_(*matches), case((and_(*whole), 0), else_=1))
+
+
+def broad(words: list[str], dialect: str) -> bool:
+    """Whether a search is of words InnoDB finds in so many titles that ranking them all is slow."""
+    return dialect == "mysql" and all(_common(w) for w in words)
+
+
+def broad_floor() -> Select[int]:
+    """Return the statement reading the rating count of the BROAD_SCAN-th most rated movie."""
+    return select(Movie.rating_count).order_by(Movie.rating_count.desc()).offset(BROAD_SCAN - 1).limit(1)
+
+
+def scanned(words: list[str]) -> Relevance:
+    """Return MySQL's relevance tested title by title, without the index: for a few movies."""
+    matches = and_(*(TITLE_WORDS.contains(MARK + w, autoescape=True) for w in words))
+    whole = and_(*(TITLE_WORDS.regexp_match(rf"\b{MARK}{w}\b") for w in words))
+    return Relevance(matches, case((whole, 0), else_=1))
 
 
 def _common(word: str) -> bool:
@@ -98,7 +129,7 @@ def _common(word: str) -> bool:
 
 
 def _match(query: str) -> ColumnElement[float]:
-    return match(literal_column("movies.title_words"), against=query, in_boolean_mode=True)
+    return match(TITLE_WORDS, against=query, in_boolean_mode=True)
 
 
 def after_position(position: Position, tier: ColumnElement[int]) -> ColumnElement[bool]:

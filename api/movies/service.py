@@ -15,7 +15,16 @@ from sqlalchemy.orm import Session
 from api.db import Run, all_rows
 from api.errors import BadUserInput, NotFound
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
-from api.movies.search import Position, after_position, relevance, search_words
+from api.movies.search import (
+    Position,
+    Relevance,
+    after_position,
+    broad,
+    broad_floor,
+    relevance,
+    scanned,
+    search_words,
+)
 
 
 @dataclass(frozen=True)
@@ -150,17 +159,31 @@ def search_movies(
     words = search_words(search)
     if not words:
         return []
-    wanted = relevance(words, session.get_bind().dialect.name)
-    query = (
-        select(Movie, wanted.tier)
-        .where(wanted.matches, *_filters(session, genre, year_from, year_to))
-        .order_by(wanted.tier, Movie.rating_count.desc(), Movie.id)
-        .limit(first + 1)
-    )
-    if after is not None:
-        query = query.where(after_position(after, wanted.tier))
-    rows = session.execute(query)
-    return [(movie, Position(tier, movie.rating_count, movie.id)) for movie, tier in rows]
+    dialect = session.get_bind().dialect.name
+    filters = _filters(session, genre, year_from, year_to)
+
+    def ranked(wanted: Relevance, *among: ColumnElement[bool]) -> list[tuple[Movie, Position]]:
+        query = (
+            select(Movie, wanted.tier)
+            .where(wanted.matches, *filters, *among)
+            .order_by(wanted.tier, Movie.rating_count.desc(), Movie.id)
+            .limit(first + 1)
+        )
+        if after is not None:
+            query = query.where(after_position(after, wanted.tier))
+        return [
+            (movie, Position(tier, movie.rating_count, movie.id)) for movie, tier in session.execute(query)
+        ]
+
+    if broad(words, dialect):
+        # A page of the most-rated movies alone is the page of all when it ends on a whole-word match:
+        # a movie left out has fewer ratings than any in, so it ranks below the page.
+        floor = session.execute(broad_floor()).scalar()
+        if floor:
+            found = ranked(scanned(words), Movie.rating_count >= floor)
+            if len(found) == first + 1 and found[-1][1].tier == 0:
+                return found
+    return ranked(relevance(words, dialect))
 
 
 def _filters(

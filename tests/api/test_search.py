@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.dataimport.service import import_dataset
 from api.db import make_engine, make_session_factory
 from api.errors import BadUserInput, NotFound
+from api.movies import search as title_search
 from api.movies.models import Movie as MovieRow
 from api.movies.service import create_movie, search_movies
 from api.ratings.models import Rating
@@ -153,6 +154,48 @@ def test_pages_follow_the_order_without_gaps_or_repeats(catalogue: Catalogue) ->
                     break
                 after = page[size - 1][1]
             assert seen == whole
+
+
+def test_broad_searches_answered_from_the_most_rated_movies_page_as_the_others(
+    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On MySQL a search of only common words first looks among the most rated movies; its pages are
+    the ones of the full search, and some of them it answers alone."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(catalogue.engine, "before_cursor_execute", record)
+
+    def pages(search: str, size: int) -> tuple[list[int], bool]:
+        """Return the ids of every page of a search and whether a page was answered without MATCH."""
+        seen: list[int] = []
+        alone = False
+        after = None
+        with catalogue.sessions() as session:
+            while True:
+                statements.clear()
+                page = search_movies(session=session, search=search, first=size, after=after)
+                alone |= "REGEXP" in statements[-1] and "MATCH" not in statements[-1]
+                seen += [m.id for m, _ in page[:size]]
+                if len(page) <= size:
+                    return seen, alone
+                after = page[size - 1][1]
+
+    try:
+        answered_alone = False
+        for search in ("it", "a", "the", "up", "s", "of the", "st", "i"):
+            for size in (1, 2, 3):
+                monkeypatch.setattr(title_search, "BROAD_SCAN", 10**6)  # no such movie: the full search
+                whole, _ = pages(search, size)
+                monkeypatch.setattr(title_search, "BROAD_SCAN", 8)
+                among_most_rated, alone = pages(search, size)
+                assert among_most_rated == whole, (search, size)
+                answered_alone |= alone
+        assert answered_alone == (catalogue.engine.dialect.name == "mysql")
+    finally:
+        event.remove(catalogue.engine, "before_cursor_execute", record)
 
 
 def test_filters_apply_to_a_search(catalogue: Catalogue) -> None:
