@@ -32,6 +32,7 @@ from api.graphql.users import Occupation, User
 from api.ids import parse_id
 from api.movies import service as movies
 from api.movies.models import Movie as MovieRow
+from api.movies.search import parse_position
 from api.ratings import writes as ratings
 from api.recommend.pipeline import recommend_user
 from api.recommend.service import Filters, recommend_for_profile, similar_movies
@@ -120,7 +121,9 @@ class Query:
         return Movie.from_row(await info.context.run(lambda s: movies.get_movie(session=s, movie_id=id)))
 
     @strawberry.field(
-        description="Movies by id, filtered by title words, genre and years; paginated.",
+        description="Movies filtered by genre and years; paginated. Without `search`, by id; with it, the "
+        "movies whose title has a word beginning with each of its words: those where each is a whole "
+        "word first, then the most rated, then by id.",
         permission_classes=[allowed()],
     )
     async def movies(
@@ -136,16 +139,29 @@ class Query:
         check_bound(first, "first")
         if search is not None and len(search) > 200:
             raise BadUserInput("search must be at most 200 characters")
+        if search:
+            position = decode_cursor("movie-search", after, parse_position)
+            found = await info.context.run(
+                lambda s: movies.search_movies(
+                    session=s,
+                    search=search,
+                    first=first,
+                    after=position,
+                    genre=genre,
+                    year_from=year_from,
+                    year_to=year_to,
+                )
+            )
+            return MovieConnection.of(
+                found,
+                first,
+                lambda r: encode_cursor("movie-search", r[1].cursor_value()),
+                lambda r: Movie.from_row(r[0]),
+            )
         after_id = decode_cursor("movie", after, parse_id)
         rows = await info.context.run(
             lambda s: movies.list_movies(
-                session=s,
-                first=first,
-                after_id=after_id,
-                search=search,
-                genre=genre,
-                year_from=year_from,
-                year_to=year_to,
+                session=s, first=first, after_id=after_id, genre=genre, year_from=year_from, year_to=year_to
             )
         )
         return MovieConnection.of(rows, first, lambda r: encode_cursor("movie", str(r.id)), Movie.from_row)

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from cachetools import TTLCache
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from api.db import Run, all_rows
 from api.errors import BadUserInput, NotFound
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
+from api.movies.search import (
+    Position,
+    Relevance,
+    after_position,
+    broad,
+    broad_floor,
+    relevance,
+    scanned,
+    search_words,
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,21 @@ def check_genre_names(genres: Sequence[str], known: Collection[str]) -> list[str
     """Return genres de-duplicated, or raise BadUserInput naming the first one not `known`."""
     for genre in genres:
         if genre not in known:
-            raise BadUserInput(f"unknown genre {genre!r}; known genres: {', '.join(sorted(known))}")
+            hint = _closest(genre, known)
+            raise BadUserInput(f"unknown genre {genre!r}{hint}; known genres: {', '.join(sorted(known))}")
     return list(dict.fromkeys(genres))
+
+
+def _closest(genre: str, known: Collection[str]) -> str:
+    """Return " (did you mean 'X'?)" naming the known genre closest to `genre`, or "" when none is close."""
+    by_folded = {_fold(name): name for name in known}
+    close = difflib.get_close_matches(_fold(genre[:64]), by_folded, n=1, cutoff=0.6)
+    return f" (did you mean {by_folded[close[0]]!r}?)" if close else ""
+
+
+def _fold(name: str) -> str:
+    """Return name without case and the characters that only separate words: "Sci-Fi" is "scifi"."""
+    return "".join(c for c in name.casefold() if c.isalnum())
 
 
 def get_movie(*, session: Session, movie_id: int) -> Movie:
@@ -105,20 +129,76 @@ def list_movies(
     year_from: int | None = None,
     year_to: int | None = None,
 ) -> list[Movie]:
-    """Return up to first + 1 movies by id after after_id that match (one more tells of a next page)."""
+    """Return up to first + 1 movies by id after after_id that match (one more tells of a next page);
+    with `search`, the first + 1 most relevant (search_movies, which pages them)."""
+    if search:
+        found = search_movies(
+            session=session, search=search, first=first, genre=genre, year_from=year_from, year_to=year_to
+        )
+        return [movie for movie, _position in found]
     query = select(Movie).order_by(Movie.id).limit(first + 1)
     if after_id is not None:
         query = query.where(Movie.id > after_id)
-    if search:
-        query = query.where(Movie.title.icontains(search, autoescape=True))
+    query = query.where(*_filters(session, genre, year_from, year_to))
+    return list(session.execute(query).scalars())
+
+
+def search_movies(
+    *,
+    session: Session,
+    search: str,
+    first: int,
+    after: Position | None = None,
+    genre: str | None = None,
+    year_from: int | None = None,
+    year_to: int | None = None,
+) -> list[tuple[Movie, Position]]:
+    """Return up to first + 1 movies whose titles match `search`, most relevant first, after `after`
+    (one more tells of a next page), each with its position for a cursor. A search without a letter
+    or digit finds nothing."""
+    words = search_words(search)
+    if not words:
+        return []
+    dialect = session.get_bind().dialect.name
+    filters = _filters(session, genre, year_from, year_to)
+
+    def ranked(wanted: Relevance, *among: ColumnElement[bool]) -> list[tuple[Movie, Position]]:
+        query = (
+            select(Movie, wanted.tier)
+            .where(wanted.matches, *filters, *among)
+            .order_by(wanted.tier, Movie.rating_count.desc(), Movie.id)
+            .limit(first + 1)
+        )
+        if after is not None:
+            query = query.where(after_position(after, wanted.tier))
+        return [
+            (movie, Position(tier, movie.rating_count, movie.id)) for movie, tier in session.execute(query)
+        ]
+
+    if broad(words, dialect):
+        # A page of the most-rated movies alone is the page of all when it ends on a whole-word match:
+        # a movie left out has fewer ratings than any in, so it ranks below the page.
+        floor = session.execute(broad_floor()).scalar()
+        if floor:
+            found = ranked(scanned(words), Movie.rating_count >= floor)
+            if len(found) == first + 1 and found[-1][1].tier == 0:
+                return found
+    return ranked(relevance(words, dialect))
+
+
+def _filters(
+    session: Session, genre: str | None, year_from: int | None, year_to: int | None
+) -> list[ColumnElement[bool]]:
+    """Return the conditions of the genre (checked) and years asked for."""
+    conditions = []
     if genre:
         check_genres(session=session, genres=[genre])
-        query = query.where(Movie.genres.any(Genre.name == genre))
+        conditions.append(Movie.genres.any(Genre.name == genre))
     if year_from is not None:
-        query = query.where(Movie.year >= year_from)
+        conditions.append(Movie.year >= year_from)
     if year_to is not None:
-        query = query.where(Movie.year <= year_to)
-    return list(session.execute(query).scalars())
+        conditions.append(Movie.year <= year_to)
+    return conditions
 
 
 def create_movie(*, session: Session, title: str, year: int | None, genres: Sequence[str]) -> Movie:

@@ -2,7 +2,9 @@
 
 Each first bumps the ratings version of every user it changes, in its transaction, so no kept list
 stays current. Bumping first takes the user's row lock before the rating's foreign-key check asks
-for a shared one: concurrent raters of one user queue instead of deadlocking."""
+for a shared one: concurrent raters of one user queue instead of deadlocking. Each keeps
+`movies.rating_count` too; a rate or delete changes it before the rating, so that the movie's row is
+locked before the foreign-key check's shared lock, as the user's is."""
 
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ from typing import Any
 
 import numpy as np
 from pymysql.constants import CLIENT
-from sqlalchemy import Connection, Insert, delete, update
+from sqlalchemy import Connection, Insert, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from api.db import utcnow
 from api.errors import NotFound
+from api.movies.models import Movie
 from api.movies.service import get_movie
 from api.ratings.models import Rating
 from api.ratings.service import check_stars
@@ -26,7 +29,7 @@ from api.users.models import User
 from api.users.service import get_user
 from ml.movielens.format import Ratings
 
-BUMP_CHUNK = 1_000  # users per UPDATE
+BUMP_CHUNK = 1_000  # users or movies per UPDATE
 BULK_FORMAT_CHUNK = 1_000_000  # ratings formatted at a time into the bulk load's file
 MYSQL_UPSERT = (
     "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES {} "
@@ -37,10 +40,13 @@ MYSQL_UPSERT = (
 def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: float) -> Rating:
     """Insert or update the user's rating of the movie and return it (the caller commits)."""
     rating = check_stars(rating)
+    # Bumped before any read: once the user's row is locked, their ratings read here stay as read.
+    _bump(session, [user_id])
     get_user(session=session, user_id=user_id)
     get_movie(session=session, movie_id=movie_id)
+    if not _rated(session, user_id, movie_id):
+        _count(session, movie_id, 1)
     values = dict(user_id=user_id, movie_id=movie_id, rating=rating, rated_at=utcnow().replace(microsecond=0))
-    _bump(session, [user_id])
     session.connection().execute(_upsert(session.connection()), [values])
     return Rating(**values)
 
@@ -48,9 +54,10 @@ def rate_movie(*, session: Session, user_id: int, movie_id: int, rating: float) 
 def delete_rating(*, session: Session, user_id: int, movie_id: int) -> None:
     """Delete the user's rating of the movie; raise NotFound when there is none (the caller rolls back)."""
     _bump(session, [user_id])
-    result = session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not _rated(session, user_id, movie_id):
         raise NotFound(f"user {user_id} has not rated movie {movie_id}")
+    _count(session, movie_id, -1)
+    session.execute(delete(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id))
 
 
 def upsert_rating_columns(
@@ -63,9 +70,17 @@ def upsert_rating_columns(
     """Insert or replace the import's ratings in the caller's transaction; return the table's row
     count when known without counting (after a bulk load), else None. On MySQL an empty table gets
     one LOAD DATA, else each batch is one INSERT written from the numbers (no binding per value)."""
+    _bump(session, np.unique(ratings.user_id).tolist())
+    held = _write_ratings(session, ratings, batch_size, report)
+    _recount(session, np.unique(ratings.movie_id).tolist())
+    return held
+
+
+def _write_ratings(
+    session: Session, ratings: Ratings, batch_size: int, report: Callable[[int], Any]
+) -> int | None:
     connection = session.connection()
     mysql = connection.dialect.name == "mysql"
-    _bump(session, np.unique(ratings.user_id).tolist())
     if mysql and len(ratings) and _can_load_in_bulk(connection, ratings):
         _load_in_bulk(connection, ratings)
         report(len(ratings))
@@ -158,5 +173,31 @@ def _bump(session: Session, user_ids: Sequence[int]) -> None:
             update(User)
             .where(User.id.in_(user_ids[start : start + BUMP_CHUNK]))
             .values(ratings_version=User.ratings_version + 1)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _rated(session: Session, user_id: int, movie_id: int) -> bool:
+    query = select(Rating.user_id).where(Rating.user_id == user_id, Rating.movie_id == movie_id)
+    return session.execute(query).first() is not None
+
+
+def _count(session: Session, movie_id: int, change: int) -> None:
+    session.execute(
+        update(Movie)
+        .where(Movie.id == movie_id)
+        .values(rating_count=Movie.rating_count + change)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _recount(session: Session, movie_ids: Sequence[int]) -> None:
+    """Set the movies' rating counts from the ratings table (one index range each)."""
+    counted = select(func.count()).where(Rating.movie_id == Movie.id).scalar_subquery()
+    for start in range(0, len(movie_ids), BUMP_CHUNK):
+        session.execute(
+            update(Movie)
+            .where(Movie.id.in_(movie_ids[start : start + BUMP_CHUNK]))
+            .values(rating_count=counted)
             .execution_options(synchronize_session=False)
         )

@@ -20,9 +20,12 @@ TABLES = {
 
 
 def _tables(url: str) -> set[str]:
+    """Return the tables of the database at url, without Alembic's and SQLite's title search (FTS5's
+    table and the ones it keeps beside it: test_movie_search_up_down_up looks at those)."""
     engine = make_engine(url)
     try:
-        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+        names = set(inspect(engine).get_table_names()) - {"alembic_version"}
+        return {name for name in names if not name.startswith("movie_search")}
     finally:
         engine.dispose()
 
@@ -283,13 +286,88 @@ def test_experiments_up_down_up_with_rows(database_factory: DatabaseFactory) -> 
         engine.dispose()
 
 
+def test_movie_search_up_down_up(database_factory: DatabaseFactory) -> None:
+    """0012 counts the ratings each movie had and indexes the titles there were; the index follows
+    movies added, renamed and deleted after; going back removes the count and the index."""
+    from sqlalchemy import text
+
+    url = database_factory.new_url()
+    config = alembic_config(Settings(database_url=url))
+    command.upgrade(config, "0011")
+    engine = make_engine(url)
+    mysql = engine.dialect.name == "mysql"
+    movie = text("INSERT INTO movies (id, title, created_at) VALUES (:id, :t, '2026-01-01')")
+
+    def found(word: str) -> list[int]:
+        query = (
+            "SELECT id FROM movies WHERE MATCH (title_words) AGAINST (:w IN BOOLEAN MODE) ORDER BY id"
+            if mysql
+            else "SELECT rowid FROM movie_search WHERE movie_search MATCH :w ORDER BY rowid"
+        )
+        with engine.connect() as connection:
+            return list(connection.execute(text(query), {"w": word}).scalars())
+
+    def search_objects() -> set[str]:
+        query = (
+            "SELECT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() "
+            "AND index_type = 'FULLTEXT'"
+            if mysql
+            else "SELECT name FROM sqlite_master WHERE name LIKE 'movie_search%'"
+        )
+        with engine.connect() as connection:
+            return set(connection.execute(text(query)).scalars())
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, ratings_version, created_at) VALUES (1, 0, '2026-01-01'), "
+                    "(2, 0, '2026-01-01')"
+                )
+            )
+            connection.execute(movie, [{"id": 1, "t": "Heat (1995)"}, {"id": 2, "t": "Star Wars (1977)"}])
+            connection.execute(
+                text(
+                    "INSERT INTO ratings (user_id, movie_id, rating, rated_at) VALUES "
+                    "(1, 2, 5, '2026-01-01'), (2, 2, 4, '2026-01-01'), (1, 1, 3, '2026-01-01')"
+                )
+            )
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            counts = connection.execute(text("SELECT id, rating_count FROM movies ORDER BY id")).all()
+        assert [tuple(r) for r in counts] == [(1, 1), (2, 2)]
+        w = "w_" if mysql else ""  # MySQL's index is of words marked so
+        assert found(f"{w}star*") == [2] and found(f"{w}heat") == [1]
+        with engine.begin() as connection:
+            connection.execute(movie, {"id": 3, "t": "Stardust (2007)"})
+            connection.execute(text("UPDATE movies SET title = 'Heist (2001)' WHERE id = 1"))
+            connection.execute(text("DELETE FROM ratings WHERE movie_id = 2"))
+            connection.execute(text("DELETE FROM movies WHERE id = 2"))
+        assert found(f"{w}star*") == [3] and found(f"{w}heat") == [] and found(f"{w}heist") == [1]
+        assert search_objects() == (
+            {"ix_movies_title_words"}
+            if mysql
+            else {"movie_search", "movie_search_data", "movie_search_idx", "movie_search_docsize",
+                  "movie_search_config", "movie_search_insert", "movie_search_delete", "movie_search_update"}
+        )  # fmt: skip
+        command.downgrade(config, "0011")
+        assert search_objects() == set()
+        with engine.connect() as connection:
+            columns = {c["name"] for c in inspect(connection).get_columns("movies")}
+        assert not {"rating_count", "title_words"} & columns
+        command.upgrade(config, "head")
+        assert found(f"{w}heist") == [1] and found(f"{w}stardust") == [3]
+    finally:
+        engine.dispose()
+
+
 def test_datasets_up_down_up_with_an_import_recorded(database_factory: DatabaseFactory) -> None:
     """0013 adds the record of imports beside the data there was; going back drops the record only."""
     from sqlalchemy import text
 
     url = database_factory.new_url()
     config = alembic_config(Settings(database_url=url))
-    command.upgrade(config, "0011")
+    command.upgrade(config, "0012")
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
@@ -307,7 +385,7 @@ def test_datasets_up_down_up_with_an_import_recorded(database_factory: DatabaseF
             )
         with engine.connect() as connection:
             assert connection.execute(text("SELECT synthetic, movies FROM datasets")).one() == (True, 1)
-        command.downgrade(config, "0011")
+        command.downgrade(config, "0012")
         assert "datasets" not in _tables(url) and "movies" in _tables(url)
         with engine.connect() as connection:
             assert connection.execute(text("SELECT COUNT(*) FROM movies")).scalar_one() == 1
