@@ -48,11 +48,15 @@ def read_every_datetime(gql: GraphQL, stack: Stack) -> dict[str, list[str]]:
         u=user_id, i=shown["impressionId"], m=shown["movie"]["id"],
     )  # fmt: skip
     token = gql.data("mutation($u: Int!) { issueUserToken(userId: $u) { expiresAt } }", u=user_id)
+    # The shared stack's movie keeps the ratings its data gave it (tests read its count).
+    gql.data("mutation($u: Int!, $m: Int!) { deleteRating(userId: $u, movieId: $m) }", u=user_id, m=movie)
+    dataset = gql.data("{ dataset { importedAt } }")["dataset"]
     return {
         "Rating.ratedAt": [rated["rateMovie"]["ratedAt"], *(n["ratedAt"] for n in imported)],
         "ModelInfo.trainedAt": [gql.data("{ modelInfo { trainedAt } }")["modelInfo"]["trainedAt"]],
         "Feedback.recordedAt": [feedback["recordFeedback"]["recordedAt"]],
         "UserToken.expiresAt": [token["issueUserToken"]["expiresAt"]],
+        "Dataset.importedAt": [dataset["importedAt"]],
     }
 
 
