@@ -87,7 +87,7 @@ def _rating_counts(stack: Stack) -> dict[int, int]:
     engine = make_engine(stack.settings.resolved_database_url)
     try:
         with make_session_factory(engine)() as session:
-            return dict(session.execute(select(Movie.id, Movie.rating_count)).tuples().all())
+            return {movie: count for movie, count in session.execute(select(Movie.id, Movie.rating_count))}
     finally:
         engine.dispose()
 

@@ -37,6 +37,9 @@ def read_every_datetime(gql: GraphQL, stack: Stack) -> dict[str, list[str]]:
         u=user_id,
         m=movie,
     )
+    # Taken back at once: the shared stack's movie keeps the ratings its data gave it (a test reads its
+    # count), and its users with ratings those of the data (a test keeps each one's list).
+    gql.data("mutation($u: Int!, $m: Int!) { deleteRating(userId: $u, movieId: $m) }", u=user_id, m=movie)
     imported = gql.data("{ user(id: 1) { ratings(first: 3) { nodes { ratedAt } } } }")["user"]["ratings"][
         "nodes"
     ]
@@ -48,8 +51,6 @@ def read_every_datetime(gql: GraphQL, stack: Stack) -> dict[str, list[str]]:
         u=user_id, i=shown["impressionId"], m=shown["movie"]["id"],
     )  # fmt: skip
     token = gql.data("mutation($u: Int!) { issueUserToken(userId: $u) { expiresAt } }", u=user_id)
-    # The shared stack's movie keeps the ratings its data gave it (tests read its count).
-    gql.data("mutation($u: Int!, $m: Int!) { deleteRating(userId: $u, movieId: $m) }", u=user_id, m=movie)
     dataset = gql.data("{ dataset { importedAt } }")["dataset"]
     return {
         "Rating.ratedAt": [rated["rateMovie"]["ratedAt"], *(n["ratedAt"] for n in imported)],
