@@ -49,7 +49,7 @@ def test_each_row_carries_its_targets_history_as_the_split_gives_it(
             assert history == t.movie_row[t.user_start[p] : p].tolist()[-max_length:]
             assert 0 < len(history) <= max_length
         if split == "test":  # the test history ends with the validation rating, as the product's does
-            assert all(history[-1] == t.movie_row[p - 1] for (_, _, history), p in zip(rows, positions))
+            assert all(by_user[int(t.user_row[p])][1][-1] == t.movie_row[p - 1] for p in positions)
 
     header, rows = _rows(folder / "ml.train.inter")
     assert header == HEADER
