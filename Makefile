@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export KMP_BLOCKTIME ?= 0
 
 # .venv/bin/movierec marks the runtime install, .venv/.dev the dev tools on top of it.
-.PHONY: runtime install demo test test-fast check format graphiql bench-import bench-train-load clean
+.PHONY: runtime install demo test test-fast check format graphiql bench-import bench-train-load bench-sasrec-venv clean
 
 $(BIN)/movierec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,16 @@ bench-import: install  ## import speed into MySQL (MOVIEREC_BENCH_MYSQL_URL) fro
 
 bench-train-load: install  ## API req/s idle and while the dashboard retrains (MySQL, wrk)
 	$(BIN)/python bench/train_load.py
+
+# RecBole's SASRec (torch) for bench/quality.py --sasrec: a virtual environment of its own, never the product's.
+SASREC_VENV ?= .venv-sasrec
+
+$(SASREC_VENV)/.installed: bench/requirements-sasrec.txt
+	$(PYTHON) -m venv $(SASREC_VENV)
+	$(SASREC_VENV)/bin/pip install --quiet -r bench/requirements-sasrec.txt
+	@touch $@
+
+bench-sasrec-venv: $(SASREC_VENV)/.installed  ## torch and RecBole 1.2.1 in .venv-sasrec, for bench/quality.py --sasrec
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
