@@ -13,7 +13,7 @@ from starlette.responses import Response
 from admin.views import render, state_of
 from api.errors import ServiceError
 from api.ids import MAX_ID, parse_id
-from api.movies.service import genres_by_movie, list_movies
+from api.movies.service import genres_by_movie, search_movies
 from api.movies.titles import display_title
 from api.ratings.service import latest_records
 from api.recommend.pipeline import recommend_user
@@ -67,7 +67,8 @@ async def page(request: Request) -> Response:
             ids.update(r.movie_id for r in recent)
             ids.update(m for r in recs for m in [r.movie_id, *r.because])
         if q:
-            found = [m.id for m in list_movies(session=session, first=FOUND, search=q)]  # one more: more?
+            # One more than shown: whether there are more.
+            found = [m.id for m, _ in search_movies(session=session, search=q, first=FOUND)]
             context.update(found=found[:FOUND], more_found=len(found) > FOUND)
             ids.update(found[:FOUND])
         context["genres"] = genres_by_movie(session=session, ids=list(ids))

@@ -124,18 +124,12 @@ def list_movies(
     session: Session,
     first: int,
     after_id: int | None = None,
-    search: str | None = None,
     genre: str | None = None,
     year_from: int | None = None,
     year_to: int | None = None,
 ) -> list[Movie]:
     """Return up to first + 1 movies by id after after_id that match (one more tells of a next page);
-    with `search`, the first + 1 most relevant (search_movies, which pages them)."""
-    if search:
-        found = search_movies(
-            session=session, search=search, first=first, genre=genre, year_from=year_from, year_to=year_to
-        )
-        return [movie for movie, _position in found]
+    a title search is search_movies."""
     query = select(Movie).order_by(Movie.id).limit(first + 1)
     if after_id is not None:
         query = query.where(Movie.id > after_id)
