@@ -5,7 +5,12 @@ is ever search syntax). A movie matches when each word begins a word of its titl
 when each is a whole word of its title, then by how many people rated it, then by id. SQLite answers
 from its FTS5 table, MySQL/MariaDB from a FULLTEXT index (migration 0012) over `title_words`, the
 title with every word marked by a prefix: InnoDB indexes no word shorter than three characters nor
-its stopwords, and "Up", "It" or "The" marked are neither."""
+its stopwords, and "Up", "It" or "The" marked are neither.
+
+Each tier is its own statement, ordered by rating count. A search of only common words ("the", "st")
+matches thousands of titles, and ranking them all is what made it slow: its tiers are first looked
+for among the MOST_RATED most rated movies, read in their order, and the index is asked only when
+those do not fill the page."""
 
 from __future__ import annotations
 
@@ -18,12 +23,12 @@ from sqlalchemy import (
     Select,
     String,
     and_,
-    case,
     column,
     literal_column,
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects.mysql import match
 
@@ -33,7 +38,9 @@ MAX_WORDS = 8  # a search's words past these are left out: each costs an index l
 WORD = re.compile(r"[^\W_]+")
 MARK = "w_"  # migration 0012 writes it before every word of title_words
 TITLE_WORDS: ColumnElement[str] = literal_column("movies.title_words", String)  # MySQL's only
-BROAD_SCAN = 2_000  # on MySQL, a search of only common words first looks among this many most-rated movies
+# A tier's page is first looked for among this many most-rated movies, in their order: a word in many
+# titles fills it there, where ranking all of its titles would be slow.
+MOST_RATED = 2_000
 # InnoDB's default stopwords (INFORMATION_SCHEMA.INNODB_FT_DEFAULT_STOPWORD): common in titles too.
 COMMON_WORDS = frozenset((
     "about", "are", "com", "for", "from", "how", "that", "the", "this", "was", "what", "when", "where",
@@ -71,15 +78,33 @@ def search_words(search: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Relevance:
-    """A search's condition on movies and its tier expression (0: every word a whole title word)."""
+    """A search's conditions on movies: tier 0 (`whole`, every word a whole title word), tier 1 (`prefix`
+    and not `whole`), each read through the title index (`indexed`) or tested title by title."""
 
-    matches: ColumnElement[bool]
-    tier: ColumnElement[int]
+    whole: ColumnElement[bool]
+    prefix: ColumnElement[bool]
+
+    def tier(self, tier: int) -> ColumnElement[bool]:
+        """Return the condition of the movies in a tier."""
+        return self.whole if tier == 0 else and_(self.prefix, ~self.whole)
 
 
-def relevance(words: list[str], dialect: str) -> Relevance:
-    """Return what a search of `words` (non-empty) asks of the movies table on this SQL dialect."""
+def indexed(words: list[str], dialect: str) -> Relevance:
+    """Return what a search of `words` (non-empty) asks of the movies, read through the title index."""
     return _mysql(words) if dialect == "mysql" else _sqlite(words)
+
+
+def scanned(words: list[str], dialect: str) -> Relevance | None:
+    """Return what a search asks of the movies tested title by title, for a few movies read in order; None
+    when it names a word in few titles, as the index then finds them all at once for less."""
+    if not all(_common(w) for w in words):
+        return None
+    if dialect != "mysql":  # FTS5 reads a word's list of titles at once, cheaper than a test per title
+        return _sqlite(words)
+    return Relevance(
+        and_(*(TITLE_WORDS.regexp_match(rf"\b{MARK}{w}\b") for w in words)),
+        and_(*(TITLE_WORDS.contains(MARK + w, autoescape=True) for w in words)),
+    )
 
 
 def _sqlite(words: list[str]) -> Relevance:
@@ -89,38 +114,22 @@ def _sqlite(words: list[str]) -> Relevance:
     found = text("SELECT rowid FROM movie_search WHERE movie_search MATCH :prefixes")
     exact = text("SELECT rowid FROM movie_search WHERE movie_search MATCH :whole")
     rowid = column("rowid", Integer)
-    matches = Movie.id.in_(found.bindparams(prefixes=prefixes).columns(rowid))
-    tier = case((Movie.id.in_(exact.bindparams(whole=whole).columns(rowid)), 0), else_=1)
-    return Relevance(matches, tier)
+    return Relevance(
+        Movie.id.in_(exact.bindparams(whole=whole).columns(rowid)),
+        Movie.id.in_(found.bindparams(prefixes=prefixes).columns(rowid)),
+    )
 
 
 def _mysql(words: list[str]) -> Relevance:
     # InnoDB reads the whole list of a word in many titles ("the") for every search that names it: such
-    # words are looked for only among the titles the others found, when there are others.
+    # words are tested only on the titles the others found, when there are others.
     rare = [w for w in words if not _common(w)] or words
-    matches: list[ColumnElement[bool]] = [_match(" ".join(f"+{MARK}{w}*" for w in rare)) > 0]
     whole: list[ColumnElement[bool]] = [_match(" ".join(f"+{MARK}{w}" for w in rare)) > 0]
+    prefix: list[ColumnElement[bool]] = [_match(" ".join(f"+{MARK}{w}*" for w in rare)) > 0]
     for word in (w for w in words if w not in rare):
-        matches.append(TITLE_WORDS.contains(MARK + word, autoescape=True))
         whole.append(TITLE_WORDS.regexp_match(rf"\b{MARK}{word}\b"))
-    return Relevance(and_(*matches), case((and_(*whole), 0), else_=1))
-
-
-def broad(words: list[str], dialect: str) -> bool:
-    """Whether a search is of words InnoDB finds in so many titles that ranking them all is slow."""
-    return dialect == "mysql" and all(_common(w) for w in words)
-
-
-def broad_floor() -> Select[int]:
-    """Return the statement reading the rating count of the BROAD_SCAN-th most rated movie."""
-    return select(Movie.rating_count).order_by(Movie.rating_count.desc()).offset(BROAD_SCAN - 1).limit(1)
-
-
-def scanned(words: list[str]) -> Relevance:
-    """Return MySQL's relevance tested title by title, without the index: for a few movies."""
-    matches = and_(*(TITLE_WORDS.contains(MARK + w, autoescape=True) for w in words))
-    whole = and_(*(TITLE_WORDS.regexp_match(rf"\b{MARK}{w}\b") for w in words))
-    return Relevance(matches, case((whole, 0), else_=1))
+        prefix.append(TITLE_WORDS.contains(MARK + word, autoescape=True))
+    return Relevance(and_(*whole), and_(*prefix))
 
 
 def _common(word: str) -> bool:
@@ -132,15 +141,16 @@ def _match(query: str) -> ColumnElement[float]:
     return match(TITLE_WORDS, against=query, in_boolean_mode=True)
 
 
-def after_position(position: Position, tier: ColumnElement[int]) -> ColumnElement[bool]:
-    """Return the condition on movies that come after `position` in a search's order."""
+def most_rated_floor() -> Select[int]:
+    """Return the statement reading the rating count of the MOST_RATED-th most rated movie."""
+    return select(Movie.rating_count).order_by(Movie.rating_count.desc()).offset(MOST_RATED - 1).limit(1)
+
+
+def after_position(position: Position, tier: int) -> ColumnElement[bool]:
+    """Return the condition on a tier's movies that come after `position` in a search's order."""
+    if position.tier < tier:
+        return true()
     return or_(
-        tier > position.tier,
-        and_(
-            tier == position.tier,
-            or_(
-                Movie.rating_count < position.rating_count,
-                and_(Movie.rating_count == position.rating_count, Movie.id > position.id),
-            ),
-        ),
+        Movie.rating_count < position.rating_count,
+        and_(Movie.rating_count == position.rating_count, Movie.id > position.id),
     )

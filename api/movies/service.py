@@ -17,11 +17,9 @@ from api.errors import BadUserInput, NotFound
 from api.movies.models import Genre, Movie, MovieTag, movie_genres
 from api.movies.search import (
     Position,
-    Relevance,
     after_position,
-    broad,
-    broad_floor,
-    relevance,
+    indexed,
+    most_rated_floor,
     scanned,
     search_words,
 )
@@ -156,28 +154,33 @@ def search_movies(
     dialect = session.get_bind().dialect.name
     filters = _filters(session, genre, year_from, year_to)
 
-    def ranked(wanted: Relevance, *among: ColumnElement[bool]) -> list[tuple[Movie, Position]]:
+    def ranked(
+        condition: ColumnElement[bool], tier: int, limit: int, *among: ColumnElement[bool]
+    ) -> list[tuple[Movie, Position]]:
         query = (
-            select(Movie, wanted.tier)
-            .where(wanted.matches, *filters, *among)
-            .order_by(wanted.tier, Movie.rating_count.desc(), Movie.id)
-            .limit(first + 1)
+            select(Movie)
+            .where(condition, *filters, *among)
+            .order_by(Movie.rating_count.desc(), Movie.id)
+            .limit(limit)
         )
         if after is not None:
-            query = query.where(after_position(after, wanted.tier))
-        return [
-            (movie, Position(tier, movie.rating_count, movie.id)) for movie, tier in session.execute(query)
-        ]
+            query = query.where(after_position(after, tier))
+        return [(movie, Position(tier, movie.rating_count, movie.id)) for movie in session.scalars(query)]
 
-    if broad(words, dialect):
-        # A page of the most-rated movies alone is the page of all when it ends on a whole-word match:
-        # a movie left out has fewer ratings than any in, so it ranks below the page.
-        floor = session.execute(broad_floor()).scalar()
-        if floor:
-            found = ranked(scanned(words), Movie.rating_count >= floor)
-            if len(found) == first + 1 and found[-1][1].tier == 0:
-                return found
-    return ranked(relevance(words, dialect))
+    scan = scanned(words, dialect)
+    floor = session.execute(most_rated_floor()).scalar() if scan is not None else None
+    found: list[tuple[Movie, Position]] = []
+    for tier in (0, 1):
+        wanted = first + 1 - len(found)
+        if wanted == 0 or (after is not None and after.tier > tier):
+            continue
+        # The most-rated movies alone give the tier's page when they fill it: a movie left out has
+        # fewer ratings than any in, so it ranks below the page. Else the index finds all of the tier.
+        page = ranked(scan.tier(tier), tier, wanted, Movie.rating_count >= floor) if scan and floor else []
+        if len(page) < wanted:
+            page = ranked(indexed(words, dialect).tier(tier), tier, wanted)
+        found += page
+    return found
 
 
 def _filters(
