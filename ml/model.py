@@ -99,7 +99,7 @@ class AttentionHistoryField(nn.Layer):
             [heads, length], default_initializer=nn.initializer.Constant(0.0)
         )
         self.norm_in, self.norm_mid, self.norm_out = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.query, self.key_value = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim)
         self.project = nn.Linear(dim, dim)
         self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))
 
@@ -113,23 +113,27 @@ class AttentionHistoryField(nn.Layer):
         return x.reshape([0, 0, self.heads, -1]).transpose([0, 2, 1, 3])  # (batch, heads, n, dim / heads)
 
     def _attend(self, x: Tensor, newest_only: bool, bias: Tensor) -> Tensor:
-        """Return the block's output (batch, queries, dim) at every position of x, or at the first only,
-        each over the keys that bias (batch or 1, heads, queries, keys) leaves above -1e9."""
-        q, k, v = paddle.split(self.qkv(self.norm_in(x)), 3, axis=-1)  # (batch, n, dim) each
-        if newest_only:
-            q, x = q[:, :1], x[:, :1]  # (batch, 1, dim)
+        """Return the attention's residual output (batch, queries, dim) at every position of x, or at the
+        first only, each over the keys that bias (batch or 1, heads, queries, keys) leaves above -1e9."""
+        normed = self.norm_in(x)  # (batch, n, dim)
+        k, v = paddle.split(self.key_value(normed), 2, axis=-1)  # (batch, n, dim) each
+        if newest_only:  # serving queries one position: project that one alone
+            normed, x = normed[:, :1], x[:, :1]  # (batch, 1, dim)
+        q = self.query(normed)  # (batch, queries, dim)
         scores = paddle.matmul(self._heads(q), self._heads(k), transpose_y=True)  # (batch, heads, queries, n)
         weights = F.softmax(scores * (self.out_dim // self.heads) ** -0.5 + bias, axis=-1)
         mixed = paddle.matmul(weights, self._heads(v)).transpose([0, 2, 1, 3]).flatten(start_axis=2)
-        y = x + self.project(mixed)  # (batch, queries, dim)
-        return self.norm_out(y + self.ffn(self.norm_mid(y)))
+        return x + self.project(mixed)  # (batch, queries, dim)
+
+    def _feed_forward(self, y: Tensor) -> Tensor:
+        return self.norm_out(y + self.ffn(self.norm_mid(y)))  # (..., dim)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         """Return the state after the history (batch, dim): `history`, newest first, so that recency is
         the position and the newest movie, position 0, is the query."""
         x, padding = self._tokens(inputs["history"], inputs["history_rating"])  # (batch, length, dim)
         bias = self.recency.unsqueeze([0, 2]) + padding.unsqueeze([1, 2])  # (batch, heads, 1, length)
-        return self._attend(x, True, bias).squeeze(1)  # (batch, dim)
+        return self._feed_forward(self._attend(x, True, bias).squeeze(1))  # (batch, dim)
 
     def states(self, inputs: Mapping[str, Tensor]) -> Tensor:
         """Return the state after each position of oldest-first windows (`window`, `window_rating`, each
@@ -147,7 +151,7 @@ class AttentionHistoryField(nn.Layer):
         bias = recency.unsqueeze(0) + padding.unsqueeze([1, 2])  # (windows, heads, n, n)
         out = self._attend(x, False, bias)  # (windows, n, dim)
         at = paddle.stack([inputs["window_row"], inputs["window_slot"]], axis=1)  # (targets, 2)
-        return paddle.gather_nd(out, at)  # (targets, dim)
+        return self._feed_forward(paddle.gather_nd(out, at))  # (targets, dim)
 
 
 class Tower(nn.Layer):

@@ -145,8 +145,7 @@ def sequence_loss(
         keep = prepared.timeline.rating[targets] >= config.min_rating
         if not keep.all():
             users_in = {k: v if k in ("window", "window_rating") else v[keep] for k, v in users_in.items()}
-        windows = users_in["window_row"]  # the window of each target: one user's, who rated all its targets
-        return softmax(model.encode_user_sequences, users_in, targets[keep], prepared.timeline, rng, windows)
+        return softmax(model.encode_user_sequences, users_in, targets[keep], prepared.timeline, rng)
 
     return loss
 
@@ -182,10 +181,8 @@ class SampledSoftmax:
         batch: npt.NDArray[np.int64],
         t: Timeline,
         rng: np.random.Generator,
-        group: npt.NDArray[np.int64] | None = None,
     ) -> paddle.Tensor:
-        """Return the mean loss of the states encode_users gives from users_in, one a position of batch;
-        rows of one group (one user's window) are never each other's negatives."""
+        """Return the mean loss of the states encode_users gives from users_in, one a position of batch."""
         config, prepared, trained = self.config, self.prepared, self.trained
         positives = t.movie_row[batch]
         negatives = (
@@ -201,8 +198,6 @@ class SampledSoftmax:
         bias = -config.logq_weight * self.log_q[candidates][None, :]  # (1, candidates)
         if config.mask_rated:
             rated = _rated_columns(t, batch, candidates, column[: batch.size])
-            if group is not None:  # the user's later targets in the window: positives to come
-                rated |= _group_columns(group, column[: batch.size], candidates.size)
             bias = np.where(rated, -1e4, bias).astype(np.float32)
         users = encode_users(to_tensors(users_in))  # (batch, dim)
         items = self.encode_movies(to_tensors(movies_in))  # (candidates, dim)
@@ -232,17 +227,6 @@ def _rated_columns(
     mask = np.zeros((batch.size, candidates.size), dtype=bool)
     mask[rows[hit], column[hit]] = True
     mask[np.arange(batch.size), positive] = False  # a re-rated movie stays its own positive
-    return mask
-
-
-def _group_columns(
-    group: npt.NDArray[np.int64], positive: npt.NDArray[np.int64], candidates: int
-) -> npt.NDArray[np.bool_]:
-    """Return (rows, candidates): True at the positives of the row's group but its own."""
-    in_group = np.zeros((int(group.max()) + 1, candidates), dtype=bool)
-    in_group[group, positive] = True
-    mask = in_group[group]
-    mask[np.arange(group.size), positive] = False  # a re-rated movie stays its own positive
     return mask
 
 

@@ -113,17 +113,3 @@ def test_sequence_training_beats_random_and_the_saved_version_serves_it(
         expected = trained.model.encode_users(to_tensors(arrays)).numpy()
     np.testing.assert_allclose(version.user_predictor(arrays), expected, atol=2e-5)
 
-
-def test_a_windows_targets_are_never_each_others_negatives() -> None:
-    from ml.train import _group_columns
-
-    group = np.array([0, 0, 0, 1, 1])  # two windows: one user's three targets, another's two
-    positive = np.array([2, 0, 2, 1, 3])  # candidate columns; the first user rated column 2 twice
-    expected = [
-        [True, False, False, False],
-        [False, False, True, False],
-        [True, False, False, False],
-        [False, False, False, True],
-        [False, True, False, False],
-    ]
-    np.testing.assert_array_equal(_group_columns(group, positive, 4), expected)
