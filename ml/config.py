@@ -52,6 +52,9 @@ class TrainConfig:
     # attention: one pass over a window of a user's ratings gives the state before each of them, every
     # one a target (an epoch is a pass over windows); off: one example a rating, its history rebuilt
     sequence_training: Train[bool] = True
+    window_targets: Train[int] = (
+        50  # sequence training: targets a window (a step mixes more users when fewer)
+    )
     # give a user's training ratings within one second a new random order each epoch (ml.split orders
     # them by movie id, an artefact a model could learn); validation, test and serving keep that order
     shuffle_ties: Train[bool] = True
@@ -96,5 +99,7 @@ class TrainConfig:
             raise ValueError('history_encoder must be "attention" or "pooled"')
         if self.sequence_training and self.history_encoder != "attention":
             raise ValueError("sequence_training needs the attention history_encoder")
+        if self.window_targets < 1:
+            raise ValueError("window_targets must be at least 1")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")

@@ -79,7 +79,7 @@ def fit_vector_model(
         before_epoch = epoch.shuffle
         loss = softmax_loss(model, epoch, config)
         if config.sequence_training and isinstance(model, TwoTower):
-            starts, ends = training_windows(t, config.history_length)
+            starts, ends = training_windows(t, config.window_targets)
             examples = np.arange(starts.size)
             ratings = t.train.size / starts.size  # targets a window, on average
             per_epoch = max(1, round(config.examples_per_epoch / ratings)) if config.examples_per_epoch else 0
@@ -116,7 +116,8 @@ class EpochData:
 
 
 def training_windows(t: Timeline, length: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Return the [start, end) positions of each user's training events cut into runs of `length`."""
+    """Return the [start, end) positions of each user's training events cut into runs of `length`
+    targets (a window's inputs add the history_length events before its first target)."""
     train = t.train
     first = np.flatnonzero(np.r_[True, np.diff(train) != 1])  # each user's training events are one run
     run_start, run_end = train[first], train[np.r_[first[1:], train.size] - 1] + 1

@@ -19,7 +19,9 @@ from ml.split import build_timeline, shuffle_ties
 from ml.train import train, training_windows
 from ml.user_predictor import UserPredictor
 
-CONFIG = TrainConfig(embedding_dim=16, hidden_dim=32, history_length=8, epochs=2, batch_size=128)
+CONFIG = TrainConfig(
+    embedding_dim=16, hidden_dim=32, history_length=8, window_targets=12, epochs=2, batch_size=128
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def _model(prepared: Prepared) -> TwoTower:
 def _sequence_states(
     model: TwoTower, prepared: Prepared, windows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    starts, ends = training_windows(prepared.timeline, CONFIG.history_length)
+    starts, ends = training_windows(prepared.timeline, CONFIG.window_targets)
     inputs, targets = prepared.window_inputs(starts[windows], ends[windows], CONFIG.history_length)
     with paddle.no_grad():
         return model.encode_user_sequences(to_tensors(inputs)).numpy(), targets
@@ -60,7 +62,7 @@ def test_the_state_before_each_event_of_a_window_is_the_served_state(prepared: P
 
 def test_a_later_event_never_changes_an_earlier_state(prepared: Prepared) -> None:
     model = _model(prepared)
-    starts, ends = training_windows(prepared.timeline, CONFIG.history_length)
+    starts, ends = training_windows(prepared.timeline, CONFIG.window_targets)
     inputs, _ = prepared.window_inputs(starts[:20], ends[:20], CONFIG.history_length)
     changed = {k: v.copy() for k, v in inputs.items()}
     slot = CONFIG.history_length + 2  # a movie and star rated after the first targets of every window
@@ -79,10 +81,10 @@ def test_a_later_event_never_changes_an_earlier_state(prepared: Prepared) -> Non
 
 def test_windows_cover_every_training_event_once(prepared: Prepared) -> None:
     t = prepared.timeline
-    starts, ends = training_windows(t, CONFIG.history_length)
+    starts, ends = training_windows(t, CONFIG.window_targets)
     covered = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
     np.testing.assert_array_equal(covered, t.train)
-    assert (ends - starts).max() == CONFIG.history_length
+    assert (ends - starts).max() == CONFIG.window_targets
     assert (t.user_row[starts] == t.user_row[ends - 1]).all()
 
 
