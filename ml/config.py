@@ -21,9 +21,9 @@ class TrainConfig:
     hidden_dim: Model[int] = 128  # width of the hidden layer of each tower's MLP
     output_dim: Model[int] = 256  # width of the L2-normalised user and movie vectors (Milvus dim)
     history_length: Model[int] = 50  # most recent ratings the user tower reads
-    # how the user tower reads them: "attention" (one causal self-attention block, ml.model) or
-    # "pooled" (weighted means over the windows below)
-    history_encoder: Model[str] = "attention"
+    # how the user tower reads them: "pooled" (weighted means over the windows below) or "attention"
+    # (one causal self-attention block, ml.model; measured no better, ml/README.md)
+    history_encoder: Model[str] = "pooled"
     attention_heads: Model[int] = 2  # heads of the attention block (embedding_dim must divide by it)
     recent_length: Model[int] = 5  # pooled: of those, the newest pooled again separately (current intent)
     pool_last: Model[bool] = True  # pooled: pool the newest rating alone too (item-to-item transitions)
@@ -49,9 +49,9 @@ class TrainConfig:
     lr_decay: Train[bool] = True  # cosine decay of the step size to 10% over the planned epochs
     weight_decay: Train[float] = 0.0  # L2 penalty on all parameters (Adam's coupled form)
     epochs: Train[int] = 7  # upper bound on passes over the training events
-    # attention: one pass over a window of a user's ratings gives the state before each of them, every
-    # one a target (an epoch is a pass over windows); off: one example a rating, its history rebuilt
-    sequence_training: Train[bool] = True
+    # attention only: one pass over a window of a user's ratings gives the state before each of them,
+    # every one a target (an epoch is a pass over windows); off: one example a rating, history rebuilt
+    sequence_training: Train[bool] = False
     window_targets: Train[int] = (
         50  # sequence training: targets a window (a step mixes more users when fewer)
     )

@@ -57,10 +57,7 @@ class LoadedModel:
         )
         if manifest.get("format") != FORMAT:
             raise ValueError(f"{directory} holds format {manifest.get('format')!r}, expected {FORMAT!r}")
-        # a version saved before the attention history pooled its history
-        config = TrainConfig.from_dict(
-            {"history_encoder": "pooled", "sequence_training": False, **config_data}
-        )
+        config = TrainConfig.from_dict(config_data)
         vocabs = FeatureVocabularies.from_json(vocab_data)
         # one thread: per-request latency, no OpenMP fan-out
         paddle.base.core.set_num_threads(config.num_threads)

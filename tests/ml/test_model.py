@@ -17,8 +17,8 @@ from ml.user_predictor import UserPredictor, save_user_tower
 SIZES = {"user_id": 11, "gender": 3, "age": 8, "occupation": 22, "zip": 5, "movie_id": 21, "genres": 19,
          "title": 30, "year": 6, "gap": 22}  # fmt: skip
 CONFIG = TrainConfig(embedding_dim=8, hidden_dim=16, history_length=4, recent_length=2)
-POOLED = replace(CONFIG, history_encoder="pooled", sequence_training=False)
-ENCODERS = pytest.mark.parametrize("config", [CONFIG, POOLED], ids=["attention", "pooled"])
+ATTENTION = replace(CONFIG, history_encoder="attention", sequence_training=True)
+ENCODERS = pytest.mark.parametrize("config", [CONFIG, ATTENTION], ids=["pooled", "attention"])
 
 
 def _users(user_ids: list[int], history: list[list[int]], stars: list[list[int]]) -> dict[str, np.ndarray]:
@@ -85,7 +85,7 @@ def test_the_served_user_encoder_gives_the_towers_vectors_with_and_without_the_g
     inputs = _users(
         [1, 0, 10], [[1, 2, 0, 0], [0, 0, 0, 0], [5, 20, 3, 3]], [[5, 3, 0, 0], [0] * 4, [1, 2, 4, 5]]
     )
-    for base, gap_feature in ((CONFIG, True), (CONFIG, False), (POOLED, False)):
+    for base, gap_feature in ((CONFIG, True), (CONFIG, False), (ATTENTION, False)):
         paddle.seed(0)
         config = replace(base, gap_feature=gap_feature)
         model = TwoTower(config, SIZES)

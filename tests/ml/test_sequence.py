@@ -1,4 +1,5 @@
-"""The attention history trained on sequences: each trained state is the served one, and causal."""
+"""The attention history trained on sequences (each trained state is the served one, and causal), and
+training ties in a new order each epoch."""
 
 from __future__ import annotations
 
@@ -16,11 +17,18 @@ from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
 from ml.serving import LoadedModel
 from ml.split import build_timeline, shuffle_ties
-from ml.train import train, training_windows
+from ml.train import EpochData, train, training_windows
 from ml.user_predictor import UserPredictor
 
 CONFIG = TrainConfig(
-    embedding_dim=16, hidden_dim=32, history_length=8, window_targets=12, epochs=2, batch_size=128
+    embedding_dim=16,
+    hidden_dim=32,
+    history_length=8,
+    history_encoder="attention",
+    sequence_training=True,
+    window_targets=12,
+    epochs=2,
+    batch_size=128,
 )
 
 
@@ -101,6 +109,23 @@ def test_shuffled_ties_stay_within_a_users_second_and_the_split_is_unchanged(dat
     assert (shuffled.movie_row != t.movie_row).any()
 
 
+def test_each_epoch_trains_on_ties_in_a_new_order_and_evaluation_on_the_stated_one(dataset: Dataset) -> None:
+    ratings = dataclasses.replace(dataset.ratings, timestamp=dataset.ratings.timestamp // 86400 * 86400)
+    prepared = prepare(dataclasses.replace(dataset, ratings=ratings), CONFIG)
+    stated = prepared.timeline.movie_row.copy()
+    rng = np.random.default_rng(0)
+    epoch = EpochData(prepared, shuffle_ties=True)
+    orders = []
+    for _ in range(3):
+        epoch.shuffle(rng)
+        orders.append(epoch.prepared.timeline.movie_row)
+    assert len({o.tobytes() for o in [stated, *orders]}) == 4
+    np.testing.assert_array_equal(prepared.timeline.movie_row, stated)  # what evaluation reads
+    kept = EpochData(prepared, shuffle_ties=False)
+    kept.shuffle(rng)
+    np.testing.assert_array_equal(kept.prepared.timeline.movie_row, stated)
+
+
 def test_sequence_training_beats_random_and_the_saved_version_serves_it(
     dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -114,4 +139,3 @@ def test_sequence_training_beats_random_and_the_saved_version_serves_it(
     with paddle.no_grad():
         expected = trained.model.encode_users(to_tensors(arrays)).numpy()
     np.testing.assert_allclose(version.user_predictor(arrays), expected, atol=2e-5)
-
