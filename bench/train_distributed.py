@@ -46,7 +46,7 @@ from ml.movielens.format import Dataset
 from ml.movielens.layouts import load_ml1m
 from ml.movielens.synthetic import write_synthetic
 from ml.paddle_setup import paddle
-from ml.train import TrainedModel, fit_vector_model, seed_everything, softmax_loss, train
+from ml.train import EpochData, TrainedModel, fit_vector_model, seed_everything, softmax_loss, train
 from ml.training_loop import LossFn
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_distributed.json"
@@ -119,7 +119,7 @@ def train_data_parallel(dataset: Dataset, config: TrainConfig, topology: Topolog
         model,
         dataclasses.replace(prepared, positives=shard(prepared.positives, topology)),
         local,
-        loss=synced(model, softmax_loss(model, prepared, local)),
+        loss=synced(model, softmax_loss(model, EpochData(prepared, shuffle_ties=False), local)),
         progress=False,
         setup=time.perf_counter() - started,
     )

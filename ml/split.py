@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -93,3 +93,13 @@ def _rows(ids: npt.NDArray[np.integer], index: dict[int, int], kind: str) -> npt
     except KeyError as error:
         raise ValueError(f"a rating refers to {kind} id {error.args[0]}, which the dataset lacks") from None
     return rows[inverse.reshape(-1)]
+
+
+def shuffle_ties(timeline: Timeline, rng: np.random.Generator) -> Timeline:
+    """Return the timeline with each user's training events of one second in a random order (positions,
+    and so the split, unchanged): a model trained on it cannot learn the movie-id order of ties."""
+    train = timeline.train  # sorted; each user's training events are contiguous, and so their ties
+    key = np.lexsort((rng.random(train.size), timeline.timestamp[train], timeline.user_row[train]))
+    order = np.arange(timeline.user_row.size)
+    order[train] = train[key]
+    return replace(timeline, movie_row=timeline.movie_row[order], rating=timeline.rating[order])

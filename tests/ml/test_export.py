@@ -81,8 +81,13 @@ def test_encoder_matches_the_training_user_state(
 
 @pytest.mark.parametrize(
     "options",
-    [{"gap_feature": False}, {"gap_feature": True}, {"gap_feature": True, "mask_rated": False}],
-    ids=["default", "gap-feature", "gap-feature-unmasked"],
+    [
+        {"gap_feature": False},
+        {"gap_feature": True},
+        {"gap_feature": True, "mask_rated": False},
+        {"history_encoder": "attention", "sequence_training": True},
+    ],
+    ids=["default", "gap-feature", "gap-feature-unmasked", "attention"],
 )
 def test_every_user_tower_option_serves_what_it_trained(
     options: dict[str, object], dataset: Dataset, tmp_path: Path
@@ -117,7 +122,8 @@ def test_tied_ratings_are_served_in_the_order_training_saw_them(
     dataset: Dataset, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Many ratings share a second (MovieLens): the histories of users whose ratings all fall in a
-    few hours encode the same through the serving encoder, in any order given, as in training."""
+    few hours encode the same through the serving encoder, in any order given, as evaluation reads
+    them (training shuffles ties each epoch)."""
     hourly = dataclasses.replace(dataset.ratings, timestamp=dataset.ratings.timestamp // 3600 * 3600)
     tied = dataclasses.replace(dataset, ratings=hourly)
     config = dataclasses.replace(CONFIG, epochs=1)
