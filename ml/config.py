@@ -52,9 +52,8 @@ class TrainConfig:
     # attention only: one pass over a window of a user's ratings gives the state before each of them,
     # every one a target (an epoch is a pass over windows); off: one example a rating, history rebuilt
     sequence_training: Train[bool] = False
-    window_targets: Train[int] = (
-        50  # sequence training: targets a window (a step mixes more users when fewer)
-    )
+    # sequence training: targets a window (a step mixes more users when fewer)
+    window_targets: Train[int] = 50
     # give a user's training ratings within one second a new random order each epoch (ml.split orders
     # them by movie id, an artefact a model could learn); validation, test and serving keep that order
     shuffle_ties: Train[bool] = True
