@@ -20,13 +20,9 @@ class TrainConfig:
     embedding_dim: Model[int] = 64  # width of every id / feature embedding inside the towers
     hidden_dim: Model[int] = 128  # width of the hidden layer of each tower's MLP
     output_dim: Model[int] = 256  # width of the L2-normalised user and movie vectors (Milvus dim)
-    history_length: Model[int] = 50  # most recent ratings the user tower reads
-    # how the user tower reads them: "pooled" (weighted means over the windows below) or "attention"
-    # (one causal self-attention block, ml.model; measured no better, ml/README.md)
-    history_encoder: Model[str] = "pooled"
-    attention_heads: Model[int] = 2  # heads of the attention block (embedding_dim must divide by it)
-    recent_length: Model[int] = 5  # pooled: of those, the newest pooled again separately (current intent)
-    pool_last: Model[bool] = True  # pooled: pool the newest rating alone too (item-to-item transitions)
+    history_length: Model[int] = 50  # most recent ratings the user tower pools (long-term taste)
+    recent_length: Model[int] = 5  # of those, the newest pooled again separately (current intent)
+    pool_last: Model[bool] = True  # pool the newest rating alone too (item-to-item transitions)
     # user feature: log-bucketed time from the newest rating to the request; off, as on data older
     # than the request it reads "long ago" for every user, and kept lists go stale as the clock moves
     gap_feature: Model[bool] = False
@@ -49,11 +45,6 @@ class TrainConfig:
     lr_decay: Train[bool] = True  # cosine decay of the step size to 10% over the planned epochs
     weight_decay: Train[float] = 0.0  # L2 penalty on all parameters (Adam's coupled form)
     epochs: Train[int] = 7  # upper bound on passes over the training events
-    # attention only: one pass over a window of a user's ratings gives the state before each of them,
-    # every one a target (an epoch is a pass over windows); off: one example a rating, history rebuilt
-    sequence_training: Train[bool] = False
-    # sequence training: targets a window (a step mixes more users when fewer)
-    window_targets: Train[int] = 50
     # give a user's training ratings within one second a new random order each epoch (ml.split orders
     # them by movie id, an artefact a model could learn); validation, test and serving keep that order
     shuffle_ties: Train[bool] = True
@@ -94,11 +85,5 @@ class TrainConfig:
             raise ValueError("examples_per_epoch and eval_users must be 0 (all) or more")
         if self.text_buckets < 0:
             raise ValueError("text_buckets must be 0 (no text feature) or more")
-        if self.history_encoder not in ("attention", "pooled"):
-            raise ValueError('history_encoder must be "attention" or "pooled"')
-        if self.sequence_training and self.history_encoder != "attention":
-            raise ValueError("sequence_training needs the attention history_encoder")
-        if self.window_targets < 1:
-            raise ValueError("window_targets must be at least 1")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")

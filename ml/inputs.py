@@ -41,42 +41,16 @@ class Prepared:
 
     def user_inputs(self, positions: npt.NDArray[np.int64], history_length: int) -> Arrays:
         """Return the user tower's inputs for the user state just before each event position."""
-        inputs = self._user_rows(positions)
-        hist = self.timeline.history(positions, history_length)  # (batch, length), -1 padded
-        inputs["history"], inputs["history_rating"] = self._events(hist)
-        return inputs
-
-    def window_inputs(
-        self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64], history_length: int
-    ) -> tuple[Arrays, npt.NDArray[np.int64]]:
-        """Return the inputs of AttentionHistoryField.states for windows of events, each the events
-        [start, end) of one user as targets, and the target positions, window by window: a window holds
-        the `history_length` events before its first target, then all but its last target, oldest first."""
-        counts = ends - starts
-        row = np.repeat(np.arange(starts.size), counts)
-        targets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + starts[row]
-        width = history_length + int(counts.max()) - 1
-        events = starts[:, None] - history_length + np.arange(width)[None, :]  # (windows, width)
-        inside = (events >= self.timeline.user_start[starts][:, None]) & (events < ends[:, None] - 1)
-        inputs = self._user_rows(targets)
-        inputs["window"], inputs["window_rating"] = self._events(np.where(inside, events, -1))
-        inputs["window_row"] = row
-        inputs["window_slot"] = targets - starts[row] + history_length - 1  # the event before the target
-        return inputs, targets
-
-    def _user_rows(self, positions: npt.NDArray[np.int64]) -> Arrays:
-        """Return the static user features and the gap bucket of the user of each event position."""
         t = self.timeline
-        inputs = {k: v[t.user_row[positions]] for k, v in self.users.items()}
+        rows = t.user_row[positions]
+        inputs = {k: v[rows] for k, v in self.users.items()}
+        hist = t.history(positions, history_length)  # (batch, length), -1 padded
+        valid = hist >= 0
+        inputs["history"] = np.where(valid, self.movies["movie_id"][t.movie_row[hist]], 0)
+        inputs["history_rating"] = np.where(valid, star_levels(t.rating[hist]), 0)
         trained = np.asarray([self.vocabs.trained_gap(b) for b in range(GAP_BUCKETS)], dtype=np.int64)
         inputs["gap"] = trained[raw_gaps(t, positions)]  # each bucket as serving reads it
         return inputs
-
-    def _events(self, events: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Return the movie index and star level of event positions, 0 (padding) where they are -1."""
-        t, valid = self.timeline, events >= 0
-        movies = np.where(valid, self.movies["movie_id"][t.movie_row[events]], 0)
-        return movies, np.where(valid, star_levels(t.rating[events]), 0)
 
     def movie_inputs(self, movie_rows: npt.NDArray[np.int64]) -> Arrays:
         """Return the movie tower's inputs for these movie rows."""

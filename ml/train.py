@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,7 +17,7 @@ from ml.model import USER_IDS, TwoTower
 from ml.movielens.format import Dataset
 from ml.paddle_setup import paddle
 from ml.split import Timeline, shuffle_ties
-from ml.training_loop import Batching, Callback, FitResult, LossFn, fit
+from ml.training_loop import Callback, FitResult, LossFn, fit
 
 log = logging.getLogger(__name__)
 F = paddle.nn.functional
@@ -73,27 +72,18 @@ def fit_vector_model(
     t = prepared.timeline
     protocol = {"negatives": config.eval_negatives, "seed": config.eval_seed, "users": config.eval_users}
     valid = Protocol(t, t.valid, **protocol)
-    examples, batching, before_epoch = prepared.positives, None, None
+    before_epoch = None
     if loss is None:
         epoch = EpochData(prepared, config.shuffle_ties)
-        before_epoch = epoch.shuffle
-        loss = softmax_loss(model, epoch, config)
-        if config.sequence_training and isinstance(model, TwoTower):
-            starts, ends = training_windows(t, config.window_targets)
-            examples = np.arange(starts.size)
-            ratings = t.train.size / starts.size  # targets a window, on average
-            per_epoch = max(1, round(config.examples_per_epoch / ratings)) if config.examples_per_epoch else 0
-            batching = Batching(max(2, round(config.batch_size / ratings)), per_epoch, ratings)
-            loss = sequence_loss(model, epoch, config, starts, ends)
+        loss, before_epoch = softmax_loss(model, epoch, config), epoch.shuffle
     result = fit(
         model,
-        examples,
+        prepared.positives,
         loss,
         config,
         validate=lambda: valid.evaluate(vector_scorer(model, prepared, config)),
         callback=callback,
         progress=progress,
-        batching=batching,
         before_epoch=before_epoch,
     )
     test = Protocol(t, t.test, **protocol)
@@ -115,76 +105,19 @@ class EpochData:
             self.prepared = replace(self.original, timeline=shuffle_ties(self.original.timeline, rng))
 
 
-def training_windows(t: Timeline, length: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Return the [start, end) positions of each user's training events cut into runs of `length`
-    targets (a window's inputs add the history_length events before its first target)."""
-    train = t.train
-    first = np.flatnonzero(np.r_[True, np.diff(train) != 1])  # each user's training events are one run
-    run_start, run_end = train[first], train[np.r_[first[1:], train.size] - 1] + 1
-    per_run = -(-(run_end - run_start) // length)
-    run = np.repeat(np.arange(run_start.size), per_run)
-    starts = run_start[run] + length * (
-        np.arange(run.size) - np.repeat(np.cumsum(per_run) - per_run, per_run)
-    )
-    return starts, np.minimum(starts + length, run_end[run])
-
-
-def sequence_loss(
-    model: TwoTower,
-    epoch: EpochData,
-    config: TrainConfig,
-    starts: npt.NDArray[np.int64],
-    ends: npt.NDArray[np.int64],
-) -> LossFn:
-    """Return the loss of a batch of windows (ids into starts / ends): one attention pass a window gives
-    the state before each of its events, each event a target of the sampled softmax."""
-    softmax = SampledSoftmax(model, epoch.original, config)
-
-    def loss(batch: npt.NDArray[np.int64], rng: np.random.Generator) -> paddle.Tensor:
-        prepared = epoch.prepared
-        users_in, targets = prepared.window_inputs(starts[batch], ends[batch], config.history_length)
-        keep = prepared.timeline.rating[targets] >= config.min_rating
-        if not keep.all():
-            users_in = {k: v if k in ("window", "window_rating") else v[keep] for k, v in users_in.items()}
-        return softmax(model.encode_user_sequences, users_in, targets[keep], prepared.timeline, rng)
-
-    return loss
-
-
 def softmax_loss(model: paddle.nn.Layer, epoch: EpochData, config: TrainConfig) -> LossFn:
-    """Return the loss of a batch of rating events, each with its own history."""
-    softmax = SampledSoftmax(model, epoch.original, config)
+    """Return the batch loss: softmax over the batch's movies (plus uniform negatives), corrected by
+    the log of each movie's expected count among the candidates (logQ); each epoch's events in the
+    order epoch gives them."""
+    prepared = epoch.original  # the movies and their counts, whatever the order of ties
+    trained = np.flatnonzero(prepared.movies["movie_id"] > 0)  # movie rows with a trained id
+    share = np.exp(prepared.log_q.astype(np.float64))
+    log_q = np.log(config.batch_size * share + config.uniform_negatives / trained.size).astype(np.float32)
 
     def loss(batch: npt.NDArray[np.int64], rng: np.random.Generator) -> paddle.Tensor:
-        prepared = epoch.prepared
-        batch = batch[prepared.timeline.rating[batch] >= config.min_rating]  # a tie shuffled in may not be
-        users_in = prepared.user_inputs(batch, config.history_length)
-        return softmax(model.encode_users, users_in, batch, prepared.timeline, rng)
-
-    return loss
-
-
-class SampledSoftmax:
-    """The loss of user states against their events' movies: a softmax over the batch's movies (plus
-    uniform negatives), corrected by the log of each movie's expected count among the candidates (logQ)."""
-
-    def __init__(self, model: paddle.nn.Layer, prepared: Prepared, config: TrainConfig) -> None:
-        self.encode_movies, self.prepared, self.config = model.encode_movies, prepared, config
-        self.trained = np.flatnonzero(prepared.movies["movie_id"] > 0)  # movie rows with a trained id
-        share = np.exp(prepared.log_q.astype(np.float64))
-        expected = config.batch_size * share + config.uniform_negatives / self.trained.size
-        self.log_q = np.log(expected).astype(np.float32)
-
-    def __call__(
-        self,
-        encode_users: Callable[[dict[str, paddle.Tensor]], paddle.Tensor],
-        users_in: Arrays,
-        batch: npt.NDArray[np.int64],
-        t: Timeline,
-        rng: np.random.Generator,
-    ) -> paddle.Tensor:
-        """Return the mean loss of the states encode_users gives from users_in, one a position of batch."""
-        config, prepared, trained = self.config, self.prepared, self.trained
+        t = epoch.prepared.timeline
+        batch = batch[t.rating[batch] >= config.min_rating]  # a tie shuffled in may not be
+        users_in = epoch.prepared.user_inputs(batch, config.history_length)
         positives = t.movie_row[batch]
         negatives = (
             rng.choice(trained, size=config.uniform_negatives) if config.uniform_negatives else positives[:0]
@@ -196,15 +129,17 @@ class SampledSoftmax:
         for field in USER_IDS[1:]:  # the demographics, whose index 0 is "unknown"
             _hide(rng, users_in, field, config.demographic_dropout)
         _hide(rng, movies_in, "movie_id", config.movie_id_dropout)
-        bias = -config.logq_weight * self.log_q[candidates][None, :]  # (1, candidates)
+        bias = -config.logq_weight * log_q[candidates][None, :]  # (1, candidates)
         if config.mask_rated:
             rated = _rated_columns(t, batch, candidates, column[: batch.size])
             bias = np.where(rated, -1e4, bias).astype(np.float32)
-        users = encode_users(to_tensors(users_in))  # (batch, dim)
-        items = self.encode_movies(to_tensors(movies_in))  # (candidates, dim)
+        users = model.encode_users(to_tensors(users_in))  # (batch, dim)
+        items = model.encode_movies(to_tensors(movies_in))  # (candidates, dim)
         logits = paddle.matmul(users, items, transpose_y=True) / config.temperature + paddle.to_tensor(bias)
         labels = paddle.to_tensor(column[: batch.size].reshape(-1).astype(np.int64))
         return F.cross_entropy(logits, labels)  # (batch, candidates) logits -> scalar
+
+    return loss
 
 
 def _hide(rng: np.random.Generator, inputs: Arrays, field: str, rate: float) -> None:

@@ -47,15 +47,6 @@ class FitResult:
     examples_per_second: float
 
 
-@dataclass(frozen=True)
-class Batching:
-    """How fit batches example ids: examples a step and an epoch (0: all), and ratings an example."""
-
-    batch_size: int
-    per_epoch: int
-    ratings: float = 1.0  # mean ratings an example trains on, for examples_per_second in ratings
-
-
 LossFn = Callable[[npt.NDArray[np.int64], np.random.Generator], paddle.Tensor]
 Callback = Callable[[ProgressEvent], None] | None
 
@@ -69,17 +60,14 @@ def fit(
     validate: Callable[[], dict[str, float]] | None = None,
     callback: Callback = None,
     progress: bool = True,
-    batching: Batching | None = None,
     before_epoch: Callable[[np.random.Generator], None] | None = None,
 ) -> FitResult:
     """Train on shuffled batches of example ids (loss_fn(batch_ids, rng) is their scalar loss), keeping the
     parameters of the epoch best by config.monitor, also when a loss not finite raises TrainingError;
-    batching defaults to one rating an example, and before_epoch runs at the start of each epoch."""
+    before_epoch runs at the start of each epoch."""
     rng = np.random.default_rng(config.seed)
-    batching = batching or Batching(config.batch_size, config.examples_per_epoch)
-    batch_size = batching.batch_size
-    per_epoch = min(examples.size, batching.per_epoch or examples.size)
-    steps = math.ceil(per_epoch / batch_size)
+    per_epoch = min(examples.size, config.examples_per_epoch or examples.size)
+    steps = math.ceil(per_epoch / config.batch_size)
     total = steps * config.epochs
     lr, schedule = config.learning_rate, None
     if config.lr_decay:
@@ -90,7 +78,7 @@ def fit(
     best_score, best_epoch, best_state = -math.inf, 0, None
     best_metrics: dict[str, float] = {}
     history: list[dict[str, float]] = []
-    seen, train_seconds = 0.0, 0.0
+    seen, train_seconds = 0, 0.0
     bar = progress_display(total, "train", "steps", enabled=progress, leave=False)
     epoch = 0
 
@@ -107,7 +95,7 @@ def fit(
             order = rng.permutation(examples)[:per_epoch]  # a new sample each epoch when it is not all
             running = 0.0
             for step in range(1, steps + 1):
-                batch = order[(step - 1) * batch_size : step * batch_size]
+                batch = order[(step - 1) * config.batch_size : step * config.batch_size]
                 if batch.size < 2:
                     continue
                 loss = loss_fn(batch, rng)
@@ -123,7 +111,7 @@ def fit(
                 if schedule is not None:
                     schedule.step()
                 running += value
-                seen += batch.size * batching.ratings
+                seen += batch.size
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{running / step:.4f}")
                 if step % 20 == 0 or step == steps:

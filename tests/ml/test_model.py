@@ -6,7 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from ml.config import TrainConfig
 from ml.inputs import to_tensors
@@ -17,8 +16,6 @@ from ml.user_predictor import UserPredictor, save_user_tower
 SIZES = {"user_id": 11, "gender": 3, "age": 8, "occupation": 22, "zip": 5, "movie_id": 21, "genres": 19,
          "title": 30, "year": 6, "gap": 22}  # fmt: skip
 CONFIG = TrainConfig(embedding_dim=8, hidden_dim=16, history_length=4, recent_length=2)
-ATTENTION = replace(CONFIG, history_encoder="attention", sequence_training=True)
-ENCODERS = pytest.mark.parametrize("config", [CONFIG, ATTENTION], ids=["pooled", "attention"])
 
 
 def _users(user_ids: list[int], history: list[list[int]], stars: list[list[int]]) -> dict[str, np.ndarray]:
@@ -36,16 +33,15 @@ def _movies(movie_ids: list[int]) -> dict[str, np.ndarray]:
             "title": np.tile([3, 7] + [0] * 10, (n, 1)), "year": np.full(n, 2)}  # fmt: skip
 
 
-def _model(config: TrainConfig = CONFIG) -> TwoTower:
+def _model() -> TwoTower:
     paddle.seed(0)
-    model = TwoTower(config, SIZES)
+    model = TwoTower(CONFIG, SIZES)
     model.eval()
     return model
 
 
-@ENCODERS
-def test_towers_give_unit_vectors_of_output_width(config: TrainConfig) -> None:
-    model = _model(config)
+def test_towers_give_unit_vectors_of_output_width() -> None:
+    model = _model()
     users = model.encode_users(to_tensors(_users([1, 0], [[1, 2, 0, 0], [0, 0, 0, 0]], [[5, 3, 0, 0]] * 2)))
     movies = model.encode_movies(to_tensors(_movies([3, 0, 20])))
     assert users.shape == [2, 256] and movies.shape == [3, 256]
@@ -53,12 +49,12 @@ def test_towers_give_unit_vectors_of_output_width(config: TrainConfig) -> None:
     np.testing.assert_allclose(np.linalg.norm(movies.numpy(), axis=1), 1.0, rtol=1e-5)
 
 
-@ENCODERS
-def test_user_vector_depends_on_history_and_star_rating(config: TrainConfig) -> None:
-    model = _model(config)
-    if config.history_encoder == "pooled":  # per-star weights start equal; training separates them
-        weight = model.user_tower.fields[5].star_weight.weight
-        weight.set_value(np.linspace(-1, 1, 6)[:, None].repeat(3, 1).astype("float32"))
+def test_user_vector_depends_on_history_and_star_rating() -> None:
+    model = _model()
+    weight = model.user_tower.fields[
+        5
+    ].star_weight.weight  # per-star weights start equal; training separates them
+    weight.set_value(np.linspace(-1, 1, 6)[:, None].repeat(3, 1).astype("float32"))
     users = model.encode_users(
         to_tensors(
             _users(
@@ -70,9 +66,8 @@ def test_user_vector_depends_on_history_and_star_rating(config: TrainConfig) -> 
     assert not np.allclose(users[1], users[2])
 
 
-@ENCODERS
-def test_padding_in_history_is_ignored(config: TrainConfig) -> None:
-    model = _model(config)
+def test_padding_in_history_is_ignored() -> None:
+    model = _model()
     users = model.encode_users(
         to_tensors(_users([2, 2], [[4, 0, 0, 0], [4, 0, 0, 0]], [[3, 0, 0, 0], [3, 5, 1, 2]]))
     ).numpy()
@@ -85,15 +80,15 @@ def test_the_served_user_encoder_gives_the_towers_vectors_with_and_without_the_g
     inputs = _users(
         [1, 0, 10], [[1, 2, 0, 0], [0, 0, 0, 0], [5, 20, 3, 3]], [[5, 3, 0, 0], [0] * 4, [1, 2, 4, 5]]
     )
-    for base, gap_feature in ((CONFIG, True), (CONFIG, False), (ATTENTION, False)):
+    for gap_feature in (True, False):
         paddle.seed(0)
-        config = replace(base, gap_feature=gap_feature)
-        model = TwoTower(config, SIZES)
+        model = TwoTower(replace(CONFIG, gap_feature=gap_feature), SIZES)
         model.eval()
         with paddle.no_grad():
             expected = model.encode_users(to_tensors(inputs)).numpy()
-        directory = tmp_path / f"{config.history_encoder}-gap-{gap_feature}"
+        directory = tmp_path / f"gap-{gap_feature}"
         directory.mkdir()
+        config = replace(CONFIG, gap_feature=gap_feature)
         save_user_tower(model, config, directory)
         saved = UserPredictor(directory, config)
         converted = UserPredictor.of_model(model, config)
