@@ -72,8 +72,11 @@ def fit(
     lr, schedule = config.learning_rate, None
     if config.lr_decay:
         schedule = paddle.optimizer.lr.CosineAnnealingDecay(lr, T_max=total, eta_min=lr / 10)
-    optimizer = paddle.optimizer.Adam(
-        learning_rate=schedule or lr, parameters=model.parameters(), weight_decay=config.weight_decay or None
+    optimizer = paddle.optimizer.Adam(  # multi-tensor: one fused update of all parameters a step
+        learning_rate=schedule or lr,
+        parameters=model.parameters(),
+        weight_decay=config.weight_decay or None,
+        use_multi_tensor=True,
     )
     best_score, best_epoch, best_state = -math.inf, 0, None
     best_metrics: dict[str, float] = {}
