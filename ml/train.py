@@ -154,12 +154,12 @@ def _rated_columns(
     candidates: npt.NDArray[np.int64],
     positive: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.bool_]:
-    """Return (batch, candidates): True where the row's user rated that candidate before the event."""
+    """Return (batch, candidates): True where the row's user rated that candidate (sorted distinct movie
+    rows) before the event."""
     rows, events = t.events_before(batch)
-    column_of = np.full(int(t.movie_row.max()) + 1, -1, dtype=np.int64)
-    column_of[candidates] = np.arange(candidates.size)
-    column = column_of[t.movie_row[events]]
-    hit = column >= 0
+    movie = t.movie_row[events]
+    column = np.minimum(np.searchsorted(candidates, movie), candidates.size - 1)
+    hit = candidates[column] == movie
     mask = np.zeros((batch.size, candidates.size), dtype=bool)
     mask[rows[hit], column[hit]] = True
     mask[np.arange(batch.size), positive] = False  # a re-rated movie stays its own positive
