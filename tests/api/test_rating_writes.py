@@ -151,6 +151,14 @@ def test_a_write_that_loses_a_lock_conflict_runs_again(database_factory: Databas
     holder = make_engine(url).connect()  # its first statement begins its transaction (IMMEDIATE on SQLite)
     # Rows 2-40: a heavier transaction than the one that runs again, so MySQL rolls that one back.
     holder.execute(text("UPDATE t SET n = n + 1 WHERE id >= 2"))
+    row_1_taken = threading.Event()
+
+    def close_the_cycle() -> None:
+        """On MySQL, once the first try holds row 1: the holder asks for row 1 too (the deadlock),
+        gets it when the loser gives it up, and commits. One thread uses the holder's connection."""
+        if row_1_taken.wait(timeout=30):
+            holder.execute(text("UPDATE t SET n = n + 1 WHERE id = 1"))
+        holder.commit()
 
     def failed() -> None:
         failures.append(1)
@@ -160,13 +168,16 @@ def test_a_write_that_loses_a_lock_conflict_runs_again(database_factory: Databas
     def work(session: Session) -> None:
         tries.append(1)
         session.execute(text("UPDATE t SET n = n + 10 WHERE id = 1"))
-        if len(tries) == 1 and not sqlite:
-            threading.Timer(0.3, lambda: holder.execute(text("UPDATE t SET n = n + 1 WHERE id = 1"))).start()
+        if len(tries) == 1:
+            row_1_taken.set()
         session.execute(text("UPDATE t SET n = n + 10 WHERE id = 2"))  # waits for the holder
 
-    if not sqlite:  # the holder finishes once it got row 1, which the deadlock's loser gave up
-        threading.Timer(2.0, holder.commit).start()
+    other = threading.Thread(target=close_the_cycle)
+    if not sqlite:
+        other.start()
     _write(url, work, failed, **({"connect_args": {"timeout": 0.05}} if sqlite else {}))
+    if not sqlite:
+        other.join()
     holder.close()
     assert failures and len(tries) >= (1 if sqlite else 2)
     with sessions() as session:
