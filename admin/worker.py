@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
 import socket
 import threading
 from dataclasses import asdict, replace
@@ -20,9 +19,8 @@ from api.settings import Settings
 from api.state import AppState
 from api.versions.models import INTERRUPTED, ModelVersion
 from api.versions.service import fail_version, queue_version
-from api.versions.training import run_training
+from api.versions.training import run_training, sigterm_interrupts
 from ml.config import TrainConfig
-from ml.paddle_setup import paddle  # not `import paddle`: the worker would print its ccache warning
 
 log = logging.getLogger(__name__)
 
@@ -83,25 +81,19 @@ def train_worker(settings_data: dict[str, Any], version_id: int, config: TrainCo
     fmt = "%(asctime)s train-worker %(levelname)s %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt, force=True)
 
-    def interrupted(_signum: int, _frame: object) -> None:  # run_training records it as the version's error
-        raise SystemExit(f"{INTERRUPTED}the service stopped while it trained")
-
-    # Paddle's own handlers would end the process on SIGTERM without recording anything.
-    paddle.disable_signal_handler()
-    signal.signal(signal.SIGTERM, interrupted)
-
     # Settings travel as a dict: a pickled copy would bring the resolved_* values it had cached.
     settings = Settings.model_validate(settings_data)
     engine = make_engine(settings.resolved_database_url)
     try:
-        run_training(  # records success or failure (with the error text) on the version's row
-            sessions=make_session_factory(engine),
-            model_dir=settings.resolved_model_dir,
-            config=config,
-            started_by=by,
-            progress_bar=False,
-            version_id=version_id,
-        )
+        with sigterm_interrupts("the service stopped while it trained"):  # stop_training's terminate()
+            run_training(  # records success or failure (with the error text) on the version's row
+                sessions=make_session_factory(engine),
+                model_dir=settings.resolved_model_dir,
+                config=config,
+                started_by=by,
+                progress_bar=False,
+                version_id=version_id,
+            )
     except Exception as error:
         log.info("training version %d failed: %s", version_id, error)
     finally:

@@ -189,7 +189,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> None:
     validation and test), save the version under the model dir, record it in model_versions and build
     its Milvus collection."""
     from api.versions.service import SHOWN_METRICS, get_version
-    from api.versions.training import run_training
+    from api.versions.training import run_training, sigterm_interrupts
     from ml.config import TrainConfig
     from ml.split import InsufficientDataError
     from ml.training_loop import TrainingError
@@ -200,14 +200,15 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> None:
         raise CommandError(f"bad hyperparameters: {error}") from error
     sessions = batch_sessions(settings)
     try:
-        version_id = run_training(
-            sessions=sessions,
-            model_dir=settings.resolved_model_dir,
-            config=config,
-            started_by=f"cli:{getpass.getuser()}",
-            progress_bar=not args.quiet,
-            on_started=lambda v: print(f"training model version {v}"),
-        )
+        with sigterm_interrupts("the command was stopped (SIGTERM)"):
+            version_id = run_training(
+                sessions=sessions,
+                model_dir=settings.resolved_model_dir,
+                config=config,
+                started_by=f"cli:{getpass.getuser()}",
+                progress_bar=not args.quiet,
+                on_started=lambda v: print(f"training model version {v}"),
+            )
     except (InsufficientDataError, TrainingError) as error:
         raise CommandError(str(error)) from error
     with sessions() as session:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +21,22 @@ from ml.config import TrainConfig
 from ml.training_loop import ProgressEvent
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts(reason: str) -> Iterator[None]:
+    """Within, SIGTERM raises SystemExit("interrupted: <reason>"), which run_training records as its
+    version's error; SIGTERM's default action would end the process and leave the version running.
+    Main thread only; Paddle is imported first (it resets SIGTERM at its import): see ml.paddle_setup."""
+
+    def interrupted(_signum: int, _frame: object) -> None:
+        raise SystemExit(f"{INTERRUPTED}{reason}")
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def worker_identity() -> dict[str, object]:
@@ -94,11 +112,12 @@ def run_training(
             finish_version(session=session, version_id=version_id, metrics=metrics, artifact_path=artifact)
     except BaseException as error:
         message = str(error) or type(error).__name__
-        log.exception("training run %d failed: %s", version_id, message)
         if isinstance(error, KeyboardInterrupt):
             message = f"{INTERRUPTED}stopped from the keyboard"
         elif not (isinstance(error, SystemExit) and message.startswith(INTERRUPTED)):
             message = f"{type(error).__name__}: {message}"
+        stopped = message.startswith(INTERRUPTED)  # stopped, not broken: no traceback
+        log.error("training run %d failed: %s", version_id, message, exc_info=not stopped)
         with sessions.begin() as session:
             fail_version(session=session, version_id=version_id, error=message)
         raise
