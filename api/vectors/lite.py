@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-LITE_LOGS_KEPT = 20  # Milvus Lite log files kept beside its file (lite_logs_beside)
+LITE_LOGS_KEPT = 20  # Milvus Lite log files kept beside its file (lite_environment)
 GLOG_DIR = "GLOG_log_dir"  # glog reads each flag from GLOG_<flag>, in the flag's own case
 _GLOG_DIR_GIVEN = GLOG_DIR in os.environ  # an operator's own choice of log directory wins
 
@@ -27,23 +27,37 @@ def is_lite_file(uri: str) -> bool:
 
 
 @contextlib.contextmanager
-def lite_logs_beside(path: str) -> Iterator[None]:
-    """Within the block, a Milvus Lite server started for the file at `path` logs into `milvus-lite-logs`
-    beside it (the newest LITE_LOGS_KEPT files), not /tmp for ever. The variable is set only while the
-    server starts: worker processes that inherit it crash ("double free or corruption")."""
-    if _GLOG_DIR_GIVEN:
-        yield
-        return
-    directory = Path(path).resolve().parent / "milvus-lite-logs"
-    directory.mkdir(parents=True, exist_ok=True)
-    logs = sorted((p for p in directory.glob("milvus.*.log.*") if not p.is_symlink()), key=os.path.getmtime)
-    for old in logs[:-LITE_LOGS_KEPT]:
-        old.unlink(missing_ok=True)
-    os.environ[GLOG_DIR] = str(directory)
+def lite_environment(path: str) -> Iterator[None]:
+    """Within the block, a Milvus Lite server started for the file at `path`:
+    - logs into `milvus-lite-logs` beside it (the newest LITE_LOGS_KEPT files), not /tmp for ever;
+    - keeps its scratch directory in `milvus-lite-home/<file name>` beside it. The server takes
+      $HOME/.cache/milvus, empties it when it starts and deletes it when it stops: servers of two files
+      sharing one HOME can break each other's start ("Mmap manager has not been init" on every call).
+    The variables are set only while the server starts: worker processes that inherit GLOG_log_dir
+    crash ("double free or corruption")."""
+    beside = Path(path).resolve().parent
+    home = beside / "milvus-lite-home" / Path(path).name
+    home.mkdir(parents=True, exist_ok=True)
+    changes = {"HOME": str(home)}
+    if not _GLOG_DIR_GIVEN:
+        directory = beside / "milvus-lite-logs"
+        directory.mkdir(exist_ok=True)
+        logs = sorted(
+            (p for p in directory.glob("milvus.*.log.*") if not p.is_symlink()), key=os.path.getmtime
+        )
+        for old in logs[:-LITE_LOGS_KEPT]:
+            old.unlink(missing_ok=True)
+        changes[GLOG_DIR] = str(directory)
+    before = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
     try:
         yield
     finally:
-        os.environ.pop(GLOG_DIR, None)
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def release_lite_server(uri: str) -> None:
@@ -73,7 +87,7 @@ class LiteKeeper:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.server = str(path), Server(str(path))
         self.socket_path = self.server.uds_path.removeprefix("unix:")
-        with lite_logs_beside(self.path):
+        with lite_environment(self.path):
             if not (self.server.init() and self.server.start()):
                 raise LiteError(f"cannot start Milvus Lite on {path} (is another process using it?)")
         self._stopped = threading.Event()
@@ -95,7 +109,7 @@ class LiteKeeper:
                 continue
             log.warning("Milvus Lite stopped answering on %s; starting it again", self.socket_path)
             self.server.stop()  # the lock and the dead socket go; the same address is used again
-            with lite_logs_beside(self.path):
+            with lite_environment(self.path):
                 started = self.server.start()
             if not started:
                 log.error("Milvus Lite could not be started again; retrying in %s s", self.CHECK_S)

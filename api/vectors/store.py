@@ -20,7 +20,7 @@ import numpy.typing as npt
 from anyio import to_thread
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient, MilvusException
 
-from api.vectors.lite import is_embedded, is_lite_file, lite_logs_beside
+from api.vectors.lite import is_embedded, is_lite_file, lite_environment
 
 log = logging.getLogger(__name__)
 # milvus-lite 2.5 imports pkg_resources, deprecated by setuptools; the warning says nothing to operators.
@@ -98,9 +98,9 @@ class VectorStore:
         return dict(uri=self.uri, timeout=self.timeout, alias=f"{alias}-{uuid.uuid4().hex}")
 
     def _connect(self) -> MilvusClient:
-        logs = lite_logs_beside(self.uri) if is_lite_file(self.uri) else contextlib.nullcontext()
+        lite = lite_environment(self.uri) if is_lite_file(self.uri) else contextlib.nullcontext()
         try:
-            with logs:  # a Lite file: the client starts its server
+            with lite:  # a Lite file: the client starts its server
                 return MilvusClient(**self._options("movierec"))
         except MilvusException as error:
             raise VectorStoreError(f"cannot connect to Milvus at {self.uri}: {error}") from error

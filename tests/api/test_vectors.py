@@ -398,6 +398,25 @@ def test_a_server_builds_ivf_for_large_collections_and_reports_its_progress(
         store.drop("ivf_test")
 
 
+def test_milvus_lite_servers_of_two_files_keep_their_scratch_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Lite server empties $HOME/.cache/milvus when it starts and deletes it when it stops: shared
+    by two servers on one machine, one's start or stop could leave the other unable to create a
+    collection. Each file's server keeps its own, beside the file; the process's HOME is untouched."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    stores = [VectorStore(str(tmp_path / name / "milvus.db")) for name in ("a", "b")]
+    try:
+        for name, store in zip(("a", "b"), stores, strict=True):
+            store.create("scratch", dim=8)  # the server's first collection makes its scratch directory
+            assert store.exists("scratch")
+            assert (tmp_path / name / "milvus-lite-home" / "milvus.db" / ".cache" / "milvus").is_dir()
+    finally:
+        for store in stores:
+            store.close()
+    assert not (tmp_path / "home" / ".cache").exists() and os.environ["HOME"] == str(tmp_path / "home")
+
+
 def test_milvus_lite_logs_beside_its_file_and_only_the_newest(tmp_path: Path) -> None:
     logs = tmp_path / "milvus-lite-logs"
     logs.mkdir()
