@@ -131,8 +131,9 @@ def serving(
     settings: Settings, tmp_path: Path, command: tuple[str, ...] = ("serve",), output: list[str] | None = None
 ) -> Iterator[str]:
     """Run `movierec serve --workers 2` (or another command that serves) on the settings; yield its
-    base URL once ready, then stop it with SIGTERM, check that it stopped cleanly and append what it
-    printed (its worker processes too) to `output`."""
+    base URL once ready and its banner printed (from a thread of its own, which may come after /readyz
+    answers), then stop it with SIGTERM, check that it stopped cleanly and append what it printed (its
+    worker processes too) to `output`."""
     port = _free_port()
     env = {
         **os.environ,
@@ -153,6 +154,14 @@ def serving(
         [sys.executable, "-m", "api.cli", *command, "--port", str(port), "--workers", "2"],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in server.stdout or ():
+            lines.append(line.decode())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         ready = None
         deadline = time.monotonic() + 300  # `movierec up` trains first
@@ -163,15 +172,25 @@ def serving(
                     break
             except OSError:
                 time.sleep(0.5)
+        while ready is not None and not any("(2 workers)" in line for line in lines):
+            if time.monotonic() > deadline or server.poll() is not None:
+                break
+            time.sleep(0.1)
         if ready is None:
             server.kill()
-            pytest.fail("never ready:\n" + server.communicate(timeout=60)[0].decode()[-5000:])
+            server.wait(timeout=60)
+            reader.join(timeout=10)
+            pytest.fail("never ready:\n" + "".join(lines)[-5000:])
         assert ready == {"status": "ready", "checks": {"database": "ok", "model": "ok", "milvus": "ok"}}
         yield f"http://127.0.0.1:{port}"
     finally:
         if server.returncode is None:
             server.send_signal(signal.SIGTERM)
-        printed = server.communicate(timeout=60)[0].decode()
+        server.wait(timeout=60)
+        reader.join(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()
+        printed = "".join(lines)
     assert server.returncode == 0, printed
     assert "(2 workers)" in printed
     if output is not None:
